@@ -1,0 +1,325 @@
+//! Batching: frames from the pollers become durable batches in the buffer.
+//!
+//! The batcher is the single consumer of the poller queue. It collects frames and, every
+//! `flush_interval` (or as soon as `max_samples_per_batch` samples are waiting), encodes
+//! them once into a [`wire::FramesBlock`] and appends it to the [`Buffer`] — durably, on a
+//! blocking thread so the async tasks never wait on an fsync. The buffer wakes the uplink
+//! itself after every append, so the poller → network path has no other coupling: the
+//! pollers never wait on the disk, the disk never waits on the network.
+//!
+//! If an append fails (disk error), the block is kept in memory and retried before newer
+//! ones at the next flush; at most [`MAX_RETRY_BLOCKS`] blocks are held, beyond that the
+//! oldest are dropped and counted — a dying disk must not exhaust the gateway's memory.
+//! A batch larger than the whole buffer is refused by the buffer, which counts it.
+//!
+//! **Births.** [`build_birth`] turns the config and profiles into the session's catalog:
+//! device alias = position in the config, metric alias = tag index in the profile, a
+//! random `boot_id` per agent start and the SHA-256 of the config file bytes. The batcher
+//! owns the current birth: when a device session reports its information tags
+//! ([`PollerEvent::Info`]) with new content, the birth is updated, stored in the buffer
+//! (which keeps it while batches of this boot are buffered) and published on a `watch`
+//! channel ([`BirthState`]), which also counts the devices that have not reported yet: the
+//! agent announces the birth once every device reported (or after a grace period).
+//!
+//! **Shutdown.** When every poller has stopped (all queue senders dropped) the batcher
+//! flushes what it holds and returns: a SIGTERM loses no sample that was read.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, MissedTickBehavior};
+use wire::{Birth, DeviceEntry, Frame, FramesBlock, MetricEntry};
+
+use crate::buffer::{Buffer, BufferError};
+use crate::config::Config;
+use crate::poller::{PollerEvent, now_ms};
+
+/// Blocks kept in memory while the buffer refuses appends.
+pub const MAX_RETRY_BLOCKS: usize = 300;
+
+/// Batcher counters for /metrics.
+#[derive(Debug, Default)]
+pub struct BatcherStats {
+    /// Batches appended to the buffer.
+    pub batches: AtomicU64,
+    /// Samples appended to the buffer.
+    pub samples: AtomicU64,
+    /// Failed appends.
+    pub append_errors: AtomicU64,
+    /// Samples lost because the buffer kept failing (retry queue overflow) or a batch was
+    /// refused as too large.
+    pub samples_dropped: AtomicU64,
+    /// Encoded bytes appended.
+    pub bytes: AtomicU64,
+    /// Births stored (initial and updates).
+    pub births: AtomicU64,
+}
+
+/// The current birth, and how many devices have not reported their information tags yet
+/// in this session.
+#[derive(Debug, Clone)]
+pub struct BirthState {
+    /// The birth as stored in the buffer.
+    pub birth: Arc<Birth>,
+    /// Devices with information tags that have not started a session yet.
+    pub missing_info: usize,
+}
+
+/// Batcher settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BatcherSettings {
+    /// Batch period.
+    pub flush_interval: Duration,
+    /// Early flush threshold.
+    pub max_samples_per_batch: u32,
+}
+
+/// The batcher task state.
+#[derive(Debug)]
+pub struct Batcher {
+    rx: mpsc::Receiver<PollerEvent>,
+    buffer: Arc<Buffer>,
+    settings: BatcherSettings,
+    birth: Birth,
+    births: watch::Sender<BirthState>,
+    missing_info: BTreeSet<u16>,
+    stats: Arc<BatcherStats>,
+    frames: Vec<Frame>,
+    samples: u32,
+    retry: VecDeque<(i64, FramesBlock)>,
+}
+
+/// Device info key carrying the configured well (see `[[device]] well`).
+pub const WELL_INFO: &str = "well";
+
+/// The session catalog for a config (device info holds only the configured well until
+/// devices report their information tags).
+pub fn build_birth(config: &Config, boot_id: u64) -> Birth {
+    let devices = config
+        .devices
+        .iter()
+        .map(|d| DeviceEntry {
+            alias: d.alias,
+            name: d.name.clone(),
+            profile: d.profile_id.clone(),
+            info: d
+                .well
+                .iter()
+                .map(|w| (WELL_INFO.to_owned(), w.clone()))
+                .collect(),
+            metrics: d
+                .profile
+                .tags
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    Some(MetricEntry {
+                        alias: u16::try_from(i).ok()?,
+                        canonical: t.metric.clone()?,
+                        tag: t.name.clone(),
+                        unit: t.unit.clone(),
+                        scale: t.scale,
+                        offset: t.offset,
+                        writable: t.writable,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Birth {
+        boot_id,
+        ts_ms: now_ms(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        config_hash: config.hash.clone(),
+        devices,
+    }
+}
+
+impl Batcher {
+    /// A batcher for the session whose (already stored) birth is `birth`; `info_devices`
+    /// are the aliases of the devices that have information tags.
+    pub fn new(
+        rx: mpsc::Receiver<PollerEvent>,
+        buffer: Arc<Buffer>,
+        settings: BatcherSettings,
+        birth: Birth,
+        info_devices: impl IntoIterator<Item = u16>,
+        stats: Arc<BatcherStats>,
+    ) -> (Batcher, watch::Receiver<BirthState>) {
+        let missing_info: BTreeSet<u16> = info_devices.into_iter().collect();
+        let (births, births_rx) = watch::channel(BirthState {
+            birth: Arc::new(birth.clone()),
+            missing_info: missing_info.len(),
+        });
+        let batcher = Batcher {
+            rx,
+            buffer,
+            settings,
+            birth,
+            births,
+            missing_info,
+            stats,
+            frames: Vec::new(),
+            samples: 0,
+            retry: VecDeque::new(),
+        };
+        (batcher, births_rx)
+    }
+
+    /// Runs until every poller is gone, then flushes and returns.
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.settings.flush_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                event = self.rx.recv() => match event {
+                    Some(PollerEvent::Frame(frame)) => {
+                        self.samples = self.samples.saturating_add(frame.samples.len() as u32);
+                        self.frames.push(frame);
+                        if self.samples >= self.settings.max_samples_per_batch {
+                            self.flush().await;
+                        }
+                    }
+                    Some(PollerEvent::Info { device, info }) => self.update_info(device, info).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.flush().await,
+            }
+        }
+        self.flush().await;
+        if !self.retry.is_empty() {
+            tracing::error!(
+                blocks = self.retry.len(),
+                "shutting down with batches the buffer did not accept"
+            );
+        }
+    }
+
+    /// Encodes the collected frames and appends them (after any blocks awaiting retry).
+    async fn flush(&mut self) {
+        if !self.frames.is_empty() {
+            let frames = std::mem::take(&mut self.frames);
+            self.samples = 0;
+            match FramesBlock::encode(&frames) {
+                Ok(block) => self.retry.push_back((now_ms(), block)),
+                Err(e) => {
+                    // Pollers emit each tag once per frame; this is a bug, not bad input.
+                    tracing::error!(error = %e, "cannot encode frames");
+                    let lost: usize = frames.iter().map(|f| f.samples.len()).sum();
+                    self.stats.samples_dropped.fetch_add(lost as u64, Relaxed);
+                }
+            }
+        }
+        while let Some((created_ms, block)) = self.retry.pop_front() {
+            match self.append(created_ms, block).await {
+                Ok(()) => {}
+                Err(Some(block)) => {
+                    self.retry.push_front((created_ms, block));
+                    break;
+                }
+                Err(None) => {}
+            }
+        }
+        while self.retry.len() > MAX_RETRY_BLOCKS {
+            if let Some((_, block)) = self.retry.pop_front() {
+                let lost = u64::from(block.sample_count());
+                self.stats.samples_dropped.fetch_add(lost, Relaxed);
+                tracing::error!(
+                    samples = lost,
+                    "buffer unavailable: oldest unsaved batch dropped"
+                );
+            }
+        }
+    }
+
+    /// Appends one block on a blocking thread. `Err(Some(block))`: retry later;
+    /// `Err(None)`: the buffer refused it for good (and counted it).
+    async fn append(&self, created_ms: i64, block: FramesBlock) -> Result<(), Option<FramesBlock>> {
+        let buffer = Arc::clone(&self.buffer);
+        let boot_id = self.birth.boot_id;
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = buffer.append(created_ms, boot_id, &block);
+            (outcome, block)
+        })
+        .await;
+        let (outcome, block) = match result {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "buffer append task failed");
+                self.stats.append_errors.fetch_add(1, Relaxed);
+                return Err(None);
+            }
+        };
+        match outcome {
+            Ok(_seq) => {
+                self.stats.batches.fetch_add(1, Relaxed);
+                self.stats
+                    .samples
+                    .fetch_add(u64::from(block.sample_count()), Relaxed);
+                self.stats
+                    .bytes
+                    .fetch_add(block.as_bytes().len() as u64, Relaxed);
+                Ok(())
+            }
+            Err(e @ BufferError::BatchTooLarge { .. }) => {
+                tracing::error!(error = %e, "batch refused by the buffer");
+                self.stats
+                    .samples_dropped
+                    .fetch_add(u64::from(block.sample_count()), Relaxed);
+                Err(None)
+            }
+            Err(e) => {
+                let failures = self.stats.append_errors.fetch_add(1, Relaxed) + 1;
+                if failures.is_power_of_two() {
+                    tracing::error!(error = %e, failures, "cannot append batch to the buffer; will retry");
+                }
+                Err(Some(block))
+            }
+        }
+    }
+
+    /// Records a device's information tags in the birth; stores and announces the birth
+    /// when they changed.
+    async fn update_info(&mut self, device: u16, mut info: Vec<(String, String)>) {
+        let first_report = self.missing_info.remove(&device);
+        let Some(entry) = self.birth.devices.iter_mut().find(|d| d.alias == device) else {
+            return;
+        };
+        // The configured well is not a device register: keep it across info reports.
+        info.retain(|(k, _)| k != WELL_INFO);
+        info.extend(entry.info.iter().filter(|(k, _)| k == WELL_INFO).cloned());
+        let changed = entry.info != info;
+        if changed {
+            tracing::info!(device = %entry.name, ?info, "device information");
+            entry.info = info;
+            match store_birth(&self.buffer, &self.birth).await {
+                Ok(()) => {
+                    self.stats.births.fetch_add(1, Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot store updated birth"),
+            }
+        }
+        if changed || first_report {
+            self.births.send_replace(BirthState {
+                birth: Arc::new(self.birth.clone()),
+                missing_info: self.missing_info.len(),
+            });
+        }
+    }
+}
+
+/// Stores a birth durably on a blocking thread.
+pub async fn store_birth(buffer: &Arc<Buffer>, birth: &Birth) -> Result<(), BufferError> {
+    let buffer = Arc::clone(buffer);
+    let birth = birth.clone();
+    tokio::task::spawn_blocking(move || buffer.store_birth(&birth))
+        .await
+        .unwrap_or_else(|e| {
+            Err(BufferError::Storage(redb::Error::Io(
+                std::io::Error::other(e.to_string()),
+            )))
+        })
+}

@@ -1,0 +1,260 @@
+//! The MQTT connection: rumqttc options (last will, TLS, limits) and the task that drives
+//! the rumqttc event loop, reconnecting with jittered exponential backoff and forwarding
+//! what the uplink loop needs as [`LinkEvent`]s.
+//!
+//! rumqttc reconnects by itself when `poll` is called again after an error; this task only
+//! decides *when*: it sleeps the backoff delay between attempts, resets the backoff on a
+//! CONNACK, and refreshes the last will (a Death with the current time) before each
+//! attempt. Broker PUBACKs are deliberately not forwarded: they prove nothing about
+//! storage (only the cloud's ack does).
+
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
+};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::{UplinkConfig, UplinkError};
+
+/// Largest MQTT packet sent or accepted (births of big sites run to tens of kB).
+pub(super) const MAX_PACKET_BYTES: usize = 4 << 20;
+
+/// What the uplink loop hears from the connection.
+#[derive(Debug)]
+pub(super) enum LinkEvent {
+    /// CONNACK received: a (new) session is up.
+    Connected {
+        /// The broker kept our previous session.
+        session_present: bool,
+    },
+    /// The connection failed or broke; the driver retries after its backoff.
+    Lost(String),
+    /// A message on one of our subscriptions.
+    Message {
+        /// Topic it was published on.
+        topic: String,
+        /// Its payload.
+        payload: Vec<u8>,
+    },
+    /// Our DISCONNECT went out (graceful shutdown).
+    Closed,
+}
+
+/// Reconnect delays: exponential from `min` to `max`, each drawn uniformly from
+/// `[d/2, d]` so a fleet of gateways does not reconnect in lockstep after a broker restart.
+#[derive(Debug, Clone)]
+pub(super) struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// The delay before the next attempt; doubles the one after.
+    pub(super) fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let half = base / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// The rumqttc options for this gateway; `will` is the encoded Death.
+pub(super) fn mqtt_options(
+    cfg: &UplinkConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    will: LastWill,
+) -> MqttOptions {
+    let mut options = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    options
+        .set_keep_alive(cfg.keep_alive)
+        // Keep the session: commands and acks published while the link blinks are queued
+        // by the broker. Delivery never relies on it (everything unacked is re-sent).
+        .set_clean_session(false)
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
+        .set_inflight(u16::try_from(cfg.in_flight_window + 16).unwrap_or(u16::MAX))
+        .set_last_will(will);
+    if let Some(username) = &cfg.username {
+        options.set_credentials(username.clone(), cfg.password.clone().unwrap_or_default());
+    }
+    if let Some(tls) = tls {
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    options
+}
+
+/// The death message registered as last will, stamped now.
+pub(super) fn death_will(topic: &str, boot_id: u64) -> LastWill {
+    let death = wire::Death {
+        boot_id,
+        ts_ms: super::now_ms(),
+    };
+    LastWill::new(topic, death.encode(), QoS::AtLeastOnce, false)
+}
+
+/// Builds the rustls client configuration (ring provider) from PEM files.
+pub(super) fn tls_config(
+    tls: &super::TlsOptions,
+) -> Result<Arc<rustls::ClientConfig>, UplinkError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certs(&tls.ca_file)? {
+        roots.add(cert).map_err(|e| UplinkError::Tls {
+            path: tls.ca_file.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UplinkError::Tls {
+            path: tls.ca_file.clone(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots);
+    let config = match &tls.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let certs = read_certs(&auth.cert_file)?;
+            let key = read_key(&auth.key_file)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| UplinkError::Tls {
+                    path: auth.key_file.clone(),
+                    reason: e.to_string(),
+                })?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+fn open_pem(path: &Path) -> Result<BufReader<std::fs::File>, UplinkError> {
+    std::fs::File::open(path)
+        .map(BufReader::new)
+        .map_err(|e| UplinkError::Tls {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, UplinkError> {
+    let certs = rustls_pemfile::certs(&mut open_pem(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| UplinkError::Tls {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(UplinkError::Tls {
+            path: path.to_owned(),
+            reason: "no PEM certificate found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, UplinkError> {
+    let fail = |reason: String| UplinkError::Tls {
+        path: path.to_owned(),
+        reason,
+    };
+    rustls_pemfile::private_key(&mut open_pem(path)?)
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("no PEM private key found".into()))
+}
+
+/// Drives the rumqttc event loop until the uplink loop goes away or a graceful
+/// DISCONNECT was sent.
+pub(super) async fn drive(
+    mut eventloop: EventLoop,
+    events: mpsc::Sender<LinkEvent>,
+    mut backoff: Backoff,
+    death_topic: String,
+    boot_id: u64,
+) {
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff.reset();
+                info!(broker = %broker(&eventloop), session_present = ack.session_present, "MQTT connected");
+                LinkEvent::Connected {
+                    session_present: ack.session_present,
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => LinkEvent::Message {
+                topic: publish.topic,
+                payload: publish.payload.to_vec(),
+            },
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                let _ = events.send(LinkEvent::Closed).await;
+                return;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                match &e {
+                    rumqttc::ConnectionError::ConnectionRefused(code) => {
+                        error!(broker = %broker(&eventloop), ?code, "broker refused the connection");
+                    }
+                    other => {
+                        warn!(broker = %broker(&eventloop), error = %other, retry_in = ?delay, "MQTT connection lost");
+                    }
+                }
+                if events.send(LinkEvent::Lost(e.to_string())).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                eventloop
+                    .mqtt_options
+                    .set_last_will(death_will(&death_topic, boot_id));
+                continue;
+            }
+        };
+        if events.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn broker(eventloop: &EventLoop) -> String {
+    let (host, port) = eventloop.mqtt_options.broker_address();
+    format!("{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_max_with_jitter_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(700));
+        let bases = [100, 200, 400, 700, 700];
+        for base in bases {
+            let d = backoff.next_delay();
+            let base = Duration::from_millis(base);
+            assert!(
+                d >= base / 2 && d <= base,
+                "{d:?} not within [{:?}, {base:?}]",
+                base / 2
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,195 @@
+//! The batcher on a real buffer: time- and size-triggered flushes, final flush on
+//! shutdown, births with device information.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use agent::batcher::{self, Batcher, BatcherSettings, BatcherStats};
+use agent::buffer::{Buffer, BufferLimits};
+use agent::config::Config;
+use agent::poller::PollerEvent;
+use tokio::sync::mpsc;
+use wire::{Frame, Quality, Sample, Value};
+
+fn config() -> Config {
+    let text = r#"
+[gateway]
+tenant = "t"
+id = "gw"
+data_dir = "unused"
+[mqtt]
+url = "mqtt://127.0.0.1:1"
+[[device]]
+name = "h2s"
+profile = "gas-detector"
+tcp = "127.0.0.1:1502"
+poll = { fast = "1s", slow = "60s" }
+[[device]]
+name = "tank"
+profile = "tank-gauge"
+tcp = "127.0.0.1:1503"
+poll = { fast = "1s", slow = "60s" }
+"#;
+    Config::from_bytes(Path::new("t.toml"), Path::new("/tmp"), text.as_bytes()).unwrap()
+}
+
+fn frame(device: u16, ts_ms: i64, values: &[i64]) -> Frame {
+    Frame {
+        device,
+        ts_ms,
+        samples: values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample {
+                metric: i as u16,
+                value: Some(Value::Int(*v)),
+                quality: Quality::Good,
+            })
+            .collect(),
+    }
+}
+
+fn open(dir: &Path) -> Arc<Buffer> {
+    let limits = BufferLimits {
+        max_bytes: 1 << 20,
+        max_age: Duration::from_secs(3600),
+    };
+    Arc::new(Buffer::open(&dir.join("buffer.redb"), limits).unwrap())
+}
+
+fn stored_frames(buffer: &Buffer) -> Vec<Frame> {
+    buffer
+        .pending(None, 1000)
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.block.frames().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn frames_become_durable_batches_and_nothing_is_lost_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open(dir.path());
+    let config = config();
+    let birth = batcher::build_birth(&config, 7);
+    let stats = Arc::new(BatcherStats::default());
+    let settings = BatcherSettings {
+        flush_interval: Duration::from_millis(100),
+        max_samples_per_batch: 5,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let (batcher, _births) = Batcher::new(
+        rx,
+        Arc::clone(&buffer),
+        settings,
+        birth,
+        [],
+        Arc::clone(&stats),
+    );
+    let task = tokio::spawn(batcher.run());
+
+    // Time-triggered flush.
+    let first = frame(0, 1_000, &[1, 2]);
+    tx.send(PollerEvent::Frame(first.clone())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while buffer.stats().pending_batches == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no time-triggered flush"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Size-triggered flushes and a final flush when the pollers are gone.
+    let mut sent = vec![first];
+    for i in 0..7 {
+        let f = frame(i % 2, 2_000 + i64::from(i) * 10, &[i64::from(i), 10, 20]);
+        tx.send(PollerEvent::Frame(f.clone())).await.unwrap();
+        sent.push(f);
+    }
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let stored = stored_frames(&buffer);
+    assert_eq!(stored, sent, "every frame stored once, in order");
+    let records = buffer.pending(None, 1000).unwrap();
+    assert!(records.iter().all(|r| r.boot_id == 7));
+    assert!(records.len() >= 3, "{} batches", records.len());
+    assert!(
+        records.iter().all(|r| r.samples <= 5 + 3),
+        "size limit respected"
+    );
+    assert_eq!(stats.samples.load(Relaxed), 2 + 7 * 3);
+    assert_eq!(stats.batches.load(Relaxed), records.len() as u64);
+}
+
+#[tokio::test]
+async fn device_information_completes_and_updates_the_birth() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open(dir.path());
+    let config = config();
+    let birth = batcher::build_birth(&config, 9);
+    assert_eq!(birth.devices.len(), 2);
+    assert_eq!(birth.devices[1].name, "tank");
+    // Metric aliases are profile tag indexes; info tags carry no metric.
+    for d in &birth.devices {
+        let profile = &config.devices[usize::from(d.alias)].profile;
+        for m in &d.metrics {
+            let tag = &profile.tags[usize::from(m.alias)];
+            assert_eq!(Some(&m.canonical), tag.metric.as_ref());
+            assert_eq!((m.scale, m.offset), (tag.scale, tag.offset));
+        }
+    }
+    buffer.store_birth(&birth).unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let settings = BatcherSettings {
+        flush_interval: Duration::from_secs(1),
+        max_samples_per_batch: 100,
+    };
+    let stats = Arc::new(BatcherStats::default());
+    let (batcher, mut births) = Batcher::new(
+        rx,
+        Arc::clone(&buffer),
+        settings,
+        birth,
+        [0, 1],
+        Arc::clone(&stats),
+    );
+    let task = tokio::spawn(batcher.run());
+    assert_eq!(births.borrow().missing_info, 2);
+
+    let info = vec![("serial_number".to_string(), "GD-0042".to_string())];
+    tx.send(PollerEvent::Info {
+        device: 0,
+        info: info.clone(),
+    })
+    .await
+    .unwrap();
+    tx.send(PollerEvent::Info {
+        device: 1,
+        info: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let state = tokio::time::timeout(
+        Duration::from_secs(10),
+        births.wait_for(|s| s.missing_info == 0),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert_eq!(state.birth.devices[0].info, info);
+    assert_eq!(buffer.birth(9).unwrap().unwrap().devices[0].info, info);
+    assert_eq!(
+        stats.births.load(Relaxed),
+        1,
+        "only a change stores a new birth"
+    );
+    drop(tx);
+    task.await.unwrap();
+}

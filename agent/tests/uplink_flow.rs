@@ -1,0 +1,334 @@
+//! Uplink against real brokers and a test cloud: normal delivery, resend without ack,
+//! live/historical flags, session start order, commands, last will and graceful death.
+
+mod uplink_support;
+
+use std::time::Duration;
+
+use uplink_support::{
+    Agent, Broker, BrokerKind, Cloud, Seen, eventually, open_buffer, uplink_config,
+};
+use wire::topic::Kind;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+#[ignore = "broker child process entry point"]
+fn rumqttd_child() {
+    uplink_support::rumqttd_child_main();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_is_delivered_after_the_birth_and_deleted_once_acked() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let cloud = Cloud::start(broker.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(
+        uplink_config(broker.port, "gw-flow"),
+        open_buffer(dir.path()),
+        41,
+    );
+    eventually(WAIT, "birth", || cloud.with(|s| !s.births.is_empty())).await;
+
+    let seqs: Vec<u64> = (0..20).map(|_| agent.append(40, 0)).collect();
+    eventually(WAIT, "all batches delivered", || cloud.has_all(&seqs)).await;
+    eventually(WAIT, "buffer emptied by acks", || {
+        agent.buffer.stats().pending_batches == 0
+    })
+    .await;
+
+    cloud.with(|s| {
+        assert_eq!(
+            s.log.first(),
+            Some(&Seen::Birth(41)),
+            "birth before any data"
+        );
+        assert_eq!(s.births[0].config_hash, "cfg-41");
+        for seq in &seqs {
+            let copies = &s.batches[seq];
+            assert!(
+                copies
+                    .iter()
+                    .all(|c| !c.historical && c.samples == 40 && c.boot_id == 41)
+            );
+        }
+    });
+    let stats = &agent.stats;
+    assert!(stats.connected.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        stats
+            .batches_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 20
+    );
+    assert!(
+        stats
+            .acks_received
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 20
+    );
+    assert_eq!(
+        stats
+            .samples_acked
+            .load(std::sync::atomic::Ordering::Relaxed),
+        800
+    );
+    assert!(stats.last_ack_ms.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    eventually(WAIT, "window drained", || {
+        stats.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
+    })
+    .await;
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacked_batches_are_resent_after_the_ack_timeout_and_never_deleted() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let cloud = Cloud::start(broker.port).await;
+    cloud.set_acking(false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = uplink_config(broker.port, "gw-noack");
+    cfg.ack_timeout = Duration::from_millis(700);
+    let agent = Agent::start(cfg, open_buffer(dir.path()), 42);
+    eventually(WAIT, "birth", || cloud.with(|s| !s.births.is_empty())).await;
+    let seqs: Vec<u64> = (0..3).map(|_| agent.append(10, 0)).collect();
+
+    eventually(WAIT, "each batch sent at least three times", || {
+        cloud.with(|s| {
+            seqs.iter()
+                .all(|q| s.batches.get(q).is_some_and(|c| c.len() >= 3))
+        })
+    })
+    .await;
+    assert_eq!(
+        agent.buffer.stats().pending_batches,
+        3,
+        "a PUBACK deletes nothing"
+    );
+    assert!(
+        agent
+            .stats
+            .resends
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 6
+    );
+
+    cloud.set_acking(true);
+    eventually(WAIT, "acks delete the batches", || {
+        agent.buffer.stats().pending_batches == 0
+    })
+    .await;
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_goes_out_oldest_first_as_historical_and_live_batches_are_not_historical() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buffer = open_buffer(dir.path());
+    // An earlier boot left backlog behind; its birth is still stored.
+    buffer
+        .store_birth(&uplink_support::birth(7))
+        .expect("old birth");
+    let old: Vec<u64> = (0..30)
+        .map(|i| {
+            let created = uplink_support::now_ms() - 600_000 + i * 1000;
+            buffer
+                .append(created, 7, &uplink_support::block(20, created))
+                .expect("append")
+        })
+        .collect();
+    let cloud = Cloud::start(broker.port).await;
+    let mut cfg = uplink_config(broker.port, "gw-backlog");
+    cfg.backlog_pace = 20.0;
+    let agent = Agent::start(cfg, buffer, 43);
+    eventually(WAIT, "birth", || cloud.with(|s| !s.births.is_empty())).await;
+    let live = agent.append(20, 0);
+
+    eventually(WAIT, "backlog and live delivered", || {
+        cloud.has_all(&old) && cloud.has_all(&[live])
+    })
+    .await;
+    cloud.with(|s| {
+        for seq in &old {
+            let copies = &s.batches[seq];
+            assert!(
+                copies.iter().all(|c| c.historical && c.boot_id == 7),
+                "seq {seq}"
+            );
+        }
+        assert!(
+            s.batches[&live]
+                .iter()
+                .all(|c| !c.historical && c.boot_id == 43)
+        );
+        let order: Vec<u64> = s
+            .log
+            .iter()
+            .filter_map(|e| match e {
+                Seen::Data(seq) if old.contains(seq) => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "backlog is sent oldest first");
+        let live_at = s
+            .log
+            .iter()
+            .position(|e| *e == Seen::Data(live))
+            .expect("live seen");
+        let last_old = s
+            .log
+            .iter()
+            .rposition(|e| matches!(e, Seen::Data(q) if old.contains(q)))
+            .expect("old seen");
+        assert!(
+            live_at < last_old,
+            "the live batch overtook the paced backlog"
+        );
+    });
+    eventually(WAIT, "buffer empty", || {
+        agent.buffer.stats().pending_batches == 0
+    })
+    .await;
+    assert_eq!(
+        agent.buffer.birth_ids().expect("births"),
+        vec![43],
+        "boot 7's birth goes with its last batch"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_answered_forwarded_or_refused_without_stopping_the_uplink() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let cloud = Cloud::start(broker.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buffer = open_buffer(dir.path());
+    buffer
+        .store_birth(&uplink_support::birth(5))
+        .expect("old birth");
+    let created = uplink_support::now_ms() - 3_600_000;
+    buffer
+        .append(created, 5, &uplink_support::block(4, created))
+        .expect("old batch");
+    cloud.set_acking(false);
+    let mut agent = Agent::start(uplink_config(broker.port, "gw-cmd"), buffer, 44);
+    eventually(WAIT, "birth", || cloud.with(|s| s.births.len() == 1)).await;
+    let (tenant, gw) = ("test", "gw-cmd");
+
+    let rebirth = |id, boot_id| wire::Command {
+        id,
+        kind: wire::CommandKind::Rebirth { boot_id },
+    };
+    cloud.command(tenant, gw, &rebirth(1, None));
+    cloud.command(tenant, gw, &rebirth(2, Some(5)));
+    cloud.command(tenant, gw, &rebirth(3, Some(999)));
+    // A command of a kind this build does not know, with a readable id.
+    let mut bad = rebirth(4, None).encode();
+    let kind_at = bad
+        .windows(2)
+        .position(|w| w == [0x02, 0x00])
+        .expect("kind field");
+    bad[kind_at + 1] = 0x17;
+    cloud.publish_raw(tenant, gw, Kind::Cmd, bad);
+    cloud.publish_raw(tenant, gw, Kind::Cmd, b"\xff\xfe not cbor".to_vec());
+    let setpoint = wire::Command {
+        id: 6,
+        kind: wire::CommandKind::WriteSetpoint {
+            device: 0,
+            metric: 3,
+            value: 12.5,
+            expected_current: None,
+        },
+    };
+    cloud.command(tenant, gw, &setpoint);
+
+    let forwarded = tokio::time::timeout(WAIT, agent.commands.recv())
+        .await
+        .expect("setpoint forwarded in time")
+        .expect("command channel open");
+    assert_eq!(forwarded, setpoint);
+    agent
+        .results
+        .send(wire::CommandResult {
+            id: 6,
+            ok: true,
+            message: "written".into(),
+        })
+        .await
+        .expect("result accepted");
+
+    eventually(WAIT, "five results", || {
+        cloud.with(|s| s.results.len() == 5)
+    })
+    .await;
+    cloud.with(|s| {
+        let result = |id: u64| s.results.iter().find(|r| r.id == id).expect("result");
+        assert!(result(1).ok && result(2).ok && result(6).ok);
+        assert!(!result(3).ok && result(3).message.contains("999"));
+        assert!(!result(4).ok && result(4).message.contains("undecodable"));
+        let boots: Vec<u64> = s.births.iter().map(|b| b.boot_id).collect();
+        assert_eq!(boots, vec![44, 44, 5], "current birth, then the stored one");
+    });
+    assert!(
+        agent
+            .stats
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_publishes_death_and_a_vanished_agent_gets_its_last_will() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let cloud = Cloud::start(broker.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(
+        uplink_config(broker.port, "gw-death"),
+        open_buffer(dir.path()),
+        45,
+    );
+    eventually(WAIT, "birth", || cloud.with(|s| !s.births.is_empty())).await;
+    agent.stop().await;
+    eventually(WAIT, "death on graceful stop", || {
+        cloud.with(|s| s.deaths.iter().any(|d| d.boot_id == 45))
+    })
+    .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(
+        uplink_config(broker.port, "gw-will"),
+        open_buffer(dir.path()),
+        46,
+    );
+    eventually(WAIT, "second birth", || {
+        cloud.with(|s| s.births.iter().any(|b| b.boot_id == 46))
+    })
+    .await;
+    drop(agent); // aborts the task: the socket closes without DISCONNECT
+    eventually(WAIT, "last will", || {
+        cloud.with(|s| s.deaths.iter().any(|d| d.boot_id == 46))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_through_the_system_mosquitto() {
+    let cloud = Cloud::start(1883).await;
+    let gateway = format!("gw-sys-{}", rand::random::<u16>());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(uplink_config(1883, &gateway), open_buffer(dir.path()), 47);
+    eventually(WAIT, "birth", || {
+        cloud.with(|s| s.births.iter().any(|b| b.boot_id == 47))
+    })
+    .await;
+    let seqs: Vec<u64> = (0..5).map(|_| agent.append(40, 0)).collect();
+    eventually(WAIT, "delivered and acked", || {
+        cloud.has_all(&seqs) && agent.buffer.stats().pending_batches == 0
+    })
+    .await;
+    agent.stop().await;
+}

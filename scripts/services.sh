@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Makes sure what the tests and the demo need is installed and running on this machine:
+# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2.
+# Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
+#
+# Order of preference for PostgreSQL:
+#   1. DATABASE_URL already set by the caller: used as is.
+#   2. A server on 127.0.0.1:5432 that accepts `postgres` without a password.
+#   3. A private server started from the machine's PostgreSQL binaries in .demo/pg
+#      (installed from Debian's packages first if absent and we are root).
+
+wp_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+wp_log() { echo "[services] $*" >&2; }
+
+wp_apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    wp_log "missing packages: $*; run: sudo apt-get install -y $*"
+    return 1
+  fi
+  if [ -z "${WP_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
+    export WP_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+wp_pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+wp_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wp_ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then return 0; fi
+  command -v psql >/dev/null || wp_apt_install postgresql postgresql-client || return 1
+  if psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    return 0
+  fi
+  # Start the machine's cluster if it has one that is down.
+  if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q down; then
+    local v; v=$(pg_lsclusters -h | awk '$4=="down"{print $1; exit}')
+    pg_ctlcluster --skip-systemctl-redirect "$v" main start >&2 2>&1 || true
+    sleep 2
+    if psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+      export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+      return 0
+    fi
+  fi
+  wp_private_postgres
+}
+
+# A private cluster with trust auth on 127.0.0.1:${WP_PG_PORT:-55432}, data in .demo/pg.
+wp_private_postgres() {
+  local bindir port data
+  bindir=$(wp_pg_bindir) || { wp_apt_install postgresql && bindir=$(wp_pg_bindir); } || return 1
+  port="${WP_PG_PORT:-55432}"
+  data="$wp_root/.demo/pg"
+  local run_as=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd -r -m postgres
+    run_as=(runuser -u postgres --)
+    mkdir -p "$wp_root/.demo"
+    chown postgres "$wp_root/.demo" 2>/dev/null || true
+  fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    wp_log "initialising a private PostgreSQL in $data"
+    mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown postgres "$data"
+    "${run_as[@]}" "$bindir/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+  fi
+  if ! wp_port_open "$port"; then
+    wp_log "starting the private PostgreSQL on 127.0.0.1:$port"
+    "${run_as[@]}" "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=300" start >&2
+  fi
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+wp_ensure_mosquitto() {
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || wp_apt_install mosquitto || return 1
+  if ! wp_port_open 1883; then
+    wp_log "starting Mosquitto on 127.0.0.1:1883"
+    local conf; conf=$(mktemp /tmp/wp-mosquitto-XXXX.conf)
+    printf 'listener 1883 127.0.0.1\nallow_anonymous true\n' > "$conf"
+    /usr/sbin/mosquitto -d -c "$conf"
+    sleep 1
+  fi
+}
+
+wp_ensure_socat() { command -v socat >/dev/null || wp_apt_install socat; }
+
+wp_ensure_cbor2() {
+  python3 -c 'import cbor2' 2>/dev/null || python3 -m pip install -q cbor2 >&2 ||
+    python3 -m pip install -q --break-system-packages cbor2 >&2
+}
+
+wp_ensure_all() {
+  wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2
+}

@@ -1,0 +1,61 @@
+//! Delivers a batch twice: captures a data message from the broker as the cloud would see
+//! it and publishes the very same bytes again, so the ingester must recognise the seq and
+//! skip it (and still ack it).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::stack::{Stack, TENANT};
+
+/// Captures one data batch of the first gateway and publishes it again.
+pub async fn republish_stored_batch(stack: &Stack) -> anyhow::Result<()> {
+    let gateway = &stack.agents.first().context("no agent")?.gateway;
+    let topic = wire::topic::topic(TENANT, gateway, wire::topic::Kind::Data);
+    let mut options = MqttOptions::new(
+        format!("replayer-{}", std::process::id()),
+        "127.0.0.1",
+        stack.broker.v4_port,
+    );
+    options.set_keep_alive(Duration::from_secs(5));
+    if let Some((user, password)) = stack.ingest_credentials() {
+        options.set_credentials(user, password);
+    }
+    let (client, mut events) = AsyncClient::new(options, 16);
+    client.subscribe(&topic, QoS::AtLeastOnce).await?;
+    let captured = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => return Ok(p.payload),
+                Ok(_) => {}
+                Err(e) => bail!("replayer connection failed: {e}"),
+            }
+        }
+    })
+    .await
+    .context("no data batch seen within 30 s")??;
+    let seq = wire::Batch::decode(&captured)
+        .context("captured batch")?
+        .header
+        .seq;
+    tracing::info!(seq, "re-publishing a captured batch");
+    client.unsubscribe(&topic).await?;
+    client
+        .publish(&topic, QoS::AtLeastOnce, false, captured.to_vec())
+        .await?;
+    // Drive the connection until the broker confirms the publish.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => bail!("replayer connection failed: {e}"),
+            }
+        }
+    })
+    .await
+    .context("broker did not confirm the re-publish")??;
+    let _ = client.disconnect().await;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Feeds arbitrary bytes to every wire decoder: they may reject the input, never panic.
+//! Run: `cd wire/fuzz && cargo +nightly fuzz run decode -- -max_total_time=300`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(batch) = wire::Batch::decode(data) {
+        // Whatever decodes must re-encode, and the re-encoding must be a fixed point
+        // (compared as bytes, since NaN values never compare equal).
+        let again = batch.encode().expect("a decoded batch re-encodes");
+        let twice = wire::Batch::decode(&again).expect("re-encoded batch decodes").encode().expect("re-encodes");
+        assert_eq!(again, twice);
+    }
+    let _ = wire::FramesBlock::from_bytes(data.to_vec());
+    let _ = wire::Birth::decode(data);
+    let _ = wire::Death::decode(data);
+    let _ = wire::Ack::decode(data);
+    let _ = wire::Command::decode(data);
+    let _ = wire::Command::recover_id(data);
+    let _ = wire::CommandResult::decode(data);
+});

@@ -1,0 +1,692 @@
+//! The data batch: the samples of one gateway over one flush period.
+//!
+//! # Layout
+//!
+//! ```text
+//! batch  = { 0: version, 1: seq, 2: boot_id, 3: historical, 4: block, ?5: status }
+//! block  = [ base_ts_ms, [ frame, ... ] ]
+//! frame  = [ device_alias, dt_ms, presence, [ slot, ... ] ]
+//! slot   = value                  ; quality good
+//!        / [ quality ]            ; no value (e.g. bad: the device did not answer)
+//!        / [ quality, value ]     ; stale or uncertain, with the value
+//! value  = int / float / bool     ; raw register integer, float in its smallest exact width
+//! status = { 0: pending_batches, 1: pending_bytes, 2: oldest_age_ms,
+//!            3: dropped_samples, 4: dropped_batches }
+//! ```
+//!
+//! A *frame* is one poll of one device: its samples share one timestamp. `dt_ms` is the
+//! frame's timestamp minus the previous frame's (the first frame's minus `base_ts_ms`), so
+//! it is usually a small integer; it may be negative. `presence` is a byte string bitmap
+//! over the device's metric aliases (bit `i % 8` of byte `i / 8` set when alias `i` has a
+//! slot), and the slots follow in increasing alias order. Quality codes: 0 good, 1 bad,
+//! 2 stale, 3 uncertain.
+//!
+//! The frames of a batch are encoded once into a [`FramesBlock`] when the agent commits
+//! the batch to its buffer; the header (seq, boot id, historical flag, buffer status) is
+//! written around the stored block at send time by [`encode_batch`], so re-sending a
+//! batch as backlog never re-encodes its samples.
+
+use crate::codec::{Enc, Reader, done, put_float, required};
+use crate::{DecodeError, EncodeError, SCHEMA_VERSION};
+use minicbor::Encoder;
+use minicbor::data::Type;
+
+/// How far a sample can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quality {
+    /// Read from the device and within the profile's valid range.
+    Good,
+    /// The device did not answer (timeout, exception, I/O error).
+    Bad,
+    /// The last known value, repeated because no fresh one is available.
+    Stale,
+    /// Read from the device but outside the profile's valid range.
+    Uncertain,
+}
+
+impl Quality {
+    /// The wire code of this quality.
+    pub fn code(self) -> u8 {
+        match self {
+            Quality::Good => 0,
+            Quality::Bad => 1,
+            Quality::Stale => 2,
+            Quality::Uncertain => 3,
+        }
+    }
+
+    /// The quality of a wire code, if the code is known.
+    pub fn from_code(code: u64) -> Option<Quality> {
+        match code {
+            0 => Some(Quality::Good),
+            1 => Some(Quality::Bad),
+            2 => Some(Quality::Stale),
+            3 => Some(Quality::Uncertain),
+            _ => None,
+        }
+    }
+}
+
+/// A raw sample value: the register integer before scale and offset, a float, or a bit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// An integer register value (u16, i32, u64 counters, ...), unscaled.
+    Int(i64),
+    /// A floating-point register value.
+    Float(f64),
+    /// A coil, discrete input or bit-in-register.
+    Bool(bool),
+}
+
+impl Value {
+    /// The value as a number (`true` is 1).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+            Value::Bool(b) => f64::from(u8::from(b)),
+        }
+    }
+}
+
+/// One metric's reading in a frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// The metric alias within its device (the tag's index in the firmware profile).
+    pub metric: u16,
+    /// The raw value; absent when the device did not answer.
+    pub value: Option<Value>,
+    /// How far the value can be trusted.
+    pub quality: Quality,
+}
+
+/// One poll of one device: samples sharing a timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The device alias (the device's index in the agent configuration).
+    pub device: u16,
+    /// UTC milliseconds since the Unix epoch, from the gateway clock.
+    pub ts_ms: i64,
+    /// The samples; any order on input, increasing metric alias after decoding.
+    pub samples: Vec<Sample>,
+}
+
+/// The agent's buffer state, reported with each batch so the cloud can show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufferStatus {
+    /// Batches waiting for the cloud's ack.
+    pub pending_batches: u64,
+    /// Bytes those batches take.
+    pub pending_bytes: u64,
+    /// Age of the oldest pending batch.
+    pub oldest_age_ms: u64,
+    /// Samples dropped by the buffer's limits since the buffer was created.
+    pub dropped_samples: u64,
+    /// Batches dropped by the buffer's limits since the buffer was created.
+    pub dropped_batches: u64,
+}
+
+/// Everything of a batch but its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Durable, strictly increasing per gateway; the cloud's idempotency key with the gateway.
+    pub seq: u64,
+    /// The agent session that created the batch; selects the [`crate::Birth`] catalog.
+    pub boot_id: u64,
+    /// Backlog replayed after an outage (anomaly detection alerts on live data only).
+    pub historical: bool,
+    /// The agent's buffer state when the batch was sent.
+    pub status: Option<BufferStatus>,
+}
+
+/// A decoded data batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Sequence, session and flags.
+    pub header: BatchHeader,
+    /// The frames, in the order they were encoded.
+    pub frames: Vec<Frame>,
+}
+
+/// The encoded frames of one batch, as the agent stores them in its buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FramesBlock {
+    bytes: Vec<u8>,
+    samples: u32,
+}
+
+const BLOCK: &str = "frames block";
+const BATCH: &str = "data batch";
+
+impl FramesBlock {
+    /// Encodes frames. Samples of a frame may come in any order but each metric alias at
+    /// most once per frame.
+    pub fn encode(frames: &[Frame]) -> Result<FramesBlock, EncodeError> {
+        let mut e = Encoder::new(Vec::with_capacity(16 + frames.len() * 64));
+        let base = frames.first().map_or(0, |f| f.ts_ms);
+        done(e.array(2));
+        done(e.i64(base));
+        done(e.array(frames.len() as u64));
+        let mut prev = base;
+        let mut samples = 0u32;
+        let mut order: Vec<usize> = Vec::new();
+        for frame in frames {
+            encode_frame(&mut e, frame, prev, &mut order)?;
+            prev = frame.ts_ms;
+            samples = samples.saturating_add(frame.samples.len() as u32);
+        }
+        Ok(FramesBlock {
+            bytes: e.into_writer(),
+            samples,
+        })
+    }
+
+    /// Takes stored bytes back, checking that they are a well-formed block.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<FramesBlock, DecodeError> {
+        let mut r = Reader::new(&bytes, BLOCK);
+        let samples = decode_block(&mut r, |_| ())?;
+        r.finish()?;
+        Ok(FramesBlock { bytes, samples })
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Gives up the encoded bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// How many samples the block holds.
+    pub fn sample_count(&self) -> u32 {
+        self.samples
+    }
+
+    /// Decodes the frames.
+    pub fn frames(&self) -> Result<Vec<Frame>, DecodeError> {
+        let mut r = Reader::new(&self.bytes, BLOCK);
+        let mut frames = Vec::new();
+        decode_block(&mut r, |f| frames.push(f))?;
+        Ok(frames)
+    }
+}
+
+fn encode_frame(
+    e: &mut Enc,
+    frame: &Frame,
+    prev_ts: i64,
+    order: &mut Vec<usize>,
+) -> Result<(), EncodeError> {
+    order.clear();
+    order.extend(0..frame.samples.len());
+    order.sort_unstable_by_key(|&i| frame.samples[i].metric);
+    let max_alias = order
+        .last()
+        .map_or(0, |&i| usize::from(frame.samples[i].metric));
+    let mut presence = vec![
+        0u8;
+        if order.is_empty() {
+            0
+        } else {
+            max_alias / 8 + 1
+        }
+    ];
+    for pair in order.windows(2) {
+        let (a, b) = (frame.samples[pair[0]].metric, frame.samples[pair[1]].metric);
+        if a == b {
+            return Err(EncodeError::DuplicateMetric {
+                device: frame.device,
+                ts_ms: frame.ts_ms,
+                metric: a,
+            });
+        }
+    }
+    for &i in order.iter() {
+        let m = usize::from(frame.samples[i].metric);
+        presence[m / 8] |= 1 << (m % 8);
+    }
+    done(e.array(4));
+    done(e.u16(frame.device));
+    done(e.i64(frame.ts_ms.wrapping_sub(prev_ts)));
+    done(e.bytes(&presence));
+    done(e.array(order.len() as u64));
+    for &i in order.iter() {
+        encode_slot(e, &frame.samples[i]);
+    }
+    Ok(())
+}
+
+fn encode_value(e: &mut Enc, v: Value) {
+    match v {
+        Value::Int(i) => {
+            done(e.i64(i));
+        }
+        Value::Float(f) => put_float(e, f),
+        Value::Bool(b) => {
+            done(e.bool(b));
+        }
+    }
+}
+
+fn encode_slot(e: &mut Enc, s: &Sample) {
+    match (s.quality, s.value) {
+        (Quality::Good, Some(v)) => encode_value(e, v),
+        (q, None) => {
+            done(e.array(1));
+            done(e.u8(q.code()));
+        }
+        (q, Some(v)) => {
+            done(e.array(2));
+            done(e.u8(q.code()));
+            encode_value(e, v);
+        }
+    }
+}
+
+/// Decodes a block, handing each frame to `sink`; returns the number of samples.
+fn decode_block(r: &mut Reader<'_>, mut sink: impl FnMut(Frame)) -> Result<u32, DecodeError> {
+    let n = r.array()?;
+    if n < 2 {
+        return Err(r.malformed(format!("expected [base_ts, frames], found an array of {n}")));
+    }
+    let mut ts = r.i64()?;
+    let frames = r.array()?;
+    let mut samples = 0u32;
+    for _ in 0..frames {
+        let frame = decode_frame(r, &mut ts)?;
+        samples = samples.saturating_add(frame.samples.len() as u32);
+        sink(frame);
+    }
+    for _ in 2..n {
+        r.skip()?; // fields added by a newer schema
+    }
+    Ok(samples)
+}
+
+fn decode_frame(r: &mut Reader<'_>, ts: &mut i64) -> Result<Frame, DecodeError> {
+    let n = r.array()?;
+    if n < 4 {
+        return Err(r.malformed(format!("a frame needs 4 items, found {n}")));
+    }
+    let device = r.u16("device alias")?;
+    let dt = r.i64()?;
+    *ts = ts
+        .checked_add(dt)
+        .ok_or_else(|| r.invalid("dt_ms", format!("timestamp overflows adding {dt}")))?;
+    let presence = r.bytes()?;
+    if presence.len() > usize::from(u16::MAX) / 8 + 1 {
+        return Err(r.invalid(
+            "presence",
+            format!("bitmap of {} bytes exceeds 16-bit aliases", presence.len()),
+        ));
+    }
+    let present = presence.iter().map(|b| b.count_ones() as u64).sum::<u64>();
+    let slots = r.array()?;
+    if slots != present {
+        return Err(r.invalid(
+            "presence",
+            format!("bitmap marks {present} metrics but {slots} slots follow"),
+        ));
+    }
+    let mut samples = Vec::with_capacity(slots as usize);
+    for (byte_index, byte) in presence.iter().enumerate() {
+        for bit in 0..8 {
+            if byte & (1 << bit) != 0 {
+                let metric = (byte_index * 8 + bit) as u16;
+                samples.push(decode_slot(r, metric)?);
+            }
+        }
+    }
+    for _ in 4..n {
+        r.skip()?;
+    }
+    Ok(Frame {
+        device,
+        ts_ms: *ts,
+        samples,
+    })
+}
+
+fn decode_value(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
+    match r.datatype()? {
+        Type::Bool => Ok(Value::Bool(r.bool()?)),
+        Type::F16 | Type::F32 | Type::F64 => Ok(Value::Float(r.float()?)),
+        Type::U8
+        | Type::U16
+        | Type::U32
+        | Type::U64
+        | Type::I8
+        | Type::I16
+        | Type::I32
+        | Type::I64 => Ok(Value::Int(r.i64()?)),
+        other => Err(r.malformed(format!("expected a number or bool value, found {other}"))),
+    }
+}
+
+fn decode_slot(r: &mut Reader<'_>, metric: u16) -> Result<Sample, DecodeError> {
+    if r.datatype()? != Type::Array {
+        return Ok(Sample {
+            metric,
+            value: Some(decode_value(r)?),
+            quality: Quality::Good,
+        });
+    }
+    let n = r.array()?;
+    if n == 0 {
+        return Err(r.malformed("an empty sample slot"));
+    }
+    let code = r.u64()?;
+    let quality = Quality::from_code(code)
+        .ok_or_else(|| r.invalid("quality", format!("unknown code {code}")))?;
+    let value = if n >= 2 {
+        if r.datatype()? == Type::Null {
+            r.null()?;
+            None
+        } else {
+            Some(decode_value(r)?)
+        }
+    } else {
+        None
+    };
+    for _ in 2..n {
+        r.skip()?;
+    }
+    Ok(Sample {
+        metric,
+        value,
+        quality,
+    })
+}
+
+/// Writes a batch around a stored block.
+pub fn encode_batch(header: &BatchHeader, block: &FramesBlock) -> Vec<u8> {
+    let mut out = Vec::with_capacity(block.bytes.len() + 48);
+    let mut e = Encoder::new(&mut out);
+    let entries = if header.status.is_some() { 6 } else { 5 };
+    let ok = (|| {
+        e.map(entries)?;
+        e.u8(0)?.u16(SCHEMA_VERSION)?;
+        e.u8(1)?.u64(header.seq)?;
+        e.u8(2)?.u64(header.boot_id)?;
+        e.u8(3)?.bool(header.historical)?;
+        e.u8(4)?;
+        e.writer_mut().extend_from_slice(&block.bytes);
+        if let Some(s) = header.status {
+            e.u8(5)?.map(5)?;
+            e.u8(0)?.u64(s.pending_batches)?;
+            e.u8(1)?.u64(s.pending_bytes)?;
+            e.u8(2)?.u64(s.oldest_age_ms)?;
+            e.u8(3)?.u64(s.dropped_samples)?;
+            e.u8(4)?.u64(s.dropped_batches)?;
+        }
+        Ok::<_, minicbor::encode::Error<core::convert::Infallible>>(())
+    })();
+    done(ok);
+    out
+}
+
+impl Batch {
+    /// Encodes the batch.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        Ok(encode_batch(
+            &self.header,
+            &FramesBlock::encode(&self.frames)?,
+        ))
+    }
+
+    /// Decodes a batch.
+    pub fn decode(bytes: &[u8]) -> Result<Batch, DecodeError> {
+        let mut r = Reader::new(bytes, BATCH);
+        let (mut seq, mut boot_id, mut historical, mut frames, mut status) =
+            (None, None, false, None, None);
+        r.message_map(|r, key| {
+            match key {
+                1 => seq = Some(r.u64()?),
+                2 => boot_id = Some(r.u64()?),
+                3 => historical = r.bool()?,
+                4 => {
+                    let mut out = Vec::new();
+                    r.with_msg(BLOCK, |r| decode_block(r, |f| out.push(f)))?;
+                    frames = Some(out);
+                }
+                5 => status = Some(r.with_msg("buffer status", decode_status)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.finish()?;
+        let header = BatchHeader {
+            seq: required(seq, BATCH, "seq")?,
+            boot_id: required(boot_id, BATCH, "boot_id")?,
+            historical,
+            status,
+        };
+        Ok(Batch {
+            header,
+            frames: required(frames, BATCH, "frames")?,
+        })
+    }
+
+    /// How many samples the batch holds.
+    pub fn sample_count(&self) -> usize {
+        self.frames.iter().map(|f| f.samples.len()).sum()
+    }
+}
+
+fn decode_status(r: &mut Reader<'_>) -> Result<BufferStatus, DecodeError> {
+    let mut s = BufferStatus::default();
+    r.fields(|r, key| {
+        let slot = match key {
+            0 => &mut s.pending_batches,
+            1 => &mut s.pending_bytes,
+            2 => &mut s.oldest_age_ms,
+            3 => &mut s.dropped_samples,
+            4 => &mut s.dropped_batches,
+            _ => return Ok(false),
+        };
+        *slot = r.u64()?;
+        Ok(true)
+    })?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(device: u16, ts_ms: i64, samples: &[(u16, Option<Value>, Quality)]) -> Frame {
+        Frame {
+            device,
+            ts_ms,
+            samples: samples
+                .iter()
+                .map(|&(metric, value, quality)| Sample {
+                    metric,
+                    value,
+                    quality,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn batch_round_trips_with_all_slot_forms() {
+        let batch = Batch {
+            header: BatchHeader {
+                seq: 7,
+                boot_id: 99,
+                historical: true,
+                status: Some(BufferStatus::default()),
+            },
+            frames: vec![
+                frame(
+                    0,
+                    1_700_000_000_000,
+                    &[
+                        (0, Some(Value::Int(1234)), Quality::Good),
+                        (3, Some(Value::Float(1.5)), Quality::Good),
+                        (9, None, Quality::Bad),
+                        (12, Some(Value::Bool(true)), Quality::Stale),
+                        (13, Some(Value::Float(0.1)), Quality::Uncertain),
+                    ],
+                ),
+                frame(
+                    1,
+                    1_699_999_999_990,
+                    &[(0, Some(Value::Int(-5)), Quality::Good)],
+                ),
+            ],
+        };
+        let bytes = batch.encode().unwrap();
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn samples_are_sorted_by_alias_and_duplicates_rejected() {
+        let f = frame(
+            2,
+            10,
+            &[
+                (5, Some(Value::Int(1)), Quality::Good),
+                (1, Some(Value::Int(2)), Quality::Good),
+            ],
+        );
+        let block = FramesBlock::encode(std::slice::from_ref(&f)).unwrap();
+        let back = block.frames().unwrap();
+        assert_eq!(
+            back[0].samples.iter().map(|s| s.metric).collect::<Vec<_>>(),
+            vec![1, 5]
+        );
+        let dup = frame(
+            2,
+            10,
+            &[
+                (5, Some(Value::Int(1)), Quality::Good),
+                (5, Some(Value::Int(2)), Quality::Good),
+            ],
+        );
+        assert_eq!(
+            FramesBlock::encode(&[dup]),
+            Err(EncodeError::DuplicateMetric {
+                device: 2,
+                ts_ms: 10,
+                metric: 5
+            })
+        );
+    }
+
+    #[test]
+    fn floats_take_their_smallest_exact_width() {
+        let sizes = [
+            (1.5, 3),
+            (0.1f32 as f64, 5),
+            (0.1, 9),
+            (f64::INFINITY, 3),
+            (65504.0, 3),
+            (65505.0, 5),
+        ];
+        for (x, len) in sizes {
+            let mut e = Encoder::new(Vec::new());
+            put_float(&mut e, x);
+            assert_eq!(e.into_writer().len(), len, "{x}");
+        }
+    }
+
+    #[test]
+    fn newer_version_is_rejected_and_unknown_fields_skipped() {
+        let block = FramesBlock::encode(&[]).unwrap();
+        let mut e = Encoder::new(Vec::new());
+        e.map(6).unwrap();
+        e.u8(0).unwrap().u8(1).unwrap();
+        e.u8(1).unwrap().u8(3).unwrap();
+        e.u8(2).unwrap().u8(4).unwrap();
+        e.u8(40).unwrap().str("a field from the future").unwrap();
+        e.u8(4).unwrap();
+        e.writer_mut().extend_from_slice(block.as_bytes());
+        e.u8(41).unwrap().array(1).unwrap().u8(1).unwrap();
+        let batch = Batch::decode(&e.into_writer()).unwrap();
+        assert_eq!(batch.header.seq, 3);
+
+        let mut bytes = encode_batch(
+            &BatchHeader {
+                seq: 1,
+                boot_id: 1,
+                historical: false,
+                status: None,
+            },
+            &block,
+        );
+        bytes[2] = 2; // map(5), key 0, version 1 -> 2
+        match Batch::decode(&bytes) {
+            Err(DecodeError::IncompatibleVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }) => {}
+            other => panic!("expected incompatible version, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_and_duplicate_fields_are_errors() {
+        let mut e = Encoder::new(Vec::new());
+        e.map(2)
+            .unwrap()
+            .u8(0)
+            .unwrap()
+            .u8(1)
+            .unwrap()
+            .u8(1)
+            .unwrap()
+            .u8(3)
+            .unwrap();
+        assert_eq!(
+            Batch::decode(&e.into_writer()),
+            Err(DecodeError::MissingField {
+                message: BATCH,
+                field: "boot_id"
+            })
+        );
+        let mut e = Encoder::new(Vec::new());
+        e.map(2)
+            .unwrap()
+            .u8(0)
+            .unwrap()
+            .u8(1)
+            .unwrap()
+            .u8(0)
+            .unwrap()
+            .u8(1)
+            .unwrap();
+        assert_eq!(
+            Batch::decode(&e.into_writer()),
+            Err(DecodeError::DuplicateField {
+                message: BATCH,
+                key: 0
+            })
+        );
+    }
+
+    #[test]
+    fn presence_bitmap_must_match_slots() {
+        let mut e = Encoder::new(Vec::new());
+        e.array(2).unwrap().u8(0).unwrap().array(1).unwrap();
+        e.array(4)
+            .unwrap()
+            .u8(0)
+            .unwrap()
+            .u8(0)
+            .unwrap()
+            .bytes(&[0b11])
+            .unwrap();
+        e.array(1).unwrap().u8(7).unwrap();
+        let err = FramesBlock::from_bytes(e.into_writer()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("bitmap marks 2 metrics but 1 slots follow"),
+            "{err}"
+        );
+    }
+}

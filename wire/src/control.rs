@@ -1,0 +1,583 @@
+//! Session and control messages: birth, death, ack, command and command result.
+//!
+//! ```text
+//! birth   = { 0: version, 1: boot_id, 2: ts_ms, 3: agent_version, 4: config_hash, 5: [device, ...] }
+//! device  = { 0: alias, 1: name, 2: profile, 3: { info_key: info_value, ... }, 4: [metric, ...] }
+//! metric  = { 0: alias, 1: canonical, 2: tag, 3: unit, 4: scale, 5: offset, 6: writable }
+//! death   = { 0: version, 1: boot_id, 2: ts_ms }
+//! ack     = { 0: version, 1: [[first_seq, last_seq], ...] }      ; inclusive ranges
+//! command = { 0: version, 1: id, 2: kind, ...kind fields }
+//!   kind 0 rebirth:        ?3: boot_id
+//!   kind 1 config update:   4: toml
+//!   kind 2 setpoint write:  5: device, 6: metric, 7: value, ?8: expected_current
+//! result  = { 0: version, 1: id, 2: ok, 3: message }
+//! ```
+
+use crate::codec::{Enc, Reader, done, put_float, required};
+use crate::{DecodeError, SCHEMA_VERSION};
+use minicbor::Encoder;
+
+/// One metric of a device in the birth catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricEntry {
+    /// Alias used in batches: the tag's index in the device's firmware profile.
+    pub alias: u16,
+    /// Canonical metric name from the shared vocabulary (e.g. `tubing_pressure_psi`).
+    pub canonical: String,
+    /// The vendor tag name in the profile.
+    pub tag: String,
+    /// Engineering unit of `raw * scale + offset`.
+    pub unit: String,
+    /// Multiplier from raw to engineering value.
+    pub scale: f64,
+    /// Added after scaling.
+    pub offset: f64,
+    /// Whether the cloud may request setpoint writes to it.
+    pub writable: bool,
+}
+
+/// One device in the birth catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceEntry {
+    /// Alias used in batches: the device's index in the agent configuration.
+    pub alias: u16,
+    /// The device's configured name, stable across restarts.
+    pub name: String,
+    /// Firmware profile id.
+    pub profile: String,
+    /// Identification read once at session start (serial number, firmware version, ...).
+    pub info: Vec<(String, String)>,
+    /// Metrics the device reports.
+    pub metrics: Vec<MetricEntry>,
+}
+
+/// Session start: who the agent is and what its aliases mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Birth {
+    /// Random per agent process start; batches carry it to select this catalog.
+    pub boot_id: u64,
+    /// When the session started (UTC ms, gateway clock).
+    pub ts_ms: i64,
+    /// Agent software version.
+    pub agent_version: String,
+    /// Hash of the agent configuration.
+    pub config_hash: String,
+    /// The device and metric catalog.
+    pub devices: Vec<DeviceEntry>,
+}
+
+/// Session end, registered as the MQTT last will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Death {
+    /// The session it ends.
+    pub boot_id: u64,
+    /// When the will was registered (the broker publishes it later).
+    pub ts_ms: i64,
+}
+
+/// The cloud's proof of storage: batches whose seqs are in these inclusive ranges are
+/// committed and may be deleted from the agent's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Inclusive `(first, last)` seq ranges.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// What the cloud asks a gateway to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandKind {
+    /// Publish a birth again: the current session's (`None`) or a stored earlier one.
+    Rebirth {
+        /// The session whose birth is wanted.
+        boot_id: Option<u64>,
+    },
+    /// Replace the agent configuration with this TOML.
+    ConfigUpdate {
+        /// The new configuration file.
+        toml: String,
+    },
+    /// Write an engineering value to a writable tag, optionally only if it currently reads
+    /// `expected_current`.
+    WriteSetpoint {
+        /// Device alias.
+        device: u16,
+        /// Metric alias.
+        metric: u16,
+        /// Engineering value to write.
+        value: f64,
+        /// Compare-before-write guard.
+        expected_current: Option<f64>,
+    },
+}
+
+/// A command with its id, echoed in the [`CommandResult`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// Chosen by the cloud, unique per gateway.
+    pub id: u64,
+    /// What to do.
+    pub kind: CommandKind,
+}
+
+/// The outcome of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandResult {
+    /// The command's id.
+    pub id: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+type EncResult = Result<(), minicbor::encode::Error<core::convert::Infallible>>;
+
+/// Encodes a message map of `fields` entries: the version, then what `body` writes.
+fn message(fields: u64, body: impl FnOnce(&mut Enc) -> EncResult) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::with_capacity(64));
+    done(
+        e.map(fields)
+            .and_then(|e| e.u8(0))
+            .and_then(|e| e.u16(SCHEMA_VERSION)),
+    );
+    done(body(&mut e));
+    e.into_writer()
+}
+
+const BIRTH: &str = "birth";
+const DEATH: &str = "death";
+const ACK: &str = "ack";
+const COMMAND: &str = "command";
+const RESULT: &str = "command result";
+
+impl Birth {
+    /// Encodes the birth.
+    pub fn encode(&self) -> Vec<u8> {
+        message(6, |e| {
+            e.u8(1)?.u64(self.boot_id)?;
+            e.u8(2)?.i64(self.ts_ms)?;
+            e.u8(3)?.str(&self.agent_version)?;
+            e.u8(4)?.str(&self.config_hash)?;
+            e.u8(5)?.array(self.devices.len() as u64)?;
+            for d in &self.devices {
+                e.map(5)?;
+                e.u8(0)?.u16(d.alias)?;
+                e.u8(1)?.str(&d.name)?;
+                e.u8(2)?.str(&d.profile)?;
+                e.u8(3)?.map(d.info.len() as u64)?;
+                for (k, v) in &d.info {
+                    e.str(k)?.str(v)?;
+                }
+                e.u8(4)?.array(d.metrics.len() as u64)?;
+                for m in &d.metrics {
+                    e.map(7)?;
+                    e.u8(0)?.u16(m.alias)?;
+                    e.u8(1)?.str(&m.canonical)?;
+                    e.u8(2)?.str(&m.tag)?;
+                    e.u8(3)?.str(&m.unit)?;
+                    e.u8(4)?;
+                    put_float(e, m.scale);
+                    e.u8(5)?;
+                    put_float(e, m.offset);
+                    e.u8(6)?.bool(m.writable)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes a birth.
+    pub fn decode(bytes: &[u8]) -> Result<Birth, DecodeError> {
+        let mut r = Reader::new(bytes, BIRTH);
+        let (mut boot_id, mut ts_ms, mut agent_version, mut config_hash, mut devices) =
+            (None, None, None, None, None);
+        r.message_map(|r, key| {
+            match key {
+                1 => boot_id = Some(r.u64()?),
+                2 => ts_ms = Some(r.i64()?),
+                3 => agent_version = Some(r.string()?),
+                4 => config_hash = Some(r.string()?),
+                5 => {
+                    let n = r.array()?;
+                    let mut list = Vec::new();
+                    for _ in 0..n {
+                        list.push(r.with_msg("birth device", decode_device)?);
+                    }
+                    devices = Some(list);
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.finish()?;
+        Ok(Birth {
+            boot_id: required(boot_id, BIRTH, "boot_id")?,
+            ts_ms: required(ts_ms, BIRTH, "ts_ms")?,
+            agent_version: required(agent_version, BIRTH, "agent_version")?,
+            config_hash: required(config_hash, BIRTH, "config_hash")?,
+            devices: required(devices, BIRTH, "devices")?,
+        })
+    }
+}
+
+fn decode_device(r: &mut Reader<'_>) -> Result<DeviceEntry, DecodeError> {
+    let msg = r.msg();
+    let (mut alias, mut name, mut profile, mut info, mut metrics) =
+        (None, None, None, Vec::new(), None);
+    r.fields(|r, key| {
+        match key {
+            0 => alias = Some(r.u16("alias")?),
+            1 => name = Some(r.string()?),
+            2 => profile = Some(r.string()?),
+            3 => {
+                let n = r.map()?;
+                for _ in 0..n {
+                    info.push((r.string()?, r.string()?));
+                }
+            }
+            4 => {
+                let n = r.array()?;
+                let mut list = Vec::new();
+                for _ in 0..n {
+                    list.push(r.with_msg("birth metric", decode_metric)?);
+                }
+                metrics = Some(list);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    Ok(DeviceEntry {
+        alias: required(alias, msg, "alias")?,
+        name: required(name, msg, "name")?,
+        profile: required(profile, msg, "profile")?,
+        info,
+        metrics: required(metrics, msg, "metrics")?,
+    })
+}
+
+fn decode_metric(r: &mut Reader<'_>) -> Result<MetricEntry, DecodeError> {
+    let msg = r.msg();
+    let (mut alias, mut canonical, mut tag, mut unit) = (None, None, None, None);
+    let (mut scale, mut offset, mut writable) = (1.0, 0.0, false);
+    r.fields(|r, key| {
+        match key {
+            0 => alias = Some(r.u16("alias")?),
+            1 => canonical = Some(r.string()?),
+            2 => tag = Some(r.string()?),
+            3 => unit = Some(r.string()?),
+            4 => scale = r.number()?,
+            5 => offset = r.number()?,
+            6 => writable = r.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    if !scale.is_finite() || scale == 0.0 || !offset.is_finite() {
+        return Err(r.invalid(
+            "scale",
+            format!("scale {scale} and offset {offset} must be finite, scale non-zero"),
+        ));
+    }
+    Ok(MetricEntry {
+        alias: required(alias, msg, "alias")?,
+        canonical: required(canonical, msg, "canonical")?,
+        tag: required(tag, msg, "tag")?,
+        unit: required(unit, msg, "unit")?,
+        scale,
+        offset,
+        writable,
+    })
+}
+
+impl Death {
+    /// Encodes the death.
+    pub fn encode(&self) -> Vec<u8> {
+        message(3, |e| {
+            e.u8(1)?.u64(self.boot_id)?;
+            e.u8(2)?.i64(self.ts_ms)?;
+            Ok(())
+        })
+    }
+
+    /// Decodes a death.
+    pub fn decode(bytes: &[u8]) -> Result<Death, DecodeError> {
+        let mut r = Reader::new(bytes, DEATH);
+        let (mut boot_id, mut ts_ms) = (None, None);
+        r.message_map(|r, key| {
+            match key {
+                1 => boot_id = Some(r.u64()?),
+                2 => ts_ms = Some(r.i64()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.finish()?;
+        Ok(Death {
+            boot_id: required(boot_id, DEATH, "boot_id")?,
+            ts_ms: required(ts_ms, DEATH, "ts_ms")?,
+        })
+    }
+}
+
+/// Sorts and merges seqs into the fewest inclusive ranges.
+pub fn merge_ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
+    let mut all: Vec<u64> = seqs.into_iter().collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for s in all {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == s => *last = s,
+            _ => ranges.push((s, s)),
+        }
+    }
+    ranges
+}
+
+impl Ack {
+    /// An ack of these seqs, merged into ranges.
+    pub fn of(seqs: impl IntoIterator<Item = u64>) -> Ack {
+        Ack {
+            ranges: merge_ranges(seqs),
+        }
+    }
+
+    /// Whether `seq` is acknowledged.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.ranges.iter().any(|&(a, b)| a <= seq && seq <= b)
+    }
+
+    /// Encodes the ack.
+    pub fn encode(&self) -> Vec<u8> {
+        message(2, |e| {
+            e.u8(1)?.array(self.ranges.len() as u64)?;
+            for &(a, b) in &self.ranges {
+                e.array(2)?.u64(a)?;
+                e.u64(b)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes an ack.
+    pub fn decode(bytes: &[u8]) -> Result<Ack, DecodeError> {
+        let mut r = Reader::new(bytes, ACK);
+        let mut ranges = None;
+        r.message_map(|r, key| {
+            if key != 1 {
+                return Ok(false);
+            }
+            let n = r.array()?;
+            let mut list = Vec::new();
+            for _ in 0..n {
+                if r.array()? != 2 {
+                    return Err(r.malformed("a seq range must be [first, last]"));
+                }
+                let (a, b) = (r.u64()?, r.u64()?);
+                if a > b {
+                    return Err(r.invalid("ranges", format!("range [{a}, {b}] is reversed")));
+                }
+                list.push((a, b));
+            }
+            ranges = Some(list);
+            Ok(true)
+        })?;
+        r.finish()?;
+        Ok(Ack {
+            ranges: required(ranges, ACK, "ranges")?,
+        })
+    }
+}
+
+impl Command {
+    /// Encodes the command.
+    pub fn encode(&self) -> Vec<u8> {
+        let fields = match &self.kind {
+            CommandKind::Rebirth { boot_id } => 3 + u64::from(boot_id.is_some()),
+            CommandKind::ConfigUpdate { .. } => 4,
+            CommandKind::WriteSetpoint {
+                expected_current, ..
+            } => 6 + u64::from(expected_current.is_some()),
+        };
+        message(fields, |e| {
+            e.u8(1)?.u64(self.id)?;
+            match &self.kind {
+                CommandKind::Rebirth { boot_id } => {
+                    e.u8(2)?.u8(0)?;
+                    if let Some(b) = boot_id {
+                        e.u8(3)?.u64(*b)?;
+                    }
+                }
+                CommandKind::ConfigUpdate { toml } => {
+                    e.u8(2)?.u8(1)?;
+                    e.u8(4)?.str(toml)?;
+                }
+                CommandKind::WriteSetpoint {
+                    device,
+                    metric,
+                    value,
+                    expected_current,
+                } => {
+                    e.u8(2)?.u8(2)?;
+                    e.u8(5)?.u16(*device)?;
+                    e.u8(6)?.u16(*metric)?;
+                    e.u8(7)?;
+                    put_float(e, *value);
+                    if let Some(x) = expected_current {
+                        e.u8(8)?;
+                        put_float(e, *x);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes a command.
+    pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
+        let mut r = Reader::new(bytes, COMMAND);
+        let (mut id, mut kind, mut boot_id, mut toml) = (None, None, None, None);
+        let (mut device, mut metric, mut value, mut expected) = (None, None, None, None);
+        r.message_map(|r, key| {
+            match key {
+                1 => id = Some(r.u64()?),
+                2 => kind = Some(r.u64()?),
+                3 => boot_id = Some(r.u64()?),
+                4 => toml = Some(r.string()?),
+                5 => device = Some(r.u16("device")?),
+                6 => metric = Some(r.u16("metric")?),
+                7 => value = Some(r.number()?),
+                8 => expected = Some(r.number()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.finish()?;
+        let id = required(id, COMMAND, "id")?;
+        let kind = match required(kind, COMMAND, "kind")? {
+            0 => CommandKind::Rebirth { boot_id },
+            1 => CommandKind::ConfigUpdate {
+                toml: required(toml, COMMAND, "toml")?,
+            },
+            2 => CommandKind::WriteSetpoint {
+                device: required(device, COMMAND, "device")?,
+                metric: required(metric, COMMAND, "metric")?,
+                value: required(value, COMMAND, "value")?,
+                expected_current: expected,
+            },
+            other => return Err(r.invalid("kind", format!("unknown command kind {other}"))),
+        };
+        Ok(Command { id, kind })
+    }
+
+    /// The command id of undecodable bytes, when at least that much can be read, so the
+    /// gateway can answer with a failed [`CommandResult`].
+    pub fn recover_id(bytes: &[u8]) -> Option<u64> {
+        let mut r = Reader::new(bytes, COMMAND);
+        let mut id = None;
+        let _ = r.fields(|r, key| {
+            if key == 1 {
+                id = Some(r.u64()?);
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        });
+        id
+    }
+}
+
+impl CommandResult {
+    /// Encodes the result.
+    pub fn encode(&self) -> Vec<u8> {
+        message(4, |e| {
+            e.u8(1)?.u64(self.id)?;
+            e.u8(2)?.bool(self.ok)?;
+            e.u8(3)?.str(&self.message)?;
+            Ok(())
+        })
+    }
+
+    /// Decodes a result.
+    pub fn decode(bytes: &[u8]) -> Result<CommandResult, DecodeError> {
+        let mut r = Reader::new(bytes, RESULT);
+        let (mut id, mut ok, mut message) = (None, None, None);
+        r.message_map(|r, key| {
+            match key {
+                1 => id = Some(r.u64()?),
+                2 => ok = Some(r.bool()?),
+                3 => message = Some(r.string()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.finish()?;
+        Ok(CommandResult {
+            id: required(id, RESULT, "id")?,
+            ok: required(ok, RESULT, "ok")?,
+            message: required(message, RESULT, "message")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_ranges_merges_adjacent_and_dedups() {
+        assert_eq!(
+            merge_ranges([5, 1, 2, 3, 3, 9, 10, 7]),
+            vec![(1, 3), (5, 5), (7, 7), (9, 10)]
+        );
+        assert_eq!(merge_ranges([]), vec![]);
+        let ack = Ack::of([4, 5, 6]);
+        assert!(ack.contains(5) && !ack.contains(7));
+    }
+
+    #[test]
+    fn commands_round_trip_and_unknown_kind_is_an_error() {
+        for kind in [
+            CommandKind::Rebirth { boot_id: None },
+            CommandKind::Rebirth { boot_id: Some(42) },
+            CommandKind::ConfigUpdate {
+                toml: "[gateway]\n".into(),
+            },
+            CommandKind::WriteSetpoint {
+                device: 1,
+                metric: 2,
+                value: 7.25,
+                expected_current: Some(7.0),
+            },
+        ] {
+            let c = Command { id: 3, kind };
+            assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+        }
+        let bytes = message(3, |e| {
+            e.u8(1)?.u8(9)?.u8(2)?.u8(77)?;
+            Ok(())
+        });
+        assert!(
+            Command::decode(&bytes)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown command kind 77")
+        );
+        assert_eq!(Command::recover_id(&bytes), Some(9));
+    }
+
+    #[test]
+    fn reversed_ack_range_is_rejected() {
+        let bytes = Ack {
+            ranges: vec![(5, 2)],
+        }
+        .encode();
+        assert!(
+            Ack::decode(&bytes)
+                .unwrap_err()
+                .to_string()
+                .contains("reversed")
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! The WellPulse edge/cloud message contract.
+//!
+//! This crate is the only place where the messages exchanged between a gateway agent and
+//! the cloud are defined. It does no I/O: it turns messages into CBOR bytes and back, and
+//! builds and parses MQTT topic names.
+//!
+//! # Messages
+//!
+//! | message | topic kind | direction |
+//! |---|---|---|
+//! | [`Birth`] | `birth` | edge → cloud: session start and device/metric catalog |
+//! | [`Death`] | `death` | edge → cloud: MQTT last will, ends a session |
+//! | [`Batch`] | `data` | edge → cloud: samples |
+//! | [`Ack`] | `ack` | cloud → edge: committed batch seqs |
+//! | [`Command`] | `cmd` | cloud → edge: rebirth, config update, setpoint write |
+//! | [`CommandResult`] | `cmd/result` | edge → cloud: outcome of a command |
+//!
+//! # Encoding rules (schema version 1)
+//!
+//! Every message is a CBOR map with small unsigned-integer keys; key `0` is the schema
+//! version. Integer keys keep messages small; maps (rather than positional arrays) let a
+//! newer sender add fields that an older receiver skips. The version changes only for
+//! incompatible changes: a receiver rejects a version newer than [`SCHEMA_VERSION`] with
+//! [`DecodeError::IncompatibleVersion`] and ignores map keys it does not know.
+//! Only definite-length items are produced and accepted.
+//!
+//! The data batch is designed to cost a few bytes per sample (see [`batch`]): samples of
+//! one device poll share one timestamp (a *frame*), timestamps are deltas, metrics are
+//! identified by their position in a presence bitmap instead of by name, and values are
+//! the raw register integers (scale and offset are declared once, in the [`Birth`]
+//! catalog) or floats in their smallest exact CBOR width.
+//!
+//! Golden files in `wire/tests/data/` pin the format, and a test decodes them with
+//! Python's `cbor2` to prove that any standard CBOR library reads them.
+
+mod batch;
+mod codec;
+mod control;
+mod error;
+pub mod topic;
+
+pub use batch::{
+    Batch, BatchHeader, BufferStatus, Frame, FramesBlock, Quality, Sample, Value, encode_batch,
+};
+pub use control::{
+    Ack, Birth, Command, CommandKind, CommandResult, Death, DeviceEntry, MetricEntry, merge_ranges,
+};
+pub use error::{DecodeError, EncodeError};
+
+/// The schema version this build writes, and the newest one it reads.
+pub const SCHEMA_VERSION: u16 = 1;

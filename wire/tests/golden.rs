@@ -1,0 +1,244 @@
+//! Golden files pin the wire format: each message below must encode to exactly the bytes in
+//! `tests/data/<name>.cbor`, decode back to itself, and be read by Python's `cbor2` as the
+//! pinned JSON view in `tests/data/<name>.json`.
+//!
+//! After a deliberate format change, regenerate with `WIRE_BLESS=1 cargo test -p wire --test golden`
+//! and review the JSON diff: it is the human-readable record of the change.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use wire::{
+    Ack, Batch, BatchHeader, Birth, BufferStatus, Command, CommandKind, CommandResult, Death,
+    DeviceEntry, Frame, MetricEntry, Quality, Sample, Value,
+};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("WIRE_BLESS").is_some()
+}
+
+fn good(metric: u16, value: Value) -> Sample {
+    Sample {
+        metric,
+        value: Some(value),
+        quality: Quality::Good,
+    }
+}
+
+fn typical_batch() -> Batch {
+    let t0 = 1_763_800_000_000;
+    Batch {
+        header: BatchHeader {
+            seq: 1042,
+            boot_id: 0x5eed_cafe,
+            historical: false,
+            status: Some(BufferStatus {
+                pending_batches: 3,
+                pending_bytes: 4096,
+                oldest_age_ms: 2500,
+                dropped_samples: 0,
+                dropped_batches: 0,
+            }),
+        },
+        frames: vec![
+            Frame {
+                device: 0,
+                ts_ms: t0,
+                samples: vec![
+                    good(0, Value::Int(1525)),  // tubing pressure x10 psi
+                    good(1, Value::Int(2210)),  // casing pressure x10 psi
+                    good(2, Value::Int(87)),    // fillage %
+                    good(5, Value::Bool(true)), // running
+                ],
+            },
+            Frame {
+                device: 1,
+                ts_ms: t0 + 12,
+                samples: vec![
+                    good(0, Value::Float(412.5)),
+                    good(1, Value::Float(f64::from(88.123_f32))),
+                ],
+            },
+            Frame {
+                device: 0,
+                ts_ms: t0 + 1000,
+                samples: vec![
+                    good(0, Value::Int(1526)),
+                    Sample {
+                        metric: 1,
+                        value: None,
+                        quality: Quality::Bad,
+                    },
+                    Sample {
+                        metric: 2,
+                        value: Some(Value::Int(87)),
+                        quality: Quality::Stale,
+                    },
+                    Sample {
+                        metric: 3,
+                        value: Some(Value::Int(-40)),
+                        quality: Quality::Uncertain,
+                    },
+                ],
+            },
+        ],
+    }
+}
+
+fn birth() -> Birth {
+    Birth {
+        boot_id: 0x5eed_cafe,
+        ts_ms: 1_763_800_000_000,
+        agent_version: "0.1.0".into(),
+        config_hash: "9f2c1e7a".into(),
+        devices: vec![DeviceEntry {
+            alias: 0,
+            name: "well-7-rpc".into(),
+            profile: "rod-pump-controller".into(),
+            info: vec![("serial_number".into(), "RPC-00417".into())],
+            metrics: vec![
+                MetricEntry {
+                    alias: 0,
+                    canonical: "tubing_pressure_psi".into(),
+                    tag: "tubing_pressure".into(),
+                    unit: "psi".into(),
+                    scale: 0.1,
+                    offset: 0.0,
+                    writable: false,
+                },
+                MetricEntry {
+                    alias: 5,
+                    canonical: "strokes_per_minute".into(),
+                    tag: "spm_setpoint".into(),
+                    unit: "spm".into(),
+                    scale: 0.01,
+                    offset: 0.0,
+                    writable: true,
+                },
+            ],
+        }],
+    }
+}
+
+/// Every golden message, by file name, with its encoding.
+fn goldens() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("batch_typical", typical_batch().encode().expect("encodes")),
+        ("birth", birth().encode()),
+        (
+            "death",
+            Death {
+                boot_id: 0x5eed_cafe,
+                ts_ms: 1_763_800_000_000,
+            }
+            .encode(),
+        ),
+        (
+            "ack",
+            Ack {
+                ranges: vec![(1000, 1041), (1043, 1043)],
+            }
+            .encode(),
+        ),
+        (
+            "command_rebirth",
+            Command {
+                id: 7,
+                kind: CommandKind::Rebirth {
+                    boot_id: Some(0x5eed_cafe),
+                },
+            }
+            .encode(),
+        ),
+        (
+            "command_setpoint",
+            Command {
+                id: 8,
+                kind: CommandKind::WriteSetpoint {
+                    device: 0,
+                    metric: 5,
+                    value: 7.5,
+                    expected_current: Some(8.0),
+                },
+            }
+            .encode(),
+        ),
+        (
+            "command_result",
+            CommandResult {
+                id: 8,
+                ok: true,
+                message: "written and read back".into(),
+            }
+            .encode(),
+        ),
+    ]
+}
+
+#[test]
+fn messages_encode_to_the_golden_bytes() {
+    let dir = data_dir();
+    for (name, bytes) in goldens() {
+        let path = dir.join(format!("{name}.cbor"));
+        if blessing() {
+            std::fs::write(&path, &bytes).expect("write golden");
+            continue;
+        }
+        let golden = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            bytes,
+            golden,
+            "{name} no longer encodes to {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn golden_bytes_decode_to_the_messages() {
+    let dir = data_dir();
+    let read = |name: &str| std::fs::read(dir.join(format!("{name}.cbor"))).expect("golden file");
+    assert_eq!(
+        Batch::decode(&read("batch_typical")).unwrap(),
+        typical_batch()
+    );
+    assert_eq!(Birth::decode(&read("birth")).unwrap(), birth());
+    assert_eq!(Death::decode(&read("death")).unwrap().boot_id, 0x5eed_cafe);
+    assert_eq!(
+        Ack::decode(&read("ack")).unwrap().ranges,
+        vec![(1000, 1041), (1043, 1043)]
+    );
+    assert!(matches!(
+        Command::decode(&read("command_setpoint")).unwrap().kind,
+        CommandKind::WriteSetpoint { value: 7.5, .. }
+    ));
+    assert!(CommandResult::decode(&read("command_result")).unwrap().ok);
+}
+
+#[test]
+fn python_cbor2_reads_every_golden_file() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cbor2_check.py");
+    let mut cmd = Process::new("python3");
+    cmd.arg(&script).arg(data_dir());
+    if blessing() {
+        cmd.arg("--bless");
+    }
+    let out = cmd
+        .output()
+        .expect("python3 must be installed to run the cbor2 interoperability test");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'cbor2'"),
+        "Python's cbor2 is missing: `pip install cbor2` (.ci/run installs it)"
+    );
+    assert!(
+        out.status.success(),
+        "cbor2 check failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 failed"));
+}
