@@ -1,9 +1,16 @@
 //! Batching: frames from the pollers become durable batches in the buffer.
 //!
-//! The batcher is the single consumer of the poller queue. It collects frames and, every
-//! `flush_interval` (or as soon as `max_samples_per_batch` samples are waiting), encodes
-//! them once into a [`wire::FramesBlock`] and appends it to the [`Buffer`] — durably, on a
-//! blocking thread so the async tasks never wait on an fsync. The buffer wakes the uplink
+//! The batcher is the single consumer of the poller queue. It collects frames and encodes
+//! them once into a [`wire::FramesBlock`] that it appends to the [`Buffer`] — durably, on a
+//! blocking thread so the async tasks never wait on an fsync.
+//!
+//! **When a batch is cut.** Devices due at the same tick are polled concurrently, so their
+//! frames arrive in a burst. The batch is cut when the burst is over — no new frame for
+//! `flush_quiet` — so one poll cycle of every device becomes one batch (compact on the
+//! wire: one header, shared timestamps) without waiting for a timer that is out of phase
+//! with the polls. Two bounds keep it honest: the batch is cut at the latest
+//! `flush_interval` after its first frame (devices polled back to back, as on an RTU bus,
+//! never leave a quiet gap), and as soon as it holds `max_samples_per_batch` samples. The buffer wakes the uplink
 //! itself after every append, so the poller → network path has no other coupling: the
 //! pollers never wait on the disk, the disk never waits on the network.
 //!
@@ -29,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Duration, MissedTickBehavior};
+use tokio::time::{Duration, Instant};
 use wire::{Birth, DeviceEntry, Frame, FramesBlock, MetricEntry};
 
 use crate::buffer::{Buffer, BufferError};
@@ -70,8 +77,10 @@ pub struct BirthState {
 /// Batcher settings.
 #[derive(Debug, Clone, Copy)]
 pub struct BatcherSettings {
-    /// Batch period.
+    /// Longest time a frame waits in the batcher.
     pub flush_interval: Duration,
+    /// A batch is cut after this long without a new frame.
+    pub flush_quiet: Duration,
     /// Early flush threshold.
     pub max_samples_per_batch: u32,
 }
@@ -170,23 +179,36 @@ impl Batcher {
 
     /// Runs until every poller is gone, then flushes and returns.
     pub async fn run(mut self) {
-        let mut tick = tokio::time::interval(self.settings.flush_interval);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        tick.tick().await;
+        // Deadline of the pending batch: min(last frame + quiet, first frame + interval).
+        // Also drives retries of blocks the buffer refused, every `flush_interval`.
+        let mut first_frame: Option<Instant> = None;
+        let mut deadline: Option<Instant> = None;
         loop {
+            let wake = deadline.or_else(|| {
+                (!self.retry.is_empty()).then(|| Instant::now() + self.settings.flush_interval)
+            });
             tokio::select! {
                 event = self.rx.recv() => match event {
                     Some(PollerEvent::Frame(frame)) => {
+                        let now = Instant::now();
+                        let first = *first_frame.get_or_insert(now);
+                        deadline = Some(
+                            (now + self.settings.flush_quiet).min(first + self.settings.flush_interval),
+                        );
                         self.samples = self.samples.saturating_add(frame.samples.len() as u32);
                         self.frames.push(frame);
                         if self.samples >= self.settings.max_samples_per_batch {
                             self.flush().await;
+                            (first_frame, deadline) = (None, None);
                         }
                     }
                     Some(PollerEvent::Info { device, info }) => self.update_info(device, info).await,
                     None => break,
                 },
-                _ = tick.tick() => self.flush().await,
+                () = sleep_until_or_never(wake) => {
+                    self.flush().await;
+                    (first_frame, deadline) = (None, None);
+                }
             }
         }
         self.flush().await;
@@ -308,6 +330,14 @@ impl Batcher {
                 missing_info: self.missing_info.len(),
             });
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -171,9 +171,15 @@ pub struct BufferSection {
     /// Buffered batches older than this are dropped (and counted).
     #[serde(default = "defaults::max_age", with = "humantime_serde")]
     pub max_age: Duration,
-    /// How often collected samples are committed to the buffer as one batch.
+    /// Longest time a polled sample waits before it is committed to the buffer as part of
+    /// a batch (the batch is usually cut earlier, see `flush_quiet`).
     #[serde(default = "defaults::flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// A batch is cut once no poll result arrived for this long: the devices due at the
+    /// same tick have all answered, so one poll cycle becomes one batch. Values above
+    /// `flush_interval` act as `flush_interval`.
+    #[serde(default = "defaults::flush_quiet", with = "humantime_serde")]
+    pub flush_quiet: Duration,
     /// A batch is committed early when it reaches this many samples.
     #[serde(default = "defaults::max_samples_per_batch")]
     pub max_samples_per_batch: u32,
@@ -185,6 +191,7 @@ impl Default for BufferSection {
             max_bytes: defaults::max_bytes(),
             max_age: defaults::max_age(),
             flush_interval: defaults::flush_interval(),
+            flush_quiet: defaults::flush_quiet(),
             max_samples_per_batch: defaults::max_samples_per_batch(),
         }
     }
@@ -345,6 +352,9 @@ mod defaults {
     pub fn flush_interval() -> Duration {
         Duration::from_secs(1)
     }
+    pub fn flush_quiet() -> Duration {
+        Duration::from_millis(50)
+    }
     pub fn max_samples_per_batch() -> u32 {
         5000
     }
@@ -431,8 +441,10 @@ pub struct BufferSettings {
     pub max_bytes: u64,
     /// Age limit of buffered batches.
     pub max_age: Duration,
-    /// Batch period.
+    /// Longest wait of a sample in the batcher.
     pub flush_interval: Duration,
+    /// Quiet time that ends a batch.
+    pub flush_quiet: Duration,
     /// Sample limit per batch.
     pub max_samples_per_batch: u32,
 }
@@ -797,6 +809,9 @@ impl Resolver<'_> {
         {
             self.problem("buffer.flush_interval must be between 10ms and 1h".to_string());
         }
+        if b.flush_quiet < Duration::from_millis(1) {
+            self.problem("buffer.flush_quiet must be at least 1ms".to_string());
+        }
         if b.max_samples_per_batch == 0 {
             self.problem("buffer.max_samples_per_batch must be at least 1".to_string());
         }
@@ -804,6 +819,7 @@ impl Resolver<'_> {
             max_bytes: b.max_bytes,
             max_age: b.max_age,
             flush_interval: b.flush_interval,
+            flush_quiet: b.flush_quiet.min(b.flush_interval),
             max_samples_per_batch: b.max_samples_per_batch,
         }
     }

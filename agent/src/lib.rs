@@ -169,6 +169,7 @@ async fn session(
     let batcher_stats = Arc::new(BatcherStats::default());
     let settings = BatcherSettings {
         flush_interval: config.buffer.flush_interval,
+        flush_quiet: config.buffer.flush_quiet,
         max_samples_per_batch: config.buffer.max_samples_per_batch,
     };
     let info_devices = config

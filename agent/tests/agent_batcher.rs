@@ -77,6 +77,7 @@ async fn frames_become_durable_batches_and_nothing_is_lost_on_shutdown() {
     let stats = Arc::new(BatcherStats::default());
     let settings = BatcherSettings {
         flush_interval: Duration::from_millis(100),
+        flush_quiet: Duration::from_millis(100),
         max_samples_per_batch: 5,
     };
     let (tx, rx) = mpsc::channel(64);
@@ -127,6 +128,97 @@ async fn frames_become_durable_batches_and_nothing_is_lost_on_shutdown() {
     assert_eq!(stats.batches.load(Relaxed), records.len() as u64);
 }
 
+/// Starts a batcher on `buffer` with the given interval and quiet time.
+fn spawn_batcher(
+    buffer: &Arc<Buffer>,
+    flush_interval: Duration,
+    flush_quiet: Duration,
+) -> (mpsc::Sender<PollerEvent>, tokio::task::JoinHandle<()>) {
+    let settings = BatcherSettings {
+        flush_interval,
+        flush_quiet,
+        max_samples_per_batch: 10_000,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let birth = batcher::build_birth(&config(), 3);
+    let stats = Arc::new(BatcherStats::default());
+    let (batcher, _births) = Batcher::new(rx, Arc::clone(buffer), settings, birth, [], stats);
+    (tx, tokio::spawn(batcher.run()))
+}
+
+async fn wait_batches(buffer: &Buffer, n: u64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while buffer.stats().pending_batches < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} batches after {within:?}",
+            buffer.stats().pending_batches
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_frames_is_cut_into_one_batch_when_the_polls_go_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open(dir.path());
+    // The interval is far away: only the quiet time can cut these batches.
+    let (tx, task) = spawn_batcher(&buffer, Duration::from_secs(60), Duration::from_millis(150));
+    let started = std::time::Instant::now();
+    let cycle1 = [frame(0, 1_000, &[1, 2]), frame(1, 1_003, &[3, 4, 5])];
+    for f in &cycle1 {
+        tx.send(PollerEvent::Frame(f.clone())).await.unwrap();
+    }
+    wait_batches(&buffer, 1, Duration::from_secs(30)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the quiet time, not the interval, cut the batch"
+    );
+    let cycle2 = [frame(0, 2_000, &[6, 7]), frame(1, 2_001, &[8, 9, 10])];
+    for f in &cycle2 {
+        tx.send(PollerEvent::Frame(f.clone())).await.unwrap();
+    }
+    wait_batches(&buffer, 2, Duration::from_secs(30)).await;
+    drop(tx);
+    task.await.unwrap();
+    let records = buffer.pending(None, 10).unwrap();
+    assert_eq!(records.len(), 2, "one batch per poll cycle");
+    assert_eq!(records[0].block.frames().unwrap(), cycle1);
+    assert_eq!(records[1].block.frames().unwrap(), cycle2);
+}
+
+#[tokio::test]
+async fn frames_that_never_pause_are_cut_at_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open(dir.path());
+    let (tx, task) = spawn_batcher(
+        &buffer,
+        Duration::from_millis(300),
+        Duration::from_millis(250),
+    );
+    // A frame every 20 ms for 1.2 s: never quiet for 250 ms.
+    let mut sent = Vec::new();
+    for i in 0..60 {
+        let f = frame(i % 2, 1_000 + i64::from(i) * 20, &[i64::from(i)]);
+        tx.send(PollerEvent::Frame(f.clone())).await.unwrap();
+        sent.push(f);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(tx);
+    task.await.unwrap();
+    let records = buffer.pending(None, 100).unwrap();
+    assert!(
+        records.len() >= 3,
+        "a continuous stream must still be cut every flush_interval: {} batches",
+        records.len()
+    );
+    let stored: Vec<Frame> = records
+        .iter()
+        .flat_map(|r| r.block.frames().unwrap())
+        .collect();
+    assert_eq!(stored, sent, "every frame stored once, in order");
+}
+
 #[tokio::test]
 async fn device_information_completes_and_updates_the_birth() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,6 +240,7 @@ async fn device_information_completes_and_updates_the_birth() {
     let (tx, rx) = mpsc::channel(64);
     let settings = BatcherSettings {
         flush_interval: Duration::from_secs(1),
+        flush_quiet: Duration::from_millis(50),
         max_samples_per_batch: 100,
     };
     let stats = Arc::new(BatcherStats::default());

@@ -77,13 +77,25 @@ async fn duplicate_batches_are_skipped_within_and_across_transactions() {
         t0 + 10_000,
         10
     ));
-    // The same seq again in the same transaction is refused at staging.
+    // The same seq again in the same transaction is not staged twice, but reported: a
+    // re-delivery of the same batch is a duplicate, a stale one under another boot is a
+    // conflict.
     assert!(!stage(&mut tx, record(f.gateway, 1, 7), series, t0, 10));
+    assert!(!stage(&mut tx, record(f.gateway, 2, 8), series, t0, 10));
     assert!(tx.is_duplicate(f.gateway, 2).await.unwrap());
     assert!(!tx.is_duplicate(f.gateway, 3).await.unwrap());
     let outcome = tx.commit().await.unwrap();
     assert_eq!(outcome.stored, vec![(f.gateway, 1), (f.gateway, 2)]);
-    assert!(outcome.duplicates.is_empty());
+    assert_eq!(outcome.duplicates, vec![(f.gateway, 1)]);
+    assert_eq!(
+        outcome.conflicts,
+        vec![SeqConflict {
+            gateway: f.gateway,
+            seq: 2,
+            stored_boot_id: 7,
+            incoming_boot_id: 8,
+        }]
+    );
     assert_eq!(outcome.samples, 20);
 
     // Re-delivery of seq 2 next to a new seq 3.

@@ -147,6 +147,31 @@ async fn a_resent_batch_is_stored_once_and_acked_twice() {
     env.db.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_delivered_twice_in_one_round_is_stored_once_and_counted_as_duplicate() {
+    let env = env("ing_dup_round").await;
+    env.gw.send_birth(&env.db, &birth(22)).await;
+    // Back to back: both copies arrive within one round of the ingester.
+    let b = batch(9, 22, 1_700_000_300_000, 60);
+    let bytes = b.encode().unwrap();
+    env.gw.publish(Kind::Data, bytes.clone()).await;
+    env.gw.publish(Kind::Data, bytes).await;
+    let stats = &env.stats;
+    wait_until("both copies handled", || async {
+        let s = stats.snapshot();
+        s.batches_stored + s.batches_duplicate >= 2
+    })
+    .await;
+    let s = env.stats.snapshot();
+    assert_eq!((s.batches_stored, s.batches_duplicate), (1, 1));
+    assert_eq!(env.db.count("telemetry").await, 3);
+    assert_eq!(env.db.count("ingested_batches").await, 1);
+    let gw = &env.gw;
+    wait_until("acked", || async { gw.acked(9) }).await;
+    env.ingester.abort();
+    env.db.finish().await;
+}
+
 /// A hand-made data batch `{0: 99, 1: 1, 2: 1, 3: false}` from schema version 99.
 fn future_version_batch() -> Vec<u8> {
     vec![0xa4, 0x00, 0x18, 0x63, 0x01, 0x01, 0x02, 0x01, 0x03, 0xf4]

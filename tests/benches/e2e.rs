@@ -16,10 +16,9 @@
 //! Real agents report by exception, so their volume is whatever the simulated wells
 //! produce. Synthetic gateways top the total up to [`TARGET_RATE`]: after the warm-up the
 //! real agents' rate is measured and the synthetic batch size set to the difference.
-//! Latency is measured on the **real agents' samples only**; half of the agents use the
-//! agent's default `flush_interval` of 1 s (the headline figures), the other half 250 ms,
-//! interleaved in the same run under the same load. The flush interval bounds latency
-//! from below: a sample read just after a flush waits a whole period in the batcher.
+//! Latency is measured on the **real agents' samples only**; the agents run with the
+//! shipped `[buffer]` defaults: a batch is cut when a poll cycle's frames stop arriving
+//! (`flush_quiet`), bounded by `flush_interval`.
 //!
 //! # Measurement
 //!
@@ -31,21 +30,15 @@
 //! infinitely late). The achieved total rate is the number of `telemetry` rows whose time
 //! lies in the window, divided by its length.
 //!
-//! Reading the figures: an agent's poll ticker and its batcher's flush ticker start
-//! together and share the 1 s period, so every fast-group sample of the 1 s group waits
-//! either almost nothing or almost a whole period for its flush, depending on which ticker
-//! wins at start-up — the same for all agents of a run. That group's p50 therefore lands
-//! near 0.1 s in some runs and near 1.1 s in others; the `read→broker` context line shows
-//! which case a run hit. The 250 ms group samples its flush phase finely and is stable.
-//!
 //! Set `WP_E2E_PG_SOCKET_DIR=/var/run/postgresql` to let the ingester reach PostgreSQL
 //! over the Unix socket instead of TCP (sqlx 0.9.0 does not set TCP_NODELAY; see
 //! `/work/shared/crate-notes.md`): comparing the cloud share of both runs isolates that
 //! cost.
 //!
-//! Output (`BENCH <name> <value> <unit>`): `e2e_latency_p50_ms`, `e2e_latency_p99_ms`
-//! (flush 1 s), `e2e_flush_interval_ms`, `e2e_samples_per_s`, the 250 ms flush group, and
-//! the cloud share (data through the broker → commit). Context lines start with `#`.
+//! Output (`BENCH <name> <value> <unit>`): `e2e_latency_p50_ms`, `e2e_latency_p99_ms`,
+//! the agents' edge share (read → data on the broker) and the cloud share (data on the
+//! broker → commit), `e2e_samples_per_s`, and the agents' batching settings. Context lines
+//! start with `#`.
 //!
 //! Runs with `cargo bench -p tests --bench e2e` (~2 minutes); without `--bench` on the
 //! command line (e.g. `cargo test --benches`) it only prints how to run it.
@@ -66,7 +59,7 @@ use tokio::task::JoinHandle;
 
 /// Total samples per second the database must absorb.
 const TARGET_RATE: f64 = 10_000.0;
-/// Real agents (one simulated well each); even ones flush every 1 s, odd ones every 250 ms.
+/// Real agents (one simulated well each).
 const WELLS: usize = 100;
 /// Devices on each simulated well (a mixed-lift fleet: one lift controller per well).
 const WELL_DEVICES: [&str; 4] = [
@@ -75,10 +68,6 @@ const WELL_DEVICES: [&str; 4] = [
     "tank-gauge",
     "gas-detector",
 ];
-/// Flush interval of the headline group (the agent's default).
-const DEFAULT_FLUSH: Duration = Duration::from_secs(1);
-/// Flush interval of the second group.
-const SHORT_FLUSH: Duration = Duration::from_millis(250);
 /// Synthetic gateways carrying the rest of the volume, one batch per second each.
 const SYNTHETIC_GATEWAYS: usize = 80;
 /// Devices per synthetic gateway.
@@ -151,7 +140,6 @@ struct Stack {
 #[derive(Debug)]
 struct Agent {
     gateway: String,
-    flush: Duration,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -231,19 +219,14 @@ impl Stack {
                 .provision_gateway(TENANT, "pad-1", &gateway, &password)
                 .await
                 .context("provision")?;
-            let flush = if i % 2 == 0 {
-                DEFAULT_FLUSH
-            } else {
-                SHORT_FLUSH
-            };
             let devices: Vec<&Endpoint> = endpoints.iter().filter(|e| e.well == well).collect();
             let config = self.dir.path().join(format!("{gateway}.toml"));
             let data_dir = self.dir.path().join(&gateway);
             std::fs::write(
                 &config,
-                agent_toml(&gateway, &password, &data_dir, broker_port, flush, &devices),
+                agent_toml(&gateway, &password, &data_dir, broker_port, &devices),
             )?;
-            self.agents.push(Agent::spawn(gateway, flush, config));
+            self.agents.push(Agent::spawn(gateway, config));
         }
         Ok(())
     }
@@ -277,7 +260,7 @@ async fn start_broker(db: &Db) -> anyhow::Result<EmbeddedBroker> {
 }
 
 impl Agent {
-    fn spawn(gateway: String, flush: Duration, config: PathBuf) -> Agent {
+    fn spawn(gateway: String, config: PathBuf) -> Agent {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             agent::run(&config, async {
@@ -287,7 +270,6 @@ impl Agent {
         });
         Agent {
             gateway,
-            flush,
             stop: Some(stop),
             task,
         }
@@ -304,14 +286,13 @@ impl Agent {
     }
 }
 
-/// An agent configuration with the shipped defaults for everything but identity, broker,
-/// flush interval and devices (polled like the example config: fast 1 s, slow 60 s).
+/// An agent configuration with the shipped defaults for everything but identity, broker
+/// and devices (polled like the example config: fast 1 s, slow 60 s).
 fn agent_toml(
     gateway: &str,
     password: &str,
     data_dir: &Path,
     broker_port: u16,
-    flush: Duration,
     devices: &[&Endpoint],
 ) -> String {
     let mut toml = format!(
@@ -325,14 +306,10 @@ url = "mqtt://127.0.0.1:{broker_port}"
 username = "{TENANT}/{gateway}"
 password = "{password}"
 
-[buffer]
-flush_interval = "{flush}ms"
-
 [metrics]
 listen = "127.0.0.1:0"
 "#,
         data = data_dir.display(),
-        flush = flush.as_millis(),
     );
     for e in devices {
         toml.push_str(&format!(
@@ -389,25 +366,11 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
     let published = synthetic.published_samples();
 
     let window_s = (to - from) as f64 / 1000.0;
-    let flush_of = |gateway: &str| {
-        stack
-            .agents
-            .iter()
-            .find(|a| a.gateway == gateway)
-            .map(|a| a.flush)
-    };
-    let long = stack
-        .probe
-        .report(from, to, |g| flush_of(g) == Some(DEFAULT_FLUSH));
-    let short = stack
-        .probe
-        .report(from, to, |g| flush_of(g) == Some(SHORT_FLUSH));
     let agents = stack.probe.report(from, to, is_agent);
     let synthetic_report = stack.probe.report(from, to, |g| !is_agent(g));
     let (undecodable, disconnects) = stack.probe.faults();
 
-    describe("agents, flush 1 s", &long, window_s);
-    describe("agents, flush 250 ms", &short, window_s);
+    describe("real agents", &agents, window_s);
     describe(
         "synthetic gateways (read = publish)",
         &synthetic_report,
@@ -422,20 +385,19 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
         "BENCH e2e_agent_samples_per_s {:.0} samples/s",
         agents.samples as f64 / window_s
     );
+    let buffer = agent_buffer_settings(stack)?;
+    println!(
+        "BENCH e2e_flush_quiet_ms {} ms",
+        buffer.flush_quiet.as_millis()
+    );
     println!(
         "BENCH e2e_flush_interval_ms {} ms",
-        DEFAULT_FLUSH.as_millis()
+        buffer.flush_interval.as_millis()
     );
-    println!("BENCH e2e_latency_p50_ms {:.1} ms", long.total.p50);
-    println!("BENCH e2e_latency_p99_ms {:.1} ms", long.total.p99);
-    println!(
-        "BENCH e2e_flush250ms_latency_p50_ms {:.1} ms",
-        short.total.p50
-    );
-    println!(
-        "BENCH e2e_flush250ms_latency_p99_ms {:.1} ms",
-        short.total.p99
-    );
+    println!("BENCH e2e_latency_p50_ms {:.1} ms", agents.total.p50);
+    println!("BENCH e2e_latency_p99_ms {:.1} ms", agents.total.p99);
+    println!("BENCH e2e_edge_latency_p50_ms {:.1} ms", agents.edge.p50);
+    println!("BENCH e2e_edge_latency_p99_ms {:.1} ms", agents.edge.p99);
     println!("BENCH e2e_cloud_latency_p50_ms {:.1} ms", agents.cloud.p50);
     println!("BENCH e2e_cloud_latency_p99_ms {:.1} ms", agents.cloud.p99);
 
@@ -445,8 +407,8 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
         "probe saw {undecodable} undecodable messages and {disconnects} disconnects: figures incomplete"
     );
     ensure!(
-        long.samples > 0 && short.samples > 0,
-        "an agent group delivered nothing in the window"
+        agents.samples > 0,
+        "the real agents delivered nothing in the window"
     );
     ensure!(
         agents.unacked_samples == 0,
@@ -454,6 +416,12 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
         agents.unacked_samples
     );
     Ok(())
+}
+
+/// The `[buffer]` settings the real agents ran with (their config files, as parsed).
+fn agent_buffer_settings(stack: &Stack) -> anyhow::Result<agent::config::BufferSettings> {
+    let path = stack.dir.path().join(format!("{}.toml", stack.agents[0].gateway));
+    Ok(agent::config::Config::load(&path)?.buffer)
 }
 
 fn is_agent(gateway: &str) -> bool {
@@ -464,7 +432,7 @@ fn is_agent(gateway: &str) -> bool {
 async fn wait_committed(probe: &Probe, from: i64, to: i64) {
     let deadline = Instant::now() + GRACE;
     // Samples read at the end of the window are still in the agents' batchers.
-    tokio::time::sleep(DEFAULT_FLUSH + Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     while probe.report(from, to, |_| true).unacked_samples > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -1,6 +1,6 @@
 //! Delivers a batch twice: captures a data message from the broker as the cloud would see
-//! it and publishes the very same bytes again, so the ingester must recognise the seq and
-//! skip it (and still ack it).
+//! it and, once it is stored, publishes the very same bytes again, so the ingester must
+//! recognise the seq and skip it (and still ack it).
 
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ pub async fn republish_stored_batch(stack: &Stack) -> anyhow::Result<()> {
         "127.0.0.1",
         stack.broker.v4_port,
     );
-    options.set_keep_alive(Duration::from_secs(5));
+    // Long enough for the wait below, while the event loop is not polled.
+    options.set_keep_alive(Duration::from_secs(60));
     if let Some((user, password)) = stack.ingest_credentials() {
         options.set_credentials(user, password);
     }
@@ -39,8 +40,30 @@ pub async fn republish_stored_batch(stack: &Stack) -> anyhow::Result<()> {
         .context("captured batch")?
         .header
         .seq;
-    tracing::info!(seq, "re-publishing a captured batch");
     client.unsubscribe(&topic).await?;
+    // Offer it again once the original is stored, so the second delivery meets a
+    // committed (gateway, seq) — the case an agent's re-send after a lost ack produces.
+    let stored = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM ingested_batches b JOIN gateways g ON g.id = b.gateway_id
+                 WHERE g.slug = $1 AND b.seq = $2",
+            )
+            .bind(gateway)
+            .bind(i64::try_from(seq)?)
+            .fetch_one(stack.db.pool())
+            .await?;
+            if n > 0 {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    stored
+        .context("the captured batch was not stored within 30 s")?
+        .context("query ingested_batches")?;
+    tracing::info!(seq, "re-publishing a captured batch");
     client
         .publish(&topic, QoS::AtLeastOnce, false, captured.to_vec())
         .await?;

@@ -18,10 +18,11 @@
 //!    one sample of many, which is what a per-series time-range query reads;
 //! 3. `COMMIT`.
 //!
-//! A batch staged twice in one transaction is refused by `record_batch`; a batch
-//! committed by an earlier transaction (or by a concurrent ingester, which the primary key
-//! makes wait for the first one's commit) is reported as a duplicate, its rows never
-//! copied. Both committed and duplicate batches are safe to acknowledge. A batch whose seq
+//! A batch staged twice in one transaction (a re-delivery arriving in the same round as
+//! the original) is not staged again by `record_batch`, but remembered and classified at
+//! commit like a batch committed by an earlier transaction (or by a concurrent ingester,
+//! which the primary key makes wait for the first one's commit): reported as a duplicate,
+//! its rows never copied. Both committed and duplicate batches are safe to acknowledge. A batch whose seq
 //! is already stored under a *different* boot id is a seq regression (the gateway lost its
 //! buffer state); it is not stored and is reported as a [`SeqConflict`] for the ingester
 //! to audit.
@@ -116,6 +117,8 @@ pub struct IngestTx {
     rows: Vec<TelemetryRow>,
     batches: Vec<StagedBatch>,
     staged: HashSet<(GatewayId, u64)>,
+    /// Records of batches whose (gateway, seq) was already staged in this transaction.
+    repeats: Vec<BatchRecord>,
 }
 
 impl std::fmt::Debug for IngestTx {
@@ -141,6 +144,7 @@ impl Db {
             rows: Vec::new(),
             batches: Vec::new(),
             staged: HashSet::new(),
+            repeats: Vec::new(),
         })
     }
 }
@@ -163,13 +167,15 @@ impl IngestTx {
     }
 
     /// Stages a batch; its samples are then written with the returned writer. Returns
-    /// `Ok(None)` when this transaction already holds the same (gateway, seq).
+    /// `Ok(None)` when this transaction already holds the same (gateway, seq): the repeat
+    /// is then reported by `commit` as a duplicate (or a seq conflict if its boot differs).
     pub fn record_batch(
         &mut self,
         record: BatchRecord,
     ) -> Result<Option<BatchWriter<'_>>, DbError> {
         seq_to_db(record.seq)?;
         if !self.staged.insert((record.gateway, record.seq)) {
+            self.repeats.push(record);
             return Ok(None);
         }
         let start = self.rows.len();
@@ -213,7 +219,7 @@ impl IngestTx {
         if outcome.samples > 0 {
             self.copy_new_rows(&new, outcome.samples).await?;
         }
-        if outcome.stored.len() < self.batches.len() {
+        if outcome.stored.len() < self.batches.len() || !self.repeats.is_empty() {
             self.classify_skipped(&new, &mut outcome).await?;
         }
         self.tx.commit().await?;
@@ -308,7 +314,8 @@ impl IngestTx {
             .map_err(DbError::from)
     }
 
-    /// Sorts the batches that were not inserted into duplicates and seq conflicts.
+    /// Sorts the batches that were not inserted, and the repeats within this transaction,
+    /// into duplicates and seq conflicts (the lookup sees this transaction's own rows).
     async fn classify_skipped(
         &mut self,
         new: &HashSet<(GatewayId, u64)>,
@@ -319,6 +326,7 @@ impl IngestTx {
             .iter()
             .map(|b| &b.record)
             .filter(|r| !new.contains(&(r.gateway, r.seq)))
+            .chain(&self.repeats)
             .collect();
         let gw: Vec<GatewayId> = skipped.iter().map(|r| r.gateway).collect();
         let seq: Vec<i64> = skipped.iter().map(|r| r.seq as i64).collect();

@@ -520,11 +520,16 @@ impl Pipeline {
         let mut acked = Vec::with_capacity(staged.len());
         for batch in staged {
             let key = (batch.source.gateway.id, batch.record.seq);
-            if committed.contains(&key) {
+            // A conflict is matched by boot too: in one round the original and a stale
+            // copy under another boot can share the key, and only the latter is refused.
+            let conflict = outcome.conflicts.iter().find(|c| {
+                (c.gateway, c.seq) == key && c.incoming_boot_id == batch.record.boot_id
+            });
+            if conflict.is_none() && committed.contains(&key) {
                 acked.push(batch);
                 continue;
             }
-            let detail = match outcome.conflicts.iter().find(|c| (c.gateway, c.seq) == key) {
+            let detail = match conflict {
                 Some(c) => format!(
                     "seq {} is already stored for boot {}, this batch is boot {}: the gateway's sequence went backwards",
                     c.seq, c.stored_boot_id, c.incoming_boot_id
