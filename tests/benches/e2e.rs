@@ -420,7 +420,10 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
 
 /// The `[buffer]` settings the real agents ran with (their config files, as parsed).
 fn agent_buffer_settings(stack: &Stack) -> anyhow::Result<agent::config::BufferSettings> {
-    let path = stack.dir.path().join(format!("{}.toml", stack.agents[0].gateway));
+    let path = stack
+        .dir
+        .path()
+        .join(format!("{}.toml", stack.agents[0].gateway));
     Ok(agent::config::Config::load(&path)?.buffer)
 }
 

@@ -522,9 +522,10 @@ impl Pipeline {
             let key = (batch.source.gateway.id, batch.record.seq);
             // A conflict is matched by boot too: in one round the original and a stale
             // copy under another boot can share the key, and only the latter is refused.
-            let conflict = outcome.conflicts.iter().find(|c| {
-                (c.gateway, c.seq) == key && c.incoming_boot_id == batch.record.boot_id
-            });
+            let conflict = outcome
+                .conflicts
+                .iter()
+                .find(|c| (c.gateway, c.seq) == key && c.incoming_boot_id == batch.record.boot_id);
             if conflict.is_none() && committed.contains(&key) {
                 acked.push(batch);
                 continue;
