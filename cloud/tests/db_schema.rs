@@ -198,11 +198,10 @@ async fn tenant_scoped_transactions_see_only_their_tenant() {
         ("telemetry", 1),
         ("ingested_batches", 1),
     ] {
-        let count: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap();
+        let count: i64 = sqlx::query_scalar(&(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
         assert_eq!(count, expected, "{table}");
     }
     // Even asking for the other tenant's series by id returns nothing.

@@ -48,14 +48,28 @@ async fn jobs(db: &Db) -> Vec<(String, serde_json::Value)> {
     .collect()
 }
 
+/// Refreshes every aggregate completely. The refresh policies start running as soon as they
+/// are added, and TimescaleDB refuses a refresh overlapping one in progress (SQLSTATE 55P03),
+/// so a refresh that collides with a policy run is retried.
 async fn refresh_all(db: &Db) {
     for view in ["telemetry_1m", "telemetry_1h", "telemetry_1d"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
-        )))
-        .execute(db.pool())
-        .await
-        .unwrap();
+        let mut attempt = 0;
+        loop {
+            let result =
+                sqlx::query(&(format!("CALL refresh_continuous_aggregate('{view}', NULL, NULL)")))
+                    .execute(db.pool())
+                    .await;
+            match result {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("55P03") && attempt < 50 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("refresh {view}: {e}"),
+            }
+        }
     }
 }
 
@@ -145,7 +159,9 @@ async fn timescale_backend_stores_compresses_and_aggregates() {
     restarted.pool().close().await;
 
     // Data across midnight, then a late backfill; aggregates match raw data both through
-    // the real-time part (before refresh) and the materialized part (after).
+    // the real-time part (before refresh) and the materialized part (after). The policies
+    // are paused so that no refresh runs between the writes (see `pause_jobs`).
+    pause_jobs(db).await;
     let f = fixture(db, "acme").await;
     let series = three_series(db, f.gateway).await;
     let mut writer = Writer {
@@ -190,5 +206,230 @@ async fn timescale_backend_stores_compresses_and_aggregates() {
     // Maintenance has no partitions to manage here but runs cleanly.
     let report = maintenance::run_once(db).await.unwrap();
     assert!(report.partitions_created.is_empty() && report.dirty_ranges == 0);
+    test.finish().await;
+}
+
+/// The TimescaleDB server, or `None` (with a note) when it does not offer the extension.
+async fn timescale_or_skip(what: &str) -> bool {
+    let probe = TestDb::unmigrated("ts_probe", StorageOptions::default()).await;
+    let available = timescale_available(&probe.db).await;
+    probe.finish().await;
+    if !available {
+        eprintln!("skipping {what}: `timescaledb` is not in pg_available_extensions");
+    }
+    available
+}
+
+/// Id of the background job `proc` of `telemetry` (or of the aggregate `view`).
+async fn job_id(db: &Db, proc: &str, view: Option<&str>) -> i32 {
+    sqlx::query_scalar(
+        "SELECT job_id FROM timescaledb_information.jobs
+         WHERE proc_name = $1 AND hypertable_name = coalesce($2, 'telemetry')",
+    )
+    .bind(proc)
+    .bind(view)
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
+
+/// Stops the scheduler from starting the telemetry jobs (they first run right when they are
+/// added) and waits for running ones to finish, so the test decides when aggregates are
+/// materialized. While a refresh policy runs between writes, buckets below the aggregate's
+/// watermark show what was materialized until the next run, not the latest raw data.
+async fn pause_jobs(db: &Db) {
+    sqlx::query(
+        "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs
+         WHERE proc_name IN ('policy_compression', 'policy_retention',
+                             'policy_refresh_continuous_aggregate')",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    for _ in 0..200 {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM timescaledb_information.job_stats
+             WHERE job_id >= 1000 AND job_status = 'Running'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        if running == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("TimescaleDB jobs still running after 10 s");
+}
+
+async fn run_job(db: &Db, job: i32) {
+    sqlx::query("CALL run_job($1)")
+        .bind(job)
+        .execute(db.pool())
+        .await
+        .unwrap_or_else(|e| panic!("run_job({job}): {e}"));
+}
+
+async fn compressed_chunks(db: &Db) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM timescaledb_information.chunks
+         WHERE hypertable_name = 'telemetry' AND is_compressed",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn timescale_accepts_the_shortest_compress_after() {
+    if !timescale_or_skip("short compress_after test").await {
+        return;
+    }
+    // The smallest settings `StorageOptions::validate` accepts.
+    let options = StorageOptions {
+        backend: BackendChoice::Timescale,
+        chunk_interval: Duration::from_secs(3600),
+        compress_after: Duration::from_secs(3600),
+        retention: Some(Duration::from_secs(3600 + 2 * 86_400)),
+        partitions_ahead_days: 1,
+    };
+    let test = TestDb::with_options("ts_short", options).await;
+    let db = &test.db;
+    let windows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT hypertable_name::text, config->>'start_offset', config->>'end_offset'
+         FROM timescaledb_information.jobs
+         WHERE proc_name = 'policy_refresh_continuous_aggregate'
+         ORDER BY 1",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        windows,
+        vec![
+            ("telemetry_1d".into(), "3 days".into(), "1 day".into()),
+            ("telemetry_1h".into(), "03:00:00".into(), "01:00:00".into()),
+            ("telemetry_1m".into(), "01:01:00".into(), "00:01:00".into()),
+        ]
+    );
+    test.finish().await;
+}
+
+#[tokio::test]
+async fn timescale_policies_compress_backfill_and_expire() {
+    if !timescale_or_skip("TimescaleDB policy test").await {
+        return;
+    }
+    let test = TestDb::with_options("ts_policies", options(7)).await;
+    let db = &test.db;
+    pause_jobs(db).await;
+    let f = fixture(db, "acme").await;
+    let series = three_series(db, f.gateway).await;
+    let mut writer = Writer {
+        gateway: f.gateway,
+        seq: 0,
+    };
+    let mut values = Values(17);
+    let today = Utc::now().duration_trunc(TimeDelta::days(1)).unwrap();
+    let old = today - TimeDelta::days(40); // past the 30-day retention
+    let cold = today - TimeDelta::days(10); // past compress_after, within retention
+    let warm = today - TimeDelta::hours(3);
+    for from in [old, cold, warm] {
+        writer
+            .write(
+                db,
+                &samples(&series, from, 7200, 30, &mut values),
+                Utc::now(),
+            )
+            .await;
+    }
+    for view in ["telemetry_1m", "telemetry_1h", "telemetry_1d"] {
+        run_job(
+            db,
+            job_id(db, "policy_refresh_continuous_aggregate", Some(view)).await,
+        )
+        .await;
+    }
+    refresh_all(db).await;
+    assert_rollups_match_raw(db).await;
+
+    // The compression policy compresses the chunks older than compress_after only.
+    assert_eq!(compressed_chunks(db).await, 0);
+    run_job(db, job_id(db, "policy_compression", None).await).await;
+    assert_eq!(compressed_chunks(db).await, 2, "the old and the cold day");
+    let compressed_rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM telemetry WHERE time < now() - INTERVAL '7 days'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(compressed_rows, 2 * 3 * 240);
+
+    // Late backlog into a compressed chunk is stored and reaches the aggregates.
+    let late = samples(
+        &series[..2],
+        cold + TimeDelta::seconds(15),
+        3600,
+        30,
+        &mut values,
+    );
+    writer.write(db, &late, Utc::now()).await;
+    let raw = db
+        .raw_series(&series, cold, cold + TimeDelta::hours(2), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(raw.len(), 3 * 240 + 2 * 120);
+    refresh_all(db).await;
+    assert_rollups_match_raw(db).await;
+    assert_queries_match_raw(db, &series, cold, cold + TimeDelta::hours(2)).await;
+
+    // Tenant-scoped reads (role wellpulse_tenant) reach the hypertable and the aggregates.
+    let mut tx = db.begin_tenant(f.tenant).await.unwrap();
+    for width in [60, 3600, 86_400] {
+        let scoped = cloud::db::query::bucketed(
+            &mut tx,
+            &series,
+            cold,
+            cold + TimeDelta::hours(2),
+            Duration::from_secs(width),
+        )
+        .await
+        .unwrap();
+        let pooled = db
+            .bucketed(
+                &series,
+                cold,
+                cold + TimeDelta::hours(2),
+                Duration::from_secs(width),
+            )
+            .await
+            .unwrap();
+        assert!(!scoped.is_empty());
+        assert_eq!(scoped, pooled, "{width}s");
+    }
+    let scoped_raw =
+        cloud::db::query::raw(&mut tx, &series, cold, cold + TimeDelta::hours(2), 10_000)
+            .await
+            .unwrap();
+    assert_eq!(scoped_raw.len(), raw.len());
+    tx.rollback().await.unwrap();
+
+    // The retention policy drops the raw data older than 30 days; the rollups keep it.
+    let day_rows_before = db_support::rollup(db, "telemetry_1d").await;
+    run_job(db, job_id(db, "policy_retention", None).await).await;
+    let oldest: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT min(time) FROM telemetry")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(oldest, cold);
+    for view in ["telemetry_1m", "telemetry_1h", "telemetry_1d"] {
+        run_job(
+            db,
+            job_id(db, "policy_refresh_continuous_aggregate", Some(view)).await,
+        )
+        .await;
+    }
+    let day_rows_after = db_support::rollup(db, "telemetry_1d").await;
+    assert_eq!(day_rows_after, day_rows_before);
+    assert!(day_rows_after.iter().any(|b| b.bucket == old));
     test.finish().await;
 }

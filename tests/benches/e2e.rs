@@ -31,9 +31,8 @@
 //! lies in the window, divided by its length.
 //!
 //! Set `WP_E2E_PG_SOCKET_DIR=/var/run/postgresql` to let the ingester reach PostgreSQL
-//! over the Unix socket instead of TCP (sqlx 0.9.0 does not set TCP_NODELAY; see
-//! `/work/shared/crate-notes.md`): comparing the cloud share of both runs isolates that
-//! cost.
+//! over the Unix socket instead of TCP: comparing the cloud share of both runs isolates
+//! the cost of the TCP hop.
 //!
 //! Output (`BENCH <name> <value> <unit>`): `e2e_latency_p50_ms`, `e2e_latency_p99_ms`,
 //! the agents' edge share (read → data on the broker) and the cloud share (data on the

@@ -710,20 +710,52 @@ async fn form_pr_report(
     scope: TenantScope,
     ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, AnalyticsError> {
-    let month = parse_month(&required("month", query.month)?)?;
-    let format = parse_format(query.format.as_deref())?;
-    let mut tx = scope.begin(state.db()).await?;
-    let data = load(&mut tx, scope.id, month).await?;
-    tx.commit().await.map_err(DbError::from)?;
-    let (input, assembly) = form_pr_input(&data);
-    let result = form_pr(&input);
-    match result {
-        Ok(report) if assembly.is_empty() => {
-            let file = file_name("form-pr", &input.operator.number, month);
-            Ok(respond(report, format, month, file))
+    let filing = Filing {
+        title: "Form PR",
+        file_kind: "form-pr",
+        assemble: form_pr_input,
+        filer_id: |input: &FormPrInput| input.operator.number.as_str(),
+        build: form_pr,
+    };
+    filing.respond(&state, &scope, query).await
+}
+
+/// One regulatory filing: how its input is assembled from a month of stored data, who
+/// files it, and how the report is built. Both filings answer the same way: the report in
+/// the requested format, or 422 with the assembly and the builder's problems together.
+struct Filing<I> {
+    title: &'static str,
+    file_kind: &'static str,
+    assemble: fn(&MonthData) -> (I, Vec<ValidationProblem>),
+    filer_id: fn(&I) -> &str,
+    build: fn(&I) -> Result<Report, Vec<ValidationProblem>>,
+}
+
+impl<I> Filing<I> {
+    async fn respond(
+        &self,
+        state: &ApiState,
+        scope: &TenantScope,
+        query: ReportQuery,
+    ) -> Result<Response, AnalyticsError> {
+        let month = parse_month(&required("month", query.month)?)?;
+        let format = parse_format(query.format.as_deref())?;
+        let mut tx = scope.begin(state.db()).await?;
+        let data = load(&mut tx, scope.id, month).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        let (input, assembly) = (self.assemble)(&data);
+        match (self.build)(&input) {
+            Ok(report) if assembly.is_empty() => {
+                let file = file_name(self.file_kind, (self.filer_id)(&input), month);
+                Ok(respond(report, format, month, file))
+            }
+            Ok(_) => Err(refuse(self.title, month, assembly)),
+            Err(problems) => Err(refuse(
+                self.title,
+                month,
+                merge_problems(assembly, problems),
+            )),
         }
-        Ok(_) => Err(refuse("Form PR", month, assembly)),
-        Err(problems) => Err(refuse("Form PR", month, merge_problems(assembly, problems))),
     }
 }
 
@@ -887,20 +919,14 @@ async fn c115_report(
     scope: TenantScope,
     ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, AnalyticsError> {
-    let month = parse_month(&required("month", query.month)?)?;
-    let format = parse_format(query.format.as_deref())?;
-    let mut tx = scope.begin(state.db()).await?;
-    let data = load(&mut tx, scope.id, month).await?;
-    tx.commit().await.map_err(DbError::from)?;
-    let (input, assembly) = c115_input(&data);
-    match c115(&input) {
-        Ok(report) if assembly.is_empty() => {
-            let file = file_name("c115", &input.operator.ogrid, month);
-            Ok(respond(report, format, month, file))
-        }
-        Ok(_) => Err(refuse("C-115", month, assembly)),
-        Err(problems) => Err(refuse("C-115", month, merge_problems(assembly, problems))),
-    }
+    let filing = Filing {
+        title: "C-115",
+        file_kind: "c115",
+        assemble: c115_input,
+        filer_id: |input: &C115Input| input.operator.ogrid.as_str(),
+        build: c115,
+    };
+    filing.respond(&state, &scope, query).await
 }
 
 #[cfg(test)]

@@ -316,8 +316,8 @@ impl Db {
 /// Marks SQL text assembled by this module from its own constants, identifiers and
 /// formatted dates as safe to execute. Caller input is always bound as a parameter, never
 /// formatted into SQL.
-pub(crate) fn built(sql: impl Into<String>) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql.into())
+pub(crate) fn built(sql: impl Into<String>) -> String {
+    sql.into()
 }
 
 /// Stores a wire `u64` boot id in a `bigint` (bit-cast; ids are compared, never ordered).

@@ -13,7 +13,12 @@
 //! earliest pending range of the selected series onwards, buckets are computed from raw
 //! data, so results are always current — normally only the last few seconds since the
 //! previous maintenance run come from raw. On TimescaleDB `rollup_dirty` stays empty and
-//! the real-time continuous aggregates do the same job.
+//! the real-time continuous aggregates do that job only above each aggregate's watermark
+//! (roughly now − one bucket): samples arriving for buckets already materialized (backlog
+//! replay, late data) appear in the rollups after the next run of the refresh policies
+//! (every minute for `telemetry_1m`, 10 minutes for `telemetry_1h`, one hour for
+//! `telemetry_1d`, each level after the one below), so bucketed reads can lag that much
+//! behind raw data there.
 //!
 //! The functions take a `PgConnection` so that they can run inside a tenant-scoped
 //! transaction ([`Db::begin_tenant`]); [`Db`] has pool-based shorthands.
@@ -252,7 +257,7 @@ pub async fn bucketed(
     width: Duration,
 ) -> Result<Vec<Bucket>, DbError> {
     let (start, end) = align(from, to, width)?;
-    let rows = sqlx::query(built(bucketed_sql(Source::for_width(width))))
+    let rows = sqlx::query(&built(bucketed_sql(Source::for_width(width))))
         .bind(series)
         .bind(micros_to_time(start)?)
         .bind(micros_to_time(end)?)

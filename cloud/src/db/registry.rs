@@ -336,7 +336,7 @@ impl Db {
         tenant_slug: &str,
         gateway_slug: &str,
     ) -> Result<Option<GatewayInfo>, DbError> {
-        let row = sqlx::query(built(format!(
+        let row = sqlx::query(&built(format!(
             "{GATEWAY_INFO_SELECT} WHERE t.slug = $1 AND g.slug = $2"
         )))
         .bind(tenant_slug)
@@ -354,7 +354,7 @@ impl Db {
         gateway_slug: &str,
         secret: &str,
     ) -> Result<Option<GatewayInfo>, DbError> {
-        let row = sqlx::query(built(format!(
+        let row = sqlx::query(&built(format!(
             "{GATEWAY_INFO_SELECT} WHERE t.slug = $1 AND g.slug = $2"
         )))
         .bind(tenant_slug)

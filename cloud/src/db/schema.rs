@@ -23,8 +23,9 @@
 //! * Continuous aggregates `telemetry_1m` (from raw, good samples only), `telemetry_1h`
 //!   (from `telemetry_1m`) and `telemetry_1d` (from `telemetry_1h`) are real-time
 //!   (`materialized_only = false`); their refresh policies look back `compress_after` (+ one
-//!   bucket) so that late backfill is re-materialized, and stop one bucket before now
-//!   (the real-time part covers the open bucket).
+//!   bucket; at least two buckets, TimescaleDB's smallest refresh window) so that late
+//!   backfill is re-materialized, and stop one bucket before now (the real-time part covers
+//!   the open bucket).
 //! * A retention policy drops raw chunks older than `retention`; the aggregates keep their
 //!   materialized buckets (their refresh window is shorter than the retention).
 //! * No row-level security on `telemetry`: TimescaleDB does not allow it together with
@@ -390,20 +391,24 @@ async fn apply_timescale_policies(
         "SELECT remove_compression_policy('telemetry', if_exists => true)",
     )
     .await?;
-    sqlx::query("SELECT add_compression_policy('telemetry', compress_after => $1::interval)")
-        .bind(options.compress_after)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "SELECT add_compression_policy('telemetry', compress_after => justify_hours($1::interval))",
+    )
+    .bind(options.compress_after)
+    .execute(&mut *conn)
+    .await?;
     exec(
         conn,
         "SELECT remove_retention_policy('telemetry', if_exists => true)",
     )
     .await?;
     if let Some(retention) = options.retention {
-        sqlx::query("SELECT add_retention_policy('telemetry', drop_after => $1::interval)")
-            .bind(retention)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "SELECT add_retention_policy('telemetry', drop_after => justify_hours($1::interval))",
+        )
+        .bind(retention)
+        .execute(&mut *conn)
+        .await?;
     }
     for (view, width, schedule) in [
         ("telemetry_1m", "1 minute", "1 minute"),
@@ -415,9 +420,15 @@ async fn apply_timescale_policies(
             &format!("SELECT remove_continuous_aggregate_policy('{view}', if_exists => true)"),
         )
         .await?;
-        sqlx::query(built(format!(
+        // TimescaleDB refuses a refresh window (start_offset - end_offset) narrower than two
+        // buckets, so the look-back is at least two buckets even when compress_after is
+        // shorter (e.g. 1 day for the daily level). Beyond the raw retention that is still
+        // safe: `telemetry_1h` and `telemetry_1d` refresh from the level below, which keeps
+        // its buckets.
+        sqlx::query(&built(format!(
             "SELECT add_continuous_aggregate_policy('{view}',
-                 start_offset => $1::interval + INTERVAL '{width}',
+                 start_offset => justify_hours(
+                     greatest($1::interval, 2 * INTERVAL '{width}') + INTERVAL '{width}'),
                  end_offset => INTERVAL '{width}',
                  schedule_interval => INTERVAL '{schedule}')"
         )))
@@ -429,6 +440,6 @@ async fn apply_timescale_policies(
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), DbError> {
-    sqlx::query(built(sql)).execute(conn).await?;
+    sqlx::query(&built(sql)).execute(conn).await?;
     Ok(())
 }

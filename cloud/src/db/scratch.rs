@@ -1,8 +1,9 @@
 //! Throwaway databases for tests and benchmarks.
 //!
 //! [`ScratchDb::create`] makes a uniquely named database on the server given by
-//! `WELLPULSE_PG_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`, the
-//! development server) and [`ScratchDb::drop_db`] removes it. If a test panics before
+//! `WELLPULSE_PG_ADMIN_URL`, else `DATABASE_URL` (the admin URL `test.sh` and
+//! `scripts/services.sh` export, also used by the end-to-end tests), else
+//! `postgres://postgres@127.0.0.1:5432/postgres` (the development server), and [`ScratchDb::drop_db`] removes it. If a test panics before
 //! dropping it explicitly, `Drop` removes it on a helper thread (best effort), so runs do
 //! not pile up databases.
 
@@ -14,6 +15,8 @@ use super::{DbError, built};
 
 /// Environment variable naming the administrative connection URL.
 pub const ADMIN_URL_ENV: &str = "WELLPULSE_PG_ADMIN_URL";
+/// Fallback when [`ADMIN_URL_ENV`] is not set: the admin URL the test scripts export.
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A database that exists until dropped.
@@ -26,7 +29,10 @@ pub struct ScratchDb {
 }
 
 fn admin_url() -> String {
-    std::env::var(ADMIN_URL_ENV).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string())
+    [ADMIN_URL_ENV, DATABASE_URL_ENV]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|url| !url.is_empty()))
+        .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
 }
 
 /// `url` with its database path replaced by `name`.
@@ -65,7 +71,7 @@ impl ScratchDb {
         );
         let admin_url = admin_url();
         let mut admin = PgConnection::connect(&admin_url).await?;
-        sqlx::query(built(format!("CREATE DATABASE {name}")))
+        sqlx::query(&built(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await?;
         admin.close().await?;
@@ -96,7 +102,7 @@ impl ScratchDb {
 
 async fn drop_database(admin_url: &str, name: &str) -> Result<(), DbError> {
     let mut admin = PgConnection::connect(admin_url).await?;
-    sqlx::query(built(format!(
+    sqlx::query(&built(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     )))
     .execute(&mut admin)

@@ -29,10 +29,10 @@
 //!
 //! The transaction costs a fixed handful of round trips whatever the number of batches
 //! (BEGIN, insert, COPY start, COPY data + end, COMMIT), which matters because small
-//! statements are the slow part of the PostgreSQL protocol. Statement parameters stay
-//! small: sqlx 0.9.0 does not set TCP_NODELAY, and a message larger than the socket's send
-//! buffer (16 KiB initially) is written in two parts whose tail waits for the server's
-//! delayed ACK — 40 ms per statement, measured. Bulk data goes through COPY only.
+//! statements are the slow part of the PostgreSQL protocol. Bulk data goes through COPY
+//! only. The workspace pins sqlx 0.8: 0.9.0 stopped setting TCP_NODELAY (sqlx #4335, fixed
+//! upstream but unreleased), which made every COPY wait ~40 ms for the server's delayed
+//! ACK — the larger part of the ingest latency, measured.
 //!
 //! Rollup bookkeeping needs nothing from this transaction: on the plain PostgreSQL
 //! back-end a statement trigger on `telemetry` records the written (series, time range)

@@ -248,10 +248,7 @@ pub async fn reference(db: &Db, bucket_sql: &str) -> Vec<Bucket> {
          FROM agg JOIN f USING (series_id, b) JOIN l USING (series_id, b)
          ORDER BY series_id, b"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let rows = sqlx::query(&(sql)).fetch_all(db.pool()).await.unwrap();
     rows.iter().map(bucket_of).collect()
 }
 
@@ -274,10 +271,7 @@ pub async fn rollup(db: &Db, table: &str) -> Vec<Bucket> {
         "SELECT series_id, bucket AS b, avg, min, max, sum, count, first, last
          FROM {table} ORDER BY series_id, bucket"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let rows = sqlx::query(&(sql)).fetch_all(db.pool()).await.unwrap();
     rows.iter().map(bucket_of).collect()
 }
 
