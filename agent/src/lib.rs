@@ -216,7 +216,8 @@ async fn session(
         commands_tx,
         results_rx,
     )
-    .context("cannot start the uplink")?;
+    .context("cannot start the uplink")?
+    .follow_births(births);
     let _ = sources.uplink.set(uplink.stats());
     let (stop_uplink, uplink_stopped) = oneshot::channel::<()>();
     let mut uplink_task = tokio::spawn(uplink.run(async {

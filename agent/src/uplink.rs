@@ -31,6 +31,11 @@
 //! * **Reconnect.** Jittered exponential backoff from `reconnect_backoff_min` to
 //!   `reconnect_backoff_max`, reset on CONNACK; the first delivery after a broker comes back
 //!   follows within one backoff step plus the connect round trip.
+//! * **Birth updates.** When the agent learns more about its devices during the session (a
+//!   device that was silent at start reports its serial number later), the updated birth of
+//!   the same boot arrives on a `watch` channel ([`Uplink::follow_births`]) and is published
+//!   at once (and at every later session start), so the cloud's catalog catches up without a
+//!   restart.
 //! * **Commands.** `cmd` messages are decoded; `Rebirth` is answered here (the current
 //!   birth, or the stored birth of an earlier boot still referenced by buffered batches);
 //!   every other command is handed to the agent on an mpsc channel, whose
@@ -60,9 +65,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::batcher::BirthState;
 use crate::buffer::{Buffer, BufferError, Record};
 use delivery::{Delivery, Params};
 use link::{Backoff, LinkEvent};
@@ -268,6 +274,7 @@ pub struct Uplink {
     tls: Option<Arc<rustls::ClientConfig>>,
     buffer: Arc<Buffer>,
     birth: wire::Birth,
+    births: Option<watch::Receiver<BirthState>>,
     commands: mpsc::Sender<wire::Command>,
     results: mpsc::Receiver<wire::CommandResult>,
     stats: Arc<UplinkStats>,
@@ -290,10 +297,18 @@ impl Uplink {
             tls,
             buffer,
             birth,
+            births: None,
             commands,
             results,
             stats: Arc::new(UplinkStats::default()),
         })
+    }
+
+    /// Publishes every later birth of this boot sent on `births` (the batcher's updates
+    /// when devices report their information). Births of other boots are ignored.
+    pub fn follow_births(mut self, births: watch::Receiver<BirthState>) -> Uplink {
+        self.births = Some(births);
+        self
     }
 
     /// The live counters.
@@ -310,6 +325,7 @@ impl Uplink {
             tls,
             buffer,
             birth,
+            mut births,
             commands,
             mut results,
             stats,
@@ -347,6 +363,10 @@ impl Uplink {
                     Some(result) => session.publish_result(result),
                     None => results_open = false,
                 },
+                changed = birth_changed(&mut births), if births.is_some() => match changed {
+                    Some(birth) => session.update_birth(&birth),
+                    None => births = None,
+                },
                 () = sleep_until(wake), if wake.is_some() => {}
             }
             session.pump().await;
@@ -364,6 +384,15 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The next birth sent on `births`; `None` once the sender is gone.
+async fn birth_changed(
+    births: &mut Option<watch::Receiver<BirthState>>,
+) -> Option<Arc<wire::Birth>> {
+    let births = births.as_mut()?;
+    births.changed().await.ok()?;
+    Some(Arc::clone(&births.borrow_and_update().birth))
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -482,6 +511,19 @@ impl Session {
     fn set_connected(&mut self, connected: bool) {
         self.connected = connected;
         self.stats.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// Takes an updated birth of the current boot and publishes it if connected (it is
+    /// published at every session start anyway).
+    fn update_birth(&mut self, birth: &wire::Birth) {
+        if birth.boot_id != self.birth.boot_id || *birth == self.birth {
+            return;
+        }
+        self.birth = birth.clone();
+        if self.connected {
+            self.publish(self.topics.birth.clone(), self.birth.encode());
+            info!("device information changed; birth published again");
+        }
     }
 
     /// Subscribes, publishes the birth, then restarts delivery from the buffer.

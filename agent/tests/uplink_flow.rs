@@ -3,8 +3,10 @@
 
 mod uplink_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use agent::batcher::BirthState;
 use uplink_support::{
     Agent, Broker, BrokerKind, Cloud, Seen, eventually, open_buffer, uplink_config,
 };
@@ -16,6 +18,51 @@ const WAIT: Duration = Duration::from_secs(30);
 #[ignore = "broker child process entry point"]
 fn rumqttd_child() {
     uplink_support::rumqttd_child_main();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_birth_updated_during_the_session_is_published_again() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let cloud = Cloud::start(broker.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = uplink_support::birth(43);
+    let (births_tx, births_rx) = tokio::sync::watch::channel(BirthState {
+        birth: Arc::new(first.clone()),
+        missing_info: 1,
+    });
+    let agent = Agent::start_with(
+        uplink_config(broker.port, "gw-rebirth"),
+        open_buffer(dir.path()),
+        43,
+        Some(births_rx),
+    );
+    eventually(WAIT, "first birth", || cloud.with(|s| !s.births.is_empty())).await;
+
+    // A device that was silent at start reports its information.
+    let mut updated = first.clone();
+    updated.devices[0].info = vec![("serial_number".into(), "RPC-0042".into())];
+    births_tx.send_replace(BirthState {
+        birth: Arc::new(updated.clone()),
+        missing_info: 0,
+    });
+    eventually(WAIT, "updated birth", || {
+        cloud.with(|s| s.births.last() == Some(&updated))
+    })
+    .await;
+    // A birth of another boot is not this session's: not published.
+    let mut stranger = updated.clone();
+    stranger.boot_id = 99;
+    births_tx.send_replace(BirthState {
+        birth: Arc::new(stranger),
+        missing_info: 0,
+    });
+    let seq = agent.append(40, 0);
+    eventually(WAIT, "data after the stranger", || cloud.has_all(&[seq])).await;
+    cloud.with(|s| {
+        assert!(s.births.iter().all(|b| b.boot_id == 43));
+        assert_eq!(s.births.len(), 2, "one initial birth and one update");
+    });
+    agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -514,10 +514,23 @@ pub struct Agent {
 impl Agent {
     /// Starts the uplink with a fresh birth for `boot_id`.
     pub fn start(cfg: UplinkConfig, buffer: Arc<Buffer>, boot_id: u64) -> Agent {
+        Agent::start_with(cfg, buffer, boot_id, None)
+    }
+
+    /// Starts the uplink, following later births sent on `births` if given.
+    pub fn start_with(
+        cfg: UplinkConfig,
+        buffer: Arc<Buffer>,
+        boot_id: u64,
+        births: Option<tokio::sync::watch::Receiver<agent::batcher::BirthState>>,
+    ) -> Agent {
         let (commands_tx, commands) = mpsc::channel(8);
         let (results, results_rx) = mpsc::channel(8);
-        let uplink = Uplink::new(cfg, buffer.clone(), birth(boot_id), commands_tx, results_rx)
+        let mut uplink = Uplink::new(cfg, buffer.clone(), birth(boot_id), commands_tx, results_rx)
             .expect("uplink config");
+        if let Some(births) = births {
+            uplink = uplink.follow_births(births);
+        }
         let stats = uplink.stats();
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(uplink.run(async move {
