@@ -3,9 +3,9 @@
 //! [`ScratchDb::create`] makes a uniquely named database on the server given by
 //! `WELLPULSE_PG_ADMIN_URL`, else `DATABASE_URL` (the admin URL `test.sh` and
 //! `scripts/services.sh` export, also used by the end-to-end tests), else
-//! `postgres://postgres@127.0.0.1:5432/postgres` (the development server), and [`ScratchDb::drop_db`] removes it. If a test panics before
-//! dropping it explicitly, `Drop` removes it on a helper thread (best effort), so runs do
-//! not pile up databases.
+//! `postgres://postgres@127.0.0.1:5432/postgres` (the development server), and
+//! [`ScratchDb::drop_db`] removes it. If a test panics before dropping it explicitly, `Drop`
+//! removes it on a helper thread (best effort), so runs do not pile up databases.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
