@@ -293,7 +293,7 @@ async fn timescale_accepts_the_shortest_compress_after() {
         retention: Some(Duration::from_secs(3600 + 2 * 86_400)),
         partitions_ahead_days: 1,
     };
-    let test = TestDb::with_options("ts_short", options).await;
+    let test = TestDb::with_options("ts_short", options.clone()).await;
     let db = &test.db;
     let windows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT hypertable_name::text, config->>'start_offset', config->>'end_offset'
@@ -304,14 +304,51 @@ async fn timescale_accepts_the_shortest_compress_after() {
     .fetch_all(db.pool())
     .await
     .unwrap();
+    // Back to one day short of the retention; the daily level at least two buckets.
     assert_eq!(
         windows,
         vec![
             ("telemetry_1d".into(), "3 days".into(), "1 day".into()),
-            ("telemetry_1h".into(), "03:00:00".into(), "01:00:00".into()),
-            ("telemetry_1m".into(), "01:01:00".into(), "00:01:00".into()),
+            (
+                "telemetry_1h".into(),
+                "1 day 02:00:00".into(),
+                "01:00:00".into()
+            ),
+            (
+                "telemetry_1m".into(),
+                "1 day 01:01:00".into(),
+                "00:01:00".into()
+            ),
         ]
     );
+
+    // Raw data kept forever: the aggregates are refreshed without a lower bound.
+    let forever = Db::connect_with(
+        test.url(),
+        StorageOptions {
+            retention: None,
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    forever.migrate().await.unwrap();
+    let starts: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT config->>'start_offset' FROM timescaledb_information.jobs
+         WHERE proc_name = 'policy_refresh_continuous_aggregate'",
+    )
+    .fetch_all(forever.pool())
+    .await
+    .unwrap();
+    assert_eq!(starts, vec![None, None, None]);
+    let retention_jobs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'",
+    )
+    .fetch_one(forever.pool())
+    .await
+    .unwrap();
+    assert_eq!(retention_jobs, 0);
+    forever.pool().close().await;
     test.finish().await;
 }
 
@@ -364,7 +401,8 @@ async fn timescale_policies_compress_backfill_and_expire() {
             .unwrap();
     assert_eq!(compressed_rows, 2 * 3 * 240);
 
-    // Late backlog into a compressed chunk is stored and reaches the aggregates.
+    // Late backlog into a compressed chunk (older than compress_after) is stored and reaches
+    // the aggregates through the refresh policies alone.
     let late = samples(
         &series[..2],
         cold + TimeDelta::seconds(15),
@@ -378,7 +416,13 @@ async fn timescale_policies_compress_backfill_and_expire() {
         .await
         .unwrap();
     assert_eq!(raw.len(), 3 * 240 + 2 * 120);
-    refresh_all(db).await;
+    for view in ["telemetry_1m", "telemetry_1h", "telemetry_1d"] {
+        run_job(
+            db,
+            job_id(db, "policy_refresh_continuous_aggregate", Some(view)).await,
+        )
+        .await;
+    }
     assert_rollups_match_raw(db).await;
     assert_queries_match_raw(db, &series, cold, cold + TimeDelta::hours(2)).await;
 

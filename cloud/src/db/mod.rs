@@ -172,8 +172,9 @@ pub struct StorageOptions {
     /// Scale it down linearly for larger fleets per database node.
     pub chunk_interval: Duration,
     /// Compress TimescaleDB chunks older than this. Must exceed the agents' maximum backlog
-    /// age, so backfill rarely lands in compressed chunks; it is also how far back the
-    /// continuous aggregates are refreshed. Default 7 days.
+    /// age, so backfill rarely lands in compressed chunks (it is still accepted there).
+    /// Default 7 days. (The continuous aggregates are refreshed back to one day short of
+    /// `retention`.)
     pub compress_after: Duration,
     /// Drop raw telemetry older than this (`None` = keep forever). Rollups are kept.
     /// Default 365 days. Must exceed `compress_after` plus one day.

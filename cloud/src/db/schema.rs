@@ -22,12 +22,14 @@
 //!   replayed backlog lands in uncompressed chunks.
 //! * Continuous aggregates `telemetry_1m` (from raw, good samples only), `telemetry_1h`
 //!   (from `telemetry_1m`) and `telemetry_1d` (from `telemetry_1h`) are real-time
-//!   (`materialized_only = false`); their refresh policies look back `compress_after` (+ one
-//!   bucket; at least two buckets, TimescaleDB's smallest refresh window) so that late
-//!   backfill is re-materialized, and stop one bucket before now (the real-time part covers
-//!   the open bucket).
+//!   (`materialized_only = false`); their refresh policies look back to one day short of
+//!   `retention` (without limit when raw data is kept forever), so that late backfill of any
+//!   age is re-materialized as on the plain back-end, and stop one bucket before now (the
+//!   real-time part covers the open bucket). Until the next policy run, buckets already
+//!   materialized do not show newly written samples (see [`query`](super::query)).
 //! * A retention policy drops raw chunks older than `retention`; the aggregates keep their
-//!   materialized buckets (their refresh window is shorter than the retention).
+//!   materialized buckets (the raw level's refresh window ends before the retention, so the
+//!   invalidations of dropped chunks are never refreshed).
 //! * No row-level security on `telemetry`: TimescaleDB does not allow it together with
 //!   compression (timescale/timescaledb#6827). Tenant isolation of samples relies on series
 //!   ids being resolved through the RLS-protected `series` table.
@@ -410,6 +412,16 @@ async fn apply_timescale_policies(
         .execute(&mut *conn)
         .await?;
     }
+    // How far back the refresh policies re-materialize: to one day short of the raw
+    // retention (everything when raw data is kept forever), like the plain back-end, which
+    // recomputes dirty ranges up to the retention cutoff. A refresh only recomputes the
+    // ranges invalidated by writes, so a long window costs nothing while nothing changes,
+    // and late backfill of any age (within the retention) reaches the rollups. It must stay
+    // short of the retention: dropping raw chunks invalidates their range, and refreshing
+    // that range would delete the rollups of the expired days.
+    let lookback = options
+        .retention
+        .map(|retention| retention.saturating_sub(std::time::Duration::from_secs(86_400)));
     for (view, width, schedule) in [
         ("telemetry_1m", "1 minute", "1 minute"),
         ("telemetry_1h", "1 hour", "10 minutes"),
@@ -421,18 +433,18 @@ async fn apply_timescale_policies(
         )
         .await?;
         // TimescaleDB refuses a refresh window (start_offset - end_offset) narrower than two
-        // buckets, so the look-back is at least two buckets even when compress_after is
-        // shorter (e.g. 1 day for the daily level). Beyond the raw retention that is still
-        // safe: `telemetry_1h` and `telemetry_1d` refresh from the level below, which keeps
-        // its buckets.
+        // buckets, so the look-back is at least two buckets (it matters for the daily level
+        // with a short retention). Reaching past the raw retention is still safe there:
+        // `telemetry_1h` and `telemetry_1d` refresh from the level below, which keeps its
+        // buckets. NULL start_offset: no lower bound.
         sqlx::query(&built(format!(
             "SELECT add_continuous_aggregate_policy('{view}',
-                 start_offset => justify_hours(
-                     greatest($1::interval, 2 * INTERVAL '{width}') + INTERVAL '{width}'),
+                 start_offset => CASE WHEN $1::interval IS NOT NULL THEN justify_hours(
+                     greatest($1::interval, 2 * INTERVAL '{width}') + INTERVAL '{width}') END,
                  end_offset => INTERVAL '{width}',
                  schedule_interval => INTERVAL '{schedule}')"
         )))
-        .bind(options.compress_after)
+        .bind(lookback)
         .execute(&mut *conn)
         .await?;
     }
