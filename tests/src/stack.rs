@@ -467,6 +467,17 @@ listen = "{metrics}"
         })
     }
 
+    /// Ends a passing test: stops the agents and the ingester and drops the test's
+    /// database (a failing test returns early and leaves it for a post-mortem).
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        for a in &mut self.agents {
+            a.stop().await?;
+        }
+        self.kill_ingester();
+        self.db.pool().close().await;
+        crate::load::drop_database(&self.database_url).await
+    }
+
     /// Total samples in `telemetry`.
     pub async fn telemetry_rows(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM telemetry")

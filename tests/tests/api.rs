@@ -13,7 +13,7 @@ const BROKER_BIN: &str = env!("CARGO_BIN_EXE_wp-test-broker");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
-    let mut stack = Stack::start(BrokerKind::Embedded, 2, BROKER_BIN).await?;
+    let stack = Stack::start(BrokerKind::Embedded, 2, BROKER_BIN).await?;
     let started = Utc::now() - chrono::Duration::seconds(5);
     stack.wait_rows(300, Duration::from_secs(120)).await?;
 
@@ -112,8 +112,5 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
 
     let _ = stop.send(());
     server.await??;
-    for a in &mut stack.agents {
-        a.stop().await?;
-    }
-    Ok(())
+    stack.finish().await
 }

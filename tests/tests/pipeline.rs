@@ -113,7 +113,7 @@ async fn survives_every_outage(kind: BrokerKind) -> anyhow::Result<()> {
         historical > 0,
         "backlog after the broker outage must be flagged historical"
     );
-    Ok(())
+    stack.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
