@@ -48,8 +48,10 @@ sed -e "s|@DATABASE_URL@|$db_url|" -e "s|@INGESTER_PASSWORD@|$INGESTER_PASSWORD|
 chmod 600 "$DEMO/cloud.toml"
 
 pids=()
+stopping=0
 cleanup() {
   trap - INT TERM EXIT
+  stopping=1
   echo >&2; echo "[demo] stopping…" >&2
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -128,4 +130,4 @@ cat <<MSG
   Ctrl-C stops everything; data stays in $DEMO.
 MSG
 wait -n "${pids[@]}" || true
-echo "[demo] a component exited; see $DEMO/logs" >&2
+[ "$stopping" = 1 ] || echo "[demo] a component exited; see $DEMO/logs" >&2
