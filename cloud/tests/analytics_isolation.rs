@@ -212,12 +212,10 @@ async fn every_analytics_endpoint_is_isolated_by_tenant() {
         "well_regulatory",
         "production_watermarks",
     ] {
-        let n: i64 = sqlx::query_scalar(
-            &(format!(
-                "SELECT count(*) FROM {table} WHERE tenant_id = {}",
-                acme.tenant
-            )),
-        )
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = {}",
+            acme.tenant
+        ))
         .fetch_one(&mut *tx)
         .await
         .unwrap();

@@ -62,13 +62,11 @@ fn reference_values(series: i64, ts_ms: i64, value: Option<f64>, quality: wire::
 type Stored = Vec<(i64, i64, Option<Vec<u8>>, i16)>;
 
 async fn stored(pool: &PgPool, table: &str) -> Stored {
-    sqlx::query(
-        &(format!(
-            "SELECT series_id, (extract(epoch FROM time) * 1000000)::bigint AS us,
+    sqlx::query(&format!(
+        "SELECT series_id, (extract(epoch FROM time) * 1000000)::bigint AS us,
                 float8send(value) AS bits, quality
          FROM {table} ORDER BY series_id"
-        )),
-    )
+    ))
     .fetch_all(pool)
     .await
     .unwrap()
@@ -111,10 +109,13 @@ async fn check_case(
     copy.send(encoder.to_copy_payload()).await.unwrap();
     let copied = copy.finish().await.unwrap();
     prop_assert_eq!(copied as usize, case.len());
-    sqlx::query(&(format!("INSERT INTO reference VALUES {}", literals.join(", "))))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO reference VALUES {}",
+        literals.join(", ")
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     drop(conn);
     prop_assert_eq!(
         stored(pool, "telemetry").await,

@@ -198,7 +198,7 @@ async fn tenant_scoped_transactions_see_only_their_tenant() {
         ("telemetry", 1),
         ("ingested_batches", 1),
     ] {
-        let count: i64 = sqlx::query_scalar(&(format!("SELECT count(*) FROM {table}")))
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut *tx)
             .await
             .unwrap();

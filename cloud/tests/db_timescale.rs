@@ -55,10 +55,11 @@ async fn refresh_all(db: &Db) {
     for view in ["telemetry_1m", "telemetry_1h", "telemetry_1d"] {
         let mut attempt = 0;
         loop {
-            let result =
-                sqlx::query(&(format!("CALL refresh_continuous_aggregate('{view}', NULL, NULL)")))
-                    .execute(db.pool())
-                    .await;
+            let result = sqlx::query(&format!(
+                "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
+            ))
+            .execute(db.pool())
+            .await;
             match result {
                 Ok(_) => break,
                 Err(sqlx::Error::Database(e))

@@ -78,7 +78,7 @@ pub async fn drop_database(url: &str) -> anyhow::Result<()> {
         .await
         .context("connect DATABASE_URL")?;
     // `name` was checked above to be [a-z0-9_]+: safe to splice.
-    let dropped = sqlx::query(&(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&pool)
         .await
         .with_context(|| format!("drop database {name}"));

@@ -180,7 +180,7 @@ pub async fn fresh_database(prefix: &str) -> anyhow::Result<String> {
         .await
         .context("connect DATABASE_URL")?;
     // `name` is built here from digits, hex and a fixed prefix: safe to splice.
-    sqlx::query(&(format!("CREATE DATABASE {name}")))
+    sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&pool)
         .await?;
     pool.close().await;

@@ -261,11 +261,11 @@ pub async fn list_gateways(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<GatewayRow>, DbError> {
-    let rows = sqlx::query(&super::built(format!(
+    let rows = sqlx::query(&format!(
         "{GATEWAY_SELECT}
          WHERE g.tenant_id = $1 AND ($2::text IS NULL OR g.slug > $2)
          ORDER BY g.slug LIMIT $3"
-    )))
+    ))
     .bind(tenant)
     .bind(after)
     .bind(limit)
@@ -280,9 +280,9 @@ pub async fn gateway(
     tenant: TenantId,
     slug: &str,
 ) -> Result<Option<GatewayRow>, DbError> {
-    let row = sqlx::query(&super::built(format!(
+    let row = sqlx::query(&format!(
         "{GATEWAY_SELECT} WHERE g.tenant_id = $1 AND g.slug = $2"
-    )))
+    ))
     .bind(tenant)
     .bind(slug)
     .fetch_optional(conn)
@@ -348,11 +348,11 @@ pub async fn list_wells(
     after: Option<WellId>,
     limit: i64,
 ) -> Result<Vec<WellRow>, DbError> {
-    let rows = sqlx::query(&super::built(format!(
+    let rows = sqlx::query(&format!(
         "{WELL_SELECT}
          WHERE w.tenant_id = $1 AND ($2::bigint IS NULL OR w.id > $2)
          ORDER BY w.id LIMIT $3"
-    )))
+    ))
     .bind(tenant)
     .bind(after)
     .bind(limit)
@@ -367,9 +367,9 @@ pub async fn well(
     tenant: TenantId,
     well: WellId,
 ) -> Result<Option<WellRow>, DbError> {
-    let row = sqlx::query(&super::built(format!(
+    let row = sqlx::query(&format!(
         "{WELL_SELECT} WHERE w.tenant_id = $1 AND w.id = $2"
-    )))
+    ))
     .bind(tenant)
     .bind(well)
     .fetch_optional(conn)

@@ -36,7 +36,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::query::{GOOD_SAMPLES, ORIGIN_SQL, RAW_COLUMNS, ROLLUP_COLUMNS};
-use super::{Backend, Db, DbError, SeriesId, built};
+use super::{Backend, Db, DbError, SeriesId};
 
 /// Longest a maintenance statement waits for a table lock.
 pub const LOCK_TIMEOUT: &str = "5s";
@@ -175,7 +175,7 @@ async fn create_partitions(
     wanted.dedup();
     for day in wanted.into_iter().filter(|d| !existing.contains(d)) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::query(&built(format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")))
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             .execute(&mut *tx)
             .await?;
         let moved = create_partition(&mut tx, day).await?;
@@ -202,16 +202,14 @@ async fn create_partition(conn: &mut PgConnection, day: NaiveDate) -> Result<u64
         ),
     ];
     for sql in &statements {
-        sqlx::query(&built(sql.as_str()))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sql.as_str()).execute(&mut *conn).await?;
     }
-    let moved = sqlx::query(&built(format!(
+    let moved = sqlx::query(&format!(
         "WITH moved AS (
              DELETE FROM telemetry_default WHERE time >= {from} AND time < {to} RETURNING *
          )
          INSERT INTO {name} SELECT * FROM moved"
-    )))
+    ))
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -219,7 +217,7 @@ async fn create_partition(conn: &mut PgConnection, day: NaiveDate) -> Result<u64
         format!("ALTER TABLE telemetry ATTACH PARTITION {name} FOR VALUES FROM ({from}) TO ({to})"),
         format!("ALTER TABLE {name} DROP CONSTRAINT {name}_range"),
     ] {
-        sqlx::query(&built(sql)).execute(&mut *conn).await?;
+        sqlx::query(&sql).execute(&mut *conn).await?;
     }
     Ok(moved)
 }
@@ -244,7 +242,7 @@ async fn expire_partitions(
             format!("ALTER TABLE telemetry DETACH PARTITION {name}"),
             format!("DROP TABLE {name}"),
         ] {
-            sqlx::query(&built(sql)).execute(&mut *tx).await?;
+            sqlx::query(&sql).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         report.partitions_dropped.push(name);
@@ -409,11 +407,11 @@ async fn recompute(
         .collect::<Result<_, _>>()?;
     let ranges_sql =
         "unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS d(series_id, f, t)";
-    sqlx::query(&built(format!(
+    sqlx::query(&format!(
         "DELETE FROM {table} r USING {ranges_sql}
          WHERE r.series_id = d.series_id AND r.bucket >= d.f AND r.bucket < d.t",
         table = level.table
-    )))
+    ))
     .bind(&series)
     .bind(&from)
     .bind(&to)
@@ -439,10 +437,10 @@ async fn recompute(
             source = level.source,
         )
     };
-    Ok(sqlx::query(&built(format!(
+    Ok(sqlx::query(&format!(
         "INSERT INTO {table} (series_id, bucket, avg, min, max, sum, count, first, last) {select}",
         table = level.table
-    )))
+    ))
     .bind(&series)
     .bind(&from)
     .bind(&to)

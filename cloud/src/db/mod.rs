@@ -1,5 +1,8 @@
 //! All SQL of the WellPulse cloud lives under this module.
 //!
+//! SQL text is only ever assembled (`format!`) from this module's own constants,
+//! identifiers and formatted dates; caller input is always bound as a parameter.
+//!
 //! # Schema
 //!
 //! The registry is a tree, every level carrying `tenant_id` (and reaching its parent through a
@@ -312,13 +315,6 @@ impl Db {
             .await?;
         Ok(tx)
     }
-}
-
-/// Marks SQL text assembled by this module from its own constants, identifiers and
-/// formatted dates as safe to execute. Caller input is always bound as a parameter, never
-/// formatted into SQL.
-pub(crate) fn built(sql: impl Into<String>) -> String {
-    sql.into()
 }
 
 /// Stores a wire `u64` boot id in a `bigint` (bit-cast; ids are compared, never ordered).

@@ -423,12 +423,12 @@ pub async fn insert_correction(
     if new.author.trim().is_empty() {
         return Err(DbError::invalid("correction author", "must not be blank"));
     }
-    let row = sqlx::query(&super::built(format!(
+    let row = sqlx::query(&format!(
         "INSERT INTO production_corrections (tenant_id, well_id, day, quantity, volume,
                                              ticket_number, author, note)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING {CORRECTION_COLUMNS}"
-    )))
+    ))
     .bind(tenant)
     .bind(new.well_id)
     .bind(new.day)
@@ -449,12 +449,12 @@ pub async fn latest_corrections(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<Correction>, DbError> {
-    let rows = sqlx::query(&super::built(format!(
+    let rows = sqlx::query(&format!(
         "SELECT DISTINCT ON (day, quantity) {CORRECTION_COLUMNS}
          FROM production_corrections
          WHERE well_id = $1 AND day >= $2 AND day < $3
          ORDER BY day, quantity, created_at DESC, id DESC"
-    )))
+    ))
     .bind(well)
     .bind(from)
     .bind(to)
@@ -652,11 +652,11 @@ pub async fn daily_rows(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DailyRow>, DbError> {
-    let rows = sqlx::query(&super::built(format!(
+    let rows = sqlx::query(&format!(
         "SELECT {DAILY_COLUMNS} FROM daily_production
          WHERE well_id = $1 AND day >= $2 AND day < $3
          ORDER BY day, array_position(ARRAY['oil','gas','water','flared','vented','fuel'], quantity)"
-    )))
+    ))
     .bind(well)
     .bind(from)
     .bind(to)
@@ -672,11 +672,11 @@ pub async fn tenant_daily_rows(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DailyRow>, DbError> {
-    let rows = sqlx::query(&super::built(format!(
+    let rows = sqlx::query(&format!(
         "SELECT {DAILY_COLUMNS} FROM daily_production
          WHERE tenant_id = $1 AND day >= $2 AND day < $3
          ORDER BY well_id, day, array_position(ARRAY['oil','gas','water','flared','vented','fuel'], quantity)"
-    )))
+    ))
     .bind(tenant)
     .bind(from)
     .bind(to)

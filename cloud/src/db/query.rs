@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use wire::Quality;
 
-use super::{Db, DbError, SeriesId, WellId, built};
+use super::{Db, DbError, SeriesId, WellId};
 
 /// Most buckets one query may return per series.
 pub const MAX_BUCKETS: i64 = 100_000;
@@ -257,7 +257,7 @@ pub async fn bucketed(
     width: Duration,
 ) -> Result<Vec<Bucket>, DbError> {
     let (start, end) = align(from, to, width)?;
-    let rows = sqlx::query(&built(bucketed_sql(Source::for_width(width))))
+    let rows = sqlx::query(&bucketed_sql(Source::for_width(width)))
         .bind(series)
         .bind(micros_to_time(start)?)
         .bind(micros_to_time(end)?)

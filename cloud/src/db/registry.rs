@@ -34,7 +34,6 @@ use sqlx::{PgConnection, Row};
 
 use super::{
     Db, DbError, DeviceId, GatewayId, SeriesId, SiteId, TenantId, WellId, boot_from_db, boot_to_db,
-    built,
 };
 
 /// Shortest gateway secret accepted.
@@ -336,9 +335,9 @@ impl Db {
         tenant_slug: &str,
         gateway_slug: &str,
     ) -> Result<Option<GatewayInfo>, DbError> {
-        let row = sqlx::query(&built(format!(
+        let row = sqlx::query(&format!(
             "{GATEWAY_INFO_SELECT} WHERE t.slug = $1 AND g.slug = $2"
-        )))
+        ))
         .bind(tenant_slug)
         .bind(gateway_slug)
         .fetch_optional(&self.pool)
@@ -354,9 +353,9 @@ impl Db {
         gateway_slug: &str,
         secret: &str,
     ) -> Result<Option<GatewayInfo>, DbError> {
-        let row = sqlx::query(&built(format!(
+        let row = sqlx::query(&format!(
             "{GATEWAY_INFO_SELECT} WHERE t.slug = $1 AND g.slug = $2"
-        )))
+        ))
         .bind(tenant_slug)
         .bind(gateway_slug)
         .fetch_optional(&self.pool)

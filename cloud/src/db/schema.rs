@@ -56,7 +56,7 @@ use std::fmt;
 
 use sqlx::{PgConnection, PgPool};
 
-use super::{BackendChoice, DbError, StorageOptions, built, maintenance};
+use super::{BackendChoice, DbError, StorageOptions, maintenance};
 
 /// The storage back-end of a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,13 +437,13 @@ async fn apply_timescale_policies(
         // with a short retention). Reaching past the raw retention is still safe there:
         // `telemetry_1h` and `telemetry_1d` refresh from the level below, which keeps its
         // buckets. NULL start_offset: no lower bound.
-        sqlx::query(&built(format!(
+        sqlx::query(&format!(
             "SELECT add_continuous_aggregate_policy('{view}',
                  start_offset => CASE WHEN $1::interval IS NOT NULL THEN justify_hours(
                      greatest($1::interval, 2 * INTERVAL '{width}') + INTERVAL '{width}') END,
                  end_offset => INTERVAL '{width}',
                  schedule_interval => INTERVAL '{schedule}')"
-        )))
+        ))
         .bind(lookback)
         .execute(&mut *conn)
         .await?;
@@ -452,6 +452,6 @@ async fn apply_timescale_policies(
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), DbError> {
-    sqlx::query(&built(sql)).execute(conn).await?;
+    sqlx::query(sql).execute(conn).await?;
     Ok(())
 }

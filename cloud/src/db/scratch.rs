@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::{Connection, PgConnection};
 
-use super::{DbError, built};
+use super::DbError;
 
 /// Environment variable naming the administrative connection URL.
 pub const ADMIN_URL_ENV: &str = "WELLPULSE_PG_ADMIN_URL";
@@ -71,7 +71,7 @@ impl ScratchDb {
         );
         let admin_url = admin_url();
         let mut admin = PgConnection::connect(&admin_url).await?;
-        sqlx::query(&built(format!("CREATE DATABASE {name}")))
+        sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await?;
         admin.close().await?;
@@ -102,11 +102,9 @@ impl ScratchDb {
 
 async fn drop_database(admin_url: &str, name: &str) -> Result<(), DbError> {
     let mut admin = PgConnection::connect(admin_url).await?;
-    sqlx::query(&built(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
     admin.close().await?;
     Ok(())
 }

@@ -97,7 +97,7 @@ impl TestDb {
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&(format!("SELECT count(*) FROM {table}")))
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(self.db.pool())
             .await
             .unwrap()
