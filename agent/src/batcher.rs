@@ -97,6 +97,10 @@ pub struct Batcher {
     stats: Arc<BatcherStats>,
     frames: Vec<Frame>,
     samples: u32,
+    /// When the pending batch got its first frame and when it is due (see the module docs);
+    /// both `None` while no frame is pending.
+    started: Option<Instant>,
+    due: Option<Instant>,
     retry: VecDeque<(i64, FramesBlock)>,
 }
 
@@ -172,6 +176,8 @@ impl Batcher {
             stats,
             frames: Vec::new(),
             samples: 0,
+            started: None,
+            due: None,
             retry: VecDeque::new(),
         };
         (batcher, births_rx)
@@ -179,36 +185,19 @@ impl Batcher {
 
     /// Runs until every poller is gone, then flushes and returns.
     pub async fn run(mut self) {
-        // Deadline of the pending batch: min(last frame + quiet, first frame + interval).
-        // Also drives retries of blocks the buffer refused, every `flush_interval`.
-        let mut first_frame: Option<Instant> = None;
-        let mut deadline: Option<Instant> = None;
         loop {
-            let wake = deadline.or_else(|| {
+            // The pending batch's due time; without one, blocks the buffer refused are
+            // retried every `flush_interval`.
+            let wake = self.due.or_else(|| {
                 (!self.retry.is_empty()).then(|| Instant::now() + self.settings.flush_interval)
             });
             tokio::select! {
                 event = self.rx.recv() => match event {
-                    Some(PollerEvent::Frame(frame)) => {
-                        let now = Instant::now();
-                        let first = *first_frame.get_or_insert(now);
-                        deadline = Some(
-                            (now + self.settings.flush_quiet).min(first + self.settings.flush_interval),
-                        );
-                        self.samples = self.samples.saturating_add(frame.samples.len() as u32);
-                        self.frames.push(frame);
-                        if self.samples >= self.settings.max_samples_per_batch {
-                            self.flush().await;
-                            (first_frame, deadline) = (None, None);
-                        }
-                    }
+                    Some(PollerEvent::Frame(frame)) => self.add(frame).await,
                     Some(PollerEvent::Info { device, info }) => self.update_info(device, info).await,
                     None => break,
                 },
-                () = sleep_until_or_never(wake) => {
-                    self.flush().await;
-                    (first_frame, deadline) = (None, None);
-                }
+                () = sleep_until_or_never(wake) => self.flush().await,
             }
         }
         self.flush().await;
@@ -220,8 +209,23 @@ impl Batcher {
         }
     }
 
+    /// Adds a frame to the pending batch: due `flush_quiet` after this frame, at the latest
+    /// `flush_interval` after the batch's first; flushed at once when full.
+    async fn add(&mut self, frame: Frame) {
+        let now = Instant::now();
+        let started = *self.started.get_or_insert(now);
+        self.due =
+            Some((now + self.settings.flush_quiet).min(started + self.settings.flush_interval));
+        self.samples = self.samples.saturating_add(frame.samples.len() as u32);
+        self.frames.push(frame);
+        if self.samples >= self.settings.max_samples_per_batch {
+            self.flush().await;
+        }
+    }
+
     /// Encodes the collected frames and appends them (after any blocks awaiting retry).
     async fn flush(&mut self) {
+        (self.started, self.due) = (None, None);
         if !self.frames.is_empty() {
             let frames = std::mem::take(&mut self.frames);
             self.samples = 0;

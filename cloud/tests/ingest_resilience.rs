@@ -3,7 +3,6 @@
 
 mod ingest_common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use cloud::db::Db;
@@ -22,30 +21,13 @@ async fn db_via(proxy: &CuttableProxy, test: &TestDb) -> Db {
     Db::from_pool(pool, storage_options())
 }
 
-/// The PostgreSQL server of the test database (`postgres://user@host:port/db`), which
-/// is whatever server `test.sh` chose: 127.0.0.1:5432 or a private one.
-fn postgres_addr(test: &TestDb) -> SocketAddr {
-    let url = test.scratch.url();
-    let after_user = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
-    let host_port = after_user.split(['/', '?']).next().unwrap_or(after_user);
-    let host_port = host_port.replace("localhost", "127.0.0.1");
-    let host_port = if host_port.contains(':') {
-        host_port
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port
-        .parse()
-        .unwrap_or_else(|e| panic!("test database at {host_port:?} is not an IP:port: {e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingester_killed_before_commit_loses_nothing_and_stores_once() {
     init_tracing();
     let test = TestDb::new("ing_kill").await;
     let secret = test.provision("gw-1").await;
     let broker = Broker::start(&test.db).await;
-    let proxy = CuttableProxy::start(postgres_addr(&test)).await;
+    let proxy = CuttableProxy::in_front_of(test.scratch.url()).await;
     let first = start_ingester(
         &db_via(&proxy, &test).await,
         &broker.ingester_endpoint("ingest-a"),
@@ -95,7 +77,7 @@ async fn a_postgres_outage_holds_messages_unacked_and_loses_nothing() {
     let test = TestDb::new("ing_pgdown").await;
     let secret = test.provision("gw-1").await;
     let broker = Broker::start(&test.db).await;
-    let proxy = CuttableProxy::start(postgres_addr(&test)).await;
+    let proxy = CuttableProxy::in_front_of(test.scratch.url()).await;
     let ingester = start_ingester(
         &db_via(&proxy, &test).await,
         &broker.ingester_endpoint("ingest-a"),

@@ -467,6 +467,31 @@ pub fn stats_of(ingester: &Ingester) -> Arc<IngestStats> {
     Arc::clone(ingester.stats())
 }
 
+/// `scheme://[userinfo@]host[:port]/path` of a database URL.
+struct UrlParts<'a> {
+    scheme: &'a str,
+    userinfo: Option<&'a str>,
+    host_port: &'a str,
+    path: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    fn of(url: &'a str) -> UrlParts<'a> {
+        let (scheme, rest) = url.split_once("://").expect("database URL has a scheme");
+        let (authority, path) = rest.split_once('/').expect("database URL has a path");
+        let (userinfo, host_port) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        UrlParts {
+            scheme,
+            userinfo,
+            host_port,
+            path,
+        }
+    }
+}
+
 /// A TCP proxy in front of PostgreSQL whose link can be cut (all connections closed,
 /// new ones refused) and restored.
 pub struct CuttableProxy {
@@ -526,16 +551,32 @@ impl CuttableProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 
+    /// A proxy in front of the server of database `url` (`postgres://user@host:port/db`).
+    pub async fn in_front_of(url: &str) -> CuttableProxy {
+        let host_port = UrlParts::of(url)
+            .host_port
+            .replace("localhost", "127.0.0.1");
+        let target = if host_port.contains(':') {
+            host_port
+        } else {
+            format!("{host_port}:5432")
+        };
+        let target = target
+            .parse()
+            .unwrap_or_else(|e| panic!("database server {target:?} is not an IP:port: {e}"));
+        CuttableProxy::start(target).await
+    }
+
     /// `url` with its host:port replaced by the proxy's.
     pub fn url_for(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap();
-        let (authority, path) = rest.split_once('/').unwrap();
-        let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
-        format!(
-            "{scheme}://{}{}/{path}",
-            userinfo.unwrap_or_default(),
-            self.addr
-        )
+        let UrlParts {
+            scheme,
+            userinfo,
+            path,
+            ..
+        } = UrlParts::of(url);
+        let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        format!("{scheme}://{userinfo}{}/{path}", self.addr)
     }
 }
 
