@@ -9,7 +9,7 @@
 //!     own redb buffers, default settings) ─┐
 //! synthetic gateways (tests::load, real wire batches at a controlled rate) ─┤
 //!                                          ▼
-//!     embedded rumqttd (cloud::broker, database-backed logins) ─▶ cloud::ingest::Ingester
+//!     embedded rumqttd (broker, database-backed logins) ─▶ ingest::Ingester
 //!     (shipped default options) ─▶ PostgreSQL (fresh database, dropped at the end)
 //! ```
 //!
@@ -46,11 +46,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use cloud::broker::{BrokerAuth, EmbeddedBroker};
-use cloud::config::Secret;
-use cloud::db::Db;
-use cloud::ingest::{IngestOptions, Ingester, MqttEndpoint};
+use base::Secret;
+use broker::{BrokerAuth, EmbeddedBroker};
+use ingest::{IngestOptions, Ingester, MqttEndpoint};
 use simulator::{Endpoint, FleetConfig, Simulator};
+use store::Db;
 use tests::load::{LatencyReport, Probe, SyntheticConfig, SyntheticFleet, drop_database, wall_ms};
 use tests::stack::{fresh_database, lazy_db};
 use tokio::sync::oneshot;
@@ -252,7 +252,7 @@ impl Stack {
 /// Starts rumqttd in-process from the development profile (loopback, port 0 listeners).
 async fn start_broker(db: &Db) -> anyhow::Result<EmbeddedBroker> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../broker-config/rumqttd-dev.toml");
-    let config = cloud::broker::load_config(&path).context("broker config")?;
+    let config = broker::load_config(&path).context("broker config")?;
     let auth = BrokerAuth::new(db.clone(), INGEST_USER.into(), Secret::new(INGEST_PASSWORD));
     let broker = tokio::task::spawn_blocking(move || EmbeddedBroker::start(config, auth)).await??;
     Ok(broker)

@@ -32,9 +32,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
-use cloud::db::Db;
 use firmware_profiles::{DataType, RawValue, Tag};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter};
+use store::Db;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -264,7 +264,7 @@ impl SyntheticFleet {
 }
 
 fn connect(config: &SyntheticConfig, gateway: &str, password: &str) -> (AsyncClient, EventLoop) {
-    let client_id = cloud::broker::gateway_client_id(&config.tenant, gateway);
+    let client_id = broker::gateway_client_id(&config.tenant, gateway);
     let mut options = MqttOptions::new(
         client_id,
         config.broker.ip().to_string(),

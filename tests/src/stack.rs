@@ -21,12 +21,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use cloud::config::Secret;
-use cloud::db::{Db, NewWell, StorageOptions};
-use cloud::ingest::{IngestOptions, Ingester, MqttEndpoint};
+use base::Secret;
+use ingest::{IngestOptions, Ingester, MqttEndpoint};
 use simulator::{FleetConfig, Simulator};
 use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
+use store::{Db, NewWell, StorageOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -41,7 +41,7 @@ const INGEST_PASSWORD: &str = "ingester-secret-0123456789";
 /// Which broker carries the traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
-    /// rumqttd embedded by `cloud::broker`, with database-backed gateway authentication.
+    /// rumqttd embedded by `broker`, with database-backed gateway authentication.
     Embedded,
     /// A private Mosquitto (a broker we did not write), anonymous.
     Mosquitto,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use api::{ApiOptions, ApiState};
 use chrono::{SecondsFormat, Utc};
-use cloud::api::{ApiOptions, ApiState};
 use tests::http;
 use tests::stack::{BrokerKind, Stack, TENANT};
 use tokio::net::TcpListener;
@@ -22,7 +22,7 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cloud::api::serve(listener, state, async {
+    let server = tokio::spawn(api::serve(listener, state, async {
         let _ = stopped.await;
     }));
 
@@ -84,7 +84,7 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     );
 
     // Bucketed telemetry (after a maintenance pass refreshed the rollups).
-    cloud::db::maintenance::run_once(&stack.db).await?;
+    store::maintenance::run_once(&stack.db).await?;
     let bucketed = http::get(addr, &path.replace("bucket=raw", "bucket=1m")).await?;
     assert_eq!(bucketed.status, 200, "{}", bucketed.text());
     let buckets = bucketed.json()?;

@@ -1,13 +1,13 @@
-//! The embedded broker (`cloud::broker`, rumqttd with database-backed gateway logins) alone
+//! The embedded broker (`broker`, rumqttd with database-backed gateway logins) alone
 //! in its own process, on fixed ports, so end-to-end tests can kill it and start it again
 //! — rumqttd has no shutdown API.
 
 use std::path::Path;
 
 use anyhow::Context;
+use base::Secret;
+use broker::{BrokerAuth, EmbeddedBroker, load_config, override_port};
 use clap::Parser;
-use cloud::broker::{BrokerAuth, EmbeddedBroker, load_config, override_port};
-use cloud::config::Secret;
 
 #[derive(Debug, Parser)]
 struct Args {

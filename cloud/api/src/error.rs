@@ -1,0 +1,360 @@
+//! The API's one error type and its mapping to HTTP.
+//!
+//! | variant              | status | `code`               | message                           |
+//! |----------------------|--------|----------------------|-----------------------------------|
+//! | `InvalidParameter`   | 400    | `invalid_parameter`  | names the parameter and the problem |
+//! | `BadRequest`         | 400    | `bad_request`        | e.g. unknown query parameter      |
+//! | `NotFound`           | 404    | `not_found`          | names what was not found          |
+//! | `NoRoute`            | 404    | `no_route`           | method and path                   |
+//! | `MethodNotAllowed`   | 405    | `method_not_allowed` | method and path                   |
+//! | `Conflict`           | 409    | `conflict`           | what conflicts                    |
+//! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
+//! | `Timeout`            | 503    | `timeout`            | the configured limit              |
+//! | `Internal`           | 500    | `internal`           | generic; details only in the log  |
+//!
+//! The body is always `{"error": {"code", "message", "request_id"}}`. The public message
+//! is the variant's `Display`; for `Unavailable` and `Internal` it says nothing about the
+//! cause, which is logged (with its source chain and the request id) at `error` level so
+//! an operator can find it from the id a client quotes. 503s carry `Retry-After`.
+//!
+//! The request id comes from a task-local set by the request middleware
+//! ([`super::middleware`]), so an error can be rendered anywhere inside a request —
+//! handler, extractor, fallback, timeout — without threading the id through.
+
+use std::fmt;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use store::DbError;
+
+tokio::task_local! {
+    /// The id of the request being served.
+    pub(crate) static REQUEST_ID: String;
+}
+
+/// The id of the current request (a fresh one outside a request, which does not happen
+/// in the router but keeps the body well-formed).
+pub(crate) fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Where a parameter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamLocation {
+    /// A path segment.
+    Path,
+    /// The query string.
+    Query,
+}
+
+impl fmt::Display for ParamLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParamLocation::Path => "path",
+            ParamLocation::Query => "query",
+        })
+    }
+}
+
+/// Everything a request can fail with (see the module docs for the HTTP mapping).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A parameter is missing, malformed or out of range.
+    #[error("invalid {location} parameter `{name}`: {problem}")]
+    InvalidParameter {
+        /// Path or query.
+        location: ParamLocation,
+        /// Parameter name.
+        name: &'static str,
+        /// What is wrong, with the offending value.
+        problem: String,
+    },
+    /// The request is malformed as a whole (e.g. an unknown query parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A resource does not exist (in this tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// No route has this path.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+    },
+    /// The path exists but not with this method.
+    #[error("method {method} is not allowed for {path}")]
+    MethodNotAllowed {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+    },
+    /// The request conflicts with existing data.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached or is not set up.
+    #[error("the database is unavailable; retry later")]
+    Unavailable(#[source] DbError),
+    /// The request took longer than the configured timeout.
+    #[error("the request did not complete within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// A bug or an unexpected failure.
+    #[error("internal error; the details are logged under this request id")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A bad query parameter.
+    pub fn query(name: &'static str, problem: impl Into<String>) -> ApiError {
+        ApiError::InvalidParameter {
+            location: ParamLocation::Query,
+            name,
+            problem: problem.into(),
+        }
+    }
+
+    /// A bad path parameter.
+    pub fn path(name: &'static str, problem: impl Into<String>) -> ApiError {
+        ApiError::InvalidParameter {
+            location: ParamLocation::Path,
+            name,
+            problem: problem.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidParameter { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NoRoute { .. } => "no_route",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Whether a database error means "cannot reach / use the database now" rather than a
+/// bug: I/O, TLS, a broken protocol exchange (e.g. the server closing the connection
+/// during the handshake), pool exhaustion or closure, and the SQLSTATE classes for
+/// connection exceptions (08), insufficient resources (53), operator intervention (57:
+/// shutdown, cancelled statement), invalid authorization (28) and a missing database
+/// (3D000).
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["08", "53", "57", "28"].iter().any(|c| code.starts_with(c)) || code == "3D000"
+        }),
+        _ => false,
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> ApiError {
+        match error {
+            DbError::NotFound(what) => ApiError::NotFound(what),
+            DbError::NotMigrated => ApiError::Unavailable(error),
+            DbError::Sqlx(ref e) if is_unavailable(e) => ApiError::Unavailable(error),
+            DbError::Sqlx(sqlx::Error::Database(ref db)) if db.is_unique_violation() => {
+                ApiError::Conflict("the request conflicts with an existing record".to_owned())
+            }
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> ApiError {
+        ApiError::from(DbError::from(error))
+    }
+}
+
+/// The error object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code: `invalid_parameter`, `bad_request`, `not_found`,
+    /// `no_route`, `method_not_allowed`, `conflict`, `unavailable`, `timeout`, `internal`.
+    #[schema(example = "invalid_parameter")]
+    pub code: String,
+    /// Human-readable explanation; for 400s it names the parameter and the problem.
+    #[schema(
+        example = "invalid query parameter `from`: must be before `to` (from 2026-11-03T12:00:00Z, to 2026-11-03T10:00:00Z)"
+    )]
+    pub message: String,
+    /// Id of the request (also in the `x-request-id` response header); quote it when
+    /// reporting a problem.
+    #[schema(example = "5f0c7d3e9b2a4c61a8e4d2f1b3c5a7e9")]
+    pub request_id: String,
+}
+
+/// Body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// Displays an error with its source chain, for logs.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let request_id = current_request_id();
+        let code = self.code();
+        if status.is_server_error() {
+            tracing::error!(%request_id, code, error = %Chain(&self), "request failed");
+        } else {
+            tracing::debug!(%request_id, code, error = %self, "request refused");
+        }
+        let body = ErrorResponse {
+            error: ErrorBody {
+                code: code.to_owned(),
+                message: self.to_string(),
+                request_id,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// Fallback for paths no route matches.
+pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method,
+        path: uri.path().to_owned(),
+    }
+}
+
+/// Fallback for a known path with an unsupported method.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method,
+        path: uri.path().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes_follow_the_table() {
+        let db_down = || DbError::Sqlx(sqlx::Error::PoolTimedOut);
+        let cases: [(ApiError, u16, &str); 9] = [
+            (ApiError::query("from", "x"), 400, "invalid_parameter"),
+            (ApiError::BadRequest("x".into()), 400, "bad_request"),
+            (ApiError::NotFound("well 1".into()), 404, "not_found"),
+            (
+                ApiError::NoRoute {
+                    method: Method::GET,
+                    path: "/x".into(),
+                },
+                404,
+                "no_route",
+            ),
+            (
+                ApiError::MethodNotAllowed {
+                    method: Method::POST,
+                    path: "/health".into(),
+                },
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::Conflict("x".into()), 409, "conflict"),
+            (ApiError::from(db_down()), 503, "unavailable"),
+            (ApiError::Timeout(Duration::from_secs(1)), 503, "timeout"),
+            (
+                ApiError::from(DbError::Sqlx(sqlx::Error::RowNotFound)),
+                500,
+                "internal",
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_parameter_and_hide_internal_causes() {
+        assert_eq!(
+            ApiError::query("limit", "must be at most 100, got `500`").to_string(),
+            "invalid query parameter `limit`: must be at most 100, got `500`"
+        );
+        let internal = ApiError::from(DbError::Invalid {
+            what: "stored quality",
+            reason: "secret detail 42".into(),
+        });
+        assert!(!internal.to_string().contains("secret detail"));
+        let down = ApiError::from(DbError::Sqlx(sqlx::Error::Protocol(
+            "password=hunter2".into(),
+        )));
+        assert!(!down.to_string().contains("hunter2"));
+        assert_eq!(
+            ApiError::Timeout(Duration::from_millis(2500)).to_string(),
+            "the request did not complete within 2s 500ms"
+        );
+    }
+
+    #[test]
+    fn not_found_and_not_migrated_map_to_404_and_503() {
+        assert_eq!(
+            ApiError::from(DbError::NotFound("gateway 7".into())).to_string(),
+            "gateway 7 not found"
+        );
+        assert_eq!(
+            ApiError::from(DbError::NotMigrated).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! Request extractors and parameter parsing.
+//!
+//! axum's own `Path`/`Query` rejections are plain-text 400s with generic wording; here
+//! every parameter goes through code that knows its name and its rules, so a bad one is
+//! answered with [`ApiError::InvalidParameter`]: which parameter, what is wrong, what was
+//! sent.
+//!
+//! - Path parameters: [`TenantScope`] (`{tenant}`, resolved to the tenant, 404 if
+//!   unknown), [`WellParam`] (`{well}`), [`GatewayParam`] (`{gateway}`). They document
+//!   themselves in the OpenAPI document (`IntoParams`), so a handler lists them in
+//!   `params(...)` and cannot describe a parameter differently from how it parses it.
+//! - Query strings: [`ApiQuery<T>`] over a struct whose fields are all `Option<String>`
+//!   with `deny_unknown_fields`: deserializing can then only fail on an unknown or
+//!   repeated parameter (reported by name), and each value is parsed by a helper below
+//!   ([`required`], [`parse_time`], [`parse_limit`], …) that reports its own problems.
+
+use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::http::request::Parts;
+use chrono::format::ParseErrorKind;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sqlx::{Postgres, Transaction};
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{Required, Schema};
+
+use super::{ApiError, ApiState};
+use store::{Db, TenantId, WellId};
+
+/// Longest parameter value echoed back in an error message.
+const ECHO_MAX: usize = 64;
+
+/// Earliest time accepted in a query.
+pub(crate) const MIN_TIME: &str = "1970-01-01T00:00:00Z";
+/// Time at and after which a query time is refused.
+pub(crate) const MAX_TIME: &str = "2200-01-01T00:00:00Z";
+
+/// A parameter value as shown in an error message (truncated if long).
+pub(crate) fn shown(raw: &str) -> String {
+    if raw.chars().count() <= ECHO_MAX {
+        format!("`{raw}`")
+    } else {
+        let head: String = raw.chars().take(ECHO_MAX).collect();
+        format!("`{head}…`")
+    }
+}
+
+/// The value of a path parameter of the matched route.
+async fn path_param(parts: &mut Parts, name: &'static str) -> Result<String, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, &())
+        .await
+        .map_err(|rejection| {
+            ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))
+        })?;
+    params
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+        .ok_or_else(|| {
+            ApiError::Internal(format!("the matched route has no `{name}` path parameter").into())
+        })
+}
+
+/// Checks a slug (tenant or gateway id): the MQTT topic id rules.
+fn check_slug(name: &'static str, raw: &str) -> Result<(), ApiError> {
+    wire::topic::validate_id(raw).map_err(|_| {
+        ApiError::path(
+            name,
+            format!(
+                "must be 1-63 characters of a-z, 0-9, '_' and '-' starting with a letter or digit, got {}",
+                shown(raw)
+            ),
+        )
+    })
+}
+
+fn path_parameter(name: &str, schema: Schema, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn slug_schema(example: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z0-9][a-z0-9_-]{0,62}$"))
+        .examples([serde_json::json!(example)])
+        .into()
+}
+
+/// The tenant a request is about, from the `{tenant}` path segment.
+///
+/// Extracting it validates the id (400) and resolves it (404 `tenant … not found`). It is
+/// the single place where an authentication layer will check that the caller may act for
+/// the tenant; handlers then only ever query through [`TenantScope::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope {
+    /// Database id of the tenant.
+    pub id: TenantId,
+    /// Tenant id as in the path (and in MQTT topics).
+    pub slug: String,
+}
+
+impl TenantScope {
+    /// A transaction that sees only this tenant's rows (row-level security).
+    pub async fn begin(&self, db: &Db) -> Result<Transaction<'static, Postgres>, ApiError> {
+        Ok(db.begin_tenant(self.id).await?)
+    }
+}
+
+impl FromRequestParts<ApiState> for TenantScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let slug = path_param(parts, "tenant").await?;
+        check_slug("tenant", &slug)?;
+        let id = state
+            .db()
+            .tenant_by_slug(&slug)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
+        Ok(TenantScope { id, slug })
+    }
+}
+
+impl IntoParams for TenantScope {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![path_parameter(
+            "tenant",
+            slug_schema("acme"),
+            "Tenant id (as in the gateways' MQTT topics).",
+        )]
+    }
+}
+
+/// The `{well}` path segment: a positive well id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WellParam(pub WellId);
+
+impl<S: Send + Sync> FromRequestParts<S> for WellParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = path_param(parts, "well").await?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(WellParam(WellId(id))),
+            _ => Err(ApiError::path(
+                "well",
+                format!(
+                    "must be a well id (a positive integer), got {}",
+                    shown(&raw)
+                ),
+            )),
+        }
+    }
+}
+
+impl IntoParams for WellParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .examples([serde_json::json!(1)])
+            .into();
+        vec![path_parameter(
+            "well",
+            schema,
+            "Well id (`id` in the well list).",
+        )]
+    }
+}
+
+/// The `{gateway}` path segment: a gateway id as in MQTT topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for GatewayParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = path_param(parts, "gateway").await?;
+        check_slug("gateway", &raw)?;
+        Ok(GatewayParam(raw))
+    }
+}
+
+impl IntoParams for GatewayParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![path_parameter(
+            "gateway",
+            slug_schema("gw-001"),
+            "Gateway id (as in its MQTT topics).",
+        )]
+    }
+}
+
+/// A query string deserialized into `T`; an unknown or repeated parameter is a 400
+/// naming it. Use a `T` of `Option<String>` fields (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                // serde_path_to_error prefixes the field (`page: unknown field `page`…`);
+                // drop the prefix when the message names the field anyway.
+                let detail = match detail.split_once(": ") {
+                    Some((field, rest)) if rest.contains(&format!("`{field}`")) => rest,
+                    _ => detail,
+                };
+                ApiError::BadRequest(format!("invalid query string: {detail}"))
+            })
+    }
+}
+
+/// Paging parameters of the lists keyed by a numeric id (wells, rejections).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Most items to return: 1 to the server's `max_page_size` (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, example = 100)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page; omit it for the first page.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
+    pub cursor: Option<String>,
+}
+
+/// Paging parameters of the lists keyed by a slug (gateways).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SlugPageQuery {
+    /// Most items to return: 1 to the server's `max_page_size` (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, example = 100)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page; omit it for the first page.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
+    pub cursor: Option<String>,
+}
+
+/// Default page size of the list endpoints (capped by `max_page_size`).
+pub(crate) const DEFAULT_PAGE: u32 = 100;
+
+/// A required query parameter.
+pub(crate) fn required(name: &'static str, raw: Option<String>) -> Result<String, ApiError> {
+    match raw {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(ApiError::query(name, "is required")),
+    }
+}
+
+/// `limit`: an integer from 1 to `max`, `default` when absent.
+pub(crate) fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(default.min(max));
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::query(
+            "limit",
+            format!("must be an integer from 1 to {max}, got {}", shown(raw)),
+        )),
+    }
+}
+
+/// An RFC 3339 time between [`MIN_TIME`] and [`MAX_TIME`].
+pub(crate) fn parse_time(name: &'static str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    let time = DateTime::parse_from_rfc3339(raw)
+        .map_err(|e| {
+            // `+` means space in a query string: `…T10:00:00+02:00` arrives as `… 02:00`.
+            let hint = if raw.contains(' ') {
+                " (a `+` in a query string must be sent as `%2B`)"
+            } else if e.kind() == ParseErrorKind::OutOfRange {
+                " (a date or time field is out of range)"
+            } else {
+                ""
+            };
+            ApiError::query(
+                name,
+                format!(
+                    "must be an RFC 3339 timestamp such as 2026-11-03T10:00:00Z, got {}{hint}",
+                    shown(raw)
+                ),
+            )
+        })?
+        .with_timezone(&Utc);
+    let (min, max) = (bound(MIN_TIME), bound(MAX_TIME));
+    if time < min || time >= max {
+        return Err(ApiError::query(
+            name,
+            format!(
+                "must be from {MIN_TIME} to before {MAX_TIME}, got {}",
+                shown(raw)
+            ),
+        ));
+    }
+    Ok(time)
+}
+
+/// A time as the API writes it: RFC 3339, UTC, `Z`, fractional seconds only when present.
+pub(crate) fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn bound(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// The `cursor` of a list keyed by a positive integer id.
+pub(crate) fn parse_id_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|raw| match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(bad_cursor(raw)),
+    })
+    .transpose()
+}
+
+/// The `cursor` of a list keyed by a slug.
+pub(crate) fn parse_slug_cursor(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    raw.map(|raw| match wire::topic::validate_id(raw) {
+        Ok(()) => Ok(raw),
+        Err(_) => Err(bad_cursor(raw)),
+    })
+    .transpose()
+}
+
+fn bad_cursor(raw: &str) -> ApiError {
+    ApiError::query(
+        "cursor",
+        format!(
+            "must be the `next_cursor` of a previous page, got {}",
+            shown(raw)
+        ),
+    )
+}
+
+/// Cuts the `limit + 1` rows of a keyset query to a page: the rows to return and, if a
+/// further page exists, the cursor (key of the last row returned).
+pub(crate) fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let limit = limit as usize;
+    if rows.len() <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(key);
+    (rows, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked_with_the_bound_in_the_message() {
+        assert_eq!(parse_limit(None, 100, 50).unwrap(), 50);
+        assert_eq!(parse_limit(Some("7"), 100, 50).unwrap(), 7);
+        for bad in ["0", "51", "-1", "ten", "", "1.5"] {
+            let e = parse_limit(Some(bad), 100, 50).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid query parameter `limit`: must be an integer from 1 to 50"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_within_bounds() {
+        let t = parse_time("from", "2026-11-03T10:00:00+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-03T08:00:00+00:00");
+        let e = parse_time("from", "2026-11-03T10:00:00 02:00")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`%2B`") && e.contains("`from`"), "{e}");
+        let e = parse_time("to", "yesterday").unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid query parameter `to`: must be an RFC 3339"),
+            "{e}"
+        );
+        let e = parse_time("to", "2300-01-01T00:00:00Z")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("before 2200-01-01T00:00:00Z"), "{e}");
+    }
+
+    #[test]
+    fn long_values_are_truncated_in_messages() {
+        let long = "x".repeat(500);
+        let e = parse_limit(Some(&long), 1, 1).unwrap_err().to_string();
+        assert!(e.len() < 200 && e.ends_with("…`"), "{e}");
+    }
+
+    #[test]
+    fn pages_are_cut_with_the_last_key_as_cursor() {
+        let (page, next) = split_page(vec![1, 2, 3], 2, |n| n.to_string());
+        assert_eq!((page, next), (vec![1, 2], Some("2".to_owned())));
+        let (page, next) = split_page(vec![1, 2], 2, |n| n.to_string());
+        assert_eq!((page, next), (vec![1, 2], None));
+    }
+
+    #[test]
+    fn cursors_must_come_from_a_previous_page() {
+        assert_eq!(parse_id_cursor(Some("42")).unwrap(), Some(42));
+        assert_eq!(parse_id_cursor(None).unwrap(), None);
+        assert!(parse_id_cursor(Some("0")).is_err());
+        assert_eq!(parse_slug_cursor(Some("gw-1")).unwrap(), Some("gw-1"));
+        let e = parse_slug_cursor(Some("GW 1")).unwrap_err().to_string();
+        assert!(e.starts_with("invalid query parameter `cursor`"), "{e}");
+    }
+}

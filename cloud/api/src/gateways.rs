@@ -1,0 +1,264 @@
+//! Gateways of a tenant and their status.
+//!
+//! The status comes from what the ingester records: `online` (birth seen / death or
+//! silence not yet), `last_seen` (newest message), the current birth (boot id, agent
+//! version, config hash, device count), the buffer status of the newest batch header
+//! that carried one, and the clock skew of the newest live batch. Boot ids are random
+//! `u64`s and are sent as decimal strings (JavaScript numbers lose precision above 2^53).
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{DEFAULT_PAGE, SlugPageQuery, parse_limit, parse_slug_cursor, split_page};
+use super::{ApiError, ApiQuery, ApiState, ErrorResponse, GatewayParam, TenantScope};
+use store::gateways::{self as queries, BirthRow, BufferRow, DeviceRow, GatewayRow};
+
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_gateways))
+        .routes(routes!(get_gateway))
+}
+
+/// Connection state of a gateway.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayStatus {
+    /// An MQTT session is open.
+    Online,
+    /// The session ended (death message) or the gateway fell silent.
+    Offline,
+}
+
+/// Site reference.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteRef {
+    /// Site id.
+    pub id: i64,
+    /// Site name.
+    pub name: String,
+}
+
+/// The gateway's current session as announced by its birth message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastBirth {
+    /// Boot id of the session (decimal `u64`).
+    #[schema(example = "16045690984503098046")]
+    pub boot_id: String,
+    /// When the cloud received the birth.
+    pub received_at: DateTime<Utc>,
+    /// Birth time by the gateway's clock.
+    pub birth_time: Option<DateTime<Utc>>,
+    /// Agent version.
+    #[schema(example = "0.1.0")]
+    pub agent_version: String,
+    /// Hash of the agent configuration.
+    pub config_hash: String,
+}
+
+/// The gateway's store-and-forward buffer as reported in its newest batch header.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BufferStatus {
+    /// Batches waiting to be sent or acknowledged.
+    pub pending_batches: i64,
+    /// Bytes waiting.
+    pub pending_bytes: i64,
+    /// Age of the oldest waiting batch, ms.
+    pub oldest_age_ms: i64,
+    /// Samples dropped by the buffer limits (total since the buffer was created).
+    pub dropped_samples: i64,
+    /// Batches dropped by the buffer limits.
+    pub dropped_batches: i64,
+    /// When the cloud received this status.
+    pub reported_at: DateTime<Utc>,
+}
+
+/// A gateway and its status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Gateway {
+    /// Gateway id (as in its MQTT topics).
+    #[schema(example = "gw-001")]
+    pub id: String,
+    /// Site the gateway is installed at.
+    pub site: SiteRef,
+    /// Online or offline.
+    pub status: GatewayStatus,
+    /// Newest message received from the gateway.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Current session; absent until a birth was received.
+    pub last_birth: Option<LastBirth>,
+    /// Buffer status; absent until a batch carried one.
+    pub buffer: Option<BufferStatus>,
+    /// Gateway clock minus cloud receive time of the newest live batch, ms (positive:
+    /// the gateway clock is ahead).
+    pub clock_skew_ms: Option<i64>,
+    /// Devices in the current birth catalog.
+    pub device_count: i64,
+}
+
+/// A device behind a gateway.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    /// Device name from the agent configuration.
+    #[schema(example = "rpc-1")]
+    pub name: String,
+    /// Firmware profile id.
+    #[schema(example = "rod-pump-controller")]
+    pub profile: String,
+    /// Well the device measures, if linked.
+    pub well_id: Option<i64>,
+    /// Whether the current birth lists the device (devices of earlier sessions are kept).
+    pub current: bool,
+    /// Number of series (metrics) of the device.
+    pub series_count: i64,
+}
+
+/// A gateway with its devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayDetail {
+    /// The gateway and its status.
+    #[serde(flatten)]
+    pub gateway: Gateway,
+    /// Its devices, by name.
+    pub devices: Vec<Device>,
+}
+
+/// A page of gateways.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayPage {
+    /// Gateways ordered by id.
+    pub items: Vec<Gateway>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<BirthRow> for LastBirth {
+    fn from(b: BirthRow) -> LastBirth {
+        LastBirth {
+            boot_id: b.boot_id.to_string(),
+            received_at: b.received_at,
+            birth_time: b.birth_time,
+            agent_version: b.agent_version,
+            config_hash: b.config_hash,
+        }
+    }
+}
+
+impl From<BufferRow> for BufferStatus {
+    fn from(b: BufferRow) -> BufferStatus {
+        BufferStatus {
+            pending_batches: b.pending_batches,
+            pending_bytes: b.pending_bytes,
+            oldest_age_ms: b.oldest_age_ms,
+            dropped_samples: b.dropped_samples,
+            dropped_batches: b.dropped_batches,
+            reported_at: b.reported_at,
+        }
+    }
+}
+
+impl From<GatewayRow> for Gateway {
+    fn from(g: GatewayRow) -> Gateway {
+        Gateway {
+            id: g.slug,
+            site: SiteRef {
+                id: g.site_id.0,
+                name: g.site_name,
+            },
+            status: if g.online {
+                GatewayStatus::Online
+            } else {
+                GatewayStatus::Offline
+            },
+            last_seen: g.last_seen,
+            device_count: g.birth.as_ref().map_or(0, |b| b.device_count),
+            last_birth: g.birth.map(LastBirth::from),
+            buffer: g.buffer.map(BufferStatus::from),
+            clock_skew_ms: g.clock_skew_ms,
+        }
+    }
+}
+
+impl From<DeviceRow> for Device {
+    fn from(d: DeviceRow) -> Device {
+        Device {
+            name: d.name,
+            profile: d.profile,
+            well_id: d.well_id.map(|w| w.0),
+            current: d.current,
+            series_count: d.series_count,
+        }
+    }
+}
+
+/// List the gateways of a tenant with their status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/gateways",
+    tag = "gateways",
+    operation_id = "list_gateways",
+    params(TenantScope, SlugPageQuery),
+    responses(
+        (status = 200, description = "A page of gateways", body = GatewayPage),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+        (status = 503, description = "Database unavailable", body = ErrorResponse),
+    )
+)]
+async fn list_gateways(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<SlugPageQuery>,
+) -> Result<Json<GatewayPage>, ApiError> {
+    let limit = parse_limit(
+        query.limit.as_deref(),
+        DEFAULT_PAGE,
+        state.options().max_page_size,
+    )?;
+    let after = parse_slug_cursor(query.cursor.as_deref())?;
+    let mut tx = scope.begin(state.db()).await?;
+    let rows = queries::list_gateways(&mut tx, scope.id, after, i64::from(limit) + 1).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = split_page(rows, limit, |g| g.slug.clone());
+    Ok(Json(GatewayPage {
+        items: rows.into_iter().map(Gateway::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One gateway: status and devices.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/gateways/{gateway}",
+    tag = "gateways",
+    operation_id = "get_gateway",
+    params(TenantScope, GatewayParam),
+    responses(
+        (status = 200, description = "The gateway", body = GatewayDetail),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant or gateway", body = ErrorResponse),
+        (status = 503, description = "Database unavailable", body = ErrorResponse),
+    )
+)]
+async fn get_gateway(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    GatewayParam(slug): GatewayParam,
+) -> Result<Json<GatewayDetail>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let row = queries::gateway(&mut tx, scope.id, &slug)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("gateway `{slug}` of tenant `{}`", scope.slug))
+        })?;
+    let devices = queries::gateway_devices(&mut tx, scope.id, row.id).await?;
+    tx.commit().await?;
+    Ok(Json(GatewayDetail {
+        gateway: Gateway::from(row),
+        devices: devices.into_iter().map(Device::from).collect(),
+    }))
+}

@@ -1,0 +1,296 @@
+//! The HTTP API (axum 0.8): health and readiness, gateway status, the well registry,
+//! telemetry by well and canonical metric, ingest audit, and its own OpenAPI document.
+//!
+//! # Layout
+//!
+//! ```text
+//! api/
+//!   mod.rs        ApiState, router(), serve(), ApiServer — composition only
+//!   error.rs      ApiError: the one error type, mapped to HTTP + JSON error body
+//!   extract.rs    extractors (TenantScope, WellParam, GatewayParam, ApiQuery) and
+//!                 parameter parsing: every bad parameter becomes a precise 400
+//!   middleware.rs request id, request timeout, per-request tracing span, counters
+//!   health.rs     GET /health, /ready, /metrics
+//!   docs.rs       GET /api/openapi.json, /api/docs (self-contained HTML explorer)
+//!   gateways.rs   GET /api/v1/tenants/{tenant}/gateways[/{gateway}]
+//!   wells.rs      GET /api/v1/tenants/{tenant}/wells[/{well}[/metrics]]
+//!   telemetry.rs  GET /api/v1/tenants/{tenant}/wells/{well}/telemetry
+//!   ingest.rs     GET /api/v1/tenants/{tenant}/ingest/{rejections,counters}
+//! ```
+//!
+//! Each area file exposes `pub(crate) fn routes() -> OpenApiRouter<ApiState>` built only
+//! with `utoipa_axum::routes!` over handlers annotated with `#[utoipa::path]`: a route is
+//! registered with axum and documented in the OpenAPI document by the same call, so the
+//! served routes and the spec cannot drift apart (a test checks it from the outside too).
+//!
+//! # Extension point
+//!
+//! A new area (the analytics engineer's `production.rs`, `emissions.rs`, `reports.rs`,
+//! `decline.rs`) is one file with its handlers and its `routes()`, plus **one line** in
+//! [`routes`] below: `.merge(production::routes())`. Handlers follow the pattern of the
+//! existing areas:
+//!
+//! - take [`TenantScope`] first (tenant from the path, 404 if unknown) and open the
+//!   database work with [`TenantScope::begin`], a transaction restricted to that tenant by
+//!   row-level security; pass `scope.id` to the query function as well (explicit filter);
+//! - parse query strings with [`ApiQuery`] over a struct of `Option<String>` fields with
+//!   `deny_unknown_fields`, then turn each field into its typed value with the helpers in
+//!   [`extract`], which produce the precise 400s;
+//! - put SQL in `db/<area>.rs`, never here; return `Result<Json<Dto>, ApiError>`;
+//! - DTOs (serde + `ToSchema`) live in the area file and are the only serde types.
+//!
+//! # Conventions
+//!
+//! JSON everywhere; times are RFC 3339 in UTC; 64-bit identifiers that JavaScript cannot
+//! hold exactly (boot ids) are decimal strings; lists are keyset-paginated with `limit`
+//! (≤ the configured `max_page_size`) and an opaque `cursor` echoed from `next_cursor`.
+//! Every response carries an `x-request-id` header; error bodies repeat it.
+//!
+//! # Tenancy and authentication
+//!
+//! Every tenant-owned route is under `/api/v1/tenants/{tenant}/` and every handler gets
+//! the tenant through [`TenantScope`]. Authentication arrives with a later tenancy issue:
+//! an auth layer will put the caller's principal in the request extensions and
+//! `TenantScope` will refuse (403) a tenant the principal may not read — one place, no
+//! handler signature changes. `/metrics` and `/ready` are operator endpoints.
+
+mod decline;
+mod docs;
+mod emissions;
+mod error;
+mod extract;
+mod gateways;
+mod health;
+mod ingest;
+mod middleware;
+mod production;
+mod reports;
+mod telemetry;
+mod wells;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Extension;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use ::ingest::{IngestCollector, IngestStats};
+use prometheus_client::registry::Registry;
+use store::Db;
+
+pub use error::{ApiError, ErrorBody, ErrorResponse, ParamLocation};
+pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
+pub use health::IngesterWatch;
+
+/// Runtime options of the API (from `[api]` in `cloud.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiOptions {
+    /// Longest a request may take; slower ones are answered 503 `timeout`.
+    pub request_timeout: Duration,
+    /// Largest `limit` a request may ask for (list pages, telemetry points).
+    pub max_page_size: u32,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            request_timeout: Duration::from_secs(10),
+            max_page_size: 10_000,
+        }
+    }
+}
+
+/// What every handler can reach: the database, the options, the ingester's counters.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    db: Db,
+    options: Arc<ApiOptions>,
+    ingester: Option<Arc<IngesterWatch>>,
+    metrics: Arc<middleware::ApiMetrics>,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl ApiState {
+    /// State over a database, without an ingester (`/ready` then reports it missing).
+    pub fn new(db: Db, options: ApiOptions) -> ApiState {
+        let metrics = Arc::new(middleware::ApiMetrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        ApiState {
+            db,
+            options: Arc::new(options),
+            ingester: None,
+            metrics,
+            registry: Arc::new(Mutex::new(registry)),
+        }
+    }
+
+    /// Attaches the counters of the ingester running in this process (readiness and
+    /// `/metrics`).
+    pub fn with_ingester(mut self, stats: Arc<IngestStats>) -> ApiState {
+        self.register_metrics(|r| {
+            r.register_collector(Box::new(IngestCollector(Arc::clone(&stats))))
+        });
+        self.ingester = Some(Arc::new(IngesterWatch::new(stats)));
+        self
+    }
+
+    /// Adds metrics of other parts of this process to what `/metrics` serves (the one
+    /// Prometheus registry of the process).
+    pub fn register_metrics(&self, register: impl FnOnce(&mut Registry)) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        register(&mut registry);
+    }
+
+    /// Every registered metric in the OpenMetrics text format.
+    pub(crate) fn encode_metrics(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ApiOptions {
+        &self.options
+    }
+}
+
+/// The root of the OpenAPI document; the paths come from the area routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "WellPulse API",
+        description = "Wellsite telemetry: gateway status, well registry, telemetry by canonical metric, ingest audit.\n\nTimes are RFC 3339 (UTC). Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}`.",
+    ),
+    tags(
+        (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "gateways", description = "Edge gateways and their status"),
+        (name = "wells", description = "Well registry and available metrics"),
+        (name = "telemetry", description = "Raw and bucketed telemetry by well and canonical metric"),
+        (name = "ingest", description = "Ingest audit: rejected messages and counters"),
+        (name = "docs", description = "This document and its browser"),
+        (name = "production", description = "Daily production per well (method, coverage, corrections) and monthly totals"),
+        (name = "emissions", description = "GHG emissions per source and well (mass per gas, CO2e with a chosen GWP set) and intensities"),
+        (name = "reports", description = "Texas RRC Form PR and New Mexico OCD C-115 (CSV, printable HTML, JSON)"),
+        (name = "decline", description = "Decline-curve fits, EUR and P10/P50/P90 forecasts"),
+    ),
+    components(schemas(ErrorResponse))
+)]
+struct ApiDoc;
+
+/// Every route of the API with its documentation. Add one `.merge(...)` line per area.
+fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(docs::routes())
+        .merge(gateways::routes())
+        .merge(wells::routes())
+        .merge(telemetry::routes())
+        .merge(ingest::routes())
+        .merge(production::routes())
+        .merge(emissions::routes())
+        .merge(reports::routes())
+        .merge(decline::routes())
+}
+
+/// The OpenAPI 3.1 document of the API, as served at `/api/openapi.json`.
+/// `limit` parameters state the default `max_page_size`; a server states its own.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut spec = routes().into_openapi();
+    docs::document_page_limit(&mut spec, ApiOptions::default().max_page_size);
+    spec
+}
+
+/// The complete API as an axum router: routes, fallbacks (404/405 as JSON errors),
+/// request id, timeout and tracing middleware.
+pub fn router(state: ApiState) -> Router {
+    let (routes, mut spec) = routes().split_for_parts();
+    docs::document_page_limit(&mut spec, state.options().max_page_size);
+    routes
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::no_route)
+        .layer(Extension(docs::SpecDocument::new(&spec)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes (then finishes the requests
+/// in progress). Sockets get `TCP_NODELAY`: responses are small and latency matters.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Why the API server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("HTTP API server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, not yet serving API server: binding first lets `wellpulse-cloud run` fail at
+/// start-up (address in use) rather than later in a task.
+#[derive(Debug)]
+pub struct ApiServer {
+    listener: TcpListener,
+    state: ApiState,
+}
+
+impl ApiServer {
+    /// Binds `addr` (port 0 picks a free port; see [`ApiServer::local_addr`]).
+    pub async fn bind(addr: SocketAddr, state: ApiState) -> Result<ApiServer, ServeError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        Ok(ApiServer { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(ServeError::Serve)
+    }
+
+    /// Serves until the task is aborted (the process's supervisor stops it).
+    pub async fn run(self) -> Result<(), ServeError> {
+        tracing::info!(addr = %self.local_addr()?, "HTTP API listening");
+        serve(self.listener, self.state, std::future::pending())
+            .await
+            .map_err(ServeError::Serve)
+    }
+}

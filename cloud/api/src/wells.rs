@@ -1,0 +1,317 @@
+//! The well registry and the metrics each well reports.
+//!
+//! A well's metrics are the series of the devices linked to it, grouped by canonical
+//! metric: one metric can have several series (two devices measuring the same thing),
+//! which the telemetry endpoint returns side by side. Metrics from the canonical
+//! vocabulary carry its kind and description; a tag without a canonical name appears as
+//! `vendor:<tag>` without them (and cannot be queried by the telemetry endpoint, which
+//! speaks canonical names only).
+
+use axum::Json;
+use axum::extract::State;
+use firmware_profiles::vocabulary::{self, MetricKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{DEFAULT_PAGE, PageQuery, parse_id_cursor, parse_limit, split_page};
+use super::gateways::SiteRef;
+use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
+use store::WellId;
+use store::wells::{self as queries, SeriesRow, WellRow};
+
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_wells))
+        .routes(routes!(get_well))
+        .routes(routes!(well_metrics))
+}
+
+/// A well of the registry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Well {
+    /// Well id (use it in `/wells/{well}/…`).
+    pub id: i64,
+    /// API (American Petroleum Institute) well number.
+    #[schema(example = "42-329-12345-00-00")]
+    pub api_number: String,
+    /// Display name.
+    #[schema(example = "Smith 1H")]
+    pub name: String,
+    /// Lease name.
+    pub lease: String,
+    /// Field name.
+    pub field: String,
+    /// County.
+    pub county: String,
+    /// State (postal code).
+    #[schema(example = "TX")]
+    pub state: String,
+    /// Site (pad) of the well.
+    pub site: SiteRef,
+    /// Devices linked to the well.
+    pub device_count: i64,
+}
+
+/// A page of wells.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WellPage {
+    /// Wells ordered by id.
+    pub items: Vec<Well>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// How a metric aggregates.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKindDto {
+    /// A level or rate sampled at a point in time.
+    Gauge,
+    /// A monotonic running total.
+    Counter,
+    /// A code or a boolean (0/1).
+    State,
+}
+
+impl From<MetricKind> for MetricKindDto {
+    fn from(kind: MetricKind) -> MetricKindDto {
+        match kind {
+            MetricKind::Gauge => MetricKindDto::Gauge,
+            MetricKind::Counter => MetricKindDto::Counter,
+            MetricKind::State => MetricKindDto::State,
+        }
+    }
+}
+
+/// One series of a metric.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesInfo {
+    /// Series id.
+    pub series_id: i64,
+    /// Device name.
+    #[schema(example = "rpc-1")]
+    pub device: String,
+    /// Gateway id.
+    #[schema(example = "gw-001")]
+    pub gateway: String,
+    /// Vendor tag name in the device's firmware profile.
+    pub tag: String,
+    /// Unit the device reports.
+    #[schema(example = "psi")]
+    pub unit: String,
+}
+
+/// A metric a well reports.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricInfo {
+    /// Canonical metric name, or `vendor:<tag>` for a tag without one.
+    #[schema(example = "tubing_pressure_psi")]
+    pub metric: String,
+    /// Engineering unit.
+    #[schema(example = "psi")]
+    pub unit: String,
+    /// How the metric aggregates (canonical metrics only).
+    pub kind: Option<MetricKindDto>,
+    /// What the metric means (canonical metrics only).
+    pub description: Option<String>,
+    /// Series carrying it (one per device).
+    pub series: Vec<SeriesInfo>,
+}
+
+/// The metrics of a well.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WellMetrics {
+    /// Well id.
+    pub well_id: i64,
+    /// Metrics ordered by name.
+    pub metrics: Vec<MetricInfo>,
+}
+
+impl From<WellRow> for Well {
+    fn from(w: WellRow) -> Well {
+        Well {
+            id: w.id.0,
+            api_number: w.api_number,
+            name: w.name,
+            lease: w.lease,
+            field: w.field,
+            county: w.county,
+            state: w.state,
+            site: SiteRef {
+                id: w.site_id.0,
+                name: w.site_name,
+            },
+            device_count: w.device_count,
+        }
+    }
+}
+
+impl From<SeriesRow> for SeriesInfo {
+    fn from(s: SeriesRow) -> SeriesInfo {
+        SeriesInfo {
+            series_id: s.id.0,
+            device: s.device,
+            gateway: s.gateway,
+            tag: s.tag,
+            unit: s.unit,
+        }
+    }
+}
+
+/// Groups series (ordered by metric) into metrics.
+fn group_metrics(series: Vec<SeriesRow>) -> Vec<MetricInfo> {
+    let mut metrics: Vec<MetricInfo> = Vec::new();
+    for s in series {
+        if metrics.last().is_none_or(|m| m.metric != s.metric) {
+            let def = vocabulary::lookup(&s.metric);
+            metrics.push(MetricInfo {
+                metric: s.metric.clone(),
+                unit: def.map_or_else(|| s.unit.clone(), |d| d.unit.to_owned()),
+                kind: def.map(|d| d.kind.into()),
+                description: def.map(|d| d.description.to_owned()),
+                series: Vec::new(),
+            });
+        }
+        if let Some(metric) = metrics.last_mut() {
+            metric.series.push(s.into());
+        }
+    }
+    metrics
+}
+
+pub(crate) fn well_not_found(scope: &TenantScope, well: WellId) -> ApiError {
+    ApiError::NotFound(format!("well {well} of tenant `{}`", scope.slug))
+}
+
+/// List the wells of a tenant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/wells",
+    tag = "wells",
+    operation_id = "list_wells",
+    params(TenantScope, PageQuery),
+    responses(
+        (status = 200, description = "A page of wells", body = WellPage),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+        (status = 503, description = "Database unavailable", body = ErrorResponse),
+    )
+)]
+async fn list_wells(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<WellPage>, ApiError> {
+    let limit = parse_limit(
+        query.limit.as_deref(),
+        DEFAULT_PAGE,
+        state.options().max_page_size,
+    )?;
+    let after = parse_id_cursor(query.cursor.as_deref())?.map(WellId);
+    let mut tx = scope.begin(state.db()).await?;
+    let rows = queries::list_wells(&mut tx, scope.id, after, i64::from(limit) + 1).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = split_page(rows, limit, |w| w.id.to_string());
+    Ok(Json(WellPage {
+        items: rows.into_iter().map(Well::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One well.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/wells/{well}",
+    tag = "wells",
+    operation_id = "get_well",
+    params(TenantScope, WellParam),
+    responses(
+        (status = 200, description = "The well", body = Well),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant or well", body = ErrorResponse),
+        (status = 503, description = "Database unavailable", body = ErrorResponse),
+    )
+)]
+async fn get_well(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    WellParam(well): WellParam,
+) -> Result<Json<Well>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let row = queries::well(&mut tx, scope.id, well).await?;
+    tx.commit().await?;
+    row.map(|w| Json(w.into()))
+        .ok_or_else(|| well_not_found(&scope, well))
+}
+
+/// The metrics a well reports, with units and series ids.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/wells/{well}/metrics",
+    tag = "wells",
+    operation_id = "well_metrics",
+    params(TenantScope, WellParam),
+    responses(
+        (status = 200, description = "Metrics of the well", body = WellMetrics),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant or well", body = ErrorResponse),
+        (status = 503, description = "Database unavailable", body = ErrorResponse),
+    )
+)]
+async fn well_metrics(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    WellParam(well): WellParam,
+) -> Result<Json<WellMetrics>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let series = queries::well_series(&mut tx, scope.id, well, None).await?;
+    tx.commit().await?;
+    let series = series.ok_or_else(|| well_not_found(&scope, well))?;
+    Ok(Json(WellMetrics {
+        well_id: well.0,
+        metrics: group_metrics(series),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::SeriesId;
+
+    fn row(id: i64, metric: &str, device: &str) -> SeriesRow {
+        SeriesRow {
+            id: SeriesId(id),
+            metric: metric.to_owned(),
+            unit: "u".to_owned(),
+            tag: format!("t{id}"),
+            device: device.to_owned(),
+            gateway: "gw".to_owned(),
+        }
+    }
+
+    #[test]
+    fn series_are_grouped_by_metric_with_vocabulary_details() {
+        let metrics = group_metrics(vec![
+            row(1, "casing_pressure_psi", "a"),
+            row(2, "tubing_pressure_psi", "a"),
+            row(3, "tubing_pressure_psi", "b"),
+            row(4, "vendor:fw_rev", "a"),
+        ]);
+        let names: Vec<_> = metrics.iter().map(|m| m.metric.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "casing_pressure_psi",
+                "tubing_pressure_psi",
+                "vendor:fw_rev"
+            ]
+        );
+        assert_eq!(metrics[1].series.len(), 2);
+        assert_eq!(metrics[1].unit, "psi");
+        assert!(matches!(metrics[1].kind, Some(MetricKindDto::Gauge)));
+        assert!(metrics[2].kind.is_none() && metrics[2].description.is_none());
+        assert_eq!(metrics[2].unit, "u");
+    }
+}

@@ -1,0 +1,299 @@
+//! End-to-end ingester benchmark (`cargo bench -p cloud --bench ingester`).
+//!
+//! Gateways (rumqttc clients) → embedded rumqttd → ingester → PostgreSQL (plain back-end,
+//! scratch database) → application acks back to the gateways. Everything runs on this
+//! machine, so the figures include the broker's and the database's CPU.
+//!
+//! * `ingester_e2e_samples_per_s` / `ingester_e2e_batches_per_s`: 10 gateways each
+//!   publish 200 batches of 100 samples (one device × 20 metrics × 5 polls) as fast as
+//!   MQTT allows; time from the first publish to the last application ack.
+//! * `ingester_ack_latency_p50_ms` / `_p95_ms`: the same gateways each send one batch
+//!   every 250 ms for 15 s; latency from publish to the application ack covering it
+//!   (includes the ingester's default `max_batch_delay` of 20 ms).
+//!
+//! Default ingest options (48 messages per transaction, 20 ms batch delay).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ingest::IngestOptions;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use testkit::mqtt::{Broker, TestDb, start_ingester};
+use wire::topic::Kind;
+use wire::{Batch, BatchHeader, Birth, DeviceEntry, Frame, MetricEntry, Quality, Sample, Value};
+
+const GATEWAYS: usize = 10;
+const BATCHES: u64 = 200;
+const METRICS: u16 = 20;
+const POLLS: i64 = 5;
+const CANONICAL: [&str; 20] = [
+    "tubing_pressure_psi",
+    "casing_pressure_psi",
+    "line_pressure_psi",
+    "static_pressure_psi",
+    "differential_pressure_inh2o",
+    "flow_temperature_f",
+    "gas_rate_mcfd",
+    "gas_volume_today_mcf",
+    "oil_rate_bpd",
+    "water_rate_bpd",
+    "oil_level_in",
+    "water_level_in",
+    "tank_temperature_f",
+    "pump_fillage_pct",
+    "strokes_per_minute",
+    "rod_load_peak_lbf",
+    "rod_load_min_lbf",
+    "motor_current_a",
+    "motor_voltage_v",
+    "vibration_g",
+];
+
+fn birth(boot_id: u64) -> Birth {
+    Birth {
+        boot_id,
+        ts_ms: 1_700_000_000_000,
+        agent_version: "bench".into(),
+        config_hash: "bench".into(),
+        devices: vec![DeviceEntry {
+            alias: 0,
+            name: "dev-0".into(),
+            profile: "rod-pump-controller".into(),
+            info: vec![],
+            metrics: (0..METRICS)
+                .map(|m| MetricEntry {
+                    alias: m,
+                    canonical: CANONICAL[m as usize].into(),
+                    tag: format!("t{m}"),
+                    unit: "u".into(),
+                    scale: 0.1,
+                    offset: 0.0,
+                    writable: false,
+                })
+                .collect(),
+        }],
+    }
+}
+
+fn batch(seq: u64, boot_id: u64) -> Batch {
+    let t0 = 1_700_000_000_000 + seq as i64 * POLLS * 1000;
+    Batch {
+        header: BatchHeader {
+            seq,
+            boot_id,
+            historical: false,
+            status: None,
+        },
+        frames: (0..POLLS)
+            .map(|p| Frame {
+                device: 0,
+                ts_ms: t0 + p * 1000,
+                samples: (0..METRICS)
+                    .map(|m| Sample {
+                        metric: m,
+                        value: Some(Value::Int(1000 + i64::from(m) + p)),
+                        quality: Quality::Good,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A gateway that records when each seq was acked.
+struct Gateway {
+    name: String,
+    client: AsyncClient,
+    acked: Arc<Mutex<HashMap<u64, Instant>>>,
+}
+
+impl Gateway {
+    async fn connect(broker: &Broker, name: &str, secret: &str) -> Gateway {
+        let mut options = MqttOptions::new(
+            broker::gateway_client_id(testkit::mqtt::TENANT, name),
+            broker.v4.ip().to_string(),
+            broker.v4.port(),
+        );
+        options
+            .set_credentials(format!("{}/{name}", testkit::mqtt::TENANT), secret)
+            .set_keep_alive(Duration::from_secs(30))
+            .set_inflight(100);
+        let (client, mut eventloop) = AsyncClient::new(options, 1000);
+        let acked = Arc::new(Mutex::new(HashMap::new()));
+        let ack_topic = wire::topic::topic(testkit::mqtt::TENANT, name, Kind::Ack);
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        {
+            let (acked, client) = (acked.clone(), client.clone());
+            let mut subscribed_tx = Some(subscribed_tx);
+            tokio::spawn(async move {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            let (client, topic) = (client.clone(), ack_topic.clone());
+                            tokio::spawn(async move {
+                                client.subscribe(topic, QoS::AtLeastOnce).await.unwrap()
+                            });
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            if let Some(tx) = subscribed_tx.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ack_topic => {
+                            let now = Instant::now();
+                            let ack = wire::Ack::decode(&p.payload).unwrap();
+                            let mut acked = acked.lock().unwrap();
+                            for (a, b) in ack.ranges {
+                                for seq in a..=b {
+                                    acked.entry(seq).or_insert(now);
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => panic!("bench gateway connection failed: {e}"),
+                    }
+                }
+            });
+        }
+        subscribed_rx.await.unwrap();
+        Gateway {
+            name: name.into(),
+            client,
+            acked,
+        }
+    }
+
+    async fn publish(&self, kind: Kind, payload: Vec<u8>) {
+        self.client
+            .publish(
+                wire::topic::topic(testkit::mqtt::TENANT, &self.name, kind),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .unwrap();
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "bench timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    testkit::mqtt::init_tracing();
+    let test = TestDb::new("bench_ingester").await;
+    let broker = Broker::start(&test.db).await;
+    let options = IngestOptions::default();
+    let ingester = start_ingester(&test.db, &broker.ingester_endpoint("bench"), options).await;
+    let mut gateways = Vec::new();
+    for g in 0..GATEWAYS {
+        let name = format!("gw-{g}");
+        let secret = test.provision(&name).await;
+        let gw = Gateway::connect(&broker, &name, &secret).await;
+        gw.publish(Kind::Birth, birth(g as u64 + 1).encode()).await;
+        gateways.push(gw);
+    }
+    wait_for("births", Duration::from_secs(60), || {
+        ingester.stats().snapshot().births_applied == GATEWAYS as u64
+    })
+    .await;
+
+    // Throughput: everything at once.
+    let payloads: Vec<Vec<Vec<u8>>> = (0..GATEWAYS)
+        .map(|g| {
+            (1..=BATCHES)
+                .map(|s| batch(s, g as u64 + 1).encode().unwrap())
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    let publishers: Vec<_> = gateways
+        .iter()
+        .zip(payloads)
+        .map(|(gw, batches)| {
+            let (client, topic) = (
+                gw.client.clone(),
+                wire::topic::topic(testkit::mqtt::TENANT, &gw.name, Kind::Data),
+            );
+            tokio::spawn(async move {
+                for payload in batches {
+                    client
+                        .publish(topic.clone(), QoS::AtLeastOnce, false, payload)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    wait_for("all acks", Duration::from_secs(600), || {
+        gateways.iter().all(|g| g.acked_count() == BATCHES as usize)
+    })
+    .await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let batches = (GATEWAYS as u64 * BATCHES) as f64;
+    let samples = batches * f64::from(METRICS) * POLLS as f64;
+    assert_eq!(
+        test.count("telemetry").await as f64,
+        samples,
+        "every sample stored once"
+    );
+    println!(
+        "BENCH ingester_e2e_samples_per_s {:.0} samples/s",
+        samples / elapsed
+    );
+    println!(
+        "BENCH ingester_e2e_batches_per_s {:.0} batches/s",
+        batches / elapsed
+    );
+
+    // Latency: paced live traffic.
+    let mut sent: Vec<(usize, u64, Instant)> = Vec::new();
+    let period = Duration::from_millis(250);
+    let rounds = 60u64;
+    let mut tick = tokio::time::interval(period / GATEWAYS as u32);
+    for r in 0..rounds {
+        for (g, gw) in gateways.iter().enumerate() {
+            tick.tick().await;
+            let seq = BATCHES + 1 + r;
+            let payload = batch(seq, g as u64 + 1).encode().unwrap();
+            let at = Instant::now();
+            gw.publish(Kind::Data, payload).await;
+            sent.push((g, seq, at));
+        }
+    }
+    wait_for("paced acks", Duration::from_secs(120), || {
+        sent.iter()
+            .all(|(g, seq, _)| gateways[*g].acked.lock().unwrap().contains_key(seq))
+    })
+    .await;
+    let mut latencies: Vec<f64> = sent
+        .iter()
+        .map(|(g, seq, at)| {
+            let acked = gateways[*g].acked.lock().unwrap()[seq];
+            acked.saturating_duration_since(*at).as_secs_f64() * 1000.0
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!("BENCH ingester_ack_latency_p50_ms {:.1} ms", pct(0.50));
+    println!("BENCH ingester_ack_latency_p95_ms {:.1} ms", pct(0.95));
+    ingester.abort();
+    test.finish().await;
+}

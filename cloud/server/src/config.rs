@@ -1,0 +1,746 @@
+//! The cloud configuration file (`cloud.toml`).
+//!
+//! One TOML file configures a `wellpulse-cloud` process: the database, the MQTT broker
+//! (embedded rumqttd or an external broker such as Mosquitto or EMQX), the ingester and the
+//! maintenance loop. `cloud/examples/cloud.toml` documents every field; a test parses it.
+//!
+//! These types are the TOML boundary (serde, `deny_unknown_fields`, humantime durations).
+//! [`CloudConfig::load`] validates the file and resolves relative paths against the file's
+//! directory; the runtime parts receive plain values built from it
+//! ([`BrokerConfig::endpoint`], [`IngestConfig::options`]).
+//!
+//! Secrets (the database URL may carry a password, the ingester's MQTT password) are held
+//! in [`Secret`], whose `Debug` prints `"***"`, so logging a config never leaks them.
+
+use base::Secret;
+use ingest::{IngestOptions, MqttEndpoint, MqttTls};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use store::{BackendChoice, StorageOptions};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error (names the line and the field).
+        source: toml::de::Error,
+    },
+    /// The file parsed but a value is unusable.
+    #[error("config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole `cloud.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// `[database]`: PostgreSQL connection.
+    pub database: DatabaseConfig,
+    /// `[broker]`: where MQTT comes from.
+    pub broker: BrokerConfig,
+    /// `[ingest]`: the MQTT → PostgreSQL ingester.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// `[storage]`: telemetry storage back-end and retention.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[maintenance]`: periodic database upkeep.
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+    /// `[api]`: the HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL, e.g. `postgres://wellpulse@127.0.0.1:5432/wellpulse`.
+    pub url: Secret,
+    /// Maximum pooled connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection (or a new one) before failing.
+    #[serde(default = "default_acquire_timeout", with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+/// `[broker]`: the ingester's MQTT identity plus exactly one of `[broker.embedded]` and
+/// `[broker.external]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// MQTT client id of this ingester instance; unique per instance.
+    pub client_id: String,
+    /// MQTT username of this ingester.
+    pub username: String,
+    /// MQTT password of this ingester.
+    pub password: Secret,
+    /// Run rumqttd inside this process.
+    pub embedded: Option<EmbeddedBrokerConfig>,
+    /// Connect to a broker run elsewhere.
+    pub external: Option<ExternalBrokerConfig>,
+}
+
+/// `[broker.embedded]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedBrokerConfig {
+    /// rumqttd config file (rumqttd's own TOML format), relative to `cloud.toml`.
+    pub config: PathBuf,
+    /// Name of the plain-TCP MQTT 5 listener (a `[v5.<key>]` table's `name`) the
+    /// ingester connects to.
+    pub listener: String,
+}
+
+/// `[broker.external]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalBrokerConfig {
+    /// `mqtt://host:port` (plain) or `mqtts://host:port` (TLS); port defaults 1883/8883.
+    pub url: String,
+    /// PEM CA bundle to verify the broker's certificate (mqtts only); the operating
+    /// system's roots when absent. Relative to `cloud.toml`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most MQTT messages written in one database transaction. Keep it at most half the
+    /// broker's per-client in-flight limit (rumqttd: 100): acks wait for the commit, so
+    /// only then can the next round's messages arrive while one round commits.
+    #[serde(default = "default_max_batch_messages")]
+    pub max_batch_messages: usize,
+    /// Longest time a received message waits for more to join its transaction. Under load
+    /// rounds fill while the previous one commits, so this only matters at low rates,
+    /// where it adds directly to the ack latency.
+    #[serde(default = "default_max_batch_delay", with = "humantime_serde")]
+    pub max_batch_delay: Duration,
+    /// Shared-subscription group: data on `$share/<group>/wp/v1/+/+/data`, births, deaths
+    /// and command results on `<group>-birth`, `<group>-death`, `<group>-cmd-result`.
+    /// Ingesters in one group split the load; another group receives its own copy.
+    #[serde(default = "default_shared_group")]
+    pub shared_group: String,
+    /// QoS of published acks and commands (0 or 1).
+    #[serde(default = "default_ack_qos")]
+    pub ack_qos: u8,
+    /// MQTT keep-alive interval.
+    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// A live batch whose seq jumps more than this past the previous live seq of the same
+    /// boot triggers a rebirth request (should be the agent's in-flight window).
+    #[serde(default = "default_seq_gap_window")]
+    pub seq_gap_window: u64,
+    /// Minimum time between two rebirth requests to one gateway.
+    #[serde(default = "default_rebirth_interval", with = "humantime_serde")]
+    pub rebirth_min_interval: Duration,
+    /// A live batch whose newest sample differs from the receive time by more than this
+    /// is flagged as clock skew.
+    #[serde(default = "default_skew_threshold", with = "humantime_serde")]
+    pub clock_skew_threshold: Duration,
+    /// First delay before retrying a failed database operation or MQTT connection.
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest delay between retries (the delay doubles up to this).
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+/// `[storage]`: maps onto [`store::StorageOptions`] (see there for the trade-offs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `"auto"` (TimescaleDB when the extension is available), `"timescaledb"` or
+    /// `"postgres"`; used only when the database is first set up.
+    #[serde(default = "default_backend")]
+    pub backend: BackendName,
+    /// TimescaleDB chunk interval.
+    #[serde(default = "default_chunk_interval", with = "humantime_serde")]
+    pub chunk_interval: Duration,
+    /// Compress TimescaleDB chunks older than this (must exceed the agents' backlog age).
+    #[serde(default = "default_compress_after", with = "humantime_serde")]
+    pub compress_after: Duration,
+    /// Drop raw telemetry older than this (`"forever"` keeps it); rollups are kept.
+    #[serde(default = "default_retention", deserialize_with = "retention")]
+    pub retention: Option<Duration>,
+    /// Plain PostgreSQL: daily partitions created ahead of today.
+    #[serde(default = "default_partitions_ahead")]
+    pub partitions_ahead_days: u32,
+}
+
+/// Storage back-end names in `[storage] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    /// TimescaleDB if available, else plain PostgreSQL.
+    Auto,
+    /// TimescaleDB or fail.
+    Timescaledb,
+    /// Plain PostgreSQL.
+    Postgres,
+}
+
+/// `[maintenance]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// How often rollups are refreshed and partitions prepared.
+    #[serde(default = "default_maintenance_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// A gateway not heard from for this long is marked offline (covers a lost last will).
+    #[serde(default = "default_offline_after", with = "humantime_serde")]
+    pub offline_after: Duration,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_acquire_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_batch_messages() -> usize {
+    IngestOptions::default().max_batch_messages
+}
+fn default_max_batch_delay() -> Duration {
+    IngestOptions::default().max_batch_delay
+}
+fn default_shared_group() -> String {
+    IngestOptions::default().shared_group
+}
+fn default_ack_qos() -> u8 {
+    IngestOptions::default().ack_qos
+}
+fn default_keep_alive() -> Duration {
+    IngestOptions::default().keep_alive
+}
+fn default_seq_gap_window() -> u64 {
+    IngestOptions::default().seq_gap_window
+}
+fn default_rebirth_interval() -> Duration {
+    IngestOptions::default().rebirth_min_interval
+}
+fn default_skew_threshold() -> Duration {
+    IngestOptions::default().clock_skew_threshold
+}
+fn default_retry_initial() -> Duration {
+    IngestOptions::default().retry_initial
+}
+fn default_retry_max() -> Duration {
+    IngestOptions::default().retry_max
+}
+fn default_backend() -> BackendName {
+    BackendName::Auto
+}
+fn default_chunk_interval() -> Duration {
+    StorageOptions::default().chunk_interval
+}
+fn default_compress_after() -> Duration {
+    StorageOptions::default().compress_after
+}
+fn default_retention() -> Option<Duration> {
+    StorageOptions::default().retention
+}
+fn default_partitions_ahead() -> u32 {
+    StorageOptions::default().partitions_ahead_days
+}
+
+/// `"forever"` or a humantime duration.
+fn retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "forever" {
+        return Ok(None);
+    }
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{e} (use e.g. \"365d\" or \"forever\")")))
+}
+
+fn default_maintenance_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_offline_after() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_batch_messages: default_max_batch_messages(),
+            max_batch_delay: default_max_batch_delay(),
+            shared_group: default_shared_group(),
+            ack_qos: default_ack_qos(),
+            keep_alive: default_keep_alive(),
+            seq_gap_window: default_seq_gap_window(),
+            rebirth_min_interval: default_rebirth_interval(),
+            clock_skew_threshold: default_skew_threshold(),
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: default_backend(),
+            chunk_interval: default_chunk_interval(),
+            compress_after: default_compress_after(),
+            retention: default_retention(),
+            partitions_ahead_days: default_partitions_ahead(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The storage layer's options.
+    pub fn options(&self) -> StorageOptions {
+        StorageOptions {
+            backend: match self.backend {
+                BackendName::Auto => BackendChoice::Auto,
+                BackendName::Timescaledb => BackendChoice::Timescale,
+                BackendName::Postgres => BackendChoice::Postgres,
+            },
+            chunk_interval: self.chunk_interval,
+            compress_after: self.compress_after,
+            retention: self.retention,
+            partitions_ahead_days: self.partitions_ahead_days,
+        }
+    }
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            interval: default_maintenance_interval(),
+            offline_after: default_offline_after(),
+        }
+    }
+}
+
+pub use ingest::MAX_BATCH_MESSAGES;
+
+impl CloudConfig {
+    /// Reads, parses and validates a config file; relative paths in it are resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<CloudConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        CloudConfig::parse(&text, base).map_err(|e| e.at(path))
+    }
+
+    /// Parses and validates config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<CloudConfig, ConfigError> {
+        let mut cfg: CloudConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source,
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: PathBuf::new(),
+            message,
+        })?;
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.broker.validate()?;
+        self.ingest.validate()?;
+        self.storage
+            .options()
+            .validate()
+            .map_err(|e| format!("[storage] {e}"))?;
+        if self.database.max_connections == 0 {
+            return Err("[database] max_connections must be at least 1".to_owned());
+        }
+        if self.maintenance.interval.is_zero() {
+            return Err("[maintenance] interval must be positive".to_owned());
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(e) = &mut self.broker.embedded {
+            resolve(&mut e.config);
+        }
+        if let Some(ca) = self
+            .broker
+            .external
+            .as_mut()
+            .and_then(|e| e.ca_file.as_mut())
+        {
+            resolve(ca);
+        }
+    }
+}
+
+impl ConfigError {
+    fn at(self, file: &Path) -> ConfigError {
+        match self {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: file.to_owned(),
+                source,
+            },
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                path: file.to_owned(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+impl BrokerConfig {
+    fn validate(&self) -> Result<(), String> {
+        match (&self.embedded, &self.external) {
+            (Some(_), None) => {}
+            (None, Some(ext)) => {
+                parse_broker_url(&ext.url)?;
+            }
+            _ => {
+                return Err(
+                    "[broker] needs exactly one of [broker.embedded] and [broker.external]"
+                        .to_owned(),
+                );
+            }
+        }
+        if self.client_id.is_empty() || self.username.is_empty() {
+            return Err("[broker] client_id and username must not be empty".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Where the ingester connects when the broker is external (`None` when embedded).
+    pub fn external_endpoint(&self) -> Option<MqttEndpoint> {
+        let ext = self.external.as_ref()?;
+        // The URL was checked by `CloudConfig::load`; a hand-built config may still be bad.
+        let url = parse_broker_url(&ext.url).ok()?;
+        let tls = url.tls.then(|| MqttTls {
+            ca_file: ext.ca_file.clone(),
+        });
+        Some(self.endpoint(url.host, url.port, tls))
+    }
+
+    /// Where the ingester connects to the embedded broker's listener at `addr`.
+    pub fn embedded_endpoint(&self, addr: std::net::SocketAddr) -> MqttEndpoint {
+        self.endpoint(addr.ip().to_string(), addr.port(), None)
+    }
+
+    fn endpoint(&self, host: String, port: u16, tls: Option<MqttTls>) -> MqttEndpoint {
+        MqttEndpoint {
+            host,
+            port,
+            tls,
+            client_id: self.client_id.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+}
+
+impl IngestConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_BATCH_MESSAGES).contains(&self.max_batch_messages) {
+            return Err(format!(
+                "[ingest] max_batch_messages must be 1..={MAX_BATCH_MESSAGES}, got {}",
+                self.max_batch_messages
+            ));
+        }
+        if self.ack_qos > 1 {
+            return Err(format!(
+                "[ingest] ack_qos must be 0 or 1, got {}",
+                self.ack_qos
+            ));
+        }
+        let group_ok =
+            !self.shared_group.is_empty() && !self.shared_group.contains(['/', '+', '#']);
+        if !group_ok {
+            return Err(format!(
+                "[ingest] shared_group {:?} must be non-empty without '/', '+' or '#'",
+                self.shared_group
+            ));
+        }
+        if self.keep_alive < Duration::from_secs(5) {
+            return Err("[ingest] keep_alive must be at least 5s".to_owned());
+        }
+        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+            return Err(
+                "[ingest] retry_initial must be positive and not above retry_max".to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The ingester's runtime options.
+    pub fn options(&self) -> IngestOptions {
+        IngestOptions {
+            max_batch_messages: self.max_batch_messages,
+            max_batch_delay: self.max_batch_delay,
+            shared_group: self.shared_group.clone(),
+            ack_qos: self.ack_qos,
+            keep_alive: self.keep_alive,
+            seq_gap_window: self.seq_gap_window,
+            rebirth_min_interval: self.rebirth_min_interval,
+            clock_skew_threshold: self.clock_skew_threshold,
+            retry_initial: self.retry_initial,
+            retry_max: self.retry_max,
+        }
+    }
+}
+
+/// A parsed `mqtt://` / `mqtts://` URL.
+#[derive(Debug, PartialEq, Eq)]
+struct BrokerUrl {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
+    let bad = |why: &str| format!("[broker.external] url {url:?}: {why}");
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("mqtt://") {
+        (false, rest)
+    } else {
+        return Err(bad("scheme must be mqtt:// or mqtts://"));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '@', '?']) {
+        return Err(bad(
+            "use mqtt[s]://host[:port] only (credentials go in [broker])",
+        ));
+    }
+    let default_port = if tls { 8883 } else { 1883 };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (host, Some(p)),
+            None if after.is_empty() => (host, None),
+            None => return Err(bad("junk after IPv6 address")),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("missing host"));
+    }
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| bad("port must be 1-65535"))?,
+        None => default_port,
+    };
+    if port == 0 {
+        return Err(bad("port must be 1-65535"));
+    }
+    Ok(BrokerUrl {
+        host: host.to_owned(),
+        port,
+        tls,
+    })
+}
+
+/// `[api]`: the HTTP API served by `wellpulse-cloud run` (see [`api`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the API listens on. The default is loopback only: the API has no
+    /// authentication yet, so expose it through an authenticating reverse proxy. Port 0
+    /// picks a free port (logged at start-up).
+    #[serde(default = "default_api_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Longest a request may take; a slower one is answered 503 `timeout` (100ms-10m).
+    #[serde(
+        default = "default_api_request_timeout",
+        deserialize_with = "api_request_timeout"
+    )]
+    pub request_timeout: Duration,
+    /// Largest `limit` a request may ask for: list items, telemetry points (1-100000).
+    #[serde(
+        default = "default_api_max_page_size",
+        deserialize_with = "api_max_page_size"
+    )]
+    pub max_page_size: u32,
+}
+
+fn default_api_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_api_request_timeout() -> Duration {
+    api::ApiOptions::default().request_timeout
+}
+fn default_api_max_page_size() -> u32 {
+    api::ApiOptions::default().max_page_size
+}
+
+fn api_request_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let timeout = humantime_serde::deserialize(d)?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&timeout) {
+        return Err(serde::de::Error::custom(format!(
+            "request_timeout must be from 100ms to 10m, got {}",
+            humantime::format_duration(timeout)
+        )));
+    }
+    Ok(timeout)
+}
+
+fn api_max_page_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let size = u32::deserialize(d)?;
+    if !(1..=100_000).contains(&size) {
+        return Err(serde::de::Error::custom(format!(
+            "max_page_size must be from 1 to 100000, got {size}"
+        )));
+    }
+    Ok(size)
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_api_listen(),
+            request_timeout: default_api_request_timeout(),
+            max_page_size: default_api_max_page_size(),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The API's runtime options.
+    pub fn options(&self) -> api::ApiOptions {
+        api::ApiOptions {
+            request_timeout: self.request_timeout,
+            max_page_size: self.max_page_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [database]
+        url = "postgres://postgres:hunter2@127.0.0.1/wp"
+        [broker]
+        client_id = "wp-ingester-1"
+        username = "wp-ingester-1"
+        password = "s3cret"
+        [broker.embedded]
+        config = "rumqttd.toml"
+        listener = "internal"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolves_paths() {
+        let cfg = CloudConfig::parse(MINIMAL, Path::new("/etc/wp")).unwrap();
+        assert_eq!(cfg.ingest.max_batch_messages, 48);
+        assert_eq!(cfg.ingest.shared_group, "ingest");
+        assert_eq!(
+            cfg.broker.embedded.as_ref().unwrap().config,
+            Path::new("/etc/wp/rumqttd.toml")
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let cfg = CloudConfig::parse(MINIMAL, Path::new(".")).unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected_with_a_reason() {
+        let cases = [
+            (
+                MINIMAL.replace("listener = ", "listenr = "),
+                "unknown field",
+            ),
+            (
+                format!("{MINIMAL}\n[broker.external]\nurl = \"mqtt://x\""),
+                "exactly one",
+            ),
+            (
+                format!("{MINIMAL}\n[ingest]\nmax_batch_messages = 500"),
+                "max_batch_messages",
+            ),
+            (format!("{MINIMAL}\n[ingest]\nack_qos = 2"), "ack_qos"),
+            (
+                format!("{MINIMAL}\n[ingest]\nshared_group = \"a/b\""),
+                "shared_group",
+            ),
+            (
+                format!("{MINIMAL}\n[ingest]\nmax_batch_delay = \"fast\""),
+                "max_batch_delay",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = CloudConfig::parse(&text, Path::new(".")).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn broker_urls_parse() {
+        let ok = [
+            ("mqtt://localhost", "localhost", 1883, false),
+            ("mqtts://mqtt.example.com", "mqtt.example.com", 8883, true),
+            ("mqtt://10.0.0.1:1999/", "10.0.0.1", 1999, false),
+            ("mqtts://[::1]:8884", "::1", 8884, true),
+        ];
+        for (url, host, port, tls) in ok {
+            let parsed = parse_broker_url(url).unwrap();
+            assert_eq!(
+                parsed,
+                BrokerUrl {
+                    host: host.to_owned(),
+                    port,
+                    tls
+                },
+                "{url}"
+            );
+        }
+        for url in [
+            "tcp://x",
+            "mqtt://",
+            "mqtt://x:0",
+            "mqtt://x:99999",
+            "mqtt://u:p@x",
+            "mqtt://x/topic",
+        ] {
+            assert!(parse_broker_url(url).is_err(), "{url}");
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! `wellpulse-cloud`: the cloud process.
+//!
+//! ```text
+//! wellpulse-cloud run --config cloud.toml        broker (if embedded) + migrations + ingester + maintenance
+//! wellpulse-cloud migrate --config cloud.toml    apply migrations, set up the storage back-end
+//! wellpulse-cloud provision-gateway --config cloud.toml --tenant acme --gateway gw-001 --password ...
+//! wellpulse-cloud broker --config cloud.toml     the embedded broker only
+//! ```
+//!
+//! `run` starts every long-running service as a task in one `JoinSet`; the process stops on
+//! Ctrl-C/SIGTERM or when a service fails. Stopping at any moment is safe: nothing is acked
+//! before it is committed, so un-acked messages are re-delivered after a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use api::{ApiServer, ApiState};
+use base::Backoff;
+use broker::{BrokerAuth, EmbeddedBroker, Protocol};
+use ingest::{IngestStats, Ingester, MqttEndpoint};
+use jobs::{Job, JobMetrics, Scheduler};
+use server::config::{CloudConfig, MaintenanceConfig};
+use store::{Db, maintenance};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wellpulse-cloud",
+    version,
+    about = "WellPulse cloud: broker, ingester, storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything: embedded broker (if configured), migrations, ingester, maintenance.
+    Run {
+        /// Cloud configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Apply database migrations and set up the storage back-end, then exit.
+    Migrate {
+        /// Cloud configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create (or re-key) a gateway, creating its tenant and site when missing.
+    ProvisionGateway {
+        /// Cloud configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Tenant id (topic segment), e.g. `acme`.
+        #[arg(long)]
+        tenant: String,
+        /// Gateway id (topic segment), e.g. `gw-001`.
+        #[arg(long)]
+        gateway: String,
+        /// Gateway secret (at least 16 characters; stored hashed, never printed).
+        #[arg(long)]
+        password: String,
+        /// Site to install the gateway at (created when missing).
+        #[arg(long, default_value = "default")]
+        site: String,
+        /// Also register this well at the site (kept if its API number exists). Agents link
+        /// devices to it with `[[device]] well = "<name or API number>"`.
+        #[arg(long, requires = "api_number")]
+        well: Option<String>,
+        /// API number of `--well`, e.g. `42-123-45678`.
+        #[arg(long, requires = "well")]
+        api_number: Option<String>,
+    },
+    /// Run only the embedded MQTT broker (with database-backed gateway authentication).
+    Broker {
+        /// Cloud configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // Logs go to stderr (stdout carries command output), coloured only on a terminal.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,sqlx::postgres::notice=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Run { config } => run(&config).await,
+        Command::Migrate { config } => migrate(&config).await,
+        Command::ProvisionGateway {
+            config,
+            tenant,
+            gateway,
+            password,
+            site,
+            well,
+            api_number,
+        } => {
+            let well = well.as_deref().zip(api_number.as_deref());
+            provision(&config, &tenant, &gateway, &password, &site, well).await
+        }
+        Command::Broker { config } => broker_only(&config).await,
+    }
+}
+
+fn load(path: &Path) -> Result<CloudConfig> {
+    CloudConfig::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// A pool sized by `[database]`; connects lazily so a database outage at start-up is
+/// retried by the caller instead of failing the process.
+fn database(cfg: &CloudConfig) -> Result<Db> {
+    let options: PgConnectOptions = cfg
+        .database
+        .url
+        .expose()
+        .parse()
+        .context("[database] url is not a valid PostgreSQL URL")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(cfg.database.max_connections)
+        .acquire_timeout(cfg.database.acquire_timeout)
+        .connect_lazy_with(options);
+    Ok(Db::from_pool(pool, cfg.storage.options()))
+}
+
+/// Applies the migrations, waiting for the database with backoff (`run` must survive a
+/// database that starts after it).
+async fn migrate_when_reachable(db: &Db) -> Result<()> {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        match db.migrate().await {
+            Ok(backend) => {
+                info!(backend = %backend.as_str(), "database ready");
+                return Ok(());
+            }
+            Err(e) if e.transience().is_temporary() => {
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in = ?delay, "database unreachable; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e).context("database migration failed"),
+        }
+    }
+}
+
+async fn run(config: &Path) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    migrate_when_reachable(&db).await?;
+    let (_broker, endpoint) = mqtt_endpoint(&cfg, &db).await?;
+    let ingester = Ingester::start(db.clone(), &endpoint, cfg.ingest.options())
+        .context("starting the ingester")?;
+    let ingest_stats: Arc<IngestStats> = Arc::clone(ingester.stats());
+    info!(broker = %format!("{}:{}", endpoint.host, endpoint.port), client_id = %endpoint.client_id, "ingester started");
+
+    let mut services: JoinSet<Result<()>> = JoinSet::new();
+    services.spawn(async move {
+        ingester.wait().await.context("ingester task panicked")?;
+        bail!("ingester stopped")
+    });
+    let job_metrics = JobMetrics::default();
+    let jobs = scheduler(db.clone(), &cfg.maintenance, job_metrics.clone());
+    services.spawn(async move {
+        jobs.run().await;
+        bail!("the job scheduler stopped")
+    });
+    let api_state = ApiState::new(db.clone(), cfg.api.options()).with_ingester(ingest_stats);
+    api_state.register_metrics(|registry| job_metrics.register(registry));
+    let api = ApiServer::bind(cfg.api.listen, api_state)
+        .await
+        .context("starting the HTTP API")?;
+    services.spawn(async move { api.run().await.context("HTTP API failed") });
+    supervise(services).await
+}
+
+/// Waits for Ctrl-C/SIGTERM or the first service to end (which is an error).
+async fn supervise(mut services: JoinSet<Result<()>>) -> Result<()> {
+    tokio::select! {
+        () = shutdown_signal() => {
+            info!("shutting down (un-acked messages will be re-delivered)");
+            services.abort_all();
+            Ok(())
+        }
+        Some(done) = services.join_next() => {
+            services.abort_all();
+            match done {
+                Ok(Ok(())) => bail!("a service stopped unexpectedly"),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(e).context("a service task failed"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Starts the embedded broker if configured; returns it (kept alive by the caller) and
+/// the endpoint the ingester connects to.
+async fn mqtt_endpoint(
+    cfg: &CloudConfig,
+    db: &Db,
+) -> Result<(Option<EmbeddedBroker>, MqttEndpoint)> {
+    if let Some(endpoint) = cfg.broker.external_endpoint() {
+        return Ok((None, endpoint));
+    }
+    let broker = start_embedded(cfg, db).await?;
+    let name = &cfg
+        .broker
+        .embedded
+        .as_ref()
+        .context("[broker.embedded] missing")?
+        .listener;
+    let listener = broker.listener(name).with_context(|| {
+        format!("[broker.embedded] listener {name:?} is not in the rumqttd config")
+    })?;
+    if listener.protocol != Protocol::V5 || listener.tls {
+        bail!("[broker.embedded] listener {name:?} must be a plain-TCP [v5.*] listener");
+    }
+    let endpoint = cfg.broker.embedded_endpoint(listener.connect_addr());
+    Ok((Some(broker), endpoint))
+}
+
+async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
+    let embedded = cfg
+        .broker
+        .embedded
+        .as_ref()
+        .context("[broker.embedded] is not configured")?;
+    let rumqttd_config = broker::load_config(&embedded.config)?;
+    let auth = BrokerAuth::new(
+        db.clone(),
+        cfg.broker.username.clone(),
+        cfg.broker.password.clone(),
+    );
+    tokio::task::spawn_blocking(move || EmbeddedBroker::start(rumqttd_config, auth))
+        .await
+        .context("broker start-up task failed")?
+        .context("starting the embedded MQTT broker")
+}
+
+/// The periodic jobs: storage maintenance (partitions, rollups, retention) and the offline
+/// sweep every `[maintenance] interval`, the production derivation on its own interval.
+/// With several instances on one database, each run has one leader.
+fn scheduler(db: Db, cfg: &MaintenanceConfig, metrics: JobMetrics) -> Scheduler {
+    let offline_after = cfg.offline_after;
+    let production = production::JobOptions::default();
+    Scheduler::new(db, metrics)
+        .add(Job::new("storage_maintenance", cfg.interval, |db| async move {
+            let report = maintenance::run_once(&db).await?;
+            Ok(format!("{report:?}"))
+        }))
+        .add(Job::new("offline_sweep", cfg.interval, move |db| async move {
+            let n = db.mark_silent_gateways_offline(offline_after).await?;
+            if n > 0 {
+                info!(gateways = n, silent_for = ?offline_after, "silent gateways marked offline");
+            }
+            Ok(format!("{n} gateways marked offline"))
+        }))
+        .add(Job::new("production", production.every, move |db| async move {
+            let report = production::run_once(&db, &production, chrono::Utc::now()).await?;
+            Ok(format!("{report:?}"))
+        }))
+}
+
+async fn migrate(config: &Path) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    let backend = db.migrate().await.context("database migration failed")?;
+    println!("database migrated; storage back-end: {}", backend.as_str());
+    Ok(())
+}
+
+async fn provision(
+    config: &Path,
+    tenant: &str,
+    gateway: &str,
+    password: &str,
+    site: &str,
+    well: Option<(&str, &str)>,
+) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    db.migrate().await.context("database migration failed")?;
+    let done = db
+        .provision_gateway(tenant, site, gateway, password)
+        .await
+        .context("provisioning the gateway")?;
+    if let Some((name, api_number)) = well {
+        let id = db
+            .provision_well(&store::NewWell {
+                tenant: done.tenant,
+                site: done.site,
+                api_number,
+                name,
+                lease: "",
+                field: "",
+                county: "",
+                state: "",
+            })
+            .await
+            .with_context(|| format!("registering well {name:?} ({api_number})"))?;
+        println!("well {name:?} ({api_number}) registered: id {id}");
+    }
+    let verb = if done.created {
+        "created"
+    } else {
+        "updated (new secret)"
+    };
+    println!(
+        "gateway {tenant}/{gateway} {verb}: id {}, site {site:?} (id {})",
+        done.gateway, done.site
+    );
+    println!(
+        "MQTT login: username {tenant}/{gateway}, client id {}",
+        broker::gateway_client_id(tenant, gateway)
+    );
+    Ok(())
+}
+
+async fn broker_only(config: &Path) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    migrate_when_reachable(&db).await?;
+    let broker = start_embedded(&cfg, &db).await?;
+    for l in broker.listeners() {
+        println!(
+            "listening: {} {:?} {} tls={}",
+            l.name, l.protocol, l.addr, l.tls
+        );
+    }
+    shutdown_signal().await;
+    info!("broker stopping");
+    Ok(())
+}

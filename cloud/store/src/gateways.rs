@@ -1,0 +1,410 @@
+//! Gateways: provisioning, what the ingester learns about them, and their status as readers
+//! (the API) see it.
+//!
+//! - [`Db::record_gateway_activity`]: after an ingest commit, one statement updates every
+//!   gateway of the round (last seen, online, buffer status, clock skew). One statement
+//!   per round rather than one per gateway: small statements are the slow part of the
+//!   protocol, and a round may hold batches of dozens of gateways.
+//! - [`Db::mark_silent_gateways_offline`]: the maintenance loop's safety net for a lost
+//!   last will.
+//! - [`Db::provision_gateway`]: tenant, site and gateway in one transaction, idempotent
+//!   (re-provisioning rotates the secret).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::registry::{MIN_SECRET_LEN, hash_secret};
+use crate::{Db, DbError, DeviceId, GatewayId, SiteId, TenantId, WellId, boot_from_db, collect};
+
+/// What one ingest round learned about a gateway.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GatewayActivity {
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// When its newest message of the round was received.
+    pub seen_at: DateTime<Utc>,
+    /// Its newest reported buffer status, if any batch carried one.
+    pub buffer: Option<wire::BufferStatus>,
+    /// Gateway clock minus receive time (ms) of its newest live batch.
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// Result of [`Db::provision_gateway`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The tenant (created if it did not exist).
+    pub tenant: TenantId,
+    /// The site (created if it did not exist).
+    pub site: SiteId,
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// Whether the gateway was created (`false`: it existed and its secret was replaced).
+    pub created: bool,
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Db {
+    /// Marks the gateways seen and online (traffic proves a live session) and stores their
+    /// reported buffer status and clock skew, all in one statement.
+    pub async fn record_gateway_activity(
+        &self,
+        activity: &[GatewayActivity],
+    ) -> Result<(), DbError> {
+        if activity.is_empty() {
+            return Ok(());
+        }
+        let buffer = |f: fn(&wire::BufferStatus) -> u64| -> Vec<Option<i64>> {
+            activity
+                .iter()
+                .map(|a| a.buffer.as_ref().map(|s| clamp(f(s))))
+                .collect()
+        };
+        let ids: Vec<GatewayId> = activity.iter().map(|a| a.gateway).collect();
+        let seen: Vec<DateTime<Utc>> = activity.iter().map(|a| a.seen_at).collect();
+        let skew: Vec<Option<i64>> = activity.iter().map(|a| a.clock_skew_ms).collect();
+        sqlx::query(
+            "UPDATE gateways g SET
+                 online = true,
+                 last_seen = greatest(g.last_seen, a.seen_at),
+                 buffer_pending_batches = coalesce(a.pending_batches, g.buffer_pending_batches),
+                 buffer_pending_bytes   = coalesce(a.pending_bytes, g.buffer_pending_bytes),
+                 buffer_oldest_age_ms   = coalesce(a.oldest_age_ms, g.buffer_oldest_age_ms),
+                 buffer_dropped_samples = coalesce(a.dropped_samples, g.buffer_dropped_samples),
+                 buffer_dropped_batches = coalesce(a.dropped_batches, g.buffer_dropped_batches),
+                 buffer_status_at = CASE WHEN a.pending_batches IS NULL THEN g.buffer_status_at
+                                         ELSE a.seen_at END,
+                 clock_skew_ms = coalesce(a.clock_skew_ms, g.clock_skew_ms)
+             FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[],
+                         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+                  AS a(gateway_id, seen_at, pending_batches, pending_bytes, oldest_age_ms,
+                       dropped_samples, dropped_batches, clock_skew_ms)
+             WHERE g.id = a.gateway_id",
+        )
+        .bind(&ids)
+        .bind(&seen)
+        .bind(buffer(|s| s.pending_batches))
+        .bind(buffer(|s| s.pending_bytes))
+        .bind(buffer(|s| s.oldest_age_ms))
+        .bind(buffer(|s| s.dropped_samples))
+        .bind(buffer(|s| s.dropped_batches))
+        .bind(&skew)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks offline every online gateway not heard from for `silent_for` (its last will
+    /// was lost, e.g. the broker restarted). Returns how many were marked.
+    pub async fn mark_silent_gateways_offline(&self, silent_for: Duration) -> Result<u64, DbError> {
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(silent_for).map_err(|e| DbError::Invalid {
+                what: "offline_after",
+                reason: e.to_string(),
+            })?;
+        let done = sqlx::query(
+            "UPDATE gateways SET online = false
+             WHERE online AND (last_seen IS NULL OR last_seen < $1)",
+        )
+        .bind(cutoff)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Creates (or re-keys) gateway `gateway_slug` of tenant `tenant_slug` at site
+    /// `site_name`, creating the tenant and the site when missing, in one transaction.
+    /// Refuses a gateway whose MQTT client id `wp-{tenant}-{gateway}` would equal another
+    /// gateway's (ids may contain '-', so e.g. `a-b`/`c` and `a`/`b-c` would collide and
+    /// could take over each other's broker session).
+    pub async fn provision_gateway(
+        &self,
+        tenant_slug: &str,
+        site_name: &str,
+        gateway_slug: &str,
+        secret: &str,
+    ) -> Result<Provisioned, DbError> {
+        for (what, id) in [("tenant id", tenant_slug), ("gateway id", gateway_slug)] {
+            wire::topic::validate_id(id).map_err(|e| DbError::Invalid {
+                what,
+                reason: e.to_string(),
+            })?;
+        }
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(DbError::Invalid {
+                what: "gateway secret",
+                reason: format!("must be at least {MIN_SECRET_LEN} characters"),
+            });
+        }
+        let mut tx = self.pool().begin().await?;
+        // Serialise provisioning so the client-id collision check cannot race.
+        sqlx::query("LOCK TABLE gateways IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let client_id = format!("wp-{tenant_slug}-{gateway_slug}");
+        let collides: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM gateways g JOIN tenants t ON t.id = g.tenant_id
+                            WHERE 'wp-' || t.slug || '-' || g.slug = $1
+                              AND NOT (t.slug = $2 AND g.slug = $3))",
+        )
+        .bind(&client_id)
+        .bind(tenant_slug)
+        .bind(gateway_slug)
+        .fetch_one(&mut *tx)
+        .await?;
+        if collides {
+            return Err(DbError::Invalid {
+                what: "gateway id",
+                reason: format!("MQTT client id {client_id:?} is already used by another gateway"),
+            });
+        }
+        let tenant: TenantId = sqlx::query_scalar(
+            "INSERT INTO tenants (slug, name) VALUES ($1, $1)
+             ON CONFLICT (slug) DO UPDATE SET slug = excluded.slug RETURNING id",
+        )
+        .bind(tenant_slug)
+        .fetch_one(&mut *tx)
+        .await?;
+        let site: SiteId = sqlx::query_scalar(
+            "INSERT INTO sites (tenant_id, name) VALUES ($1, $2)
+             ON CONFLICT (tenant_id, name) DO UPDATE SET name = excluded.name RETURNING id",
+        )
+        .bind(tenant)
+        .bind(site_name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (gateway, created): (GatewayId, bool) = sqlx::query_as(
+            "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, slug) DO UPDATE SET credential_hash = excluded.credential_hash
+             RETURNING id, (xmax = 0) AS created",
+        )
+        .bind(tenant)
+        .bind(site)
+        .bind(gateway_slug)
+        .bind(hash_secret(secret))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Provisioned {
+            tenant,
+            site,
+            gateway,
+            created,
+        })
+    }
+}
+
+// Reads for the API: every read takes a connection opened with `Db::begin_tenant` and
+// the tenant id, and filters on `tenant_id` explicitly as well.
+
+/// The buffer status a gateway reported in its latest batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferRow {
+    /// Batches waiting in the gateway's buffer.
+    pub pending_batches: i64,
+    /// Bytes waiting in the gateway's buffer.
+    pub pending_bytes: i64,
+    /// Age of the oldest waiting batch (ms).
+    pub oldest_age_ms: i64,
+    /// Samples dropped by the buffer limits since the agent's buffer was created.
+    pub dropped_samples: i64,
+    /// Batches dropped by the buffer limits.
+    pub dropped_batches: i64,
+    /// When the cloud received that status.
+    pub reported_at: DateTime<Utc>,
+}
+
+/// The current birth of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BirthRow {
+    /// Boot id of the session.
+    pub boot_id: u64,
+    /// When the cloud received the birth.
+    pub received_at: DateTime<Utc>,
+    /// Birth time by the gateway's clock (`None` if the birth row was removed).
+    pub birth_time: Option<DateTime<Utc>>,
+    /// Agent version announced in the birth.
+    pub agent_version: String,
+    /// Hash of the agent configuration announced in the birth.
+    pub config_hash: String,
+    /// Devices in the birth catalog.
+    pub device_count: i64,
+}
+
+/// A gateway's status as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRow {
+    /// Database id.
+    pub id: GatewayId,
+    /// Gateway id in MQTT topics.
+    pub slug: String,
+    /// Site id.
+    pub site_id: SiteId,
+    /// Site name.
+    pub site_name: String,
+    /// Whether an MQTT session is open.
+    pub online: bool,
+    /// Last message from the gateway.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Current birth, once one was received.
+    pub birth: Option<BirthRow>,
+    /// Latest reported buffer status.
+    pub buffer: Option<BufferRow>,
+    /// Gateway clock minus cloud receive time of the latest live batch (ms).
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// A device of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// Database id.
+    pub id: DeviceId,
+    /// Device name from the agent config (stable across boots).
+    pub name: String,
+    /// Firmware profile id.
+    pub profile: String,
+    /// Well the device measures, if linked.
+    pub well_id: Option<WellId>,
+    /// Whether the gateway's current birth lists the device.
+    pub current: bool,
+    /// Series (metrics) of the device.
+    pub series_count: i64,
+}
+
+const GATEWAY_SELECT: &str = "
+    SELECT g.id, g.slug, g.site_id, s.name AS site_name, g.online, g.last_seen,
+           g.last_birth_at, g.last_boot_id, g.agent_version, g.config_hash,
+           b.birth_time, coalesce(jsonb_array_length(b.catalog -> 'devices'), 0)::bigint AS device_count,
+           g.buffer_pending_batches, g.buffer_pending_bytes, g.buffer_oldest_age_ms,
+           g.buffer_dropped_samples, g.buffer_dropped_batches, g.buffer_status_at,
+           g.clock_skew_ms
+    FROM gateways g
+    JOIN sites s ON s.tenant_id = g.tenant_id AND s.id = g.site_id
+    LEFT JOIN gateway_births b ON b.gateway_id = g.id AND b.boot_id = g.last_boot_id";
+
+fn gateway_row(r: &PgRow) -> Result<GatewayRow, sqlx::Error> {
+    let birth = match (
+        r.try_get::<Option<i64>, _>("last_boot_id")?,
+        r.try_get::<Option<DateTime<Utc>>, _>("last_birth_at")?,
+    ) {
+        (Some(boot), Some(received_at)) => Some(BirthRow {
+            boot_id: boot_from_db(boot),
+            received_at,
+            birth_time: r.try_get("birth_time")?,
+            agent_version: r
+                .try_get::<Option<String>, _>("agent_version")?
+                .unwrap_or_default(),
+            config_hash: r
+                .try_get::<Option<String>, _>("config_hash")?
+                .unwrap_or_default(),
+            device_count: r.try_get("device_count")?,
+        }),
+        _ => None,
+    };
+    let buffer = match (
+        r.try_get::<Option<i64>, _>("buffer_pending_batches")?,
+        r.try_get::<Option<DateTime<Utc>>, _>("buffer_status_at")?,
+    ) {
+        (Some(pending_batches), Some(reported_at)) => Some(BufferRow {
+            pending_batches,
+            pending_bytes: r
+                .try_get::<Option<i64>, _>("buffer_pending_bytes")?
+                .unwrap_or(0),
+            oldest_age_ms: r
+                .try_get::<Option<i64>, _>("buffer_oldest_age_ms")?
+                .unwrap_or(0),
+            dropped_samples: r
+                .try_get::<Option<i64>, _>("buffer_dropped_samples")?
+                .unwrap_or(0),
+            dropped_batches: r
+                .try_get::<Option<i64>, _>("buffer_dropped_batches")?
+                .unwrap_or(0),
+            reported_at,
+        }),
+        _ => None,
+    };
+    Ok(GatewayRow {
+        id: r.try_get("id")?,
+        slug: r.try_get("slug")?,
+        site_id: r.try_get("site_id")?,
+        site_name: r.try_get("site_name")?,
+        online: r.try_get("online")?,
+        last_seen: r.try_get("last_seen")?,
+        birth,
+        buffer,
+        clock_skew_ms: r.try_get("clock_skew_ms")?,
+    })
+}
+
+/// Gateways of a tenant ordered by slug, after `after` (exclusive), at most `limit`.
+pub async fn list_gateways(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<GatewayRow>, DbError> {
+    let rows = sqlx::query(&format!(
+        "{GATEWAY_SELECT}
+         WHERE g.tenant_id = $1 AND ($2::text IS NULL OR g.slug > $2)
+         ORDER BY g.slug LIMIT $3"
+    ))
+    .bind(tenant)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, gateway_row)
+}
+
+/// One gateway of a tenant by its MQTT id.
+pub async fn gateway(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    slug: &str,
+) -> Result<Option<GatewayRow>, DbError> {
+    let row = sqlx::query(&format!(
+        "{GATEWAY_SELECT} WHERE g.tenant_id = $1 AND g.slug = $2"
+    ))
+    .bind(tenant)
+    .bind(slug)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(gateway_row).transpose()?)
+}
+
+/// Devices of a gateway, by name.
+pub async fn gateway_devices(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    gateway: GatewayId,
+) -> Result<Vec<DeviceRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.name, d.profile, d.well_id,
+                (d.last_boot_id IS NOT DISTINCT FROM g.last_boot_id) AS current,
+                (SELECT count(*) FROM series s WHERE s.device_id = d.id) AS series_count
+         FROM devices d JOIN gateways g ON g.id = d.gateway_id
+         WHERE d.tenant_id = $1 AND d.gateway_id = $2
+         ORDER BY d.name",
+    )
+    .bind(tenant)
+    .bind(gateway)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, |r| {
+        Ok(DeviceRow {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            profile: r.try_get("profile")?,
+            well_id: r.try_get("well_id")?,
+            current: r.try_get("current")?,
+            series_count: r.try_get("series_count")?,
+        })
+    })
+}

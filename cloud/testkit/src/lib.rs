@@ -1,0 +1,24 @@
+//! Test helpers of the WellPulse cloud (a dev-dependency only; never in a production
+//! build): one place for what the integration tests and benchmarks of `store`, `ingest`,
+//! `broker`, `api` and `server` share.
+//!
+//! - [`scratch`]: throwaway databases on the server `test.sh` chose.
+//! - [`db`]: storage fixtures: a migrated database, a registered gateway, samples, the
+//!   reference aggregates rollups are checked against.
+//! - [`mqtt`]: an embedded rumqttd on ephemeral ports, a private Mosquitto, an ingester,
+//!   and a fake gateway that behaves like the agent's uplink.
+//! - [`api`]: the API served on an ephemeral port over a seeded two-tenant fleet.
+//! - [`analytics`]: a well whose tanks and meters report a known synthetic profile.
+//! - [`http`]: the one HTTP client of the tests.
+//! - [`proxy`]: the one TCP proxy a test can cut or stall (a database that goes away).
+
+// Fixtures hold sockets, tasks and pools; they are not worth a Debug impl each.
+#![allow(missing_debug_implementations)]
+
+pub mod analytics;
+pub mod api;
+pub mod db;
+pub mod http;
+pub mod mqtt;
+pub mod proxy;
+pub mod scratch;
