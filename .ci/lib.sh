@@ -1,4 +1,5 @@
-# Helpers for .ci/run: timed steps and tool installs. Source it; it changes no settings.
+# Helpers for .ci/run: timed steps, tool installs, and the advisories check, which depends on
+# what this machine has (a local RustSec database). Source it; it changes no settings.
 
 ci_log() { echo "[ci] $*" >&2; }
 
@@ -23,4 +24,27 @@ ci_tool() {
     return 0
   fi
   ci_step "install $crate $version" env "$@" nice -n 10 cargo install --locked --quiet "$crate@$version"
+}
+
+# RustSec's advisory database is fetched from a host CI cannot reach, so the advisories check
+# runs only against a local copy: $WP_ADVISORY_DB (a git checkout of rustsec/advisory-db) or the
+# copy `cargo deny fetch` keeps under $CARGO_HOME/advisory-dbs. It never fetches.
+ci_advisories() {
+  local root="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
+  local default="$root/advisory-db-3157b0e258782691" # where cargo-deny keeps the default db
+  local db="${WP_ADVISORY_DB:-$default}"
+  if [ ! -d "$db/crates" ]; then
+    echo "[ci] SKIPPED cargo deny advisories: no local RustSec advisory database at $db" \
+      "(CI cannot fetch it; set WP_ADVISORY_DB to a checkout of rustsec/advisory-db)"
+    return 0
+  fi
+  if [ "$db" != "$default" ]; then # cargo-deny only looks in its own place: link the copy there
+    if [ -e "$default" ] && [ ! -L "$default" ]; then
+      ci_log "$default exists and is not a link: remove it to use WP_ADVISORY_DB=$db"
+      return 1
+    fi
+    mkdir -p "$root" && ln -sfn "$(realpath "$db")" "$default"
+  fi
+  ci_log "advisory database: $db (last commit $(git -C "$db" log -1 --format=%cs 2>/dev/null))"
+  ci_step "cargo deny advisories" cargo deny --offline check advisories
 }
