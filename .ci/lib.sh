@@ -1,5 +1,5 @@
-# Helpers for .ci/run: timed steps, tool installs, and the advisories check, which depends on
-# what this machine has (a local RustSec database). Source it; it changes no settings.
+# Helpers for .ci/run: timed steps, tool installs, and the checks that depend on what this
+# machine has (a local RustSec database, TimescaleDB). Source it; it changes no settings.
 
 ci_log() { echo "[ci] $*" >&2; }
 
@@ -47,4 +47,17 @@ ci_advisories() {
   fi
   ci_log "advisory database: $db (last commit $(git -C "$db" log -1 --format=%cs 2>/dev/null))"
   ci_step "cargo deny advisories" cargo deny --offline check advisories
+}
+
+# Says whether the TimescaleDB-only tests will run against $DATABASE_URL.
+ci_timescale_note() {
+  local n
+  n=$(psql "$DATABASE_URL" -Atqc \
+    "select count(*) from pg_available_extensions where name = 'timescaledb'") || n="?"
+  case "$n" in
+    1) echo "[ci] TimescaleDB is available on $DATABASE_URL: its tests run" ;;
+    0) echo "[ci] SKIPPED TimescaleDB-only tests: the extension is not available on" \
+      "$DATABASE_URL (WP_REQUIRE_TIMESCALE=1 makes them fail instead)" ;;
+    *) echo "[ci] could not ask $DATABASE_URL whether TimescaleDB is available" ;;
+  esac
 }
