@@ -524,50 +524,33 @@ struct BrokerUrl {
     tls: bool,
 }
 
-fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
-    let bad = |why: &str| format!("[broker.external] url {url:?}: {why}");
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("mqtt://") {
-        (false, rest)
-    } else {
-        return Err(bad("scheme must be mqtt:// or mqtts://"));
+fn parse_broker_url(text: &str) -> Result<BrokerUrl, String> {
+    let bad = |why: &str| format!("[broker.external] url {text:?}: {why}");
+    let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    let tls = match url.scheme() {
+        "mqtts" => true,
+        "mqtt" => false,
+        _ => return Err(bad("scheme must be mqtt:// or mqtts://")),
     };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains(['/', '@', '?']) {
-        return Err(bad(
-            "use mqtt[s]://host[:port] only (credentials go in [broker])",
-        ));
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("use mqtt[s]://host[:port] only (credentials go in [broker])"));
     }
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-        match after.strip_prefix(':') {
-            Some(p) => (host, Some(p)),
-            None if after.is_empty() => (host, None),
-            None => return Err(bad("junk after IPv6 address")),
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("use mqtt[s]://host[:port] only (no path or query)"));
+    }
+    let host = match url.host() {
+        Some(url::Host::Ipv6(v6)) => v6.to_string(),
+        Some(host) => host.to_string(),
+        None => return Err(bad("missing host")),
     };
     if host.is_empty() {
         return Err(bad("missing host"));
     }
-    let port = match port {
-        Some(p) => p.parse().map_err(|_| bad("port must be 1-65535"))?,
-        None => default_port,
-    };
+    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
     if port == 0 {
         return Err(bad("port must be 1-65535"));
     }
-    Ok(BrokerUrl {
-        host: host.to_owned(),
-        port,
-        tls,
-    })
+    Ok(BrokerUrl { host, port, tls })
 }
 
 /// `[api]`: the HTTP API served by `wellpulse-cloud run` (see [`api`]).
