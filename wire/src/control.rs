@@ -1,17 +1,39 @@
 //! Session and control messages: birth, death, ack, command and command result.
 //!
 //! ```text
-//! birth   = { 0: version, 1: boot_id, 2: ts_ms, 3: agent_version, 4: config_hash, 5: [device, ...] }
+//! birth   = { 0: version, 1: boot_id, 2: ts_ms, 3: agent_version, 4: config_hash, 5: [device, ...],
+//!             ?6: birth_status }
+//! birth_status = { 0: set_aside_batches, 1: set_aside_bytes, 2: set_aside_dropped }
 //! device  = { 0: alias, 1: name, 2: profile, 3: { info_key: info_value, ... }, 4: [metric, ...] }
 //! metric  = { 0: alias, 1: canonical, 2: tag, 3: unit, 4: scale, 5: offset, 6: writable }
 //! death   = { 0: version, 1: boot_id, 2: ts_ms }
-//! ack     = { 0: version, 1: [[first_seq, last_seq], ...] }      ; inclusive ranges
+//! ack     = { 0: version, 1: [[first_seq, last_seq], ...], ?2: [rejected, ...] }  ; inclusive ranges
+//! rejected = { 0: [[first_seq, last_seq], ...], 1: permanent, 2: reason, ?3: detail }
 //! command = { 0: version, 1: id, 2: kind, ...kind fields }
 //!   kind 0 rebirth:        ?3: boot_id
 //!   kind 1 config update:   4: toml
 //!   kind 2 setpoint write:  5: device, 6: metric, 7: value, ?8: expected_current
 //! result  = { 0: version, 1: id, 2: ok, 3: message }
 //! ```
+//!
+//! # Negative acknowledgement
+//!
+//! Key 2 of an ack lists batches the cloud did *not* store, each entry with seq ranges,
+//! whether the refusal is `permanent` (re-sending repeats it: a seq conflict, a timestamp
+//! out of range, a malformed batch) or retryable (a transient cloud-side fault), a short
+//! machine reason code (`[a-z0-9_]`, at most [`MAX_REASON_LEN`] bytes, e.g.
+//! [`Rejected::SEQ_CONFLICT`]) and an optional human detail (at most [`MAX_DETAIL_LEN`]
+//! bytes). An ack without rejections encodes exactly as before the key existed, and an
+//! agent that predates it skips the key, so the extension is compatible both ways. A seq
+//! named in both the committed ranges and a rejection counts as committed.
+//!
+//! # Birth status
+//!
+//! Key 6 of a birth carries figures of the moment it is published (what the agent has set
+//! aside after permanent rejections). They are not part of the catalog: a [`Birth`] value
+//! is the catalog the buffer stores, and [`Birth::encode_with_status`] /
+//! [`Birth::decode_with_status`] add or read the figures around it, as
+//! [`crate::encode_batch`] writes a batch header around its stored frames.
 
 use crate::codec::{Enc, Reader, done, put_float, required};
 use crate::{DecodeError, SCHEMA_VERSION};
@@ -75,12 +97,126 @@ pub struct Death {
     pub ts_ms: i64,
 }
 
+/// Publish-time figures a birth carries (key 6), besides its catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BirthStatus {
+    /// Batches set aside after a permanent rejection, kept by the agent for inspection.
+    pub set_aside_batches: u64,
+    /// Stored bytes of those batches.
+    pub set_aside_bytes: u64,
+    /// Set-aside batches dropped by the buffer's limits since the buffer was created.
+    pub set_aside_dropped: u64,
+}
+
+/// Longest reason code of a [`Rejected`], in bytes.
+pub const MAX_REASON_LEN: usize = 32;
+/// Longest human detail of a [`Rejected`], in bytes.
+pub const MAX_DETAIL_LEN: usize = 256;
+/// Most rejection entries one ack may carry.
+pub const MAX_REJECTIONS: usize = 64;
+
 /// The cloud's proof of storage: batches whose seqs are in these inclusive ranges are
-/// committed and may be deleted from the agent's buffer.
+/// committed and may be deleted from the agent's buffer. Batches it refused are listed in
+/// `rejected` (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     /// Inclusive `(first, last)` seq ranges.
     pub ranges: Vec<(u64, u64)>,
+    /// Batches the cloud did not store, and why.
+    pub rejected: Vec<Rejected>,
+}
+
+/// Batches the cloud refused, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Inclusive `(first, last)` seq ranges.
+    pub ranges: Vec<(u64, u64)>,
+    /// `true`: re-sending repeats the refusal; `false`: re-send after a backoff.
+    pub permanent: bool,
+    /// Machine reason code: `[a-z0-9_]`, 1 to [`MAX_REASON_LEN`] bytes.
+    pub reason: String,
+    /// Human explanation, at most [`MAX_DETAIL_LEN`] bytes; empty when none.
+    pub detail: String,
+}
+
+impl Rejected {
+    /// The seq was already stored with different content (e.g. a salvaged buffer).
+    pub const SEQ_CONFLICT: &'static str = "seq_conflict";
+    /// A timestamp lies outside what the cloud accepts.
+    pub const TIME_OUT_OF_RANGE: &'static str = "time_out_of_range";
+    /// The batch does not decode.
+    pub const MALFORMED: &'static str = "malformed";
+    /// The batch names a device or metric alias its birth does not declare.
+    pub const UNKNOWN_ALIAS: &'static str = "unknown_alias";
+
+    /// A permanent rejection of `seqs` (merged into ranges). `detail` is cut to
+    /// [`MAX_DETAIL_LEN`] bytes at a character boundary.
+    ///
+    /// # Panics
+    /// If `reason` is not a valid reason code (a programming error: codes are constants).
+    pub fn permanent(
+        seqs: impl IntoIterator<Item = u64>,
+        reason: &str,
+        detail: impl Into<String>,
+    ) -> Rejected {
+        Rejected::new(seqs, true, reason, detail)
+    }
+
+    /// A retryable rejection of `seqs`; see [`Rejected::permanent`].
+    pub fn retryable(
+        seqs: impl IntoIterator<Item = u64>,
+        reason: &str,
+        detail: impl Into<String>,
+    ) -> Rejected {
+        Rejected::new(seqs, false, reason, detail)
+    }
+
+    fn new(
+        seqs: impl IntoIterator<Item = u64>,
+        permanent: bool,
+        reason: &str,
+        detail: impl Into<String>,
+    ) -> Rejected {
+        if let Err(e) = check_reason(reason) {
+            panic!("invalid rejection reason {reason:?}: {e}");
+        }
+        let mut detail = detail.into();
+        if detail.len() > MAX_DETAIL_LEN {
+            let mut end = MAX_DETAIL_LEN;
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            detail.truncate(end);
+        }
+        Rejected {
+            ranges: merge_ranges(seqs),
+            permanent,
+            reason: reason.to_owned(),
+            detail,
+        }
+    }
+
+    /// Whether `seq` is in this rejection.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.ranges.iter().any(|&(a, b)| a <= seq && seq <= b)
+    }
+}
+
+/// Checks a reason code: `[a-z0-9_]`, 1 to [`MAX_REASON_LEN`] bytes.
+fn check_reason(reason: &str) -> Result<(), String> {
+    if reason.is_empty() || reason.len() > MAX_REASON_LEN {
+        return Err(format!(
+            "length {} not within 1..={MAX_REASON_LEN}",
+            reason.len()
+        ));
+    }
+    if !reason
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err("only a-z, 0-9 and _ are allowed".into());
+    }
+    Ok(())
 }
 
 /// What the cloud asks a gateway to do.
@@ -151,9 +287,14 @@ const COMMAND: &str = "command";
 const RESULT: &str = "command result";
 
 impl Birth {
-    /// Encodes the birth.
+    /// Encodes the birth (its catalog only, as the agent stores it).
     pub fn encode(&self) -> Vec<u8> {
-        message(6, |e| {
+        self.encode_with_status(None)
+    }
+
+    /// Encodes the birth with the publish-time figures of `status` (key 6).
+    pub fn encode_with_status(&self, status: Option<&BirthStatus>) -> Vec<u8> {
+        message(6 + u64::from(status.is_some()), |e| {
             e.u8(1)?.u64(self.boot_id)?;
             e.u8(2)?.i64(self.ts_ms)?;
             e.u8(3)?.str(&self.agent_version)?;
@@ -182,15 +323,27 @@ impl Birth {
                     e.u8(6)?.bool(m.writable)?;
                 }
             }
+            if let Some(s) = status {
+                e.u8(6)?.map(3)?;
+                e.u8(0)?.u64(s.set_aside_batches)?;
+                e.u8(1)?.u64(s.set_aside_bytes)?;
+                e.u8(2)?.u64(s.set_aside_dropped)?;
+            }
             Ok(())
         })
     }
 
-    /// Decodes a birth.
+    /// Decodes a birth (its catalog; publish-time figures are checked and left out).
     pub fn decode(bytes: &[u8]) -> Result<Birth, DecodeError> {
+        Self::decode_with_status(bytes).map(|(birth, _)| birth)
+    }
+
+    /// Decodes a birth and its publish-time figures, when it carries them.
+    pub fn decode_with_status(bytes: &[u8]) -> Result<(Birth, Option<BirthStatus>), DecodeError> {
         let mut r = Reader::new(bytes, BIRTH);
         let (mut boot_id, mut ts_ms, mut agent_version, mut config_hash, mut devices) =
             (None, None, None, None, None);
+        let mut status = None;
         r.message_map(|r, key| {
             match key {
                 1 => boot_id = Some(r.u64()?),
@@ -205,19 +358,36 @@ impl Birth {
                     }
                     devices = Some(list);
                 }
+                6 => status = Some(r.with_msg("birth status", decode_birth_status)?),
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         r.finish()?;
-        Ok(Birth {
+        let birth = Birth {
             boot_id: required(boot_id, BIRTH, "boot_id")?,
             ts_ms: required(ts_ms, BIRTH, "ts_ms")?,
             agent_version: required(agent_version, BIRTH, "agent_version")?,
             config_hash: required(config_hash, BIRTH, "config_hash")?,
             devices: required(devices, BIRTH, "devices")?,
-        })
+        };
+        Ok((birth, status))
     }
+}
+
+fn decode_birth_status(r: &mut Reader<'_>) -> Result<BirthStatus, DecodeError> {
+    let mut s = BirthStatus::default();
+    r.fields(|r, key| {
+        let slot = match key {
+            0 => &mut s.set_aside_batches,
+            1 => &mut s.set_aside_bytes,
+            2 => &mut s.set_aside_dropped,
+            _ => return Ok(false),
+        };
+        *slot = r.u64()?;
+        Ok(true)
+    })?;
+    Ok(s)
 }
 
 fn decode_device(r: &mut Reader<'_>) -> Result<DeviceEntry, DecodeError> {
@@ -336,25 +506,45 @@ pub fn merge_ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
 }
 
 impl Ack {
-    /// An ack of these seqs, merged into ranges.
+    /// An ack of these seqs, merged into ranges, with no rejection.
     pub fn of(seqs: impl IntoIterator<Item = u64>) -> Ack {
         Ack {
             ranges: merge_ranges(seqs),
+            rejected: Vec::new(),
         }
     }
 
-    /// Whether `seq` is acknowledged.
+    /// An ack of `stored` seqs that also reports the `rejected` ones.
+    pub fn rejecting(stored: impl IntoIterator<Item = u64>, rejected: Vec<Rejected>) -> Ack {
+        Ack {
+            ranges: merge_ranges(stored),
+            rejected,
+        }
+    }
+
+    /// Whether `seq` is acknowledged (committed).
     pub fn contains(&self, seq: u64) -> bool {
         self.ranges.iter().any(|&(a, b)| a <= seq && seq <= b)
     }
 
-    /// Encodes the ack.
+    /// Encodes the ack. Without rejections the bytes are those of the original ack.
     pub fn encode(&self) -> Vec<u8> {
-        message(2, |e| {
-            e.u8(1)?.array(self.ranges.len() as u64)?;
-            for &(a, b) in &self.ranges {
-                e.array(2)?.u64(a)?;
-                e.u64(b)?;
+        let fields = 2 + u64::from(!self.rejected.is_empty());
+        message(fields, |e| {
+            e.u8(1)?;
+            put_ranges(e, &self.ranges)?;
+            if !self.rejected.is_empty() {
+                e.u8(2)?.array(self.rejected.len() as u64)?;
+                for r in &self.rejected {
+                    e.map(3 + u64::from(!r.detail.is_empty()))?;
+                    e.u8(0)?;
+                    put_ranges(e, &r.ranges)?;
+                    e.u8(1)?.bool(r.permanent)?;
+                    e.u8(2)?.str(&r.reason)?;
+                    if !r.detail.is_empty() {
+                        e.u8(3)?.str(&r.detail)?;
+                    }
+                }
             }
             Ok(())
         })
@@ -364,30 +554,91 @@ impl Ack {
     pub fn decode(bytes: &[u8]) -> Result<Ack, DecodeError> {
         let mut r = Reader::new(bytes, ACK);
         let mut ranges = None;
+        let mut rejected = Vec::new();
         r.message_map(|r, key| {
-            if key != 1 {
-                return Ok(false);
-            }
-            let n = r.array()?;
-            let mut list = Vec::new();
-            for _ in 0..n {
-                if r.array()? != 2 {
-                    return Err(r.malformed("a seq range must be [first, last]"));
+            match key {
+                1 => ranges = Some(decode_ranges(r)?),
+                2 => {
+                    let n = r.array()?;
+                    if n > MAX_REJECTIONS as u64 {
+                        return Err(r.invalid(
+                            "rejected",
+                            format!("{n} entries exceed the limit of {MAX_REJECTIONS}"),
+                        ));
+                    }
+                    for _ in 0..n {
+                        rejected.push(r.with_msg("ack rejection", decode_rejected)?);
+                    }
                 }
-                let (a, b) = (r.u64()?, r.u64()?);
-                if a > b {
-                    return Err(r.invalid("ranges", format!("range [{a}, {b}] is reversed")));
-                }
-                list.push((a, b));
+                _ => return Ok(false),
             }
-            ranges = Some(list);
             Ok(true)
         })?;
         r.finish()?;
         Ok(Ack {
             ranges: required(ranges, ACK, "ranges")?,
+            rejected,
         })
     }
+}
+
+fn put_ranges(e: &mut Enc, ranges: &[(u64, u64)]) -> EncResult {
+    e.array(ranges.len() as u64)?;
+    for &(a, b) in ranges {
+        e.array(2)?.u64(a)?.u64(b)?;
+    }
+    Ok(())
+}
+
+/// Inclusive seq ranges; a reversed one is an error.
+fn decode_ranges(r: &mut Reader<'_>) -> Result<Vec<(u64, u64)>, DecodeError> {
+    let n = r.array()?;
+    let mut list = Vec::new();
+    for _ in 0..n {
+        if r.array()? != 2 {
+            return Err(r.malformed("a seq range must be [first, last]"));
+        }
+        let (a, b) = (r.u64()?, r.u64()?);
+        if a > b {
+            return Err(r.invalid("ranges", format!("range [{a}, {b}] is reversed")));
+        }
+        list.push((a, b));
+    }
+    Ok(list)
+}
+
+fn decode_rejected(r: &mut Reader<'_>) -> Result<Rejected, DecodeError> {
+    let msg = r.msg();
+    let (mut ranges, mut permanent, mut reason, mut detail) = (None, None, None, String::new());
+    r.fields(|r, key| {
+        match key {
+            0 => ranges = Some(decode_ranges(r)?),
+            1 => permanent = Some(r.bool()?),
+            2 => {
+                let text = r.string()?;
+                check_reason(&text).map_err(|e| r.invalid("reason", e))?;
+                reason = Some(text);
+            }
+            3 => {
+                let text = r.string()?;
+                if text.len() > MAX_DETAIL_LEN {
+                    return Err(r.invalid(
+                        "detail",
+                        format!("{} bytes exceed {MAX_DETAIL_LEN}", text.len()),
+                    ));
+                }
+                detail = text;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    Ok(Rejected {
+        ranges: required(ranges, msg, "ranges")?,
+        permanent: required(permanent, msg, "permanent")?,
+        reason: required(reason, msg, "reason")?,
+        detail,
+    })
 }
 
 impl Command {
@@ -571,6 +822,7 @@ mod tests {
     fn reversed_ack_range_is_rejected() {
         let bytes = Ack {
             ranges: vec![(5, 2)],
+            rejected: Vec::new(),
         }
         .encode();
         assert!(
@@ -579,5 +831,109 @@ mod tests {
                 .to_string()
                 .contains("reversed")
         );
+        let bytes = Ack::rejecting(
+            [1],
+            vec![Rejected {
+                ranges: vec![(9, 3)],
+                permanent: true,
+                reason: Rejected::MALFORMED.into(),
+                detail: String::new(),
+            }],
+        )
+        .encode();
+        let err = Ack::decode(&bytes).unwrap_err().to_string();
+        assert!(
+            err.contains("ack rejection") && err.contains("reversed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejections_round_trip_and_an_ack_without_them_keeps_its_old_bytes() {
+        let ack = Ack::rejecting(
+            [1, 2, 3],
+            vec![
+                Rejected::permanent(
+                    [7, 8, 10],
+                    Rejected::SEQ_CONFLICT,
+                    "seq 7 stored with other samples",
+                ),
+                Rejected::retryable([11], "db_unavailable", ""),
+            ],
+        );
+        assert_eq!(ack.rejected[0].ranges, vec![(7, 8), (10, 10)]);
+        let back = Ack::decode(&ack.encode()).unwrap();
+        assert_eq!(back, ack);
+        assert!(back.rejected[0].contains(10) && !back.rejected[0].contains(9));
+        // The original two-key ack: what agents that predate rejections read.
+        let old = message(2, |e| {
+            e.u8(1)?.array(1)?.array(2)?.u64(1)?.u64(3)?;
+            Ok(())
+        });
+        assert_eq!(Ack::of([1, 2, 3]).encode(), old);
+        assert_eq!(Ack::decode(&old).unwrap(), Ack::of([1, 2, 3]));
+    }
+
+    #[test]
+    fn rejection_sizes_and_reason_codes_are_bounded() {
+        let long = "é".repeat(MAX_DETAIL_LEN);
+        let r = Rejected::permanent([1], Rejected::MALFORMED, long);
+        assert!(r.detail.len() <= MAX_DETAIL_LEN && r.detail.len() >= MAX_DETAIL_LEN - 1);
+        let with = |reason: &str, detail: &str| {
+            Ack::rejecting(
+                [],
+                vec![Rejected {
+                    ranges: vec![(1, 1)],
+                    permanent: false,
+                    reason: reason.into(),
+                    detail: detail.into(),
+                }],
+            )
+            .encode()
+        };
+        for (reason, detail, expected) in [
+            ("", "", "reason"),
+            ("Seq-Conflict", "", "reason"),
+            (&*"x".repeat(MAX_REASON_LEN + 1), "", "reason"),
+            ("malformed", &*"d".repeat(MAX_DETAIL_LEN + 1), "detail"),
+        ] {
+            let err = Ack::decode(&with(reason, detail)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let many = Ack::rejecting(
+            [],
+            (0..=MAX_REJECTIONS as u64)
+                .map(|s| Rejected::retryable([s], "busy", ""))
+                .collect(),
+        );
+        assert!(
+            Ack::decode(&many.encode())
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
+    }
+
+    #[test]
+    fn birth_status_is_optional_and_outside_the_catalog() {
+        let birth = Birth {
+            boot_id: 1,
+            ts_ms: 2,
+            agent_version: "0.1.0".into(),
+            config_hash: "h".into(),
+            devices: Vec::new(),
+        };
+        let status = BirthStatus {
+            set_aside_batches: 3,
+            set_aside_bytes: 4096,
+            set_aside_dropped: 1,
+        };
+        let bytes = birth.encode_with_status(Some(&status));
+        assert_eq!(
+            Birth::decode_with_status(&bytes).unwrap(),
+            (birth.clone(), Some(status))
+        );
+        assert_eq!(Birth::decode(&bytes).unwrap(), birth);
+        assert_eq!(Birth::decode_with_status(&birth.encode()).unwrap().1, None);
     }
 }

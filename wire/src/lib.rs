@@ -11,7 +11,7 @@
 //! | [`Birth`] | `birth` | edge → cloud: session start and device/metric catalog |
 //! | [`Death`] | `death` | edge → cloud: MQTT last will, ends a session |
 //! | [`Batch`] | `data` | edge → cloud: samples |
-//! | [`Ack`] | `ack` | cloud → edge: committed batch seqs |
+//! | [`Ack`] | `ack` | cloud → edge: committed batch seqs, and refused ones with the reason |
 //! | [`Command`] | `cmd` | cloud → edge: rebirth, config update, setpoint write |
 //! | [`CommandResult`] | `cmd/result` | edge → cloud: outcome of a command |
 //!
@@ -43,7 +43,8 @@ pub use batch::{
     Batch, BatchHeader, BufferStatus, Frame, FramesBlock, Quality, Sample, Value, encode_batch,
 };
 pub use control::{
-    Ack, Birth, Command, CommandKind, CommandResult, Death, DeviceEntry, MetricEntry, merge_ranges,
+    Ack, Birth, BirthStatus, Command, CommandKind, CommandResult, Death, DeviceEntry,
+    MAX_DETAIL_LEN, MAX_REASON_LEN, MAX_REJECTIONS, MetricEntry, Rejected, merge_ranges,
 };
 pub use error::{DecodeError, EncodeError};
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 use wire::{
-    Ack, Batch, BatchHeader, Birth, BufferStatus, Command, CommandKind, CommandResult, Death,
-    DeviceEntry, Frame, MetricEntry, Quality, Sample, Value,
+    Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, Command, CommandKind, CommandResult,
+    Death, DeviceEntry, Frame, MetricEntry, Quality, Rejected, Sample, Value,
 };
 
 fn data_dir() -> PathBuf {
@@ -26,6 +26,29 @@ fn good(metric: u16, value: Value) -> Sample {
         metric,
         value: Some(value),
         quality: Quality::Good,
+    }
+}
+
+fn ack_rejecting() -> Ack {
+    Ack::rejecting(
+        [1000, 1001, 1003],
+        vec![
+            Rejected::permanent(
+                [1002],
+                Rejected::SEQ_CONFLICT,
+                "seq 1002 is stored with different samples",
+            ),
+            Rejected::permanent([1004, 1005], Rejected::TIME_OUT_OF_RANGE, ""),
+            Rejected::retryable([1006], "storage_busy", "database failover in progress"),
+        ],
+    )
+}
+
+fn birth_status() -> BirthStatus {
+    BirthStatus {
+        set_aside_batches: 2,
+        set_aside_bytes: 1824,
+        set_aside_dropped: 0,
     }
 }
 
@@ -141,8 +164,14 @@ fn goldens() -> Vec<(&'static str, Vec<u8>)> {
             "ack",
             Ack {
                 ranges: vec![(1000, 1041), (1043, 1043)],
+                rejected: Vec::new(),
             }
             .encode(),
+        ),
+        ("ack_rejecting", ack_rejecting().encode()),
+        (
+            "birth_with_status",
+            birth().encode_with_status(Some(&birth_status())),
         ),
         (
             "command_rebirth",
@@ -209,8 +238,16 @@ fn golden_bytes_decode_to_the_messages() {
     assert_eq!(Birth::decode(&read("birth")).unwrap(), birth());
     assert_eq!(Death::decode(&read("death")).unwrap().boot_id, 0x5eed_cafe);
     assert_eq!(
-        Ack::decode(&read("ack")).unwrap().ranges,
-        vec![(1000, 1041), (1043, 1043)]
+        Ack::decode(&read("ack")).unwrap(),
+        Ack::of((1000..=1041).chain([1043]))
+    );
+    assert_eq!(
+        Ack::decode(&read("ack_rejecting")).unwrap(),
+        ack_rejecting()
+    );
+    assert_eq!(
+        Birth::decode_with_status(&read("birth_with_status")).unwrap(),
+        (birth(), Some(birth_status()))
     );
     assert!(matches!(
         Command::decode(&read("command_setpoint")).unwrap().kind,

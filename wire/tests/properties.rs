@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use wire::{
-    Ack, Batch, BatchHeader, Birth, BufferStatus, Command, CommandResult, Death, Frame,
-    FramesBlock, Quality, Sample, Value,
+    Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, Command, CommandResult, Death,
+    Frame, FramesBlock, Quality, Rejected, Sample, Value,
 };
 
 fn value() -> impl Strategy<Value = Value> {
@@ -75,11 +75,37 @@ fn batch() -> impl Strategy<Value = Batch> {
         })
 }
 
+fn ranges() -> impl Strategy<Value = Vec<(u64, u64)>> {
+    prop::collection::vec((any::<u64>(), any::<u64>()), 0..6).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(a, b)| (a.min(b), a.max(b)))
+            .collect()
+    })
+}
+
+fn rejected() -> impl Strategy<Value = Rejected> {
+    (ranges(), any::<bool>(), "[a-z0-9_]{1,32}", "\\PC{0,60}").prop_map(
+        |(ranges, permanent, reason, detail)| Rejected {
+            ranges,
+            permanent,
+            reason,
+            detail,
+        },
+    )
+}
+
+fn ack() -> impl Strategy<Value = Ack> {
+    (ranges(), prop::collection::vec(rejected(), 0..5))
+        .prop_map(|(ranges, rejected)| Ack { ranges, rejected })
+}
+
 /// Runs every decoder over the bytes; they may fail, never panic.
 fn decode_all(bytes: &[u8]) {
     let _ = Batch::decode(bytes);
     let _ = FramesBlock::from_bytes(bytes.to_vec());
     let _ = Birth::decode(bytes);
+    let _ = Birth::decode_with_status(bytes);
     let _ = Death::decode(bytes);
     let _ = Ack::decode(bytes);
     let _ = Command::decode(bytes);
@@ -104,6 +130,40 @@ proptest! {
         let stored = FramesBlock::from_bytes(block.as_bytes().to_vec()).unwrap();
         prop_assert_eq!(stored.sample_count() as usize, b.sample_count());
         prop_assert_eq!(stored.frames().unwrap(), b.frames);
+    }
+
+    #[test]
+    fn acks_round_trip_and_survive_mutation(
+        a in ack(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let bytes = a.encode();
+        prop_assert_eq!(Ack::decode(&bytes).unwrap(), a.clone());
+        if a.rejected.is_empty() {
+            prop_assert_eq!(bytes.len(), Ack { rejected: Vec::new(), ..a }.encode().len());
+        }
+        let mut mutated = bytes.clone();
+        for (at, byte) in edits {
+            let i = at.index(mutated.len());
+            mutated[i] = byte;
+        }
+        decode_all(&mutated);
+        decode_all(&bytes[..cut.index(bytes.len() + 1)]);
+    }
+
+    #[test]
+    fn birth_status_round_trips(s in any::<[u64; 3]>(), boot_id in any::<u64>()) {
+        let birth = Birth {
+            boot_id,
+            ts_ms: 0,
+            agent_version: "v".into(),
+            config_hash: "h".into(),
+            devices: Vec::new(),
+        };
+        let status = BirthStatus { set_aside_batches: s[0], set_aside_bytes: s[1], set_aside_dropped: s[2] };
+        let bytes = birth.encode_with_status(Some(&status));
+        prop_assert_eq!(Birth::decode_with_status(&bytes).unwrap(), (birth, Some(status)));
     }
 
     #[test]

@@ -116,9 +116,7 @@ impl Cloud {
                             Kind::Data => {
                                 let batch = wire::Batch::decode(&p.payload).unwrap();
                                 let seq = batch.header.seq;
-                                let ack = wire::Ack {
-                                    ranges: vec![(seq, seq)],
-                                };
+                                let ack = wire::Ack::of([seq]);
                                 let _ = acker
                                     .publish(
                                         ack_topic.clone(),

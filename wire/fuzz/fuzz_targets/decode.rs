@@ -14,8 +14,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = wire::FramesBlock::from_bytes(data.to_vec());
     let _ = wire::Birth::decode(data);
+    let _ = wire::Birth::decode_with_status(data);
     let _ = wire::Death::decode(data);
-    let _ = wire::Ack::decode(data);
+    if let Ok(ack) = wire::Ack::decode(data) {
+        // A decoded ack (with or without rejections) re-encodes to bytes that decode to it.
+        assert_eq!(wire::Ack::decode(&ack.encode()).expect("re-encoded ack decodes"), ack);
+    }
     let _ = wire::Command::decode(data);
     let _ = wire::Command::recover_id(data);
     let _ = wire::CommandResult::decode(data);
