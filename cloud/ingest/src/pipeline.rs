@@ -10,7 +10,7 @@
 //! serialization failure, server shutting down, ...) are retried with exponential backoff
 //! forever, holding the round; permanent ones are returned so the message can be rejected.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,7 +23,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 use wire::topic::Kind;
-use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death};
+use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death, Rejected};
 
 use super::IngestOptions;
 use super::classify::{self, Address, Payload, Refusal};
@@ -38,6 +38,8 @@ use store::{
 
 /// Alias maps kept in memory (one per gateway boot); the cache is cleared when full.
 const ALIAS_CACHE_LIMIT: usize = 10_000;
+/// Most refused batches remembered for de-duplicating their rejection records.
+const REFUSED_MEMORY_LIMIT: usize = 100_000;
 
 /// A registered gateway, as resolved from a topic.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,9 @@ pub(crate) struct Pipeline {
     gateways: HashMap<(String, String), Gateway>,
     aliases: HashMap<(GatewayId, u64), Arc<AliasMap>>,
     sessions: Sessions,
+    /// Batches refused for good and told to their gateway, so a copy re-sent by an agent
+    /// that predates negative acks is counted but not recorded again.
+    refused: HashSet<(GatewayId, u64, u64)>,
     status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
 }
 
@@ -113,6 +118,7 @@ impl Pipeline {
             ack_qos,
             gateways: HashMap::new(),
             aliases: HashMap::new(),
+            refused: HashSet::new(),
             status,
         }
     }
@@ -547,6 +553,8 @@ impl Pipeline {
         acked
     }
 
+    /// Refuses a data batch for good: recorded once, and told to its gateway with a
+    /// negative ack so the agent sets the batch aside instead of re-sending it.
     async fn reject_staged(&mut self, batch: &Staged, refusal: Refusal) {
         let source = &batch.source;
         if refusal.reason == RejectReason::StorageRefused {
@@ -556,14 +564,50 @@ impl Pipeline {
                 source.address.gateway.clone(),
             ));
         }
-        self.reject(
-            &source.topic,
-            Some(&source.address),
-            Some(source.gateway.tenant_id),
-            source.payload_size,
-            refusal,
-        )
-        .await;
+        let key = (source.gateway.id, batch.record.seq, batch.record.boot_id);
+        if self.refused.contains(&key) {
+            self.stats.reject(refusal.reason);
+            debug!(topic = %source.topic, seq = batch.record.seq, "refused batch re-sent; already recorded");
+        } else {
+            if self.refused.len() >= REFUSED_MEMORY_LIMIT {
+                self.refused.clear();
+            }
+            self.refused.insert(key);
+            self.reject(
+                &source.topic,
+                Some(&source.address),
+                Some(source.gateway.tenant_id),
+                source.payload_size,
+                refusal.clone(),
+            )
+            .await;
+        }
+        self.publish_nack(batch, &refusal).await;
+    }
+
+    async fn publish_nack(&mut self, batch: &Staged, refusal: &Refusal) {
+        let address = &batch.source.address;
+        let rejected = Rejected::permanent(
+            [batch.record.seq],
+            refusal.reason.as_str(),
+            refusal.detail.clone(),
+        );
+        let nack = Ack::rejecting([], vec![rejected]);
+        let topic = wire::topic::topic(&address.tenant, &address.gateway, Kind::Ack);
+        match self
+            .client
+            .publish(topic, self.ack_qos, false, nack.encode())
+            .await
+        {
+            Ok(()) => {
+                bump(&self.stats.nacks_published);
+                debug!(tenant = %address.tenant, gateway = %address.gateway, seq = batch.record.seq,
+                       reason = refusal.reason.as_str(), "negative ack published");
+            }
+            // Only if the event loop is gone; the agent re-sends and is refused again.
+            Err(e) => warn!(tenant = %address.tenant, gateway = %address.gateway, error = %e,
+                            "could not queue negative ack"),
+        }
     }
 
     /// Step 6a: one application ack per gateway with every committed seq of the round.

@@ -170,6 +170,47 @@ async fn a_batch_delivered_twice_in_one_round_is_stored_once_and_counted_as_dupl
     env.db.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_for_good_gets_one_negative_ack_and_one_rejection_record() {
+    let env = env("ing_nack").await;
+    env.gw.send_birth(&env.db, &birth(31)).await;
+    env.gw.send_birth(&env.db, &birth(32)).await;
+    // Seq 5 is stored under boot 31; the same seq under boot 32 is a conflict (a gateway
+    // whose sequence went backwards), refused for good.
+    env.gw
+        .send_until_acked(&batch(5, 31, 1_700_000_400_000, 70))
+        .await;
+    let stale = batch(5, 32, 1_700_000_500_000, 80).encode().unwrap();
+    env.gw.publish(Kind::Data, stale.clone()).await;
+    let gw = &env.gw;
+    wait_until("negative ack", || async { !gw.rejections_of(5).is_empty() }).await;
+    let nack = &env.gw.rejections_of(5)[0];
+    assert!(nack.permanent, "{nack:?}");
+    assert_eq!(nack.reason, "seq_conflict");
+    assert!(nack.detail.contains("boot 31"), "{}", nack.detail);
+    // An agent that ignores negative acks re-sends: counted again, recorded once.
+    env.gw.publish(Kind::Data, stale).await;
+    let stats = &env.stats;
+    wait_until("second refusal", || async {
+        stats.snapshot().rejected(RejectReason::SeqConflict) >= 2
+    })
+    .await;
+    wait_until("second negative ack", || async {
+        gw.rejections_of(5).len() >= 2
+    })
+    .await;
+    assert_eq!(
+        env.db.rejections().await.len(),
+        1,
+        "{:?}",
+        env.db.rejections().await
+    );
+    assert_eq!(env.db.count("ingested_batches").await, 1);
+    assert!(env.stats.snapshot().nacks_published >= 2);
+    env.ingester.abort();
+    env.db.finish().await;
+}
+
 /// A hand-made data batch `{0: 99, 1: 1, 2: 1, 3: false}` from schema version 99.
 fn future_version_batch() -> Vec<u8> {
     vec![0xa4, 0x00, 0x18, 0x63, 0x01, 0x01, 0x02, 0x01, 0x03, 0xf4]

@@ -533,7 +533,9 @@ fn parse_broker_url(text: &str) -> Result<BrokerUrl, String> {
         _ => return Err(bad("scheme must be mqtt:// or mqtts://")),
     };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("use mqtt[s]://host[:port] only (credentials go in [broker])"));
+        return Err(bad(
+            "use mqtt[s]://host[:port] only (credentials go in [broker])",
+        ));
     }
     if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
         return Err(bad("use mqtt[s]://host[:port] only (no path or query)"));

@@ -392,6 +392,18 @@ impl FakeGateway {
         self.acks.lock().unwrap().iter().any(|a| a.contains(seq))
     }
 
+    /// The rejections (negative acks) that named `seq`.
+    pub fn rejections_of(&self, seq: u64) -> Vec<wire::Rejected> {
+        self.acks
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|a| a.rejected.iter())
+            .filter(|r| r.contains(seq))
+            .cloned()
+            .collect()
+    }
+
     /// How many acks covering `seq` arrived.
     pub fn ack_count(&self, seq: u64) -> usize {
         self.acks
