@@ -145,7 +145,7 @@ impl Scheduler {
     }
 
     /// Adds a job.
-    pub fn add(mut self, job: Job) -> Scheduler {
+    pub fn with_job(mut self, job: Job) -> Scheduler {
         self.jobs.push(job);
         self
     }

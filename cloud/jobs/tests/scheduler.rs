@@ -77,7 +77,7 @@ async fn a_failing_job_is_counted_and_runs_again_at_the_next_tick() {
             }
         })
     };
-    let scheduler = Scheduler::new(test.db.clone(), metrics.clone()).add(job);
+    let scheduler = Scheduler::new(test.db.clone(), metrics.clone()).with_job(job);
     let running = tokio::spawn(scheduler.run());
     tokio::time::timeout(Duration::from_secs(60), third.notified())
         .await
@@ -113,7 +113,11 @@ async fn the_maintenance_job_keeps_rollups_current() {
             .map_err(Into::into)
     });
     let metrics = JobMetrics::default();
-    let running = tokio::spawn(Scheduler::new(db.clone(), metrics.clone()).add(job).run());
+    let running = tokio::spawn(
+        Scheduler::new(db.clone(), metrics.clone())
+            .with_job(job)
+            .run(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     // Waits on the database's own state: the dirty ranges the job consumes.
     loop {

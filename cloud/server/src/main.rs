@@ -284,18 +284,18 @@ fn scheduler(db: Db, cfg: &MaintenanceConfig, metrics: JobMetrics) -> Scheduler 
     let offline_after = cfg.offline_after;
     let production = production::JobOptions::default();
     Scheduler::new(db, metrics)
-        .add(Job::new("storage_maintenance", cfg.interval, |db| async move {
+        .with_job(Job::new("storage_maintenance", cfg.interval, |db| async move {
             let report = maintenance::run_once(&db).await?;
             Ok(format!("{report:?}"))
         }))
-        .add(Job::new("offline_sweep", cfg.interval, move |db| async move {
+        .with_job(Job::new("offline_sweep", cfg.interval, move |db| async move {
             let n = db.mark_silent_gateways_offline(offline_after).await?;
             if n > 0 {
                 info!(gateways = n, silent_for = ?offline_after, "silent gateways marked offline");
             }
             Ok(format!("{n} gateways marked offline"))
         }))
-        .add(Job::new("production", production.every, move |db| async move {
+        .with_job(Job::new("production", production.every, move |db| async move {
             let report = production::run_once(&db, &production, chrono::Utc::now()).await?;
             Ok(format!("{report:?}"))
         }))

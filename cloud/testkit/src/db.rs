@@ -162,7 +162,7 @@ pub async fn backend(db: &Db) -> Backend {
 pub struct Values(pub u64);
 
 impl Values {
-    pub fn next(&mut self) -> f64 {
+    pub fn next_value(&mut self) -> f64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -224,7 +224,7 @@ pub fn samples(
             rows.push(TelemetryRow {
                 ts_ms: (from + TimeDelta::seconds(t)).timestamp_millis(),
                 series_id: *s,
-                value: (q != Quality::Bad).then(|| values.next()),
+                value: (q != Quality::Bad).then(|| values.next_value()),
                 quality: q,
             });
         }
