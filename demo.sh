@@ -28,7 +28,7 @@ fi
 
 # 2. Build.
 echo "[demo] building (release)…" >&2
-cargo build --release -q -p cloud -p agent -p simulator
+cargo build --release -q -p server -p agent -p simulator
 bin="$PWD/target/release"
 
 # 3. Secrets, made once and kept private (never printed).
@@ -87,8 +87,8 @@ with open(pathlib.Path(sys.argv[2]) / "wells.txt", "w") as index:
         index.write(f"gw-{i:02d} {well} 42-329-{40000 + i:05d}\n")
 PY
 while read -r gw well api; do
-  "$bin/wellpulse-cloud" provision-gateway --config "$DEMO/cloud.toml" --tenant "$TENANT" \
-    --gateway "$gw" --password "$GATEWAY_PASSWORD" --site "pad-$(( (10#${gw#gw-} - 1) / 4 + 1 ))" \
+  WELLPULSE_GATEWAY_PASSWORD="$GATEWAY_PASSWORD" "$bin/wellpulse-cloud" provision-gateway --config "$DEMO/cloud.toml" --tenant "$TENANT" \
+    --gateway "$gw" --site "pad-$(( (10#${gw#gw-} - 1) / 4 + 1 ))" \
     --well "$well" --api-number "$api" >/dev/null
 done < "$DEMO/agents/wells.txt"
 

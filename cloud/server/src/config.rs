@@ -74,7 +74,9 @@ pub struct CloudConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// PostgreSQL URL, e.g. `postgres://wellpulse@127.0.0.1:5432/wellpulse`.
+    /// PostgreSQL URL, e.g. `postgres://wellpulse@127.0.0.1:5432/wellpulse`; a secret (see
+    /// [`secret_setting`]: the value, `{ env = "NAME" }` or `{ file = "/path" }`).
+    #[serde(deserialize_with = "secret_setting")]
     pub url: Secret,
     /// Maximum pooled connections.
     #[serde(default = "default_max_connections")]
@@ -93,7 +95,8 @@ pub struct BrokerConfig {
     pub client_id: String,
     /// MQTT username of this ingester.
     pub username: String,
-    /// MQTT password of this ingester.
+    /// MQTT password of this ingester; a secret (see [`secret_setting`]).
+    #[serde(deserialize_with = "secret_setting")]
     pub password: Secret,
     /// Run rumqttd inside this process.
     pub embedded: Option<EmbeddedBrokerConfig>,
@@ -263,6 +266,53 @@ fn default_retention() -> Option<Duration> {
 }
 fn default_partitions_ahead() -> u32 {
     StorageOptions::default().partitions_ahead_days
+}
+
+/// A secret setting: the value itself (`password = "..."`), an environment variable
+/// (`password = { env = "WELLPULSE_INGESTER_PASSWORD" }`) or a file whose content, less a
+/// trailing newline, is the secret (`password = { file = "/run/secrets/ingester" }`, a
+/// relative path from the working directory). Keeps secrets out of the file and off
+/// command lines; an unset variable, unreadable or empty file is a clear load error that
+/// names the variable or file, never the secret.
+fn secret_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Setting {
+        Value(String),
+        From(SecretFrom),
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SecretFrom {
+        env: Option<String>,
+        file: Option<PathBuf>,
+    }
+    fn err<E: serde::de::Error>(message: impl std::fmt::Display) -> E {
+        E::custom(message)
+    }
+    let value = match Setting::deserialize(d)
+        .map_err(|_| err("expected a string, { env = \"NAME\" } or { file = \"/path\" }"))?
+    {
+        Setting::Value(v) => v,
+        Setting::From(SecretFrom {
+            env: Some(name),
+            file: None,
+        }) => std::env::var(&name)
+            .map_err(|_| err(format!("environment variable {name} is not set")))?,
+        Setting::From(SecretFrom {
+            env: None,
+            file: Some(path),
+        }) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| err(format!("cannot read secret file {}: {e}", path.display())))?;
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        }
+        Setting::From(_) => return Err(err("give exactly one of env and file")),
+    };
+    if value.is_empty() {
+        return Err(err("the secret is empty"));
+    }
+    Ok(Secret::new(value))
 }
 
 /// `"forever"` or a humantime duration.
@@ -695,6 +745,42 @@ mod tests {
             let err = CloudConfig::parse(&text, Path::new(".")).unwrap_err();
             assert!(err.to_string().contains(expected), "{expected}: {err}");
         }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ingester");
+        std::fs::write(&file, "from-file\n").unwrap();
+        // Cargo sets CARGO_PKG_NAME for the test process (set_var needs unsafe).
+        let text = MINIMAL
+            .replace(
+                "url = \"postgres://postgres:hunter2@127.0.0.1/wp\"",
+                "url = { env = \"CARGO_PKG_NAME\" }",
+            )
+            .replace(
+                "password = \"s3cret\"",
+                &format!("password = {{ file = {:?} }}", file.display().to_string()),
+            );
+        let cfg = CloudConfig::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(cfg.database.url.expose(), "server");
+        assert_eq!(cfg.broker.password.expose(), "from-file");
+        let missing = MINIMAL.replace(
+            "url = \"postgres://postgres:hunter2@127.0.0.1/wp\"",
+            "url = { env = \"WP_TEST_SURELY_UNSET_VAR\" }",
+        );
+        let err = CloudConfig::parse(&missing, Path::new(".")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("WP_TEST_SURELY_UNSET_VAR is not set"),
+            "{err}"
+        );
+        let both = MINIMAL.replace(
+            "password = \"s3cret\"",
+            "password = { env = \"A\", file = \"/b\" }",
+        );
+        let err = CloudConfig::parse(&both, Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
     }
 
     #[test]

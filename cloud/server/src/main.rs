@@ -3,7 +3,7 @@
 //! ```text
 //! wellpulse-cloud run --config cloud.toml        broker (if embedded) + migrations + ingester + maintenance
 //! wellpulse-cloud migrate --config cloud.toml    apply migrations, set up the storage back-end
-//! wellpulse-cloud provision-gateway --config cloud.toml --tenant acme --gateway gw-001 --password ...
+//! wellpulse-cloud provision-gateway --config cloud.toml --tenant acme --gateway gw-001   (secret: --password-file or $WELLPULSE_GATEWAY_PASSWORD)
 //! wellpulse-cloud broker --config cloud.toml     the embedded broker only
 //! ```
 //!
@@ -48,6 +48,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Load and validate a configuration file (secrets resolved, never printed), then exit.
+    CheckConfig {
+        /// Cloud configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Apply database migrations and set up the storage back-end, then exit.
     Migrate {
         /// Cloud configuration file.
@@ -65,9 +71,11 @@ enum Command {
         /// Gateway id (topic segment), e.g. `gw-001`.
         #[arg(long)]
         gateway: String,
-        /// Gateway secret (at least 16 characters; stored hashed, never printed).
+        /// File holding the gateway secret (at least 16 characters; stored hashed, never
+        /// printed). Without it the secret comes from `WELLPULSE_GATEWAY_PASSWORD`: a
+        /// secret never goes on the command line.
         #[arg(long)]
-        password: String,
+        password_file: Option<PathBuf>,
         /// Site to install the gateway at (created when missing).
         #[arg(long, default_value = "default")]
         site: String,
@@ -101,20 +109,50 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Run { config } => run(&config).await,
         Command::Migrate { config } => migrate(&config).await,
+        Command::CheckConfig { config } => {
+            let cfg = load(&config)?;
+            let broker = if cfg.broker.embedded.is_some() {
+                "embedded"
+            } else {
+                "external"
+            };
+            println!(
+                "{}: ok (broker {broker}, API on {})",
+                config.display(),
+                cfg.api.listen
+            );
+            Ok(())
+        }
         Command::ProvisionGateway {
             config,
             tenant,
             gateway,
-            password,
+            password_file,
             site,
             well,
             api_number,
         } => {
+            let password = gateway_password(password_file.as_deref())?;
             let well = well.as_deref().zip(api_number.as_deref());
-            provision(&config, &tenant, &gateway, &password, &site, well).await
+            provision(&config, &tenant, &gateway, password.expose(), &site, well).await
         }
         Command::Broker { config } => broker_only(&config).await,
     }
+}
+
+/// The gateway secret of `provision-gateway`: from `--password-file` (less a trailing
+/// newline) or the `WELLPULSE_GATEWAY_PASSWORD` environment variable.
+fn gateway_password(file: Option<&Path>) -> Result<base::Secret> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --password-file {}", path.display()))?,
+        None => std::env::var("WELLPULSE_GATEWAY_PASSWORD").map_err(|_| {
+            anyhow::anyhow!(
+                "give the gateway secret in --password-file or WELLPULSE_GATEWAY_PASSWORD"
+            )
+        })?,
+    };
+    Ok(base::Secret::new(text.strip_suffix('\n').unwrap_or(&text)))
 }
 
 fn load(path: &Path) -> Result<CloudConfig> {

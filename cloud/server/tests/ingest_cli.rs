@@ -38,12 +38,18 @@ listen = "127.0.0.1:0"
 }
 
 async fn cli(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("wellpulse-cloud runs")
+    cli_with(args, None).await
+}
+
+/// Runs the CLI; `gateway_password` goes in `WELLPULSE_GATEWAY_PASSWORD`, never in argv.
+async fn cli_with(args: &[&str], gateway_password: Option<&str>) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env("RUST_LOG", "warn");
+    match gateway_password {
+        Some(p) => command.env("WELLPULSE_GATEWAY_PASSWORD", p),
+        None => command.env_remove("WELLPULSE_GATEWAY_PASSWORD"),
+    };
+    command.output().await.expect("wellpulse-cloud runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -71,28 +77,48 @@ async fn migrate_provision_and_run_ingest_a_gateway() {
         TENANT,
         "--gateway",
         "gw-1",
-        "--password",
-        secret,
     ];
     let out = cli(&provision).await;
+    assert!(!out.status.success(), "a password is required");
+    assert!(
+        text(&out.stderr).contains("WELLPULSE_GATEWAY_PASSWORD"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli_with(&provision, Some(secret)).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("gateway acme/gw-1 created"), "{stdout}");
     assert!(stdout.contains("client id wp-acme-gw-1"), "{stdout}");
     assert!(!stdout.contains(secret) && !text(&out.stderr).contains(secret));
-    let out = cli(&provision).await;
-    assert!(text(&out.stdout).contains("updated (new secret)"));
-    let out = cli(&[
-        "provision-gateway",
-        "--config",
-        config,
-        "--tenant",
-        TENANT,
-        "--gateway",
-        "gw-2",
-        "--password",
-        "short",
-    ])
+    // The same from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw-secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let file = file.display().to_string();
+    let from_file: Vec<&str> = provision
+        .iter()
+        .copied()
+        .chain(["--password-file", &file])
+        .collect();
+    let out = cli(&from_file).await;
+    assert!(
+        text(&out.stdout).contains("updated (new secret)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli_with(
+        &[
+            "provision-gateway",
+            "--config",
+            config,
+            "--tenant",
+            TENANT,
+            "--gateway",
+            "gw-2",
+        ],
+        Some("short"),
+    )
     .await;
     assert!(!out.status.success());
     assert!(

@@ -1,4 +1,5 @@
-//! The shipped `cloud/examples/cloud.toml` parses, and what it points at is usable.
+//! The shipped configs parse: `cloud/server/examples/cloud.toml` (and what it points at is
+//! usable), the compose deployment and the demo template.
 
 use std::path::PathBuf;
 
@@ -60,4 +61,86 @@ fn the_example_config_with_an_external_broker_parses() {
     );
     let tls = endpoint.tls.expect("mqtts means TLS");
     assert_eq!(tls.ca_file, Some(PathBuf::from("/etc/wellpulse/ca.crt")));
+}
+
+/// Every shipped deployment file: the compose file's cloud config loads with its secrets
+/// taken from the environment it sets, every file it mounts exists, and the images build
+/// the binary this crate makes.
+#[tokio::test]
+async fn the_deployment_files_are_consistent_and_their_config_loads() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let compose_dir = root.join("deploy/compose");
+    let compose = std::fs::read_to_string(compose_dir.join("docker-compose.yml")).unwrap();
+    for line in compose.lines().map(str::trim) {
+        let Some(mount) = line.strip_prefix("- ") else {
+            continue;
+        };
+        let Some((host, _)) = mount.split_once(':') else {
+            continue;
+        };
+        if host.starts_with('.') {
+            let path = compose_dir.join(host);
+            assert!(path.exists(), "compose mounts {host}, which does not exist");
+        }
+    }
+    for var in ["WELLPULSE_DATABASE_URL", "WELLPULSE_INGESTER_PASSWORD"] {
+        assert!(compose.contains(&format!("{var}:")), "compose sets {var}");
+    }
+    // The config as the container sees it: /etc/wellpulse/{cloud.toml, broker-config/}.
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        compose_dir.join("cloud.toml"),
+        etc.path().join("cloud.toml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(root.join("broker-config"), etc.path().join("broker-config"))
+        .unwrap();
+    let config = etc.path().join("cloud.toml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_wellpulse-cloud"))
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .env(
+            "WELLPULSE_DATABASE_URL",
+            "postgres://postgres:db-secret-1@db:5432/wellpulse",
+        )
+        .env("WELLPULSE_INGESTER_PASSWORD", "ingester-secret-2")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("ok (broker embedded, API on 0.0.0.0:8080)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("secret") && !stderr.contains("secret"),
+        "{stdout}{stderr}"
+    );
+    // Without the environment it refuses, naming the variable.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_wellpulse-cloud"))
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .env_remove("WELLPULSE_DATABASE_URL")
+        .env("WELLPULSE_INGESTER_PASSWORD", "ingester-secret-2")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WELLPULSE_DATABASE_URL is not set"));
+    // The images build this crate's binary.
+    let dockerfile = std::fs::read_to_string(compose_dir.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("-p server --bin wellpulse-cloud"),
+        "{dockerfile}"
+    );
+    // The demo's config template parses once its placeholders are filled.
+    let demo = std::fs::read_to_string(root.join("deploy/demo/cloud.toml"))
+        .unwrap()
+        .replace("@DATABASE_URL@", "postgres://postgres@127.0.0.1/wp")
+        .replace("@INGESTER_PASSWORD@", "demo-ingester-secret")
+        .replace("@BROKER_CONFIG@", "../../broker-config/rumqttd-dev.toml")
+        .replace("@API@", "127.0.0.1:8080");
+    server::config::CloudConfig::parse(&demo, &root.join("deploy/demo")).unwrap();
 }
