@@ -68,10 +68,13 @@ use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use base::Backoff;
+
 use crate::batcher::BirthState;
 use crate::buffer::{Buffer, BufferError, Record};
+use crate::clock::now_ms;
 use delivery::{Delivery, Params};
-use link::{Backoff, LinkEvent};
+use link::LinkEvent;
 
 /// How many of the newest batches are examined for live ones on (re)connect.
 const LIVE_SCAN: usize = 256;
@@ -417,13 +420,6 @@ async fn blocking<T: Send + 'static>(
             ))),
         },
     }
-}
-
-/// Current UTC time in ms.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// State of the uplink loop across connections.
