@@ -148,7 +148,7 @@ fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result
         (
             "wellpulse_uplink_resends",
             COUNTER,
-            "Batches re-sent after an ack timeout.",
+            "Batches re-sent after an ack timeout or a retryable rejection.",
             u.resends.load(Relaxed),
         ),
         (
@@ -179,7 +179,26 @@ fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result
     for (name, kind, help, value) in rows {
         single(encoder, name, kind, help, value)?;
     }
-    Ok(())
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_batches_rejected",
+            COUNTER,
+            "Batches the cloud refused for good, set aside and never re-sent, by reason.",
+        ),
+        "reason",
+        UplinkStats::by_reason(&u.rejected),
+    )?;
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_batches_retry_rejected",
+            COUNTER,
+            "In-flight batches the cloud refused for now, re-sent after a backoff, by reason.",
+        ),
+        "reason",
+        UplinkStats::by_reason(&u.retry_rejected),
+    )
 }
 
 type Counter = fn(&DeviceMetrics) -> &AtomicU64;
@@ -522,6 +541,7 @@ mod tests {
         }
         let s = sources(vec![a, b], dir.path());
         let uplink = Arc::new(UplinkStats::default());
+        UplinkStats::add_reason(&uplink.rejected, "seq_conflict", 2);
         s.uplink.set(uplink).expect("once");
         let out = render(&registry(Arc::clone(&s)));
 
@@ -564,6 +584,13 @@ mod tests {
         assert_eq!(value(&out, "wellpulse_buffer_set_aside_batches"), 0.0);
         assert_eq!(value(&out, "wellpulse_mqtt_connected"), 0.0);
         assert_eq!(value(&out, "wellpulse_uplink_acks_total"), 0.0);
+        assert_eq!(
+            value(
+                &out,
+                "wellpulse_uplink_batches_rejected_total{reason=\"seq_conflict\"}"
+            ),
+            2.0
+        );
         assert!(out.contains("wellpulse_agent_info{version=\""));
         assert!(out.contains("boot_id=\"0000000000000abc\"} 1"));
         assert!(out.ends_with("# EOF\n"));
@@ -576,5 +603,18 @@ mod tests {
                 .unwrap_or(name);
             assert!(out.contains(&format!("# TYPE {family} ")), "{line}");
         }
+    }
+
+    #[test]
+    fn reason_labels_are_capped() {
+        let stats = UplinkStats::default();
+        for i in 0..40 {
+            UplinkStats::add_reason(&stats.rejected, &format!("r{i}"), 1);
+        }
+        UplinkStats::add_reason(&stats.rejected, "r0", 1);
+        let counts = UplinkStats::by_reason(&stats.rejected);
+        assert_eq!(counts.len(), 33, "32 reasons and other");
+        assert!(counts.contains(&("other".to_owned(), 8)));
+        assert!(counts.contains(&("r0".to_owned(), 2)));
     }
 }
