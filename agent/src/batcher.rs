@@ -14,9 +14,11 @@
 //! itself after every append, so the poller → network path has no other coupling: the
 //! pollers never wait on the disk, the disk never waits on the network.
 //!
-//! If an append fails (disk error), the block is kept in memory and retried before newer
-//! ones at the next flush; at most [`MAX_RETRY_BLOCKS`] blocks are held, beyond that the
-//! oldest are dropped and counted — a dying disk must not exhaust the gateway's memory.
+//! If an append fails (disk error), the block is kept in memory and retried, before newer
+//! ones, after a [`base::Backoff`] delay (from `flush_interval` up to
+//! [`APPEND_RETRY_MAX`]; newer blocks queue behind it meanwhile); at most
+//! [`MAX_RETRY_BLOCKS`] blocks are held, beyond that the oldest are dropped and counted — a
+//! dying disk must not exhaust the gateway's memory. Shutdown tries once more regardless.
 //! A batch larger than the whole buffer is refused by the buffer, which counts it.
 //!
 //! **Births.** [`build_birth`] turns the config and profiles into the session's catalog:
@@ -35,16 +37,20 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use base::Backoff;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 use wire::{Birth, DeviceEntry, Frame, FramesBlock, MetricEntry};
 
 use crate::buffer::{Buffer, BufferError};
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::poller::{PollerEvent, now_ms};
+use crate::poller::PollerEvent;
 
 /// Blocks kept in memory while the buffer refuses appends.
 pub const MAX_RETRY_BLOCKS: usize = 300;
+/// Longest delay between attempts to append to a failing buffer.
+pub const APPEND_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Batcher counters for /metrics.
 #[derive(Debug, Default)]
@@ -102,6 +108,10 @@ pub struct Batcher {
     started: Option<Instant>,
     due: Option<Instant>,
     retry: VecDeque<(i64, FramesBlock)>,
+    /// Delays between attempts while the buffer refuses appends.
+    retry_backoff: Backoff,
+    /// When the blocks in `retry` may be tried again; `None`: at the next flush.
+    retry_at: Option<Instant>,
 }
 
 /// Device info key carrying the configured well (see `[[device]] well`).
@@ -179,6 +189,8 @@ impl Batcher {
             started: None,
             due: None,
             retry: VecDeque::new(),
+            retry_backoff: Backoff::new(settings.flush_interval, APPEND_RETRY_MAX),
+            retry_at: None,
         };
         (batcher, births_rx)
     }
@@ -186,11 +198,11 @@ impl Batcher {
     /// Runs until every poller is gone, then flushes and returns.
     pub async fn run(mut self) {
         loop {
-            // The pending batch's due time; without one, blocks the buffer refused are
-            // retried every `flush_interval`.
-            let wake = self.due.or_else(|| {
-                (!self.retry.is_empty()).then(|| Instant::now() + self.settings.flush_interval)
-            });
+            // The pending batch's due time, or when blocks the buffer refused are retried.
+            let wake = match (self.due, self.retry_at) {
+                (Some(due), Some(retry)) => Some(due.min(retry)),
+                (due, retry) => due.or(retry),
+            };
             tokio::select! {
                 event = self.rx.recv() => match event {
                     Some(PollerEvent::Frame(frame)) => self.add(frame).await,
@@ -200,6 +212,7 @@ impl Batcher {
                 () = sleep_until_or_never(wake) => self.flush().await,
             }
         }
+        self.retry_at = None;
         self.flush().await;
         if !self.retry.is_empty() {
             tracing::error!(
@@ -239,14 +252,19 @@ impl Batcher {
                 }
             }
         }
-        while let Some((created_ms, block)) = self.retry.pop_front() {
-            match self.append(created_ms, block).await {
-                Ok(()) => {}
-                Err(Some(block)) => {
-                    self.retry.push_front((created_ms, block));
-                    break;
+        let now = Instant::now();
+        if self.retry_at.is_none_or(|at| at <= now) {
+            self.retry_at = None;
+            while let Some((created_ms, block)) = self.retry.pop_front() {
+                match self.append(created_ms, block).await {
+                    Ok(()) => self.retry_backoff.reset(),
+                    Err(Some(block)) => {
+                        self.retry.push_front((created_ms, block));
+                        self.retry_at = Some(now + self.retry_backoff.next_delay());
+                        break;
+                    }
+                    Err(None) => {}
                 }
-                Err(None) => {}
             }
         }
         while self.retry.len() > MAX_RETRY_BLOCKS {

@@ -1,11 +1,12 @@
 //! Durable batch queue: every sample the agent reads lives here until the cloud acks it.
 //!
-//! The buffer is a [redb] database with three tables:
+//! The buffer is a [redb] database with four tables:
 //!
 //! | table | key | value |
 //! |---|---|---|
 //! | `batches` | seq (`u64`) | 20-byte record header (created ms, boot id, sample count, little endian) + the pre-encoded [`wire::FramesBlock`] |
-//! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot` |
+//! | `set_aside` | seq (`u64`) | reason length (`u8`) + reason code + the batch's `batches` value |
+//! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot`, `set_aside_dropped` |
 //! | `births` | boot id | encoded [`wire::Birth`] |
 //!
 //! # Invariants
@@ -17,19 +18,25 @@
 //! * **Seq never reused.** `next_seq` lives in `meta` and is bumped in the same
 //!   transaction that inserts the batch, so seqs are strictly increasing across restarts,
 //!   even when the queue was emptied by acks before the restart. Seqs start at 1.
-//! * **Only an ack or a limit deletes a batch.** A batch leaves the queue when the cloud
-//!   acknowledged its seq ([`Buffer::ack`]), when a limit forces the oldest batches out,
-//!   or when its stored bytes fail validation (a disk fault). The last two are *drops*:
-//!   every dropped batch and its samples are added to persisted counters and logged.
-//! * **Limits drop oldest first.** After each append the queue is trimmed, lowest seq
-//!   first, while it holds more than `max_bytes` (sum of stored record sizes) or while the
-//!   oldest batch is older than `max_age` relative to the batch just appended. The batch
-//!   just appended is never dropped; a single batch larger than `max_bytes` is refused with
-//!   [`BufferError::BatchTooLarge`] (and counted as dropped). Limit changes take effect on
-//!   the next append.
+//! * **Only an ack, a refusal or a limit removes a batch.** A batch leaves the queue when
+//!   the cloud acknowledged its seq ([`Buffer::ack`]), when the cloud refused it for good
+//!   ([`Buffer::set_aside`]: it moves, in one transaction, to the `set_aside` table, where it
+//!   is kept for inspection and never sent again), when a limit forces the oldest batches
+//!   out, or when its stored bytes fail validation (a disk fault). The last two are
+//!   *drops*: every dropped batch and its samples are added to persisted counters and
+//!   logged.
+//! * **Limits drop oldest first.** After each append the buffer is trimmed while the queue
+//!   and the set-aside batches together hold more than `max_bytes` (sum of stored value
+//!   sizes) or while their oldest batch is older than `max_age` relative to the batch just
+//!   appended. Set-aside batches go first, oldest first, counted in `set_aside_dropped`
+//!   (kept for inspection only, they never outrank data that can still be delivered); then
+//!   queued batches, lowest seq first. The batch just appended is never dropped; a single
+//!   batch larger than `max_bytes` is refused with [`BufferError::BatchTooLarge`] (and
+//!   counted as dropped). Limit changes take effect on the next append.
 //! * **Births follow their batches.** A batch carries the boot id of the session that
 //!   created it and the cloud needs that boot's [`wire::Birth`] to interpret its aliases.
-//!   The birth of every boot id referenced by a buffered batch is kept, as is the birth of
+//!   The birth of every boot id referenced by a buffered batch (queued or set aside) is
+//!   kept, as is the birth of
 //!   the current boot (the last one stored); any other birth is deleted in the same
 //!   transaction that removes its last batch.
 //! * **Cheap statistics.** Counts, bytes, the oldest batch and per-boot reference counts
@@ -59,11 +66,13 @@ use tracing::{error, warn};
 const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const BIRTHS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("births");
+const SET_ASIDE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("set_aside");
 
 const NEXT_SEQ: &str = "next_seq";
 const DROPPED_BATCHES: &str = "dropped_batches";
 const DROPPED_SAMPLES: &str = "dropped_samples";
 const CURRENT_BOOT: &str = "current_boot";
+const SET_ASIDE_DROPPED: &str = "set_aside_dropped";
 
 /// Size of the fixed header stored in front of each frames block.
 const RECORD_HEADER_LEN: usize = 20;
@@ -145,6 +154,28 @@ pub struct AckOutcome {
     pub unknown: u64,
 }
 
+/// What [`Buffer::set_aside`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetAsideOutcome {
+    /// Batches moved out of the queue.
+    pub batches: u64,
+    /// Samples in them.
+    pub samples: u64,
+    /// Stored bytes they take.
+    pub bytes: u64,
+    /// Seqs named that were not queued (already acked, set aside or dropped).
+    pub unknown: u64,
+}
+
+/// A batch the cloud refused for good, kept for inspection.
+#[derive(Debug, Clone)]
+pub struct SetAsideRecord {
+    /// The cloud's reason code.
+    pub reason: String,
+    /// The batch as it was queued.
+    pub record: Record,
+}
+
 /// Snapshot of the buffer's counters (kept in memory, cheap to read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BufferStats {
@@ -162,6 +193,12 @@ pub struct BufferStats {
     pub dropped_batches: u64,
     /// Samples in those batches.
     pub dropped_samples: u64,
+    /// Batches set aside after a permanent rejection, still kept.
+    pub set_aside_batches: u64,
+    /// Stored size of those batches (counted against `max_bytes`).
+    pub set_aside_bytes: u64,
+    /// Set-aside batches dropped by the limits since the buffer was created.
+    pub set_aside_dropped: u64,
 }
 
 impl BufferStats {
@@ -176,6 +213,15 @@ impl BufferStats {
             oldest_age_ms,
             dropped_samples: self.dropped_samples,
             dropped_batches: self.dropped_batches,
+        }
+    }
+
+    /// The set-aside figures a birth carries.
+    pub fn birth_status(&self) -> wire::BirthStatus {
+        wire::BirthStatus {
+            set_aside_batches: self.set_aside_batches,
+            set_aside_bytes: self.set_aside_bytes,
+            set_aside_dropped: self.set_aside_dropped,
         }
     }
 }
@@ -245,12 +291,33 @@ impl State {
         self.stats.pending_batches -= 1;
         self.stats.pending_samples -= u64::from(header.samples);
         self.stats.pending_bytes -= bytes;
-        if let Some(refs) = self.boot_refs.get_mut(&header.boot_id) {
+        self.unref_boot(header.boot_id);
+    }
+
+    fn add_set_aside(&mut self, header: &RecordHeader, bytes: u64) {
+        self.stats.set_aside_batches += 1;
+        self.stats.set_aside_bytes += bytes;
+        *self.boot_refs.entry(header.boot_id).or_default() += 1;
+    }
+
+    fn remove_set_aside(&mut self, header: &RecordHeader, bytes: u64) {
+        self.stats.set_aside_batches -= 1;
+        self.stats.set_aside_bytes -= bytes;
+        self.unref_boot(header.boot_id);
+    }
+
+    fn unref_boot(&mut self, boot_id: u64) {
+        if let Some(refs) = self.boot_refs.get_mut(&boot_id) {
             *refs -= 1;
             if *refs == 0 {
-                self.boot_refs.remove(&header.boot_id);
+                self.boot_refs.remove(&boot_id);
             }
         }
+    }
+
+    /// Bytes counted against `max_bytes`: queued and set-aside batches.
+    fn stored_bytes(&self) -> u64 {
+        self.stats.pending_bytes + self.stats.set_aside_bytes
     }
 
     fn keeps_birth(&self, boot_id: u64) -> bool {
@@ -264,6 +331,8 @@ enum DropReason {
     MaxBytes,
     MaxAge,
     Damaged,
+    /// Set-aside batches dropped by a limit.
+    SetAside,
 }
 
 /// Batches dropped by one transaction, logged after its commit.
@@ -294,6 +363,22 @@ impl Drops {
                 "buffer dropped oldest batches"
             );
         }
+    }
+}
+
+/// Batches one append's limit enforcement dropped, logged after its commit.
+#[derive(Debug, Default)]
+struct LimitDrops {
+    by_age: Drops,
+    by_bytes: Drops,
+    set_aside: Drops,
+}
+
+impl LimitDrops {
+    fn log(&self) {
+        self.set_aside.log(DropReason::SetAside);
+        self.by_age.log(DropReason::MaxAge);
+        self.by_bytes.log(DropReason::MaxBytes);
     }
 }
 
@@ -372,18 +457,17 @@ impl Buffer {
         if bytes > self.limits.max_bytes {
             return Err(self.refuse_oversized(&header, bytes));
         }
-        let (seq, by_age, by_bytes) = self.write(|txn, state| {
+        let (seq, drops) = self.write(|txn, state| {
             let seq = state.stats.next_seq;
             txn.open_table(BATCHES)?.insert(seq, value.as_slice())?;
             state.add(&header, bytes);
             state.stats.next_seq = seq + 1;
             txn.open_table(META)?
                 .insert(NEXT_SEQ, state.stats.next_seq)?;
-            let (by_age, by_bytes) = self.enforce_limits(txn, state, created_ms)?;
-            Ok((seq, by_age, by_bytes))
+            let drops = self.enforce_limits(txn, state, created_ms)?;
+            Ok((seq, drops))
         })?;
-        by_age.log(DropReason::MaxAge);
-        by_bytes.log(DropReason::MaxBytes);
+        drops.log();
         self.appended.notify_one();
         Ok(seq)
     }
@@ -446,6 +530,80 @@ impl Buffer {
             unknown: named.saturating_sub(outcome.batches),
             ..outcome
         })
+    }
+
+    /// Moves the queued batches named by `ranges` (inclusive) to the set-aside table with
+    /// the cloud's `reason` code: they leave the queue (so they are never sent again) but are
+    /// kept for inspection, counted against `max_bytes`. Durable on return; seqs not queued
+    /// are counted in [`SetAsideOutcome::unknown`].
+    pub fn set_aside(
+        &self,
+        ranges: &[(u64, u64)],
+        reason: &str,
+    ) -> Result<SetAsideOutcome, BufferError> {
+        let ranges = merge(ranges);
+        let named: u64 = ranges
+            .iter()
+            .map(|&(lo, hi)| (hi - lo).saturating_add(1))
+            .fold(0, u64::saturating_add);
+        // The reason is a wire reason code (at most 32 bytes); the cap keeps the length
+        // prefix honest whatever the caller passes.
+        let reason = &reason.as_bytes()[..reason.len().min(usize::from(u8::MAX))];
+        let outcome = self.write(|txn, state| {
+            let mut outcome = SetAsideOutcome::default();
+            let mut queue = txn.open_table(BATCHES)?;
+            let mut aside = txn.open_table(SET_ASIDE)?;
+            for &(lo, hi) in &ranges {
+                let mut moved = Vec::new();
+                queue.retain_in(lo..=hi, |seq, value| {
+                    moved.push((seq, set_aside_value(reason, value)));
+                    false
+                })?;
+                for (seq, value) in moved {
+                    let record = &value[1 + reason.len()..];
+                    let header = RecordHeader::of(record);
+                    let len = record.len() as u64;
+                    state.remove(&header, len);
+                    state.add_set_aside(&header, value.len() as u64);
+                    aside.insert(seq, value.as_slice())?;
+                    outcome.batches += 1;
+                    outcome.samples += u64::from(header.samples);
+                    outcome.bytes += value.len() as u64;
+                }
+            }
+            drop((queue, aside));
+            self.after_removal(txn, state)?;
+            Ok(outcome)
+        })?;
+        Ok(SetAsideOutcome {
+            unknown: named.saturating_sub(outcome.batches),
+            ..outcome
+        })
+    }
+
+    /// Up to `max` set-aside batches, oldest first (for inspection). Entries that fail
+    /// validation are skipped.
+    pub fn set_aside_records(&self, max: usize) -> Result<Vec<SetAsideRecord>, BufferError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = match txn.open_table(SET_ASIDE) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)?.take(max) {
+            let (key, value) = entry.map_err(storage)?;
+            let Some((reason, stored)) = split_set_aside(value.value()) else {
+                continue;
+            };
+            if let Some(record) = to_record(key.value(), stored) {
+                out.push(SetAsideRecord {
+                    reason: reason.to_owned(),
+                    record,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Stores the birth of a boot and makes that boot the current one (its birth is kept
@@ -523,6 +681,7 @@ impl Buffer {
             };
             fresh.stats.dropped_batches = get(DROPPED_BATCHES)?.unwrap_or(0);
             fresh.stats.dropped_samples = get(DROPPED_SAMPLES)?.unwrap_or(0);
+            fresh.stats.set_aside_dropped = get(SET_ASIDE_DROPPED)?.unwrap_or(0);
             let stored_next = get(NEXT_SEQ)?.unwrap_or(1);
             drop(meta);
             let mut damaged = Drops::default();
@@ -539,12 +698,26 @@ impl Buffer {
             })?;
             let last = table.last()?.map(|(k, _)| k.value());
             drop(table);
+            let mut aside_damaged = Drops::default();
+            txn.open_table(SET_ASIDE)?.retain(|seq, value| {
+                match split_set_aside(value).and_then(|(_, stored)| RecordHeader::decode(stored)) {
+                    Some((header, _)) => {
+                        fresh.add_set_aside(&header, value.len() as u64);
+                        true
+                    }
+                    None => {
+                        aside_damaged.record(seq, 0);
+                        false
+                    }
+                }
+            })?;
             // `next_seq` is bumped with every insert; taking the max also covers a
             // database written before the meta table existed.
             fresh.stats.next_seq = stored_next.max(last.map_or(1, |seq| seq + 1));
             txn.open_table(BIRTHS)?;
             *state = fresh;
             self.count_drops(txn, state, &damaged)?;
+            self.count_set_aside_drops(txn, state, &aside_damaged)?;
             self.after_removal(txn, state)?;
             Ok(damaged)
         })?;
@@ -552,38 +725,73 @@ impl Buffer {
         Ok(())
     }
 
-    /// Drops oldest batches until both limits hold; `now_ms` is the newest batch's time.
+    /// Drops oldest batches until both limits hold, set-aside batches first; `now_ms` is
+    /// the newest batch's time.
     fn enforce_limits(
         &self,
         txn: &WriteTransaction,
         state: &mut State,
         now_ms: i64,
-    ) -> Result<(Drops, Drops), redb::Error> {
+    ) -> Result<LimitDrops, redb::Error> {
         let max_age_ms = i64::try_from(self.limits.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(max_age_ms);
-        let mut by_age = Drops::default();
-        let mut by_bytes = Drops::default();
+        let mut drops = LimitDrops::default();
+        let mut aside = txn.open_table(SET_ASIDE)?;
+        while state.stats.set_aside_batches > 0 {
+            let Some((key, value)) = aside.first()? else {
+                break;
+            };
+            let (seq, len) = (key.value(), value.value().len() as u64);
+            let header = split_set_aside(value.value())
+                .map_or(RecordHeader::UNREADABLE, |(_, stored)| {
+                    RecordHeader::of(stored)
+                });
+            drop((key, value));
+            if header.created_ms >= cutoff && state.stored_bytes() <= self.limits.max_bytes {
+                break;
+            }
+            aside.remove(seq)?;
+            state.remove_set_aside(&header, len);
+            drops.set_aside.record(seq, header.samples);
+        }
+        drop(aside);
         let mut table = txn.open_table(BATCHES)?;
         while state.stats.pending_batches > 1 {
             let Some((seq, header, len)) = first_record(&table)? else {
                 break;
             };
-            let drops = if header.created_ms < cutoff {
-                &mut by_age
-            } else if state.stats.pending_bytes > self.limits.max_bytes {
-                &mut by_bytes
+            let dropped = if header.created_ms < cutoff {
+                &mut drops.by_age
+            } else if state.stored_bytes() > self.limits.max_bytes {
+                &mut drops.by_bytes
             } else {
                 break;
             };
             table.remove(seq)?;
             state.remove(&header, len);
-            drops.record(seq, header.samples);
+            dropped.record(seq, header.samples);
         }
         drop(table);
-        self.count_drops(txn, state, &by_age)?;
-        self.count_drops(txn, state, &by_bytes)?;
+        self.count_drops(txn, state, &drops.by_age)?;
+        self.count_drops(txn, state, &drops.by_bytes)?;
+        self.count_set_aside_drops(txn, state, &drops.set_aside)?;
         self.after_removal(txn, state)?;
-        Ok((by_age, by_bytes))
+        Ok(drops)
+    }
+
+    fn count_set_aside_drops(
+        &self,
+        txn: &WriteTransaction,
+        state: &mut State,
+        drops: &Drops,
+    ) -> Result<(), redb::Error> {
+        if drops.batches == 0 {
+            return Ok(());
+        }
+        state.stats.set_aside_dropped += drops.batches;
+        txn.open_table(META)?
+            .insert(SET_ASIDE_DROPPED, state.stats.set_aside_dropped)?;
+        Ok(())
     }
 
     fn count_drops(
@@ -718,6 +926,22 @@ fn to_record(seq: u64, value: &[u8]) -> Option<Record> {
     })
 }
 
+/// The `set_aside` value of a queued batch: reason length, reason, the queued value.
+fn set_aside_value(reason: &[u8], queued: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + reason.len() + queued.len());
+    value.push(reason.len() as u8);
+    value.extend_from_slice(reason);
+    value.extend_from_slice(queued);
+    value
+}
+
+/// The reason and the queued value of a `set_aside` value.
+fn split_set_aside(value: &[u8]) -> Option<(&str, &[u8])> {
+    let (&len, rest) = value.split_first()?;
+    let (reason, stored) = rest.split_at_checked(usize::from(len))?;
+    Some((std::str::from_utf8(reason).ok()?, stored))
+}
+
 fn first_record(
     table: &Table<'_, u64, &'static [u8]>,
 ) -> Result<Option<(u64, RecordHeader, u64)>, redb::Error> {
@@ -838,5 +1062,134 @@ mod tests {
             (1, 1, 4)
         );
         assert!(buffer.get(bad_seq).expect("get").is_none());
+    }
+
+    #[test]
+    fn set_aside_batches_leave_the_queue_survive_a_restart_and_keep_their_birth() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.redb");
+        let buffer = Buffer::open(&path, limits()).expect("open");
+        let birth = |boot_id| wire::Birth {
+            boot_id,
+            ts_ms: 0,
+            agent_version: "t".into(),
+            config_hash: "h".into(),
+            devices: Vec::new(),
+        };
+        buffer.store_birth(&birth(7)).expect("birth 7");
+        let seqs: Vec<u64> = (0..4)
+            .map(|i| buffer.append(1_000 + i, 7, &block(3)).expect("append"))
+            .collect();
+        buffer.store_birth(&birth(8)).expect("a later boot");
+        let before = buffer.stats();
+        let outcome = buffer
+            .set_aside(&[(seqs[1], seqs[2]), (99, 99)], "seq_conflict")
+            .expect("set aside");
+        assert_eq!(
+            (outcome.batches, outcome.samples, outcome.unknown),
+            (2, 6, 1)
+        );
+        let stats = buffer.stats();
+        assert_eq!(stats.pending_batches, 2);
+        assert_eq!(stats.set_aside_batches, 2);
+        assert_eq!(stats.set_aside_bytes, outcome.bytes);
+        assert_eq!(
+            stats.pending_bytes + stats.set_aside_bytes,
+            before.pending_bytes + 2 * (1 + "seq_conflict".len() as u64),
+            "moved bytes stay counted, plus the reason"
+        );
+        assert!(buffer.get(seqs[1]).expect("get").is_none());
+        let pending: Vec<u64> = buffer
+            .pending(None, 10)
+            .expect("pending")
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(pending, vec![seqs[0], seqs[3]]);
+        // Acking the rest leaves only set-aside batches, which still hold boot 7's birth.
+        buffer.ack(&[(seqs[0], seqs[3])]).expect("ack");
+        assert!(
+            buffer.birth(7).expect("read").is_some(),
+            "set-aside batches keep their boot's birth"
+        );
+        drop(buffer);
+
+        let buffer = Buffer::open(&path, limits()).expect("reopen");
+        let stats = buffer.stats();
+        assert_eq!((stats.pending_batches, stats.set_aside_batches), (0, 2));
+        assert_eq!(stats.set_aside_bytes, outcome.bytes);
+        let kept = buffer.set_aside_records(10).expect("inspect");
+        assert_eq!(
+            kept.iter()
+                .map(|k| (k.record.seq, k.reason.as_str(), k.record.samples))
+                .collect::<Vec<_>>(),
+            vec![(seqs[1], "seq_conflict", 3), (seqs[2], "seq_conflict", 3)]
+        );
+        assert_eq!(
+            buffer
+                .set_aside(&[(seqs[1], seqs[1])], "again")
+                .expect("no-op")
+                .unknown,
+            1
+        );
+        let status = buffer.stats().birth_status();
+        assert_eq!(
+            (status.set_aside_batches, status.set_aside_bytes),
+            (2, outcome.bytes)
+        );
+    }
+
+    #[test]
+    fn set_aside_batches_count_against_max_bytes_and_are_dropped_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = RECORD_HEADER_LEN as u64 + block(3).as_bytes().len() as u64;
+        let limits = BufferLimits {
+            max_bytes: 4 * one + 20,
+            max_age: Duration::from_secs(3600),
+        };
+        let buffer = Buffer::open(&dir.path().join("b.redb"), limits).expect("open");
+        let a = buffer.append(1_000, 1, &block(3)).expect("append");
+        let b = buffer.append(1_001, 1, &block(3)).expect("append");
+        buffer.set_aside(&[(a, b)], "malformed").expect("set aside");
+        let c = buffer.append(1_002, 1, &block(3)).expect("append");
+        let d = buffer.append(1_003, 1, &block(3)).expect("append");
+        assert_eq!(
+            buffer.stats().set_aside_batches,
+            2,
+            "still within the limit"
+        );
+        // One more batch exceeds the limit: the oldest set-aside batch goes, no queued one.
+        let e = buffer.append(1_004, 1, &block(3)).expect("append");
+        let stats = buffer.stats();
+        assert_eq!((stats.set_aside_batches, stats.set_aside_dropped), (1, 1));
+        assert_eq!(
+            stats.dropped_batches, 0,
+            "queued data is not dropped for refused data"
+        );
+        assert_eq!(
+            buffer.set_aside_records(10).expect("inspect")[0].record.seq,
+            b
+        );
+        // Next the last set-aside batch, then the oldest queued ones.
+        buffer.append(1_005, 1, &block(3)).expect("append");
+        buffer.append(1_006, 1, &block(3)).expect("append");
+        let stats = buffer.stats();
+        assert_eq!((stats.set_aside_batches, stats.set_aside_dropped), (0, 2));
+        assert_eq!(stats.dropped_batches, 1);
+        let pending: Vec<u64> = buffer
+            .pending(None, 10)
+            .expect("pending")
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(pending, vec![d, e, e + 1, e + 2]);
+        assert!(!pending.contains(&c));
+        // An age limit reaches set-aside batches too.
+        buffer.set_aside(&[(d, d)], "malformed").expect("set aside");
+        buffer
+            .append(1_000 + 3_600_000 + 4, 1, &block(3))
+            .expect("append");
+        assert_eq!(buffer.stats().set_aside_batches, 0);
+        assert_eq!(buffer.stats().set_aside_dropped, 3);
     }
 }

@@ -8,12 +8,18 @@
 //! ```
 //!
 //! * [`config`]: the TOML file and its validation.
-//! * [`plan`]: coalescing tags into few Modbus requests.
-//! * [`poller`]: Modbus polling, quality, report by exception, setpoint writes.
+//! * [`plan`]: coalescing tags into few Modbus requests; poll groups.
+//! * [`poller`]: Modbus polling, quality, report by exception, setpoint writes; device
+//!   counters.
 //! * [`batcher`]: frames → durable batches; births.
-//! * [`buffer`]: the durable batch queue (redb).
-//! * [`uplink`]: MQTT delivery, cloud acks, commands.
-//! * [`metrics`]: Prometheus endpoint.
+//! * [`buffer`]: the durable batch queue (redb), and the batches the cloud refused for good.
+//! * [`uplink`]: MQTT delivery, cloud acks and refusals, commands.
+//! * [`metrics`]: Prometheus endpoint (`prometheus-client`).
+//! * [`clock`]: the gateway clock (a leaf: every module may use it).
+//!
+//! Modules import each other in one direction only (`tests/module_graph.rs` checks it):
+//! `clock`, `buffer` and `plan` at the bottom, then `config`, `poller`, `batcher`,
+//! `uplink`, `metrics`, and this module on top.
 //!
 //! # Session lifecycle ([`run`])
 //!
@@ -31,6 +37,7 @@
 
 pub mod batcher;
 pub mod buffer;
+pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod plan;
@@ -49,8 +56,8 @@ use tokio::task::JoinSet;
 use crate::batcher::{Batcher, BatcherSettings, BatcherStats, BirthState};
 use crate::buffer::{Buffer, BufferLimits};
 use crate::config::Config;
-use crate::metrics::{DeviceMetrics, Sources};
-use crate::poller::{CommandRouter, Pollers};
+use crate::metrics::Sources;
+use crate::poller::{CommandRouter, DeviceMetrics, Pollers};
 use crate::uplink::{ClientAuth, TlsOptions, Uplink, UplinkConfig};
 
 /// Longest wait for devices to report their information tags before the session's birth

@@ -1,132 +1,43 @@
-//! Operational metrics: lock-free counters filled by the pollers and the batcher, and a tiny
-//! HTTP endpoint that renders them in the Prometheus text exposition format.
+//! Operational metrics: the `/metrics` endpoint in the Prometheus / OpenMetrics text format,
+//! encoded by the `prometheus-client` crate.
 //!
-//! Counters are plain atomics (`Relaxed`: each is independent, exact ordering between them
-//! does not matter for monitoring), so recording a request costs a few nanoseconds and never
-//! blocks a poller. Poll latency is a fixed-bucket histogram per device (seconds, Prometheus
-//! `le` buckets from 1 ms to 10 s), which is enough to see a slow device or a saturated bus
-//! without keeping samples.
+//! Nothing is copied here: one [`Collector`] ([`Sources`]) reads every figure from its
+//! owner at scrape time — device counters from [`crate::poller::DeviceMetrics`] (lock-free
+//! atomics the pollers fill), batcher counters, [`crate::buffer::Buffer::stats`] and
+//! [`crate::uplink::UplinkStats`] — so /metrics always shows the current state and
+//! recording a figure never costs more than an atomic add.
 //!
-//! Buffer and uplink figures are not copied here: they are read from their owners
-//! ([`crate::buffer::Buffer::stats`] and [`crate::uplink::UplinkStats`]) at scrape time,
-//! so /metrics always shows the current state.
+//! Metric names and labels are the agent's stable interface (dashboards, alerts, tests):
+//! counters are declared without their `_total` suffix, which the encoder appends.
 //!
 //! The endpoint is a deliberately minimal HTTP/1.1 server on a `tokio` `TcpListener`
 //! (`GET /metrics`, `GET /healthz`, anything else 404; one request per connection, request
 //! head capped at 8 KiB and 5 s): the agent runs on small gateways, and a full HTTP stack
 //! would cost more memory than everything else it does.
 
-use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::fmt::Error as FmtError;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::batcher::BatcherStats;
 use crate::buffer::Buffer;
-use crate::poller::now_ms;
+use crate::clock::now_ms;
+use crate::poller::DeviceMetrics;
+use crate::poller::counters::HistogramSnapshot;
 use crate::uplink::UplinkStats;
 
-/// Upper bounds (seconds) of the latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 11] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
-];
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| secs <= b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_us.fetch_add(us, Relaxed);
-    }
-
-    /// Number of observations.
-    pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-    }
-}
-
-/// Counters of one device, shared between its poller and the metrics endpoint.
-#[derive(Debug)]
-pub struct DeviceMetrics {
-    /// Device name (the `device` label).
-    pub name: String,
-    /// Read and write requests sent.
-    pub requests: AtomicU64,
-    /// Requests that got no answer in time.
-    pub timeouts: AtomicU64,
-    /// Requests answered with a Modbus exception.
-    pub exceptions: AtomicU64,
-    /// Transport failures (connection reset, bad frame, ...).
-    pub transport_errors: AtomicU64,
-    /// Tag values that could not be decoded (e.g. NaN floats).
-    pub decode_errors: AtomicU64,
-    /// Successful connects after the link was lost.
-    pub reconnects: AtomicU64,
-    /// Failed connect attempts.
-    pub connect_failures: AtomicU64,
-    /// Samples emitted.
-    pub samples: AtomicU64,
-    /// Frames dropped because the batcher queue was full.
-    pub frames_dropped: AtomicU64,
-    /// Setpoint writes that succeeded.
-    pub writes_ok: AtomicU64,
-    /// Setpoint writes refused or failed.
-    pub writes_failed: AtomicU64,
-    /// Whether the last exchange with the device succeeded.
-    pub up: AtomicBool,
-    /// Round-trip time of successful read requests.
-    pub latency: Histogram,
-}
-
-impl DeviceMetrics {
-    /// Zeroed counters for a device.
-    pub fn new(name: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            requests: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
-            exceptions: AtomicU64::new(0),
-            transport_errors: AtomicU64::new(0),
-            decode_errors: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            connect_failures: AtomicU64::new(0),
-            samples: AtomicU64::new(0),
-            frames_dropped: AtomicU64::new(0),
-            writes_ok: AtomicU64::new(0),
-            writes_failed: AtomicU64::new(0),
-            up: AtomicBool::new(false),
-            latency: Histogram::default(),
-        }
-    }
-}
+/// Content type of the OpenMetrics text exposition.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Everything /metrics reports, read at scrape time.
 #[derive(Debug)]
@@ -143,266 +54,348 @@ pub struct Sources {
     pub uplink: OnceLock<Arc<UplinkStats>>,
 }
 
-/// Appends one metric family header.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// A registry whose only collector reads `sources` at every scrape.
+pub fn registry(sources: Arc<Sources>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(sources));
+    registry
 }
 
-/// Appends a family with one unlabelled value.
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl fmt::Display) {
-    family(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-/// Renders every metric in the Prometheus text format (version 0.0.4).
-pub fn render(sources: &Sources) -> String {
-    let mut out = String::with_capacity(4096 + sources.devices.len() * 2048);
-    render_devices(&mut out, &sources.devices);
-    render_pipeline(&mut out, sources);
-    if let Some(uplink) = sources.uplink.get() {
-        render_uplink(&mut out, uplink);
+/// Encodes every metric of `registry` in the OpenMetrics text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        // Writing into a String cannot fail; an encoder error would be a bug there.
+        tracing::error!(error = %e, "cannot encode metrics");
     }
     out
 }
 
-fn render_uplink(out: &mut String, u: &UplinkStats) {
-    let rows: [(&str, &str, &str, u64); 9] = [
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        encode_devices(&mut encoder, &self.devices)?;
+        encode_pipeline(&mut encoder, self)?;
+        if let Some(uplink) = self.uplink.get() {
+            encode_uplink(&mut encoder, uplink)?;
+        }
+        Ok(())
+    }
+}
+
+/// A family of one unlabelled value. `name` of a counter is without `_total`.
+fn single(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    kind: MetricType,
+    help: &str,
+    value: u64,
+) -> Result<(), FmtError> {
+    let metric = encoder.encode_descriptor(name, help, None, kind)?;
+    value_of(kind, value, metric)
+}
+
+fn value_of(kind: MetricType, value: u64, metric: MetricEncoder<'_>) -> Result<(), FmtError> {
+    match kind {
+        MetricType::Counter => ConstCounter::new(value).encode(metric),
+        _ => ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric),
+    }
+}
+
+/// A family with one series per `(label value, value)`.
+fn labelled(
+    encoder: &mut DescriptorEncoder<'_>,
+    (name, kind, help): (&str, MetricType, &str),
+    label: &str,
+    series: impl IntoIterator<Item = (String, u64)>,
+) -> Result<(), FmtError> {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (value_label, value) in series {
+        let labels = [(label, value_label.as_str())];
+        value_of(kind, value, family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+const COUNTER: MetricType = MetricType::Counter;
+const GAUGE: MetricType = MetricType::Gauge;
+
+fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result<(), FmtError> {
+    let rows: [(&str, MetricType, &str, u64); 9] = [
         (
             "wellpulse_mqtt_connected",
-            "gauge",
+            GAUGE,
             "1 while an MQTT session is up.",
             u64::from(u.connected.load(Relaxed)),
         ),
         (
-            "wellpulse_mqtt_reconnects_total",
-            "counter",
+            "wellpulse_mqtt_reconnects",
+            COUNTER,
             "MQTT connections after the first.",
             u.reconnects.load(Relaxed),
         ),
         (
             "wellpulse_uplink_in_flight_batches",
-            "gauge",
+            GAUGE,
             "Batches published and not yet acked by the cloud.",
             u.in_flight.load(Relaxed),
         ),
         (
-            "wellpulse_uplink_batches_sent_total",
-            "counter",
+            "wellpulse_uplink_batches_sent",
+            COUNTER,
             "Data batches published.",
             u.batches_sent.load(Relaxed),
         ),
         (
-            "wellpulse_uplink_resends_total",
-            "counter",
-            "Batches re-sent after an ack timeout.",
+            "wellpulse_uplink_resends",
+            COUNTER,
+            "Batches re-sent after an ack timeout or a retryable rejection.",
             u.resends.load(Relaxed),
         ),
         (
-            "wellpulse_uplink_acks_total",
-            "counter",
+            "wellpulse_uplink_acks",
+            COUNTER,
             "Cloud ack messages received.",
             u.acks_received.load(Relaxed),
         ),
         (
-            "wellpulse_uplink_samples_acked_total",
-            "counter",
+            "wellpulse_uplink_samples_acked",
+            COUNTER,
             "Samples deleted from the buffer by cloud acks.",
             u.samples_acked.load(Relaxed),
         ),
         (
             "wellpulse_uplink_last_ack_timestamp_seconds",
-            "gauge",
+            GAUGE,
             "Time of the last cloud ack (Unix seconds).",
             u.last_ack_ms.load(Relaxed) / 1000,
         ),
         (
-            "wellpulse_uplink_publish_errors_total",
-            "counter",
+            "wellpulse_uplink_publish_errors",
+            COUNTER,
             "Publishes the MQTT client refused.",
             u.publish_errors.load(Relaxed),
         ),
     ];
     for (name, kind, help, value) in rows {
-        single(out, name, kind, help, value);
+        single(encoder, name, kind, help, value)?;
     }
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_batches_rejected",
+            COUNTER,
+            "Batches the cloud refused for good, set aside and never re-sent, by reason.",
+        ),
+        "reason",
+        UplinkStats::by_reason(&u.rejected),
+    )?;
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_batches_retry_rejected",
+            COUNTER,
+            "In-flight batches the cloud refused for now, re-sent after a backoff, by reason.",
+        ),
+        "reason",
+        UplinkStats::by_reason(&u.retry_rejected),
+    )
 }
 
 type Counter = fn(&DeviceMetrics) -> &AtomicU64;
 
 const DEVICE_COUNTERS: [(&str, &str, Counter); 11] = [
+    ("wellpulse_device_requests", "Modbus requests sent.", |m| {
+        &m.requests
+    }),
     (
-        "wellpulse_device_requests_total",
-        "Modbus requests sent.",
-        |m| &m.requests,
-    ),
-    (
-        "wellpulse_device_timeouts_total",
+        "wellpulse_device_timeouts",
         "Requests without an answer in time.",
         |m| &m.timeouts,
     ),
     (
-        "wellpulse_device_exceptions_total",
+        "wellpulse_device_exceptions",
         "Requests answered with a Modbus exception.",
         |m| &m.exceptions,
     ),
     (
-        "wellpulse_device_transport_errors_total",
+        "wellpulse_device_transport_errors",
         "Connection or framing failures.",
         |m| &m.transport_errors,
     ),
     (
-        "wellpulse_device_decode_errors_total",
+        "wellpulse_device_decode_errors",
         "Tag values that could not be decoded.",
         |m| &m.decode_errors,
     ),
     (
-        "wellpulse_device_reconnects_total",
+        "wellpulse_device_reconnects",
         "Successful connects after a lost link.",
         |m| &m.reconnects,
     ),
     (
-        "wellpulse_device_connect_failures_total",
+        "wellpulse_device_connect_failures",
         "Failed connect or session-start attempts.",
         |m| &m.connect_failures,
     ),
     (
-        "wellpulse_device_samples_total",
+        "wellpulse_device_samples",
         "Samples emitted after report by exception.",
         |m| &m.samples,
     ),
     (
-        "wellpulse_device_frames_dropped_total",
+        "wellpulse_device_frames_dropped",
         "Frames dropped because the batcher queue was full.",
         |m| &m.frames_dropped,
     ),
     (
-        "wellpulse_device_setpoint_writes_ok_total",
+        "wellpulse_device_setpoint_writes_ok",
         "Verified setpoint writes.",
         |m| &m.writes_ok,
     ),
     (
-        "wellpulse_device_setpoint_writes_failed_total",
+        "wellpulse_device_setpoint_writes_failed",
         "Refused or failed setpoint writes.",
         |m| &m.writes_failed,
     ),
 ];
 
-fn render_devices(out: &mut String, devices: &[Arc<DeviceMetrics>]) {
+fn encode_devices(
+    encoder: &mut DescriptorEncoder<'_>,
+    devices: &[Arc<DeviceMetrics>],
+) -> Result<(), FmtError> {
+    let by_device = |f: &dyn Fn(&DeviceMetrics) -> u64| -> Vec<(String, u64)> {
+        devices.iter().map(|d| (d.name.clone(), f(d))).collect()
+    };
     for (name, help, counter) in DEVICE_COUNTERS {
-        family(out, name, "counter", help);
-        for d in devices {
-            let _ = writeln!(
-                out,
-                "{name}{{device=\"{}\"}} {}",
-                d.name,
-                counter(d).load(Relaxed)
-            );
-        }
+        let series = by_device(&|d| counter(d).load(Relaxed));
+        labelled(encoder, (name, COUNTER, help), "device", series)?;
     }
-    family(
-        out,
-        "wellpulse_device_up",
-        "gauge",
-        "1 when the last exchange with the device worked.",
-    );
-    for d in devices {
-        let up = u8::from(d.up.load(Relaxed));
-        let _ = writeln!(out, "wellpulse_device_up{{device=\"{}\"}} {up}", d.name);
-    }
-    let name = "wellpulse_device_poll_latency_seconds";
-    family(
-        out,
-        name,
-        "histogram",
+    let up = by_device(&|d| u64::from(d.up.load(Relaxed)));
+    labelled(
+        encoder,
+        (
+            "wellpulse_device_up",
+            GAUGE,
+            "1 when the last exchange with the device worked.",
+        ),
+        "device",
+        up,
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "wellpulse_device_poll_latency_seconds",
         "Round-trip time of successful read requests.",
-    );
+        None,
+        MetricType::Histogram,
+    )?;
     for d in devices {
-        d.latency
-            .render(out, name, &format!("device=\"{}\"", d.name));
+        let labels = [("device", d.name.as_str())];
+        encode_histogram(family.encode_family(&labels)?, &d.latency.snapshot())?;
     }
+    Ok(())
 }
 
-fn render_pipeline(out: &mut String, s: &Sources) {
+fn encode_histogram(mut metric: MetricEncoder<'_>, h: &HistogramSnapshot) -> Result<(), FmtError> {
+    metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
+}
+
+fn encode_pipeline(encoder: &mut DescriptorEncoder<'_>, s: &Sources) -> Result<(), FmtError> {
     let b = &s.batcher;
     let stats = s.buffer.stats();
     let status = stats.status(now_ms());
-    let rows: [(&str, &str, &str, u64); 12] = [
+    let rows: [(&str, MetricType, &str, u64); 15] = [
         (
-            "wellpulse_batches_appended_total",
-            "counter",
+            "wellpulse_batches_appended",
+            COUNTER,
             "Batches committed to the buffer.",
             b.batches.load(Relaxed),
         ),
         (
-            "wellpulse_samples_appended_total",
-            "counter",
+            "wellpulse_samples_appended",
+            COUNTER,
             "Samples committed to the buffer.",
             b.samples.load(Relaxed),
         ),
         (
-            "wellpulse_batch_bytes_appended_total",
-            "counter",
+            "wellpulse_batch_bytes_appended",
+            COUNTER,
             "Encoded sample bytes committed to the buffer.",
             b.bytes.load(Relaxed),
         ),
         (
-            "wellpulse_buffer_append_errors_total",
-            "counter",
+            "wellpulse_buffer_append_errors",
+            COUNTER,
             "Failed buffer appends (retried).",
             b.append_errors.load(Relaxed),
         ),
         (
-            "wellpulse_batcher_samples_dropped_total",
-            "counter",
+            "wellpulse_batcher_samples_dropped",
+            COUNTER,
             "Samples lost before reaching the buffer.",
             b.samples_dropped.load(Relaxed),
         ),
         (
-            "wellpulse_births_stored_total",
-            "counter",
+            "wellpulse_births_stored",
+            COUNTER,
             "Births stored (session start and device information changes).",
             b.births.load(Relaxed),
         ),
         (
             "wellpulse_buffer_pending_batches",
-            "gauge",
+            GAUGE,
             "Batches waiting for a cloud ack.",
             stats.pending_batches,
         ),
         (
             "wellpulse_buffer_pending_samples",
-            "gauge",
+            GAUGE,
             "Samples waiting for a cloud ack.",
             stats.pending_samples,
         ),
         (
             "wellpulse_buffer_pending_bytes",
-            "gauge",
+            GAUGE,
             "Stored bytes waiting for a cloud ack.",
             stats.pending_bytes,
         ),
         (
             "wellpulse_buffer_oldest_age_seconds",
-            "gauge",
+            GAUGE,
             "Age of the oldest unacknowledged batch.",
             status.oldest_age_ms / 1000,
         ),
         (
-            "wellpulse_buffer_dropped_batches_total",
-            "counter",
+            "wellpulse_buffer_dropped_batches",
+            COUNTER,
             "Batches dropped by buffer limits.",
             stats.dropped_batches,
         ),
         (
-            "wellpulse_buffer_dropped_samples_total",
-            "counter",
+            "wellpulse_buffer_dropped_samples",
+            COUNTER,
             "Samples dropped by buffer limits.",
             stats.dropped_samples,
         ),
+        (
+            "wellpulse_buffer_set_aside_batches",
+            GAUGE,
+            "Batches the cloud refused for good, kept for inspection.",
+            stats.set_aside_batches,
+        ),
+        (
+            "wellpulse_buffer_set_aside_bytes",
+            GAUGE,
+            "Stored bytes of set-aside batches (counted against the buffer limit).",
+            stats.set_aside_bytes,
+        ),
+        (
+            "wellpulse_buffer_set_aside_dropped",
+            COUNTER,
+            "Set-aside batches dropped by buffer limits.",
+            stats.set_aside_dropped,
+        ),
     ];
     for (name, kind, help, value) in rows {
-        single(out, name, kind, help, value);
+        single(encoder, name, kind, help, value)?;
     }
     let dropped: u64 = s
         .devices
@@ -410,24 +403,24 @@ fn render_pipeline(out: &mut String, s: &Sources) {
         .map(|d| d.frames_dropped.load(Relaxed))
         .sum();
     single(
-        out,
-        "wellpulse_frames_dropped_total",
-        "counter",
+        encoder,
+        "wellpulse_frames_dropped",
+        COUNTER,
         "Frames dropped at the batcher queue, all devices.",
         dropped,
-    );
-    family(
-        out,
+    )?;
+    let mut info = encoder.encode_descriptor(
         "wellpulse_agent_info",
-        "gauge",
         "Agent version and session.",
-    );
-    let _ = writeln!(
-        out,
-        "wellpulse_agent_info{{version=\"{}\",boot_id=\"{:016x}\"}} 1",
-        env!("CARGO_PKG_VERSION"),
-        s.boot_id
-    );
+        None,
+        GAUGE,
+    )?;
+    let boot_id = format!("{:016x}", s.boot_id);
+    let labels = [
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("boot_id", boot_id.as_str()),
+    ];
+    ConstGauge::new(1i64).encode(info.encode_family(&labels)?)
 }
 
 /// Longest request head accepted.
@@ -439,14 +432,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// in a `JoinSet` owned by this future, so aborting it also ends them (and releases the
 /// buffer they reference).
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>) {
+    let registry = Arc::new(registry(sources));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let sources = Arc::clone(&sources);
+                    let registry = Arc::clone(&registry);
                     connections.spawn(async move {
-                        if let Err(e) = handle(stream, &sources).await {
+                        if let Err(e) = handle(stream, &registry).await {
                             tracing::debug!(error = %e, "metrics request failed");
                         }
                     });
@@ -461,7 +455,7 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>) {
     }
 }
 
-async fn handle(mut stream: TcpStream, sources: &Sources) -> std::io::Result<()> {
+async fn handle(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
     let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timeout"))??;
@@ -469,7 +463,7 @@ async fn handle(mut stream: TcpStream, sources: &Sources) -> std::io::Result<()>
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", render(sources)),
+        ("GET", "/metrics") => ("200 OK", CONTENT_TYPE, render(registry)),
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => (
@@ -509,52 +503,118 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::BufferLimits;
 
-    #[test]
-    fn histogram_buckets_are_cumulative_and_complete() {
-        let h = Histogram::default();
-        for ms in [0.5, 3.0, 3.0, 40.0, 20_000.0] {
-            h.observe(Duration::from_secs_f64(ms / 1000.0));
-        }
-        let mut out = String::new();
-        h.render(&mut out, "lat", "device=\"d\"");
-        let bucket = |le: &str| -> u64 {
-            let prefix = format!("lat_bucket{{device=\"d\",le=\"{le}\"}} ");
-            out.lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .unwrap_or_else(|| panic!("no bucket {le} in\n{out}"))
-                .parse()
-                .unwrap()
+    fn sources(devices: Vec<Arc<DeviceMetrics>>, dir: &std::path::Path) -> Arc<Sources> {
+        let limits = BufferLimits {
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
         };
-        assert_eq!(bucket("0.001"), 1);
-        assert_eq!(bucket("0.005"), 3);
-        assert_eq!(bucket("0.05"), 4);
-        assert_eq!(bucket("10"), 4);
-        assert_eq!(bucket("+Inf"), 5);
-        assert!(out.contains("lat_count{device=\"d\"} 5"));
-        assert!(out.contains("lat_sum{device=\"d\"} 20.0465"));
+        let buffer = Buffer::open(&dir.join("b.redb"), limits).expect("buffer");
+        Arc::new(Sources {
+            devices,
+            batcher: Arc::new(BatcherStats::default()),
+            buffer: Arc::new(buffer),
+            boot_id: 0xabc,
+            uplink: OnceLock::new(),
+        })
+    }
+
+    /// The value of the series `line_prefix` (name and labels).
+    fn value(out: &str, series: &str) -> f64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{out}"))
+            .parse()
+            .expect("a number")
     }
 
     #[test]
-    fn device_counters_render_one_line_per_device() {
+    fn names_labels_and_histograms_keep_their_exposition() {
+        let dir = tempfile::tempdir().expect("tempdir");
         let a = Arc::new(DeviceMetrics::new("pump-1"));
         let b = Arc::new(DeviceMetrics::new("tank-1"));
         a.timeouts.fetch_add(3, Relaxed);
         b.up.store(true, Relaxed);
-        let mut out = String::new();
-        render_devices(&mut out, &[a, b]);
-        assert!(out.contains("# TYPE wellpulse_device_timeouts_total counter"));
-        assert!(out.contains("wellpulse_device_timeouts_total{device=\"pump-1\"} 3"));
-        assert!(out.contains("wellpulse_device_timeouts_total{device=\"tank-1\"} 0"));
-        assert!(out.contains("wellpulse_device_up{device=\"tank-1\"} 1"));
+        for ms in [0.5, 3.0, 3.0, 40.0, 20_000.0] {
+            a.latency.observe(Duration::from_secs_f64(ms / 1000.0));
+        }
+        let s = sources(vec![a, b], dir.path());
+        let uplink = Arc::new(UplinkStats::default());
+        UplinkStats::add_reason(&uplink.rejected, "seq_conflict", 2);
+        s.uplink.set(uplink).expect("once");
+        let out = render(&registry(Arc::clone(&s)));
+
+        assert!(out.contains("# TYPE wellpulse_device_timeouts counter"));
+        assert_eq!(
+            value(&out, "wellpulse_device_timeouts_total{device=\"pump-1\"}"),
+            3.0
+        );
+        assert_eq!(
+            value(&out, "wellpulse_device_timeouts_total{device=\"tank-1\"}"),
+            0.0
+        );
+        assert_eq!(value(&out, "wellpulse_device_up{device=\"tank-1\"}"), 1.0);
+        let bucket = |le: &str| {
+            value(
+                &out,
+                &format!(
+                    "wellpulse_device_poll_latency_seconds_bucket{{le=\"{le}\",device=\"pump-1\"}}"
+                ),
+            )
+        };
+        assert_eq!(bucket("0.001"), 1.0);
+        assert_eq!(bucket("0.005"), 3.0);
+        assert_eq!(bucket("0.05"), 4.0);
+        assert_eq!(bucket("10.0"), 4.0);
+        assert_eq!(bucket("+Inf"), 5.0);
+        assert_eq!(
+            value(
+                &out,
+                "wellpulse_device_poll_latency_seconds_count{device=\"pump-1\"}"
+            ),
+            5.0
+        );
+        let sum = value(
+            &out,
+            "wellpulse_device_poll_latency_seconds_sum{device=\"pump-1\"}",
+        );
+        assert!((sum - 20.0465).abs() < 1e-9, "{sum}");
+        assert_eq!(value(&out, "wellpulse_buffer_pending_batches"), 0.0);
+        assert_eq!(value(&out, "wellpulse_buffer_set_aside_batches"), 0.0);
+        assert_eq!(value(&out, "wellpulse_mqtt_connected"), 0.0);
+        assert_eq!(value(&out, "wellpulse_uplink_acks_total"), 0.0);
+        assert_eq!(
+            value(
+                &out,
+                "wellpulse_uplink_batches_rejected_total{reason=\"seq_conflict\"}"
+            ),
+            2.0
+        );
+        assert!(out.contains("wellpulse_agent_info{version=\""));
+        assert!(out.contains("boot_id=\"0000000000000abc\"} 1"));
+        assert!(out.ends_with("# EOF\n"));
         // Every sample line belongs to a declared family.
         for line in out.lines().filter(|l| !l.starts_with('#')) {
-            let name = line.split(['{', ' ']).next().unwrap();
-            let family = name
-                .trim_end_matches("_bucket")
-                .trim_end_matches("_sum")
-                .trim_end_matches("_count");
+            let name = line.split(['{', ' ']).next().expect("a name");
+            let family = ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
             assert!(out.contains(&format!("# TYPE {family} ")), "{line}");
         }
+    }
+
+    #[test]
+    fn reason_labels_are_capped() {
+        let stats = UplinkStats::default();
+        for i in 0..40 {
+            UplinkStats::add_reason(&stats.rejected, &format!("r{i}"), 1);
+        }
+        UplinkStats::add_reason(&stats.rejected, "r0", 1);
+        let counts = UplinkStats::by_reason(&stats.rejected);
+        assert_eq!(counts.len(), 33, "32 reasons and other");
+        assert!(counts.contains(&("other".to_owned(), 8)));
+        assert!(counts.contains(&("r0".to_owned(), 2)));
     }
 }

@@ -32,8 +32,6 @@ use std::time::Duration;
 
 use firmware_profiles::{DataType, Profile, RegisterType};
 
-use crate::config::PollGroup;
-
 /// Protocol maximum of registers in one read (function codes 3 and 4).
 pub const PROTOCOL_MAX_REGISTERS: u16 = 125;
 /// Protocol maximum of bits in one read (function codes 1 and 2).
@@ -239,6 +237,15 @@ impl Item {
     fn end(self) -> u32 {
         self.address + u32::from(self.len)
     }
+}
+
+/// A poll group and its interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollGroup {
+    /// Group name as used by the profile's tags.
+    pub name: String,
+    /// Poll interval.
+    pub interval: Duration,
 }
 
 /// Plans the reads of a device: its profile's tags grouped by the given poll groups

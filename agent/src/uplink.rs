@@ -18,6 +18,16 @@
 //!   applied to the buffer durably (one fsync) and the seq leaves the in-flight window.
 //!   A broker PUBACK proves nothing about storage and is ignored. Duplicate, unknown or
 //!   late acks are harmless (counted by the buffer as unknown).
+//! * **Refused batches.** An ack may also list batches the cloud refused
+//!   ([`wire::Rejected`]). A *permanent* refusal moves them, durably, out of the queue into
+//!   the buffer's set-aside table ([`Buffer::set_aside`]); only then do they leave the
+//!   in-flight window, so they are never sent again (a failed write leaves them in flight:
+//!   re-sent, refused again). They are counted by reason
+//!   (`wellpulse_uplink_batches_rejected_total{reason}`) and the set-aside figures travel
+//!   in every birth. A *retryable* refusal re-sends the batch after its own
+//!   [`base::Backoff`] delay (between the reconnect backoff bounds) instead of waiting for
+//!   `ack_timeout`. Rejections are applied only after the same ack's committed ranges
+//!   were: a seq named as both committed and refused counts as committed.
 //! * **At-least-once.** A batch not acked within `ack_timeout` is published again. After
 //!   any reconnect, everything still in the buffer is sent again (rumqttc silently drops
 //!   its unacked publishes when the broker has no session for us). The cloud stores each
@@ -57,21 +67,24 @@
 mod delivery;
 mod link;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use base::Backoff;
+
 use crate::batcher::BirthState;
 use crate::buffer::{Buffer, BufferError, Record};
+use crate::clock::now_ms;
 use delivery::{Delivery, Params};
-use link::{Backoff, LinkEvent};
+use link::LinkEvent;
 
 /// How many of the newest batches are examined for live ones on (re)connect.
 const LIVE_SCAN: usize = 256;
@@ -215,6 +228,8 @@ impl UplinkConfig {
             ack_timeout: self.ack_timeout,
             live_window_ms: i64::try_from(self.live_window.as_millis()).unwrap_or(i64::MAX),
             pace: self.backlog_pace,
+            retry_min: self.reconnect_backoff_min,
+            retry_max: self.reconnect_backoff_max,
         }
     }
 }
@@ -259,11 +274,35 @@ pub struct UplinkStats {
     pub last_ack_ms: AtomicU64,
     /// Publishes that could not be queued to the MQTT client.
     pub publish_errors: AtomicU64,
+    /// Batches set aside after a permanent rejection, by the cloud's reason code.
+    pub rejected: Mutex<BTreeMap<String, u64>>,
+    /// In-flight batches rescheduled after a retryable rejection, by reason code.
+    pub retry_rejected: Mutex<BTreeMap<String, u64>>,
 }
+
+/// Distinct reason codes counted; further ones are counted as `other` (the cloud chooses
+/// them, and every code is a metric series).
+const MAX_REASONS: usize = 32;
 
 impl UplinkStats {
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_reason(counts: &Mutex<BTreeMap<String, u64>>, reason: &str, n: u64) {
+        let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if counts.contains_key(reason) || counts.len() < MAX_REASONS {
+            reason
+        } else {
+            "other"
+        };
+        *counts.entry(key.to_owned()).or_default() += n;
+    }
+
+    /// Snapshot of counts by reason (`rejected` or `retry_rejected`).
+    pub fn by_reason(counts: &Mutex<BTreeMap<String, u64>>) -> Vec<(String, u64)> {
+        let counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
 
@@ -419,13 +458,6 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Current UTC time in ms.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// State of the uplink loop across connections.
 struct Session {
     client: AsyncClient,
@@ -521,7 +553,7 @@ impl Session {
         }
         self.birth = birth.clone();
         if self.connected {
-            self.publish(self.topics.birth.clone(), self.birth.encode());
+            self.publish(self.topics.birth.clone(), self.birth_payload(&self.birth));
             info!("device information changed; birth published again");
         }
     }
@@ -538,7 +570,7 @@ impl Session {
                 warn!(%topic, error = %e, "cannot queue subscription");
             }
         }
-        let birth = self.birth.encode();
+        let birth = self.birth_payload(&self.birth);
         self.publish(self.topics.birth.clone(), birth);
         let last_seq = self.buffer.stats().next_seq.saturating_sub(1);
         let newest = match blocking(&self.buffer, |b| b.newest(LIVE_SCAN)).await {
@@ -586,8 +618,58 @@ impl Session {
                 // leaves them in flight, so they are re-sent and acked again.
                 self.delivery.acked(&ack.ranges);
             }
-            Err(e) => warn!(error = %e, "cannot apply ack to the buffer; batches will be re-sent"),
+            Err(e) => {
+                // Rejections wait too: a seq both committed and refused counts as committed.
+                warn!(error = %e, "cannot apply ack to the buffer; batches will be re-sent");
+                return;
+            }
         }
+        for rejected in &ack.rejected {
+            if rejected.permanent {
+                self.set_aside(rejected).await;
+            } else {
+                let n = self.delivery.retry_later(&rejected.ranges, Instant::now());
+                UplinkStats::add_reason(&self.stats.retry_rejected, &rejected.reason, n as u64);
+                if n > 0 {
+                    debug!(reason = %rejected.reason, detail = %rejected.detail, batches = n, "cloud refused batches for now; re-sent after a backoff");
+                }
+            }
+        }
+    }
+
+    /// Moves permanently refused batches out of the queue, then out of the window.
+    async fn set_aside(&mut self, rejected: &wire::Rejected) {
+        let (ranges, reason) = (rejected.ranges.clone(), rejected.reason.clone());
+        match blocking(&self.buffer, move |b| b.set_aside(&ranges, &reason)).await {
+            Ok(outcome) => {
+                // Forget them only once the move is durable: a failed write leaves them in
+                // flight, so they are re-sent and refused again.
+                self.delivery.set_aside(&rejected.ranges);
+                if outcome.batches > 0 {
+                    UplinkStats::add_reason(
+                        &self.stats.rejected,
+                        &rejected.reason,
+                        outcome.batches,
+                    );
+                    warn!(
+                        reason = %rejected.reason,
+                        detail = %rejected.detail,
+                        batches = outcome.batches,
+                        samples = outcome.samples,
+                        first_seq = rejected.ranges.first().map_or(0, |r| r.0),
+                        "cloud refused batches for good; set aside, not re-sent"
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, reason = %rejected.reason, "cannot set refused batches aside; they will be re-sent")
+            }
+        }
+    }
+
+    /// A birth as published: its catalog and the buffer's set-aside figures of now.
+    fn birth_payload(&self, birth: &wire::Birth) -> Vec<u8> {
+        birth.encode_with_status(Some(&self.buffer.stats().birth_status()))
     }
 
     async fn on_command(&mut self, payload: &[u8]) {
@@ -627,7 +709,7 @@ impl Session {
         match birth {
             Ok(Some(birth)) => {
                 let boot = birth.boot_id;
-                self.publish(self.topics.birth.clone(), birth.encode());
+                self.publish(self.topics.birth.clone(), self.birth_payload(&birth));
                 self.answer(id, true, format!("birth of boot {boot} published"));
             }
             Ok(None) => {

@@ -108,7 +108,7 @@ async fn agent_polls_buffers_ships_and_answers_commands() {
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for family in [
         "wellpulse_device_requests_total{device=",
-        "wellpulse_device_poll_latency_seconds_bucket{device=",
+        "wellpulse_device_poll_latency_seconds_count{device=",
         "wellpulse_buffer_pending_batches",
         "wellpulse_uplink_acks_total",
         "wellpulse_mqtt_connected 1",

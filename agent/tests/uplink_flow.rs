@@ -1,5 +1,6 @@
 //! Uplink against real brokers and a test cloud: normal delivery, resend without ack,
-//! live/historical flags, session start order, commands, last will and graceful death.
+//! refused batches (set aside or re-sent after a backoff), live/historical flags, session
+//! start order, commands, last will and graceful death.
 
 mod uplink_support;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use agent::batcher::BirthState;
 use uplink_support::{
-    Agent, Broker, BrokerKind, Cloud, Seen, eventually, open_buffer, uplink_config,
+    Agent, Broker, BrokerKind, Cloud, Reply, Seen, eventually, open_buffer, uplink_config,
 };
 use wire::topic::Kind;
 
@@ -377,5 +378,133 @@ async fn delivers_through_the_system_mosquitto() {
         cloud.has_all(&seqs) && agent.buffer.stats().pending_batches == 0
     })
     .await;
+    agent.stop().await;
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to /metrics");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.expect("response");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_batches_are_set_aside_at_once_or_re_sent_after_a_backoff() {
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let cloud = Cloud::start(broker.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = uplink_config(broker.port, "gw-refused");
+    cfg.ack_timeout = Duration::from_millis(500);
+    let agent = Agent::start(cfg, open_buffer(dir.path()), 44);
+    eventually(WAIT, "birth", || cloud.with(|s| !s.births.is_empty())).await;
+
+    // The next three seqs: refused for good; refused for now, then stored; ack lost once.
+    let first = agent.buffer.stats().next_seq;
+    let (refused, busy, lost) = (first, first + 1, first + 2);
+    cloud.script(
+        refused,
+        [Reply::Reject {
+            permanent: true,
+            reason: wire::Rejected::SEQ_CONFLICT.into(),
+        }],
+    );
+    cloud.script(
+        busy,
+        [Reply::Reject {
+            permanent: false,
+            reason: "storage_busy".into(),
+        }],
+    );
+    cloud.script(lost, [Reply::Silent]);
+    assert_eq!(agent.append(40, 0), refused);
+    assert_eq!(agent.append(40, 0), busy);
+
+    // One round trip: the refusal moved the batch out of the queue.
+    eventually(WAIT, "refused batch set aside", || {
+        agent.buffer.stats().set_aside_batches == 1
+    })
+    .await;
+    assert_eq!(cloud.copies(refused), 1, "set aside after one round trip");
+    assert!(agent.buffer.get(refused).expect("read").is_none());
+    let kept = agent.buffer.set_aside_records(10).expect("inspect");
+    assert_eq!(
+        kept.iter()
+            .map(|k| (k.record.seq, k.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(refused, "seq_conflict")]
+    );
+
+    // The retryable refusal is re-sent after its backoff (tens of ms), then stored.
+    eventually(WAIT, "busy batch re-sent and acked", || {
+        cloud.copies(busy) >= 2 && agent.buffer.get(busy).is_ok_and(|r| r.is_none())
+    })
+    .await;
+
+    // A batch sent after the refused one, whose ack is lost, is re-sent on the ack timeout:
+    // by then the refused batch's ack timeout has passed too, and it was not re-sent.
+    assert_eq!(agent.append(40, 0), lost);
+    eventually(WAIT, "lost-ack batch re-sent and acked", || {
+        cloud.copies(lost) >= 2 && agent.buffer.stats().pending_batches == 0
+    })
+    .await;
+    assert_eq!(
+        cloud.copies(refused),
+        1,
+        "a set-aside batch is never re-sent"
+    );
+
+    // Visible in /metrics ...
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sources = Arc::new(agent::metrics::Sources {
+        devices: Vec::new(),
+        batcher: Arc::default(),
+        buffer: Arc::clone(&agent.buffer),
+        boot_id: 44,
+        uplink: std::sync::OnceLock::new(),
+    });
+    sources.uplink.set(Arc::clone(&agent.stats)).expect("once");
+    let server = tokio::spawn(agent::metrics::serve(listener, sources));
+    let metrics = http_get(port, "/metrics").await;
+    server.abort();
+    for line in [
+        "wellpulse_uplink_batches_rejected_total{reason=\"seq_conflict\"} 1\n",
+        "wellpulse_uplink_batches_retry_rejected_total{reason=\"storage_busy\"} 1\n",
+        "wellpulse_buffer_set_aside_batches 1\n",
+        "wellpulse_buffer_pending_batches 0\n",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "/metrics lacks {line:?}:\n{metrics}"
+        );
+    }
+
+    // ... and in the birth.
+    let births = cloud.with(|s| s.births.len());
+    cloud.command(
+        "test",
+        "gw-refused",
+        &wire::Command {
+            id: 5,
+            kind: wire::CommandKind::Rebirth { boot_id: None },
+        },
+    );
+    eventually(WAIT, "birth published again", || {
+        cloud.with(|s| s.births.len() > births)
+    })
+    .await;
+    let status = cloud
+        .with(|s| s.birth_statuses.last().copied().flatten())
+        .expect("the birth carries its status");
+    assert_eq!(status.set_aside_batches, 1);
+    assert_eq!(status.set_aside_bytes, agent.buffer.stats().set_aside_bytes);
     agent.stop().await;
 }

@@ -19,22 +19,25 @@
 //! session and beyond, by gap-free requests ([`crate::plan::ReadRequest::split_at_gaps`])
 //! and retried at once.
 //!
-//! Backoff after link failures is exponential: 1 s, 2 s, 4 s ... capped at 60 s, with up to
-//! 20 % random jitter so devices that failed together do not retry in lockstep.
+//! Backoff after link failures is the project's one [`base::Backoff`]: exponential from 1 s,
+//! capped at 60 s, each delay drawn from `[d/2, d]` so devices that failed together do not
+//! retry in lockstep.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use base::Backoff;
 use firmware_profiles::{RawValue, Tag, vocabulary};
 use tokio::time::{Duration, Instant};
 use tokio_modbus::ExceptionCode;
 use tokio_modbus::client::Context;
 use wire::{Frame, Sample, Value};
 
+use super::counters::DeviceMetrics;
 use super::emit::{EmitPolicy, Reading, TagState};
 use super::link::{self, Data, IoError};
+use crate::clock::now_ms;
 use crate::config::DeviceSettings;
-use crate::metrics::DeviceMetrics;
 use crate::plan::ReadRequest;
 
 /// First reconnect delay.
@@ -63,7 +66,7 @@ pub struct DeviceRuntime {
     tags: Vec<TagState>,
     policies: Vec<EmitPolicy>,
     next_due: Vec<Instant>,
-    failures: u32,
+    backoff: Backoff,
     retry_at: Instant,
     had_link: bool,
 }
@@ -89,7 +92,7 @@ impl DeviceRuntime {
             tags: vec![TagState::default(); settings.profile.tags.len()],
             policies,
             next_due: vec![now; settings.plan.groups.len()],
-            failures: 0,
+            backoff: Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX),
             retry_at: now,
             had_link: false,
             metrics,
@@ -132,7 +135,7 @@ impl DeviceRuntime {
 
     /// Consecutive link failures (0 while the link works).
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.backoff.failures()
     }
 
     /// Whether a (re)connect may be attempted now.
@@ -147,22 +150,18 @@ impl DeviceRuntime {
 
     /// Records a working link.
     pub fn link_up(&mut self) {
-        if self.failures > 0 && self.had_link {
+        if self.backoff.failures() > 0 && self.had_link {
             self.metrics.reconnects.fetch_add(1, Relaxed);
         }
-        self.failures = 0;
+        self.backoff.reset();
         self.had_link = true;
         self.metrics.up.store(true, Relaxed);
     }
 
     /// Records a failed connect or a broken link and schedules the next attempt.
     pub fn link_down(&mut self, now: Instant) {
-        self.failures = self.failures.saturating_add(1);
         self.metrics.up.store(false, Relaxed);
-        let exp = BACKOFF_INITIAL.saturating_mul(1 << self.failures.min(16).saturating_sub(1));
-        let base = exp.min(BACKOFF_MAX);
-        let jitter = base.mul_f64(rand::random::<f64>() * 0.2);
-        self.retry_at = now + base + jitter;
+        self.retry_at = now + self.backoff.next_delay();
     }
 
     /// Counts a failed request by kind.
@@ -373,12 +372,4 @@ fn policy_for(tag: &Tag, device: &DeviceSettings) -> EmitPolicy {
         deadband: tag.deadband,
         stale_after: device.stale_after.filter(|_| measured),
     }
-}
-
-/// Gateway clock, UTC milliseconds.
-pub fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }

@@ -27,6 +27,7 @@
 //!
 //! Pollers hold no durable state: stopping the agent aborts their tasks.
 
+pub mod counters;
 mod device;
 pub mod emit;
 pub mod link;
@@ -42,11 +43,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Duration;
 use wire::{CommandResult, Frame};
 
-pub use device::{DeviceRuntime, now_ms};
+pub use counters::DeviceMetrics;
+pub use device::DeviceRuntime;
 use setpoint::SetpointJob;
 
 use crate::config::{Config, DeviceSettings, Transport};
-use crate::metrics::DeviceMetrics;
 
 /// Setpoint jobs that may wait for one device task.
 const JOB_QUEUE: usize = 8;

@@ -24,6 +24,8 @@ use tokio_modbus::Slave;
 use tokio_modbus::client::Context;
 use tokio_modbus::prelude::SlaveContext;
 
+use base::Backoff;
+
 use super::device::DeviceRuntime;
 use super::link::{self, IoError};
 use super::setpoint::{self, SetpointJob};
@@ -33,9 +35,14 @@ use crate::config::BusSettings;
 /// Port state of a bus.
 struct Port {
     ctx: Option<Context>,
-    failures: u32,
+    backoff: Backoff,
     retry_at: Instant,
 }
+
+/// First delay before re-opening a serial port that failed to open.
+const PORT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest delay between attempts to open a serial port.
+const PORT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Runs a bus until the task is aborted.
 pub(super) async fn run(
@@ -46,7 +53,7 @@ pub(super) async fn run(
 ) {
     let mut port = Port {
         ctx: None,
-        failures: 0,
+        backoff: Backoff::new(PORT_BACKOFF_MIN, PORT_BACKOFF_MAX),
         retry_at: Instant::now(),
     };
     let mut online = vec![false; devices.len()];
@@ -149,18 +156,16 @@ async fn open(bus: &BusSettings, port: &mut Port) -> bool {
     }
     match link::open_rtu(bus) {
         Ok(ctx) => {
-            if port.failures > 0 {
+            if port.backoff.failures() > 0 {
                 tracing::info!(bus = %bus.name, "serial port open again");
             }
-            port.failures = 0;
+            port.backoff.reset();
             port.ctx = Some(ctx);
             true
         }
         Err(e) => {
-            port.failures = port.failures.saturating_add(1);
-            let delay = Duration::from_secs(1 << port.failures.min(6)).min(Duration::from_secs(60));
-            port.retry_at = Instant::now() + delay;
-            if port.failures == 1 {
+            port.retry_at = Instant::now() + port.backoff.next_delay();
+            if port.backoff.failures() == 1 {
                 tracing::error!(bus = %bus.name, port = %bus.port.display(), error = %e, "cannot open serial port");
             }
             false

@@ -5,7 +5,9 @@
 //! Every buffered seq is, at any moment, in exactly one of these places:
 //!
 //! * **in flight**: published on this connection, waiting for the cloud's ack; re-sent
-//!   when `ack_timeout` passes without one;
+//!   when `ack_timeout` passes without one, or — after a *retryable* rejection — when its
+//!   own [`base::Backoff`] delay passes (the delay grows with every rejection of that seq
+//!   and is forgotten once the seq is acked or set aside);
 //! * **live queue**: created within the live window and not yet sent (the window was
 //!   full); sent before any backlog;
 //! * **ahead of the backlog cursor**: older data not yet sent on this connection;
@@ -17,9 +19,15 @@
 //! or by overflowing the queue; it then goes back to the backlog by *rewinding* the cursor,
 //! so no seq is ever stranded behind the cursor. A new connection ([`Delivery::restart`])
 //! forgets everything in flight: all unacked batches are sent again.
+//!
+//! A seq leaves all these places for good when the buffer no longer queues it: acked
+//! ([`Delivery::acked`]), or set aside after a *permanent* rejection
+//! ([`Delivery::set_aside`]); both are called only once the buffer's change is durable.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use base::Backoff;
 
 /// Scheduling parameters, derived from the uplink configuration.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +40,10 @@ pub(super) struct Params {
     pub live_window_ms: i64,
     /// Backlog batches per second.
     pub pace: f64,
+    /// First re-send delay after a retryable rejection.
+    pub retry_min: Duration,
+    /// Largest re-send delay after retryable rejections.
+    pub retry_max: Duration,
 }
 
 impl Params {
@@ -50,8 +62,9 @@ impl Params {
 /// A batch published on this connection and not acked yet.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Flight {
-    /// When it was last (re)published.
-    pub sent_at: Instant,
+    /// When it is due for a re-send: `ack_timeout` after its last publish, or its
+    /// backoff delay after a retryable rejection.
+    pub resend_at: Instant,
     /// Whether it went out as backlog.
     pub historical: bool,
 }
@@ -61,6 +74,8 @@ pub(super) struct Flight {
 pub(super) struct Delivery {
     params: Params,
     in_flight: BTreeMap<u64, Flight>,
+    /// Backoff of each in-flight seq the cloud refused for now (retryable rejections).
+    retrying: BTreeMap<u64, Backoff>,
     /// Unsent live batches `(seq, created_ms)`, ascending seq, at most `window` long.
     live: VecDeque<(u64, i64)>,
     /// Highest seq classified as live or backlog.
@@ -80,6 +95,7 @@ impl Delivery {
         Delivery {
             params,
             in_flight: BTreeMap::new(),
+            retrying: BTreeMap::new(),
             live: VecDeque::new(),
             seen_up_to: 0,
             backlog_cursor: 0,
@@ -101,6 +117,7 @@ impl Delivery {
         now_ms: i64,
     ) {
         self.in_flight.clear();
+        self.retrying.clear();
         self.live.clear();
         self.backlog_cursor = 0;
         self.backlog_done = false;
@@ -149,7 +166,7 @@ impl Delivery {
     pub(super) fn due_resends(&self, now: Instant) -> Vec<u64> {
         self.in_flight
             .iter()
-            .filter(|(_, f)| now >= f.sent_at + self.params.ack_timeout)
+            .filter(|(_, f)| now >= f.resend_at)
             .map(|(&seq, _)| seq)
             .collect()
     }
@@ -205,7 +222,7 @@ impl Delivery {
         self.in_flight.insert(
             seq,
             Flight {
-                sent_at: now,
+                resend_at: now + self.params.ack_timeout,
                 historical,
             },
         );
@@ -214,22 +231,58 @@ impl Delivery {
     /// Records a re-send; returns the batch's flight if it is still in flight.
     pub(super) fn resent(&mut self, seq: u64, now: Instant) -> Option<Flight> {
         let flight = self.in_flight.get_mut(&seq)?;
-        flight.sent_at = now;
+        flight.resend_at = now + self.params.ack_timeout;
         Some(*flight)
     }
 
     /// Forgets the acked seqs; returns how many were in flight.
     pub(super) fn acked(&mut self, ranges: &[(u64, u64)]) -> usize {
-        let hit = |seq: &u64| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(seq));
-        let before = self.in_flight.len();
-        self.in_flight.retain(|seq, _| !hit(seq));
-        self.live.retain(|(seq, _)| !hit(seq));
-        before - self.in_flight.len()
+        self.settle(ranges)
+    }
+
+    /// Forgets seqs set aside after a permanent rejection: they are never sent again on
+    /// this connection (and the buffer no longer queues them for the next). Returns how
+    /// many were in flight.
+    pub(super) fn set_aside(&mut self, ranges: &[(u64, u64)]) -> usize {
+        self.settle(ranges)
+    }
+
+    /// A retryable rejection: the in-flight seqs in `ranges` are re-sent after their own
+    /// backoff delay instead of the ack timeout. Seqs not in flight are left alone (the
+    /// backlog or live queue sends them as usual). Returns how many were rescheduled.
+    pub(super) fn retry_later(&mut self, ranges: &[(u64, u64)], now: Instant) -> usize {
+        let mut rescheduled = 0;
+        for &(lo, hi) in ranges {
+            if lo > hi {
+                continue;
+            }
+            for (&seq, flight) in self.in_flight.range_mut(lo..=hi) {
+                let (min, max) = (self.params.retry_min, self.params.retry_max);
+                let backoff = self
+                    .retrying
+                    .entry(seq)
+                    .or_insert_with(|| Backoff::new(min, max));
+                flight.resend_at = now + backoff.next_delay();
+                rescheduled += 1;
+            }
+        }
+        rescheduled
     }
 
     /// Forgets a seq the buffer no longer holds (dropped by a limit).
     pub(super) fn forget(&mut self, seq: u64) {
         self.in_flight.remove(&seq);
+        self.retrying.remove(&seq);
+    }
+
+    /// Removes settled seqs from every place; returns how many were in flight.
+    fn settle(&mut self, ranges: &[(u64, u64)]) -> usize {
+        let hit = |seq: &u64| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(seq));
+        let before = self.in_flight.len();
+        self.in_flight.retain(|seq, _| !hit(seq));
+        self.retrying.retain(|seq, _| !hit(seq));
+        self.live.retain(|(seq, _)| !hit(seq));
+        before - self.in_flight.len()
     }
 
     pub(super) fn in_flight(&self) -> usize {
@@ -239,11 +292,7 @@ impl Delivery {
     /// When the loop must run again without any event: the earliest ack deadline, or the
     /// moment the backlog may send its next batch.
     pub(super) fn next_wake(&self) -> Option<Instant> {
-        let resend = self
-            .in_flight
-            .values()
-            .map(|f| f.sent_at + self.params.ack_timeout)
-            .min();
+        let resend = self.in_flight.values().map(|f| f.resend_at).min();
         let backlog = (!self.backlog_done && self.in_flight.len() < self.params.backlog_slots())
             .then(|| {
                 let missing = (1.0 - self.tokens).max(0.0);
@@ -309,6 +358,8 @@ mod tests {
             ack_timeout: Duration::from_secs(5),
             live_window_ms: 10_000,
             pace: 10.0,
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_millis(400),
         }
     }
 
@@ -462,5 +513,56 @@ mod tests {
         d.restart(&[(1, NOW_MS), (2, NOW_MS)], 2, now, NOW_MS);
         assert_eq!(d.in_flight(), 0);
         assert_eq!(d.next_live(), Some(1), "unacked batches are sent again");
+    }
+
+    #[test]
+    fn set_aside_seqs_are_never_sent_again() {
+        let now = Instant::now();
+        let mut d = Delivery::new(params(4), now);
+        d.restart(&[], 0, now, NOW_MS);
+        d.classify(&[(1, NOW_MS), (2, NOW_MS), (3, NOW_MS)], NOW_MS);
+        d.next_live();
+        d.sent(1, false, now);
+        assert_eq!(d.set_aside(&[(1, 2)]), 1, "1 was in flight");
+        assert_eq!(d.in_flight(), 0);
+        assert!(d.due_resends(now + Duration::from_secs(60)).is_empty());
+        assert_eq!(d.next_live(), Some(3), "2 left the live queue too");
+        assert_eq!(d.next_live(), None);
+    }
+
+    #[test]
+    fn a_retryable_rejection_resends_after_a_growing_backoff_not_the_ack_timeout() {
+        let t0 = Instant::now();
+        let mut d = Delivery::new(params(4), t0);
+        d.restart(&[], 0, t0, NOW_MS);
+        d.classify(&[(1, NOW_MS), (2, NOW_MS)], NOW_MS);
+        d.next_live();
+        d.sent(1, false, t0);
+        d.next_live();
+        d.sent(2, false, t0);
+        assert_eq!(
+            d.retry_later(&[(1, 1), (9, 9)], t0),
+            1,
+            "9 is not in flight"
+        );
+        // The first delay is drawn from [retry_min / 2, retry_min] = [50, 100] ms.
+        assert!(d.due_resends(t0 + Duration::from_millis(49)).is_empty());
+        assert_eq!(d.due_resends(t0 + Duration::from_millis(100)), vec![1]);
+        assert!(d.next_wake().expect("a deadline") <= t0 + Duration::from_millis(100));
+        let t1 = t0 + Duration::from_millis(100);
+        d.resent(1, t1);
+        assert!(
+            !d.due_resends(t1 + Duration::from_millis(4_999))
+                .contains(&1),
+            "after a re-send the ack timeout applies again"
+        );
+        // Rejected again: the delay doubled, to [100, 200] ms.
+        d.retry_later(&[(1, 1)], t1);
+        assert!(d.due_resends(t1 + Duration::from_millis(99)).is_empty());
+        assert_eq!(d.due_resends(t1 + Duration::from_millis(200)), vec![1]);
+        // Acked: its backoff is forgotten, a later rejection of the same seq starts over.
+        d.acked(&[(1, 1)]);
+        assert!(d.retrying.is_empty());
+        assert_eq!(d.due_resends(t0 + Duration::from_secs(5)), vec![2]);
     }
 }

@@ -3,19 +3,20 @@
 //! what the uplink loop needs as [`LinkEvent`]s.
 //!
 //! rumqttc reconnects by itself when `poll` is called again after an error; this task only
-//! decides *when*: it sleeps the backoff delay between attempts, resets the backoff on a
+//! decides *when*: it sleeps the [`base::Backoff`] delay between attempts, resets the backoff on a
 //! CONNACK, and refreshes the last will (a Death with the current time) before each
 //! attempt. Broker PUBACKs are deliberately not forwarded: they prove nothing about
 //! storage (only the cloud's ack does).
 
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use base::Backoff;
 use rumqttc::{
     Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
@@ -43,37 +44,6 @@ pub(super) enum LinkEvent {
     },
     /// Our DISCONNECT went out (graceful shutdown).
     Closed,
-}
-
-/// Reconnect delays: exponential from `min` to `max`, each drawn uniformly from
-/// `[d/2, d]` so a fleet of gateways does not reconnect in lockstep after a broker restart.
-#[derive(Debug, Clone)]
-pub(super) struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub(super) fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    /// The delay before the next attempt; doubles the one after.
-    pub(super) fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let half = base / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.next = self.min;
-    }
 }
 
 /// The rumqttc options for this gateway; `will` is the encoded Death.
@@ -104,7 +74,7 @@ pub(super) fn mqtt_options(
 pub(super) fn death_will(topic: &str, boot_id: u64) -> LastWill {
     let death = wire::Death {
         boot_id,
-        ts_ms: super::now_ms(),
+        ts_ms: crate::clock::now_ms(),
     };
     LastWill::new(topic, death.encode(), QoS::AtLeastOnce, false)
 }
@@ -144,39 +114,29 @@ pub(super) fn tls_config(
     Ok(Arc::new(config))
 }
 
-fn open_pem(path: &Path) -> Result<BufReader<std::fs::File>, UplinkError> {
-    std::fs::File::open(path)
-        .map(BufReader::new)
-        .map_err(|e| UplinkError::Tls {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+fn tls_error(path: &Path, e: impl std::fmt::Display) -> UplinkError {
+    UplinkError::Tls {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, UplinkError> {
-    let certs = rustls_pemfile::certs(&mut open_pem(path)?)
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, UplinkError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| tls_error(path, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| UplinkError::Tls {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| tls_error(path, e))?;
     if certs.is_empty() {
-        return Err(UplinkError::Tls {
-            path: path.to_owned(),
-            reason: "no PEM certificate found".into(),
-        });
+        return Err(tls_error(path, "no PEM certificate found"));
     }
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, UplinkError> {
-    let fail = |reason: String| UplinkError::Tls {
-        path: path.to_owned(),
-        reason,
-    };
-    rustls_pemfile::private_key(&mut open_pem(path)?)
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("no PEM private key found".into()))
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, UplinkError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        pem::Error::NoItemsFound => tls_error(path, "no PEM private key found"),
+        other => tls_error(path, other),
+    })
 }
 
 /// Drives the rumqttc event loop until the uplink loop goes away or a graceful
@@ -235,26 +195,4 @@ pub(super) async fn drive(
 fn broker(eventloop: &EventLoop) -> String {
     let (host, port) = eventloop.mqtt_options.broker_address();
     format!("{host}:{port}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_max_with_jitter_and_resets() {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(700));
-        let bases = [100, 200, 400, 700, 700];
-        for base in bases {
-            let d = backoff.next_delay();
-            let base = Duration::from_millis(base);
-            assert!(
-                d >= base / 2 && d <= base,
-                "{d:?} not within [{:?}, {base:?}]",
-                base / 2
-            );
-        }
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
-    }
 }

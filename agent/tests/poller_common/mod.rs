@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::config::Config;
-use agent::metrics::DeviceMetrics;
+use agent::poller::DeviceMetrics;
 use agent::poller::{PollerEvent, Pollers};
 use firmware_profiles::{RawValue, Tag};
 use simulator::{Endpoint, FleetConfig, Simulator};

@@ -5,7 +5,7 @@
 //! Shared by several test binaries, each of which uses a subset of it.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -239,6 +239,10 @@ pub struct CloudState {
     pub batches: BTreeMap<u64, Vec<Received>>,
     pub log: Vec<Seen>,
     pub births: Vec<wire::Birth>,
+    /// The publish-time figures of each birth in `births`.
+    pub birth_statuses: Vec<Option<wire::BirthStatus>>,
+    /// Scripted answers per seq, used up in order; a seq without one is acked.
+    pub replies: BTreeMap<u64, VecDeque<Reply>>,
     pub deaths: Vec<wire::Death>,
     pub results: Vec<wire::CommandResult>,
     /// Gateways whose birth arrived on the cloud's current connection; data from any
@@ -246,6 +250,17 @@ pub struct CloudState {
     pub session_births: BTreeSet<(String, String)>,
     /// Rebirth requests sent (the cloud's own command ids start at `REBIRTH_ID_BASE`).
     pub rebirths_requested: u64,
+}
+
+/// How the test cloud answers one copy of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Stored: ack it.
+    Ack,
+    /// Refused, with this reason.
+    Reject { permanent: bool, reason: String },
+    /// No answer (a lost ack).
+    Silent,
 }
 
 /// Ids of the rebirth commands the test cloud sends on its own.
@@ -332,6 +347,17 @@ impl Cloud {
         f(&self.state.lock().expect("cloud state"))
     }
 
+    /// Answers the next copies of `seq` with `replies`, in order (then acks).
+    pub fn script(&self, seq: u64, replies: impl IntoIterator<Item = Reply>) {
+        let mut state = self.state.lock().expect("cloud state");
+        state.replies.entry(seq).or_default().extend(replies);
+    }
+
+    /// Copies of `seq` received so far.
+    pub fn copies(&self, seq: u64) -> usize {
+        self.with(|s| s.batches.get(&seq).map_or(0, Vec::len))
+    }
+
     /// Turns acking on or off (off simulates a cloud that stores nothing).
     pub fn set_acking(&self, on: bool) {
         self.acking.store(on, Ordering::SeqCst);
@@ -401,19 +427,38 @@ fn on_message(
                     .try_publish(topic, QoS::AtLeastOnce, false, rebirth.encode())
                     .expect("cloud rebirth request");
             }
-            if acking.load(Ordering::SeqCst) {
-                let ack = wire::Ack::of([seq]).encode();
+            let reply = state
+                .replies
+                .get_mut(&seq)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(Reply::Ack);
+            let ack = match reply {
+                Reply::Ack => Some(wire::Ack::of([seq])),
+                Reply::Reject { permanent, reason } => {
+                    let detail = format!("test cloud refuses seq {seq}");
+                    let rejected = if permanent {
+                        wire::Rejected::permanent([seq], &reason, detail)
+                    } else {
+                        wire::Rejected::retryable([seq], &reason, detail)
+                    };
+                    Some(wire::Ack::rejecting([], vec![rejected]))
+                }
+                Reply::Silent => None,
+            };
+            if let Some(ack) = ack.filter(|_| acking.load(Ordering::SeqCst)) {
                 let topic = wire::topic::topic(&tenant, &gateway, Kind::Ack);
                 client
-                    .try_publish(topic, QoS::AtLeastOnce, false, ack)
+                    .try_publish(topic, QoS::AtLeastOnce, false, ack.encode())
                     .expect("cloud ack");
             }
         }
         Kind::Birth => {
-            let birth = wire::Birth::decode(payload).expect("decodable birth");
+            let (birth, status) =
+                wire::Birth::decode_with_status(payload).expect("decodable birth");
             state.log.push(Seen::Birth(birth.boot_id));
             state.session_births.insert((tenant, gateway));
             state.births.push(birth);
+            state.birth_statuses.push(status);
         }
         Kind::Death => {
             let death = wire::Death::decode(payload).expect("decodable death");
