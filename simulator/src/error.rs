@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::failure::FailureKind;
+use crate::failure_kind::FailureKind;
 
 /// Everything that can go wrong building or running a simulated fleet.
 #[derive(Debug, thiserror::Error)]
