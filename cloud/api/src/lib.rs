@@ -75,8 +75,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Extension;
+use axum::http::StatusCode;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -224,9 +228,25 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::no_route)
         .layer(Extension(docs::SpecDocument::new(&spec)))
+        // Innermost first; see `middleware` for what each layer does.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.options().request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::request_context,
+            middleware::scope_and_count,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(middleware::span_for)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(middleware::MakeHexId))
+        .layer(axum::middleware::map_request(
+            middleware::drop_insane_request_id,
         ))
         .with_state(state)
 }

@@ -1,16 +1,19 @@
-//! The request middleware: one function wrapping every route and fallback.
+//! The request layers around every route and fallback, outermost first:
 //!
-//! For each request it
-//! 1. takes the caller's `x-request-id` if it is a sane token (1-64 characters of
-//!    `[A-Za-z0-9._-]`, so a proxy's id flows through) or makes one (UUID v4, hex);
-//! 2. runs the request inside a tracing span carrying that id and in the task-local
-//!    [`REQUEST_ID`] scope, so errors rendered anywhere below carry it in their body;
-//! 3. bounds it by `request_timeout` (dropping the handler future also drops its
-//!    database work) and answers 503 `timeout` when it is exceeded;
-//! 4. echoes the id in the `x-request-id` response header, counts the response by status
-//!    class ([`ApiMetrics`], rendered by `/metrics`) and logs it at debug level.
+//! 1. [`drop_insane_request_id`]: a caller's `x-request-id` is kept only if it is a sane
+//!    token (1-64 characters of `[A-Za-z0-9._-]`), so a proxy's id flows through;
+//! 2. `tower_http::request_id`: sets an id where there is none ([`MakeHexId`], UUID v4
+//!    in hex) and echoes it in the `x-request-id` response header;
+//! 3. `tower_http::trace`: a tracing span per request carrying the id, and a debug line
+//!    per response;
+//! 4. [`scope_and_count`]: runs the request in the task-local [`REQUEST_ID`] scope, so
+//!    errors rendered anywhere below carry the id in their body; counts responses by
+//!    status class ([`ApiMetrics`]) and turns the timeout layer's bare 503 into the API's
+//!    JSON `timeout` error;
+//! 5. `tower_http::timeout`: bounds the request by `request_timeout` (dropping the handler
+//!    future also drops its database work).
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -18,10 +21,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
+use tower_http::request_id::{MakeRequestId, RequestId};
 
 use super::ApiState;
 use super::error::{ApiError, REQUEST_ID};
@@ -67,62 +70,80 @@ impl ApiMetrics {
     }
 }
 
-fn request_id(request: &Request) -> String {
-    let sane = |id: &&str| {
-        (1..=64).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    };
-    request
+/// Layer 1: removes a caller's `x-request-id` that is not a sane token.
+pub(crate) async fn drop_insane_request_id(mut request: Request) -> Request {
+    let sane = request
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(sane)
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .is_some_and(is_sane_id);
+    if !sane {
+        request.headers_mut().remove(&X_REQUEST_ID);
+    }
+    request
 }
 
-/// See the module docs.
-pub(crate) async fn request_context(
-    State(state): State<ApiState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let id = request_id(&request);
-    let span = tracing::info_span!(
+fn is_sane_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Layer 2's id maker: a UUID v4 in hex (32 characters).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MakeHexId;
+
+impl MakeRequestId for MakeHexId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Layer 3's span: the request id, method and path.
+pub(crate) fn span_for(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
         "http",
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
-    );
-    let started = Instant::now();
+    )
+}
+
+/// Layer 4; see the module docs.
+pub(crate) async fn scope_and_count(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let timeout = state.options().request_timeout;
-    let metrics = &state.metrics;
-    let bounded = async move {
-        match tokio::time::timeout(timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => {
+    let metrics = Arc::clone(&state.metrics);
+    REQUEST_ID
+        .scope(id, async move {
+            let mut response = next.run(request).await;
+            // Every API error carries a JSON body; a bare 503 is the timeout layer's.
+            let bare = !response.headers().contains_key(header::CONTENT_TYPE);
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE && bare {
                 metrics.timeouts.inc();
-                ApiError::Timeout(timeout).into_response()
+                response = ApiError::Timeout(timeout).into_response();
             }
-        }
-    };
-    let mut response = REQUEST_ID
-        .scope(id.clone(), bounded)
-        .instrument(span.clone())
-        .await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
-    metrics.record(response.status());
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "request served"
-        );
-    });
-    response
+            metrics.record(response.status());
+            response
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -136,14 +157,16 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn sane_incoming_ids_are_kept_others_replaced() {
-        assert_eq!(request_id(&with_header("abc-123.x_y")), "abc-123.x_y");
+    #[tokio::test]
+    async fn sane_incoming_ids_are_kept_others_dropped() {
+        let kept = drop_insane_request_id(with_header("abc-123.x_y")).await;
+        assert_eq!(kept.headers()["x-request-id"], "abc-123.x_y");
         for bad in ["", "has space", &"a".repeat(65), "semi;colon"] {
-            let id = request_id(&with_header(bad));
-            assert_eq!(id.len(), 32, "{bad:?} -> {id}");
-            assert_ne!(id, bad);
+            let dropped = drop_insane_request_id(with_header(bad)).await;
+            assert!(!dropped.headers().contains_key("x-request-id"), "{bad:?}");
         }
+        let id = MakeHexId.make_request_id(&with_header("x")).unwrap();
+        assert_eq!(id.header_value().len(), 32);
     }
 
     #[test]
