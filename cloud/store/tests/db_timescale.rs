@@ -13,7 +13,7 @@ use sqlx::Row;
 use store::{Backend, BackendChoice, Db, StorageOptions, maintenance};
 use testkit::db::{
     TestDb, Values, Writer, assert_queries_match_raw, assert_rollups_match_raw, fixture, samples,
-    three_series, timescale_available,
+    three_series, timescale_or_skip,
 };
 
 /// `(column, segmentby index, orderby index, orderby ascending)`.
@@ -74,16 +74,9 @@ async fn refresh_all(db: &Db) {
 
 #[tokio::test]
 async fn timescale_backend_stores_compresses_and_aggregates() {
-    let probe = TestDb::unmigrated("ts_probe", StorageOptions::default()).await;
-    if !timescale_available(&probe.db).await {
-        eprintln!(
-            "skipping TimescaleDB back-end test: `timescaledb` is not in pg_available_extensions \
-             on this server (plain PostgreSQL back-end is covered by db_maintenance)"
-        );
-        probe.finish().await;
+    if !timescale_or_skip("TimescaleDB back-end test (plain PostgreSQL: db_maintenance)").await {
         return;
     }
-    probe.finish().await;
 
     let test = TestDb::with_options("ts_backend", options(7)).await;
     let db = &test.db;
@@ -206,17 +199,6 @@ async fn timescale_backend_stores_compresses_and_aggregates() {
     let report = maintenance::run_once(db).await.unwrap();
     assert!(report.partitions_created.is_empty() && report.dirty_ranges == 0);
     test.finish().await;
-}
-
-/// The TimescaleDB server, or `None` (with a note) when it does not offer the extension.
-async fn timescale_or_skip(what: &str) -> bool {
-    let probe = TestDb::unmigrated("ts_probe", StorageOptions::default()).await;
-    let available = timescale_available(&probe.db).await;
-    probe.finish().await;
-    if !available {
-        eprintln!("skipping {what}: `timescaledb` is not in pg_available_extensions");
-    }
-    available
 }
 
 /// Id of the background job `proc` of `telemetry` (or of the aggregate `view`).

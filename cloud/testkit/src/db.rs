@@ -67,6 +67,27 @@ impl TestDb {
     }
 }
 
+/// Whether a TimescaleDB-only test runs on this server: `true` when the server offers the
+/// extension; otherwise it says on stderr that `what` is skipped and returns `false`, or
+/// panics when `WP_REQUIRE_TIMESCALE=1` (a run meant to cover the TimescaleDB path must
+/// not pass by skipping it).
+pub async fn timescale_or_skip(what: &str) -> bool {
+    let probe = TestDb::unmigrated("ts_probe", StorageOptions::default()).await;
+    let available = timescale_available(&probe.db).await;
+    probe.finish().await;
+    if !available {
+        let required = std::env::var("WP_REQUIRE_TIMESCALE").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{what}: WP_REQUIRE_TIMESCALE=1 but `timescaledb` is not in pg_available_extensions"
+        );
+        eprintln!(
+            "skipping {what}: `timescaledb` is not in pg_available_extensions on this server"
+        );
+    }
+    available
+}
+
 /// Whether this server offers TimescaleDB.
 pub async fn timescale_available(db: &Db) -> bool {
     let mut conn = db.pool().acquire().await.unwrap();
