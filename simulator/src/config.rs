@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::failure_kind::FailureKind;
+use crate::fault::FailureKind;
 
 /// Most devices a well may have (Modbus unit ids 1..=247).
 pub const MAX_DEVICES_PER_WELL: usize = 247;

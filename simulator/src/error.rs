@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::failure_kind::FailureKind;
+use crate::fault::FailureKind;
 
 /// Everything that can go wrong building or running a simulated fleet.
 #[derive(Debug, thiserror::Error)]

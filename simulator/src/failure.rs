@@ -21,8 +21,6 @@
 //! one device therefore never overlap, and the schedule is a pure function of the seed, the
 //! device names, the plan and the clock origin.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::FailurePlan;
@@ -30,60 +28,7 @@ use crate::model::params::{DAY_MS, HOUR_MS, SimMs};
 use crate::model::timeline::Window;
 use crate::noise::{hash_str, key, unit};
 
-/// A failure to inject (or one drawn by the schedule).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// Pump-off: the pump displaces more than flows in; fillage drops and the controller
-    /// idles the pump (pump state 2) part of the time.
-    PumpOff,
-    /// Rod part (ESP: broken shaft): loads collapse to the hanging rod weight, no liquid is
-    /// produced, and the controller trips (pump state 3).
-    RodPart,
-    /// Gas lock / gas interference: ESP current drops and becomes erratic, intake pressure
-    /// rises; rod pumps see low, erratic fillage.
-    GasLock,
-    /// One tag of the device stops updating (stuck at its value when the failure began).
-    SensorFrozen,
-    /// The device does not answer at all; requests time out.
-    DeviceSilent,
-    /// The device answers after the given delay.
-    SlowResponse(Duration),
-    /// The device answers every request with this Modbus exception code (e.g. 0x06 server
-    /// busy, 0x04 server device failure).
-    Exception(u8),
-}
-
-impl Failure {
-    /// The kind, without parameters.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            Failure::PumpOff => FailureKind::PumpOff,
-            Failure::RodPart => FailureKind::RodPart,
-            Failure::GasLock => FailureKind::GasLock,
-            Failure::SensorFrozen => FailureKind::SensorFrozen,
-            Failure::DeviceSilent => FailureKind::DeviceSilent,
-            Failure::SlowResponse(_) => FailureKind::SlowResponse,
-            Failure::Exception(_) => FailureKind::Exception,
-        }
-    }
-
-    /// True for process failures, which change the well's physics.
-    pub fn is_physical(&self) -> bool {
-        self.kind().is_physical()
-    }
-}
-
-pub use crate::failure_kind::FailureKind;
-
-/// Whether a failure came from the seeded schedule or from [`crate::Simulator::inject`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureSource {
-    /// Drawn by the seeded schedule.
-    Scheduled,
-    /// Injected at run time.
-    Injected,
-}
+pub use crate::fault::{Failure, FailureKind, FailureSource};
 
 /// One failure, as ground truth for tests and ML (a boundary type: exported as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

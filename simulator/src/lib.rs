@@ -34,7 +34,7 @@ pub mod config;
 mod device;
 mod error;
 pub mod failure;
-mod failure_kind;
+mod fault;
 mod fleet;
 pub mod model;
 mod noise;

@@ -9,11 +9,22 @@ use agent::uplink::{Uplink, UplinkConfig};
 use anyhow::{Context, bail};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::stack::{AgentHandle, TENANT};
+/// A stopped agent: whose buffer to drain, and its MQTT identity.
+#[derive(Debug, Clone, Copy)]
+pub struct StoppedAgent<'a> {
+    /// Tenant id.
+    pub tenant: &'a str,
+    /// Gateway id.
+    pub gateway: &'a str,
+    /// The agent's data directory (holds its buffer).
+    pub data_dir: &'a std::path::Path,
+    /// MQTT username and password.
+    pub credentials: &'a (String, String),
+}
 
 /// Drains `agent`'s buffer to the broker on `port` until every batch is acked; returns how
 /// many batches the agent created in its lifetime (the buffer's next seq minus one).
-pub async fn drain(agent: &AgentHandle, port: u16) -> anyhow::Result<u64> {
+pub async fn drain(agent: StoppedAgent<'_>, port: u16) -> anyhow::Result<u64> {
     let limits = BufferLimits {
         max_bytes: u64::MAX / 2,
         max_age: Duration::from_secs(365 * 86_400),
@@ -32,11 +43,11 @@ pub async fn drain(agent: &AgentHandle, port: u16) -> anyhow::Result<u64> {
         host: "127.0.0.1".into(),
         port,
         tls: None,
-        client_id: format!("wp-{TENANT}-{}", agent.gateway),
+        client_id: format!("wp-{}-{}", agent.tenant, agent.gateway),
         username: Some(username),
         password: (!password.is_empty()).then_some(password),
-        tenant: TENANT.into(),
-        gateway: agent.gateway.clone(),
+        tenant: agent.tenant.into(),
+        gateway: agent.gateway.to_owned(),
         keep_alive: Duration::from_secs(5),
         in_flight_window: 32,
         ack_timeout: Duration::from_secs(5),

@@ -30,6 +30,7 @@ use store::{Db, NewWell, StorageOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::drain::StoppedAgent;
 use crate::proxy::Proxy;
 
 /// Tenant of every gateway in the stack.
@@ -509,7 +510,13 @@ listen = "{metrics}"
         }
         let mut expected_batches = 0u64;
         for a in &self.agents {
-            let created = crate::drain::drain(a, self.broker.v4_port)
+            let stopped = StoppedAgent {
+                tenant: TENANT,
+                gateway: &a.gateway,
+                data_dir: &a.data_dir,
+                credentials: &a.credentials,
+            };
+            let created = crate::drain::drain(stopped, self.broker.v4_port)
                 .await
                 .with_context(|| format!("draining {}", a.gateway))?;
             let stored: Vec<i64> = sqlx::query_scalar(

@@ -111,9 +111,6 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 
 #[test]
 fn no_module_imports_another_in_a_cycle() {
-    // Known cycles still to break (the simulator's model and failure schedule; the
-    // end-to-end stack and its buffer drain). Any other cycle fails this test.
-    const KNOWN: [(&str, &str); 2] = [("simulator", "failure"), ("tests", "drain")];
     let mut checked = 0;
     let mut cycles = Vec::new();
     for crate_dir in members() {
@@ -125,12 +122,7 @@ fn no_module_imports_another_in_a_cycle() {
             .to_string_lossy()
             .into_owned();
         if let Some(cycle) = find_cycle(&graph) {
-            let known = KNOWN
-                .iter()
-                .any(|(c, m)| *c == name && cycle.iter().any(|n| n == m));
-            if !known {
-                cycles.push(format!("{name}: {}", cycle.join(" → ")));
-            }
+            cycles.push(format!("{name}: {}", cycle.join(" → ")));
         }
         checked += graph.len();
     }

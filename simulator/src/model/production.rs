@@ -168,7 +168,7 @@ impl Eval<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::{Failure, FailureSource};
+    use crate::fault::{Failure, FailureSource};
     use crate::model::params::{HOUR_MS, REFERENCE_EPOCH_MS, WellParams};
     use crate::model::testutil::device;
     use crate::model::timeline::{WellHistory, Window, Write};

@@ -39,7 +39,7 @@ use super::timeline::{
     ESP_SHAFT_TRIP_MS, ESP_UNDERLOAD_ON_MS, ESP_UNDERLOAD_PERIOD_MS, ROD_PART_TRIP_MS,
     ROD_POC_ON_MS, RunPattern, pieces,
 };
-use crate::failure::Failure;
+use crate::fault::Failure;
 
 /// Default idle time of a rod-pump POC after a pump-off, minutes.
 pub(crate) const DEFAULT_IDLE_MIN: f64 = 12.0;
@@ -296,7 +296,7 @@ impl Eval<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::FailureSource;
+    use crate::fault::FailureSource;
     use crate::model::DeviceInfo;
     use crate::model::params::{DAY_MS, HOUR_MS, Lift, REFERENCE_EPOCH_MS, WellParams};
     use crate::model::testutil::device;

@@ -21,7 +21,7 @@
 //! * `RunUntil { stop }`: runs until the controller trips at `stop` (rod part, broken
 //!   shaft), then stays down.
 
-use crate::failure::{Failure, FailureSource};
+use crate::fault::{Failure, FailureSource};
 
 use super::params::{MINUTE_MS, SimMs};
 
