@@ -736,25 +736,28 @@ impl Buffer {
         let max_age_ms = i64::try_from(self.limits.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(max_age_ms);
         let mut drops = LimitDrops::default();
-        let mut aside = txn.open_table(SET_ASIDE)?;
-        while state.stats.set_aside_batches > 0 {
-            let Some((key, value)) = aside.first()? else {
-                break;
-            };
-            let (seq, len) = (key.value(), value.value().len() as u64);
-            let header = split_set_aside(value.value())
-                .map_or(RecordHeader::UNREADABLE, |(_, stored)| {
-                    RecordHeader::of(stored)
-                });
-            drop((key, value));
-            if header.created_ms >= cutoff && state.stored_bytes() <= self.limits.max_bytes {
-                break;
+        // Opened only when it holds something: most appends never touch it.
+        if state.stats.set_aside_batches > 0 {
+            let mut aside = txn.open_table(SET_ASIDE)?;
+            while state.stats.set_aside_batches > 0 {
+                let Some((key, value)) = aside.first()? else {
+                    break;
+                };
+                let (seq, len) = (key.value(), value.value().len() as u64);
+                let header = split_set_aside(value.value())
+                    .map_or(RecordHeader::UNREADABLE, |(_, stored)| {
+                        RecordHeader::of(stored)
+                    });
+                drop((key, value));
+                if header.created_ms >= cutoff && state.stored_bytes() <= self.limits.max_bytes {
+                    break;
+                }
+                aside.remove(seq)?;
+                state.remove_set_aside(&header, len);
+                drops.set_aside.record(seq, header.samples);
             }
-            aside.remove(seq)?;
-            state.remove_set_aside(&header, len);
-            drops.set_aside.record(seq, header.samples);
+            drop(aside);
         }
-        drop(aside);
         let mut table = txn.open_table(BATCHES)?;
         while state.stats.pending_batches > 1 {
             let Some((seq, header, len)) = first_record(&table)? else {

@@ -629,8 +629,8 @@ impl Session {
                 self.set_aside(rejected).await;
             } else {
                 let n = self.delivery.retry_later(&rejected.ranges, Instant::now());
-                UplinkStats::add_reason(&self.stats.retry_rejected, &rejected.reason, n as u64);
                 if n > 0 {
+                    UplinkStats::add_reason(&self.stats.retry_rejected, &rejected.reason, n as u64);
                     debug!(reason = %rejected.reason, detail = %rejected.detail, batches = n, "cloud refused batches for now; re-sent after a backoff");
                 }
             }
