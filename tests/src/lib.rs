@@ -4,13 +4,12 @@
 //! * [`stack`]: simulator + agents + broker (child process) + ingester + fresh database,
 //!   and the exactly-once oracle.
 //! * [`drain`]: delivers a stopped agent's leftover buffer through the real uplink.
-//! * [`proxy`]: a cuttable TCP proxy, to make PostgreSQL go away without restarting it.
 //! * [`replay`]: delivers a captured batch a second time.
-//! * [`http`]: a minimal HTTP client for the API.
+//!
+//! The HTTP client and the cuttable PostgreSQL proxy are the cloud's test helpers
+//! (`testkit::http`, `testkit::proxy`).
 
 pub mod drain;
-pub mod http;
 pub mod load;
-pub mod proxy;
 pub mod replay;
 pub mod stack;

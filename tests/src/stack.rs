@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::drain::StoppedAgent;
-use crate::proxy::Proxy;
+use testkit::proxy::Proxy;
 
 /// Tenant of every gateway in the stack.
 pub const TENANT: &str = "e2e";
@@ -271,8 +271,7 @@ impl Stack {
         let database_url = fresh_database("wp_e2e").await?;
         let db = lazy_db(&database_url)?;
         db.migrate().await.context("migrate")?;
-        let pg_addr = pg_socket_addr(&database_url)?;
-        let pg_proxy = Proxy::start(pg_addr).await?;
+        let pg_proxy = Proxy::in_front_of(&database_url).await;
 
         let fleet = FleetConfig {
             seed: 7,
@@ -360,7 +359,7 @@ impl Stack {
 
     /// Starts (or restarts) the ingester, reaching PostgreSQL through the proxy.
     pub fn start_ingester(&mut self) -> anyhow::Result<()> {
-        let url = proxied_url(&self.database_url, self.pg_proxy.addr());
+        let url = self.pg_proxy.url_for(&self.database_url);
         let options = IngestOptions {
             max_batch_delay: Duration::from_millis(50),
             retry_initial: Duration::from_millis(100),
@@ -623,38 +622,9 @@ listen = "{metrics}"
     }
 }
 
-fn pg_socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
-    let after = url.split_once('@').map_or(url, |(_, a)| a);
-    let hostport = after.split('/').next().unwrap_or(after);
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host
-    };
-    format!("{host}:{port}")
-        .parse()
-        .with_context(|| format!("database host {hostport:?} must be an IP:port"))
-}
-
-fn proxied_url(url: &str, proxy: SocketAddr) -> String {
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .unwrap_or(url);
-    let (user, after) = rest.split_once('@').map_or(("", rest), |(u, a)| (u, a));
-    let path = after.split_once('/').map_or("", |(_, p)| p);
-    let user = if user.is_empty() {
-        String::new()
-    } else {
-        format!("{user}@")
-    };
-    format!("postgres://{user}{proxy}/{path}")
-}
-
 /// Reads one counter or gauge from an agent's `/metrics`.
 pub async fn agent_metric(agent: &AgentHandle, name: &str) -> anyhow::Result<f64> {
-    let resp = crate::http::get(agent.metrics, "/metrics").await?;
+    let resp = testkit::http::get(agent.metrics, "/metrics").await;
     resp.text()
         .lines()
         .find_map(|l| {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use api::{ApiOptions, ApiState};
 use chrono::{SecondsFormat, Utc};
-use tests::http;
+use testkit::http;
 use tests::stack::{BrokerKind, Stack, TENANT};
 use tokio::net::TcpListener;
 
@@ -27,9 +27,9 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     }));
 
     // Gateways: both online, with a birth and buffer status from their batches.
-    let gateways = http::get(addr, &format!("/api/v1/tenants/{TENANT}/gateways")).await?;
+    let gateways = http::get(addr, &format!("/api/v1/tenants/{TENANT}/gateways")).await;
     assert_eq!(gateways.status, 200, "{}", gateways.text());
-    let body = gateways.json()?;
+    let body = gateways.json();
     let items = body["items"].as_array().expect("gateway items");
     assert_eq!(items.len(), 2, "{body}");
     for g in items {
@@ -37,9 +37,9 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     }
 
     // Wells: the agents' devices were linked to their wells by the births.
-    let wells = http::get(addr, &format!("/api/v1/tenants/{TENANT}/wells")).await?;
+    let wells = http::get(addr, &format!("/api/v1/tenants/{TENANT}/wells")).await;
     assert_eq!(wells.status, 200, "{}", wells.text());
-    let wells = wells.json()?;
+    let wells = wells.json();
     let well_id = wells["items"][0]["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no well id in {wells}"));
@@ -47,7 +47,7 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
         addr,
         &format!("/api/v1/tenants/{TENANT}/wells/{well_id}/metrics"),
     )
-    .await?;
+    .await;
     assert_eq!(metrics.status, 200, "{}", metrics.text());
     assert!(
         metrics.text().contains("tubing_pressure_psi"),
@@ -63,9 +63,9 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     let path = format!(
         "/api/v1/tenants/{TENANT}/wells/{well_id}/telemetry?metric=tubing_pressure_psi&from={from}&to={to}&bucket=raw"
     );
-    let raw = http::get(addr, &path).await?;
+    let raw = http::get(addr, &path).await;
     assert_eq!(raw.status, 200, "{}", raw.text());
-    let raw = raw.json()?;
+    let raw = raw.json();
     let samples = raw["series"][0]["samples"].as_array().expect("raw samples");
     assert!(!samples.is_empty(), "{raw}");
     let series_id = raw["series"][0]["series_id"].as_i64().expect("series id");
@@ -85,9 +85,9 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
 
     // Bucketed telemetry (after a maintenance pass refreshed the rollups).
     store::maintenance::run_once(&stack.db).await?;
-    let bucketed = http::get(addr, &path.replace("bucket=raw", "bucket=1m")).await?;
+    let bucketed = http::get(addr, &path.replace("bucket=raw", "bucket=1m")).await;
     assert_eq!(bucketed.status, 200, "{}", bucketed.text());
-    let buckets = bucketed.json()?;
+    let buckets = bucketed.json();
     let count: i64 = buckets["series"][0]["buckets"]
         .as_array()
         .expect("buckets")
@@ -104,10 +104,10 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
         addr,
         &path.replace("tubing_pressure_psi", "tubing_pressure"),
     )
-    .await?;
+    .await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("metric"), "{}", bad.text());
-    let other = http::get(addr, &format!("/api/v1/tenants/other-tenant/wells/{well_id}/telemetry?metric=tubing_pressure_psi&from={from}&to={to}")).await?;
+    let other = http::get(addr, &format!("/api/v1/tenants/other-tenant/wells/{well_id}/telemetry?metric=tubing_pressure_psi&from={from}&to={to}")).await;
     assert_eq!(other.status, 404, "{}", other.text());
 
     let _ = stop.send(());

@@ -6,10 +6,11 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use store::Db;
 use testkit::mqtt::*;
+use testkit::proxy::Proxy;
 use wire::topic::Kind;
 
 /// A `Db` reaching PostgreSQL through `proxy`, with short pool timeouts.
-async fn db_via(proxy: &CuttableProxy, test: &TestDb) -> Db {
+async fn db_via(proxy: &Proxy, test: &TestDb) -> Db {
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(2))
@@ -25,7 +26,7 @@ async fn an_ingester_killed_before_commit_loses_nothing_and_stores_once() {
     let test = TestDb::new("ing_kill").await;
     let secret = test.provision("gw-1").await;
     let broker = Broker::start(&test.db).await;
-    let proxy = CuttableProxy::in_front_of(test.scratch.url()).await;
+    let proxy = Proxy::in_front_of(test.scratch.url()).await;
     let first = start_ingester(
         &db_via(&proxy, &test).await,
         &broker.ingester_endpoint("ingest-a"),
@@ -75,7 +76,7 @@ async fn a_postgres_outage_holds_messages_unacked_and_loses_nothing() {
     let test = TestDb::new("ing_pgdown").await;
     let secret = test.provision("gw-1").await;
     let broker = Broker::start(&test.db).await;
-    let proxy = CuttableProxy::in_front_of(test.scratch.url()).await;
+    let proxy = Proxy::in_front_of(test.scratch.url()).await;
     let ingester = start_ingester(
         &db_via(&proxy, &test).await,
         &broker.ingester_endpoint("ingest-a"),

@@ -16,7 +16,6 @@ use broker::{BrokerAuth, EmbeddedBroker};
 use ingest::{IngestOptions, IngestStats, Ingester, MqttEndpoint};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use store::{BackendChoice, Db, GatewayId, StorageOptions};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use wire::topic::Kind;
 use wire::{
@@ -475,125 +474,6 @@ impl Drop for FakeGateway {
 /// Snapshot helper.
 pub fn stats_of(ingester: &Ingester) -> Arc<IngestStats> {
     Arc::clone(ingester.stats())
-}
-
-/// `scheme://[userinfo@]host[:port]/path` of a database URL.
-struct UrlParts<'a> {
-    scheme: &'a str,
-    userinfo: Option<&'a str>,
-    host_port: &'a str,
-    path: &'a str,
-}
-
-impl<'a> UrlParts<'a> {
-    fn of(url: &'a str) -> UrlParts<'a> {
-        let (scheme, rest) = url.split_once("://").expect("database URL has a scheme");
-        let (authority, path) = rest.split_once('/').expect("database URL has a path");
-        let (userinfo, host_port) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        UrlParts {
-            scheme,
-            userinfo,
-            host_port,
-            path,
-        }
-    }
-}
-
-/// A TCP proxy in front of PostgreSQL whose link can be cut (all connections closed,
-/// new ones refused) and restored.
-pub struct CuttableProxy {
-    pub addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    generation: Arc<tokio::sync::watch::Sender<u64>>,
-    task: JoinHandle<()>,
-}
-
-impl CuttableProxy {
-    pub async fn start(target: SocketAddr) -> CuttableProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let (generation, _) = tokio::sync::watch::channel(0u64);
-        let generation = Arc::new(generation);
-        let task = {
-            let (up, generation) = (up.clone(), generation.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    if !up.load(Ordering::SeqCst) {
-                        drop(client);
-                        continue;
-                    }
-                    let mut cut = generation.subscribe();
-                    tokio::spawn(async move {
-                        let Ok(server) = TcpStream::connect(target).await else {
-                            return;
-                        };
-                        let (mut client, mut server) = (client, server);
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cut.changed() => {}
-                        }
-                    });
-                }
-            })
-        };
-        CuttableProxy {
-            addr,
-            up,
-            generation,
-            task,
-        }
-    }
-
-    /// Closes every proxied connection and refuses new ones.
-    pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
-    }
-
-    pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-
-    /// A proxy in front of the server of database `url` (`postgres://user@host:port/db`).
-    pub async fn in_front_of(url: &str) -> CuttableProxy {
-        let host_port = UrlParts::of(url)
-            .host_port
-            .replace("localhost", "127.0.0.1");
-        let target = if host_port.contains(':') {
-            host_port
-        } else {
-            format!("{host_port}:5432")
-        };
-        let target = target
-            .parse()
-            .unwrap_or_else(|e| panic!("database server {target:?} is not an IP:port: {e}"));
-        CuttableProxy::start(target).await
-    }
-
-    /// `url` with its host:port replaced by the proxy's.
-    pub fn url_for(&self, url: &str) -> String {
-        let UrlParts {
-            scheme,
-            userinfo,
-            path,
-            ..
-        } = UrlParts::of(url);
-        let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
-        format!("{scheme}://{userinfo}{}/{path}", self.addr)
-    }
-}
-
-impl Drop for CuttableProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// A private Mosquitto started from the shipped `broker-config/mosquitto.conf` and
