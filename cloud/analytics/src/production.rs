@@ -686,9 +686,11 @@ fn merge_gaps(mut gaps: Vec<Gap>) -> Vec<Gap> {
     out
 }
 
-/// Value of a gauge at `t`: interpolated between the readings around it when they are at
-/// most `max_gap` apart, else held from the nearest reading within `max_gap`.
-fn value_at(readings: &[Reading], t: i64, max_gap: i64) -> Option<f64> {
+/// Value of a gauge at `t` (readings sorted by time): interpolated between the readings
+/// around it when they are at most `max_gap` apart, else held from the nearest reading
+/// within `max_gap`, else unknown. The rule [`derive_day`] applies to tank stocks at day
+/// boundaries; the production job reads closing stocks with it too.
+pub fn value_at(readings: &[Reading], t: i64, max_gap: i64) -> Option<f64> {
     let i = readings.partition_point(|r| r.ts_ms < t);
     let after = readings.get(i);
     let before = if after.is_some_and(|r| r.ts_ms == t) {

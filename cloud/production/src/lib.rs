@@ -54,7 +54,7 @@ use sqlx::PgConnection;
 use analytics::production::{
     CounterEventKind, DailyFigure, DailyProduction, DayWindow, DerivationConfig, DerivationIssue,
     ManualCorrection, Method, PeriodTotal, Quantity, Reading, RunTicket, Series, TankStrapping,
-    WellDayInput, derive_day,
+    WellDayInput, derive_day, value_at,
 };
 
 use store::production::{
@@ -63,7 +63,7 @@ use store::production::{
 use store::{Db, DbError, DeviceId, TenantId, WellId};
 
 pub use emissions::derive_emissions;
-use readings::{ReadPlan, SeriesReadings, chunks, day_start_ms, value_at};
+use readings::{ReadPlan, SeriesReadings, chunks, day_start_ms};
 
 /// Longest day range one derivation call accepts.
 pub const MAX_RANGE_DAYS: i64 = 366;

@@ -256,31 +256,6 @@ fn latched_readings(series: SeriesId, buckets: &[Bucket]) -> Vec<Reading> {
     out
 }
 
-/// Value of a stock gauge at `t`: interpolated between the readings around it when they
-/// are at most `max_gap` apart, else held from the nearest reading within `max_gap`, else
-/// unknown — the rule `derive_day` applies to tank stocks at day boundaries.
-pub(crate) fn value_at(readings: &[Reading], t: i64, max_gap: i64) -> Option<f64> {
-    let i = readings.partition_point(|r| r.ts_ms < t);
-    if let Some(r) = readings.get(i).filter(|r| r.ts_ms == t) {
-        return Some(r.value);
-    }
-    let before = i.checked_sub(1).and_then(|j| readings.get(j));
-    let after = readings.get(i);
-    match (before, after) {
-        (Some(b), Some(a)) if a.ts_ms - b.ts_ms <= max_gap => {
-            let f = (t - b.ts_ms) as f64 / (a.ts_ms - b.ts_ms) as f64;
-            Some(b.value + (a.value - b.value) * f)
-        }
-        (Some(b), Some(a)) => {
-            let nearest = if t - b.ts_ms <= a.ts_ms - t { b } else { a };
-            ((nearest.ts_ms - t).abs() <= max_gap).then_some(nearest.value)
-        }
-        (Some(b), None) => (t - b.ts_ms <= max_gap).then_some(b.value),
-        (None, Some(a)) => (a.ts_ms - t <= max_gap).then_some(a.value),
-        (None, None) => None,
-    }
-}
-
 /// Days `[from, to)` split into chunks of at most [`MAX_DAYS_PER_READ`] days.
 pub(crate) fn chunks(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
     let mut out = Vec::new();
@@ -345,18 +320,6 @@ mod tests {
             vec![r(600_000, 4.0), r(659_999, 6.0)]
         );
         assert_eq!(bucket_readings(&b, 600_000, false), vec![r(630_000, 5.0)]);
-    }
-
-    #[test]
-    fn value_at_interpolates_holds_and_refuses() {
-        let rs = [r(0, 10.0), r(100, 20.0), r(1000, 30.0)];
-        assert_eq!(value_at(&rs, 50, 200), Some(15.0));
-        assert_eq!(value_at(&rs, 100, 200), Some(20.0));
-        assert_eq!(value_at(&rs, 250, 200), Some(20.0));
-        assert_eq!(value_at(&rs, 900, 200), Some(30.0));
-        assert_eq!(value_at(&rs, 550, 200), None);
-        assert_eq!(value_at(&rs, 1300, 200), None);
-        assert_eq!(value_at(&[], 0, 200), None);
     }
 
     #[test]
