@@ -11,7 +11,8 @@
 //!                 parameter parsing: every bad parameter becomes a precise 400
 //!   middleware.rs request id, request timeout, per-request tracing span, counters
 //!   health.rs     GET /health, /ready, /metrics
-//!   docs.rs       GET /api/openapi.json, /api/docs (self-contained HTML explorer)
+//!   docs.rs       GET /api/openapi.json, /api/docs (Swagger UI, vendored and served from
+//!                 the binary; its files at the fixed DOCS_ASSETS paths)
 //!   gateways.rs   GET /api/v1/tenants/{tenant}/gateways[/{gateway}]
 //!   wells.rs      GET /api/v1/tenants/{tenant}/wells[/{well}[/metrics]]
 //!   telemetry.rs  GET /api/v1/tenants/{tenant}/wells/{well}/telemetry
@@ -88,6 +89,7 @@ use ::ingest::{IngestCollector, IngestStats};
 use prometheus_client::registry::Registry;
 use store::Db;
 
+pub use docs::DOCS_ASSETS;
 pub use error::{ApiError, ErrorBody, ErrorResponse, ParamLocation};
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
 pub use health::IngesterWatch;
