@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests and the demo need is installed and running on this machine:
-# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2.
+# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, and Chromium
+# (the API test that renders the docs page in a headless browser).
 # Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
 #
 # Order of preference for PostgreSQL:
@@ -99,6 +100,10 @@ wp_ensure_cbor2() {
     python3 -m pip install -q --break-system-packages cbor2 >&2
 }
 
+# Debian's chromium, at the path the API's docs test runs it from.
+wp_ensure_chromium() { [ -x /usr/bin/chromium ] || wp_apt_install chromium; }
+
 wp_ensure_all() {
-  wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2
+  wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2 &&
+    wp_ensure_chromium
 }

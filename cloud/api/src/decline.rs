@@ -42,9 +42,8 @@ use analytics::decline::{
 };
 use analytics::production::Quantity;
 
-use super::extract::{required, shown};
-use super::production::require_well;
-use super::reports::{AnalyticsError, UnprocessableResponse};
+use super::error::UnprocessableResponse;
+use super::extract::{require_well, required, shown};
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 use store::DbError;
 use store::production::quantity_history;
@@ -450,8 +449,8 @@ pub struct DeclineDto {
     pub rejected_draws: usize,
 }
 
-fn decline_error(error: DeclineError) -> AnalyticsError {
-    AnalyticsError::unprocessable(error.to_string())
+fn decline_error(error: DeclineError) -> ApiError {
+    ApiError::unprocessable(error.to_string())
 }
 
 /// Fitted decline model, EUR P10/P50/P90 and the probabilistic forecast series.
@@ -474,7 +473,7 @@ async fn decline(
     scope: TenantScope,
     WellParam(well): WellParam,
     ApiQuery(query): ApiQuery<DeclineQuery>,
-) -> Result<Json<DeclineDto>, AnalyticsError> {
+) -> Result<Json<DeclineDto>, ApiError> {
     let req = query.validate()?;
     let mut tx = scope.begin(state.db()).await?;
     require_well(&mut tx, &scope, well).await?;
@@ -576,7 +575,7 @@ type Analysis = (
     f64,
 );
 
-fn analyze(points: &[(f64, f64)], req: DeclineRequest) -> Result<Analysis, AnalyticsError> {
+fn analyze(points: &[(f64, f64)], req: DeclineRequest) -> Result<Analysis, ApiError> {
     let history = History::new(points).map_err(decline_error)?;
     let options = FitOptions {
         candidates: req

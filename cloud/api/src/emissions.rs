@@ -35,9 +35,8 @@ use analytics::emissions::intensity::{IntensityParams, ProductionVolumes, intens
 use analytics::emissions::{GasMasses, SourceKind};
 use analytics::production::Quantity;
 
-use super::extract::shown;
-use super::production::{MAX_READ_DAYS, parse_day_range};
-use super::reports::{AnalyticsError, UnprocessableResponse};
+use super::error::UnprocessableResponse;
+use super::extract::{MAX_READ_DAYS, parse_day_range, shown};
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope};
 use store::DbError;
 use store::emissions::{
@@ -504,7 +503,7 @@ async fn intensity(
     State(state): State<ApiState>,
     scope: TenantScope,
     ApiQuery(query): ApiQuery<IntensityQuery>,
-) -> Result<Json<IntensityDto>, AnalyticsError> {
+) -> Result<Json<IntensityDto>, ApiError> {
     let year = parse_year(query.year.as_deref())?;
     let mcf_per_boe = parse_positive(
         "boe_mcf_per_bbl",
@@ -577,7 +576,7 @@ async fn intensity(
             sales_gas_ch4_fraction: fraction.unwrap_or(0.0),
         },
     )
-    .map_err(|e| AnalyticsError::unprocessable(format!("intensities for {year}: {e}")))?;
+    .map_err(|e| ApiError::unprocessable(format!("intensities for {year}: {e}")))?;
     Ok(Json(IntensityDto {
         year,
         gwp: gwp.values().into(),

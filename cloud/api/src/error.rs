@@ -8,11 +8,15 @@
 //! | `NoRoute`            | 404    | `no_route`           | method and path                   |
 //! | `MethodNotAllowed`   | 405    | `method_not_allowed` | method and path                   |
 //! | `Conflict`           | 409    | `conflict`           | what conflicts                    |
+//! | `Unprocessable`      | 422    | `unprocessable`      | summary, plus `problems`          |
 //! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
 //! | `Timeout`            | 503    | `timeout`            | the configured limit              |
 //! | `Internal`           | 500    | `internal`           | generic; details only in the log  |
 //!
-//! The body is always `{"error": {"code", "message", "request_id"}}`. The public message
+//! The body is always `{"error": {"code", "message", "request_id"}}` ([`ErrorResponse`]);
+//! a 422 adds `problems`, every reason the result cannot be produced from the stored data
+//! ([`UnprocessableResponse`]: a report that would not be a valid filing, a decline fit
+//! without enough history, intensities for a year no factor covers). The public message
 //! is the variant's `Display`; for `Unavailable` and `Internal` it says nothing about the
 //! cause, which is logged (with its source chain and the request id) at `error` level so
 //! an operator can find it from the id a client quotes. 503s carry `Retry-After`.
@@ -30,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use analytics::reports::ValidationProblem;
 use store::DbError;
 
 tokio::task_local! {
@@ -101,6 +106,14 @@ pub enum ApiError {
     /// The request conflicts with existing data.
     #[error("{0}")]
     Conflict(String),
+    /// A well-formed request whose result cannot be produced from the stored data.
+    #[error("{message}")]
+    Unprocessable {
+        /// Summary.
+        message: String,
+        /// Every problem found (empty when the message says it all).
+        problems: Vec<ProblemDto>,
+    },
     /// The database cannot be reached or is not set up.
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] DbError),
@@ -131,6 +144,14 @@ impl ApiError {
         }
     }
 
+    /// A 422 with only a message.
+    pub fn unprocessable(message: impl Into<String>) -> ApiError {
+        ApiError::Unprocessable {
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -138,6 +159,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -152,6 +174,7 @@ impl ApiError {
             ApiError::NoRoute { .. } => "no_route",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
@@ -225,6 +248,53 @@ pub struct ErrorResponse {
     pub error: ErrorBody,
 }
 
+/// One reason a result cannot be produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ProblemDto {
+    /// What the problem is about, e.g. `lease #1 (08 12345 SMITH UNIT)`.
+    #[schema(example = "lease #1 (08 12345 SMITH UNIT)")]
+    pub subject: String,
+    /// Field concerned, e.g. `oil.production`.
+    #[schema(example = "oil.production")]
+    pub field: String,
+    /// What is wrong.
+    #[schema(
+        example = "2 day(s) with missing or incomplete data (first: 2024-03-05); fill the gaps or enter manual corrections before filing"
+    )]
+    pub message: String,
+}
+
+impl From<ValidationProblem> for ProblemDto {
+    fn from(p: ValidationProblem) -> ProblemDto {
+        ProblemDto {
+            subject: p.subject,
+            field: p.field,
+            message: p.message,
+        }
+    }
+}
+
+/// The error object of a 422.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnprocessableBody {
+    /// Always `unprocessable`.
+    #[schema(example = "unprocessable")]
+    pub code: String,
+    /// Summary.
+    pub message: String,
+    /// Id of the request.
+    pub request_id: String,
+    /// Every problem found (empty when the message says it all).
+    pub problems: Vec<ProblemDto>,
+}
+
+/// Body of a 422 response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnprocessableResponse {
+    /// The error.
+    pub error: UnprocessableBody,
+}
+
 /// Displays an error with its source chain, for logs.
 struct Chain<'a>(&'a (dyn std::error::Error + 'static));
 
@@ -249,6 +319,17 @@ impl IntoResponse for ApiError {
             tracing::error!(%request_id, code, error = %Chain(&self), "request failed");
         } else {
             tracing::debug!(%request_id, code, error = %self, "request refused");
+        }
+        if let ApiError::Unprocessable { message, problems } = self {
+            let body = UnprocessableResponse {
+                error: UnprocessableBody {
+                    code: code.to_owned(),
+                    message,
+                    request_id,
+                    problems,
+                },
+            };
+            return (status, Json(body)).into_response();
         }
         let body = ErrorResponse {
             error: ErrorBody {
@@ -290,7 +371,7 @@ mod tests {
     #[test]
     fn statuses_and_codes_follow_the_table() {
         let db_down = || DbError::Sqlx(sqlx::Error::PoolTimedOut);
-        let cases: [(ApiError, u16, &str); 9] = [
+        let cases: [(ApiError, u16, &str); 10] = [
             (ApiError::query("from", "x"), 400, "invalid_parameter"),
             (ApiError::BadRequest("x".into()), 400, "bad_request"),
             (ApiError::NotFound("well 1".into()), 404, "not_found"),
@@ -311,6 +392,7 @@ mod tests {
                 "method_not_allowed",
             ),
             (ApiError::Conflict("x".into()), 409, "conflict"),
+            (ApiError::unprocessable("x"), 422, "unprocessable"),
             (ApiError::from(db_down()), 503, "unavailable"),
             (ApiError::Timeout(Duration::from_secs(1)), 503, "timeout"),
             (

@@ -12,21 +12,27 @@
 //! - Query strings: [`ApiQuery<T>`] over a struct whose fields are all `Option<String>`
 //!   with `deny_unknown_fields`: deserializing can then only fail on an unknown or
 //!   repeated parameter (reported by name), and each value is parsed by a helper below
-//!   ([`required`], [`parse_time`], [`parse_limit`], …) that reports its own problems.
+//!   ([`required`], [`parse_time`], [`parse_limit`], [`parse_day_range`], [`parse_month`],
+//!   …) that reports its own problems.
+//! - What several areas share lives here too, never in one area's file for the others to
+//!   import: the well lookup ([`require_well`], [`well_not_found`]) and the [`SiteRef`]
+//!   DTO.
 
 use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::request::Parts;
 use chrono::format::ParseErrorKind;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
-use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{Required, Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiState};
+use analytics::reports::ReportMonth;
+use store::production::{self as sql, WellSummary};
 use store::{Db, TenantId, WellId};
 
 /// Longest parameter value echoed back in an error message.
@@ -366,6 +372,124 @@ pub(crate) fn split_page<T>(
     (rows, next)
 }
 
+// ---------------------------------------------------------------------------------------
+// Dates and months (production, emissions, reports).
+
+/// Longest range of a production read.
+pub(crate) const MAX_READ_DAYS: i64 = 366;
+
+/// A date parameter `YYYY-MM-DD`.
+pub(crate) fn parse_day(name: &'static str, raw: &str) -> Result<NaiveDate, ApiError> {
+    strict_date(raw)
+        .filter(|d| (1970..2200).contains(&d.year()))
+        .ok_or_else(|| {
+            ApiError::query(
+                name,
+                format!(
+                    "must be a date YYYY-MM-DD between 1970 and 2199, such as 2024-03-01, got {}",
+                    shown(raw)
+                ),
+            )
+        })
+}
+
+/// A date written exactly `YYYY-MM-DD` (chrono alone also accepts `2024-3-1`).
+pub(crate) fn strict_date(raw: &str) -> Option<NaiveDate> {
+    let b = raw.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    shape
+        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+/// `from` (inclusive) and `to` (exclusive) dates, `from < to`, at most `max_days` apart.
+pub(crate) fn parse_day_range(
+    from: Option<String>,
+    to: Option<String>,
+    max_days: i64,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let from = parse_day("from", &required("from", from)?)?;
+    let to = parse_day("to", &required("to", to)?)?;
+    if from >= to {
+        return Err(ApiError::query(
+            "from",
+            format!("must be before `to` (from {from}, to {to}; `to` is exclusive)"),
+        ));
+    }
+    let days = (to - from).num_days();
+    if days > max_days {
+        return Err(ApiError::query(
+            "to",
+            format!("the range spans {days} days, more than the {max_days} allowed"),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// A month parameter `YYYY-MM`.
+pub(crate) fn parse_month(raw: &str) -> Result<ReportMonth, ApiError> {
+    let bad = || {
+        ApiError::query(
+            "month",
+            format!(
+                "must be a month YYYY-MM between 1970-01 and 2199-12, such as 2024-03, got {}",
+                shown(raw)
+            ),
+        )
+    };
+    let (year, month) = raw.split_once('-').ok_or_else(bad)?;
+    if year.len() != 4 || month.len() != 2 {
+        return Err(bad());
+    }
+    let year: i32 = year.parse().map_err(|_| bad())?;
+    let month: u32 = month.parse().map_err(|_| bad())?;
+    let m = ReportMonth { year, month };
+    if !(1970..2200).contains(&year) || m.first_day().is_none() {
+        return Err(bad());
+    }
+    Ok(m)
+}
+
+/// First day of a month and first day of the next.
+pub(crate) fn month_range(month: ReportMonth) -> (NaiveDate, NaiveDate) {
+    let first = month.first_day().unwrap_or_default();
+    let days = i64::from(month.days().unwrap_or(0));
+    (first, first + TimeDelta::days(days))
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared by several areas.
+
+/// The well, or 404 in this tenant.
+pub(crate) async fn require_well(
+    conn: &mut sqlx::PgConnection,
+    scope: &TenantScope,
+    well: WellId,
+) -> Result<WellSummary, ApiError> {
+    sql::tenant_well(conn, scope.id, well)
+        .await?
+        .ok_or_else(|| well_not_found(scope, well))
+}
+
+/// The 404 of a well that is not in the tenant.
+pub(crate) fn well_not_found(scope: &TenantScope, well: WellId) -> ApiError {
+    ApiError::NotFound(format!("well {well} of tenant `{}`", scope.slug))
+}
+
+/// Site reference.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteRef {
+    /// Site id.
+    pub id: i64,
+    /// Site name.
+    pub name: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +549,43 @@ mod tests {
         assert_eq!(parse_slug_cursor(Some("gw-1")).unwrap(), Some("gw-1"));
         let e = parse_slug_cursor(Some("GW 1")).unwrap_err().to_string();
         assert!(e.starts_with("invalid query parameter `cursor`"), "{e}");
+    }
+
+    #[test]
+    fn dates_months_and_ranges_are_checked() {
+        assert_eq!(
+            parse_day("from", "2024-03-01").unwrap(),
+            "2024-03-01".parse::<NaiveDate>().unwrap()
+        );
+        for bad in [
+            "2024-3-1",
+            "2024-02-30",
+            "yesterday",
+            "1969-12-31",
+            "2024-03-01T00:00:00Z",
+        ] {
+            let e = parse_day("from", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid query parameter `from`: must be a date"),
+                "{e}"
+            );
+        }
+        assert_eq!(parse_month("2024-03").unwrap().to_string(), "2024-03");
+        for bad in ["2024-13", "2024-3", "24-03", "2024/03", "march"] {
+            let e = parse_month(bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid query parameter `month`"), "{e}");
+        }
+        let e = parse_day_range(Some("2024-03-02".into()), Some("2024-03-01".into()), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be before `to`"), "{e}");
+        let e = parse_day_range(Some("2024-01-01".into()), Some("2024-03-01".into()), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("60 days, more than the 10 allowed"), "{e}");
+        let e = parse_day_range(None, Some("2024-03-01".into()), 10)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "invalid query parameter `from`: is required");
     }
 }

@@ -14,7 +14,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{DEFAULT_PAGE, SlugPageQuery, parse_limit, parse_slug_cursor, split_page};
+use super::extract::{
+    DEFAULT_PAGE, SiteRef, SlugPageQuery, parse_limit, parse_slug_cursor, split_page,
+};
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, GatewayParam, TenantScope};
 use store::gateways::{self as queries, BirthRow, BufferRow, DeviceRow, GatewayRow};
 
@@ -32,15 +34,6 @@ pub enum GatewayStatus {
     Online,
     /// The session ended (death message) or the gateway fell silent.
     Offline,
-}
-
-/// Site reference.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SiteRef {
-    /// Site id.
-    pub id: i64,
-    /// Site name.
-    pub name: String,
 }
 
 /// The gateway's current session as announced by its birth message.

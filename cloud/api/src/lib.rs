@@ -4,24 +4,37 @@
 //! # Layout
 //!
 //! ```text
-//! api/
-//!   mod.rs        ApiState, router(), serve(), ApiServer — composition only
-//!   error.rs      ApiError: the one error type, mapped to HTTP + JSON error body
-//!   extract.rs    extractors (TenantScope, WellParam, GatewayParam, ApiQuery) and
-//!                 parameter parsing: every bad parameter becomes a precise 400
+//! api/src/
+//!   lib.rs        ApiState, router(), serve(), ApiServer — composition only
+//!   error.rs      ApiError: the one error type at the boundary, mapped to HTTP + JSON
+//!                 error body (422 `unprocessable` with its problems included)
+//!   extract.rs    extractors (TenantScope, WellParam, GatewayParam, ApiQuery), parameter
+//!                 parsing (every bad parameter becomes a precise 400), and what several
+//!                 areas share (date and month ranges, well lookup, SiteRef)
 //!   middleware.rs request id, request timeout, per-request tracing span, counters
 //!   health.rs     GET /health, /ready, /metrics
-//!   docs.rs       GET /api/openapi.json, /api/docs (self-contained HTML explorer)
+//!   docs.rs       GET /api/openapi.json, /api/docs (Swagger UI, vendored and served from
+//!                 the binary; its files at the fixed DOCS_ASSETS paths)
 //!   gateways.rs   GET /api/v1/tenants/{tenant}/gateways[/{gateway}]
 //!   wells.rs      GET /api/v1/tenants/{tenant}/wells[/{well}[/metrics]]
 //!   telemetry.rs  GET /api/v1/tenants/{tenant}/wells/{well}/telemetry
 //!   ingest.rs     GET /api/v1/tenants/{tenant}/ingest/{rejections,counters}
+//!   production.rs GET /api/v1/tenants/{tenant}/wells/{well}/production,
+//!                 POST …/production/{corrections,derive}, GET …/production/monthly
+//!   emissions.rs  GET /api/v1/tenants/{tenant}/emissions[/intensity]
+//!   reports.rs    GET /api/v1/tenants/{tenant}/reports/{form-pr,c115}
+//!   decline.rs    GET /api/v1/tenants/{tenant}/wells/{well}/decline
 //! ```
 //!
 //! Each area file exposes `pub(crate) fn routes() -> OpenApiRouter<ApiState>` built only
 //! with `utoipa_axum::routes!` over handlers annotated with `#[utoipa::path]`: a route is
 //! registered with axum and documented in the OpenAPI document by the same call, so the
 //! served routes and the spec cannot drift apart (a test checks it from the outside too).
+//! The one exception is the docs page's Swagger UI files, which are files, not
+//! operations: `docs.rs` registers each of the fixed [`DOCS_ASSETS`] paths explicitly.
+//!
+//! Area files never import from one another: what two areas share lives in `extract.rs`
+//! (errors in `error.rs`).
 //!
 //! # Extension point
 //!
@@ -36,8 +49,11 @@
 //! - parse query strings with [`ApiQuery`] over a struct of `Option<String>` fields with
 //!   `deny_unknown_fields`, then turn each field into its typed value with the helpers in
 //!   [`extract`], which produce the precise 400s;
-//! - put SQL in `db/<area>.rs`, never here; return `Result<Json<Dto>, ApiError>`;
-//! - DTOs (serde + `ToSchema`) live in the area file and are the only serde types.
+//! - put SQL in the `store` crate (`store::<area>`), never here; return
+//!   `Result<Json<Dto>, ApiError>` (a result the stored data cannot produce is
+//!   [`ApiError::Unprocessable`], 422);
+//! - DTOs (serde + `ToSchema`) live in the area file (in `extract.rs` when several areas
+//!   share one) and are the only serde types.
 //!
 //! # Conventions
 //!
@@ -88,7 +104,11 @@ use ::ingest::{IngestCollector, IngestStats};
 use prometheus_client::registry::Registry;
 use store::Db;
 
-pub use error::{ApiError, ErrorBody, ErrorResponse, ParamLocation};
+pub use docs::DOCS_ASSETS;
+pub use error::{
+    ApiError, ErrorBody, ErrorResponse, ParamLocation, ProblemDto, UnprocessableBody,
+    UnprocessableResponse,
+};
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
 pub use health::IngesterWatch;
 

@@ -33,14 +33,12 @@
 //! list, so a bad filing is never produced. A good report is returned as `text/csv` (with a
 //! `Content-Disposition` file name), a print-ready `text/html` document, or JSON (the CSV's
 //! columns and rows).
-//!
-//! This file also holds [`AnalyticsError`], the 422-capable error of the analytics areas.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, TimeDelta};
 use serde::{Deserialize, Serialize};
@@ -58,9 +56,8 @@ use analytics::reports::form_pr::{
 };
 use analytics::reports::{Report, ReportMonth, ValidationProblem};
 
-use super::error::current_request_id;
-use super::extract::{required, shown};
-use super::production::{month_range, parse_month};
+use super::error::{ProblemDto, UnprocessableResponse};
+use super::extract::{month_range, parse_month, required, shown};
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope};
 use ::production::{DerivationSettings, period_total};
 use store::production::{self as sql, DailyRow, WellSummary};
@@ -71,114 +68,6 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(form_pr_report))
         .routes(routes!(c115_report))
-}
-
-// ---------------------------------------------------------------------------------------
-// 422 responses of the analytics areas.
-
-/// One reason a result cannot be produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct ProblemDto {
-    /// What the problem is about, e.g. `lease #1 (08 12345 SMITH UNIT)`.
-    #[schema(example = "lease #1 (08 12345 SMITH UNIT)")]
-    pub subject: String,
-    /// Field concerned, e.g. `oil.production`.
-    #[schema(example = "oil.production")]
-    pub field: String,
-    /// What is wrong.
-    #[schema(
-        example = "2 day(s) with missing or incomplete data (first: 2024-03-05); fill the gaps or enter manual corrections before filing"
-    )]
-    pub message: String,
-}
-
-impl From<ValidationProblem> for ProblemDto {
-    fn from(p: ValidationProblem) -> ProblemDto {
-        ProblemDto {
-            subject: p.subject,
-            field: p.field,
-            message: p.message,
-        }
-    }
-}
-
-/// The error object of a 422.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UnprocessableBody {
-    /// Always `unprocessable`.
-    #[schema(example = "unprocessable")]
-    pub code: String,
-    /// Summary.
-    pub message: String,
-    /// Id of the request.
-    pub request_id: String,
-    /// Every problem found (empty when the message says it all).
-    pub problems: Vec<ProblemDto>,
-}
-
-/// Body of a 422 response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UnprocessableResponse {
-    /// The error.
-    pub error: UnprocessableBody,
-}
-
-/// Errors of the analytics areas: the API's errors, or a well-formed request whose result
-/// cannot be produced from the stored data (422).
-#[derive(Debug)]
-pub(crate) enum AnalyticsError {
-    /// 4xx/5xx of the API.
-    Api(ApiError),
-    /// 422 with a summary and the problems.
-    Unprocessable {
-        /// Summary.
-        message: String,
-        /// Problems.
-        problems: Vec<ProblemDto>,
-    },
-}
-
-impl AnalyticsError {
-    /// A 422 with only a message.
-    pub(crate) fn unprocessable(message: impl Into<String>) -> AnalyticsError {
-        AnalyticsError::Unprocessable {
-            message: message.into(),
-            problems: Vec::new(),
-        }
-    }
-}
-
-impl From<ApiError> for AnalyticsError {
-    fn from(e: ApiError) -> AnalyticsError {
-        AnalyticsError::Api(e)
-    }
-}
-
-impl From<DbError> for AnalyticsError {
-    fn from(e: DbError) -> AnalyticsError {
-        AnalyticsError::Api(e.into())
-    }
-}
-
-impl IntoResponse for AnalyticsError {
-    fn into_response(self) -> Response {
-        match self {
-            AnalyticsError::Api(e) => e.into_response(),
-            AnalyticsError::Unprocessable { message, problems } => {
-                let request_id = current_request_id();
-                tracing::debug!(%request_id, %message, problems = problems.len(), "request unprocessable");
-                let body = UnprocessableResponse {
-                    error: UnprocessableBody {
-                        code: "unprocessable".to_owned(),
-                        message,
-                        request_id,
-                        problems,
-                    },
-                };
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -317,8 +206,8 @@ fn respond(report: Report, format: ReportFormat, month: ReportMonth, file: Strin
     }
 }
 
-fn refuse(report: &str, month: ReportMonth, problems: Vec<ValidationProblem>) -> AnalyticsError {
-    AnalyticsError::Unprocessable {
+fn refuse(report: &str, month: ReportMonth, problems: Vec<ValidationProblem>) -> ApiError {
+    ApiError::Unprocessable {
         message: format!(
             "the {report} for {month} cannot be produced: {} problem(s); fix them and retry",
             problems.len()
@@ -709,7 +598,7 @@ async fn form_pr_report(
     State(state): State<ApiState>,
     scope: TenantScope,
     ApiQuery(query): ApiQuery<ReportQuery>,
-) -> Result<Response, AnalyticsError> {
+) -> Result<Response, ApiError> {
     let filing = Filing {
         title: "Form PR",
         file_kind: "form-pr",
@@ -737,7 +626,7 @@ impl<I> Filing<I> {
         state: &ApiState,
         scope: &TenantScope,
         query: ReportQuery,
-    ) -> Result<Response, AnalyticsError> {
+    ) -> Result<Response, ApiError> {
         let month = parse_month(&required("month", query.month)?)?;
         let format = parse_format(query.format.as_deref())?;
         let mut tx = scope.begin(state.db()).await?;
@@ -918,7 +807,7 @@ async fn c115_report(
     State(state): State<ApiState>,
     scope: TenantScope,
     ApiQuery(query): ApiQuery<ReportQuery>,
-) -> Result<Response, AnalyticsError> {
+) -> Result<Response, ApiError> {
     let filing = Filing {
         title: "C-115",
         file_kind: "c115",

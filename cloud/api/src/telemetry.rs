@@ -31,8 +31,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{parse_limit, parse_time, required, rfc3339, shown};
-use super::wells::well_not_found;
+use super::extract::{parse_limit, parse_time, required, rfc3339, shown, well_not_found};
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 use store::wells::{self as queries, SeriesRow};
 use store::{SeriesId, query};

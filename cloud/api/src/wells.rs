@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{DEFAULT_PAGE, PageQuery, parse_id_cursor, parse_limit, split_page};
-use super::gateways::SiteRef;
+use super::extract::{
+    DEFAULT_PAGE, PageQuery, SiteRef, parse_id_cursor, parse_limit, split_page, well_not_found,
+};
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 use store::WellId;
 use store::wells::{self as queries, SeriesRow, WellRow};
@@ -179,10 +180,6 @@ fn group_metrics(series: Vec<SeriesRow>) -> Vec<MetricInfo> {
         }
     }
     metrics
-}
-
-pub(crate) fn well_not_found(scope: &TenantScope, well: WellId) -> ApiError {
-    ApiError::NotFound(format!("well {well} of tenant `{}`", scope.slug))
 }
 
 /// List the wells of a tenant.
