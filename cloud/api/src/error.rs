@@ -182,33 +182,12 @@ impl ApiError {
     }
 }
 
-/// Whether a database error means "cannot reach / use the database now" rather than a
-/// bug: I/O, TLS, a broken protocol exchange (e.g. the server closing the connection
-/// during the handshake), pool exhaustion or closure, and the SQLSTATE classes for
-/// connection exceptions (08), insufficient resources (53), operator intervention (57:
-/// shutdown, cancelled statement), invalid authorization (28) and a missing database
-/// (3D000).
-pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            ["08", "53", "57", "28"].iter().any(|c| code.starts_with(c)) || code == "3D000"
-        }),
-        _ => false,
-    }
-}
-
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> ApiError {
         match error {
             DbError::NotFound(what) => ApiError::NotFound(what),
-            DbError::NotMigrated => ApiError::Unavailable(error),
-            DbError::Sqlx(ref e) if is_unavailable(e) => ApiError::Unavailable(error),
+            // The database cannot be reached or used right now: 503, try again later.
+            ref e if e.transience().is_temporary() => ApiError::Unavailable(error),
             DbError::Sqlx(sqlx::Error::Database(ref db)) if db.is_unique_violation() => {
                 ApiError::Conflict("the request conflicts with an existing record".to_owned())
             }

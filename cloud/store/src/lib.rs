@@ -148,10 +148,11 @@ impl DbError {
     }
 }
 
-/// The SQLSTATE classes that mean "try again": 08 connection exception, 40 transaction
-/// rollback (serialization failure, deadlock), 53 insufficient resources, 57 operator
-/// intervention (admin shutdown, crash recovery), 58 system error (I/O); and 55P03 lock
-/// not available.
+/// The SQLSTATE classes that mean "try again": 08 connection exception, 28 invalid
+/// authorization (credentials being rotated), 40 transaction rollback (serialization
+/// failure, deadlock), 53 insufficient resources, 57 operator intervention (admin
+/// shutdown, crash recovery), 58 system error (I/O); 3D000 a database not created yet and
+/// 55P03 lock not available. None of them says anything about the request itself.
 fn sqlx_transience(e: &sqlx::Error) -> Transience {
     let temporary = match e {
         sqlx::Error::Io(_)
@@ -161,10 +162,11 @@ fn sqlx_transience(e: &sqlx::Error) -> Transience {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            ["08", "40", "53", "57", "58"]
+            ["08", "28", "40", "53", "57", "58"]
                 .iter()
                 .any(|class| c.starts_with(class))
                 || c == "55P03"
+                || c == "3D000"
         }),
         _ => false,
     };
