@@ -19,10 +19,7 @@ use std::time::{Duration, Instant};
 
 use api::{ApiOptions, ApiState};
 use chrono::{DateTime, DurationRound, Utc};
-use store::registry::generate_gateway_secret;
-use store::{
-    BackendChoice, BatchRecord, Db, NewWell, StorageOptions, TelemetryRow, WellId, maintenance,
-};
+use store::{BackendChoice, BatchRecord, Db, StorageOptions, TelemetryRow, WellId, maintenance};
 use testkit::scratch::ScratchDb;
 use tokio::net::TcpListener;
 use wire::Quality;
@@ -31,54 +28,16 @@ const SAMPLES: i64 = 86_400;
 const WARM_UP: usize = 20;
 const RUNS: usize = 300;
 
-fn birth(ts_ms: i64) -> wire::Birth {
-    wire::Birth {
-        boot_id: 1,
-        ts_ms,
-        agent_version: "bench".to_owned(),
-        config_hash: "bench".to_owned(),
-        devices: vec![wire::DeviceEntry {
-            alias: 0,
-            name: "rpc-1".to_owned(),
-            profile: "rod-pump-controller".to_owned(),
-            info: vec![("well".to_owned(), "42-329-12345-00-00".to_owned())],
-            metrics: vec![wire::MetricEntry {
-                alias: 0,
-                canonical: "tubing_pressure_psi".to_owned(),
-                tag: "tubing_pressure".to_owned(),
-                unit: "psi".to_owned(),
-                scale: 0.1,
-                offset: 0.0,
-                writable: false,
-            }],
-        }],
-    }
-}
-
 /// One tenant, well and gateway with a day of 1 s data ending at `end`.
 async fn seed(db: &Db, end: DateTime<Utc>) -> WellId {
-    let tenant = db.create_tenant("acme", "Acme").await.expect("tenant");
-    let site = db.create_site(tenant, "Pad 1", None).await.expect("site");
-    let well = db
-        .create_well(&NewWell {
-            tenant,
-            site,
-            api_number: "42-329-12345-00-00",
-            name: "Smith 1H",
-            lease: "Smith",
-            field: "Spraberry",
-            county: "Midland",
-            state: "TX",
-        })
-        .await
-        .expect("well");
-    let gateway = db
-        .create_gateway(tenant, site, "gw-01", &generate_gateway_secret())
-        .await
-        .expect("gateway");
+    let testkit::db::Fixture { well, gateway, .. } = testkit::db::fixture(db, "acme").await;
     let start = end - chrono::Duration::seconds(SAMPLES);
     let map = db
-        .apply_birth(gateway, &birth(start.timestamp_millis()), start)
+        .apply_birth(
+            gateway,
+            &testkit::db::birth(1, start.timestamp_millis(), &["tubing_pressure_psi"]),
+            start,
+        )
         .await
         .expect("birth");
     let series = map.get(0, 0).expect("alias").series_id;
