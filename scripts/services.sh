@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure what the tests and the demo need is installed and running on this machine:
-# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, and Chromium
+# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2 and aiosmtpd, and Chromium
 # (the API test that renders the docs page in a headless browser).
 # Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
 #
@@ -95,15 +95,22 @@ wp_ensure_mosquitto() {
 
 wp_ensure_socat() { command -v socat >/dev/null || wp_apt_install socat; }
 
-wp_ensure_cbor2() {
-  python3 -c 'import cbor2' 2>/dev/null || python3 -m pip install -q cbor2 >&2 ||
-    python3 -m pip install -q --break-system-packages cbor2 >&2
+# A Python package from PyPI, installed when `import` fails: wp_ensure_py MODULE PACKAGE.
+wp_ensure_py() {
+  python3 -c "import $1" 2>/dev/null || python3 -m pip install -q "$2" >&2 ||
+    python3 -m pip install -q --break-system-packages "$2" >&2
 }
+
+wp_ensure_cbor2() { wp_ensure_py cbor2 cbor2; }
+
+# The SMTP sink the mail tests start (cloud/testkit/smtp_sink.py).
+wp_ensure_aiosmtpd() { wp_ensure_py aiosmtpd aiosmtpd; }
 
 # Debian's chromium, at the path the API's docs test runs it from.
 wp_ensure_chromium() { [ -x /usr/bin/chromium ] || wp_apt_install chromium; }
 
 wp_ensure_all() {
   wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2 &&
+    wp_ensure_aiosmtpd &&
     wp_ensure_chromium
 }

@@ -4,11 +4,15 @@
 //! |----------------------|--------|----------------------|-----------------------------------|
 //! | `InvalidParameter`   | 400    | `invalid_parameter`  | names the parameter and the problem |
 //! | `BadRequest`         | 400    | `bad_request`        | e.g. unknown query parameter      |
+//! | `Unauthenticated`    | 401    | `unauthenticated`    | what is missing or wrong          |
+//! | `Forbidden`          | 403    | `forbidden`          | the role the action needs         |
+//! | `TenantSuspended`    | 403    | `tenant_suspended`   | the tenant is suspended           |
 //! | `NotFound`           | 404    | `not_found`          | names what was not found          |
 //! | `NoRoute`            | 404    | `no_route`           | method and path                   |
 //! | `MethodNotAllowed`   | 405    | `method_not_allowed` | method and path                   |
 //! | `Conflict`           | 409    | `conflict`           | what conflicts                    |
 //! | `Unprocessable`      | 422    | `unprocessable`      | summary, plus `problems`          |
+//! | `TooManyRequests`    | 429    | `rate_limited`       | which limit; `Retry-After` header |
 //! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
 //! | `Timeout`            | 503    | `timeout`            | the configured limit              |
 //! | `Internal`           | 500    | `internal`           | generic; details only in the log  |
@@ -19,7 +23,9 @@
 //! without enough history, intensities for a year no factor covers). The public message
 //! is the variant's `Display`; for `Unavailable` and `Internal` it says nothing about the
 //! cause, which is logged (with its source chain and the request id) at `error` level so
-//! an operator can find it from the id a client quotes. 503s carry `Retry-After`.
+//! an operator can find it from the id a client quotes. 503s and 429s carry `Retry-After`;
+//! 401s carry `WWW-Authenticate: Bearer`. A 401 never says whether an email or a key
+//! exists; another tenant's resources answer 404, never 403, so ids do not leak.
 //!
 //! The request id comes from a task-local set by the request middleware
 //! ([`super::middleware`]), so an error can be rendered anywhere inside a request —
@@ -84,6 +90,23 @@ pub enum ApiError {
     /// The request is malformed as a whole (e.g. an unknown query parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// No valid credentials: missing, malformed, expired or revoked.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but its role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The tenant is suspended: its data is kept, but nobody may use it.
+    #[error("tenant `{0}` is suspended; its data is kept, contact your provider to reactivate it")]
+    TenantSuspended(String),
+    /// A rate limit was exceeded; retry after the given time.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit.
+        message: String,
+        /// When a retry can succeed.
+        retry_after: Duration,
+    },
     /// A resource does not exist (in this tenant).
     #[error("{0} not found")]
     NotFound(String),
@@ -156,6 +179,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidParameter { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) | ApiError::TenantSuspended(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -170,6 +196,10 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::TenantSuspended(_) => "tenant_suspended",
+            ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::NotFound(_) => "not_found",
             ApiError::NoRoute { .. } => "no_route",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -186,10 +216,21 @@ impl From<DbError> for ApiError {
     fn from(error: DbError) -> ApiError {
         match error {
             DbError::NotFound(what) => ApiError::NotFound(what),
+            DbError::Invalid { what, reason } => ApiError::BadRequest(format!("invalid {what}: {reason}")),
             // The database cannot be reached or used right now: 503, try again later.
             ref e if e.transience().is_temporary() => ApiError::Unavailable(error),
             DbError::Sqlx(sqlx::Error::Database(ref db)) if db.is_unique_violation() => {
                 ApiError::Conflict("the request conflicts with an existing record".to_owned())
+            }
+            // Text PostgreSQL cannot store (a NUL character, invalid encoding): the
+            // request's fault, never a server error.
+            DbError::Sqlx(sqlx::Error::Database(ref db))
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                ApiError::BadRequest(
+                    "a text value contains a character that cannot be stored (e.g. \\u0000)"
+                        .to_owned(),
+                )
             }
             other => ApiError::Internal(Box::new(other)),
         }
@@ -310,6 +351,11 @@ impl IntoResponse for ApiError {
             };
             return (status, Json(body)).into_response();
         }
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            _ => None,
+        };
         let body = ErrorResponse {
             error: ErrorBody {
                 code: code.to_owned(),
@@ -318,10 +364,16 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"wellpulse\""),
+            );
         }
         response
     }

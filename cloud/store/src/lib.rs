@@ -40,6 +40,10 @@
 //!
 //! - [`schema`]: migrations, back-end set-up, migration state and liveness.
 //! - [`registry`]: tenants, sites, wells, births, alias maps, rejection records.
+//! - [`tenants`]: the tenant lifecycle (create, suspend, reactivate) and access lookups.
+//! - [`identity`]: users, memberships and roles, sign-in sessions and refresh-token
+//!   families, sign-in failure throttling, one-time tokens, API keys.
+//! - [`audit`]: the append-only audit log, written in the transaction of each mutation.
 //! - [`gateways`]: provisioning, activity and offline sweep, gateway status reads.
 //! - [`wells`]: well and series reads.
 //! - [`copy`]: the PGCOPY binary encoder for telemetry rows.
@@ -62,9 +66,11 @@
 //! ([`boot_to_db`]/[`boot_from_db`]); batch sequence numbers must fit into 63 bits. All SQL
 //! is runtime SQL (`sqlx::query`), so building needs no database.
 
+pub mod audit;
 pub mod copy;
 pub mod emissions;
 pub mod gateways;
+pub mod identity;
 pub mod locks;
 pub mod maintenance;
 pub mod production;
@@ -74,6 +80,7 @@ pub mod regulatory;
 pub mod rejections;
 pub mod schema;
 pub mod telemetry;
+pub mod tenants;
 pub mod wells;
 
 use std::sync::{Arc, OnceLock};
@@ -216,6 +223,10 @@ id_type!(
     DeviceId,
     /// Primary key of `series`.
     SeriesId,
+    /// Primary key of `users`.
+    UserId,
+    /// Primary key of `api_keys`.
+    ApiKeyId,
 );
 
 /// Which storage back-end to use.

@@ -11,6 +11,7 @@
 //! - [`analytics`]: a well whose tanks and meters report a known synthetic profile.
 //! - [`http`]: the one HTTP client of the tests.
 //! - [`proxy`]: the one TCP proxy a test can cut or stall (a database that goes away).
+//! - [`smtp`]: a local SMTP sink (aiosmtpd) that mail tests read messages back from.
 
 // Fixtures hold sockets, tasks and pools; they are not worth a Debug impl each.
 #![allow(missing_debug_implementations)]
@@ -22,3 +23,4 @@ pub mod http;
 pub mod mqtt;
 pub mod proxy;
 pub mod scratch;
+pub mod smtp;
