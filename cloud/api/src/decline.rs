@@ -457,6 +457,7 @@ fn decline_error(error: DeclineError) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells/{well}/decline",
+    security(("bearer" = ["viewer"])),
     tag = "decline",
     operation_id = "well_decline",
     params(TenantScope, WellParam, DeclineQuery),

@@ -155,6 +155,7 @@ pub(crate) fn document_page_limit(spec: &mut OpenApi, max_page_size: u32) {
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
+    security(()),
     tag = "docs",
     operation_id = "openapi",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
@@ -170,6 +171,7 @@ async fn openapi_json(Extension(spec): Extension<SpecDocument>) -> impl IntoResp
 #[utoipa::path(
     get,
     path = "/api/docs",
+    security(()),
     tag = "docs",
     operation_id = "docs",
     responses((status = 200, description = "HTML page (Swagger UI)", content_type = "text/html"))

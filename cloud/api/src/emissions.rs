@@ -294,6 +294,7 @@ impl Group {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/emissions",
+    security(("bearer" = ["viewer"])),
     tag = "emissions",
     operation_id = "emissions",
     params(TenantScope, EmissionsQuery),
@@ -488,6 +489,7 @@ fn parse_fraction(name: &'static str, raw: Option<&str>) -> Result<Option<f64>, 
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/emissions/intensity",
+    security(("bearer" = ["viewer"])),
     tag = "emissions",
     operation_id = "emission_intensity",
     params(TenantScope, IntensityQuery),

@@ -11,6 +11,8 @@
 //! | `NoRoute`            | 404    | `no_route`           | method and path                   |
 //! | `MethodNotAllowed`   | 405    | `method_not_allowed` | method and path                   |
 //! | `Conflict`           | 409    | `conflict`           | what conflicts                    |
+//! | `PayloadTooLarge`    | 413    | `payload_too_large`  | the limit                         |
+//! | `MailUnavailable`    | 503    | `mail_unavailable`   | mail not configured or refused    |
 //! | `Unprocessable`      | 422    | `unprocessable`      | summary, plus `problems`          |
 //! | `TooManyRequests`    | 429    | `rate_limited`       | which limit; `Retry-After` header |
 //! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
@@ -110,6 +112,12 @@ pub enum ApiError {
     /// A resource does not exist (in this tenant).
     #[error("{0} not found")]
     NotFound(String),
+    /// The request body is larger than the server accepts.
+    #[error("the request body is too large: {0}")]
+    PayloadTooLarge(String),
+    /// Outgoing mail is not configured or the relay refused the message.
+    #[error("{0}")]
+    MailUnavailable(String),
     /// No route has this path.
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -185,6 +193,8 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MailUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -204,6 +214,8 @@ impl ApiError {
             ApiError::NoRoute { .. } => "no_route",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::MailUnavailable(_) => "mail_unavailable",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
@@ -216,7 +228,9 @@ impl From<DbError> for ApiError {
     fn from(error: DbError) -> ApiError {
         match error {
             DbError::NotFound(what) => ApiError::NotFound(what),
-            DbError::Invalid { what, reason } => ApiError::BadRequest(format!("invalid {what}: {reason}")),
+            DbError::Invalid { what, reason } => {
+                ApiError::BadRequest(format!("invalid {what}: {reason}"))
+            }
             // The database cannot be reached or used right now: 503, try again later.
             ref e if e.transience().is_temporary() => ApiError::Unavailable(error),
             DbError::Sqlx(sqlx::Error::Database(ref db)) if db.is_unique_violation() => {
@@ -444,7 +458,7 @@ mod tests {
             ApiError::query("limit", "must be at most 100, got `500`").to_string(),
             "invalid query parameter `limit`: must be at most 100, got `500`"
         );
-        let internal = ApiError::from(DbError::Invalid {
+        let internal = ApiError::from(DbError::Corrupt {
             what: "stored quality",
             reason: "secret detail 42".into(),
         });

@@ -32,8 +32,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiState};
 use analytics::reports::ReportMonth;
+use store::identity::Role;
 use store::production::{self as sql, WellSummary};
-use store::{Db, TenantId, WellId};
+use store::{ApiKeyId, Db, TenantId, UserId, WellId};
+
+use crate::access::TenantGrant;
 
 /// Longest parameter value echoed back in an error message.
 const ECHO_MAX: usize = 64;
@@ -70,7 +73,7 @@ async fn path_param(parts: &mut Parts, name: &'static str) -> Result<String, Api
 }
 
 /// Checks a slug (tenant or gateway id): the MQTT topic id rules.
-fn check_slug(name: &'static str, raw: &str) -> Result<(), ApiError> {
+pub(crate) fn check_slug(name: &'static str, raw: &str) -> Result<(), ApiError> {
     wire::topic::validate_id(raw).map_err(|_| {
         ApiError::path(
             name,
@@ -100,17 +103,20 @@ fn slug_schema(example: &str) -> Schema {
         .into()
 }
 
-/// The tenant a request is about, from the `{tenant}` path segment.
+/// The tenant a request is about, from the `{tenant}` path segment, as the access layer
+/// authorized it ([`crate::access`]): the caller has at least the operation's declared
+/// role there, the tenant exists and is not suspended. An unknown tenant, or one the
+/// caller has no role in, was already answered 404 (ids do not leak).
 ///
-/// Extracting it validates the id (400) and resolves it (404 `tenant … not found`). It is
-/// the single place where an authentication layer will check that the caller may act for
-/// the tenant; handlers then only ever query through [`TenantScope::begin`].
+/// Handlers then only ever query through [`TenantScope::begin`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantScope {
     /// Database id of the tenant.
     pub id: TenantId,
     /// Tenant id as in the path (and in MQTT topics).
     pub slug: String,
+    /// The caller's role in the tenant (at least the operation's declared role).
+    pub role: Role,
 }
 
 impl TenantScope {
@@ -120,18 +126,62 @@ impl TenantScope {
     }
 }
 
-impl FromRequestParts<ApiState> for TenantScope {
+impl<S: Send + Sync> FromRequestParts<S> for TenantScope {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let slug = path_param(parts, "tenant").await?;
-        check_slug("tenant", &slug)?;
-        let id = state
-            .db()
-            .tenant_by_slug(&slug)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
-        Ok(TenantScope { id, slug })
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let grant = parts.extensions.get::<TenantGrant>().ok_or_else(|| {
+            ApiError::Internal(
+                "TenantScope on a route whose declared security is not a tenant role".into(),
+            )
+        })?;
+        Ok(TenantScope {
+            id: grant.id,
+            slug: grant.slug.clone(),
+            role: grant.role,
+        })
+    }
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// A JSON request body of type `T`. A body that is not JSON, does not match `T` (unknown
+/// fields included, where `T` denies them) or holds a NUL character is a 400 naming the
+/// problem; a body over the size limit is a 413 — both with the JSON error body.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = <axum::body::Bytes as axum::extract::FromRequest<S>>::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(rejection.body_text())
+                } else {
+                    ApiError::BadRequest(format!("cannot read the body: {}", rejection.body_text()))
+                }
+            })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        // PostgreSQL text cannot hold NUL; refuse it here with a clear message.
+        if holds_nul(&value) {
+            return Err(ApiError::BadRequest(
+                "invalid JSON body: text must not contain the NUL character (\\u0000)".to_owned(),
+            ));
+        }
+        let value = T::deserialize(value)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        Ok(JsonBody(value))
     }
 }
 
@@ -181,6 +231,50 @@ impl IntoParams for WellParam {
             "Well id (`id` in the well list).",
         )]
     }
+}
+
+/// Path parameters that are positive database ids: `{user}` ([`UserParam`]) and `{key}`
+/// ([`KeyParam`]); each parses to its id type or answers a 400 naming the parameter.
+macro_rules! id_param {
+    ($(#[$doc:meta] $name:ident($id:ty), $param:literal, $description:literal;)*) => {$(
+        #[$doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(pub $id);
+
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+                let raw = path_param(parts, $param).await?;
+                match raw.parse::<i64>() {
+                    Ok(id) if id > 0 => Ok($name(<$id>::from(id))),
+                    _ => Err(ApiError::path(
+                        $param,
+                        format!("must be a positive integer id, got {}", shown(&raw)),
+                    )),
+                }
+            }
+        }
+
+        impl IntoParams for $name {
+            fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+                let schema = ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(1))
+                    .examples([serde_json::json!(1)])
+                    .into();
+                vec![path_parameter($param, schema, $description)]
+            }
+        }
+    )*};
+}
+
+id_param! {
+    /// The `{user}` path segment: a user id.
+    UserParam(UserId), "user", "User id (`user_id` in the member list).";
+    /// The `{key}` path segment: an API key id.
+    KeyParam(ApiKeyId), "key", "API key id (`id` in the key list).";
 }
 
 /// The `{gateway}` path segment: a gateway id as in MQTT topics.
@@ -588,4 +682,79 @@ mod tests {
             .to_string();
         assert_eq!(e, "invalid query parameter `from`: is required");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Invitations (people, tenant creation).
+
+/// An invitation sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationDto {
+    /// The invited user's id (existing or new account).
+    pub user_id: i64,
+    /// Email it was sent to.
+    pub email: String,
+    /// Role granted on acceptance.
+    pub role: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Sends an invitation (shared with tenant creation): a one-time link by email.
+pub(crate) async fn send_invitation(
+    state: &ApiState,
+    conn: &mut sqlx::PgConnection,
+    tenant: (store::TenantId, &str),
+    email: &str,
+    display_name: &str,
+    role: Role,
+) -> Result<InvitationDto, ApiError> {
+    let mailer = state.mailer()?;
+    let (user, _) = store::identity::ensure_user(
+        conn,
+        &store::identity::NewUser {
+            email,
+            display_name,
+            password_hash: None,
+            platform_admin: false,
+        },
+    )
+    .await?;
+    let (token, hash) = crate::credentials::new_token(crate::credentials::ONE_TIME_PREFIX);
+    let ttl = state.access().options.invitation_ttl;
+    let expires_at = Utc::now() + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
+    store::identity::insert_one_time_token(
+        conn,
+        &hash,
+        user,
+        store::identity::TokenPurpose::Invitation {
+            tenant: tenant.0,
+            role,
+        },
+        expires_at,
+    )
+    .await?;
+    let mail = mail::Mail {
+        to: email.trim().to_owned(),
+        subject: format!("You are invited to {} on WellPulse", tenant.1),
+        body: format!(
+            "You are invited to join tenant `{}` on WellPulse as {}.\n\n\
+             To accept, open:\n{}/accept-invitation?token={token}\n\n\
+             The link works once, for {}.\n",
+            tenant.1,
+            role.as_str(),
+            mailer.public_url(),
+            humantime::format_duration(ttl)
+        ),
+    };
+    mailer
+        .send(&mail)
+        .await
+        .map_err(|e| ApiError::MailUnavailable(e.to_string()))?;
+    Ok(InvitationDto {
+        user_id: user.0,
+        email: email.trim().to_owned(),
+        role: role.as_str().to_owned(),
+        expires_at,
+    })
 }

@@ -192,6 +192,7 @@ impl From<DeviceRow> for Device {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/gateways",
+    security(("bearer" = ["viewer"])),
     tag = "gateways",
     operation_id = "list_gateways",
     params(TenantScope, SlugPageQuery),
@@ -227,6 +228,7 @@ async fn list_gateways(
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/gateways/{gateway}",
+    security(("bearer" = ["viewer"])),
     tag = "gateways",
     operation_id = "get_gateway",
     params(TenantScope, GatewayParam),

@@ -54,6 +54,7 @@ pub struct Health {
 #[utoipa::path(
     get,
     path = "/health",
+    security(()),
     tag = "health",
     operation_id = "health",
     responses((status = 200, description = "The process is alive", body = Health))
@@ -92,6 +93,7 @@ pub struct Readiness {
 #[utoipa::path(
     get,
     path = "/ready",
+    security(()),
     tag = "health",
     operation_id = "ready",
     responses(
@@ -265,6 +267,7 @@ impl IngesterWatch {
 #[utoipa::path(
     get,
     path = "/metrics",
+    security(()),
     tag = "health",
     operation_id = "metrics",
     responses((

@@ -81,6 +81,7 @@ pub struct RejectionPage {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/ingest/rejections",
+    security(("bearer" = ["viewer"])),
     tag = "ingest",
     operation_id = "ingest_rejections",
     params(TenantScope, PageQuery),
@@ -155,6 +156,7 @@ pub struct IngestCounters {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/ingest/counters",
+    security(("bearer" = ["viewer"])),
     tag = "ingest",
     operation_id = "ingest_counters",
     params(TenantScope, CountersQuery),

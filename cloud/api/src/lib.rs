@@ -70,6 +70,9 @@
 //! `TenantScope` will refuse (403) a tenant the principal may not read — one place, no
 //! handler signature changes. `/metrics` and `/ready` are operator endpoints.
 
+mod access;
+mod admin;
+mod credentials;
 mod decline;
 mod docs;
 mod emissions;
@@ -79,8 +82,10 @@ mod gateways;
 mod health;
 mod ingest;
 mod middleware;
+mod people;
 mod production;
 mod reports;
+mod session;
 mod telemetry;
 mod wells;
 
@@ -104,6 +109,7 @@ use ::ingest::{IngestCollector, IngestStats};
 use prometheus_client::registry::Registry;
 use store::Db;
 
+pub use access::{AuthOptions, Caller, Policy, PolicyTable, Principal, PrincipalKind};
 pub use docs::DOCS_ASSETS;
 pub use error::{
     ApiError, ErrorBody, ErrorResponse, ParamLocation, ProblemDto, UnprocessableBody,
@@ -119,6 +125,8 @@ pub struct ApiOptions {
     pub request_timeout: Duration,
     /// Largest `limit` a request may ask for (list pages, telemetry points).
     pub max_page_size: u32,
+    /// Authentication and rate limits.
+    pub auth: AuthOptions,
 }
 
 impl Default for ApiOptions {
@@ -126,6 +134,7 @@ impl Default for ApiOptions {
         ApiOptions {
             request_timeout: Duration::from_secs(10),
             max_page_size: 10_000,
+            auth: AuthOptions::default(),
         }
     }
 }
@@ -139,6 +148,8 @@ pub struct ApiState {
     ingester: Option<Arc<IngesterWatch>>,
     metrics: Arc<middleware::ApiMetrics>,
     registry: Arc<Mutex<Registry>>,
+    access: Arc<access::Access>,
+    mailer: Option<Arc<mail::Mailer>>,
 }
 
 impl ApiState {
@@ -147,7 +158,14 @@ impl ApiState {
         let metrics = Arc::new(middleware::ApiMetrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
+        let access = Arc::new(access::Access::new(db.clone(), options.auth.clone()));
+        // Without a runtime (a router built for inspection) the cache simply stays off.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(Arc::clone(&access).listen());
+        }
         ApiState {
+            access,
+            mailer: None,
             db,
             options: Arc::new(options),
             ingester: None,
@@ -182,6 +200,25 @@ impl ApiState {
         text
     }
 
+    /// Sends invitations and password resets through `mailer`.
+    pub fn with_mailer(mut self, mailer: mail::Mailer) -> ApiState {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// The mailer, or the 503 that says mail is not configured.
+    pub(crate) fn mailer(&self) -> Result<&mail::Mailer, ApiError> {
+        self.mailer.as_deref().ok_or_else(|| {
+            ApiError::MailUnavailable(
+                "outgoing mail is not configured on this server ([mail] in cloud.toml)".to_owned(),
+            )
+        })
+    }
+
+    pub(crate) fn access(&self) -> &access::Access {
+        &self.access
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
@@ -211,10 +248,37 @@ impl ApiState {
         (name = "emissions", description = "GHG emissions per source and well (mass per gas, CO2e with a chosen GWP set) and intensities"),
         (name = "reports", description = "Texas RRC Form PR and New Mexico OCD C-115 (CSV, printable HTML, JSON)"),
         (name = "decline", description = "Decline-curve fits, EUR and P10/P50/P90 forecasts"),
+        (name = "auth", description = "Sign-in, token refresh, sign-out, password reset, invitations"),
+        (name = "people", description = "A tenant's members, API keys and audit log (tenant admins)"),
+        (name = "admin", description = "Platform administration: tenants and the whole audit log"),
     ),
-    components(schemas(ErrorResponse))
+    components(schemas(ErrorResponse)),
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme every protected operation refers to.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, spec: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = spec.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            access::BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token from `POST /api/v1/auth/sign-in` (`wpat_…`) or an API key (`wpk_…`). \
+                         Scopes name the least role the operation needs in the path's tenant \
+                         (`viewer` < `operator` < `tenant_admin`), or `platform_admin`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Every route of the API with its documentation. Add one `.merge(...)` line per area.
 fn routes() -> OpenApiRouter<ApiState> {
@@ -229,6 +293,9 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(emissions::routes())
         .merge(reports::routes())
         .merge(decline::routes())
+        .merge(session::routes())
+        .merge(people::routes())
+        .merge(admin::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as served at `/api/openapi.json`.
@@ -236,6 +303,7 @@ fn routes() -> OpenApiRouter<ApiState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut spec = routes().into_openapi();
     docs::document_page_limit(&mut spec, ApiOptions::default().max_page_size);
+    access::document_access_responses(&mut spec);
     spec
 }
 
@@ -244,7 +312,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState) -> Router {
     let (routes, mut spec) = routes().split_for_parts();
     docs::document_page_limit(&mut spec, state.options().max_page_size);
+    access::document_access_responses(&mut spec);
+    let mut policies = PolicyTable::from_spec(&spec);
+    for path in DOCS_ASSETS {
+        policies.insert_public(path);
+    }
+    let guard = access::Guard {
+        state: state.clone(),
+        policies: Arc::new(policies),
+    };
     routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            access::authorize,
+        ))
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::no_route)
         .layer(Extension(docs::SpecDocument::new(&spec)))
@@ -283,9 +364,12 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Why the API server could not start or stopped.

@@ -291,6 +291,7 @@ pub struct DayRangeQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells/{well}/production",
+    security(("bearer" = ["viewer"])),
     tag = "production",
     operation_id = "well_production",
     params(TenantScope, WellParam, DayRangeQuery),
@@ -319,6 +320,7 @@ async fn well_production(
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/wells/{well}/production/derive",
+    security(("bearer" = ["operator"])),
     tag = "production",
     operation_id = "derive_well_production",
     params(TenantScope, WellParam, DayRangeQuery),
@@ -517,6 +519,7 @@ pub struct CorrectionResultDto {
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/wells/{well}/production/corrections",
+    security(("bearer" = ["operator"])),
     tag = "production",
     operation_id = "post_production_correction",
     params(TenantScope, WellParam),
@@ -635,6 +638,7 @@ pub struct MonthlyProductionDto {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/production/monthly",
+    security(("bearer" = ["viewer"])),
     tag = "production",
     operation_id = "monthly_production",
     params(TenantScope, MonthQuery),

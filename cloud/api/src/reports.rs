@@ -578,6 +578,7 @@ fn form_pr_input(data: &MonthData) -> (FormPrInput, Vec<ValidationProblem>) {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/reports/form-pr",
+    security(("bearer" = ["viewer"])),
     tag = "reports",
     operation_id = "form_pr_report",
     params(TenantScope, ReportQuery),
@@ -787,6 +788,7 @@ fn c115_input(data: &MonthData) -> (C115Input, Vec<ValidationProblem>) {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/reports/c115",
+    security(("bearer" = ["viewer"])),
     tag = "reports",
     operation_id = "c115_report",
     params(TenantScope, ReportQuery),

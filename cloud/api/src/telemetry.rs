@@ -421,6 +421,7 @@ fn assemble(
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells/{well}/telemetry",
+    security(("bearer" = ["viewer"])),
     tag = "telemetry",
     operation_id = "well_telemetry",
     params(TenantScope, WellParam, TelemetryQuery),

@@ -186,6 +186,7 @@ fn group_metrics(series: Vec<SeriesRow>) -> Vec<MetricInfo> {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells",
+    security(("bearer" = ["viewer"])),
     tag = "wells",
     operation_id = "list_wells",
     params(TenantScope, PageQuery),
@@ -221,6 +222,7 @@ async fn list_wells(
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells/{well}",
+    security(("bearer" = ["viewer"])),
     tag = "wells",
     operation_id = "get_well",
     params(TenantScope, WellParam),
@@ -247,6 +249,7 @@ async fn get_well(
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells/{well}/metrics",
+    security(("bearer" = ["viewer"])),
     tag = "wells",
     operation_id = "well_metrics",
     params(TenantScope, WellParam),

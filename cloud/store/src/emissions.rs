@@ -94,7 +94,7 @@ pub fn name_of<T: Copy + PartialEq>(table: Named<T>, value: T) -> &'static str {
 }
 
 fn stored<T: Copy>(table: Named<T>, what: &'static str, name: &str) -> Result<T, DbError> {
-    by_name(table, name).ok_or_else(|| DbError::invalid(what, name.to_string()))
+    by_name(table, name).ok_or_else(|| DbError::corrupt(what, name.to_string()))
 }
 
 /// An emission source with its population counts.
@@ -247,7 +247,7 @@ fn source_row(r: &sqlx::postgres::PgRow) -> Result<EmissionSource, DbError> {
     let count = |v: &Json| {
         v.as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| DbError::invalid("stored count", v.to_string()))
+            .ok_or_else(|| DbError::corrupt("stored count", v.to_string()))
     };
     let text = |v: &Json| v.as_str().unwrap_or_default().to_string();
     let mut components = Vec::new();

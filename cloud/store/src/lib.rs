@@ -128,6 +128,15 @@ pub enum DbError {
         /// Why.
         reason: String,
     },
+    /// A stored value this code cannot read (a bug or a hand-edited row): never the
+    /// caller's fault.
+    #[error("unreadable {what}: {reason}")]
+    Corrupt {
+        /// What was unreadable.
+        what: &'static str,
+        /// The value or why.
+        reason: String,
+    },
     /// A referenced registry row does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -144,6 +153,13 @@ impl DbError {
             // Another instance may be running the migrations right now.
             DbError::NotMigrated => Transience::Temporary,
             _ => Transience::Permanent,
+        }
+    }
+
+    fn corrupt(what: &'static str, reason: impl Into<String>) -> DbError {
+        DbError::Corrupt {
+            what,
+            reason: reason.into(),
         }
     }
 
@@ -201,6 +217,12 @@ macro_rules! id_type {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
         #[sqlx(transparent)]
         pub struct $name(pub i64);
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> $name {
+                $name(id)
+            }
+        }
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -67,11 +67,11 @@ pub fn method_from_name(name: &str) -> Option<Method> {
 }
 
 fn stored_quantity(name: &str) -> Result<Quantity, DbError> {
-    quantity_from_name(name).ok_or_else(|| DbError::invalid("stored quantity", name))
+    quantity_from_name(name).ok_or_else(|| DbError::corrupt("stored quantity", name))
 }
 
 fn stored_method(name: &str) -> Result<Method, DbError> {
-    method_from_name(name).ok_or_else(|| DbError::invalid("stored method", name))
+    method_from_name(name).ok_or_else(|| DbError::corrupt("stored method", name))
 }
 
 /// A production-relevant series of a well.

@@ -114,7 +114,7 @@ fn quality_from_db(code: i16) -> Result<Quality, DbError> {
     u64::try_from(code)
         .ok()
         .and_then(Quality::from_code)
-        .ok_or_else(|| DbError::invalid("stored quality", code.to_string()))
+        .ok_or_else(|| DbError::corrupt("stored quality", code.to_string()))
 }
 
 /// `[from, to)` widened to whole buckets of `width`, as Unix microseconds.

@@ -111,13 +111,13 @@ fn authorities(codes: Vec<String>) -> Result<Vec<FlareAuthority>, DbError> {
             AUTHORITIES
                 .into_iter()
                 .find(|a| a.code() == c)
-                .ok_or_else(|| DbError::invalid("stored authority remark", c.clone()))
+                .ok_or_else(|| DbError::corrupt("stored authority remark", c.clone()))
         })
         .collect()
 }
 
 fn code(value: i16) -> Result<u8, DbError> {
-    u8::try_from(value).map_err(|_| DbError::invalid("stored disposition code", value.to_string()))
+    u8::try_from(value).map_err(|_| DbError::corrupt("stored disposition code", value.to_string()))
 }
 
 /// Creates or replaces the tenant's filing identity.
@@ -298,7 +298,7 @@ pub async fn haul_totals(
             Ok(HaulTotal {
                 well_id: r.try_get("well_id")?,
                 product: quantity_from_name(&product)
-                    .ok_or_else(|| DbError::invalid("stored haul product", product))?,
+                    .ok_or_else(|| DbError::corrupt("stored haul product", product))?,
                 volume_bbl: r.try_get("volume")?,
                 tickets: r.try_get("tickets")?,
             })

@@ -336,6 +336,8 @@ pub async fn maintain(db: &Db) {
 /// The API served on an ephemeral port until the test ends.
 pub struct Api {
     pub addr: SocketAddr,
+    /// A platform administrator's access token; `get` and `post` send it.
+    pub token: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -355,15 +357,18 @@ impl Api {
         let task = tokio::spawn(async move {
             let _ = server.run().await;
         });
-        Api { addr, task }
+        let token = crate::auth::platform_admin_token(db).await;
+        Api { addr, token, task }
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        crate::http::get(self.addr, path).await
+        crate::http::send_as(self.addr, &self.token, "GET", path, None).await
     }
 
     pub async fn post(&self, path: &str, body: Option<&serde_json::Value>) -> Response {
-        crate::http::post_json(self.addr, path, body).await
+        let body = body.cloned().unwrap_or(serde_json::Value::Null);
+        let body = (!body.is_null()).then_some(body);
+        crate::http::send_as(self.addr, &self.token, "POST", path, body.as_ref()).await
     }
 }
 

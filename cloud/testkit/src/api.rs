@@ -36,6 +36,8 @@ pub struct Setup {
     pub ingester: bool,
     /// Run the migrations first.
     pub migrate: bool,
+    /// Send invitations and resets through this mailer.
+    pub mailer: Option<mail::Mailer>,
 }
 
 impl Default for Setup {
@@ -45,6 +47,7 @@ impl Default for Setup {
             via_proxy: false,
             ingester: true,
             migrate: true,
+            mailer: None,
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct TestApi {
     pub addr: SocketAddr,
     /// The counters the API's readiness check reads.
     pub stats: Arc<IngestStats>,
+    /// A platform administrator's access token (empty when started without migrations);
+    /// `get`, `post` and `request` send it.
+    pub token: String,
     proxy: Option<Proxy>,
     api_db: Db,
     scratch: ScratchDb,
@@ -105,6 +111,14 @@ impl TestApi {
             stats.mqtt_subscribed.fetch_add(1, Ordering::Relaxed);
             state = state.with_ingester(Arc::clone(&stats));
         }
+        if let Some(mailer) = setup.mailer {
+            state = state.with_mailer(mailer);
+        }
+        let token = if setup.migrate {
+            crate::auth::platform_admin_token(&db).await
+        } else {
+            String::new()
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -115,6 +129,7 @@ impl TestApi {
             db,
             addr,
             stats,
+            token,
             proxy,
             api_db,
             scratch,
@@ -123,8 +138,35 @@ impl TestApi {
         }
     }
 
+    /// `GET target` as the platform administrator.
     pub async fn get(&self, target: &str) -> Response {
-        crate::http::get(self.addr, target).await
+        self.request("GET", target, None).await
+    }
+
+    /// `POST target` (JSON body or none) as the platform administrator.
+    pub async fn post(&self, target: &str, body: Option<&serde_json::Value>) -> Response {
+        self.request("POST", target, body).await
+    }
+
+    /// Any request as the platform administrator.
+    pub async fn request(
+        &self,
+        method: &str,
+        target: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        crate::http::send_as(self.addr, &self.token, method, target, body).await
+    }
+
+    /// Any request as the holder of `token`.
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: &str,
+        target: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        crate::http::send_as(self.addr, token, method, target, body).await
     }
 
     /// The proxy between the API and the database (`Setup::via_proxy`).

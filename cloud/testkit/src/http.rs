@@ -65,6 +65,25 @@ pub async fn request(
     send(addr, method, target, headers, None).await
 }
 
+/// Sends a request as the holder of `token` (`Authorization: Bearer`), with a JSON body
+/// when one is given.
+pub async fn send_as(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    target: &str,
+    body: Option<&serde_json::Value>,
+) -> Response {
+    let auth = format!("Bearer {token}");
+    let body = body.map(|b| b.to_string().into_bytes());
+    let mut headers = vec![("authorization", auth.as_str())];
+    match &body {
+        Some(_) => headers.push(("content-type", "application/json")),
+        None => headers.push(("content-length", "0")),
+    }
+    send(addr, method, target, &headers, body.as_deref()).await
+}
+
 /// `POST target` with a JSON body (or none).
 pub async fn post_json(
     addr: SocketAddr,

@@ -8,6 +8,7 @@
 //! - [`mqtt`]: an embedded rumqttd on ephemeral ports, a private Mosquitto, an ingester,
 //!   and a fake gateway that behaves like the agent's uplink.
 //! - [`api`]: the API served on an ephemeral port over a seeded two-tenant fleet.
+//! - [`auth`]: users, roles and live sessions written straight into the database.
 //! - [`analytics`]: a well whose tanks and meters report a known synthetic profile.
 //! - [`http`]: the one HTTP client of the tests.
 //! - [`proxy`]: the one TCP proxy a test can cut or stall (a database that goes away).
@@ -18,6 +19,7 @@
 
 pub mod analytics;
 pub mod api;
+pub mod auth;
 pub mod db;
 pub mod http;
 pub mod mqtt;

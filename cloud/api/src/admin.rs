@@ -1,0 +1,458 @@
+//! Platform administration: tenants (`GET|POST /api/v1/admin/tenants`,
+//! `POST /api/v1/admin/tenants/{slug}/{suspend,reactivate}`) and the whole audit log
+//! (`GET /api/v1/admin/audit`). Only platform administrators reach these routes; a
+//! tenant's own audit log is `GET /api/v1/tenants/{tenant}/audit` for its administrators.
+//!
+//! Suspending keeps every row; the tenant's people get 403 `tenant_suspended` at once
+//! (the status change notifies every API instance), and its gateways are refused at login.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use store::DbError;
+use store::audit::{self, AuditRecord, AuditScope};
+use store::identity::Role;
+use store::tenants::{self, Tenant, TenantStatus};
+
+use crate::access::Caller;
+use crate::extract::{
+    DEFAULT_PAGE, InvitationDto, JsonBody, PageQuery, SlugPageQuery, check_slug, parse_id_cursor,
+    parse_limit, parse_slug_cursor, send_invitation, split_page,
+};
+use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope};
+
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(suspend_tenant))
+        .routes(routes!(reactivate_tenant))
+        .routes(routes!(platform_audit))
+        .routes(routes!(tenant_audit))
+}
+
+/// A tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantDto {
+    /// Tenant id (path and MQTT topic segment).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// When the status last changed.
+    pub status_changed_at: DateTime<Utc>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Tenant> for TenantDto {
+    fn from(t: &Tenant) -> TenantDto {
+        TenantDto {
+            slug: t.slug.clone(),
+            name: t.name.clone(),
+            status: t.status.as_str().to_owned(),
+            status_changed_at: t.status_changed_at,
+            created_at: t.created_at,
+        }
+    }
+}
+
+fn tenant_json(t: &Tenant) -> serde_json::Value {
+    json!({ "slug": t.slug, "name": t.name, "status": t.status.as_str() })
+}
+
+/// A page of tenants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantPage {
+    /// Tenants by slug.
+    pub items: Vec<TenantDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "list_tenants",
+    params(SlugPageQuery),
+    responses(
+        (status = 200, description = "Every tenant", body = TenantPage),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 401, description = "No valid credentials", body = ErrorResponse),
+        (status = 403, description = "Not a platform administrator", body = ErrorResponse),
+    )
+)]
+async fn list_tenants(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<SlugPageQuery>,
+) -> Result<Json<TenantPage>, ApiError> {
+    let limit = parse_limit(
+        query.limit.as_deref(),
+        DEFAULT_PAGE,
+        state.options().max_page_size,
+    )?;
+    let after = parse_slug_cursor(query.cursor.as_deref())?;
+    let mut conn = state.db().pool().acquire().await.map_err(DbError::from)?;
+    let rows = tenants::tenants(&mut conn, after, limit + 1).await?;
+    let (rows, next_cursor) = split_page(rows, limit, |t| t.slug.clone());
+    Ok(Json(TenantPage {
+        items: rows.iter().map(TenantDto::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// A tenant to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantBody {
+    /// Tenant id: 1-63 of a-z, 0-9, `_`, `-` (it becomes the gateways' MQTT topic segment).
+    #[schema(example = "permian-ops")]
+    pub slug: String,
+    /// Display name.
+    #[schema(example = "Permian Operating LLC")]
+    pub name: String,
+    /// Email of its first tenant administrator, who is sent an invitation.
+    #[schema(example = "admin@permian-ops.example")]
+    pub admin_email: String,
+}
+
+/// A created tenant and the invitation of its first administrator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTenantDto {
+    /// The tenant.
+    pub tenant: TenantDto,
+    /// The invitation sent.
+    pub invitation: InvitationDto,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "create_tenant",
+    request_body(content = NewTenantBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, and its first administrator invited", body = CreatedTenantDto),
+        (status = 400, description = "Invalid slug, name or email", body = ErrorResponse),
+        (status = 401, description = "No valid credentials", body = ErrorResponse),
+        (status = 403, description = "Not a platform administrator", body = ErrorResponse),
+        (status = 409, description = "The slug is taken", body = ErrorResponse),
+        (status = 503, description = "Outgoing mail is not configured or the relay refused (nothing was created)", body = ErrorResponse),
+    )
+)]
+async fn create_tenant(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewTenantBody>,
+) -> Result<(StatusCode, Json<CreatedTenantDto>), ApiError> {
+    check_slug("slug", &body.slug).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "slug {:?} must be 1-63 characters of a-z, 0-9, '_' and '-' starting with a letter or digit",
+            body.slug
+        ))
+    })?;
+    store::identity::check_email(&body.admin_email)?;
+    let mut tx = state.db().pool().begin().await.map_err(DbError::from)?;
+    if tenants::tenant_by_slug(&mut tx, &body.slug)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!("tenant `{}` exists", body.slug)));
+    }
+    let tenant = tenants::create_tenant(&mut tx, &body.slug, &body.name).await?;
+    let target = format!("tenant:{}", tenant.slug);
+    audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(tenant.id),
+            "tenant.create",
+            &target,
+            None,
+            Some(tenant_json(&tenant)),
+        ),
+    )
+    .await?;
+    let invitation = send_invitation(
+        &state,
+        &mut tx,
+        (tenant.id, &tenant.slug),
+        &body.admin_email,
+        "",
+        Role::TenantAdmin,
+    )
+    .await?;
+    let member = format!("member:{}", invitation.user_id);
+    audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(tenant.id),
+            "member.invite",
+            &member,
+            None,
+            Some(json!({ "email": invitation.email, "role": invitation.role })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenantDto {
+            tenant: TenantDto::from(&tenant),
+            invitation,
+        }),
+    ))
+}
+
+/// The `{slug}` path segment of platform routes: a tenant id. (Not `{tenant}`: that name
+/// marks routes the tenant's own members use.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlugParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SlugParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(slug) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|r| ApiError::BadRequest(format!("invalid path: {}", r.body_text())))?;
+        check_slug("slug", &slug)?;
+        Ok(SlugParam(slug))
+    }
+}
+
+impl IntoParams for SlugParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = TenantScope::into_params(|| Some(ParameterIn::Path));
+        for p in &mut params {
+            p.name = "slug".to_owned();
+        }
+        params
+    }
+}
+
+async fn set_status(
+    state: &ApiState,
+    caller: &Caller,
+    slug: &str,
+    status: TenantStatus,
+    action: &str,
+) -> Result<Json<TenantDto>, ApiError> {
+    let mut tx = state.db().pool().begin().await.map_err(DbError::from)?;
+    let (before, after) = tenants::set_tenant_status(&mut tx, slug, status)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
+    if before.status != after.status {
+        let target = format!("tenant:{slug}");
+        audit::record(
+            &mut tx,
+            &caller.audit(
+                Some(after.id),
+                action,
+                &target,
+                Some(tenant_json(&before)),
+                Some(tenant_json(&after)),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(Json(TenantDto::from(&after)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{slug}/suspend",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "suspend_tenant",
+    params(SlugParam),
+    responses(
+        (status = 200, description = "Suspended (data kept; its users get 403 at once)", body = TenantDto),
+        (status = 400, description = "Invalid slug", body = ErrorResponse),
+        (status = 401, description = "No valid credentials", body = ErrorResponse),
+        (status = 403, description = "Not a platform administrator", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn suspend_tenant(
+    State(state): State<ApiState>,
+    caller: Caller,
+    SlugParam(slug): SlugParam,
+) -> Result<Json<TenantDto>, ApiError> {
+    set_status(
+        &state,
+        &caller,
+        &slug,
+        TenantStatus::Suspended,
+        "tenant.suspend",
+    )
+    .await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{slug}/reactivate",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "reactivate_tenant",
+    params(SlugParam),
+    responses(
+        (status = 200, description = "Active again", body = TenantDto),
+        (status = 400, description = "Invalid slug", body = ErrorResponse),
+        (status = 401, description = "No valid credentials", body = ErrorResponse),
+        (status = 403, description = "Not a platform administrator", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn reactivate_tenant(
+    State(state): State<ApiState>,
+    caller: Caller,
+    SlugParam(slug): SlugParam,
+) -> Result<Json<TenantDto>, ApiError> {
+    set_status(
+        &state,
+        &caller,
+        &slug,
+        TenantStatus::Active,
+        "tenant.reactivate",
+    )
+    .await
+}
+
+/// An audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditDto {
+    /// Position in the log.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who: `user:<id> <email>`, `key:<prefix>`, `system`.
+    pub actor: String,
+    /// What, as `subject.verb`.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// The object before (absent when created).
+    pub before: Option<serde_json::Value>,
+    /// The object after (absent when deleted).
+    pub after: Option<serde_json::Value>,
+    /// Client address.
+    pub client_addr: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+impl From<AuditRecord> for AuditDto {
+    fn from(r: AuditRecord) -> AuditDto {
+        AuditDto {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            before: r.before,
+            after: r.after,
+            client_addr: r.client_addr,
+            request_id: r.request_id,
+        }
+    }
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Entries, newest first.
+    pub items: Vec<AuditDto>,
+    /// Pass as `cursor` for older entries; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+async fn audit_page(
+    conn: &mut sqlx::PgConnection,
+    scope: AuditScope,
+    query: &PageQuery,
+    max: u32,
+) -> Result<AuditPage, ApiError> {
+    let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, max)?;
+    let before = parse_id_cursor(query.cursor.as_deref())?;
+    let rows = audit::entries(conn, scope, before, limit + 1).await?;
+    let (rows, next_cursor) = split_page(rows, limit, |r| r.id.to_string());
+    Ok(AuditPage {
+        items: rows.into_iter().map(AuditDto::from).collect(),
+        next_cursor,
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "platform_audit",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Every tenant's entries and the platform's own", body = AuditPage),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 401, description = "No valid credentials", body = ErrorResponse),
+        (status = 403, description = "Not a platform administrator", body = ErrorResponse),
+    )
+)]
+async fn platform_audit(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let mut conn = state.db().pool().acquire().await.map_err(DbError::from)?;
+    let page = audit_page(
+        &mut conn,
+        AuditScope::All,
+        &query,
+        state.options().max_page_size,
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/audit",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "people",
+    operation_id = "tenant_audit",
+    params(TenantScope, PageQuery),
+    responses(
+        (status = 200, description = "This tenant's entries", body = AuditPage),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 401, description = "No valid credentials", body = ErrorResponse),
+        (status = 403, description = "Not a tenant admin, or the tenant is suspended", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn tenant_audit(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let page = audit_page(
+        &mut tx,
+        AuditScope::Tenant(scope.id),
+        &query,
+        state.options().max_page_size,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(page))
+}
