@@ -1,11 +1,14 @@
 """A local SMTP sink for the tests: accepts every message on 127.0.0.1 and prints it.
 
 Started by `testkit::smtp::SmtpSink`. Prints `READY <port>` once listening, then one JSON
-line per message received: {"from": ..., "to": [...], "data": "<the message>"}.
+line per message received: {"from": ..., "to": [...], "subject": ..., "body": "<the
+decoded text body>", "data": "<the raw message>"}.
 Stops when its standard input closes (the test process ended).
 """
 
 import asyncio
+import email
+import email.policy
 import json
 import sys
 
@@ -14,9 +17,13 @@ from aiosmtpd.smtp import SMTP
 
 class Print:
     async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
         line = json.dumps({
             "from": envelope.mail_from,
             "to": list(envelope.rcpt_tos),
+            "subject": str(message["subject"] or ""),
+            "body": body.get_content() if body is not None else "",
             "data": envelope.content.decode("utf-8", "replace"),
         })
         print(line, flush=True)

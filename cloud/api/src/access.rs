@@ -36,7 +36,9 @@
 //! every change that narrows access (sign-out, refresh reuse, role change, key revoked,
 //! tenant suspended, password reset); each notification empties the cache. When the
 //! listening connection is lost the cache is emptied and bypassed until it is back, so a
-//! missed notification can never keep a revoked credential alive.
+//! missed notification can never keep a revoked credential alive. The instance that makes
+//! such a change also empties its own cache right after the commit, so the change holds
+//! from its very next request; other instances follow within the notification's latency.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -402,8 +404,10 @@ impl Access {
         }
     }
 
-    /// Empties the caches (a notification arrived, or listening stopped).
-    fn forget(&self) {
+    /// Empties the caches: a notification arrived, listening stopped, or a handler of this
+    /// instance just committed a change that narrows access (it does not wait for its own
+    /// notification to come back, so its next request already sees the change).
+    pub(crate) fn forget(&self) {
         self.principals
             .write()
             .unwrap_or_else(|p| p.into_inner())

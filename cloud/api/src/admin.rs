@@ -269,6 +269,7 @@ async fn set_status(
         .await?;
     }
     tx.commit().await.map_err(DbError::from)?;
+    state.access().forget();
     Ok(Json(TenantDto::from(&after)))
 }
 

@@ -295,6 +295,7 @@ async fn set_role(
     .await?;
     let updated = member(&mut tx, &scope, user).await?;
     tx.commit().await?;
+    state.access().forget();
     Ok(Json(updated.into()))
 }
 
@@ -339,6 +340,7 @@ async fn remove_member(
     )
     .await?;
     tx.commit().await?;
+    state.access().forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -582,5 +584,6 @@ async fn revoke_key(
     )
     .await?;
     tx.commit().await?;
+    state.access().forget();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -267,6 +267,8 @@ async fn refresh(
     match outcome {
         Some(Refresh::Rotated { .. }) => {
             tx.commit().await.map_err(DbError::from)?;
+            // The previous access token ended with the rotation.
+            state.access().forget();
             Ok(Json(tokens))
         }
         Some(Refresh::Reused { user, family }) => {
@@ -287,6 +289,7 @@ async fn refresh(
             )
             .await?;
             tx.commit().await.map_err(DbError::from)?;
+            state.access().forget();
             tracing::warn!(%user, %family, "a used refresh token was presented again; session revoked");
             Err(ApiError::Unauthenticated(
                 "this refresh token was already used; the session is revoked, sign in again"
@@ -326,6 +329,7 @@ async fn sign_out(State(state): State<ApiState>, caller: Caller) -> Result<Statu
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
+    state.access().forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -467,6 +471,7 @@ async fn confirm_password_reset(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
+    state.access().forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -538,6 +543,7 @@ async fn accept_invitation(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
+    state.access().forget();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,16 +19,20 @@ pub struct Received {
     pub from: String,
     /// Envelope recipients.
     pub to: Vec<String>,
-    /// The whole message (headers and body).
+    /// Subject (decoded).
+    pub subject: String,
+    /// The plain-text body (transfer encoding decoded).
+    pub body: String,
+    /// The whole message as sent (headers and encoded body).
     pub data: String,
 }
 
 impl Received {
-    /// The first token in the message that follows `marker` (e.g. `token=`), up to a
+    /// The first token in the body that follows `marker` (e.g. `token=`), up to a
     /// character that cannot be part of a URL token.
     pub fn token_after(&self, marker: &str) -> Option<String> {
-        let start = self.data.find(marker)? + marker.len();
-        let token: String = self.data[start..]
+        let start = self.body.find(marker)? + marker.len();
+        let token: String = self.body[start..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
             .collect();
@@ -95,6 +99,8 @@ impl SmtpSink {
                         .collect()
                 })
                 .unwrap_or_default(),
+            subject: v["subject"].as_str().unwrap_or_default().to_owned(),
+            body: v["body"].as_str().unwrap_or_default().to_owned(),
             data: v["data"].as_str().unwrap_or_default().to_owned(),
         })
     }
