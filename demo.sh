@@ -66,6 +66,10 @@ trap cleanup INT TERM EXIT
 
 # 4. Simulator: one Modbus TCP listener per well on ports 15020+.
 "$bin/wellpulse-cloud" migrate --config "$DEMO/cloud.toml" >/dev/null
+# The platform administrator who signs in to the API (password kept in a private file).
+[ -f "$DEMO/admin-password" ] || { umask 077; head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DEMO/admin-password"; umask 022; }
+"$bin/wellpulse-cloud" create-admin --config "$DEMO/cloud.toml" --email admin@wellpulse.demo \
+  --password-file "$DEMO/admin-password" >/dev/null
 rm -f "$DEMO/endpoints.json"
 "$bin/wellpulse-simulator" --wells "$WELLS" --base-port 15020 --endpoints-json "$DEMO/endpoints.json" \
   --export-schedule "$DEMO/failure-schedule.json" > "$DEMO/logs/simulator.log" 2>&1 &
@@ -117,6 +121,8 @@ cat <<MSG
 
   WellPulse demo is running: $WELLS wells, $i gateway agents, embedded MQTT broker, cloud.
 
+  Sign in                admin@wellpulse.demo, password in $DEMO/admin-password
+                         (POST http://$API/api/v1/auth/sign-in, then Authorization: Bearer <access_token>)
   API docs (browsable)   http://$API/api/docs
   OpenAPI spec           http://$API/api/openapi.json
   Gateways               http://$API/api/v1/tenants/$TENANT/gateways

@@ -25,9 +25,21 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     let server = tokio::spawn(api::serve(listener, state, async {
         let _ = stopped.await;
     }));
+    // An operator's read-only colleague: a viewer of the tenant.
+    let tenant = stack
+        .db
+        .tenant_by_slug(TENANT)
+        .await?
+        .expect("tenant registered");
+    let viewer =
+        testkit::auth::member_token(&stack.db, tenant, store::identity::Role::Viewer).await;
+    let get = |target: String| {
+        let viewer = viewer.clone();
+        async move { http::send_as(addr, &viewer, "GET", &target, None).await }
+    };
 
     // Gateways: both online, with a birth and buffer status from their batches.
-    let gateways = http::get(addr, &format!("/api/v1/tenants/{TENANT}/gateways")).await;
+    let gateways = get(format!("/api/v1/tenants/{TENANT}/gateways")).await;
     assert_eq!(gateways.status, 200, "{}", gateways.text());
     let body = gateways.json();
     let items = body["items"].as_array().expect("gateway items");
@@ -37,17 +49,13 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     }
 
     // Wells: the agents' devices were linked to their wells by the births.
-    let wells = http::get(addr, &format!("/api/v1/tenants/{TENANT}/wells")).await;
+    let wells = get(format!("/api/v1/tenants/{TENANT}/wells")).await;
     assert_eq!(wells.status, 200, "{}", wells.text());
     let wells = wells.json();
     let well_id = wells["items"][0]["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no well id in {wells}"));
-    let metrics = http::get(
-        addr,
-        &format!("/api/v1/tenants/{TENANT}/wells/{well_id}/metrics"),
-    )
-    .await;
+    let metrics = get(format!("/api/v1/tenants/{TENANT}/wells/{well_id}/metrics")).await;
     assert_eq!(metrics.status, 200, "{}", metrics.text());
     assert!(
         metrics.text().contains("tubing_pressure_psi"),
@@ -63,7 +71,7 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     let path = format!(
         "/api/v1/tenants/{TENANT}/wells/{well_id}/telemetry?metric=tubing_pressure_psi&from={from}&to={to}&bucket=raw"
     );
-    let raw = http::get(addr, &path).await;
+    let raw = get(path.clone()).await;
     assert_eq!(raw.status, 200, "{}", raw.text());
     let raw = raw.json();
     let samples = raw["series"][0]["samples"].as_array().expect("raw samples");
@@ -85,7 +93,7 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
 
     // Bucketed telemetry (after a maintenance pass refreshed the rollups).
     store::maintenance::run_once(&stack.db).await?;
-    let bucketed = http::get(addr, &path.replace("bucket=raw", "bucket=1m")).await;
+    let bucketed = get(path.replace("bucket=raw", "bucket=1m")).await;
     assert_eq!(bucketed.status, 200, "{}", bucketed.text());
     let buckets = bucketed.json();
     let count: i64 = buckets["series"][0]["buckets"]
@@ -100,14 +108,10 @@ async fn api_serves_what_the_wells_measured() -> anyhow::Result<()> {
     );
 
     // A bad parameter is a precise 400, another tenant's well a 404.
-    let bad = http::get(
-        addr,
-        &path.replace("tubing_pressure_psi", "tubing_pressure"),
-    )
-    .await;
+    let bad = get(path.replace("tubing_pressure_psi", "tubing_pressure")).await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("metric"), "{}", bad.text());
-    let other = http::get(addr, &format!("/api/v1/tenants/other-tenant/wells/{well_id}/telemetry?metric=tubing_pressure_psi&from={from}&to={to}")).await;
+    let other = get(format!("/api/v1/tenants/other-tenant/wells/{well_id}/telemetry?metric=tubing_pressure_psi&from={from}&to={to}")).await;
     assert_eq!(other.status, 404, "{}", other.text());
 
     let _ = stop.send(());

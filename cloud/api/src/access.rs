@@ -67,6 +67,7 @@ use store::{ApiKeyId, Db, DbError, TenantId, UserId};
 
 use crate::credentials::{self, ACCESS_PREFIX, KEY_PREFIX};
 use crate::error::current_request_id;
+use crate::extract::TenantGrant;
 use crate::{ApiError, ApiState};
 
 /// Options of authentication and rate limiting (part of `[api]` in `cloud.toml`).
@@ -343,14 +344,6 @@ pub(crate) fn document_access_responses(spec: &mut Spec) {
             }
         }
     }
-}
-
-/// The tenant a request acts in, as authorized (put into the request by the layer).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TenantGrant {
-    pub(crate) id: TenantId,
-    pub(crate) slug: String,
-    pub(crate) role: Role,
 }
 
 type KeyedLimiter<K> = DefaultKeyedRateLimiter<K>;

@@ -36,8 +36,6 @@ use store::identity::Role;
 use store::production::{self as sql, WellSummary};
 use store::{ApiKeyId, Db, TenantId, UserId, WellId};
 
-use crate::access::TenantGrant;
-
 /// Longest parameter value echoed back in an error message.
 const ECHO_MAX: usize = 64;
 
@@ -101,6 +99,14 @@ fn slug_schema(example: &str) -> Schema {
         .pattern(Some("^[a-z0-9][a-z0-9_-]{0,62}$"))
         .examples([serde_json::json!(example)])
         .into()
+}
+
+/// The tenant a request acts in, as authorized (put into the request by the access layer, read by [`TenantScope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TenantGrant {
+    pub(crate) id: TenantId,
+    pub(crate) slug: String,
+    pub(crate) role: Role,
 }
 
 /// The tenant a request is about, from the `{tenant}` path segment, as the access layer

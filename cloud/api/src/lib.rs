@@ -117,6 +117,7 @@ pub use error::{
 };
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
 pub use health::IngesterWatch;
+pub use session::create_platform_admin;
 
 /// Runtime options of the API (from `[api]` in `cloud.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]

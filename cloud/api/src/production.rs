@@ -34,6 +34,7 @@ use super::extract::{
     strict_date,
 };
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
+use crate::access::Caller;
 use ::production::{JobError, period_total};
 use store::production::{self as sql, DailyRow, NewCorrection};
 use store::{DbError, TenantId, WellId};
@@ -334,6 +335,7 @@ async fn well_production(
 async fn derive(
     State(state): State<ApiState>,
     scope: TenantScope,
+    caller: Caller,
     WellParam(well): WellParam,
     ApiQuery(query): ApiQuery<DayRangeQuery>,
 ) -> Result<Json<WellProductionDto>, ApiError> {
@@ -341,6 +343,18 @@ async fn derive(
     let mut tx = scope.begin(state.db()).await?;
     require_well(&mut tx, &scope, well).await?;
     let rows = rederive(&mut tx, scope.id, well, from, to).await?;
+    let target = format!("well:{well}");
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "production.derive",
+            &target,
+            None,
+            Some(serde_json::json!({ "from": from, "to": to, "rows": rows.len() })),
+        ),
+    )
+    .await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok(Json(well_production_dto(well, from, to, &rows)))
 }
@@ -534,6 +548,7 @@ pub struct CorrectionResultDto {
 async fn post_correction(
     State(state): State<ApiState>,
     scope: TenantScope,
+    caller: Caller,
     WellParam(well): WellParam,
     body: Bytes,
 ) -> Result<Json<CorrectionResultDto>, ApiError> {
@@ -558,6 +573,22 @@ async fn post_correction(
     .await?;
     let next = valid.day + TimeDelta::days(1);
     let rows = rederive(&mut tx, scope.id, well, valid.day, next).await?;
+    let target = format!("well:{well}");
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "production.correct",
+            &target,
+            None,
+            Some(serde_json::json!({
+                "id": stored.id, "day": stored.day, "quantity": stored.quantity.name(),
+                "volume": stored.volume, "ticket_number": stored.ticket_number,
+                "author": stored.author, "note": stored.note,
+            })),
+        ),
+    )
+    .await?;
     tx.commit().await.map_err(DbError::from)?;
     let figure = rows
         .iter()

@@ -558,3 +558,54 @@ fn one_time(token: &str) -> Result<&str, ApiError> {
 fn invalid_link() -> ApiError {
     ApiError::BadRequest("the link is invalid, already used or expired".to_owned())
 }
+
+/// Creates a platform administrator, or makes an existing user one with this password
+/// (the `create-admin` command of the server: how a new installation gets its first
+/// account). Audited as `system:cli`.
+pub async fn create_platform_admin(
+    db: &store::Db,
+    email: &str,
+    password: &base::Secret,
+) -> Result<store::UserId, ApiError> {
+    if let Some(problem) = password_problem(password.expose()) {
+        return Err(ApiError::BadRequest(format!("password {problem}")));
+    }
+    let secret = password.clone();
+    let hash = blocking(move || hash_password(secret.expose())).await?;
+    let mut tx = db.pool().begin().await.map_err(DbError::from)?;
+    let (id, created) = identity::ensure_user(
+        &mut tx,
+        &identity::NewUser {
+            email,
+            display_name: "",
+            password_hash: Some(&hash),
+            platform_admin: true,
+        },
+    )
+    .await?;
+    if !created {
+        identity::set_password(&mut tx, id, &hash).await?;
+        identity::set_platform_admin(&mut tx, id, true).await?;
+    }
+    let target = format!("user:{id}");
+    store::audit::record(
+        &mut tx,
+        &store::audit::AuditEntry {
+            tenant: None,
+            actor: "system:cli",
+            action: if created {
+                "user.create_platform_admin"
+            } else {
+                "user.make_platform_admin"
+            },
+            target: &target,
+            before: None,
+            after: Some(serde_json::json!({ "email": email.trim(), "platform_admin": true })),
+            client_addr: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(id)
+}

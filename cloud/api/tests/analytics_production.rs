@@ -161,6 +161,12 @@ async fn a_correction_takes_precedence_and_rederiving_is_idempotent() {
     assert_eq!(posted.status, 200, "{}", posted.text());
     let posted = posted.json();
     let correction_id = posted["correction"]["id"].as_i64().unwrap();
+    // The correction is in the tenant's audit log: who, what, under which request.
+    let log = api.get("/api/v1/tenants/acme/audit").await.json();
+    let entry = &log["items"][0];
+    assert_eq!(entry["action"], "production.correct");
+    assert_eq!(entry["after"]["id"], correction_id);
+    assert_eq!(entry["actor"], "user:1 admin@wellpulse.test");
     let f = &posted["figure"];
     assert_eq!(f["method"], "manual_correction");
     assert_eq!(f["volume"], 95.5);

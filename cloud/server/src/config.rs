@@ -68,6 +68,9 @@ pub struct CloudConfig {
     /// `[api]`: the HTTP API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Outgoing mail (`[mail]`); optional.
+    #[serde(default)]
+    pub mail: Option<MailConfig>,
 }
 
 /// `[database]`.
@@ -429,6 +432,10 @@ impl CloudConfig {
         if self.maintenance.interval.is_zero() {
             return Err("[maintenance] interval must be positive".to_owned());
         }
+        self.api.auth.validate()?;
+        if let Some(mail) = &self.mail {
+            mail.validate()?;
+        }
         Ok(())
     }
 
@@ -609,9 +616,9 @@ fn parse_broker_url(text: &str) -> Result<BrokerUrl, String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Address the API listens on. The default is loopback only: the API has no
-    /// authentication yet, so expose it through an authenticating reverse proxy. Port 0
-    /// picks a free port (logged at start-up).
+    /// Address the API listens on (default loopback only; put TLS in front of it when it
+    /// is exposed: bearer tokens must not cross a network in clear). Port 0 picks a free
+    /// port (logged at start-up).
     #[serde(default = "default_api_listen")]
     pub listen: std::net::SocketAddr,
     /// Longest a request may take; a slower one is answered 503 `timeout` (100ms-10m).
@@ -626,6 +633,226 @@ pub struct ApiConfig {
         deserialize_with = "api_max_page_size"
     )]
     pub max_page_size: u32,
+    /// Sign-in, tokens and rate limits (`[api.auth]`).
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[api.auth]`: sessions, sign-in throttling and rate limits. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How long an access token works (1m-1d; default 15m).
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    /// How long a refresh token works, i.e. a session without activity (1h-365d; 30d).
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// How long an invitation link works (default 7d).
+    #[serde(with = "humantime_serde")]
+    pub invitation_ttl: Duration,
+    /// How long a password-reset link works (default 1h).
+    #[serde(with = "humantime_serde")]
+    pub reset_ttl: Duration,
+    /// Failed sign-ins of one email before it is locked (default 5).
+    pub sign_in_free_failures: u32,
+    /// First lock; doubles with each further failure (default 30s).
+    #[serde(with = "humantime_serde")]
+    pub sign_in_base_lock: Duration,
+    /// Longest lock (default 15m).
+    #[serde(with = "humantime_serde")]
+    pub sign_in_max_lock: Duration,
+    /// Requests per minute of one credential (default 1200).
+    pub principal_requests_per_minute: u32,
+    /// Requests per minute of all credentials of one tenant together (default 6000).
+    pub tenant_requests_per_minute: u32,
+    /// Sign-in, refresh and reset requests per minute from one address (default 60).
+    pub public_requests_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let d = api::AuthOptions::default();
+        AuthConfig {
+            access_ttl: d.access_ttl,
+            refresh_ttl: d.refresh_ttl,
+            invitation_ttl: d.invitation_ttl,
+            reset_ttl: d.reset_ttl,
+            sign_in_free_failures: d.sign_in_free_failures,
+            sign_in_base_lock: d.sign_in_base_lock,
+            sign_in_max_lock: d.sign_in_max_lock,
+            principal_requests_per_minute: d.principal_requests_per_minute,
+            tenant_requests_per_minute: d.tenant_requests_per_minute,
+            public_requests_per_minute: d.public_requests_per_minute,
+        }
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), String> {
+        let within = |name: &str, v: Duration, lo: Duration, hi: Duration| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "api.auth.{name} must be from {} to {}, got {}",
+                    humantime::format_duration(lo),
+                    humantime::format_duration(hi),
+                    humantime::format_duration(v)
+                ))
+            }
+        };
+        let min = |m: u64| Duration::from_secs(60 * m);
+        within("access_ttl", self.access_ttl, min(1), min(24 * 60))?;
+        within("refresh_ttl", self.refresh_ttl, min(60), min(365 * 24 * 60))?;
+        within(
+            "invitation_ttl",
+            self.invitation_ttl,
+            min(10),
+            min(30 * 24 * 60),
+        )?;
+        within("reset_ttl", self.reset_ttl, min(5), min(24 * 60))?;
+        within(
+            "sign_in_base_lock",
+            self.sign_in_base_lock,
+            Duration::from_secs(1),
+            min(60),
+        )?;
+        within(
+            "sign_in_max_lock",
+            self.sign_in_max_lock,
+            self.sign_in_base_lock,
+            min(24 * 60),
+        )?;
+        if self.access_ttl >= self.refresh_ttl {
+            return Err("api.auth.access_ttl must be shorter than refresh_ttl".to_owned());
+        }
+        for (name, v) in [
+            (
+                "principal_requests_per_minute",
+                self.principal_requests_per_minute,
+            ),
+            (
+                "tenant_requests_per_minute",
+                self.tenant_requests_per_minute,
+            ),
+            (
+                "public_requests_per_minute",
+                self.public_requests_per_minute,
+            ),
+            ("sign_in_free_failures", self.sign_in_free_failures),
+        ] {
+            if v == 0 {
+                return Err(format!("api.auth.{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The API's options.
+    pub fn options(&self) -> api::AuthOptions {
+        api::AuthOptions {
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+            invitation_ttl: self.invitation_ttl,
+            reset_ttl: self.reset_ttl,
+            sign_in_free_failures: self.sign_in_free_failures,
+            sign_in_base_lock: self.sign_in_base_lock,
+            sign_in_max_lock: self.sign_in_max_lock,
+            principal_requests_per_minute: self.principal_requests_per_minute,
+            tenant_requests_per_minute: self.tenant_requests_per_minute,
+            public_requests_per_minute: self.public_requests_per_minute,
+        }
+    }
+}
+
+/// `[mail]`: the SMTP relay for invitations and password resets. Without it, those
+/// requests answer 503 `mail_unavailable`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// Relay host.
+    pub host: String,
+    /// Relay port (default 587).
+    #[serde(default = "default_mail_port")]
+    pub port: u16,
+    /// `starttls` (default), `tls` (SMTPS) or `none` (a relay on loopback or a private
+    /// network only).
+    #[serde(default = "default_mail_security")]
+    pub security: MailSecurity,
+    /// SMTP user name, if the relay wants a login.
+    pub username: Option<String>,
+    /// SMTP password: a value, `{ env = "NAME" }` or `{ file = "/path" }`.
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub password: Option<Secret>,
+    /// `From:` address, e.g. `"WellPulse <no-reply@example.com>"`.
+    pub from: String,
+    /// Base URL of the web app, for links in messages.
+    pub public_url: String,
+    /// Longest a send may take (default 30s).
+    #[serde(default = "default_mail_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSecurity {
+    /// No TLS.
+    None,
+    /// STARTTLS, required.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+}
+
+fn default_mail_port() -> u16 {
+    587
+}
+fn default_mail_security() -> MailSecurity {
+    MailSecurity::Starttls
+}
+fn default_mail_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn optional_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    secret_setting(d).map(Some)
+}
+
+impl MailConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("mail.host must not be empty".to_owned());
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err("mail.username and mail.password go together".to_owned());
+        }
+        if !(self.public_url.starts_with("https://") || self.public_url.starts_with("http://")) {
+            return Err(format!(
+                "mail.public_url must be an http(s) URL, got {:?}",
+                self.public_url
+            ));
+        }
+        Ok(())
+    }
+
+    /// The mailer's options.
+    pub fn options(&self) -> mail::MailOptions {
+        mail::MailOptions {
+            host: self.host.clone(),
+            port: self.port,
+            security: match self.security {
+                MailSecurity::None => mail::SmtpSecurity::None,
+                MailSecurity::Starttls => mail::SmtpSecurity::StartTls,
+                MailSecurity::Tls => mail::SmtpSecurity::Tls,
+            },
+            credentials: self.username.clone().zip(self.password.clone()),
+            from: self.from.clone(),
+            public_url: self.public_url.clone(),
+            timeout: self.timeout,
+        }
+    }
 }
 
 fn default_api_listen() -> std::net::SocketAddr {
@@ -665,6 +892,7 @@ impl Default for ApiConfig {
             listen: default_api_listen(),
             request_timeout: default_api_request_timeout(),
             max_page_size: default_api_max_page_size(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -675,6 +903,7 @@ impl ApiConfig {
         api::ApiOptions {
             request_timeout: self.request_timeout,
             max_page_size: self.max_page_size,
+            auth: self.auth.options(),
         }
     }
 }

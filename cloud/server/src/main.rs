@@ -4,6 +4,7 @@
 //! wellpulse-cloud run --config cloud.toml        broker (if embedded) + migrations + ingester + maintenance
 //! wellpulse-cloud migrate --config cloud.toml    apply migrations, set up the storage back-end
 //! wellpulse-cloud provision-gateway --config cloud.toml --tenant acme --gateway gw-001   (secret: --password-file or $WELLPULSE_GATEWAY_PASSWORD)
+//! wellpulse-cloud create-admin --config cloud.toml --email ops@example.com   (password: --password-file or $WELLPULSE_ADMIN_PASSWORD)
 //! wellpulse-cloud broker --config cloud.toml     the embedded broker only
 //! ```
 //!
@@ -61,6 +62,21 @@ enum Command {
         config: PathBuf,
     },
     /// Create (or re-key) a gateway, creating its tenant and site when missing.
+    /// Create (or update) a platform administrator: the first account of a new
+    /// installation, who then creates tenants and invites people through the API.
+    CreateAdmin {
+        /// Cloud configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+        /// File holding the password (12 to 1,024 characters; a trailing newline is
+        /// dropped). Without it the password comes from `WELLPULSE_ADMIN_PASSWORD`: a
+        /// secret never goes on the command line.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     ProvisionGateway {
         /// Cloud configuration file.
         #[arg(long)]
@@ -123,6 +139,18 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::CreateAdmin {
+            config,
+            email,
+            password_file,
+        } => {
+            let password = secret_from(
+                password_file.as_deref(),
+                "WELLPULSE_ADMIN_PASSWORD",
+                "the administrator's password",
+            )?;
+            create_admin(&config, &email, &password).await
+        }
         Command::ProvisionGateway {
             config,
             tenant,
@@ -132,7 +160,11 @@ async fn main() -> Result<()> {
             well,
             api_number,
         } => {
-            let password = gateway_password(password_file.as_deref())?;
+            let password = secret_from(
+                password_file.as_deref(),
+                "WELLPULSE_GATEWAY_PASSWORD",
+                "the gateway secret",
+            )?;
             let well = well.as_deref().zip(api_number.as_deref());
             provision(&config, &tenant, &gateway, password.expose(), &site, well).await
         }
@@ -140,17 +172,14 @@ async fn main() -> Result<()> {
     }
 }
 
-/// The gateway secret of `provision-gateway`: from `--password-file` (less a trailing
-/// newline) or the `WELLPULSE_GATEWAY_PASSWORD` environment variable.
-fn gateway_password(file: Option<&Path>) -> Result<base::Secret> {
+/// A secret of a subcommand: from `--password-file` (less a trailing newline) or the
+/// environment variable `var`, never from the command line.
+fn secret_from(file: Option<&Path>, var: &str, what: &str) -> Result<base::Secret> {
     let text = match file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("reading --password-file {}", path.display()))?,
-        None => std::env::var("WELLPULSE_GATEWAY_PASSWORD").map_err(|_| {
-            anyhow::anyhow!(
-                "give the gateway secret in --password-file or WELLPULSE_GATEWAY_PASSWORD"
-            )
-        })?,
+        None => std::env::var(var)
+            .map_err(|_| anyhow::anyhow!("give {what} in --password-file or {var}"))?,
     };
     Ok(base::Secret::new(text.strip_suffix('\n').unwrap_or(&text)))
 }
@@ -216,7 +245,11 @@ async fn run(config: &Path) -> Result<()> {
         jobs.run().await;
         bail!("the job scheduler stopped")
     });
-    let api_state = ApiState::new(db.clone(), cfg.api.options()).with_ingester(ingest_stats);
+    let mut api_state = ApiState::new(db.clone(), cfg.api.options()).with_ingester(ingest_stats);
+    if let Some(mail) = &cfg.mail {
+        let mailer = mail::Mailer::new(mail.options()).context("setting up [mail]")?;
+        api_state = api_state.with_mailer(mailer);
+    }
     api_state.register_metrics(|registry| job_metrics.register(registry));
     let api = ApiServer::bind(cfg.api.listen, api_state)
         .await
@@ -344,6 +377,17 @@ async fn migrate(config: &Path) -> Result<()> {
     let db = database(&cfg)?;
     let backend = db.migrate().await.context("database migration failed")?;
     println!("database migrated; storage back-end: {}", backend.as_str());
+    Ok(())
+}
+
+async fn create_admin(config: &Path, email: &str, password: &base::Secret) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    db.migrate().await.context("database migration failed")?;
+    let id = api::create_platform_admin(&db, email, password)
+        .await
+        .context("creating the administrator")?;
+    println!("platform administrator {email} (user {id}) can sign in at POST /api/v1/auth/sign-in");
     Ok(())
 }
 

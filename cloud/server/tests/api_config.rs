@@ -27,7 +27,21 @@ fn the_example_config_has_a_documented_api_section() {
     assert_eq!(cfg.api.options(), ApiOptions::default());
     let text = std::fs::read_to_string(&path).unwrap();
     let section = text.split("[api]").nth(1).expect("an [api] section");
-    for field in ["listen", "request_timeout", "max_page_size"] {
+    for field in [
+        "listen",
+        "request_timeout",
+        "max_page_size",
+        "access_ttl",
+        "refresh_ttl",
+        "invitation_ttl",
+        "reset_ttl",
+        "sign_in_free_failures",
+        "sign_in_base_lock",
+        "sign_in_max_lock",
+        "principal_requests_per_minute",
+        "tenant_requests_per_minute",
+        "public_requests_per_minute",
+    ] {
         let line = section
             .lines()
             .position(|l| l.starts_with(field))
@@ -52,8 +66,60 @@ fn the_api_section_is_optional_and_configurable() {
         ApiOptions {
             request_timeout: Duration::from_millis(2500),
             max_page_size: 50,
+            auth: api::AuthOptions::default(),
         }
     );
+    let text = format!(
+        "{MINIMAL}\n[api.auth]\naccess_ttl = \"5m\"\nprincipal_requests_per_minute = 10\n\
+         [mail]\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\n\
+         from = \"WellPulse <no-reply@example.com>\"\npublic_url = \"https://wp.example.com\"\n"
+    );
+    let cfg = CloudConfig::parse(&text, Path::new(".")).unwrap();
+    let auth = cfg.api.options().auth;
+    assert_eq!(auth.access_ttl, Duration::from_secs(300));
+    assert_eq!(auth.principal_requests_per_minute, 10);
+    assert_eq!(auth.refresh_ttl, api::AuthOptions::default().refresh_ttl);
+    let mail = cfg.mail.expect("[mail]").options();
+    assert_eq!((mail.host.as_str(), mail.port), ("127.0.0.1", 2525));
+    assert_eq!(mail.security, mail::SmtpSecurity::None);
+    assert!(mail::Mailer::new(mail).is_ok());
+}
+
+#[test]
+fn bad_auth_and_mail_values_are_refused_with_the_field_named() {
+    for (section, expected) in [
+        (
+            "[api.auth]\naccess_ttl = \"10s\"",
+            "api.auth.access_ttl must be from 1m",
+        ),
+        (
+            "[api.auth]\naccess_ttl = \"2h\"\nrefresh_ttl = \"1h\"",
+            "shorter than refresh_ttl",
+        ),
+        (
+            "[api.auth]\ntenant_requests_per_minute = 0",
+            "tenant_requests_per_minute must be at least 1",
+        ),
+        ("[api.auth]\nttl = \"1m\"", "unknown field `ttl`"),
+        (
+            "[mail]\nhost = \"h\"\nfrom = \"a@b.c\"\npublic_url = \"ftp://x\"",
+            "public_url must be an http(s) URL",
+        ),
+        (
+            "[mail]\nhost = \"h\"\nusername = \"u\"\nfrom = \"a@b.c\"\npublic_url = \"https://x\"",
+            "username and mail.password go together",
+        ),
+        (
+            "[mail]\nhost = \"h\"\nsecurity = \"ssl\"\nfrom = \"a@b.c\"\npublic_url = \"https://x\"",
+            "security",
+        ),
+    ] {
+        let text = format!("{MINIMAL}\n{section}");
+        let err = CloudConfig::parse(&text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{section}: {err}");
+    }
 }
 
 #[test]
