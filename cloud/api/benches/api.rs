@@ -1,4 +1,4 @@
-//! HTTP API benchmark (`cargo bench -p cloud --bench api`).
+//! HTTP API benchmark (`cargo bench -p api --bench api`).
 //!
 //! * `api_telemetry_24h_bucketed_p95_ms` (and `_p50_ms`): one well with one day of 1 s
 //!   data (86,400 samples of `tubing_pressure_psi`, stored through the ingest transaction,
@@ -92,6 +92,7 @@ async fn bench() -> (f64, f64) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let state = ApiState::new(db.clone(), ApiOptions::default());
+    let token = testkit::auth::platform_admin_token(&db).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, async move {
         let _ = stopped.await;
@@ -107,7 +108,7 @@ async fn bench() -> (f64, f64) {
     let mut latencies = Vec::with_capacity(RUNS);
     for run in 0..WARM_UP + RUNS {
         let started = Instant::now();
-        let response = testkit::http::get(addr, &target).await;
+        let response = testkit::http::send_as(addr, &token, "GET", &target, None).await;
         let elapsed = started.elapsed();
         assert_eq!(response.status, 200, "{}", response.text());
         if run == 0 {

@@ -221,3 +221,53 @@ async fn a_suspended_tenant_answers_403_to_its_people_at_once_and_keeps_its_data
     assert!(log["items"][1]["request_id"].is_string());
     api.finish().await;
 }
+
+#[tokio::test]
+async fn a_sign_out_on_one_instance_holds_on_another_within_a_second() {
+    let api = TestApi::start("api_access_notify").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    // A second API instance over the same database (another replica behind a balancer).
+    let other = api::ApiServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        api::ApiState::new(api.db.clone(), api::ApiOptions::default()),
+    )
+    .await
+    .unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let server = tokio::spawn(other.run());
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let wells = "/api/v1/tenants/acme/wells";
+    // Used (and so cached) on both instances.
+    for _ in 0..3 {
+        assert_eq!(
+            api.request_as(&viewer, "GET", wells, None).await.status,
+            200
+        );
+        let r = testkit::http::send_as(other_addr, &viewer, "GET", wells, None).await;
+        assert_eq!(r.status, 200);
+    }
+    let out = api
+        .request_as(&viewer, "POST", "/api/v1/auth/sign-out", None)
+        .await;
+    assert_eq!(out.status, 204);
+    let signed_out = std::time::Instant::now();
+    assert_eq!(
+        api.request_as(&viewer, "GET", wells, None).await.status,
+        401
+    );
+    // The other instance learns it from PostgreSQL's notification.
+    loop {
+        let r = testkit::http::send_as(other_addr, &viewer, "GET", wells, None).await;
+        if r.status == 401 {
+            break;
+        }
+        assert_eq!(r.status, 200);
+        assert!(
+            signed_out.elapsed() < std::time::Duration::from_secs(1),
+            "the other instance still accepts a signed-out token after 1 s"
+        );
+        tokio::task::yield_now().await;
+    }
+    server.abort();
+    api.finish().await;
+}

@@ -130,8 +130,10 @@ async fn ready_requires_the_migrations() {
         "{migrations}"
     );
     // Requests needing the schema fail with a generic 500 (the cause is logged, /ready
-    // says what is missing); nothing of the SQL error leaks.
-    let wells = api.get("/api/v1/tenants/acme/wells").await;
+    // says what is missing); nothing of the SQL error leaks. (Authenticating a credential
+    // is the first such need.)
+    let token = format!("wpat_{}", "0".repeat(64));
+    let wells = api.request_as(&token, "GET", "/api/v1/tenants/acme/wells", None).await;
     assert_eq!(wells.status, 500, "{}", wells.text());
     assert_eq!(wells.error_code(), "internal");
     assert!(!wells.text().contains("relation"), "{}", wells.text());
