@@ -236,6 +236,12 @@ impl From<DbError> for ApiError {
             DbError::Sqlx(sqlx::Error::Database(ref db)) if db.is_unique_violation() => {
                 ApiError::Conflict("the request conflicts with an existing record".to_owned())
             }
+            DbError::Sqlx(sqlx::Error::Database(ref db)) if db.is_foreign_key_violation() => {
+                ApiError::Conflict(
+                    "the record is still referenced by others (or refers to one that does not exist)"
+                        .to_owned(),
+                )
+            }
             // Text PostgreSQL cannot store (a NUL character, invalid encoding): the
             // request's fault, never a server error.
             DbError::Sqlx(sqlx::Error::Database(ref db))

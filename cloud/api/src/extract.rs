@@ -34,7 +34,7 @@ use super::{ApiError, ApiState};
 use analytics::reports::ReportMonth;
 use store::identity::Role;
 use store::production::{self as sql, WellSummary};
-use store::{ApiKeyId, Db, TenantId, UserId, WellId};
+use store::{ApiKeyId, Db, SiteId, TenantId, UserId, WellId};
 
 /// Longest parameter value echoed back in an error message.
 const ECHO_MAX: usize = 64;
@@ -281,6 +281,8 @@ id_param! {
     UserParam(UserId), "user", "User id (`user_id` in the member list).";
     /// The `{key}` path segment: an API key id.
     KeyParam(ApiKeyId), "key", "API key id (`id` in the key list).";
+    /// The `{site}` path segment: a site id.
+    SiteParam(SiteId), "site", "Site id (`id` in the site list).";
 }
 
 /// The `{gateway}` path segment: a gateway id as in MQTT topics.
@@ -588,6 +590,27 @@ pub struct SiteRef {
     pub id: i64,
     /// Site name.
     pub name: String,
+}
+
+/// A surface location in degrees (WGS 84).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationDto {
+    /// Latitude, -90 to 90.
+    #[schema(example = 31.9)]
+    pub latitude: f64,
+    /// Longitude, -180 to 180.
+    #[schema(example = -102.1)]
+    pub longitude: f64,
+}
+
+impl From<(f64, f64)> for LocationDto {
+    fn from((latitude, longitude): (f64, f64)) -> LocationDto {
+        LocationDto {
+            latitude,
+            longitude,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,17 @@
 //!   docs.rs       GET /api/openapi.json, /api/docs (Swagger UI, vendored and served from
 //!                 the binary; its files at the fixed DOCS_ASSETS paths)
 //!   gateways.rs   GET /api/v1/tenants/{tenant}/gateways[/{gateway}]
-//!   wells.rs      GET /api/v1/tenants/{tenant}/wells[/{well}[/metrics]]
+//!   wells.rs      GET|POST /api/v1/tenants/{tenant}/wells, GET|PUT|DELETE …/wells/{well},
+//!                 GET …/wells/{well}/metrics
+//!   sites.rs      GET|POST /api/v1/tenants/{tenant}/sites, GET|PUT|DELETE …/sites/{site}
+//!   session.rs    POST /api/v1/auth/{sign-in,refresh,sign-out,password-reset[/confirm],
+//!                 invitations/accept}, GET /api/v1/auth/me
+//!   people.rs     GET …/members, POST …/invitations, PUT|DELETE …/members/{user},
+//!                 GET|POST …/api-keys, DELETE …/api-keys/{key}
+//!   admin.rs      GET|POST /api/v1/admin/tenants, POST …/tenants/{slug}/{suspend,reactivate},
+//!                 GET /api/v1/admin/audit, GET /api/v1/tenants/{tenant}/audit
+//!   access.rs     the access layer: credentials → principal → declared policy
+//!   credentials.rs password hashing (argon2id), token and key formats
 //!   telemetry.rs  GET /api/v1/tenants/{tenant}/wells/{well}/telemetry
 //!   ingest.rs     GET /api/v1/tenants/{tenant}/ingest/{rejections,counters}
 //!   production.rs GET /api/v1/tenants/{tenant}/wells/{well}/production,
@@ -65,10 +75,11 @@
 //! # Tenancy and authentication
 //!
 //! Every tenant-owned route is under `/api/v1/tenants/{tenant}/` and every handler gets
-//! the tenant through [`TenantScope`]. Authentication arrives with a later tenancy issue:
-//! an auth layer will put the caller's principal in the request extensions and
-//! `TenantScope` will refuse (403) a tenant the principal may not read — one place, no
-//! handler signature changes. `/metrics` and `/ready` are operator endpoints.
+//! the tenant through [`TenantScope`], which the access layer ([`access`]) filled after
+//! checking the caller's role there against the operation's declared `security`. Every
+//! operation must declare one (`security(())` for public ones); handlers that change
+//! something take [`Caller`] and write an audit entry in their transaction.
+//! `/metrics` and `/ready` are operator endpoints.
 
 mod access;
 mod admin;
@@ -86,6 +97,7 @@ mod people;
 mod production;
 mod reports;
 mod session;
+mod sites;
 mod telemetry;
 mod wells;
 
@@ -294,6 +306,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(emissions::routes())
         .merge(reports::routes())
         .merge(decline::routes())
+        .merge(sites::routes())
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())

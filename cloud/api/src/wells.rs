@@ -7,25 +7,29 @@
 //! `vendor:<tag>` without them (and cannot be queried by the telemetry endpoint, which
 //! speaks canonical names only).
 
+use analytics::api_number::ApiNumber;
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use firmware_profiles::vocabulary::{self, MetricKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{
-    DEFAULT_PAGE, PageQuery, SiteRef, parse_id_cursor, parse_limit, split_page, well_not_found,
+    DEFAULT_PAGE, JsonBody, LocationDto, PageQuery, SiteRef, parse_id_cursor, parse_limit,
+    split_page, well_not_found,
 };
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
-use store::WellId;
-use store::wells::{self as queries, SeriesRow, WellRow};
+use crate::access::Caller;
+use store::wells::{self as queries, SeriesRow, WellFields, WellRow};
+use store::{SiteId, WellId};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(list_wells))
-        .routes(routes!(get_well))
+        .routes(routes!(list_wells, create_well))
+        .routes(routes!(get_well, update_well, delete_well))
         .routes(routes!(well_metrics))
 }
 
@@ -53,6 +57,12 @@ pub struct Well {
     pub site: SiteRef,
     /// Devices linked to the well.
     pub device_count: i64,
+    /// `drilling`, `completed`, `producing`, `injecting`, `shut_in`,
+    /// `temporarily_abandoned` or `plugged_abandoned`.
+    #[schema(example = "producing")]
+    pub status: String,
+    /// Surface location, if known.
+    pub location: Option<LocationDto>,
 }
 
 /// A page of wells.
@@ -145,8 +155,221 @@ impl From<WellRow> for Well {
                 name: w.site_name,
             },
             device_count: w.device_count,
+            status: w.status,
+            location: w.location.map(LocationDto::from),
         }
     }
+}
+
+/// A well to create, or the new fields of one (a PUT replaces them all).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WellBody {
+    /// Site id (`id` in the site list) the well is on.
+    #[schema(example = 1)]
+    pub site_id: i64,
+    /// API well number: 10, 12 or 14 digits, dashes optional (stored as
+    /// `SS-CCC-UUUUU[-TT[-EE]]`); state and county codes are checked.
+    #[schema(example = "42-329-12345-00-00")]
+    pub api_number: String,
+    /// Display name.
+    #[schema(example = "Smith 1H")]
+    pub name: String,
+    /// Lease name.
+    #[serde(default)]
+    pub lease: String,
+    /// Field name.
+    #[serde(default)]
+    pub field: String,
+    /// County.
+    #[serde(default)]
+    pub county: String,
+    /// State (two-letter postal code).
+    #[serde(default)]
+    #[schema(example = "TX")]
+    pub state: String,
+    /// Status (default `producing`).
+    #[schema(example = "producing")]
+    pub status: Option<String>,
+    /// Surface location.
+    pub location: Option<LocationDto>,
+}
+
+impl WellBody {
+    fn fields(&self) -> Result<(String, String), ApiError> {
+        let api_number = ApiNumber::parse(&self.api_number)
+            .map_err(|e| ApiError::BadRequest(format!("invalid api_number: {e}")))?
+            .canonical();
+        let status = self
+            .status
+            .clone()
+            .unwrap_or_else(|| "producing".to_owned());
+        Ok((api_number, status))
+    }
+}
+
+fn well_json(w: &WellRow) -> serde_json::Value {
+    serde_json::json!({
+        "api_number": w.api_number, "name": w.name, "site_id": w.site_id.0,
+        "lease": w.lease, "field": w.field, "county": w.county, "state": w.state,
+        "status": w.status, "location": w.location,
+    })
+}
+
+/// Registers a well.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/wells",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "wells",
+    operation_id = "create_well",
+    params(TenantScope),
+    request_body(content = WellBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = Well),
+        (status = 400, description = "Invalid field (the message names it), e.g. an API number whose state code is no state", body = ErrorResponse),
+        (status = 409, description = "The API number is registered already", body = ErrorResponse),
+    )
+)]
+async fn create_well(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+    JsonBody(body): JsonBody<WellBody>,
+) -> Result<(StatusCode, Json<Well>), ApiError> {
+    let (api_number, status) = body.fields()?;
+    let mut tx = scope.begin(state.db()).await?;
+    let row = queries::create_well(
+        &mut tx,
+        scope.id,
+        &WellFields {
+            site: SiteId(body.site_id),
+            api_number: &api_number,
+            name: &body.name,
+            lease: &body.lease,
+            field: &body.field,
+            county: &body.county,
+            state: &body.state,
+            status: &status,
+            location: body.location.map(|l| (l.latitude, l.longitude)),
+        },
+    )
+    .await?;
+    let target = format!("well:{}", row.id);
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "well.create",
+            &target,
+            None,
+            Some(well_json(&row)),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// Replaces a well's fields.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/wells/{well}",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "wells",
+    operation_id = "update_well",
+    params(TenantScope, WellParam),
+    request_body(content = WellBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = Well),
+        (status = 400, description = "Invalid field (the message names it)", body = ErrorResponse),
+        (status = 404, description = "Unknown well", body = ErrorResponse),
+        (status = 409, description = "The API number belongs to another well", body = ErrorResponse),
+    )
+)]
+async fn update_well(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+    WellParam(well): WellParam,
+    JsonBody(body): JsonBody<WellBody>,
+) -> Result<Json<Well>, ApiError> {
+    let (api_number, status) = body.fields()?;
+    let mut tx = scope.begin(state.db()).await?;
+    let (before, after) = queries::update_well(
+        &mut tx,
+        scope.id,
+        well,
+        &WellFields {
+            site: SiteId(body.site_id),
+            api_number: &api_number,
+            name: &body.name,
+            lease: &body.lease,
+            field: &body.field,
+            county: &body.county,
+            state: &body.state,
+            status: &status,
+            location: body.location.map(|l| (l.latitude, l.longitude)),
+        },
+    )
+    .await?
+    .ok_or_else(|| well_not_found(&scope, well))?;
+    let target = format!("well:{well}");
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "well.update",
+            &target,
+            Some(well_json(&before)),
+            Some(well_json(&after)),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after.into()))
+}
+
+/// Deletes a well that has no devices and no production history (otherwise set its
+/// status, e.g. `plugged_abandoned`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{tenant}/wells/{well}",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "wells",
+    operation_id = "delete_well",
+    params(TenantScope, WellParam),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown well", body = ErrorResponse),
+        (status = 409, description = "The well has devices or history", body = ErrorResponse),
+    )
+)]
+async fn delete_well(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+    WellParam(well): WellParam,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let before = queries::delete_well(&mut tx, scope.id, well)
+        .await?
+        .ok_or_else(|| well_not_found(&scope, well))?;
+    let target = format!("well:{well}");
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "well.delete",
+            &target,
+            Some(well_json(&before)),
+            None,
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 impl From<SeriesRow> for SeriesInfo {

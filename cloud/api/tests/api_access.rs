@@ -40,6 +40,7 @@ fn target(path: &str, tenant: &str, well: i64) -> String {
         .replace("{slug}", tenant)
         .replace("{user}", "1")
         .replace("{key}", "1")
+        .replace("{site}", "1")
 }
 
 #[test]

@@ -133,7 +133,9 @@ async fn ready_requires_the_migrations() {
     // says what is missing); nothing of the SQL error leaks. (Authenticating a credential
     // is the first such need.)
     let token = format!("wpat_{}", "0".repeat(64));
-    let wells = api.request_as(&token, "GET", "/api/v1/tenants/acme/wells", None).await;
+    let wells = api
+        .request_as(&token, "GET", "/api/v1/tenants/acme/wells", None)
+        .await;
     assert_eq!(wells.status, 500, "{}", wells.text());
     assert_eq!(wells.error_code(), "internal");
     assert!(!wells.text().contains("relation"), "{}", wells.text());

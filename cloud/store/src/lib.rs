@@ -40,6 +40,7 @@
 //!
 //! - [`schema`]: migrations, back-end set-up, migration state and liveness.
 //! - [`registry`]: tenants, sites, wells, births, alias maps, rejection records.
+//! - [`sites`]: sites (pads) create, read, update, delete.
 //! - [`tenants`]: the tenant lifecycle (create, suspend, reactivate) and access lookups.
 //! - [`identity`]: users, memberships and roles, sign-in sessions and refresh-token
 //!   families, sign-in failure throttling, one-time tokens, API keys.
@@ -79,6 +80,7 @@ pub mod registry;
 pub mod regulatory;
 pub mod rejections;
 pub mod schema;
+pub mod sites;
 pub mod telemetry;
 pub mod tenants;
 pub mod wells;

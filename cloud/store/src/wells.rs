@@ -3,7 +3,10 @@
 //! [`Db::begin_tenant`](crate::Db::begin_tenant) **and** the tenant id, and filters on
 //! `tenant_id` explicitly: row-level security is the guarantee, the explicit filter keeps
 //! each query correct on its own and lets the planner use the `(tenant_id, …)` indexes.
-//! Registration of wells is in [`registry`](crate::registry).
+//! Registration of wells from the command line is in [`registry`](crate::registry); the
+//! API's create, update and delete are [`create_well`], [`update_well`] and
+//! [`delete_well`] (a well with devices or production history cannot be deleted: set its
+//! status instead).
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -12,12 +15,12 @@ use crate::{DbError, SeriesId, SiteId, TenantId, WellId, collect};
 
 const WELL_SELECT: &str = "
     SELECT w.id, w.api_number, w.name, w.lease, w.field, w.county, w.state,
-           w.site_id, s.name AS site_name,
+           w.site_id, s.name AS site_name, w.status, w.latitude, w.longitude,
            (SELECT count(*) FROM devices d WHERE d.well_id = w.id) AS device_count
     FROM wells w JOIN sites s ON s.tenant_id = w.tenant_id AND s.id = w.site_id";
 
 /// A well of the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WellRow {
     /// Database id.
     pub id: WellId,
@@ -39,6 +42,11 @@ pub struct WellRow {
     pub site_name: String,
     /// Devices linked to the well.
     pub device_count: i64,
+    /// Status: drilling, completed, producing, injecting, shut_in,
+    /// temporarily_abandoned, plugged_abandoned.
+    pub status: String,
+    /// Surface location (latitude, longitude) in degrees.
+    pub location: Option<(f64, f64)>,
 }
 
 /// A series with the labels a reader needs to tell it apart from its siblings.
@@ -70,7 +78,195 @@ fn well_row(r: &PgRow) -> Result<WellRow, sqlx::Error> {
         site_id: r.try_get("site_id")?,
         site_name: r.try_get("site_name")?,
         device_count: r.try_get("device_count")?,
+        status: r.try_get("status")?,
+        location: r
+            .try_get::<Option<f64>, _>("latitude")?
+            .zip(r.try_get::<Option<f64>, _>("longitude")?),
     })
+}
+
+/// The statuses a well can have.
+pub const WELL_STATUSES: [&str; 7] = [
+    "drilling",
+    "completed",
+    "producing",
+    "injecting",
+    "shut_in",
+    "temporarily_abandoned",
+    "plugged_abandoned",
+];
+
+/// The fields of a well a caller sets. `api_number` must already be canonical
+/// (`analytics::api_number`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WellFields<'a> {
+    /// Site the well is on (of the same tenant).
+    pub site: SiteId,
+    /// Canonical API well number.
+    pub api_number: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Lease.
+    pub lease: &'a str,
+    /// Field.
+    pub field: &'a str,
+    /// County.
+    pub county: &'a str,
+    /// State (postal code).
+    pub state: &'a str,
+    /// One of [`WELL_STATUSES`].
+    pub status: &'a str,
+    /// Location in degrees.
+    pub location: Option<(f64, f64)>,
+}
+
+fn check_well(fields: &WellFields<'_>) -> Result<(), DbError> {
+    let name = fields.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(DbError::invalid("well name", "must be 1 to 200 characters"));
+    }
+    if !WELL_STATUSES.contains(&fields.status) {
+        return Err(DbError::invalid(
+            "well status",
+            format!(
+                "{:?} must be one of {}",
+                fields.status,
+                WELL_STATUSES.join(", ")
+            ),
+        ));
+    }
+    for (what, v) in [
+        ("lease", fields.lease),
+        ("field", fields.field),
+        ("county", fields.county),
+    ] {
+        if v.chars().count() > 200 {
+            return Err(DbError::invalid(what, "must be at most 200 characters"));
+        }
+    }
+    if !(fields.state.is_empty()
+        || (fields.state.len() == 2 && fields.state.bytes().all(|b| b.is_ascii_uppercase())))
+    {
+        return Err(DbError::invalid(
+            "well state",
+            format!(
+                "{:?} must be a two-letter postal code such as TX",
+                fields.state
+            ),
+        ));
+    }
+    if let Some((lat, lon)) = fields.location
+        && !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon))
+    {
+        return Err(DbError::invalid(
+            "well location",
+            format!("({lat}, {lon}) is not a latitude and longitude in degrees"),
+        ));
+    }
+    Ok(())
+}
+
+async fn require_site(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    site: SiteId,
+) -> Result<(), DbError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM sites WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(site)
+            .fetch_optional(conn)
+            .await?;
+    found.map(|_| ()).ok_or_else(|| {
+        DbError::invalid("site", format!("site {site} does not exist in this tenant"))
+    })
+}
+
+/// Creates a well. An API number in use in the tenant is a unique violation.
+pub async fn create_well(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    fields: &WellFields<'_>,
+) -> Result<WellRow, DbError> {
+    check_well(fields)?;
+    require_site(conn, tenant, fields.site).await?;
+    let id: WellId = sqlx::query_scalar(
+        "INSERT INTO wells (tenant_id, site_id, api_number, name, lease, field, county, state,
+                            status, latitude, longitude)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(fields.site)
+    .bind(fields.api_number)
+    .bind(fields.name.trim())
+    .bind(fields.lease.trim())
+    .bind(fields.field.trim())
+    .bind(fields.county.trim())
+    .bind(fields.state)
+    .bind(fields.status)
+    .bind(fields.location.map(|l| l.0))
+    .bind(fields.location.map(|l| l.1))
+    .fetch_one(&mut *conn)
+    .await?;
+    well(conn, tenant, id)
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("well {id}")))
+}
+
+/// Replaces a well's fields. Returns it before and after; `None` if no such well.
+pub async fn update_well(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: WellId,
+    fields: &WellFields<'_>,
+) -> Result<Option<(WellRow, WellRow)>, DbError> {
+    check_well(fields)?;
+    let Some(before) = well(conn, tenant, id).await? else {
+        return Ok(None);
+    };
+    require_site(conn, tenant, fields.site).await?;
+    sqlx::query(
+        "UPDATE wells SET site_id = $3, api_number = $4, name = $5, lease = $6, field = $7,
+                          county = $8, state = $9, status = $10, latitude = $11,
+                          longitude = $12, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(fields.site)
+    .bind(fields.api_number)
+    .bind(fields.name.trim())
+    .bind(fields.lease.trim())
+    .bind(fields.field.trim())
+    .bind(fields.county.trim())
+    .bind(fields.state)
+    .bind(fields.status)
+    .bind(fields.location.map(|l| l.0))
+    .bind(fields.location.map(|l| l.1))
+    .execute(&mut *conn)
+    .await?;
+    let after = well(conn, tenant, id)
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("well {id}")))?;
+    Ok(Some((before, after)))
+}
+
+/// Deletes a well that nothing refers to (no devices, no production or emissions
+/// history). Returns it; `None` if no such well.
+pub async fn delete_well(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: WellId,
+) -> Result<Option<WellRow>, DbError> {
+    let Some(before) = well(conn, tenant, id).await? else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM wells WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(Some(before))
 }
 
 /// Wells of a tenant ordered by id, after `after` (exclusive), at most `limit`.

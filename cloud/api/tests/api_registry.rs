@@ -1,0 +1,184 @@
+//! The registry through the API: sites and wells created, read, updated and deleted by a
+//! tenant admin, API well numbers checked, keyset pages, conflicts as 409, every change in
+//! the audit log.
+
+use serde_json::json;
+use store::identity::Role;
+use testkit::api::{TestApi, seed};
+use testkit::auth;
+
+#[tokio::test]
+async fn sites_and_wells_round_trip_with_validation_and_audit() {
+    let api = TestApi::start("api_registry").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| {
+        let admin = admin.clone();
+        let api = &api;
+        async move { api.request_as(&admin, method, &path, body.as_ref()).await }
+    };
+    let base = "/api/v1/tenants/acme";
+
+    // Sites.
+    let site = call(
+        "POST",
+        format!("{base}/sites"),
+        Some(
+            json!({ "name": "Pad 9", "state": "NM", "operator_number": "OGRID-1234",
+                     "location": { "latitude": 32.4, "longitude": -103.9 } }),
+        ),
+    )
+    .await;
+    assert_eq!(site.status, 201, "{}", site.text());
+    let site_id = site.json()["id"].as_i64().unwrap();
+    assert_eq!(site.json()["location"]["latitude"], 32.4);
+    let dup = call(
+        "POST",
+        format!("{base}/sites"),
+        Some(json!({ "name": "Pad 9" })),
+    )
+    .await;
+    assert_eq!(dup.status, 409);
+    for (body, problem) in [
+        (json!({ "name": "" }), "site name"),
+        (
+            json!({ "name": "x", "state": "Texas" }),
+            "two-letter postal code",
+        ),
+        (
+            json!({ "name": "x", "location": { "latitude": 91.0, "longitude": 0.0 } }),
+            "latitude",
+        ),
+        (
+            json!({ "name": "x", "color": "red" }),
+            "unknown field `color`",
+        ),
+    ] {
+        let r = call("POST", format!("{base}/sites"), Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert!(
+            r.error_message().contains(problem),
+            "{body}: {}",
+            r.error_message()
+        );
+    }
+    let page = call("GET", format!("{base}/sites?limit=1"), None)
+        .await
+        .json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let next = call("GET", format!("{base}/sites?limit=1&cursor={cursor}"), None)
+        .await
+        .json();
+    assert_ne!(next["items"][0]["id"], page["items"][0]["id"]);
+
+    // Wells: the API number is checked and stored in its canonical form.
+    let well = |api_number: &str| {
+        json!({ "site_id": site_id, "api_number": api_number, "name": "Rio 2H",
+                "lease": "Rio", "field": "Wolfcamp", "county": "Lea", "state": "NM" })
+    };
+    for (number, problem) in [
+        ("52-025-12345", "state code 52"),
+        ("30-000-12345", "county code 000"),
+        ("30-025-1234", "10, 12 or 14 digits"),
+    ] {
+        let r = call("POST", format!("{base}/wells"), Some(well(number))).await;
+        assert_eq!(r.status, 400, "{number}");
+        assert!(
+            r.error_message().contains(problem),
+            "{number}: {}",
+            r.error_message()
+        );
+    }
+    let created = call("POST", format!("{base}/wells"), Some(well("300251234500"))).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let w = created.json();
+    assert_eq!(w["api_number"], "30-025-12345-00");
+    assert_eq!(w["status"], "producing");
+    let well_id = w["id"].as_i64().unwrap();
+    let again = call(
+        "POST",
+        format!("{base}/wells"),
+        Some(well("30-025-12345-00")),
+    )
+    .await;
+    assert_eq!(again.status, 409, "same API number twice");
+    // Another tenant's site cannot be used.
+    let mut foreign = well("30-025-54321");
+    foreign["site_id"] = json!(fleet.other_well.0 + 1000);
+    let r = call("POST", format!("{base}/wells"), Some(foreign)).await;
+    assert_eq!(r.status, 400);
+
+    let mut changed = well("30-025-12345-00");
+    changed["status"] = json!("shut_in");
+    let updated = call("PUT", format!("{base}/wells/{well_id}"), Some(changed)).await;
+    assert_eq!(updated.status, 200, "{}", updated.text());
+    assert_eq!(updated.json()["status"], "shut_in");
+    let mut bad = well("30-025-12345-00");
+    bad["status"] = json!("sleeping");
+    assert_eq!(
+        call("PUT", format!("{base}/wells/{well_id}"), Some(bad))
+            .await
+            .status,
+        400
+    );
+    // Another tenant's well id through acme's path: 404.
+    let r = call(
+        "PUT",
+        format!("{base}/wells/{}", fleet.other_well.0),
+        Some(well("30-025-99999")),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    // A site with a well cannot go; a well with history cannot go.
+    assert_eq!(
+        call("DELETE", format!("{base}/sites/{site_id}"), None)
+            .await
+            .status,
+        409
+    );
+    let r = call("DELETE", format!("{base}/wells/{}", fleet.smith.0), None).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        call("DELETE", format!("{base}/wells/{well_id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call("DELETE", format!("{base}/sites/{site_id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call("GET", format!("{base}/sites/{site_id}"), None)
+            .await
+            .status,
+        404
+    );
+
+    let log = call("GET", format!("{base}/audit?limit=20"), None)
+        .await
+        .json();
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "site.delete",
+            "well.delete",
+            "well.update",
+            "well.create",
+            "site.create"
+        ]
+    );
+    assert_eq!(log["items"][2]["before"]["status"], "producing");
+    assert_eq!(log["items"][2]["after"]["status"], "shut_in");
+    api.finish().await;
+}
