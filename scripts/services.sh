@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests and the demo need is installed and running on this machine:
-# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2 and aiosmtpd, and Chromium
+# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, aiosmtpd and
+# schemathesis, and Chromium
 # (the API test that renders the docs page in a headless browser).
 # Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
 #
@@ -106,11 +107,14 @@ wp_ensure_cbor2() { wp_ensure_py cbor2 cbor2; }
 # The SMTP sink the mail tests start (cloud/testkit/smtp_sink.py).
 wp_ensure_aiosmtpd() { wp_ensure_py aiosmtpd aiosmtpd; }
 
+# The API's property-based test against its OpenAPI document.
+wp_ensure_schemathesis() { command -v schemathesis >/dev/null || wp_ensure_py schemathesis schemathesis; }
+
 # Debian's chromium, at the path the API's docs test runs it from.
 wp_ensure_chromium() { [ -x /usr/bin/chromium ] || wp_apt_install chromium; }
 
 wp_ensure_all() {
   wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2 &&
-    wp_ensure_aiosmtpd &&
+    wp_ensure_aiosmtpd && wp_ensure_schemathesis &&
     wp_ensure_chromium
 }
