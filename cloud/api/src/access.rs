@@ -356,10 +356,15 @@ pub(crate) struct Access {
     tenants: RwLock<HashMap<String, TenantAccess>>,
     listening: AtomicBool,
     per_principal: KeyedLimiter<String>,
-    per_tenant: KeyedLimiter<TenantId>,
+    per_tenant: Mutex<HashMap<TenantId, (u32, Arc<DirectLimiter>)>>,
     per_address: KeyedLimiter<IpAddr>,
     key_touched: Mutex<HashMap<ApiKeyId, Instant>>,
+    plans: std::collections::BTreeMap<String, tenants::PlanLimits>,
+    /// Authenticated requests per tenant since the last flush to `tenant_usage_daily`.
+    calls: Mutex<HashMap<TenantId, i64>>,
 }
+
+type DirectLimiter = governor::DefaultDirectRateLimiter;
 
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -377,17 +382,28 @@ const KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// The channel the triggers notify.
 const CHANNEL: &str = "wellpulse_auth";
 
+fn direct(n: u32) -> DirectLimiter {
+    let n = NonZeroU32::new(n.max(1)).expect("max(1) is not zero");
+    RateLimiter::direct(Quota::per_minute(n))
+}
+
 fn per_minute<K: std::hash::Hash + Eq + Clone>(n: u32) -> KeyedLimiter<K> {
     let n = NonZeroU32::new(n.max(1)).expect("max(1) is not zero");
     RateLimiter::keyed(Quota::per_minute(n))
 }
 
 impl Access {
-    pub(crate) fn new(db: Db, options: AuthOptions) -> Access {
+    pub(crate) fn new(
+        db: Db,
+        options: AuthOptions,
+        plans: std::collections::BTreeMap<String, tenants::PlanLimits>,
+    ) -> Access {
         Access {
             per_principal: per_minute(options.principal_requests_per_minute),
-            per_tenant: per_minute(options.tenant_requests_per_minute),
+            per_tenant: Mutex::default(),
             per_address: per_minute(options.public_requests_per_minute),
+            plans,
+            calls: Mutex::default(),
             db,
             options,
             principals: RwLock::default(),
@@ -618,6 +634,78 @@ impl Access {
         })
     }
 
+    /// Applies the tenant's limit: its plan's `api_requests_per_minute`, else the
+    /// configured `tenant_requests_per_minute`. Counts the call for usage.
+    fn limit_tenant(&self, tenant: &TenantAccess) -> Result<(), ApiError> {
+        let rate = self
+            .plans
+            .get(&tenant.plan)
+            .and_then(|p| p.api_requests_per_minute)
+            .unwrap_or(self.options.tenant_requests_per_minute);
+        let limiter = {
+            let mut limiters = self.per_tenant.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = limiters
+                .entry(tenant.id)
+                .or_insert_with(|| (0, Arc::new(direct(rate))));
+            if entry.0 != rate {
+                *entry = (rate, Arc::new(direct(rate)));
+            }
+            Arc::clone(&entry.1)
+        };
+        limiter.check().map_err(|not_until| ApiError::TooManyRequests {
+            message: format!(
+                "rate limit of tenant `{}` exceeded ({rate} requests per minute on plan `{}`); retry later",
+                tenant.slug, tenant.plan
+            ),
+            retry_after: not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1)),
+        })?;
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.id)
+            .or_default() += 1;
+        Ok(())
+    }
+
+    /// Adds the counted API calls to `tenant_usage_daily` every `every` until the process
+    /// ends (a failed flush keeps the counts for the next one; at most `every` of counts
+    /// is lost when the process stops).
+    pub(crate) async fn flush_usage(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.flush_calls().await;
+        }
+    }
+
+    /// Adds the counted API calls to the usage table now.
+    pub(crate) async fn flush_calls(&self) {
+        let counted = std::mem::take(&mut *self.calls.lock().unwrap_or_else(|p| p.into_inner()));
+        if counted.is_empty() {
+            return;
+        }
+        let day = Utc::now().date_naive();
+        let result = async {
+            let mut conn = self.db.pool().acquire().await?;
+            for (tenant, calls) in &counted {
+                store::usage::add_api_calls(&mut conn, *tenant, day, *calls).await?;
+            }
+            Ok::<_, DbError>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "cannot record API usage; kept for the next attempt");
+            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            for (tenant, n) in counted {
+                *calls.entry(tenant).or_default() += n;
+            }
+        }
+    }
+
     /// Applies the per-address limit of public authentication endpoints.
     pub(crate) fn limit_address(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
         match addr {
@@ -716,8 +804,8 @@ pub(crate) async fn authorize(
             }
         }
         Policy::Tenant(needed) => {
-            let grant = tenant_grant(&state, &mut parts, &principal, needed).await?;
-            Access::limit(&access.per_tenant, &grant.id, "this tenant")?;
+            let (grant, tenant) = tenant_grant(&state, &mut parts, &principal, needed).await?;
+            access.limit_tenant(&tenant)?;
             parts.extensions.insert(grant);
         }
     }
@@ -730,7 +818,7 @@ async fn tenant_grant(
     parts: &mut Parts,
     principal: &Principal,
     needed: Role,
-) -> Result<TenantGrant, ApiError> {
+) -> Result<(TenantGrant, TenantAccess), ApiError> {
     let params = RawPathParams::from_request_parts(parts, &())
         .await
         .map_err(|r| ApiError::BadRequest(format!("invalid path: {}", r.body_text())))?;
@@ -751,11 +839,13 @@ async fn tenant_grant(
             "this needs the `{needed}` role in tenant `{slug}`; this credential has `{role}`"
         )));
     }
-    Ok(TenantGrant {
+    let grant = TenantGrant {
         id: tenant.id,
         slug,
         role,
-    })
+        plan: tenant.plan.clone(),
+    };
+    Ok((grant, tenant))
 }
 
 /// The authenticated caller of a request, for handlers that act on its behalf and audit

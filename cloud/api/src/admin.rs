@@ -35,6 +35,9 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(suspend_tenant))
         .routes(routes!(reactivate_tenant))
+        .routes(routes!(set_plan))
+        .routes(routes!(tenant_usage_admin))
+        .routes(routes!(tenant_usage))
         .routes(routes!(platform_audit))
         .routes(routes!(tenant_audit))
 }
@@ -52,6 +55,9 @@ pub struct TenantDto {
     pub status_changed_at: DateTime<Utc>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Plan (its quotas are the server's configuration).
+    #[schema(example = "standard")]
+    pub plan: String,
 }
 
 impl From<&Tenant> for TenantDto {
@@ -62,12 +68,25 @@ impl From<&Tenant> for TenantDto {
             status: t.status.as_str().to_owned(),
             status_changed_at: t.status_changed_at,
             created_at: t.created_at,
+            plan: t.plan.clone(),
         }
     }
 }
 
 fn tenant_json(t: &Tenant) -> serde_json::Value {
-    json!({ "slug": t.slug, "name": t.name, "status": t.status.as_str() })
+    json!({ "slug": t.slug, "name": t.name, "status": t.status.as_str(), "plan": t.plan })
+}
+
+fn known_plan(state: &ApiState, plan: &str) -> Result<(), ApiError> {
+    if state.options().plans.contains_key(plan) {
+        Ok(())
+    } else {
+        let known: Vec<&str> = state.options().plans.keys().map(String::as_str).collect();
+        Err(ApiError::BadRequest(format!(
+            "unknown plan {plan:?}: this server's plans are {}",
+            known.join(", ")
+        )))
+    }
 }
 
 /// A page of tenants.
@@ -125,6 +144,8 @@ pub struct NewTenantBody {
     /// Email of its first tenant administrator, who is sent an invitation.
     #[schema(example = "admin@permian-ops.example")]
     pub admin_email: String,
+    /// Plan (one of the server's; default: its default plan).
+    pub plan: Option<String>,
 }
 
 /// A created tenant and the invitation of its first administrator.
@@ -164,6 +185,11 @@ async fn create_tenant(
         ))
     })?;
     store::identity::check_email(&body.admin_email)?;
+    let plan = body
+        .plan
+        .clone()
+        .unwrap_or_else(|| state.options().default_plan.clone());
+    known_plan(&state, &plan)?;
     let mut tx = state.db().pool().begin().await.map_err(DbError::from)?;
     if tenants::tenant_by_slug(&mut tx, &body.slug)
         .await?
@@ -171,7 +197,7 @@ async fn create_tenant(
     {
         return Err(ApiError::Conflict(format!("tenant `{}` exists", body.slug)));
     }
-    let tenant = tenants::create_tenant(&mut tx, &body.slug, &body.name).await?;
+    let tenant = tenants::create_tenant(&mut tx, &body.slug, &body.name, &plan).await?;
     let target = format!("tenant:{}", tenant.slug);
     audit::record(
         &mut tx,
@@ -456,4 +482,199 @@ async fn tenant_audit(
     .await?;
     tx.commit().await?;
     Ok(Json(page))
+}
+
+/// A plan to put a tenant on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanBody {
+    /// One of the server's plans.
+    #[schema(example = "standard")]
+    pub plan: String,
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/tenants/{slug}/plan",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "set_tenant_plan",
+    params(SlugParam),
+    request_body(content = PlanBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The tenant on its new plan (quotas apply from the next request)", body = TenantDto),
+        (status = 400, description = "Unknown plan", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn set_plan(
+    State(state): State<ApiState>,
+    caller: Caller,
+    SlugParam(slug): SlugParam,
+    JsonBody(body): JsonBody<PlanBody>,
+) -> Result<Json<TenantDto>, ApiError> {
+    known_plan(&state, &body.plan)?;
+    let mut tx = state.db().pool().begin().await.map_err(DbError::from)?;
+    let (before, after) = tenants::set_tenant_plan(&mut tx, &slug, &body.plan)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
+    let target = format!("tenant:{slug}");
+    audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(after.id),
+            "tenant.set_plan",
+            &target,
+            Some(tenant_json(&before)),
+            Some(tenant_json(&after)),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    state.access().forget();
+    Ok(Json(TenantDto::from(&after)))
+}
+
+/// Days of usage to read: `from` and `to` (exclusive), at most 366 days.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// First day, `YYYY-MM-DD`.
+    #[param(value_type = String, format = Date, example = "2026-12-01")]
+    pub from: Option<String>,
+    /// Day after the last, `YYYY-MM-DD` (exclusive).
+    #[param(value_type = String, format = Date, example = "2026-12-08")]
+    pub to: Option<String>,
+}
+
+/// One day of a tenant's usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDayDto {
+    /// UTC day.
+    pub day: chrono::NaiveDate,
+    /// Samples stored (each exactly once).
+    pub samples_ingested: i64,
+    /// Wells with data that day.
+    pub active_wells: i32,
+    /// Gateways that delivered data that day.
+    pub gateways_online: i32,
+    /// Authenticated API requests.
+    pub api_calls: i64,
+    /// Estimated telemetry storage, bytes.
+    pub storage_bytes: i64,
+}
+
+/// A plan's quotas (absent: unlimited).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotasDto {
+    /// Registered wells.
+    pub max_wells: Option<u32>,
+    /// Registered gateways.
+    pub max_gateways: Option<u32>,
+    /// Samples per day (reported, never enforced by dropping data).
+    pub max_samples_per_day: Option<u64>,
+    /// API requests per minute, whole tenant.
+    pub api_requests_per_minute: Option<u32>,
+}
+
+/// A tenant's plan and usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDto {
+    /// Tenant id.
+    pub tenant: String,
+    /// Plan.
+    pub plan: String,
+    /// Its quotas.
+    pub quotas: QuotasDto,
+    /// Days with usage, oldest first.
+    pub days: Vec<UsageDayDto>,
+}
+
+async fn usage_dto(
+    state: &ApiState,
+    conn: &mut sqlx::PgConnection,
+    tenant: (store::TenantId, &str, &str),
+    query: UsageQuery,
+) -> Result<UsageDto, ApiError> {
+    let (from, to) = crate::extract::parse_day_range(query.from, query.to, 366)?;
+    let last = to.pred_opt().unwrap_or(to);
+    let days = store::usage::usage(conn, tenant.0, from, last).await?;
+    let limits = state.options().plan(tenant.2);
+    Ok(UsageDto {
+        tenant: tenant.1.to_owned(),
+        plan: tenant.2.to_owned(),
+        quotas: QuotasDto {
+            max_wells: limits.max_wells,
+            max_gateways: limits.max_gateways,
+            max_samples_per_day: limits.max_samples_per_day,
+            api_requests_per_minute: limits.api_requests_per_minute,
+        },
+        days: days
+            .into_iter()
+            .map(|d| UsageDayDto {
+                day: d.day,
+                samples_ingested: d.samples_ingested,
+                active_wells: d.active_wells,
+                gateways_online: d.gateways_online,
+                api_calls: d.api_calls,
+                storage_bytes: d.storage_bytes,
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/usage",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "people",
+    operation_id = "tenant_usage",
+    params(TenantScope, UsageQuery),
+    responses(
+        (status = 200, description = "The tenant's plan, quotas and daily usage", body = UsageDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+    )
+)]
+async fn tenant_usage(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> Result<Json<UsageDto>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let dto = usage_dto(&state, &mut tx, (scope.id, &scope.slug, &scope.plan), query).await?;
+    tx.commit().await?;
+    Ok(Json(dto))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants/{slug}/usage",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "tenant_usage_admin",
+    params(SlugParam, UsageQuery),
+    responses(
+        (status = 200, description = "The tenant's plan, quotas and daily usage", body = UsageDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn tenant_usage_admin(
+    State(state): State<ApiState>,
+    SlugParam(slug): SlugParam,
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> Result<Json<UsageDto>, ApiError> {
+    let mut conn = state.db().pool().acquire().await.map_err(DbError::from)?;
+    let tenant = tenants::tenant_by_slug(&mut conn, &slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
+    let dto = usage_dto(
+        &state,
+        &mut conn,
+        (tenant.id, &tenant.slug, &tenant.plan),
+        query,
+    )
+    .await?;
+    Ok(Json(dto))
 }

@@ -7,6 +7,7 @@
 //! | `Unauthenticated`    | 401    | `unauthenticated`    | what is missing or wrong          |
 //! | `Forbidden`          | 403    | `forbidden`          | the role the action needs         |
 //! | `TenantSuspended`    | 403    | `tenant_suspended`   | the tenant is suspended           |
+//! | `QuotaExceeded`      | 403    | `quota_exceeded`     | the quota, the plan, limit, usage |
 //! | `NotFound`           | 404    | `not_found`          | names what was not found          |
 //! | `NoRoute`            | 404    | `no_route`           | method and path                   |
 //! | `MethodNotAllowed`   | 405    | `method_not_allowed` | method and path                   |
@@ -101,6 +102,18 @@ pub enum ApiError {
     /// The tenant is suspended: its data is kept, but nobody may use it.
     #[error("tenant `{0}` is suspended; its data is kept, contact your provider to reactivate it")]
     TenantSuspended(String),
+    /// The tenant's plan does not allow one more of something.
+    #[error("quota `{quota}` exceeded: plan `{plan}` allows {limit}, the tenant has {used}")]
+    QuotaExceeded {
+        /// Which quota (`wells`, `gateways`).
+        quota: &'static str,
+        /// The plan.
+        plan: String,
+        /// Its limit.
+        limit: u32,
+        /// What the tenant has.
+        used: i64,
+    },
     /// A rate limit was exceeded; retry after the given time.
     #[error("{message}")]
     TooManyRequests {
@@ -188,7 +201,9 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::TenantSuspended(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_)
+            | ApiError::TenantSuspended(_)
+            | ApiError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -209,6 +224,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::TenantSuspended(_) => "tenant_suspended",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::NotFound(_) => "not_found",
             ApiError::NoRoute { .. } => "no_route",

@@ -107,6 +107,7 @@ pub(crate) struct TenantGrant {
     pub(crate) id: TenantId,
     pub(crate) slug: String,
     pub(crate) role: Role,
+    pub(crate) plan: String,
 }
 
 /// The tenant a request is about, from the `{tenant}` path segment, as the access layer
@@ -123,6 +124,8 @@ pub struct TenantScope {
     pub slug: String,
     /// The caller's role in the tenant (at least the operation's declared role).
     pub role: Role,
+    /// The tenant's plan.
+    pub plan: String,
 }
 
 impl TenantScope {
@@ -145,6 +148,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantScope {
             id: grant.id,
             slug: grant.slug.clone(),
             role: grant.role,
+            plan: grant.plan.clone(),
         })
     }
 }

@@ -132,7 +132,7 @@ pub use health::IngesterWatch;
 pub use session::create_platform_admin;
 
 /// Runtime options of the API (from `[api]` in `cloud.toml`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiOptions {
     /// Longest a request may take; slower ones are answered 503 `timeout`.
     pub request_timeout: Duration,
@@ -140,6 +140,20 @@ pub struct ApiOptions {
     pub max_page_size: u32,
     /// Authentication and rate limits.
     pub auth: AuthOptions,
+    /// Plans by name, with their quotas.
+    pub plans: std::collections::BTreeMap<String, store::tenants::PlanLimits>,
+    /// The plan of a tenant created without one.
+    pub default_plan: String,
+    /// How often API calls counted in memory are added to the usage table.
+    pub usage_flush_interval: Duration,
+}
+
+impl ApiOptions {
+    /// The quotas of a plan (a plan missing from the configuration has none, and is
+    /// logged once per lookup site).
+    pub(crate) fn plan(&self, name: &str) -> store::tenants::PlanLimits {
+        self.plans.get(name).cloned().unwrap_or_default()
+    }
 }
 
 impl Default for ApiOptions {
@@ -148,6 +162,9 @@ impl Default for ApiOptions {
             request_timeout: Duration::from_secs(10),
             max_page_size: 10_000,
             auth: AuthOptions::default(),
+            plans: [("standard".to_owned(), store::tenants::PlanLimits::default())].into(),
+            default_plan: "standard".to_owned(),
+            usage_flush_interval: Duration::from_secs(30),
         }
     }
 }
@@ -171,10 +188,16 @@ impl ApiState {
         let metrics = Arc::new(middleware::ApiMetrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        let access = Arc::new(access::Access::new(db.clone(), options.auth.clone()));
-        // Without a runtime (a router built for inspection) the cache simply stays off.
+        let access = Arc::new(access::Access::new(
+            db.clone(),
+            options.auth.clone(),
+            options.plans.clone(),
+        ));
+        // Without a runtime (a router built for inspection) the cache stays off and API
+        // calls are not counted.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(Arc::clone(&access).listen());
+            runtime.spawn(Arc::clone(&access).flush_usage(options.usage_flush_interval));
         }
         ApiState {
             access,

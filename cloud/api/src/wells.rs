@@ -228,6 +228,7 @@ fn well_json(w: &WellRow) -> serde_json::Value {
     responses(
         (status = 201, description = "Registered", body = Well),
         (status = 400, description = "Invalid field (the message names it), e.g. an API number whose state code is no state", body = ErrorResponse),
+        (status = 403, description = "`quota_exceeded`: the plan's `wells` quota is used up (nothing stored changes)", body = ErrorResponse),
         (status = 409, description = "The API number is registered already", body = ErrorResponse),
     )
 )]
@@ -239,6 +240,15 @@ async fn create_well(
 ) -> Result<(StatusCode, Json<Well>), ApiError> {
     let (api_number, status) = body.fields()?;
     let mut tx = scope.begin(state.db()).await?;
+    let limits = state.options().plan(&scope.plan);
+    store::tenants::check_quota(&mut tx, scope.id, "wells", limits.max_wells)
+        .await?
+        .map_err(|q| ApiError::QuotaExceeded {
+            quota: q.quota,
+            plan: scope.plan.clone(),
+            limit: q.limit,
+            used: q.used,
+        })?;
     let row = queries::create_well(
         &mut tx,
         scope.id,

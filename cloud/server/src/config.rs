@@ -71,6 +71,39 @@ pub struct CloudConfig {
     /// Outgoing mail (`[mail]`); optional.
     #[serde(default)]
     pub mail: Option<MailConfig>,
+    /// Plans and their quotas (`[plans.<name>]`); a tenant is on one of them.
+    #[serde(default = "default_plans")]
+    pub plans: std::collections::BTreeMap<String, PlanConfig>,
+}
+
+/// `[plans.<name>]`: one plan's quotas. A missing quota is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Registered wells.
+    pub max_wells: Option<u32>,
+    /// Registered gateways.
+    pub max_gateways: Option<u32>,
+    /// Samples stored per day: reported against usage, never enforced by dropping data.
+    pub max_samples_per_day: Option<u64>,
+    /// API requests per minute for the whole tenant (else `[api.auth]
+    /// tenant_requests_per_minute`).
+    pub api_requests_per_minute: Option<u32>,
+}
+
+impl PlanConfig {
+    fn limits(&self) -> store::tenants::PlanLimits {
+        store::tenants::PlanLimits {
+            max_wells: self.max_wells,
+            max_gateways: self.max_gateways,
+            max_samples_per_day: self.max_samples_per_day,
+            api_requests_per_minute: self.api_requests_per_minute,
+        }
+    }
+}
+
+fn default_plans() -> std::collections::BTreeMap<String, PlanConfig> {
+    [("standard".to_owned(), PlanConfig::default())].into()
 }
 
 /// `[database]`.
@@ -394,6 +427,18 @@ impl Default for MaintenanceConfig {
 pub use ingest::MAX_BATCH_MESSAGES;
 
 impl CloudConfig {
+    /// The API's options: `[api]` with the plans of `[plans.*]`.
+    pub fn api_options(&self) -> api::ApiOptions {
+        api::ApiOptions {
+            plans: self
+                .plans
+                .iter()
+                .map(|(name, plan)| (name.clone(), plan.limits()))
+                .collect(),
+            ..self.api.options()
+        }
+    }
+
     /// Reads, parses and validates a config file; relative paths in it are resolved
     /// against the file's directory.
     pub fn load(path: &Path) -> Result<CloudConfig, ConfigError> {
@@ -433,6 +478,30 @@ impl CloudConfig {
             return Err("[maintenance] interval must be positive".to_owned());
         }
         self.api.auth.validate()?;
+        for (name, plan) in &self.plans {
+            let ok = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !ok {
+                return Err(format!(
+                    "[plans.{name}]: plan names are 1-32 of a-z, 0-9, '_' and '-'"
+                ));
+            }
+            if plan.api_requests_per_minute == Some(0) {
+                return Err(format!(
+                    "[plans.{name}] api_requests_per_minute must be at least 1"
+                ));
+            }
+        }
+        if !self.plans.contains_key(&self.api.default_plan) {
+            return Err(format!(
+                "[api] default_plan {:?} is not one of [plans.*] ({})",
+                self.api.default_plan,
+                self.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
         if let Some(mail) = &self.mail {
             mail.validate()?;
         }
@@ -636,6 +705,13 @@ pub struct ApiConfig {
     /// Sign-in, tokens and rate limits (`[api.auth]`).
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The plan of a tenant created without one (must be one of `[plans.*]`).
+    #[serde(default = "default_plan_name")]
+    pub default_plan: String,
+}
+
+fn default_plan_name() -> String {
+    "standard".to_owned()
 }
 
 /// `[api.auth]`: sessions, sign-in throttling and rate limits. Every field has a default.
@@ -893,6 +969,7 @@ impl Default for ApiConfig {
             request_timeout: default_api_request_timeout(),
             max_page_size: default_api_max_page_size(),
             auth: AuthConfig::default(),
+            default_plan: default_plan_name(),
         }
     }
 }
@@ -904,6 +981,8 @@ impl ApiConfig {
             request_timeout: self.request_timeout,
             max_page_size: self.max_page_size,
             auth: self.auth.options(),
+            default_plan: self.default_plan.clone(),
+            ..api::ApiOptions::default()
         }
     }
 }

@@ -245,7 +245,7 @@ async fn run(config: &Path) -> Result<()> {
         jobs.run().await;
         bail!("the job scheduler stopped")
     });
-    let mut api_state = ApiState::new(db.clone(), cfg.api.options()).with_ingester(ingest_stats);
+    let mut api_state = ApiState::new(db.clone(), cfg.api_options()).with_ingester(ingest_stats);
     if let Some(mail) = &cfg.mail {
         let mailer = mail::Mailer::new(mail.options()).context("setting up [mail]")?;
         api_state = api_state.with_mailer(mailer);
@@ -348,8 +348,9 @@ async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
         .context("starting the embedded MQTT broker")
 }
 
-/// The periodic jobs: storage maintenance (partitions, rollups, retention) and the offline
-/// sweep every `[maintenance] interval`, the production derivation on its own interval.
+/// The periodic jobs: storage maintenance (partitions, rollups, retention), the offline
+/// sweep and the usage counts every `[maintenance] interval`, the production derivation on
+/// its own interval.
 /// With several instances on one database, each run has one leader.
 fn scheduler(db: Db, cfg: &MaintenanceConfig, metrics: JobMetrics) -> Scheduler {
     let offline_after = cfg.offline_after;
@@ -369,6 +370,16 @@ fn scheduler(db: Db, cfg: &MaintenanceConfig, metrics: JobMetrics) -> Scheduler 
         .with_job(Job::new("production", production.every, move |db| async move {
             let report = production::run_once(&db, &production, chrono::Utc::now()).await?;
             Ok(format!("{report:?}"))
+        }))
+        .with_job(Job::new("usage", cfg.interval, |db| async move {
+            // Today and yesterday: late batches of yesterday still land after midnight.
+            let today = chrono::Utc::now().date_naive();
+            let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
+            let mut tenants = 0;
+            for day in [today.pred_opt().unwrap_or(today), today] {
+                tenants += store::usage::refresh_day(&mut conn, day).await?;
+            }
+            Ok(format!("{tenants} tenant-days of usage refreshed"))
         }))
 }
 

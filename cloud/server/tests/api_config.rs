@@ -66,7 +66,7 @@ fn the_api_section_is_optional_and_configurable() {
         ApiOptions {
             request_timeout: Duration::from_millis(2500),
             max_page_size: 50,
-            auth: api::AuthOptions::default(),
+            ..ApiOptions::default()
         }
     );
     let text = format!(
@@ -83,6 +83,33 @@ fn the_api_section_is_optional_and_configurable() {
     assert_eq!((mail.host.as_str(), mail.port), ("127.0.0.1", 2525));
     assert_eq!(mail.security, mail::SmtpSecurity::None);
     assert!(mail::Mailer::new(mail).is_ok());
+}
+
+#[test]
+fn plans_give_the_api_its_quotas_and_the_default_plan_must_exist() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cloud.toml");
+    let cfg = CloudConfig::load(&path).unwrap();
+    let options = cfg.api_options();
+    assert_eq!(options.default_plan, "standard");
+    assert_eq!(
+        options.plans["standard"],
+        store::tenants::PlanLimits::default()
+    );
+    assert_eq!(options.plans["starter"].max_wells, Some(25));
+    assert_eq!(options.plans["starter"].api_requests_per_minute, Some(600));
+    for (extra, expected) in [
+        (
+            "[api]\ndefault_plan = \"gold\"",
+            "default_plan \"gold\" is not one of",
+        ),
+        ("[plans.Gold]\nmax_wells = 1", "plan names are"),
+        ("[plans.gold]\nmax_trucks = 1", "unknown field `max_trucks`"),
+    ] {
+        let err = CloudConfig::parse(&format!("{MINIMAL}\n{extra}"), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{extra}: {err}");
+    }
 }
 
 #[test]

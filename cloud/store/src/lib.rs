@@ -44,6 +44,8 @@
 //! - [`tenants`]: the tenant lifecycle (create, suspend, reactivate) and access lookups.
 //! - [`identity`]: users, memberships and roles, sign-in sessions and refresh-token
 //!   families, sign-in failure throttling, one-time tokens, API keys.
+//! - [`usage`]: usage per tenant per day (samples, active wells, gateways, API calls,
+//!   storage) for quotas, admin pages and billing.
 //! - [`audit`]: the append-only audit log, written in the transaction of each mutation.
 //! - [`gateways`]: provisioning, activity and offline sweep, gateway status reads.
 //! - [`wells`]: well and series reads.
@@ -83,6 +85,7 @@ pub mod schema;
 pub mod sites;
 pub mod telemetry;
 pub mod tenants;
+pub mod usage;
 pub mod wells;
 
 use std::sync::{Arc, OnceLock};

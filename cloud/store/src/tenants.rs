@@ -1,6 +1,9 @@
 //! The tenant lifecycle: create, list, suspend and reactivate, and the lookup every
 //! authorized request makes ([`tenant_access`]).
 //!
+//! Plans: a tenant names its plan; the plan's quotas ([`PlanLimits`]) are configuration,
+//! checked with [`check_quota`] in the transaction that would exceed them.
+//!
 //! A suspended tenant keeps all its data; its people get a 403 that says so, and its
 //! gateways are refused at login. Changing the status notifies channel `wellpulse_auth`
 //! (a trigger), so cached authorization everywhere sees it at once.
@@ -50,6 +53,92 @@ pub struct TenantAccess {
     pub slug: String,
     /// Status.
     pub status: TenantStatus,
+    /// Plan name (its quotas are configuration).
+    pub plan: String,
+}
+
+/// The quotas of a plan; `None` is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanLimits {
+    /// Registered wells.
+    pub max_wells: Option<u32>,
+    /// Registered gateways.
+    pub max_gateways: Option<u32>,
+    /// Samples stored per UTC day (reported, never enforced by dropping data).
+    pub max_samples_per_day: Option<u64>,
+    /// API requests per minute for the whole tenant.
+    pub api_requests_per_minute: Option<u32>,
+}
+
+/// A quota a request would exceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// Which quota: `wells` or `gateways`.
+    pub quota: &'static str,
+    /// The plan's limit.
+    pub limit: u32,
+    /// What the tenant has now.
+    pub used: i64,
+}
+
+/// Checks that one more `quota` (`wells` or `gateways`) fits `limit` (run in the
+/// transaction that adds it: a per-tenant transaction lock keeps two requests from both
+/// taking the last one).
+pub async fn check_quota(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    quota: &'static str,
+    limit: Option<u32>,
+) -> Result<Result<(), QuotaExceeded>, DbError> {
+    let Some(limit) = limit else {
+        return Ok(Ok(()));
+    };
+    let table = match quota {
+        "wells" => "wells",
+        "gateways" => "gateways",
+        other => {
+            return Err(DbError::invalid(
+                "quota",
+                format!("unknown quota {other:?}"),
+            ));
+        }
+    };
+    // One quota check per tenant at a time, until the transaction ends (tenant-scoped
+    // transactions may not lock the tenant row itself).
+    sqlx::query("SELECT pg_advisory_xact_lock(1364543044, ($1 % 2147483647)::int)")
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
+    let used: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+    ))
+    .bind(tenant)
+    .fetch_one(conn)
+    .await?;
+    Ok(if used < i64::from(limit) {
+        Ok(())
+    } else {
+        Err(QuotaExceeded { quota, limit, used })
+    })
+}
+
+/// Puts a tenant on a plan (owner connection). Returns the tenant before and after.
+pub async fn set_tenant_plan(
+    conn: &mut PgConnection,
+    slug: &str,
+    plan: &str,
+) -> Result<Option<(Tenant, Tenant)>, DbError> {
+    let Some(before) = tenant_by_slug(conn, slug).await? else {
+        return Ok(None);
+    };
+    let row = sqlx::query(&format!(
+        "UPDATE tenants SET plan = $2 WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+    ))
+    .bind(before.id)
+    .bind(plan)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((before, tenant(&row)?)))
 }
 
 /// The tenant with this slug (owner connection).
@@ -57,7 +146,7 @@ pub async fn tenant_access(
     conn: &mut PgConnection,
     slug: &str,
 ) -> Result<Option<TenantAccess>, DbError> {
-    let row = sqlx::query("SELECT id, slug, status FROM tenants WHERE slug = $1")
+    let row = sqlx::query("SELECT id, slug, status, plan FROM tenants WHERE slug = $1")
         .bind(slug)
         .fetch_optional(conn)
         .await?;
@@ -66,6 +155,7 @@ pub async fn tenant_access(
             id: r.try_get("id")?,
             slug: r.try_get("slug")?,
             status: TenantStatus::parse(&r.try_get::<String, _>("status")?)?,
+            plan: r.try_get("plan")?,
         })
     })
     .transpose()
@@ -87,9 +177,11 @@ pub struct Tenant {
     pub status_changed_at: DateTime<Utc>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Plan name.
+    pub plan: String,
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, status, status_changed_at, created_at";
+const TENANT_COLUMNS: &str = "id, slug, name, status, status_changed_at, created_at, plan";
 
 fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
@@ -99,14 +191,16 @@ fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
         status: TenantStatus::parse(&row.try_get::<String, _>("status")?)?,
         status_changed_at: row.try_get("status_changed_at")?,
         created_at: row.try_get("created_at")?,
+        plan: row.try_get("plan")?,
     })
 }
 
-/// Creates a tenant (owner connection). A slug in use is a unique violation.
+/// Creates a tenant on `plan` (owner connection). A slug in use is a unique violation.
 pub async fn create_tenant(
     conn: &mut PgConnection,
     slug: &str,
     name: &str,
+    plan: &str,
 ) -> Result<Tenant, DbError> {
     wire::topic::validate_id(slug).map_err(|e| DbError::invalid("tenant slug", e.to_string()))?;
     let name = name.trim();
@@ -117,10 +211,11 @@ pub async fn create_tenant(
         ));
     }
     let row = sqlx::query(&format!(
-        "INSERT INTO tenants (slug, name) VALUES ($1, $2) RETURNING {TENANT_COLUMNS}"
+        "INSERT INTO tenants (slug, name, plan) VALUES ($1, $2, $3) RETURNING {TENANT_COLUMNS}"
     ))
     .bind(slug)
     .bind(name)
+    .bind(plan)
     .fetch_one(conn)
     .await?;
     Ok(tenant(&row)?)

@@ -372,7 +372,7 @@ async fn tenant_transactions_see_only_their_members_keys_and_audit_entries() {
 async fn tenants_suspend_and_reactivate_and_keys_are_found_by_prefix() {
     let test = TestDb::plain("id_tenants").await;
     let mut conn = test.db.pool().acquire().await.unwrap();
-    let created = tenants::create_tenant(&mut conn, "delta", " Delta Energy ")
+    let created = tenants::create_tenant(&mut conn, "delta", " Delta Energy ", "standard")
         .await
         .unwrap();
     assert_eq!(
@@ -380,7 +380,7 @@ async fn tenants_suspend_and_reactivate_and_keys_are_found_by_prefix() {
         ("Delta Energy", TenantStatus::Active)
     );
     assert!(
-        tenants::create_tenant(&mut conn, "Bad Slug", "x")
+        tenants::create_tenant(&mut conn, "Bad Slug", "x", "standard")
             .await
             .is_err()
     );
