@@ -19,6 +19,8 @@
 //!   wells.rs      GET|POST /api/v1/tenants/{tenant}/wells, GET|PUT|DELETE …/wells/{well},
 //!                 GET …/wells/{well}/metrics
 //!   sites.rs      GET|POST /api/v1/tenants/{tenant}/sites, GET|PUT|DELETE …/sites/{site}
+//!   interventions.rs GET|POST …/wells/{well}/interventions, PUT|DELETE …/{intervention}
+//!                 (maintenance and failure records)
 //!   session.rs    POST /api/v1/auth/{sign-in,refresh,sign-out,password-reset[/confirm],
 //!                 invitations/accept}, GET /api/v1/auth/me
 //!   people.rs     GET …/members, POST …/invitations, PUT|DELETE …/members/{user},
@@ -92,6 +94,7 @@ mod extract;
 mod gateways;
 mod health;
 mod ingest;
+mod interventions;
 mod middleware;
 mod people;
 mod production;
@@ -330,6 +333,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(reports::routes())
         .merge(decline::routes())
         .merge(sites::routes())
+        .merge(interventions::routes())
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())

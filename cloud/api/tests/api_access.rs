@@ -41,6 +41,7 @@ fn target(path: &str, tenant: &str, well: i64) -> String {
         .replace("{user}", "1")
         .replace("{key}", "1")
         .replace("{site}", "1")
+        .replace("{intervention}", "1")
 }
 
 #[test]

@@ -177,6 +177,7 @@ fn concrete(path: &str, well: i64) -> String {
         .replace("{user}", "1")
         .replace("{key}", "1")
         .replace("{site}", "1")
+        .replace("{intervention}", "1")
 }
 
 #[tokio::test]

@@ -182,3 +182,111 @@ async fn sites_and_wells_round_trip_with_validation_and_audit() {
     assert_eq!(log["items"][2]["after"]["status"], "shut_in");
     api.finish().await;
 }
+
+#[tokio::test]
+async fn maintenance_and_failure_records_are_kept_per_well_by_operators() {
+    let api = TestApi::start("api_interventions").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let operator = auth::member_token(&api.db, fleet.acme, Role::Operator).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let base = format!("/api/v1/tenants/acme/wells/{}/interventions", fleet.smith.0);
+    let failure = json!({ "kind": "failure", "equipment": "rods", "failure_mode": "rod_part",
+                          "started_at": "2026-11-02T06:30:00Z", "ended_at": "2026-11-04T18:00:00Z",
+                          "cost_usd": 18500.0, "notes": "parted at 4,210 ft" });
+    let r = api
+        .request_as(&operator, "POST", &base, Some(&failure))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    assert!(
+        r.json()["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("user:")
+    );
+    let workover = json!({ "kind": "workover", "equipment": "rod_pump",
+                           "started_at": "2026-11-20T08:00:00Z" });
+    assert_eq!(
+        api.request_as(&operator, "POST", &base, Some(&workover))
+            .await
+            .status,
+        201
+    );
+    for (body, problem) in [
+        (
+            json!({ "kind": "repair", "equipment": "rods", "started_at": "2026-11-02T00:00:00Z" }),
+            "kind",
+        ),
+        (
+            json!({ "kind": "failure", "equipment": "rope", "started_at": "2026-11-02T00:00:00Z" }),
+            "equipment",
+        ),
+        (
+            json!({ "kind": "workover", "equipment": "rods", "failure_mode": "rod_part",
+                 "started_at": "2026-11-02T00:00:00Z" }),
+            "only failures",
+        ),
+        (
+            json!({ "kind": "failure", "equipment": "rods", "started_at": "2026-11-02T00:00:00Z",
+                 "ended_at": "2026-11-01T00:00:00Z" }),
+            "ended_at",
+        ),
+    ] {
+        let r = api.request_as(&operator, "POST", &base, Some(&body)).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert!(
+            r.error_message().contains(problem),
+            "{body}: {}",
+            r.error_message()
+        );
+    }
+    // Viewers read, newest first, and cannot write.
+    let list = api.request_as(&viewer, "GET", &base, None).await.json();
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["workover", "failure"]);
+    assert_eq!(
+        api.request_as(&viewer, "POST", &base, Some(&failure))
+            .await
+            .status,
+        403
+    );
+    // Another tenant's well: 404.
+    let foreign = format!(
+        "/api/v1/tenants/acme/wells/{}/interventions",
+        fleet.other_well.0
+    );
+    assert_eq!(
+        api.request_as(&operator, "POST", &foreign, Some(&failure))
+            .await
+            .status,
+        404
+    );
+    let mut fixed = failure.clone();
+    fixed["cost_usd"] = json!(21000.0);
+    let r = api
+        .request_as(&operator, "PUT", &format!("{base}/{id}"), Some(&fixed))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["cost_usd"], 21000.0);
+    assert_eq!(
+        api.request_as(&operator, "DELETE", &format!("{base}/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        api.request_as(&operator, "DELETE", &format!("{base}/{id}"), None)
+            .await
+            .status,
+        404
+    );
+    let log = api.get("/api/v1/tenants/acme/audit?limit=3").await.json();
+    assert_eq!(log["items"][0]["action"], "intervention.delete");
+    assert_eq!(log["items"][1]["before"]["cost_usd"], 18500.0);
+    api.finish().await;
+}

@@ -40,6 +40,7 @@
 //!
 //! - [`schema`]: migrations, back-end set-up, migration state and liveness.
 //! - [`registry`]: tenants, sites, wells, births, alias maps, rejection records.
+//! - [`interventions`]: maintenance and failure records of wells.
 //! - [`sites`]: sites (pads) create, read, update, delete.
 //! - [`tenants`]: the tenant lifecycle (create, suspend, reactivate) and access lookups.
 //! - [`identity`]: users, memberships and roles, sign-in sessions and refresh-token
@@ -74,6 +75,7 @@ pub mod copy;
 pub mod emissions;
 pub mod gateways;
 pub mod identity;
+pub mod interventions;
 pub mod locks;
 pub mod maintenance;
 pub mod production;
