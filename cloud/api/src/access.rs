@@ -831,8 +831,12 @@ async fn tenant_grant(
     let not_found = || ApiError::NotFound(format!("tenant `{slug}`"));
     let tenant = state.access().tenant(&slug).await?.ok_or_else(not_found)?;
     let role = principal.role_in(tenant.id).ok_or_else(not_found)?;
-    if tenant.status == TenantStatus::Suspended && !principal.platform_admin {
-        return Err(ApiError::TenantSuspended(slug));
+    match tenant.status {
+        TenantStatus::Deleted => return Err(not_found()),
+        TenantStatus::Active => {}
+        _ if principal.platform_admin => {}
+        TenantStatus::Suspended => return Err(ApiError::TenantSuspended(slug)),
+        TenantStatus::Deleting => return Err(ApiError::TenantDeleting(slug)),
     }
     if !role.includes(needed) {
         return Err(ApiError::Forbidden(format!(

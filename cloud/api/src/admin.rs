@@ -36,6 +36,8 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(suspend_tenant))
         .routes(routes!(reactivate_tenant))
         .routes(routes!(set_plan))
+        .routes(routes!(schedule_deletion))
+        .routes(routes!(export_tenant))
         .routes(routes!(tenant_usage_admin))
         .routes(routes!(tenant_usage))
         .routes(routes!(platform_audit))
@@ -49,7 +51,8 @@ pub struct TenantDto {
     pub slug: String,
     /// Display name.
     pub name: String,
-    /// `active` or `suspended`.
+    /// `active`, `suspended`, `deleting` (scheduled, data kept) or `deleted` (exported and
+    /// purged).
     pub status: String,
     /// When the status last changed.
     pub status_changed_at: DateTime<Utc>,
@@ -58,6 +61,10 @@ pub struct TenantDto {
     /// Plan (its quotas are the server's configuration).
     #[schema(example = "standard")]
     pub plan: String,
+    /// When a scheduled deletion happens (status `deleting`).
+    pub deletion_due_at: Option<DateTime<Utc>>,
+    /// Where the data of a deleted tenant was exported.
+    pub exported_to: Option<String>,
 }
 
 impl From<&Tenant> for TenantDto {
@@ -69,6 +76,8 @@ impl From<&Tenant> for TenantDto {
             status_changed_at: t.status_changed_at,
             created_at: t.created_at,
             plan: t.plan.clone(),
+            deletion_due_at: t.deletion_due_at,
+            exported_to: t.exported_to.clone(),
         }
     }
 }
@@ -677,4 +686,122 @@ async fn tenant_usage_admin(
     )
     .await?;
     Ok(Json(dto))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{slug}/delete",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "schedule_tenant_deletion",
+    params(SlugParam),
+    responses(
+        (status = 200, description = "Scheduled: access refused from now on; after the grace period its data is exported, then purged. Reactivating cancels it.", body = TenantDto),
+        (status = 400, description = "Already deleted", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn schedule_deletion(
+    State(state): State<ApiState>,
+    caller: Caller,
+    SlugParam(slug): SlugParam,
+) -> Result<Json<TenantDto>, ApiError> {
+    let grace = chrono::TimeDelta::from_std(state.options().deletion_grace)
+        .unwrap_or(chrono::TimeDelta::MAX);
+    let mut tx = state.db().pool().begin().await.map_err(DbError::from)?;
+    let (before, after) = tenants::schedule_deletion(&mut tx, &slug, Utc::now() + grace)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
+    let target = format!("tenant:{slug}");
+    audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(after.id),
+            "tenant.schedule_deletion",
+            &target,
+            Some(tenant_json(&before)),
+            Some(json!({ "status": after.status.as_str(), "deletion_due_at": after.deletion_due_at })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    state.access().forget();
+    Ok(Json(TenantDto::from(&after)))
+}
+
+/// A file of an export.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportFileDto {
+    /// File name (`<table>.csv`).
+    pub file: String,
+    /// Rows, header excluded.
+    pub rows: i64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+}
+
+/// What an export wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportDto {
+    /// The directory on the server (also holds `manifest.json`).
+    pub dir: String,
+    /// Every file.
+    pub files: Vec<ExportFileDto>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{slug}/export",
+    security(("bearer" = ["platform_admin"])),
+    tag = "admin",
+    operation_id = "export_tenant",
+    params(SlugParam),
+    responses(
+        (status = 200, description = "Every table the tenant owns (and its audit log) written as CSV with a manifest, from one consistent snapshot", body = ExportDto),
+        (status = 404, description = "Unknown or deleted tenant", body = ErrorResponse),
+    )
+)]
+async fn export_tenant(
+    State(state): State<ApiState>,
+    caller: Caller,
+    SlugParam(slug): SlugParam,
+) -> Result<Json<ExportDto>, ApiError> {
+    let mut conn = state.db().pool().acquire().await.map_err(DbError::from)?;
+    let tenant = tenants::tenant_by_slug(&mut conn, &slug)
+        .await?
+        .filter(|t| t.status != TenantStatus::Deleted)
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{slug}`")))?;
+    let manifest = store::lifecycle::export_tenant(
+        state.db(),
+        tenant.id,
+        &tenant.slug,
+        &state.options().export_dir,
+        Utc::now(),
+    )
+    .await?;
+    let dir = manifest.dir.display().to_string();
+    let target = format!("tenant:{slug}");
+    audit::record(
+        &mut conn,
+        &caller.audit(
+            Some(tenant.id),
+            "tenant.export",
+            &target,
+            None,
+            Some(json!({ "dir": dir })),
+        ),
+    )
+    .await?;
+    Ok(Json(ExportDto {
+        dir,
+        files: manifest
+            .files
+            .into_iter()
+            .map(|f| ExportFileDto {
+                file: f.file,
+                rows: f.rows,
+                sha256: f.sha256,
+            })
+            .collect(),
+    }))
 }

@@ -7,6 +7,7 @@
 //! | `Unauthenticated`    | 401    | `unauthenticated`    | what is missing or wrong          |
 //! | `Forbidden`          | 403    | `forbidden`          | the role the action needs         |
 //! | `TenantSuspended`    | 403    | `tenant_suspended`   | the tenant is suspended           |
+//! | `TenantDeleting`     | 403    | `tenant_deleting`    | scheduled for deletion            |
 //! | `QuotaExceeded`      | 403    | `quota_exceeded`     | the quota, the plan, limit, usage |
 //! | `NotFound`           | 404    | `not_found`          | names what was not found          |
 //! | `NoRoute`            | 404    | `no_route`           | method and path                   |
@@ -102,6 +103,11 @@ pub enum ApiError {
     /// The tenant is suspended: its data is kept, but nobody may use it.
     #[error("tenant `{0}` is suspended; its data is kept, contact your provider to reactivate it")]
     TenantSuspended(String),
+    /// The tenant is scheduled for deletion: access refused, data kept until then.
+    #[error(
+        "tenant `{0}` is scheduled for deletion; until then a platform administrator can reactivate it"
+    )]
+    TenantDeleting(String),
     /// The tenant's plan does not allow one more of something.
     #[error("quota `{quota}` exceeded: plan `{plan}` allows {limit}, the tenant has {used}")]
     QuotaExceeded {
@@ -203,6 +209,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::TenantSuspended(_)
+            | ApiError::TenantDeleting(_)
             | ApiError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
@@ -224,6 +231,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::TenantSuspended(_) => "tenant_suspended",
+            ApiError::TenantDeleting(_) => "tenant_deleting",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::NotFound(_) => "not_found",

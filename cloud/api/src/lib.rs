@@ -149,6 +149,11 @@ pub struct ApiOptions {
     pub default_plan: String,
     /// How often API calls counted in memory are added to the usage table.
     pub usage_flush_interval: Duration,
+    /// Where tenant exports are written (one directory per export).
+    pub export_dir: std::path::PathBuf,
+    /// How long a tenant scheduled for deletion keeps its data (it can be reactivated
+    /// meanwhile).
+    pub deletion_grace: Duration,
 }
 
 impl ApiOptions {
@@ -168,6 +173,10 @@ impl Default for ApiOptions {
             plans: [("standard".to_owned(), store::tenants::PlanLimits::default())].into(),
             default_plan: "standard".to_owned(),
             usage_flush_interval: Duration::from_secs(30),
+            // The server always sets it from `[tenancy] export_dir`; this default serves
+            // tests and tools that build the API directly.
+            export_dir: std::env::temp_dir().join("wellpulse-exports"),
+            deletion_grace: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

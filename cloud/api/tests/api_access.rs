@@ -273,3 +273,51 @@ async fn a_sign_out_on_one_instance_holds_on_another_within_a_second() {
     server.abort();
     api.finish().await;
 }
+
+#[tokio::test]
+async fn a_tenant_scheduled_for_deletion_is_refused_can_be_exported_and_reactivated() {
+    let export_dir = tempfile::tempdir().unwrap();
+    let api = TestApi::with(
+        "api_access_deletion",
+        testkit::api::Setup {
+            options: api::ApiOptions {
+                export_dir: export_dir.path().to_owned(),
+                ..api::ApiOptions::default()
+            },
+            ..testkit::api::Setup::default()
+        },
+    )
+    .await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let wells = "/api/v1/tenants/acme/wells";
+    let r = api.post("/api/v1/admin/tenants/acme/delete", None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "deleting");
+    assert!(r.json()["deletion_due_at"].is_string());
+    let refused = api.request_as(&viewer, "GET", wells, None).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error_code(), "tenant_deleting");
+
+    let export = api.post("/api/v1/admin/tenants/acme/export", None).await;
+    assert_eq!(export.status, 200, "{}", export.text());
+    let files = export.json()["files"].as_array().unwrap().clone();
+    let wells_file = files.iter().find(|f| f["file"] == "wells.csv").unwrap();
+    assert_eq!(wells_file["rows"], 2);
+    let telemetry = files.iter().find(|f| f["file"] == "telemetry.csv").unwrap();
+    assert!(telemetry["rows"].as_i64().unwrap() > 0);
+    let dir = std::path::PathBuf::from(export.json()["dir"].as_str().unwrap());
+    assert!(dir.starts_with(export_dir.path()));
+    assert!(dir.join("manifest.json").is_file());
+
+    let back = api
+        .post("/api/v1/admin/tenants/acme/reactivate", None)
+        .await;
+    assert_eq!(back.json()["status"], "active");
+    assert!(back.json()["deletion_due_at"].is_null());
+    assert_eq!(
+        api.request_as(&viewer, "GET", wells, None).await.status,
+        200
+    );
+    api.finish().await;
+}

@@ -74,6 +74,31 @@ pub struct CloudConfig {
     /// Plans and their quotas (`[plans.<name>]`); a tenant is on one of them.
     #[serde(default = "default_plans")]
     pub plans: std::collections::BTreeMap<String, PlanConfig>,
+    /// `[tenancy]`: the end of a tenant (export, grace period).
+    #[serde(default)]
+    pub tenancy: TenancyConfig,
+}
+
+/// `[tenancy]`: what happens when a tenant is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenancyConfig {
+    /// Where tenant exports are written, one directory per export (relative to this
+    /// file; default `exports`). Keep it on storage that is backed up.
+    pub export_dir: PathBuf,
+    /// How long a tenant scheduled for deletion keeps its data before it is exported and
+    /// purged (1h-365d; default 30d). Reactivating it within that time cancels.
+    #[serde(with = "humantime_serde")]
+    pub deletion_grace: Duration,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        TenancyConfig {
+            export_dir: PathBuf::from("exports"),
+            deletion_grace: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 /// `[plans.<name>]`: one plan's quotas. A missing quota is unlimited.
@@ -430,6 +455,8 @@ impl CloudConfig {
     /// The API's options: `[api]` with the plans of `[plans.*]`.
     pub fn api_options(&self) -> api::ApiOptions {
         api::ApiOptions {
+            export_dir: self.tenancy.export_dir.clone(),
+            deletion_grace: self.tenancy.deletion_grace,
             plans: self
                 .plans
                 .iter()
@@ -505,6 +532,13 @@ impl CloudConfig {
         if let Some(mail) = &self.mail {
             mail.validate()?;
         }
+        let grace = self.tenancy.deletion_grace;
+        if !(Duration::from_secs(3600)..=Duration::from_secs(365 * 24 * 3600)).contains(&grace) {
+            return Err(format!(
+                "[tenancy] deletion_grace must be from 1h to 365d, got {}",
+                humantime::format_duration(grace)
+            ));
+        }
         Ok(())
     }
 
@@ -517,6 +551,7 @@ impl CloudConfig {
         if let Some(e) = &mut self.broker.embedded {
             resolve(&mut e.config);
         }
+        resolve(&mut self.tenancy.export_dir);
         if let Some(ca) = self
             .broker
             .external

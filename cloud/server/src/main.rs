@@ -240,7 +240,12 @@ async fn run(config: &Path) -> Result<()> {
         bail!("ingester stopped")
     });
     let job_metrics = JobMetrics::default();
-    let jobs = scheduler(db.clone(), &cfg.maintenance, job_metrics.clone());
+    let jobs = scheduler(
+        db.clone(),
+        &cfg.maintenance,
+        cfg.tenancy.export_dir.clone(),
+        job_metrics.clone(),
+    );
     services.spawn(async move {
         jobs.run().await;
         bail!("the job scheduler stopped")
@@ -352,7 +357,12 @@ async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
 /// sweep and the usage counts every `[maintenance] interval`, the production derivation on
 /// its own interval.
 /// With several instances on one database, each run has one leader.
-fn scheduler(db: Db, cfg: &MaintenanceConfig, metrics: JobMetrics) -> Scheduler {
+fn scheduler(
+    db: Db,
+    cfg: &MaintenanceConfig,
+    export_dir: PathBuf,
+    metrics: JobMetrics,
+) -> Scheduler {
     let offline_after = cfg.offline_after;
     let production = production::JobOptions::default();
     Scheduler::new(db, metrics)
@@ -370,6 +380,18 @@ fn scheduler(db: Db, cfg: &MaintenanceConfig, metrics: JobMetrics) -> Scheduler 
         .with_job(Job::new("production", production.every, move |db| async move {
             let report = production::run_once(&db, &production, chrono::Utc::now()).await?;
             Ok(format!("{report:?}"))
+        }))
+        .with_job(Job::new("tenant_deletion", cfg.interval, move |db| {
+            let export_dir = export_dir.clone();
+            async move {
+                let done = store::lifecycle::delete_due_tenants(&db, &export_dir, chrono::Utc::now())
+                    .await?;
+                for d in &done {
+                    info!(tenant = %d.slug, rows = d.rows_deleted, export = %d.exported_to.display(),
+                          "tenant exported and purged");
+                }
+                Ok(format!("{} tenants deleted", done.len()))
+            }
         }))
         .with_job(Job::new("usage", cfg.interval, |db| async move {
             // Today and yesterday: late batches of yesterday still land after midnight.

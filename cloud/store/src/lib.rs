@@ -55,6 +55,7 @@
 //! - [`query`]: raw and bucketed telemetry reads.
 //! - [`rejections`]: the ingest audit trail (refused messages, counts) as read by the API.
 //! - [`maintenance`]: partitions ahead, rollups from dirty ranges, retention.
+//! - [`lifecycle`]: a tenant's export (CSV files and a manifest) and purge.
 //! - [`locks`]: one leader per periodic job (advisory locks).
 //! - [`production`], [`emissions`], [`regulatory`]: daily figures, emission sources, filings.
 //!
@@ -76,6 +77,7 @@ pub mod emissions;
 pub mod gateways;
 pub mod identity;
 pub mod interventions;
+pub mod lifecycle;
 pub mod locks;
 pub mod maintenance;
 pub mod production;
@@ -142,6 +144,14 @@ pub enum DbError {
         /// What was unreadable.
         what: &'static str,
         /// The value or why.
+        reason: String,
+    },
+    /// A file the storage layer writes (a tenant export) could not be written.
+    #[error("cannot write {path}: {reason}")]
+    File {
+        /// The file or directory.
+        path: String,
+        /// Why.
         reason: String,
     },
     /// A referenced registry row does not exist.

@@ -21,6 +21,11 @@ pub enum TenantStatus {
     Active,
     /// Data kept, access refused.
     Suspended,
+    /// Scheduled for deletion: access refused, data kept until the due time; can still be
+    /// cancelled (reactivated).
+    Deleting,
+    /// Data exported and purged; the row remains (slug reserved, audit and usage kept).
+    Deleted,
 }
 
 impl TenantStatus {
@@ -29,6 +34,8 @@ impl TenantStatus {
         match self {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::Deleting => "deleting",
+            TenantStatus::Deleted => "deleted",
         }
     }
 
@@ -36,6 +43,8 @@ impl TenantStatus {
         match raw {
             "active" => Ok(TenantStatus::Active),
             "suspended" => Ok(TenantStatus::Suspended),
+            "deleting" => Ok(TenantStatus::Deleting),
+            "deleted" => Ok(TenantStatus::Deleted),
             other => Err(sqlx::Error::ColumnDecode {
                 index: "status".to_owned(),
                 source: format!("unknown tenant status {other:?}").into(),
@@ -122,6 +131,49 @@ pub async fn check_quota(
     })
 }
 
+/// Schedules a tenant's deletion at `due` (owner connection): access is refused from now
+/// on, the data stays until the deletion job exports and purges it. Returns the tenant
+/// before and after; `None` if there is no such tenant.
+pub async fn schedule_deletion(
+    conn: &mut PgConnection,
+    slug: &str,
+    due: DateTime<Utc>,
+) -> Result<Option<(Tenant, Tenant)>, DbError> {
+    let Some(before) = tenant_by_slug(conn, slug).await? else {
+        return Ok(None);
+    };
+    if before.status == TenantStatus::Deleted {
+        return Err(DbError::invalid(
+            "tenant status",
+            format!("tenant `{slug}` is already deleted"),
+        ));
+    }
+    let after = sqlx::query(&format!(
+        "UPDATE tenants SET status = 'deleting', status_changed_at = now(), deletion_due_at = $2
+         WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+    ))
+    .bind(before.id)
+    .bind(due)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((before, tenant(&after)?)))
+}
+
+/// Tenants whose deletion is due at `now` (owner connection).
+pub async fn deletions_due(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<Tenant>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants WHERE status = 'deleting' AND deletion_due_at <= $1
+         ORDER BY deletion_due_at"
+    ))
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, tenant)
+}
+
 /// Puts a tenant on a plan (owner connection). Returns the tenant before and after.
 pub async fn set_tenant_plan(
     conn: &mut PgConnection,
@@ -179,9 +231,14 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     /// Plan name.
     pub plan: String,
+    /// When a scheduled deletion happens.
+    pub deletion_due_at: Option<DateTime<Utc>>,
+    /// Where its data was exported before it was purged.
+    pub exported_to: Option<String>,
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, status, status_changed_at, created_at, plan";
+const TENANT_COLUMNS: &str =
+    "id, slug, name, status, status_changed_at, created_at, plan, deletion_due_at, exported_to";
 
 fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
@@ -192,6 +249,8 @@ fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
         status_changed_at: row.try_get("status_changed_at")?,
         created_at: row.try_get("created_at")?,
         plan: row.try_get("plan")?,
+        deletion_due_at: row.try_get("deletion_due_at")?,
+        exported_to: row.try_get("exported_to")?,
     })
 }
 
@@ -252,13 +311,21 @@ pub async fn tenants(
     collect(&rows, tenant)
 }
 
-/// Sets a tenant's status (owner connection). Returns the tenant before and after, `None`
-/// if there is no such tenant. Setting the status it already has changes nothing.
+/// Sets a tenant's status to active or suspended (owner connection; reactivating also
+/// cancels a scheduled deletion). Returns the tenant before and after, `None` if there is
+/// no such tenant. Setting the status it already has changes nothing; a deleted tenant
+/// cannot come back.
 pub async fn set_tenant_status(
     conn: &mut PgConnection,
     slug: &str,
     status: TenantStatus,
 ) -> Result<Option<(Tenant, Tenant)>, DbError> {
+    if !matches!(status, TenantStatus::Active | TenantStatus::Suspended) {
+        return Err(DbError::invalid(
+            "tenant status",
+            "use schedule_deletion to delete a tenant",
+        ));
+    }
     let before = sqlx::query(&format!(
         "SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1 FOR UPDATE"
     ))
@@ -271,9 +338,15 @@ pub async fn set_tenant_status(
     if before.status == status {
         return Ok(Some((before.clone(), before)));
     }
+    if before.status == TenantStatus::Deleted {
+        return Err(DbError::invalid(
+            "tenant status",
+            format!("tenant `{slug}` was deleted; its data is gone"),
+        ));
+    }
     let after = sqlx::query(&format!(
-        "UPDATE tenants SET status = $2, status_changed_at = now() WHERE id = $1
-         RETURNING {TENANT_COLUMNS}"
+        "UPDATE tenants SET status = $2, status_changed_at = now(), deletion_due_at = NULL
+         WHERE id = $1 RETURNING {TENANT_COLUMNS}"
     ))
     .bind(before.id)
     .bind(status.as_str())
