@@ -737,15 +737,50 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The client's address (absent when the server runs without connect info).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+/// Where a request comes from and its id: what the audit log records besides the actor
+/// (the client address is absent when the server runs without connect info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The client's address.
+    pub(crate) ip: Option<IpAddr>,
+    ip_text: Option<String>,
+    request_id: String,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl Origin {
+    /// An audit entry of `actor` acting from here.
+    pub(crate) fn audit<'a>(
+        &'a self,
+        actor: &'a str,
+        tenant: Option<TenantId>,
+        action: &'a str,
+        target: &'a str,
+        before: Option<Json>,
+        after: Option<Json>,
+    ) -> AuditEntry<'a> {
+        AuditEntry {
+            tenant,
+            actor,
+            action,
+            target,
+            before,
+            after,
+            client_addr: self.ip_text.as_deref(),
+            request_id: Some(&self.request_id),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(client_ip(parts)))
+        let ip = client_ip(parts);
+        Ok(Origin {
+            ip,
+            ip_text: ip.map(|ip| ip.to_string()),
+            request_id: current_request_id(),
+        })
     }
 }
 
@@ -858,10 +893,8 @@ async fn tenant_grant(
 pub struct Caller {
     /// Who.
     pub principal: Principal,
-    /// From where.
-    pub client_addr: Option<String>,
-    /// The request id.
-    pub request_id: String,
+    /// From where, under which request id.
+    pub(crate) origin: Origin,
 }
 
 impl Caller {
@@ -874,16 +907,8 @@ impl Caller {
         before: Option<Json>,
         after: Option<Json>,
     ) -> AuditEntry<'a> {
-        AuditEntry {
-            tenant,
-            actor: &self.principal.actor,
-            action,
-            target,
-            before,
-            after,
-            client_addr: self.client_addr.as_deref(),
-            request_id: Some(&self.request_id),
-        }
+        self.origin
+            .audit(&self.principal.actor, tenant, action, target, before, after)
     }
 }
 
@@ -898,10 +923,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .ok_or_else(|| {
                 ApiError::Internal("Caller used on a route the access layer does not guard".into())
             })?;
-        Ok(Caller {
-            principal,
-            client_addr: client_ip(parts).map(|ip| ip.to_string()),
-            request_id: current_request_id(),
-        })
+        let Ok(origin) = Origin::from_request_parts(parts, &()).await;
+        Ok(Caller { principal, origin })
     }
 }

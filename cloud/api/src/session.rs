@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use store::DbError;
 use store::identity::{self, NewSession, Refresh, TokenPurpose, digest};
 
-use crate::access::{Caller, ClientAddr, PrincipalKind};
+use crate::access::{Caller, Origin, PrincipalKind};
 use crate::credentials::{
     self, ACCESS_PREFIX, ONE_TIME_PREFIX, REFRESH_PREFIX, decoy_hash, hash_password,
     password_problem, verify_password,
@@ -202,10 +202,10 @@ async fn issue(
 )]
 async fn sign_in(
     State(state): State<ApiState>,
-    ClientAddr(addr): ClientAddr,
+    origin: Origin,
     JsonBody(body): JsonBody<SignInBody>,
 ) -> Result<Json<TokensDto>, ApiError> {
-    state.access().limit_address(addr)?;
+    state.access().limit_address(origin.ip)?;
     if body.password.chars().count() > credentials::MAX_PASSWORD_CHARS {
         return Err(bad_credentials());
     }
@@ -226,12 +226,12 @@ async fn sign_in(
         _ => {
             let policy = state.access().options.throttle();
             identity::record_sign_in_failure(&mut conn, &body.email, now, &policy).await?;
-            tracing::info!(client = ?addr, "failed sign-in");
+            tracing::info!(client = ?origin.ip, "failed sign-in");
             return Err(bad_credentials());
         }
     };
     identity::clear_sign_in_failures(&mut conn, &body.email).await?;
-    let (_, tokens) = issue(&state, &mut conn, user.id, None, addr).await?;
+    let (_, tokens) = issue(&state, &mut conn, user.id, None, origin.ip).await?;
     tracing::info!(user = %user.id, "signed in");
     Ok(Json(tokens))
 }
@@ -252,10 +252,10 @@ async fn sign_in(
 )]
 async fn refresh(
     State(state): State<ApiState>,
-    ClientAddr(addr): ClientAddr,
+    origin: Origin,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Json<TokensDto>, ApiError> {
-    state.access().limit_address(addr)?;
+    state.access().limit_address(origin.ip)?;
     if !credentials::is_token(&body.refresh_token, REFRESH_PREFIX) {
         return Err(ApiError::Unauthenticated(
             "the refresh token is malformed".to_owned(),
@@ -263,7 +263,7 @@ async fn refresh(
     }
     let mut tx = state.db().pool().begin().await.map_err(DbError::from)?;
     let old = digest(&body.refresh_token);
-    let (outcome, tokens) = issue(&state, &mut tx, store::UserId(0), Some(&old), addr).await?;
+    let (outcome, tokens) = issue(&state, &mut tx, store::UserId(0), Some(&old), origin.ip).await?;
     match outcome {
         Some(Refresh::Rotated { .. }) => {
             tx.commit().await.map_err(DbError::from)?;
@@ -276,16 +276,14 @@ async fn refresh(
             let target = format!("session:{family}");
             store::audit::record(
                 &mut tx,
-                &store::audit::AuditEntry {
-                    tenant: None,
-                    actor: &actor,
-                    action: "session.refresh_reuse_revoked",
-                    target: &target,
-                    before: None,
-                    after: None,
-                    client_addr: addr.map(|a| a.to_string()).as_deref(),
-                    request_id: Some(&crate::error::current_request_id()),
-                },
+                &origin.audit(
+                    &actor,
+                    None,
+                    "session.refresh_reuse_revoked",
+                    &target,
+                    None,
+                    None,
+                ),
             )
             .await?;
             tx.commit().await.map_err(DbError::from)?;
@@ -381,10 +379,10 @@ async fn me(caller: Caller) -> Json<MeDto> {
 )]
 async fn request_password_reset(
     State(state): State<ApiState>,
-    ClientAddr(addr): ClientAddr,
+    origin: Origin,
     JsonBody(body): JsonBody<ResetRequestBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.access().limit_address(addr)?;
+    state.access().limit_address(origin.ip)?;
     let mailer = state.mailer()?;
     let mut conn = state.db().pool().acquire().await.map_err(DbError::from)?;
     let Some(user) = identity::user_by_email(&mut conn, &body.email).await? else {
@@ -437,10 +435,10 @@ async fn request_password_reset(
 )]
 async fn confirm_password_reset(
     State(state): State<ApiState>,
-    ClientAddr(addr): ClientAddr,
+    origin: Origin,
     JsonBody(body): JsonBody<ResetConfirmBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.access().limit_address(addr)?;
+    state.access().limit_address(origin.ip)?;
     if let Some(problem) = password_problem(&body.password) {
         return Err(ApiError::BadRequest(format!("password {problem}")));
     }
@@ -458,16 +456,7 @@ async fn confirm_password_reset(
     let actor = format!("user:{}", used.user);
     store::audit::record(
         &mut tx,
-        &store::audit::AuditEntry {
-            tenant: None,
-            actor: &actor,
-            action: "user.password_reset",
-            target: &actor,
-            before: None,
-            after: None,
-            client_addr: addr.map(|a| a.to_string()).as_deref(),
-            request_id: Some(&crate::error::current_request_id()),
-        },
+        &origin.audit(&actor, None, "user.password_reset", &actor, None, None),
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
@@ -490,10 +479,10 @@ async fn confirm_password_reset(
 )]
 async fn accept_invitation(
     State(state): State<ApiState>,
-    ClientAddr(addr): ClientAddr,
+    origin: Origin,
     JsonBody(body): JsonBody<AcceptInvitationBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.access().limit_address(addr)?;
+    state.access().limit_address(origin.ip)?;
     let token = one_time(&body.token)?;
     let new_hash = match &body.password {
         Some(password) => {
@@ -530,16 +519,14 @@ async fn accept_invitation(
     let target = format!("member:{}", user.id);
     store::audit::record(
         &mut tx,
-        &store::audit::AuditEntry {
-            tenant: Some(tenant),
-            actor: &actor,
-            action: "member.accept_invitation",
-            target: &target,
-            before: before.map(|r| serde_json::json!({ "role": r.as_str() })),
-            after: Some(serde_json::json!({ "role": role.as_str() })),
-            client_addr: addr.map(|a| a.to_string()).as_deref(),
-            request_id: Some(&crate::error::current_request_id()),
-        },
+        &origin.audit(
+            &actor,
+            Some(tenant),
+            "member.accept_invitation",
+            &target,
+            before.map(|r| serde_json::json!({ "role": r.as_str() })),
+            Some(serde_json::json!({ "role": role.as_str() })),
+        ),
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
