@@ -287,6 +287,8 @@ id_param! {
     KeyParam(ApiKeyId), "key", "API key id (`id` in the key list).";
     /// The `{site}` path segment: a site id.
     SiteParam(SiteId), "site", "Site id (`id` in the site list).";
+    /// The `{source}` path segment: an emission source id.
+    SourceParam(i64), "source", "Emission source id (`id` in the source list).";
     /// The `{intervention}` path segment: a maintenance or failure record id.
     InterventionParam(i64), "intervention", "Record id (`id` in the well's list).";
 }

@@ -21,6 +21,7 @@
 //!   sites.rs      GET|POST /api/v1/tenants/{tenant}/sites, GET|PUT|DELETE …/sites/{site}
 //!   interventions.rs GET|POST …/wells/{well}/interventions, PUT|DELETE …/{intervention}
 //!                 (maintenance and failure records)
+//!   equipment.rs  GET …/emission-sources, PUT …/emission-sources/{source}/counts
 //!   session.rs    POST /api/v1/auth/{sign-in,refresh,sign-out,password-reset[/confirm],
 //!                 invitations/accept}, GET /api/v1/auth/me
 //!   people.rs     GET …/members, POST …/invitations, PUT|DELETE …/members/{user},
@@ -89,6 +90,7 @@ mod credentials;
 mod decline;
 mod docs;
 mod emissions;
+mod equipment;
 mod error;
 mod extract;
 mod gateways;
@@ -343,6 +345,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(decline::routes())
         .merge(sites::routes())
         .merge(interventions::routes())
+        .merge(equipment::routes())
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())

@@ -390,3 +390,88 @@ async fn emissions_equal_the_analytics_crate_and_co2e_follows_the_gwp_set() {
     }
     test.finish().await;
 }
+
+#[tokio::test]
+async fn equipment_counts_are_listed_and_replaced_with_an_audit_trail() {
+    let test = TestDb::new("an_counts").await;
+    let db = &test.db;
+    let site = WellSite::create(db, "acme", "42-329-20009", "TX").await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    let leaks = insert_source(
+        &mut conn,
+        site.tenant,
+        &EmissionSource {
+            components: vec![(Equipment::Valve, Service::Gas, 20)],
+            ..source(&site, "components", SourceKind::EquipmentLeaks)
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let api = Api::start(db).await;
+    let list = api.get("/api/v1/tenants/acme/emission-sources").await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    let item = &list.json()["items"][0];
+    assert_eq!(item["components"][0]["equipment"], "valve");
+    assert_eq!(item["components"][0]["count"], 20);
+
+    let path = format!("/api/v1/tenants/acme/emission-sources/{leaks}/counts");
+    let body = serde_json::json!({
+        "components": [
+            { "equipment": "valve", "service": "gas", "count": 24 },
+            { "equipment": "connector", "service": "light_crude", "count": 80 }
+        ],
+        "pneumatics": [{ "bleed": "intermittent", "count": 2 }]
+    });
+    let r = api.send("PUT", &path, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["components"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json()["pneumatics"][0]["count"], 2);
+    for (bad, problem) in [
+        (
+            serde_json::json!({ "components": [{ "equipment": "gizmo", "service": "gas", "count": 1 }] }),
+            "unknown equipment",
+        ),
+        (
+            serde_json::json!({ "components": [
+            { "equipment": "valve", "service": "gas", "count": 1 },
+            { "equipment": "valve", "service": "gas", "count": 2 }] }),
+            "listed twice",
+        ),
+        (
+            serde_json::json!({ "pneumatics": [{ "bleed": "whistle", "count": 1 }] }),
+            "bleed type",
+        ),
+        (
+            serde_json::json!({ "components": [{ "equipment": "valve", "service": "gas", "count": -1 }] }),
+            "invalid JSON body",
+        ),
+    ] {
+        let r = api.send("PUT", &path, Some(&bad)).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(problem),
+            "{bad}: {}",
+            r.text()
+        );
+    }
+    let missing = api
+        .send(
+            "PUT",
+            "/api/v1/tenants/acme/emission-sources/999999/counts",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    let log = api.get("/api/v1/tenants/acme/audit?limit=1").await.json();
+    assert_eq!(log["items"][0]["action"], "emission_source.set_counts");
+    assert_eq!(log["items"][0]["before"]["components"][0]["count"], 20);
+    assert_eq!(
+        log["items"][0]["after"]["pneumatics"][0]["bleed"],
+        "intermittent"
+    );
+    test.finish().await;
+}

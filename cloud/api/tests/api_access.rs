@@ -42,6 +42,7 @@ fn target(path: &str, tenant: &str, well: i64) -> String {
         .replace("{key}", "1")
         .replace("{site}", "1")
         .replace("{intervention}", "1")
+        .replace("{source}", "1")
 }
 
 #[test]

@@ -178,6 +178,7 @@ fn concrete(path: &str, well: i64) -> String {
         .replace("{key}", "1")
         .replace("{site}", "1")
         .replace("{intervention}", "1")
+        .replace("{source}", "1")
 }
 
 #[tokio::test]

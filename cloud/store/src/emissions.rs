@@ -445,3 +445,69 @@ mod tests {
         assert_eq!(by_name(KINDS, "volcano"), None);
     }
 }
+
+/// Replaces the component and pneumatic device counts of a source (the equipment inventory
+/// behind equipment-leak and pneumatic emissions). Returns the source before and after;
+/// `None` if the tenant has no such source.
+pub async fn set_source_counts(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    source: i64,
+    components: &[(Equipment, Service, u32)],
+    pneumatics: &[(BleedType, u32)],
+) -> Result<Option<(EmissionSource, EmissionSource)>, DbError> {
+    let find = |sources: Vec<EmissionSource>| sources.into_iter().find(|s| s.id == source);
+    let Some(before) = find(tenant_sources(&mut *conn, tenant).await?) else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM emission_source_components WHERE tenant_id = $1 AND source_id = $2")
+        .bind(tenant)
+        .bind(source)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM emission_source_pneumatics WHERE tenant_id = $1 AND source_id = $2")
+        .bind(tenant)
+        .bind(source)
+        .execute(&mut *conn)
+        .await?;
+    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    sqlx::query(
+        "INSERT INTO emission_source_components (tenant_id, source_id, equipment, service, count)
+         SELECT $1, $2, c.e, c.s, c.n FROM unnest($3::text[], $4::text[], $5::int[]) AS c(e, s, n)",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(
+        components
+            .iter()
+            .map(|c| name_of(EQUIPMENT, c.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        components
+            .iter()
+            .map(|c| name_of(SERVICES, c.1))
+            .collect::<Vec<_>>(),
+    )
+    .bind(components.iter().map(|c| count(c.2)).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO emission_source_pneumatics (tenant_id, source_id, bleed, count)
+         SELECT $1, $2, p.b, p.n FROM unnest($3::text[], $4::int[]) AS p(b, n)",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(
+        pneumatics
+            .iter()
+            .map(|p| name_of(BLEEDS, p.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(pneumatics.iter().map(|p| count(p.1)).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    let after = find(tenant_sources(conn, tenant).await?)
+        .ok_or_else(|| DbError::NotFound(format!("emission source {source}")))?;
+    Ok(Some((before, after)))
+}

@@ -365,6 +365,15 @@ impl Api {
         crate::http::send_as(self.addr, &self.token, "GET", path, None).await
     }
 
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        crate::http::send_as(self.addr, &self.token, method, path, body).await
+    }
+
     pub async fn post(&self, path: &str, body: Option<&serde_json::Value>) -> Response {
         let body = body.cloned().unwrap_or(serde_json::Value::Null);
         let body = (!body.is_null()).then_some(body);
