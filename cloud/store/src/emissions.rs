@@ -424,28 +424,6 @@ pub async fn tenant_daily_emissions(
         .collect::<Result<_, DbError>>()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_tables_round_trip() {
-        fn check<T: Copy + PartialEq + std::fmt::Debug>(table: Named<T>) {
-            for (name, value) in table {
-                assert_eq!(by_name(table, name), Some(*value));
-                assert_eq!(name_of(table, *value), *name);
-            }
-        }
-        check(KINDS);
-        check(COMBUSTION_UNITS);
-        check(REGIONS);
-        check(EQUIPMENT);
-        check(SERVICES);
-        check(BLEEDS);
-        assert_eq!(by_name(KINDS, "volcano"), None);
-    }
-}
-
 /// Replaces the component and pneumatic device counts of a source (the equipment inventory
 /// behind equipment-leak and pneumatic emissions). Returns the source before and after;
 /// `None` if the tenant has no such source.
@@ -510,4 +488,26 @@ pub async fn set_source_counts(
     let after = find(tenant_sources(conn, tenant).await?)
         .ok_or_else(|| DbError::NotFound(format!("emission source {source}")))?;
     Ok(Some((before, after)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_tables_round_trip() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(table: Named<T>) {
+            for (name, value) in table {
+                assert_eq!(by_name(table, name), Some(*value));
+                assert_eq!(name_of(table, *value), *name);
+            }
+        }
+        check(KINDS);
+        check(COMBUSTION_UNITS);
+        check(REGIONS);
+        check(EQUIPMENT);
+        check(SERVICES);
+        check(BLEEDS);
+        assert_eq!(by_name(KINDS, "volcano"), None);
+    }
 }
