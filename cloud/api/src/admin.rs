@@ -758,6 +758,7 @@ pub struct ExportDto {
     params(SlugParam),
     responses(
         (status = 200, description = "Every table the tenant owns (and its audit log) written as CSV with a manifest, from one consistent snapshot", body = ExportDto),
+        (status = 400, description = "Invalid slug", body = ErrorResponse),
         (status = 404, description = "Unknown or deleted tenant", body = ErrorResponse),
     )
 )]
