@@ -7,6 +7,8 @@
 //!   reference aggregates rollups are checked against.
 //! - [`mqtt`]: an embedded rumqttd on ephemeral ports, a private Mosquitto, an ingester,
 //!   and a fake gateway that behaves like the agent's uplink.
+//! - [`probe`]: a recording MQTT 3.1.1/5 client for broker tests (reason codes, what
+//!   arrived, how the connection ended), waited on without sleeps.
 //! - [`api`]: the API served on an ephemeral port over a seeded two-tenant fleet.
 //! - [`analytics`]: a well whose tanks and meters report a known synthetic profile.
 //! - [`http`]: the one HTTP client of the tests.
@@ -20,5 +22,6 @@ pub mod api;
 pub mod db;
 pub mod http;
 pub mod mqtt;
+pub mod probe;
 pub mod proxy;
 pub mod scratch;
