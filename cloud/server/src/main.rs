@@ -5,6 +5,7 @@
 //! wellpulse-cloud migrate --config cloud.toml    apply migrations, set up the storage back-end
 //! wellpulse-cloud provision-gateway --config cloud.toml --tenant acme --gateway gw-001   (secret: --password-file or $WELLPULSE_GATEWAY_PASSWORD)
 //! wellpulse-cloud broker --config cloud.toml     the embedded broker only
+//! wellpulse-cloud mosquitto-acl --config cloud.toml [--ingester NAME]...   Mosquitto ACL from the registry
 //! ```
 //!
 //! `run` starts every long-running service as a task in one `JoinSet`; the process stops on
@@ -93,6 +94,15 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the Mosquitto ACL for every registered gateway (see broker-config/README.md).
+    MosquittoAcl {
+        /// Cloud configuration file (the database to read the registry from).
+        #[arg(long)]
+        config: PathBuf,
+        /// Ingester usernames to grant (repeatable); `[broker] username` when absent.
+        #[arg(long = "ingester")]
+        ingesters: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -137,6 +147,7 @@ async fn main() -> Result<()> {
             provision(&config, &tenant, &gateway, password.expose(), &site, well).await
         }
         Command::Broker { config } => broker_only(&config).await,
+        Command::MosquittoAcl { config, ingesters } => mosquitto_acl(&config, ingesters).await,
     }
 }
 
@@ -199,7 +210,10 @@ async fn run(config: &Path) -> Result<()> {
     let cfg = load(config)?;
     let db = database(&cfg)?;
     migrate_when_reachable(&db).await?;
-    let (_broker, endpoint) = mqtt_endpoint(&cfg, &db).await?;
+    let (broker, endpoint) = mqtt_endpoint(&cfg, &db).await?;
+    let _kicks = broker
+        .as_ref()
+        .map(|b| broker::spawn_kick_listener(db.clone(), b.kicker().clone()));
     let ingester = Ingester::start(db.clone(), &endpoint, cfg.ingest.options())
         .context("starting the ingester")?;
     let ingest_stats: Arc<IngestStats> = Arc::clone(ingester.stats());
@@ -218,6 +232,9 @@ async fn run(config: &Path) -> Result<()> {
     });
     let api_state = ApiState::new(db.clone(), cfg.api.options()).with_ingester(ingest_stats);
     api_state.register_metrics(|registry| job_metrics.register(registry));
+    if let Some(b) = &broker {
+        api_state.register_metrics(|registry| b.metrics().register(registry));
+    }
     let api = ApiServer::bind(cfg.api.listen, api_state)
         .await
         .context("starting the HTTP API")?;
@@ -309,7 +326,8 @@ async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
         cfg.broker.username.clone(),
         cfg.broker.password.clone(),
     );
-    tokio::task::spawn_blocking(move || EmbeddedBroker::start(rumqttd_config, auth))
+    let limits = embedded.limits.options();
+    tokio::task::spawn_blocking(move || EmbeddedBroker::start_with(rumqttd_config, auth, limits))
         .await
         .context("broker start-up task failed")?
         .context("starting the embedded MQTT broker")
@@ -399,6 +417,7 @@ async fn broker_only(config: &Path) -> Result<()> {
     let db = database(&cfg)?;
     migrate_when_reachable(&db).await?;
     let broker = start_embedded(&cfg, &db).await?;
+    let _kicks = broker::spawn_kick_listener(db.clone(), broker.kicker().clone());
     for l in broker.listeners() {
         println!(
             "listening: {} {:?} {} tls={}",
@@ -407,5 +426,21 @@ async fn broker_only(config: &Path) -> Result<()> {
     }
     shutdown_signal().await;
     info!("broker stopping");
+    Ok(())
+}
+
+async fn mosquitto_acl(config: &Path, ingesters: Vec<String>) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    let gateways = db
+        .gateway_logins()
+        .await
+        .context("reading the gateway registry")?;
+    let ingesters = if ingesters.is_empty() {
+        vec![cfg.broker.username.clone()]
+    } else {
+        ingesters
+    };
+    print!("{}", broker::mosquitto::acl(&gateways, &ingesters));
     Ok(())
 }
