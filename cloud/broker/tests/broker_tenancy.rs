@@ -531,3 +531,80 @@ fn metrics_text(broker: &Broker) -> String {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text
 }
+
+/// The claim behind `pattern readwrite wp/v1/%u/#`: with usernames `tenant/gateway`, %u
+/// expands to exactly the gateway's prefix, so a gateway reads nothing of another. Also
+/// why the generated ACL does not use it: any single-level username (`acme`) that has a
+/// password gets the whole tenant (`wp/v1/acme/#`); with the generated ACL it gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_username_patterns_confine_gateways_but_not_single_level_users() {
+    init_tracing();
+    let (sa, sb) = (secret(A), secret(B));
+    let (ua, ub) = (user(A), user(B));
+    let users = [
+        (ua.as_str(), sa.as_str()),
+        (ub.as_str(), sb.as_str()),
+        ("acme", "a-tenant-wide-secret-123"),
+    ];
+    let ingester_block = broker::mosquitto::acl(&[], &[INGESTER_USER.to_owned()]);
+    let generated = {
+        let registry = [A, B].map(|(t, g)| (t.to_owned(), g.to_owned()));
+        broker::mosquitto::acl(&registry, &[INGESTER_USER.to_owned()])
+    };
+    for (acl, tenant_user_reads) in [
+        (
+            format!("pattern readwrite wp/v1/%u/#\n\n{ingester_block}"),
+            true,
+        ),
+        (generated, false),
+    ] {
+        let m = Mosquitto::start_with_acl(&users, &acl);
+        let target = Target {
+            kind: Kind::Mosquitto,
+            v4: m.plain,
+            v5: m.plain,
+            embedded: None,
+            _mosquitto: None,
+        };
+        let ingester = target.ingester("wp-ingester-1").await;
+        ingester.subscribe("wp/v1/+/+/data").await;
+        let a = target.gateway(A, Version::V4).await;
+        let b = target.gateway(B, Version::V4).await;
+        let tenant = Probe::connect(
+            m.plain,
+            Version::V4,
+            "acme",
+            "acme",
+            "a-tenant-wide-secret-123",
+        )
+        .await;
+        assert!(tenant.accepted());
+        a.subscribe(&topic(B, "data")).await;
+        a.subscribe("#").await;
+        tenant.subscribe("wp/v1/acme/#").await;
+        b.publish_acked(&topic(B, "data"), b"b").await;
+        a.publish_acked(&topic(A, "data"), b"a").await;
+        ingester.received(&topic(A, "data"), b"a").await;
+        ingester.received(&topic(B, "data"), b"b").await;
+        // A's own message is the barrier for A's subscriptions: only it may arrive (A may
+        // read its own prefix under the pattern ACL).
+        a.publish_acked(&topic(A, "cmd/result"), b"barrier").await;
+        if tenant_user_reads {
+            tenant.received(&topic(A, "data"), b"a").await;
+            a.received(&topic(A, "cmd/result"), b"barrier").await;
+            assert!(
+                a.seen()
+                    .topics()
+                    .iter()
+                    .all(|t| t.starts_with("wp/v1/acme/gw-a/"))
+            );
+        } else {
+            // A's `#` grant delivers what the ACL lets A read: its own ack, nothing else.
+            ingester.publish(&topic(A, "ack"), b"ack-a").await;
+            a.received(&topic(A, "ack"), b"ack-a").await;
+            assert!(a.seen().topics().iter().all(|t| *t == topic(A, "ack")));
+            assert!(tenant.seen().received.is_empty(), "{:?}", tenant.seen());
+        }
+        drop(m);
+    }
+}
