@@ -1,50 +1,120 @@
-//! The embedded MQTT broker: rumqttd running inside `wellpulse-cloud`.
+//! The embedded MQTT broker: rumqttd running inside `wellpulse-cloud`, behind a front
+//! listener of ours that is the only door gateways can reach.
 //!
 //! # What it is for
 //!
-//! A single-operator deployment (one company's fleet, a demo, development, CI) needs no
-//! separate broker: `wellpulse-cloud run` starts rumqttd from `broker-config/rumqttd.toml`
-//! on its own threads and the ingester connects to it over loopback like to any broker.
-//! Multi-tenant SaaS deployments should use Mosquitto or EMQX with the topic ACL in
-//! `broker-config/` (see below and `broker-config/README.md`).
+//! A deployment needs no separate broker: `wellpulse-cloud run` starts rumqttd from
+//! `broker-config/rumqttd.toml` on its own threads and the ingester connects to it like to
+//! any broker. Tenants are isolated at the door: a gateway can publish and subscribe only
+//! under its own `wp/v1/{tenant}/{gateway}/` prefix. Mosquitto (with the ACL that
+//! [`mosquitto::acl`] generates) or EMQX remain alternatives; see
+//! `broker-config/README.md`.
+//!
+//! # Why a front listener
+//!
+//! rumqttd 0.20 has no topic ACL (its `validate-tenant-prefix` feature needs client
+//! certificates and a `/tenants/{id}/` prefix), no hook on PUBLISH or SUBSCRIBE, no
+//! per-client rate limit and no way to disconnect a client; we may not patch it. Its auth
+//! hook only sees CONNECT. So every listener of the rumqttd config becomes a front
+//! listener on the configured address (TLS terminated here, with tokio-rustls, when the
+//! listener has `certpath`/`keypath`), and rumqttd serves the same listener on a loopback
+//! port chosen at start-up, plain TCP. rumqttd's auth hook accepts only a random
+//! per-process password that the front writes into every CONNECT it forwards, so nothing
+//! reaches rumqttd except through the front. Alternatives weighed: a separate proxy
+//! process (one more thing to deploy, and the kick handle and the store would be across a
+//! process boundary); patching/vendoring rumqttd (not allowed, and a fork to maintain);
+//! making Mosquitto mandatory (gives up the single-binary deployment, and Mosquitto's
+//! `acl_file` has its own gap, below).
+//!
+//! The front speaks MQTT 3.1.1 (the agent, rumqttc v4) and MQTT 5 (the ingester, rumqttc
+//! v5), one version per listener as rumqttd does, with rumqttc's public `mqttbytes`
+//! codecs. It decodes every client → broker packet to inspect it but forwards the
+//! original bytes (only CONNECT, and a SUBSCRIBE with refused filters, are re-encoded);
+//! broker → client frames pass through unchanged except a SUBACK that must carry the
+//! front's refusals. Measured cost: see `benches/front.rs` and ARCHITECTURE.md.
+//!
+//! # Rules at the door
+//!
+//! - **CONNECT.** The login is [`BrokerAuth::login`]: the ingester's credentials from
+//!   `cloud.toml` (constant-time comparison; trusted, its bytes then pass unexamined), or
+//!   a gateway: username `{tenant}/{gateway}`, client id bound to it
+//!   (`wp-{tenant}-{gateway}`, so no gateway can take over another's session), password
+//!   checked by the store's one question [`store::Db::gateway_may_log_in`] at every
+//!   CONNECT (a re-keyed or revoked credential is refused at once). A gateway's will topic
+//!   must be under its prefix. Refusals carry the protocol's code: 3.1.1 CONNACK 0x04 bad
+//!   user name or password, 0x02 identifier rejected, 0x05 not authorized, 0x03 server
+//!   unavailable (store down); MQTT 5 0x86, 0x85, 0x87, 0x88, 0x8C (enhanced auth).
+//! - **Failed logins** are throttled per source address and per username: after
+//!   `login_free_failures` consecutive failures each further one blocks the key for the
+//!   next [`base::Backoff`] delay (`login_backoff_min` doubling to `login_backoff_max`,
+//!   jittered); while blocked, logins are refused before the store is asked (MQTT 5 0x9F
+//!   connection rate exceeded, 3.1.1 0x05). A success clears the username, not the
+//!   address. The ingester is throttled per (username, address) only, so failures from
+//!   elsewhere cannot lock it out. Trade-off: failures against a gateway's username from
+//!   anywhere also block that gateway for up to `login_backoff_max` (60 s by default).
+//! - **PUBLISH** topics must be strictly below the gateway's prefix (MQTT 5 topic aliases
+//!   are tracked, and only ever stand for checked topics). **SUBSCRIBE** filters must
+//!   start with the literal prefix: `#`, `wp/v1/+/...`, `$share/...`, `$SYS/...` and
+//!   other gateways' topics are refused per filter (SUBACK 0x80 in 3.1.1, 0x87 in MQTT 5;
+//!   allowed filters of the same SUBSCRIBE go through). Only the ingester may use shared
+//!   subscriptions and cross-gateway wildcards.
+//! - **Rates.** Each gateway connection has token buckets: `messages_per_second` /
+//!   `message_burst` and `bytes_per_second` / `byte_burst` for PUBLISH, and a fixed
+//!   budget for control packets (SUBSCRIBE, UNSUBSCRIBE, PINGREQ: 10/s, burst 100; over
+//!   it: disconnect). Since a client id is bound to its username and rumqttd keeps one
+//!   session per client id, a connection's limits are the gateway's.
+//! - **Excess and refused PUBLISH is dropped, not disconnected**, and counted per gateway
+//!   and reason (`wellpulse_broker_dropped_messages_total{tenant,gateway,reason}`,
+//!   `..._dropped_bytes_total`; logs at powers of two). QoS 1 is still answered so the
+//!   client's in-flight window never wedges: MQTT 5 PUBACK 0x87 not authorized / 0x97
+//!   quota exceeded; 3.1.1 has no negative PUBACK, so a plain PUBACK (as Mosquitto does,
+//!   MQTT-3.3.5-2). A PUBACK is never proof of storage in WellPulse: the agent re-sends
+//!   until the cloud's own ack, so a legitimate gateway over its rate loses nothing. A
+//!   flood cannot reach rumqttd or the ingester beyond the gateway's rate, so it cannot
+//!   slow other gateways. QoS 2 that cannot be forwarded closes the connection (3.1.1 has
+//!   no way to refuse it; WellPulse uses QoS 1). Malformed packets, packets over the
+//!   listener's `max_payload_size`, a second CONNECT or AUTH close the connection (MQTT 5:
+//!   DISCONNECT with the reason first).
+//!
+//! # Disconnect on demand
+//!
+//! Every gateway connection is registered in the [`Kicker`]
+//! ([`EmbeddedBroker::kicker`]): `disconnect_gateway(tenant, gateway)` and
+//! `disconnect_tenant(tenant)` close them at once (MQTT 5: DISCONNECT 0x98
+//! administrative action), and the connection to rumqttd is closed with it (so rumqttd
+//! publishes the gateway's last will). [`spawn_kick_listener`] applies the store's
+//! `wp_broker_kick` notifications (payload `tenant` or `tenant/gateway`,
+//! [`store::Db::notify_broker_kick`]), so any cloud instance that revokes a credential or
+//! suspends a tenant kicks the connections another instance holds. Revoke first, then
+//! kick: the next login asks the store again and is refused.
 //!
 //! # Start-up
 //!
-//! [`EmbeddedBroker::start`] loads rumqttd's own TOML `Config`, replaces every port-0
-//! listener with a free ephemeral port (rumqttd cannot report a port it picked itself;
-//! tests and demos rely on this), checks TLS files, installs the authentication hook on
-//! every listener, runs `rumqttd::Broker::start` (which blocks forever) on a dedicated
-//! thread, and returns once every listener accepts TCP connections. rumqttd has no
-//! shutdown API: the broker lives as long as the process.
+//! [`EmbeddedBroker::start_with`] loads nothing itself: it takes rumqttd's own `Config`
+//! (see [`load_config`]) and [`FrontOptions`], binds every front listener on its address
+//! (port 0: a free port, reported by [`EmbeddedBroker::listeners`]; tests and demos rely
+//! on it), moves rumqttd's listeners to free loopback ports with the internal password
+//! hook, runs `rumqttd::Broker::start` (which blocks forever) on a dedicated thread,
+//! waits until rumqttd accepts connections and starts the front's accept loops on the
+//! Tokio runtime the [`BrokerAuth`] was made in. rumqttd has no shutdown API: the broker
+//! lives as long as the process. [`EmbeddedBroker::backend`] exposes rumqttd's own
+//! address and password for benchmarks and the ingester's defence-in-depth tests.
 //!
-//! # Authentication
+//! # Metrics
 //!
-//! [`BrokerAuth`] is rumqttd's asynchronous external auth hook. It accepts
-//! - the ingester's own credentials from `cloud.toml` (constant-time comparison), and
-//! - gateways: username `{tenant}/{gateway}`, the password checked against the
-//!   gateway's salted hash in the database, and the client id bound to the username: it
-//!   must be `wp-{tenant}-{gateway}` (the agent's default). Without that binding a gateway
-//!   could connect under another gateway's client id and take over its session.
+//! [`BrokerMetrics`] (`prometheus-client`, registered into the process registry served by
+//! the API's `/metrics`): dropped messages and bytes by gateway and reason, refused
+//! subscriptions by gateway, logins by result, front disconnects by reason, open
+//! connections.
 //!
-//! rumqttd runs the hook on its listener threads; the database check itself is spawned
-//! onto the main Tokio runtime (where the connection pool lives) and awaited there.
+//! # Mosquitto
 //!
-//! # Limitation: no topic ACL
-//!
-//! rumqttd 0.20 cannot restrict which topics an authenticated client publishes or
-//! subscribes to (its `validate-tenant-prefix` feature needs client certificates and a
-//! `/tenants/{id}/` topic prefix, which does not fit `wp/v1/...`). With the embedded broker
-//! an authenticated gateway could therefore subscribe to other gateways' topics or publish
-//! into them. What still holds:
-//! - only registered gateways (and the ingester) can connect at all;
-//! - the ingester stores nothing for a topic whose tenant/gateway is not a registered
-//!   gateway of that tenant (rejected and counted), and catalogs/aliases are per gateway,
-//!   so a spoofed batch can only land in series of an existing gateway;
-//! - client ids are bound to usernames, so sessions cannot be hijacked.
-//!
-//! Hence the embedded broker is for deployments where all gateways belong to one trusted
-//! operator. For tenant isolation against a compromised gateway use Mosquitto (the
-//! `mosquitto.acl` pattern confines each gateway to `wp/v1/{tenant}/{gateway}/`) or EMQX.
+//! [`mosquitto::acl`] writes the Mosquitto ACL for the registry (`wellpulse-cloud
+//! mosquitto-acl`). Mosquitto 2.0's `acl_file` filters at delivery, not at SUBSCRIBE: a
+//! gateway's `#` is granted and delivers nothing it may not read, but a gateway that
+//! joins the ingester's `$share` group takes a share of the group's messages, which are
+//! then dropped (re-sent by the agents after their ack timeout; nothing leaks). The
+//! embedded broker refuses that SUBSCRIBE.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
