@@ -73,20 +73,15 @@ mod tests {
             &["wp-ingester-1".into()],
         );
         let block = |user: &str| -> Vec<String> {
+            let head = format!("user {user}");
             text.split("\n\n")
-                .find_map(|b| {
-                    b.lines()
-                        .skip_while(|l| *l != format!("user {user}"))
-                        .nth(0)
-                        .map(|_| {
-                            b.lines()
-                                .skip_while(|l| *l != format!("user {user}"))
-                                .skip(1)
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                })
+                .find(|b| b.lines().any(|l| l == head))
                 .unwrap()
+                .lines()
+                .skip_while(|l| *l != head)
+                .skip(1)
+                .map(str::to_owned)
+                .collect()
         };
         assert_eq!(
             block("acme/gw-1"),

@@ -176,10 +176,12 @@ async fn subscriptions_stay_within_the_prefix(target: &Target, version: Version)
     ingester.publish(&topic(B, "ack"), b"ack-b").await;
     ingester.publish(&topic(A, "ack"), b"ack-a").await;
     a.received(&topic(A, "ack"), b"ack-a").await;
-    assert_eq!(
-        a.seen().topics(),
-        vec![topic(A, "ack")],
-        "{:?} {version:?}: A received another gateway's messages",
+    // (Only topics are compared: Mosquitto may deliver A's ack once per matching
+    // subscription, its own filter and the granted `#`.)
+    let topics = a.seen().topics();
+    assert!(
+        topics.iter().all(|t| *t == topic(A, "ack")),
+        "{:?} {version:?}: A received another gateway's messages: {topics:?}",
         target.kind
     );
     if target.kind == Kind::Embedded {

@@ -167,15 +167,15 @@ fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
 
 /// A CONNECT as the front sees it, whatever the protocol version.
 enum Hello {
-    V4(v4::Connect),
-    V5(v5::Connect, Option<v5::LastWill>, Option<v5::Login>),
+    V4(Box<v4::Connect>),
+    V5(Box<(v5::Connect, Option<v5::LastWill>, Option<v5::Login>)>),
 }
 
 impl Hello {
     fn client_id(&self) -> &str {
         match self {
             Hello::V4(c) => &c.client_id,
-            Hello::V5(c, ..) => &c.client_id,
+            Hello::V5(c) => &c.0.client_id,
         }
     }
 
@@ -185,9 +185,10 @@ impl Hello {
                 .login
                 .as_ref()
                 .map(|l| (l.username.as_str(), l.password.as_str())),
-            Hello::V5(_, _, l) => l
-                .as_ref()
-                .map(|l| (l.username.as_str(), l.password.as_str())),
+            Hello::V5(c) => {
+                c.2.as_ref()
+                    .map(|l| (l.username.as_str(), l.password.as_str()))
+            }
         }
     }
 
@@ -195,12 +196,12 @@ impl Hello {
     fn will_topic(&self) -> Option<Option<&str>> {
         match self {
             Hello::V4(c) => c.last_will.as_ref().map(|w| Some(w.topic.as_str())),
-            Hello::V5(_, w, _) => w.as_ref().map(|w| std::str::from_utf8(&w.topic).ok()),
+            Hello::V5(c) => c.1.as_ref().map(|w| std::str::from_utf8(&w.topic).ok()),
         }
     }
 
     fn enhanced_auth(&self) -> bool {
-        matches!(self, Hello::V5(c, ..) if c.properties.as_ref().is_some_and(|p| p.authentication_method.is_some()))
+        matches!(self, Hello::V5(c) if c.0.properties.as_ref().is_some_and(|p| p.authentication_method.is_some()))
     }
 
     /// The CONNECT to forward: the same, with the internal password.
@@ -213,11 +214,12 @@ impl Hello {
                 }
                 c.write(&mut out).map_err(|_| ())?;
             }
-            Hello::V5(c, will, login) => {
+            Hello::V5(c) => {
+                let (connect, will, login) = &mut **c;
                 if let Some(l) = login.as_mut() {
                     l.password = password.to_owned();
                 }
-                c.write(will, login, &mut out).map_err(|_| ())?;
+                connect.write(will, login, &mut out).map_err(|_| ())?;
             }
         }
         Ok(out)
@@ -300,7 +302,9 @@ async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = frame;
     let decoded = match door.protocol {
         Protocol::V4 => match v4::Packet::read(&mut buf, door.max_packet) {
-            Ok(v4::Packet::Connect(c)) if c.protocol == m4::Protocol::V4 => Some(Hello::V4(c)),
+            Ok(v4::Packet::Connect(c)) if c.protocol == m4::Protocol::V4 => {
+                Some(Hello::V4(Box::new(c)))
+            }
             Ok(v4::Packet::Connect(_)) | Err(m4::Error::InvalidProtocolLevel(_)) => {
                 let mut out = BytesMut::new();
                 let _ = v4::ConnAck::new(v4::ConnectReturnCode::RefusedProtocolVersion, false)
@@ -311,7 +315,7 @@ async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
             _ => None,
         },
         Protocol::V5 => match v5::Packet::read(&mut buf, Some(door.max_packet as u32)) {
-            Ok(v5::Packet::Connect(c, will, login)) => Some(Hello::V5(c, will, login)),
+            Ok(v5::Packet::Connect(c, will, login)) => Some(Hello::V5(Box::new((c, will, login)))),
             Err(m5::Error::InvalidProtocolLevel(_)) => {
                 // An older client: answer in the 3.1.1 form it can read (0x01).
                 let _ = client.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
@@ -368,13 +372,10 @@ async fn admit(hello: &Hello, peer: IpAddr, front: &Front) -> Result<Identity, R
         }
     }
     let identity = verdict.map_err(Refusal::Login)?;
-    if let Identity::Gateway { tenant, gateway } = &identity {
-        if let Some(topic) = hello.will_topic() {
-            let prefix = acl::Prefix::new(tenant, gateway);
-            if !topic.is_some_and(|t| prefix.allows_topic(t)) {
-                return Err(Refusal::WillDenied);
-            }
-        }
+    if let (Identity::Gateway { tenant, gateway }, Some(topic)) = (&identity, hello.will_topic())
+        && !topic.is_some_and(|t| acl::Prefix::new(tenant, gateway).allows_topic(t))
+    {
+        return Err(Refusal::WillDenied);
     }
     Ok(identity)
 }
@@ -902,10 +903,10 @@ where
                 Err(_) => (None, Some(End::Closed)),
             },
         };
-        if let Some(bytes) = bytes {
-            if client.write_all(&bytes).await.is_err() {
-                return End::Closed;
-            }
+        if let Some(bytes) = bytes
+            && client.write_all(&bytes).await.is_err()
+        {
+            return End::Closed;
         }
         if let Some(end) = end {
             if let (Protocol::V5, Some(code)) = (gw.protocol, end.reason()) {
