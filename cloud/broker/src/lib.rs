@@ -58,11 +58,10 @@
 //!   other gateways' topics are refused per filter (SUBACK 0x80 in 3.1.1, 0x87 in MQTT 5;
 //!   allowed filters of the same SUBSCRIBE go through). Only the ingester may use shared
 //!   subscriptions and cross-gateway wildcards.
-//! - **Rates.** Each gateway connection has token buckets: `messages_per_second` /
-//!   `message_burst` and `bytes_per_second` / `byte_burst` for PUBLISH, and a fixed
-//!   budget for control packets (SUBSCRIBE, UNSUBSCRIBE, PINGREQ: 10/s, burst 100; over
-//!   it: disconnect). Since a client id is bound to its username and rumqttd keeps one
-//!   session per client id, a connection's limits are the gateway's.
+//! - **Rates.** Each gateway has token buckets, kept across its connections (reconnecting
+//!   does not refill them): `messages_per_second` / `message_burst` and
+//!   `bytes_per_second` / `byte_burst` for PUBLISH, and a fixed budget for control
+//!   packets (SUBSCRIBE, UNSUBSCRIBE, PINGREQ: 10/s, burst 100; over it: disconnect).
 //! - **Excess and refused PUBLISH is dropped, not disconnected**, and counted per gateway
 //!   and reason (`wellpulse_broker_dropped_messages_total{tenant,gateway,reason}`,
 //!   `..._dropped_bytes_total`; logs at powers of two). QoS 1 is still answered so the
@@ -479,6 +478,7 @@ impl EmbeddedBroker {
             options,
             kicker: kicker.clone(),
             metrics: metrics.clone(),
+            limiters: std::sync::Mutex::default(),
         });
         let mut listeners = Vec::new();
         let mut backends = Vec::new();

@@ -610,3 +610,42 @@ async fn mosquitto_username_patterns_confine_gateways_but_not_single_level_users
         drop(m);
     }
 }
+
+/// Reconnecting does not refill a gateway's buckets: the limits are the gateway's, not
+/// its connection's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_does_not_reset_a_gateways_rate() {
+    let options = FrontOptions {
+        messages_per_second: 5,
+        message_burst: 20,
+        ..FrontOptions::default()
+    };
+    let target = Target::embedded("brk_reconnect", options.clone()).await;
+    let watcher = target.ingester("wp-ingester-1").await;
+    assert_eq!(watcher.subscribe("wp/v1/+/+/data").await, vec![1]);
+    let started = Instant::now();
+    const EACH: usize = 100;
+    for round in 0..3 {
+        let a = target.gateway(A, Version::V5).await;
+        for i in 0..EACH {
+            a.publish(&topic(A, "data"), format!("{round}-{i}").as_bytes())
+                .await;
+        }
+        a.wait("PUBACKs of the round", |s| s.pubacks.len() >= EACH)
+            .await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, broker) = target.embedded.as_ref().unwrap();
+    let dropped = broker
+        .broker
+        .metrics()
+        .dropped_count(A.0, A.1, DropReason::MessageRate) as usize;
+    let passed = 3 * EACH - dropped;
+    let allowed =
+        f64::from(options.message_burst) + f64::from(options.messages_per_second) * elapsed;
+    assert!(
+        passed as f64 <= allowed + 1.0,
+        "{passed} passed in {elapsed:.2}s over three connections"
+    );
+    target.finish().await;
+}

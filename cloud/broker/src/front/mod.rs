@@ -42,6 +42,24 @@ pub(crate) struct Front {
     pub(crate) throttle: Mutex<limit::LoginThrottle>,
     pub(crate) kicker: Kicker,
     pub(crate) metrics: BrokerMetrics,
+    /// Each gateway's rate limiter, kept across its connections: reconnecting does not
+    /// refill the buckets. One entry per gateway that ever logged in.
+    pub(crate) limiters: Mutex<HashMap<(String, String), Arc<Mutex<limit::Limiter>>>>,
+}
+
+impl Front {
+    fn limiter(&self, tenant: &str, gateway: &str) -> Arc<Mutex<limit::Limiter>> {
+        let mut limiters = lock(&self.limiters);
+        let limiter = limiters
+            .entry((tenant.to_owned(), gateway.to_owned()))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(limit::Limiter::new(
+                    &self.options,
+                    Instant::now(),
+                )))
+            });
+        Arc::clone(limiter)
+    }
 }
 
 /// One front listener and the rumqttd listener behind it.
@@ -428,6 +446,7 @@ where
         }
         Identity::Gateway { tenant, gateway } => {
             let (registration, kicked) = front.kicker.register(&tenant, &gateway);
+            let limiter = front.limiter(&tenant, &gateway);
             let gw = Gateway {
                 prefix: acl::Prefix::new(&tenant, &gateway),
                 tenant,
@@ -435,7 +454,7 @@ where
                 protocol: door.protocol,
                 metrics: front.metrics.clone(),
             };
-            let end = pump(client, backend, frames, &gw, &front.options, kicked).await;
+            let end = pump(client, backend, frames, &gw, limiter, kicked).await;
             drop(registration);
             if let Some(reason) = end.metric() {
                 front.metrics.disconnect(reason);
@@ -520,7 +539,7 @@ async fn pump<S>(
     backend: TcpStream,
     client_frames: Frames,
     gw: &Gateway,
-    options: &FrontOptions,
+    limiter: Arc<Mutex<limit::Limiter>>,
     kicked: oneshot::Receiver<()>,
 ) -> End
 where
@@ -536,7 +555,7 @@ where
         backend_w,
         to_client,
         gw,
-        options,
+        limiter,
         Arc::clone(&pending),
     );
     let down = downstream(backend_r, client_w, from_up, gw, kicked, pending);
@@ -562,13 +581,12 @@ async fn upstream<R>(
     mut backend: tokio::net::tcp::OwnedWriteHalf,
     to_client: mpsc::Sender<ToClient>,
     gw: &Gateway,
-    options: &FrontOptions,
+    limiter: Arc<Mutex<limit::Limiter>>,
     pending: Pending,
 ) -> Option<End>
 where
     R: AsyncRead + Unpin,
 {
-    let mut limiter = limit::Limiter::new(options, Instant::now());
     // MQTT 5 topic aliases set by this client, only ever for topics it may use.
     let mut aliases: HashMap<u16, ()> = HashMap::new();
     let close = |end: End| {
@@ -585,9 +603,12 @@ where
             Err(FrameError::TooLarge) => return close(End::TooLarge).await,
             Err(FrameError::Malformed) => return close(End::Protocol).await,
         };
-        let verdict = match gw.protocol {
-            Protocol::V4 => check_v4(frame, gw, &mut limiter, &pending),
-            Protocol::V5 => check_v5(frame, gw, &mut limiter, &pending, &mut aliases),
+        let verdict = {
+            let mut limiter = lock(&limiter);
+            match gw.protocol {
+                Protocol::V4 => check_v4(frame, gw, &mut limiter, &pending),
+                Protocol::V5 => check_v5(frame, gw, &mut limiter, &pending, &mut aliases),
+            }
         };
         match verdict {
             Verdict::Forward(bytes) => {
