@@ -44,11 +44,14 @@ pub(crate) struct Front {
     pub(crate) metrics: BrokerMetrics,
     /// Each gateway's rate limiter, kept across its connections: reconnecting does not
     /// refill the buckets. One entry per gateway that ever logged in.
-    pub(crate) limiters: Mutex<HashMap<(String, String), Arc<Mutex<limit::Limiter>>>>,
+    pub(crate) limiters: Mutex<HashMap<(String, String), SharedLimiter>>,
 }
 
+/// One gateway's limiter, shared by its connections.
+pub(crate) type SharedLimiter = Arc<Mutex<limit::Limiter>>;
+
 impl Front {
-    fn limiter(&self, tenant: &str, gateway: &str) -> Arc<Mutex<limit::Limiter>> {
+    fn limiter(&self, tenant: &str, gateway: &str) -> SharedLimiter {
         let mut limiters = lock(&self.limiters);
         let limiter = limiters
             .entry((tenant.to_owned(), gateway.to_owned()))
@@ -539,7 +542,7 @@ async fn pump<S>(
     backend: TcpStream,
     client_frames: Frames,
     gw: &Gateway,
-    limiter: Arc<Mutex<limit::Limiter>>,
+    limiter: SharedLimiter,
     kicked: oneshot::Receiver<()>,
 ) -> End
 where
@@ -581,7 +584,7 @@ async fn upstream<R>(
     mut backend: tokio::net::tcp::OwnedWriteHalf,
     to_client: mpsc::Sender<ToClient>,
     gw: &Gateway,
-    limiter: Arc<Mutex<limit::Limiter>>,
+    limiter: SharedLimiter,
     pending: Pending,
 ) -> Option<End>
 where
