@@ -354,7 +354,7 @@ impl Default for FrontOptions {
     fn default() -> Self {
         FrontOptions {
             messages_per_second: 20,
-            message_burst: 200,
+            message_burst: 50,
             bytes_per_second: 1024 * 1024,
             byte_burst: 4 * 1024 * 1024,
             login_free_failures: 3,
