@@ -300,9 +300,11 @@ async fn ingest_run(
     let first = boot * 1000;
     for seq in first..first + SAMPLES as u64 {
         tick.tick().await;
-        let payload = batch(seq, boot, 1_700_000_000_000 + seq as i64 * 1000, 7)
-            .encode()
-            .unwrap();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let payload = batch(seq, boot, now_ms, 7).encode().unwrap();
         sent.lock().unwrap().insert(seq, Instant::now());
         client
             .publish("wp/v1/globex/gw-b/data", QoS::AtLeastOnce, false, payload)
