@@ -131,8 +131,8 @@ mod front;
 pub mod metrics;
 pub mod mosquitto;
 
-pub use front::{DropReason, Kicker};
-pub use metrics::BrokerMetrics;
+pub use front::Kicker;
+pub use metrics::{BrokerMetrics, DropReason};
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]

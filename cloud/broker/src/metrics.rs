@@ -7,7 +7,27 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::front::DropReason;
+/// Why a gateway's PUBLISH was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Over `messages_per_second` (after the burst).
+    MessageRate,
+    /// Over `bytes_per_second` (after the burst).
+    ByteRate,
+    /// The topic is outside the gateway's own prefix.
+    TopicDenied,
+}
+
+impl DropReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::MessageRate => "message_rate",
+            DropReason::ByteRate => "byte_rate",
+            DropReason::TopicDenied => "topic_denied",
+        }
+    }
+}
 
 /// Labels of per-gateway drop counters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

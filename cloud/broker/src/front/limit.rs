@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use base::Backoff;
 
+use crate::metrics::DropReason;
+
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub(crate) struct Bucket {
@@ -40,28 +42,6 @@ impl Bucket {
 
     fn take(&mut self, n: f64) {
         self.tokens -= n;
-    }
-}
-
-/// Why a gateway's PUBLISH was not forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Over `messages_per_second` (after the burst).
-    MessageRate,
-    /// Over `bytes_per_second` (after the burst).
-    ByteRate,
-    /// The topic is outside the gateway's own prefix.
-    TopicDenied,
-}
-
-impl DropReason {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::MessageRate => "message_rate",
-            DropReason::ByteRate => "byte_rate",
-            DropReason::TopicDenied => "topic_denied",
-        }
     }
 }
 

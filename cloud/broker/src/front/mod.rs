@@ -28,8 +28,8 @@ use crate::metrics::BrokerMetrics;
 use crate::{BrokerAuth, FrontOptions, Identity, LoginRefusal, Protocol};
 use base::Secret;
 
+use crate::metrics::DropReason;
 pub use kick::Kicker;
-pub use limit::DropReason;
 
 /// What every connection of every front listener shares.
 #[derive(Debug)]
