@@ -89,7 +89,20 @@ fn every_file_in_broker_config_is_checked() {
         let path = dir.join(name);
         match name.as_str() {
             n if n.starts_with("rumqttd") && n.ends_with(".toml") => check_rumqttd_toml(&path),
-            "mosquitto.acl" => check_acl_syntax(&path),
+            "mosquitto.acl" => {
+                check_acl_syntax(&path);
+                // The shipped file is what `wellpulse-cloud mosquitto-acl` writes for the
+                // README's example registry (one gateway, two ingesters).
+                let shipped = std::fs::read_to_string(&path).unwrap();
+                let generated = broker::mosquitto::acl(
+                    &[("acme".to_owned(), "gw-001".to_owned())],
+                    &["wp-ingester-1".to_owned(), "wp-ingester-2".to_owned()],
+                );
+                if shipped != generated {
+                    std::fs::write(dir.join("mosquitto.acl.expected"), &generated).unwrap();
+                }
+                assert_eq!(shipped, generated, "regenerate broker-config/mosquitto.acl");
+            }
             // Started for real below (mosquitto_config_runs_and_isolates_gateways).
             "mosquitto.conf" => {}
             "README.md" => {}

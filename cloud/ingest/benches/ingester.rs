@@ -196,7 +196,16 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 async fn main() {
     testkit::mqtt::init_tracing();
     let test = TestDb::new("bench_ingester").await;
-    let broker = Broker::start(&test.db).await;
+    // Each gateway publishes all its batches at once, far above a real gateway's rate:
+    // lift the front listener's per-gateway limits, this measures the ingester.
+    let limits = broker::FrontOptions {
+        messages_per_second: 100_000,
+        message_burst: 100_000,
+        bytes_per_second: 1 << 30,
+        byte_burst: 1 << 30,
+        ..broker::FrontOptions::default()
+    };
+    let broker = Broker::start_with(&test.db, limits).await;
     let options = IngestOptions::default();
     let ingester = start_ingester(&test.db, &broker.ingester_endpoint("bench"), options).await;
     let mut gateways = Vec::new();

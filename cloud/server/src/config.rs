@@ -174,6 +174,95 @@ pub struct EmbeddedBrokerConfig {
     /// Name of the plain-TCP MQTT 5 listener (a `[v5.<key>]` table's `name`) the
     /// ingester connects to.
     pub listener: String,
+    /// `[broker.embedded.limits]`: the front listener's per-gateway limits.
+    #[serde(default)]
+    pub limits: FrontLimitsConfig,
+}
+
+/// `[broker.embedded.limits]`: maps onto [`broker::FrontOptions`] (see there; the
+/// defaults are its defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontLimitsConfig {
+    /// PUBLISH packets per second one gateway may send (sustained); excess is dropped.
+    #[serde(default = "default_messages_per_second")]
+    pub messages_per_second: u32,
+    /// PUBLISH packets one gateway may send at once.
+    #[serde(default = "default_message_burst")]
+    pub message_burst: u32,
+    /// PUBLISH bytes per second one gateway may send (sustained).
+    #[serde(default = "default_bytes_per_second")]
+    pub bytes_per_second: u64,
+    /// PUBLISH bytes one gateway may send at once (at least the largest accepted packet).
+    #[serde(default = "default_byte_burst")]
+    pub byte_burst: u64,
+    /// Consecutive failed logins of one address or username that cost nothing.
+    #[serde(default = "default_login_free_failures")]
+    pub login_free_failures: u32,
+    /// First block after them (then doubling, with jitter).
+    #[serde(default = "default_login_backoff_min", with = "humantime_serde")]
+    pub login_backoff_min: Duration,
+    /// Longest block.
+    #[serde(default = "default_login_backoff_max", with = "humantime_serde")]
+    pub login_backoff_max: Duration,
+}
+
+fn default_messages_per_second() -> u32 {
+    broker::FrontOptions::default().messages_per_second
+}
+fn default_message_burst() -> u32 {
+    broker::FrontOptions::default().message_burst
+}
+fn default_bytes_per_second() -> u64 {
+    broker::FrontOptions::default().bytes_per_second
+}
+fn default_byte_burst() -> u64 {
+    broker::FrontOptions::default().byte_burst
+}
+fn default_login_free_failures() -> u32 {
+    broker::FrontOptions::default().login_free_failures
+}
+fn default_login_backoff_min() -> Duration {
+    broker::FrontOptions::default().login_backoff_min
+}
+fn default_login_backoff_max() -> Duration {
+    broker::FrontOptions::default().login_backoff_max
+}
+
+impl Default for FrontLimitsConfig {
+    fn default() -> Self {
+        FrontLimitsConfig::from(&broker::FrontOptions::default())
+    }
+}
+
+impl From<&broker::FrontOptions> for FrontLimitsConfig {
+    fn from(o: &broker::FrontOptions) -> Self {
+        FrontLimitsConfig {
+            messages_per_second: o.messages_per_second,
+            message_burst: o.message_burst,
+            bytes_per_second: o.bytes_per_second,
+            byte_burst: o.byte_burst,
+            login_free_failures: o.login_free_failures,
+            login_backoff_min: o.login_backoff_min,
+            login_backoff_max: o.login_backoff_max,
+        }
+    }
+}
+
+impl FrontLimitsConfig {
+    /// The front listener's options (checked against each listener's packet size when
+    /// the broker starts).
+    pub fn options(&self) -> broker::FrontOptions {
+        broker::FrontOptions {
+            messages_per_second: self.messages_per_second,
+            message_burst: self.message_burst,
+            bytes_per_second: self.bytes_per_second,
+            byte_burst: self.byte_burst,
+            login_free_failures: self.login_free_failures,
+            login_backoff_min: self.login_backoff_min,
+            login_backoff_max: self.login_backoff_max,
+        }
+    }
 }
 
 /// `[broker.external]`.
@@ -582,7 +671,13 @@ impl ConfigError {
 impl BrokerConfig {
     fn validate(&self) -> Result<(), String> {
         match (&self.embedded, &self.external) {
-            (Some(_), None) => {}
+            (Some(e), None) => {
+                // The packet-size bound is checked per listener at start-up.
+                e.limits
+                    .options()
+                    .validate(0)
+                    .map_err(|e| format!("[broker.embedded.limits] {e}"))?;
+            }
             (None, Some(ext)) => {
                 parse_broker_url(&ext.url)?;
             }

@@ -6,6 +6,7 @@
 //! wellpulse-cloud provision-gateway --config cloud.toml --tenant acme --gateway gw-001   (secret: --password-file or $WELLPULSE_GATEWAY_PASSWORD)
 //! wellpulse-cloud create-admin --config cloud.toml --email ops@example.com   (password: --password-file or $WELLPULSE_ADMIN_PASSWORD)
 //! wellpulse-cloud broker --config cloud.toml     the embedded broker only
+//! wellpulse-cloud mosquitto-acl --config cloud.toml [--ingester NAME]...   Mosquitto ACL from the registry
 //! ```
 //!
 //! `run` starts every long-running service as a task in one `JoinSet`; the process stops on
@@ -109,6 +110,15 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the Mosquitto ACL for every registered gateway (see broker-config/README.md).
+    MosquittoAcl {
+        /// Cloud configuration file (the database to read the registry from).
+        #[arg(long)]
+        config: PathBuf,
+        /// Ingester usernames to grant (repeatable); `[broker] username` when absent.
+        #[arg(long = "ingester")]
+        ingesters: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -169,6 +179,7 @@ async fn main() -> Result<()> {
             provision(&config, &tenant, &gateway, password.expose(), &site, well).await
         }
         Command::Broker { config } => broker_only(&config).await,
+        Command::MosquittoAcl { config, ingesters } => mosquitto_acl(&config, ingesters).await,
     }
 }
 
@@ -228,7 +239,10 @@ async fn run(config: &Path) -> Result<()> {
     let cfg = load(config)?;
     let db = database(&cfg)?;
     migrate_when_reachable(&db).await?;
-    let (_broker, endpoint) = mqtt_endpoint(&cfg, &db).await?;
+    let (broker, endpoint) = mqtt_endpoint(&cfg, &db).await?;
+    let _kicks = broker
+        .as_ref()
+        .map(|b| broker::spawn_kick_listener(db.clone(), b.kicker().clone()));
     let ingester = Ingester::start(db.clone(), &endpoint, cfg.ingest.options())
         .context("starting the ingester")?;
     let ingest_stats: Arc<IngestStats> = Arc::clone(ingester.stats());
@@ -256,6 +270,9 @@ async fn run(config: &Path) -> Result<()> {
         api_state = api_state.with_mailer(mailer);
     }
     api_state.register_metrics(|registry| job_metrics.register(registry));
+    if let Some(b) = &broker {
+        api_state.register_metrics(|registry| b.metrics().register(registry));
+    }
     let api = ApiServer::bind(cfg.api.listen, api_state)
         .await
         .context("starting the HTTP API")?;
@@ -347,7 +364,8 @@ async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
         cfg.broker.username.clone(),
         cfg.broker.password.clone(),
     );
-    tokio::task::spawn_blocking(move || EmbeddedBroker::start(rumqttd_config, auth))
+    let limits = embedded.limits.options();
+    tokio::task::spawn_blocking(move || EmbeddedBroker::start_with(rumqttd_config, auth, limits))
         .await
         .context("broker start-up task failed")?
         .context("starting the embedded MQTT broker")
@@ -476,6 +494,7 @@ async fn broker_only(config: &Path) -> Result<()> {
     let db = database(&cfg)?;
     migrate_when_reachable(&db).await?;
     let broker = start_embedded(&cfg, &db).await?;
+    let _kicks = broker::spawn_kick_listener(db.clone(), broker.kicker().clone());
     for l in broker.listeners() {
         println!(
             "listening: {} {:?} {} tls={}",
@@ -484,5 +503,21 @@ async fn broker_only(config: &Path) -> Result<()> {
     }
     shutdown_signal().await;
     info!("broker stopping");
+    Ok(())
+}
+
+async fn mosquitto_acl(config: &Path, ingesters: Vec<String>) -> Result<()> {
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    let gateways = db
+        .gateway_logins()
+        .await
+        .context("reading the gateway registry")?;
+    let ingesters = if ingesters.is_empty() {
+        vec![cfg.broker.username.clone()]
+    } else {
+        ingesters
+    };
+    print!("{}", broker::mosquitto::acl(&gateways, &ingesters));
     Ok(())
 }

@@ -9,6 +9,14 @@
 //!   last will.
 //! - [`Db::provision_gateway`]: tenant, site and gateway in one transaction, idempotent
 //!   (re-provisioning rotates the secret).
+//! - [`Db::gateway_may_log_in`]: the one question the MQTT broker asks at every CONNECT
+//!   ("may this gateway log in with this password now?"). Everything that can bar a
+//!   gateway (its credential, later the tenant's status) belongs in this one function.
+//! - [`Db::notify_broker_kick`] / [`Db::broker_kicks`]: the `wp_broker_kick` channel
+//!   (PostgreSQL `NOTIFY`/`LISTEN`) through which any cloud instance asks every embedded
+//!   broker to disconnect a gateway (`tenant/gateway`) or a whole tenant (`tenant`).
+//! - [`Db::gateway_logins`]: every registered gateway as `(tenant, gateway)`, the input
+//!   of the generated Mosquitto ACL.
 
 use std::time::Duration;
 
@@ -46,11 +54,79 @@ pub struct Provisioned {
     pub created: bool,
 }
 
+/// The PostgreSQL notification channel of broker kick requests. Payload: `tenant` or
+/// `tenant/gateway`.
+pub const BROKER_KICK_CHANNEL: &str = "wp_broker_kick";
+
+/// A `LISTEN wp_broker_kick` session (see [`Db::broker_kicks`]).
+#[derive(Debug)]
+pub struct BrokerKicks {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl BrokerKicks {
+    /// The next kick request's payload (`tenant` or `tenant/gateway`). After a lost
+    /// connection the listener reconnects and listens again; requests sent meanwhile are
+    /// lost (a kicked gateway whose credential was revoked is refused at its next login
+    /// anyway).
+    pub async fn recv(&mut self) -> Result<String, DbError> {
+        let n = self.listener.recv().await?;
+        Ok(n.payload().to_owned())
+    }
+}
+
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Db {
+    /// Whether gateway `gateway` of tenant `tenant` may log in to the MQTT broker with
+    /// `password` now: the gateway exists and the password matches its stored credential.
+    /// Asked at every CONNECT, so a re-keyed credential refuses the old secret at once.
+    /// (The tenant's status joins this check when the registry has one.)
+    pub async fn gateway_may_log_in(
+        &self,
+        tenant: &str,
+        gateway: &str,
+        password: &str,
+    ) -> Result<bool, DbError> {
+        Ok(self
+            .verify_gateway_credential(tenant, gateway, password)
+            .await?
+            .is_some())
+    }
+
+    /// Asks every embedded broker listening on [`BROKER_KICK_CHANNEL`] to disconnect
+    /// `target`: `tenant/gateway` (one gateway) or `tenant` (all its gateways). Call it
+    /// after the change that bars the login (revoked credential, suspended tenant) is
+    /// committed, so the kicked gateway cannot log straight back in.
+    pub async fn notify_broker_kick(&self, target: &str) -> Result<(), DbError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(BROKER_KICK_CHANNEL)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts listening on [`BROKER_KICK_CHANNEL`]; returns once `LISTEN` is in effect.
+    pub async fn broker_kicks(&self) -> Result<BrokerKicks, DbError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(BROKER_KICK_CHANNEL).await?;
+        Ok(BrokerKicks { listener })
+    }
+
+    /// Every registered gateway as `(tenant slug, gateway slug)`, ordered.
+    pub async fn gateway_logins(&self) -> Result<Vec<(String, String)>, DbError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t.slug, g.slug FROM gateways g JOIN tenants t ON t.id = g.tenant_id
+             ORDER BY t.slug, g.slug",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     /// Marks the gateways seen and online (traffic proves a live session) and stores their
     /// reported buffer status and clock skew, all in one statement.
     pub async fn record_gateway_activity(

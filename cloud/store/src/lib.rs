@@ -101,6 +101,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 pub use copy::{CopyEncoder, TelemetryRow};
+pub use gateways::{BROKER_KICK_CHANNEL, BrokerKicks};
 pub use query::{Bucket, RawSample};
 pub use registry::{AliasEntry, AliasMap, GatewayInfo, NewWell, Rejection};
 pub use schema::Backend;

@@ -587,3 +587,57 @@ async fn raw_queries_return_values_and_qualities_in_time_order() {
     assert!(none.is_empty());
     test.finish().await;
 }
+
+#[tokio::test]
+async fn the_broker_login_question_follows_rotation_and_the_registry_lists_every_gateway() {
+    let test = TestDb::plain("ingest_login").await;
+    let db = &test.db;
+    let f = fixture(db, "acme").await;
+    assert!(
+        db.gateway_may_log_in("acme", "gw-01", &f.secret)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.gateway_may_log_in("acme", "gw-01", "wrong-secret-123456")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.gateway_may_log_in("acme", "gw-09", &f.secret)
+            .await
+            .unwrap()
+    );
+    let new_secret = store::registry::generate_gateway_secret();
+    db.set_gateway_secret(f.gateway, &new_secret).await.unwrap();
+    assert!(
+        !db.gateway_may_log_in("acme", "gw-01", &f.secret)
+            .await
+            .unwrap(),
+        "revoked"
+    );
+    assert!(
+        db.gateway_may_log_in("acme", "gw-01", &new_secret)
+            .await
+            .unwrap()
+    );
+    db.provision_gateway("globex", "pad", "gw-02", &new_secret)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.gateway_logins().await.unwrap(),
+        vec![
+            ("acme".to_owned(), "gw-01".to_owned()),
+            ("globex".to_owned(), "gw-02".to_owned())
+        ]
+    );
+    // A kick request reaches a listener.
+    let mut kicks = db.broker_kicks().await.unwrap();
+    db.notify_broker_kick("acme/gw-01").await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), kicks.recv())
+        .await
+        .expect("the notification arrives")
+        .unwrap();
+    assert_eq!(got, "acme/gw-01");
+    test.finish().await;
+}
