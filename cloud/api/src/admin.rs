@@ -305,7 +305,18 @@ async fn set_status(
     }
     tx.commit().await.map_err(DbError::from)?;
     state.access().forget();
+    if after.status != TenantStatus::Active {
+        kick_gateways(&state, &slug).await;
+    }
     Ok(Json(TenantDto::from(&after)))
+}
+
+/// Asks every broker to disconnect the tenant's gateways (their next login is refused:
+/// the tenant is no longer active). A failure is logged; the refusal at login holds anyway.
+async fn kick_gateways(state: &ApiState, slug: &str) {
+    if let Err(error) = state.db().notify_broker_kick(slug).await {
+        tracing::warn!(%error, tenant = slug, "cannot ask the brokers to disconnect the tenant's gateways");
+    }
 }
 
 #[utoipa::path(
@@ -316,7 +327,7 @@ async fn set_status(
     operation_id = "suspend_tenant",
     params(SlugParam),
     responses(
-        (status = 200, description = "Suspended (data kept; its users get 403 at once)", body = TenantDto),
+        (status = 200, description = "Suspended (data kept; its users get 403 at once; its gateways are disconnected and refused)", body = TenantDto),
         (status = 400, description = "Invalid slug", body = ErrorResponse),
         (status = 401, description = "No valid credentials", body = ErrorResponse),
         (status = 403, description = "Not a platform administrator", body = ErrorResponse),
@@ -726,6 +737,7 @@ async fn schedule_deletion(
     .await?;
     tx.commit().await.map_err(DbError::from)?;
     state.access().forget();
+    kick_gateways(&state, &slug).await;
     Ok(Json(TenantDto::from(&after)))
 }
 

@@ -178,8 +178,15 @@ async fn a_suspended_tenant_answers_403_to_its_people_at_once_and_keeps_its_data
         api.request_as(&viewer, "GET", wells, None).await.status,
         200
     );
-    // Cached now; the suspension must still take effect at once.
+    // Cached now; the suspension must still take effect at once, and every broker is
+    // asked to disconnect the tenant's gateways.
+    let mut kicks = api.db.broker_kicks().await.unwrap();
     let r = api.post("/api/v1/admin/tenants/acme/suspend", None).await;
+    let kicked = tokio::time::timeout(std::time::Duration::from_secs(30), kicks.recv())
+        .await
+        .expect("a kick request")
+        .unwrap();
+    assert_eq!(kicked, "acme");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "suspended");
     let refused = api.request_as(&viewer, "GET", wells, None).await;

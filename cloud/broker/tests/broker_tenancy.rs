@@ -470,6 +470,65 @@ async fn a_revoked_gateway_is_kicked_within_a_second_and_refused_afterwards() {
     target.finish().await;
 }
 
+/// Suspending a tenant refuses its gateways' logins and, with the kick the API sends, drops
+/// their connections; another tenant's gateway keeps flowing. Reactivating lets them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_tenants_gateways_are_kicked_and_refused_until_reactivated() {
+    let target = Target::embedded("brk_suspend", FrontOptions::default()).await;
+    let (db, broker) = target.embedded.as_ref().unwrap();
+    let mut listener = broker::spawn_kick_listener(db.db.clone(), broker.broker.kicker().clone());
+    listener.ready().await;
+    let watcher = target.ingester("wp-ingester-1").await;
+    assert_eq!(watcher.subscribe("wp/v1/+/+/data").await, vec![1]);
+    let a = target.gateway(A, Version::V5).await;
+    let b = target.gateway(B, Version::V4).await;
+    let mut conn = db.db.pool().acquire().await.unwrap();
+    store::tenants::set_tenant_status(&mut conn, A.0, store::tenants::TenantStatus::Suspended)
+        .await
+        .unwrap()
+        .unwrap();
+    let asked = Instant::now();
+    db.db.notify_broker_kick(A.0).await.unwrap();
+    let seen = a.wait("A disconnected", |s| s.closed).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "kick took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(seen.disconnect, Some(0x98));
+    b.publish(&topic(B, "data"), b"other tenant flows").await;
+    watcher
+        .received(&topic(B, "data"), b"other tenant flows")
+        .await;
+    let refused = Probe::connect(
+        target.v4,
+        Version::V4,
+        &broker::gateway_client_id(A.0, A.1),
+        &user(A),
+        &secret(A),
+    )
+    .await;
+    assert!(
+        refused.refused().is_some(),
+        "a suspended tenant's gateway logged in"
+    );
+    store::tenants::set_tenant_status(&mut conn, A.0, store::tenants::TenantStatus::Active)
+        .await
+        .unwrap()
+        .unwrap();
+    let back = Probe::connect(
+        target.v4,
+        Version::V4,
+        &broker::gateway_client_id(A.0, A.1),
+        &user(A),
+        &secret(A),
+    )
+    .await;
+    assert!(back.accepted(), "{:?}", back.seen());
+    drop(conn);
+    target.finish().await;
+}
+
 /// One gateway flooding 10,000 QoS 1 messages gets its burst and then its rate through;
 /// the rest is dropped and counted, and another gateway's messages still flow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

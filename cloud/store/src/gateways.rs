@@ -11,7 +11,7 @@
 //!   (re-provisioning rotates the secret).
 //! - [`Db::gateway_may_log_in`]: the one question the MQTT broker asks at every CONNECT
 //!   ("may this gateway log in with this password now?"). Everything that can bar a
-//!   gateway (its credential, later the tenant's status) belongs in this one function.
+//!   gateway (its credential, its tenant's status) belongs in this one function.
 //! - [`Db::notify_broker_kick`] / [`Db::broker_kicks`]: the `wp_broker_kick` channel
 //!   (PostgreSQL `NOTIFY`/`LISTEN`) through which any cloud instance asks every embedded
 //!   broker to disconnect a gateway (`tenant/gateway`) or a whole tenant (`tenant`).
@@ -81,19 +81,26 @@ fn clamp(v: u64) -> i64 {
 
 impl Db {
     /// Whether gateway `gateway` of tenant `tenant` may log in to the MQTT broker with
-    /// `password` now: the gateway exists and the password matches its stored credential.
-    /// Asked at every CONNECT, so a re-keyed credential refuses the old secret at once.
-    /// (The tenant's status joins this check when the registry has one.)
+    /// `password` now: the gateway exists, the password matches its stored credential,
+    /// and the tenant is active (not suspended, scheduled for deletion or deleted). Asked at
+    /// every CONNECT, so a re-keyed credential or a suspended tenant is refused at once.
     pub async fn gateway_may_log_in(
         &self,
         tenant: &str,
         gateway: &str,
         password: &str,
     ) -> Result<bool, DbError> {
-        Ok(self
+        // The credential is checked whatever the tenant's state: the same work either way.
+        let credential = self
             .verify_gateway_credential(tenant, gateway, password)
             .await?
-            .is_some())
+            .is_some();
+        let active: Option<bool> =
+            sqlx::query_scalar("SELECT status = 'active' FROM tenants WHERE slug = $1")
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(credential && active == Some(true))
     }
 
     /// Asks every embedded broker listening on [`BROKER_KICK_CHANNEL`] to disconnect
