@@ -306,7 +306,7 @@ async fn set_status(
     tx.commit().await.map_err(DbError::from)?;
     state.access().forget();
     if after.status != TenantStatus::Active {
-        kick_gateways(&state, &slug).await;
+        kick_gateways(state, slug).await;
     }
     Ok(Json(TenantDto::from(&after)))
 }
