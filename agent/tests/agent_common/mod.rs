@@ -86,7 +86,7 @@ pub fn command(id: u64, kind: wire::CommandKind) -> wire::Command {
 pub enum Received {
     /// A birth.
     Birth(wire::Birth),
-    /// A data batch (already acked) and its encoded size.
+    /// A data batch (already acked) and its size on the wire (sealed).
     Batch(wire::Batch, usize),
     /// A death.
     Death(wire::Death),
@@ -150,7 +150,7 @@ impl Cloud {
                                 let _ = acker
                                     .publish(ack_topic.clone(), QoS::AtLeastOnce, false, sealed)
                                     .await;
-                                Received::Batch(batch, payload.len())
+                                Received::Batch(batch, p.payload.len())
                             }
                             Kind::Ack | Kind::Cmd => continue,
                         };
