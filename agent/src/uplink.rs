@@ -55,7 +55,8 @@
 //!   never executed, never answered; it is counted in
 //!   `wellpulse_uplink_messages_unauthenticated_total{kind}` and logged at powers of two.
 //!   An authenticated command must also pass the replay guard ([`guard`]): unexpired, and
-//!   an id not executed before (`wellpulse_uplink_commands_refused_total{reason}`).
+//!   an id not executed before, even before a restart (ids are recorded in the buffer before
+//!   the command runs; `wellpulse_uplink_commands_refused_total{reason}`).
 //! * **Commands.** `cmd` messages are decoded; `Rebirth` is answered here (the current
 //!   birth, or the stored birth of an earlier boot still referenced by buffered batches);
 //!   every other command is handed to the agent on an mpsc channel, whose
@@ -408,6 +409,7 @@ impl Uplink {
         } = self;
         let stored = birth.clone();
         blocking(&buffer, move |b| b.store_birth(&stored)).await?;
+        let executed = blocking(&buffer, |b| b.executed_commands(now_ms())).await?;
 
         let death_topic = cfg.topic(wire::topic::Kind::Death);
         let will = link::death_will(&death_topic, birth.boot_id, &key);
@@ -425,6 +427,7 @@ impl Uplink {
         )));
         let notify = buffer.notifier();
         let mut session = Session::new(&cfg, key, client, buffer, birth, commands, stats);
+        session.guard = guard::CommandGuard::with_executed(executed);
         let mut results_open = true;
         tokio::pin!(shutdown);
         loop {
@@ -749,7 +752,8 @@ impl Session {
                 return;
             }
         };
-        if let Err(refused) = self.guard.admit(command.id, command.expires_ms, now_ms()) {
+        let now = now_ms();
+        if let Err(refused) = self.guard.admit(command.id, command.expires_ms, now) {
             let reason = refused.as_str();
             let count = UplinkStats::add_reason(&self.stats.commands_refused, reason, 1);
             if count.is_power_of_two() {
@@ -765,6 +769,15 @@ impl Session {
             ) {
                 self.answer(command.id, false, format!("command refused: {reason}"));
             }
+            return;
+        }
+        // Remembered durably before it runs, so a replay after a restart is refused too.
+        let (id, expires_ms) = (command.id, command.expires_ms);
+        if let Err(e) = blocking(&self.buffer, move |b| b.record_command(id, expires_ms, now)).await
+        {
+            self.guard.forget(id);
+            warn!(id, error = %e, "cannot record the command; not executed");
+            self.answer(id, false, format!("cannot record the command: {e}"));
             return;
         }
         info!(id = command.id, kind = ?command.kind, "command received");

@@ -6,9 +6,10 @@
 //! [`MAX_AHEAD_MS`] (and by [`CAPACITY`]; beyond it new commands are refused rather than
 //! old ids forgotten).
 //!
-//! The memory is not durable: after a restart of the agent, a command captured before the
-//! restart could be replayed until it expires. The cloud keeps command lifetimes short
-//! (minutes) to keep that window small.
+//! The memory survives restarts: the uplink records an admitted id in the buffer
+//! ([`crate::buffer::Buffer::record_command`], durable) before the command runs, and a
+//! command whose id cannot be recorded is not run; at start the guard is seeded with the
+//! unexpired ids recorded ([`CommandGuard::with_executed`]).
 //!
 //! Pure: time is passed in (UTC ms of the agent's clock, which must be synchronised with
 //! the cloud's within a command's lifetime: the cloud monitors the skew).
@@ -53,6 +54,18 @@ pub(crate) struct CommandGuard {
 }
 
 impl CommandGuard {
+    /// A guard that remembers `executed` (id, expiry ms) pairs, e.g. reloaded at start.
+    pub(crate) fn with_executed(executed: impl IntoIterator<Item = (u64, i64)>) -> CommandGuard {
+        CommandGuard {
+            executed: executed.into_iter().collect(),
+        }
+    }
+
+    /// Forgets an admitted id whose record could not be stored (the command is not run).
+    pub(crate) fn forget(&mut self, id: u64) {
+        self.executed.remove(&id);
+    }
+
     /// Decides whether the command `id`, valid until `expires_ms`, may run at `now_ms`;
     /// if so, remembers it as executed.
     pub(crate) fn admit(&mut self, id: u64, expires_ms: i64, now_ms: i64) -> Result<(), Refused> {
@@ -104,6 +117,15 @@ mod tests {
         );
         assert_eq!(g.admit(3, NOW + MAX_AHEAD_MS, NOW), Ok(()));
         assert_eq!(g.admit(4, i64::MAX, i64::MAX - 1), Ok(()));
+    }
+
+    #[test]
+    fn reloaded_ids_are_refused_and_forgotten_ones_run() {
+        let mut g = CommandGuard::with_executed([(7, NOW + 1000)]);
+        assert_eq!(g.admit(7, NOW + 1000, NOW), Err(Refused::Replayed));
+        assert_eq!(g.admit(8, NOW + 1000, NOW), Ok(()));
+        g.forget(8);
+        assert_eq!(g.admit(8, NOW + 1000, NOW), Ok(()));
     }
 
     #[test]
