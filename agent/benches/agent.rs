@@ -48,8 +48,9 @@ async fn bench(window: Duration) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = format!(
         "[gateway]\ntenant = \"bench\"\nid = \"gw-bench\"\ndata_dir = \"state\"\n\n\
-         [mqtt]\nurl = \"mqtt://127.0.0.1:{broker}\"\n\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:{broker}\"\n{}\n\
          [metrics]\nlisten = \"127.0.0.1:{}\"\n\n",
+        agent_common::mqtt_credentials(),
         agent_common::free_port()
     );
     let mut tags = 0;

@@ -1,6 +1,6 @@
 //! Durable batch queue: every sample the agent reads lives here until the cloud acks it.
 //!
-//! The buffer is a [redb] database with four tables:
+//! The buffer is a [redb] database with five tables:
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -8,6 +8,7 @@
 //! | `set_aside` | seq (`u64`) | reason length (`u8`) + reason code + the batch's `batches` value |
 //! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot`, `set_aside_dropped` |
 //! | `births` | boot id | encoded [`wire::Birth`] |
+//! | `commands` | command id | expiry (UTC ms) of a command the agent executed |
 //!
 //! # Invariants
 //!
@@ -39,6 +40,11 @@
 //!   kept, as is the birth of
 //!   the current boot (the last one stored); any other birth is deleted in the same
 //!   transaction that removes its last batch.
+//! * **Executed commands are remembered across restarts.** The uplink's replay guard
+//!   records a command's id ([`Buffer::record_command`], durable) before the command runs,
+//!   and reloads the unexpired ids at start ([`Buffer::executed_commands`]), so a sealed
+//!   command captured on the network cannot be replayed after the agent restarts either.
+//!   Expired ids are deleted whenever one is recorded.
 //! * **Cheap statistics.** Counts, bytes, the oldest batch and per-boot reference counts
 //!   are kept in memory, updated only after a successful commit and recomputed by a scan
 //!   when the buffer is opened, so [`Buffer::stats`] never touches the disk.
@@ -67,6 +73,7 @@ const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches")
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const BIRTHS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("births");
 const SET_ASIDE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("set_aside");
+const COMMANDS: TableDefinition<'_, u64, i64> = TableDefinition::new("commands");
 
 const NEXT_SEQ: &str = "next_seq";
 const DROPPED_BATCHES: &str = "dropped_batches";
@@ -649,6 +656,36 @@ impl Buffer {
             ids.push(entry.map_err(storage)?.0.value());
         }
         Ok(ids)
+    }
+
+    /// Durably records that command `id`, valid until `expires_ms`, is being executed, and
+    /// forgets the commands expired at `now_ms`.
+    pub fn record_command(&self, id: u64, expires_ms: i64, now_ms: i64) -> Result<(), BufferError> {
+        self.write(|txn, _| {
+            let mut table = txn.open_table(COMMANDS)?;
+            table.retain(|_, expires| expires >= now_ms)?;
+            table.insert(id, expires_ms)?;
+            Ok(())
+        })
+    }
+
+    /// The executed commands recorded by [`Buffer::record_command`] that are still valid
+    /// at `now_ms`, as (id, expiry ms).
+    pub fn executed_commands(&self, now_ms: i64) -> Result<Vec<(u64, i64)>, BufferError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = match txn.open_table(COMMANDS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (id, expires) = entry.map_err(storage)?;
+            if expires.value() >= now_ms {
+                out.push((id.value(), expires.value()));
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `f` in a durable write transaction with a copy of the state; the copy replaces

@@ -134,7 +134,7 @@ pub fn uplink_config(config: &Config) -> UplinkConfig {
         }),
         client_id: m.client_id.clone(),
         username: m.username.clone(),
-        password: m.password.as_ref().map(|p| p.expose().to_string()),
+        password: m.password.clone(),
         tenant: config.gateway.tenant.clone(),
         gateway: config.gateway.id.clone(),
         keep_alive: m.keep_alive,

@@ -198,6 +198,28 @@ fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result
         ),
         "reason",
         UplinkStats::by_reason(&u.retry_rejected),
+    )?;
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_messages_unauthenticated",
+            COUNTER,
+            "Acks and commands ignored because their seal did not verify (forged, altered, \
+             from another gateway's topic or sealed with another key), by topic kind.",
+        ),
+        "kind",
+        UplinkStats::by_reason(&u.unauthenticated),
+    )?;
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_commands_refused",
+            COUNTER,
+            "Authenticated commands not executed (expired, expiry too far ahead, replayed id, \
+             too many remembered), by reason.",
+        ),
+        "reason",
+        UplinkStats::by_reason(&u.commands_refused),
     )
 }
 
@@ -542,8 +564,24 @@ mod tests {
         let s = sources(vec![a, b], dir.path());
         let uplink = Arc::new(UplinkStats::default());
         UplinkStats::add_reason(&uplink.rejected, "seq_conflict", 2);
+        UplinkStats::add_reason(&uplink.unauthenticated, "ack", 3);
+        UplinkStats::add_reason(&uplink.commands_refused, "replayed", 1);
         s.uplink.set(uplink).expect("once");
         let out = render(&registry(Arc::clone(&s)));
+        assert_eq!(
+            value(
+                &out,
+                "wellpulse_uplink_messages_unauthenticated_total{kind=\"ack\"}"
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(
+                &out,
+                "wellpulse_uplink_commands_refused_total{reason=\"replayed\"}"
+            ),
+            1.0
+        );
 
         assert!(out.contains("# TYPE wellpulse_device_timeouts counter"));
         assert_eq!(

@@ -46,6 +46,17 @@
 //!   the same boot arrives on a `watch` channel ([`Uplink::follow_births`]) and is published
 //!   at once (and at every later session start), so the cloud's catalog catches up without a
 //!   restart.
+//! * **Authentication.** Everything the uplink publishes (birth, data, death and its last
+//!   will, command results) is sealed with the gateway's message key ([`wire::seal`],
+//!   derived from the MQTT password, which is therefore required), and every ack and
+//!   command is opened with it before anything else. One whose seal does not verify
+//!   (forged by another client of the broker, altered, replayed from another gateway's or
+//!   kind's topic, or sealed with another key) is ignored: never applied to the buffer,
+//!   never executed, never answered; it is counted in
+//!   `wellpulse_uplink_messages_unauthenticated_total{kind}` and logged at powers of two.
+//!   An authenticated command must also pass the replay guard ([`guard`]): unexpired, and
+//!   an id not executed before, even before a restart (ids are recorded in the buffer before
+//!   the command runs; `wellpulse_uplink_commands_refused_total{reason}`).
 //! * **Commands.** `cmd` messages are decoded; `Rebirth` is answered here (the current
 //!   birth, or the stored birth of an earlier boot still referenced by buffered batches);
 //!   every other command is handed to the agent on an mpsc channel, whose
@@ -65,6 +76,7 @@
 //! reconnects and TLS in [`link`].
 
 mod delivery;
+mod guard;
 mod link;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -78,7 +90,8 @@ use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use base::Backoff;
+use base::{Backoff, Secret};
+use wire::MessageKey;
 
 use crate::batcher::BirthState;
 use crate::buffer::{Buffer, BufferError, Record};
@@ -124,8 +137,8 @@ pub struct UplinkConfig {
     pub client_id: String,
     /// MQTT username.
     pub username: Option<String>,
-    /// MQTT password (never logged).
-    pub password: Option<String>,
+    /// MQTT password (never logged); required: the message key is derived from it.
+    pub password: Option<Secret>,
     /// Tenant id in the topic tree.
     pub tenant: String,
     /// Gateway id in the topic tree.
@@ -215,7 +228,21 @@ impl UplinkConfig {
         if self.password.is_some() && self.username.is_none() {
             return invalid("a password needs a username".into());
         }
+        if self.password.as_ref().is_none_or(Secret::is_empty) {
+            return invalid(
+                "a password is required: acks and commands are authenticated with a key derived from it"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// The gateway's message key, derived from its password.
+    fn message_key(&self) -> Result<MessageKey, UplinkError> {
+        match &self.password {
+            Some(p) if !p.is_empty() => Ok(MessageKey::derive(p.expose().as_bytes())),
+            _ => Err(UplinkError::Config("a password is required".into())),
+        }
     }
 
     fn topic(&self, kind: wire::topic::Kind) -> String {
@@ -278,6 +305,10 @@ pub struct UplinkStats {
     pub rejected: Mutex<BTreeMap<String, u64>>,
     /// In-flight batches rescheduled after a retryable rejection, by reason code.
     pub retry_rejected: Mutex<BTreeMap<String, u64>>,
+    /// Acks and commands ignored because their seal did not verify, by kind (`ack`, `cmd`).
+    pub unauthenticated: Mutex<BTreeMap<String, u64>>,
+    /// Authenticated commands not executed, by reason (expired, replayed, ...).
+    pub commands_refused: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Distinct reason codes counted; further ones are counted as `other` (the cloud chooses
@@ -289,14 +320,17 @@ impl UplinkStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_reason(counts: &Mutex<BTreeMap<String, u64>>, reason: &str, n: u64) {
+    /// Adds `n` to the count of `reason`; returns the new count.
+    pub(crate) fn add_reason(counts: &Mutex<BTreeMap<String, u64>>, reason: &str, n: u64) -> u64 {
         let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
         let key = if counts.contains_key(reason) || counts.len() < MAX_REASONS {
             reason
         } else {
             "other"
         };
-        *counts.entry(key.to_owned()).or_default() += n;
+        let count = counts.entry(key.to_owned()).or_default();
+        *count += n;
+        *count
     }
 
     /// Snapshot of counts by reason (`rejected` or `retry_rejected`).
@@ -310,6 +344,7 @@ impl UplinkStats {
 #[derive(Debug)]
 pub struct Uplink {
     cfg: UplinkConfig,
+    key: MessageKey,
     tls: Option<Arc<rustls::ClientConfig>>,
     buffer: Arc<Buffer>,
     birth: wire::Birth,
@@ -330,9 +365,11 @@ impl Uplink {
         results: mpsc::Receiver<wire::CommandResult>,
     ) -> Result<Uplink, UplinkError> {
         cfg.validate()?;
+        let key = cfg.message_key()?;
         let tls = cfg.tls.as_ref().map(link::tls_config).transpose()?;
         Ok(Uplink {
             cfg,
+            key,
             tls,
             buffer,
             birth,
@@ -361,6 +398,7 @@ impl Uplink {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), UplinkError> {
         let Uplink {
             cfg,
+            key,
             tls,
             buffer,
             birth,
@@ -371,9 +409,11 @@ impl Uplink {
         } = self;
         let stored = birth.clone();
         blocking(&buffer, move |b| b.store_birth(&stored)).await?;
+        let executed = blocking(&buffer, |b| b.executed_commands(now_ms())).await?;
 
         let death_topic = cfg.topic(wire::topic::Kind::Death);
-        let options = link::mqtt_options(&cfg, tls, link::death_will(&death_topic, birth.boot_id));
+        let will = link::death_will(&death_topic, birth.boot_id, &key);
+        let options = link::mqtt_options(&cfg, tls, will);
         let (client, eventloop) = AsyncClient::new(options, cfg.in_flight_window * 2 + 64);
         let (events_tx, mut events) = mpsc::channel(256);
         let backoff = Backoff::new(cfg.reconnect_backoff_min, cfg.reconnect_backoff_max);
@@ -383,9 +423,11 @@ impl Uplink {
             backoff,
             death_topic,
             birth.boot_id,
+            key.clone(),
         )));
         let notify = buffer.notifier();
-        let mut session = Session::new(&cfg, client, buffer, birth, commands, stats);
+        let mut session = Session::new(&cfg, key, client, buffer, birth, commands, stats);
+        session.guard = guard::CommandGuard::with_executed(executed);
         let mut results_open = true;
         tokio::pin!(shutdown);
         loop {
@@ -461,6 +503,10 @@ async fn blocking<T: Send + 'static>(
 /// State of the uplink loop across connections.
 struct Session {
     client: AsyncClient,
+    /// Seals what is published, opens what is received.
+    key: MessageKey,
+    /// Executed command ids, against replays.
+    guard: guard::CommandGuard,
     buffer: Arc<Buffer>,
     birth: wire::Birth,
     commands: mpsc::Sender<wire::Command>,
@@ -487,6 +533,7 @@ struct Topics {
 impl Session {
     fn new(
         cfg: &UplinkConfig,
+        key: MessageKey,
         client: AsyncClient,
         buffer: Arc<Buffer>,
         birth: wire::Birth,
@@ -505,6 +552,8 @@ impl Session {
         let delivery = Delivery::new(cfg.delivery_params(), Instant::now());
         Session {
             client,
+            key,
+            guard: guard::CommandGuard::default(),
             buffer,
             birth,
             commands,
@@ -528,15 +577,35 @@ impl Session {
                 self.set_connected(false);
             }
             LinkEvent::Message { topic, payload } => {
-                if topic == self.topics.ack {
-                    self.on_ack(&payload).await;
+                let kind = if topic == self.topics.ack {
+                    wire::topic::Kind::Ack
                 } else if topic == self.topics.cmd {
-                    self.on_command(&payload).await;
+                    wire::topic::Kind::Cmd
                 } else {
                     debug!(%topic, "message on an unexpected topic ignored");
+                    return;
+                };
+                // Authentication comes first: nothing of an unverified message is read.
+                let message = match wire::seal::open([&self.key], &topic, &payload) {
+                    Ok(opened) => opened.message,
+                    Err(e) => return self.unauthenticated(kind, &e),
+                };
+                if kind == wire::topic::Kind::Ack {
+                    self.on_ack(message).await;
+                } else {
+                    self.on_command(message).await;
                 }
             }
             LinkEvent::Closed => self.set_connected(false),
+        }
+    }
+
+    /// Counts and logs (at powers of two per kind) an ack or command that did not verify.
+    fn unauthenticated(&self, kind: wire::topic::Kind, error: &wire::SealError) {
+        let count = UplinkStats::add_reason(&self.stats.unauthenticated, kind.as_str(), 1);
+        if count.is_power_of_two() {
+            warn!(kind = kind.as_str(), %error, count,
+                  "unauthenticated message ignored: not sealed for this gateway by the cloud");
         }
     }
 
@@ -683,6 +752,34 @@ impl Session {
                 return;
             }
         };
+        let now = now_ms();
+        if let Err(refused) = self.guard.admit(command.id, command.expires_ms, now) {
+            let reason = refused.as_str();
+            let count = UplinkStats::add_reason(&self.stats.commands_refused, reason, 1);
+            if count.is_power_of_two() {
+                warn!(
+                    id = command.id,
+                    reason, count, "authenticated command refused, not executed"
+                );
+            }
+            // A late command is worth telling the cloud about; a replay is not answered.
+            if matches!(
+                refused,
+                guard::Refused::Expired | guard::Refused::TooFarAhead
+            ) {
+                self.answer(command.id, false, format!("command refused: {reason}"));
+            }
+            return;
+        }
+        // Remembered durably before it runs, so a replay after a restart is refused too.
+        let (id, expires_ms) = (command.id, command.expires_ms);
+        if let Err(e) = blocking(&self.buffer, move |b| b.record_command(id, expires_ms, now)).await
+        {
+            self.guard.forget(id);
+            warn!(id, error = %e, "cannot record the command; not executed");
+            self.answer(id, false, format!("cannot record the command: {e}"));
+            return;
+        }
         info!(id = command.id, kind = ?command.kind, "command received");
         match command.kind {
             wire::CommandKind::Rebirth { boot_id } => self.rebirth(command.id, boot_id).await,
@@ -741,8 +838,10 @@ impl Session {
         self.queued_results.push_back(result);
     }
 
-    /// Queues a QoS 1 publish to the MQTT client; returns whether it was queued.
-    fn publish(&self, topic: String, payload: Vec<u8>) -> bool {
+    /// Seals `message` for `topic` and queues it as a QoS 1 publish to the MQTT client;
+    /// returns whether it was queued.
+    fn publish(&self, topic: String, message: Vec<u8>) -> bool {
+        let payload = wire::seal::seal(&self.key, &topic, &message);
         match self
             .client
             .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload)
@@ -889,7 +988,7 @@ mod tests {
             tls: None,
             client_id: "gw-1".into(),
             username: Some("gw-1".into()),
-            password: Some("s3cret".into()),
+            password: Some(Secret::new("s3cret")),
             tenant: "acme".into(),
             gateway: "gw-1".into(),
             keep_alive: Duration::from_secs(10),
@@ -914,7 +1013,7 @@ mod tests {
     #[test]
     fn invalid_settings_are_rejected_with_a_reason() {
         type Mutate = fn(&mut UplinkConfig);
-        let cases: [(Mutate, &str); 8] = [
+        let cases: [(Mutate, &str); 10] = [
             (|c| c.tenant = "Acme!".into(), "tenant"),
             (|c| c.gateway = String::new(), "gateway"),
             (|c| c.keep_alive = Duration::from_millis(500), "keep-alive"),
@@ -926,6 +1025,11 @@ mod tests {
                 "reconnect backoff",
             ),
             (|c| c.username = None, "password needs a username"),
+            (|c| c.password = None, "a password is required"),
+            (
+                |c| c.password = Some(Secret::new("")),
+                "a password is required",
+            ),
         ];
         for (mutate, expected) in cases {
             let mut cfg = config();

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use agent_common::{Cloud, Received, free_port, start_broker};
+use agent_common::{Cloud, Received, command, free_port, mqtt_credentials, start_broker};
 use sha2::{Digest, Sha256};
 use simulator::{FleetConfig, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,9 +40,10 @@ async fn agent_polls_buffers_ships_and_answers_commands() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let metrics_port = free_port();
+    let credentials = mqtt_credentials();
     let mut text = format!(
         "[gateway]\ntenant = \"e2e\"\nid = \"gw-e2e\"\ndata_dir = \"state\"\n\n\
-         [mqtt]\nurl = \"mqtt://127.0.0.1:{broker}\"\nack_timeout = \"5s\"\n\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:{broker}\"\nack_timeout = \"5s\"\n{credentials}\n\
          [buffer]\nflush_interval = \"500ms\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n"
     );
     for e in sim.endpoints() {
@@ -133,15 +134,15 @@ async fn agent_polls_buffers_ships_and_answers_commands() {
         .iter()
         .find(|m| m.writable && m.tag.contains("setpoint"))
         .expect("writable metric");
-    let command = wire::Command {
-        id: 77,
-        kind: wire::CommandKind::WriteSetpoint {
+    let command = command(
+        77,
+        wire::CommandKind::WriteSetpoint {
             device: detector.alias,
             metric: setpoint.alias,
             value: 15.0,
             expected_current: None,
         },
-    };
+    );
     cloud.command(&command).await;
     let result = loop {
         match cloud
@@ -193,10 +194,11 @@ async fn config_update_is_validated_written_and_applied() {
         .unwrap();
     let e = sim.endpoints()[0].clone();
     let dir = tempfile::tempdir().unwrap();
+    let credentials = mqtt_credentials();
     let config_for = |slow: &str| {
         format!(
             "[gateway]\ntenant = \"e2e\"\nid = \"gw-upd\"\ndata_dir = \"state\"\n\n\
-             [mqtt]\nurl = \"mqtt://127.0.0.1:{broker}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{broker}\"\n{credentials}\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n\
              [[device]]\nname = \"tank\"\nprofile = \"tank-gauge\"\ntcp = \"{}\"\nunit_id = {}\n\
              poll = {{ fast = \"1s\", slow = \"{slow}\" }}\n",
             e.addr, e.unit_id
@@ -216,10 +218,7 @@ async fn config_update_is_validated_written_and_applied() {
     });
     let first = next_birth(&mut cloud).await;
 
-    let update = |id, toml: String| wire::Command {
-        id,
-        kind: wire::CommandKind::ConfigUpdate { toml },
-    };
+    let update = |id, toml: String| command(id, wire::CommandKind::ConfigUpdate { toml });
     cloud
         .command(&update(1, original.replace("tank-gauge", "tank-gauje")))
         .await;

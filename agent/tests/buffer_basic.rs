@@ -313,3 +313,30 @@ fn status_reports_buffer_state_for_the_batch_header() {
     assert_eq!(status.pending_bytes, buffer.stats().pending_bytes);
     assert_eq!(status.dropped_batches, 0);
 }
+
+#[test]
+fn executed_commands_survive_reopen_until_they_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.redb");
+    let now = 1_763_800_000_000;
+    {
+        let b = open(&path, roomy());
+        assert!(b.executed_commands(now).unwrap().is_empty());
+        b.record_command(7, now + 1_000, now).unwrap();
+        b.record_command(8, now + 60_000, now).unwrap();
+    }
+    let b = open(&path, roomy());
+    let mut executed = b.executed_commands(now).unwrap();
+    executed.sort_unstable();
+    assert_eq!(executed, vec![(7, now + 1_000), (8, now + 60_000)]);
+    // Expired ones are not reported, and are deleted when the next one is recorded.
+    assert_eq!(
+        b.executed_commands(now + 2_000).unwrap(),
+        vec![(8, now + 60_000)]
+    );
+    b.record_command(9, now + 90_000, now + 2_000).unwrap();
+    assert_eq!(
+        b.executed_commands(now).unwrap(),
+        vec![(8, now + 60_000), (9, now + 90_000)]
+    );
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agent::batcher::BirthState;
 use uplink_support::{
-    Agent, Broker, BrokerKind, Cloud, Reply, Seen, eventually, open_buffer, uplink_config,
+    Agent, Broker, BrokerKind, Cloud, Reply, Seen, command, eventually, open_buffer, uplink_config,
 };
 use wire::topic::Kind;
 
@@ -268,31 +268,26 @@ async fn commands_are_answered_forwarded_or_refused_without_stopping_the_uplink(
     eventually(WAIT, "birth", || cloud.with(|s| s.births.len() == 1)).await;
     let (tenant, gw) = ("test", "gw-cmd");
 
-    let rebirth = |id, boot_id| wire::Command {
-        id,
-        kind: wire::CommandKind::Rebirth { boot_id },
-    };
+    let rebirth = |id, boot_id| command(id, wire::CommandKind::Rebirth { boot_id });
     cloud.command(tenant, gw, &rebirth(1, None));
     cloud.command(tenant, gw, &rebirth(2, Some(5)));
     cloud.command(tenant, gw, &rebirth(3, Some(999)));
-    // A command of a kind this build does not know, with a readable id.
+    // A command of a kind this build does not know, with a readable id (kind is the last
+    // field of a rebirth without boot id).
     let mut bad = rebirth(4, None).encode();
-    let kind_at = bad
-        .windows(2)
-        .position(|w| w == [0x02, 0x00])
-        .expect("kind field");
-    bad[kind_at + 1] = 0x17;
-    cloud.publish_raw(tenant, gw, Kind::Cmd, bad);
-    cloud.publish_raw(tenant, gw, Kind::Cmd, b"\xff\xfe not cbor".to_vec());
-    let setpoint = wire::Command {
-        id: 6,
-        kind: wire::CommandKind::WriteSetpoint {
+    assert_eq!(bad[bad.len() - 2..], [0x02, 0x00], "kind field");
+    *bad.last_mut().expect("kind") = 0x17;
+    cloud.publish_sealed(tenant, gw, Kind::Cmd, &bad);
+    cloud.publish_sealed(tenant, gw, Kind::Cmd, b"\xff\xfe not cbor");
+    let setpoint = command(
+        6,
+        wire::CommandKind::WriteSetpoint {
             device: 0,
             metric: 3,
             value: 12.5,
             expected_current: None,
         },
-    };
+    );
     cloud.command(tenant, gw, &setpoint);
 
     let forwarded = tokio::time::timeout(WAIT, agent.commands.recv())
@@ -494,10 +489,7 @@ async fn refused_batches_are_set_aside_at_once_or_re_sent_after_a_backoff() {
     cloud.command(
         "test",
         "gw-refused",
-        &wire::Command {
-            id: 5,
-            kind: wire::CommandKind::Rebirth { boot_id: None },
-        },
+        &command(5, wire::CommandKind::Rebirth { boot_id: None }),
     );
     eventually(WAIT, "birth published again", || {
         cloud.with(|s| s.births.len() > births)

@@ -45,7 +45,7 @@ pub async fn drain(agent: StoppedAgent<'_>, port: u16) -> anyhow::Result<u64> {
         tls: None,
         client_id: format!("wp-{}-{}", agent.tenant, agent.gateway),
         username: Some(username),
-        password: (!password.is_empty()).then_some(password),
+        password: (!password.is_empty()).then(|| base::Secret::new(password)),
         tenant: agent.tenant.into(),
         gateway: agent.gateway.to_owned(),
         keep_alive: Duration::from_secs(5),

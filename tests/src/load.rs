@@ -177,16 +177,19 @@ impl SyntheticFleet {
                 config.devices_per_gateway,
             )?;
             capacity = capacity.min(gateway.capacity());
-            let password = format!("{}-secret-0123456789", gateway.id);
+            let password = gateway_password(&gateway.id);
             db.provision_gateway(&config.tenant, "synthetic", &gateway.id, &password)
                 .await
                 .with_context(|| format!("provision {}", gateway.id))?;
             let (client, events) = connect(&config, &gateway.id, &password);
+            let key = wire::MessageKey::derive(password.as_bytes());
             let birth_topic = wire::topic::topic(&config.tenant, &gateway.id, Kind::Birth);
-            client.try_publish(birth_topic, QoS::AtLeastOnce, false, gateway.birth.encode())?;
+            let birth = wire::seal::seal(&key, &birth_topic, &gateway.birth.encode());
+            client.try_publish(birth_topic, QoS::AtLeastOnce, false, birth)?;
             // Spread the gateways' publish instants evenly over the period.
             let start = first_tick + config.period.mul_f64(n as f64 / config.gateways as f64);
             let publisher = Publisher {
+                key,
                 topic: wire::topic::topic(&config.tenant, &gateway.id, Kind::Data),
                 gateway,
                 client,
@@ -261,6 +264,20 @@ impl SyntheticFleet {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// The MQTT password of test gateway `gateway`, synthetic or a stack's agent (so the probe
+/// can open what they seal with the key derived from it).
+pub fn gateway_password(gateway: &str) -> String {
+    format!("{gateway}-secret-0123456789")
+}
+
+/// Opens a message on `topic` with the key of the test gateway the topic names.
+fn open<'a>(topic: &str, gateway: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
+    let key = wire::MessageKey::derive(gateway_password(gateway).as_bytes());
+    wire::seal::open([&key], topic, payload)
+        .ok()
+        .map(|o| o.message)
 }
 
 fn connect(config: &SyntheticConfig, gateway: &str, password: &str) -> (AsyncClient, EventLoop) {
@@ -397,6 +414,7 @@ fn plausible_values(tag: &Tag) -> Option<[Value; 2]> {
 /// Publishes one gateway's batches.
 #[derive(Debug)]
 struct Publisher {
+    key: wire::MessageKey,
     topic: String,
     gateway: SyntheticGateway,
     client: AsyncClient,
@@ -455,7 +473,8 @@ impl Publisher {
             historical: false,
             status: None,
         };
-        let payload = wire::encode_batch(&header, &block);
+        let payload =
+            wire::seal::seal(&self.key, &self.topic, &wire::encode_batch(&header, &block));
         self.client
             .try_publish(&self.topic, QoS::AtLeastOnce, false, payload)
             .with_context(|| format!("{}: MQTT request queue full", self.gateway.id))?;
@@ -696,6 +715,13 @@ fn record(log: &mut ProbeLog, topic: &str, payload: &[u8], at_us: i64) {
     let Ok((_, gateway, kind)) = wire::topic::parse(topic) else {
         return;
     };
+    if !matches!(kind, Kind::Data | Kind::Ack) {
+        return;
+    }
+    let Some(payload) = open(topic, &gateway, payload) else {
+        log.undecodable += 1;
+        return;
+    };
     match kind {
         Kind::Data => match wire::Batch::decode(payload) {
             Ok(batch) => {
@@ -830,24 +856,35 @@ mod tests {
             status: None,
         };
         let topic = |k| wire::topic::topic("t", "gw-1", k);
+        let key = wire::MessageKey::derive(gateway_password("gw-1").as_bytes());
+        let sealed = |k, m: &[u8]| wire::seal::seal(&key, &topic(k), m);
         record(
             &mut log,
             &topic(Kind::Data),
-            &wire::encode_batch(&header, &block),
+            &sealed(Kind::Data, &wire::encode_batch(&header, &block)),
             1_100_000,
         );
         record(
             &mut log,
             &topic(Kind::Ack),
-            &wire::Ack::of([4, 5]).encode(),
+            &sealed(Kind::Ack, &wire::Ack::of([4, 5]).encode()),
             1_250_000,
         );
         record(
             &mut log,
             &topic(Kind::Ack),
-            &wire::Ack::of([5]).encode(),
+            &sealed(Kind::Ack, &wire::Ack::of([5]).encode()),
             1_900_000,
         );
+        // Unsealed (or forged) messages are not taken for the gateway's.
+        record(
+            &mut log,
+            &topic(Kind::Ack),
+            &wire::Ack::of([6]).encode(),
+            1_950_000,
+        );
+        assert_eq!(log.undecodable, 1);
+        assert!(!log.acks.contains_key(&("gw-1".to_owned(), 6)));
         let entry = &log.data[&("gw-1".to_owned(), 5)];
         assert_eq!(
             (entry.seen_us, entry.frames.clone()),

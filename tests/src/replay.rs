@@ -11,7 +11,9 @@ use crate::stack::{Stack, TENANT};
 
 /// Captures one data batch of the first gateway and publishes it again.
 pub async fn republish_stored_batch(stack: &Stack) -> anyhow::Result<()> {
-    let gateway = &stack.agents.first().context("no agent")?.gateway;
+    let agent = stack.agents.first().context("no agent")?;
+    let gateway = &agent.gateway;
+    let key = wire::MessageKey::derive(agent.credentials.1.as_bytes());
     let topic = wire::topic::topic(TENANT, gateway, wire::topic::Kind::Data);
     let mut options = MqttOptions::new(
         format!("replayer-{}", std::process::id()),
@@ -36,7 +38,9 @@ pub async fn republish_stored_batch(stack: &Stack) -> anyhow::Result<()> {
     })
     .await
     .context("no data batch seen within 30 s")??;
-    let seq = wire::Batch::decode(&captured)
+    // The very bytes the agent sealed: a genuine copy, as a re-send after a lost ack is.
+    let opened = wire::seal::open([&key], &topic, &captured).context("captured batch's seal")?;
+    let seq = wire::Batch::decode(opened.message)
         .context("captured batch")?
         .header
         .seq;

@@ -311,7 +311,7 @@ impl Stack {
         };
         for (i, well) in wells.iter().enumerate() {
             let gateway = format!("gw-{i:02}");
-            let password = format!("{gateway}-secret-0123456789");
+            let password = crate::load::gateway_password(&gateway);
             let provisioned = stack
                 .db
                 .provision_gateway(TENANT, "pad-1", &gateway, &password)
@@ -378,11 +378,10 @@ impl Stack {
         }
     }
 
+    /// The agent's MQTT login. The anonymous Mosquitto ignores it, but the password is
+    /// also the source of the gateway's message key, so it is always the provisioned one.
     fn mqtt_credentials(&self, gateway: &str, password: &str) -> (String, String) {
-        match self.broker.kind {
-            BrokerKind::Embedded => (format!("{TENANT}/{gateway}"), password.to_owned()),
-            BrokerKind::Mosquitto => (format!("{TENANT}/{gateway}"), String::new()),
-        }
+        (format!("{TENANT}/{gateway}"), password.to_owned())
     }
 
     fn agent_toml(

@@ -11,6 +11,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use wire::seal::{self, MessageKey};
 use wire::{Batch, BatchHeader, Frame, FramesBlock, Quality, Sample, Value, encode_batch};
 
 /// A deterministic pseudo-random stream (xorshift), so runs are comparable.
@@ -118,6 +119,26 @@ fn main() {
     }
     let decode_ns = start.elapsed().as_nanos() as f64 / (rounds * samples) as f64;
 
+    // As published on MQTT: sealed with the gateway's message key (19 bytes per batch).
+    let key = MessageKey::derive(b"bench-gateway-secret-0123456789");
+    let topic = "wp/v1/acme/gw-01/data";
+    let sealed: Vec<Vec<u8>> = encoded.iter().map(|m| seal::seal(&key, topic, m)).collect();
+    let sealed_bytes: usize = sealed.iter().map(Vec::len).sum();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for m in &encoded {
+            black_box(seal::seal(&key, topic, black_box(m)));
+        }
+    }
+    let seal_ns = start.elapsed().as_nanos() as f64 / (rounds * samples) as f64;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for s in &sealed {
+            black_box(seal::open([&key], topic, black_box(s)).expect("opens"));
+        }
+    }
+    let open_ns = start.elapsed().as_nanos() as f64 / (rounds * samples) as f64;
+
     println!(
         "BENCH wire_bytes_per_sample {:.2} B",
         bytes as f64 / samples as f64
@@ -130,6 +151,12 @@ fn main() {
         "BENCH peer_thingsboard_json_bytes_per_sample {:.2} B",
         json as f64 / samples as f64
     );
+    println!(
+        "BENCH wire_sealed_bytes_per_sample {:.2} B",
+        sealed_bytes as f64 / samples as f64
+    );
     println!("BENCH wire_encode_ns_per_sample {encode_ns:.1} ns");
+    println!("BENCH wire_seal_ns_per_sample {seal_ns:.1} ns");
+    println!("BENCH wire_open_ns_per_sample {open_ns:.1} ns");
     println!("BENCH wire_decode_ns_per_sample {decode_ns:.1} ns");
 }

@@ -247,10 +247,16 @@ pub enum CommandKind {
 }
 
 /// A command with its id, echoed in the [`CommandResult`].
+///
+/// Commands are not idempotent, so a sealed command must not be replayable: the agent
+/// refuses one whose `expires_ms` has passed (or lies further ahead than it accepts), and
+/// one whose id it already executed (see [`crate::seal`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
-    /// Chosen by the cloud, unique per gateway.
+    /// Chosen by the cloud, unique per gateway (random 63-bit).
     pub id: u64,
+    /// When the command stops being valid (UTC ms, cloud clock); required.
+    pub expires_ms: i64,
     /// What to do.
     pub kind: CommandKind,
 }
@@ -645,14 +651,15 @@ impl Command {
     /// Encodes the command.
     pub fn encode(&self) -> Vec<u8> {
         let fields = match &self.kind {
-            CommandKind::Rebirth { boot_id } => 3 + u64::from(boot_id.is_some()),
-            CommandKind::ConfigUpdate { .. } => 4,
+            CommandKind::Rebirth { boot_id } => 4 + u64::from(boot_id.is_some()),
+            CommandKind::ConfigUpdate { .. } => 5,
             CommandKind::WriteSetpoint {
                 expected_current, ..
-            } => 6 + u64::from(expected_current.is_some()),
+            } => 7 + u64::from(expected_current.is_some()),
         };
         message(fields, |e| {
             e.u8(1)?.u64(self.id)?;
+            e.u8(9)?.i64(self.expires_ms)?;
             match &self.kind {
                 CommandKind::Rebirth { boot_id } => {
                     e.u8(2)?.u8(0)?;
@@ -690,9 +697,11 @@ impl Command {
         let mut r = Reader::new(bytes, COMMAND);
         let (mut id, mut kind, mut boot_id, mut toml) = (None, None, None, None);
         let (mut device, mut metric, mut value, mut expected) = (None, None, None, None);
+        let mut expires_ms = None;
         r.message_map(|r, key| {
             match key {
                 1 => id = Some(r.u64()?),
+                9 => expires_ms = Some(r.i64()?),
                 2 => kind = Some(r.u64()?),
                 3 => boot_id = Some(r.u64()?),
                 4 => toml = Some(r.string()?),
@@ -706,6 +715,7 @@ impl Command {
         })?;
         r.finish()?;
         let id = required(id, COMMAND, "id")?;
+        let expires_ms = required(expires_ms, COMMAND, "expires_ms")?;
         let kind = match required(kind, COMMAND, "kind")? {
             0 => CommandKind::Rebirth { boot_id },
             1 => CommandKind::ConfigUpdate {
@@ -719,7 +729,11 @@ impl Command {
             },
             other => return Err(r.invalid("kind", format!("unknown command kind {other}"))),
         };
-        Ok(Command { id, kind })
+        Ok(Command {
+            id,
+            expires_ms,
+            kind,
+        })
     }
 
     /// The command id of undecodable bytes, when at least that much can be read, so the
@@ -802,11 +816,15 @@ mod tests {
                 expected_current: Some(7.0),
             },
         ] {
-            let c = Command { id: 3, kind };
+            let c = Command {
+                id: 3,
+                expires_ms: 1_763_800_060_000,
+                kind,
+            };
             assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         }
-        let bytes = message(3, |e| {
-            e.u8(1)?.u8(9)?.u8(2)?.u8(77)?;
+        let bytes = message(4, |e| {
+            e.u8(1)?.u8(9)?.u8(9)?.u8(1)?.u8(2)?.u8(77)?;
             Ok(())
         });
         assert!(
@@ -816,6 +834,18 @@ mod tests {
                 .contains("unknown command kind 77")
         );
         assert_eq!(Command::recover_id(&bytes), Some(9));
+        // A command without an expiry could be replayed forever: it does not decode.
+        let bytes = message(3, |e| {
+            e.u8(1)?.u8(9)?.u8(2)?.u8(0)?;
+            Ok(())
+        });
+        assert_eq!(
+            Command::decode(&bytes),
+            Err(DecodeError::MissingField {
+                message: "command",
+                field: "expires_ms"
+            })
+        );
     }
 
     #[test]

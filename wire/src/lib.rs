@@ -30,6 +30,18 @@
 //! the raw register integers (scale and offset are declared once, in the [`Birth`]
 //! catalog) or floats in their smallest exact CBOR width.
 //!
+//! # Authentication
+//!
+//! On MQTT every message travels *sealed* ([`seal`]): `[1, message, tag]`, where the tag is
+//! a truncated HMAC-SHA256 over the topic and the payload under the gateway's
+//! [`MessageKey`] (derived from its MQTT password). The agent acts only on acks and
+//! commands sealed for its own topics; the cloud stores only births, deaths and batches
+//! sealed by the gateway they claim to come from. Commands carry an expiry and a
+//! one-time id, so a sealed command cannot be replayed. The messages themselves are
+//! unchanged inside the seal, and the encoders and decoders of this crate read and write
+//! the bare messages (what the agent stores); sealing happens at publish time, opening
+//! on receipt.
+//!
 //! Golden files in `wire/tests/data/` pin the format, and a test decodes them with
 //! Python's `cbor2` to prove that any standard CBOR library reads them.
 
@@ -37,6 +49,7 @@ mod batch;
 mod codec;
 mod control;
 mod error;
+pub mod seal;
 pub mod topic;
 
 pub use batch::{
@@ -47,6 +60,7 @@ pub use control::{
     MAX_DETAIL_LEN, MAX_REASON_LEN, MAX_REJECTIONS, MetricEntry, Rejected, merge_ranges,
 };
 pub use error::{DecodeError, EncodeError};
+pub use seal::{MessageKey, SealError};
 
 /// The schema version this build writes, and the newest one it reads.
 pub const SCHEMA_VERSION: u16 = 1;

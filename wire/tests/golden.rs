@@ -8,10 +8,29 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
+use wire::seal::{self, MessageKey};
 use wire::{
     Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, Command, CommandKind, CommandResult,
     Death, DeviceEntry, Frame, MetricEntry, Quality, Rejected, Sample, Value,
 };
+
+/// The message key of the sealed goldens (a gateway whose MQTT password is this).
+fn golden_key() -> MessageKey {
+    MessageKey::derive(b"gw-01-secret-0123456789")
+}
+
+fn setpoint_command() -> Command {
+    Command {
+        id: 8,
+        expires_ms: 1_763_800_300_000,
+        kind: CommandKind::WriteSetpoint {
+            device: 0,
+            metric: 5,
+            value: 7.5,
+            expected_current: Some(8.0),
+        },
+    }
+}
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -177,25 +196,14 @@ fn goldens() -> Vec<(&'static str, Vec<u8>)> {
             "command_rebirth",
             Command {
                 id: 7,
+                expires_ms: 1_763_800_300_000,
                 kind: CommandKind::Rebirth {
                     boot_id: Some(0x5eed_cafe),
                 },
             }
             .encode(),
         ),
-        (
-            "command_setpoint",
-            Command {
-                id: 8,
-                kind: CommandKind::WriteSetpoint {
-                    device: 0,
-                    metric: 5,
-                    value: 7.5,
-                    expected_current: Some(8.0),
-                },
-            }
-            .encode(),
-        ),
+        ("command_setpoint", setpoint_command().encode()),
         (
             "command_result",
             CommandResult {
@@ -204,6 +212,23 @@ fn goldens() -> Vec<(&'static str, Vec<u8>)> {
                 message: "written and read back".into(),
             }
             .encode(),
+        ),
+        // Sealed as they travel on MQTT: [1, message, 16-byte tag].
+        (
+            "sealed_ack",
+            seal::seal(
+                &golden_key(),
+                "wp/v1/acme/gw-01/ack",
+                &Ack::of((1000..=1041).chain([1043])).encode(),
+            ),
+        ),
+        (
+            "sealed_command_setpoint",
+            seal::seal(
+                &golden_key(),
+                "wp/v1/acme/gw-01/cmd",
+                &setpoint_command().encode(),
+            ),
         ),
     ]
 }
@@ -254,6 +279,20 @@ fn golden_bytes_decode_to_the_messages() {
         CommandKind::WriteSetpoint { value: 7.5, .. }
     ));
     assert!(CommandResult::decode(&read("command_result")).unwrap().ok);
+    let key = golden_key();
+    let sealed = read("sealed_ack");
+    let opened = seal::open([&key], "wp/v1/acme/gw-01/ack", &sealed).unwrap();
+    assert_eq!(
+        Ack::decode(opened.message).unwrap(),
+        Ack::of((1000..=1041).chain([1043]))
+    );
+    let sealed = read("sealed_command_setpoint");
+    let opened = seal::open([&key], "wp/v1/acme/gw-01/cmd", &sealed).unwrap();
+    assert_eq!(Command::decode(opened.message).unwrap(), setpoint_command());
+    // Sealed for gw-01's cmd topic: not valid on another gateway's, nor as an ack.
+    for topic in ["wp/v1/acme/gw-02/cmd", "wp/v1/acme/gw-01/ack"] {
+        assert!(seal::open([&key], topic, &sealed).is_err(), "{topic}");
+    }
 }
 
 #[test]

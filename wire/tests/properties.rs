@@ -2,6 +2,7 @@
 //! message — makes a decoder panic.
 
 use proptest::prelude::*;
+use wire::seal::{self, MessageKey, SealError};
 use wire::{
     Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, Command, CommandResult, Death,
     Frame, FramesBlock, Quality, Rejected, Sample, Value,
@@ -111,6 +112,10 @@ fn decode_all(bytes: &[u8]) {
     let _ = Command::decode(bytes);
     let _ = Command::recover_id(bytes);
     let _ = CommandResult::decode(bytes);
+    let key = MessageKey::derive(b"property-secret-0123456789");
+    if let Ok(opened) = seal::open([&key], "wp/v1/a/g/data", bytes) {
+        decode_all(opened.message);
+    }
 }
 
 proptest! {
@@ -164,6 +169,38 @@ proptest! {
         let status = BirthStatus { set_aside_batches: s[0], set_aside_bytes: s[1], set_aside_dropped: s[2] };
         let bytes = birth.encode_with_status(Some(&status));
         prop_assert_eq!(Birth::decode_with_status(&bytes).unwrap(), (birth, Some(status)));
+    }
+
+    #[test]
+    fn sealed_batches_open_only_unaltered_under_their_key_and_topic(
+        b in batch(),
+        password in "[ -~]{12,40}",
+        other in "[ -~]{12,40}",
+        edit in (any::<prop::sample::Index>(), 1u8..=255),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let key = MessageKey::derive(password.as_bytes());
+        let message = b.encode().unwrap();
+        let topic = "wp/v1/acme/gw-1/data";
+        let sealed = seal::seal(&key, topic, &message);
+        prop_assert_eq!(sealed.len(), message.len() + seal::SEAL_OVERHEAD);
+        let opened = seal::open([&key], topic, &sealed).unwrap();
+        prop_assert_eq!(Batch::decode(opened.message).unwrap(), b);
+        if other != password {
+            let wrong = MessageKey::derive(other.as_bytes());
+            prop_assert_eq!(seal::open([&wrong], topic, &sealed), Err(SealError::BadTag));
+        }
+        prop_assert_eq!(
+            seal::open([&key], "wp/v1/acme/gw-2/data", &sealed),
+            Err(SealError::BadTag)
+        );
+        let mut altered = sealed.clone();
+        let i = edit.0.index(altered.len());
+        altered[i] ^= edit.1;
+        prop_assert!(seal::open([&key], topic, &altered).is_err());
+        let len = cut.index(sealed.len());
+        prop_assert!(seal::open([&key], topic, &sealed[..len]).is_err());
+        decode_all(&altered);
     }
 
     #[test]

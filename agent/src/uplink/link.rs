@@ -62,7 +62,8 @@ pub(super) fn mqtt_options(
         .set_inflight(u16::try_from(cfg.in_flight_window + 16).unwrap_or(u16::MAX))
         .set_last_will(will);
     if let Some(username) = &cfg.username {
-        options.set_credentials(username.clone(), cfg.password.clone().unwrap_or_default());
+        let password = cfg.password.as_ref().map_or("", |p| p.expose());
+        options.set_credentials(username.clone(), password);
     }
     if let Some(tls) = tls {
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
@@ -70,13 +71,14 @@ pub(super) fn mqtt_options(
     options
 }
 
-/// The death message registered as last will, stamped now.
-pub(super) fn death_will(topic: &str, boot_id: u64) -> LastWill {
+/// The death message registered as last will, stamped now and sealed.
+pub(super) fn death_will(topic: &str, boot_id: u64, key: &wire::MessageKey) -> LastWill {
     let death = wire::Death {
         boot_id,
         ts_ms: crate::clock::now_ms(),
     };
-    LastWill::new(topic, death.encode(), QoS::AtLeastOnce, false)
+    let payload = wire::seal::seal(key, topic, &death.encode());
+    LastWill::new(topic, payload, QoS::AtLeastOnce, false)
 }
 
 /// Builds the rustls client configuration (ring provider) from PEM files.
@@ -147,6 +149,7 @@ pub(super) async fn drive(
     mut backoff: Backoff,
     death_topic: String,
     boot_id: u64,
+    key: wire::MessageKey,
 ) {
     loop {
         let event = match eventloop.poll().await {
@@ -182,7 +185,7 @@ pub(super) async fn drive(
                 tokio::time::sleep(delay).await;
                 eventloop
                     .mqtt_options
-                    .set_last_will(death_will(&death_topic, boot_id));
+                    .set_last_will(death_will(&death_topic, boot_id, &key));
                 continue;
             }
         };

@@ -55,12 +55,38 @@ pub fn start_broker() -> u16 {
     port
 }
 
+/// The MQTT password of every test gateway here (the broker accepts any login; the password
+/// is the source of the gateway's message key). Put `mqtt_credentials()` in `[mqtt]`.
+pub const PASSWORD: &str = "agent-e2e-password-0123456789";
+
+/// The `[mqtt]` lines with the test gateway's credentials.
+pub fn mqtt_credentials() -> String {
+    format!("username = \"gateway\"\npassword = \"{PASSWORD}\"\n")
+}
+
+fn key() -> wire::MessageKey {
+    wire::MessageKey::derive(PASSWORD.as_bytes())
+}
+
+/// A command valid for the next minute.
+pub fn command(id: u64, kind: wire::CommandKind) -> wire::Command {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    wire::Command {
+        id,
+        expires_ms: now_ms + 60_000,
+        kind,
+    }
+}
+
 /// What the test cloud received.
 #[derive(Debug)]
 pub enum Received {
     /// A birth.
     Birth(wire::Birth),
-    /// A data batch (already acked) and its encoded size.
+    /// A data batch (already acked) and its size on the wire (sealed).
     Batch(wire::Batch, usize),
     /// A death.
     Death(wire::Death),
@@ -103,27 +129,26 @@ impl Cloud {
                         let Ok((_, _, kind)) = wire::topic::parse(&p.topic) else {
                             continue;
                         };
+                        if matches!(kind, Kind::Ack | Kind::Cmd) {
+                            continue;
+                        }
+                        let payload = match wire::seal::open([&key()], &p.topic, &p.payload) {
+                            Ok(opened) => opened.message.to_vec(),
+                            Err(e) => panic!("{}: the agent seals what it publishes: {e}", p.topic),
+                        };
                         let received = match kind {
-                            Kind::Birth => {
-                                Received::Birth(wire::Birth::decode(&p.payload).unwrap())
-                            }
-                            Kind::Death => {
-                                Received::Death(wire::Death::decode(&p.payload).unwrap())
-                            }
+                            Kind::Birth => Received::Birth(wire::Birth::decode(&payload).unwrap()),
+                            Kind::Death => Received::Death(wire::Death::decode(&payload).unwrap()),
                             Kind::CmdResult => {
-                                Received::Result(wire::CommandResult::decode(&p.payload).unwrap())
+                                Received::Result(wire::CommandResult::decode(&payload).unwrap())
                             }
                             Kind::Data => {
-                                let batch = wire::Batch::decode(&p.payload).unwrap();
+                                let batch = wire::Batch::decode(&payload).unwrap();
                                 let seq = batch.header.seq;
                                 let ack = wire::Ack::of([seq]);
+                                let sealed = wire::seal::seal(&key(), &ack_topic, &ack.encode());
                                 let _ = acker
-                                    .publish(
-                                        ack_topic.clone(),
-                                        QoS::AtLeastOnce,
-                                        false,
-                                        ack.encode(),
-                                    )
+                                    .publish(ack_topic.clone(), QoS::AtLeastOnce, false, sealed)
                                     .await;
                                 Received::Batch(batch, p.payload.len())
                             }
@@ -151,11 +176,12 @@ impl Cloud {
         }
     }
 
-    /// Publishes a command to the gateway.
+    /// Publishes a command to the gateway, sealed with its key.
     pub async fn command(&self, command: &wire::Command) {
         let topic = wire::topic::topic(&self.tenant, &self.gateway, Kind::Cmd);
+        let sealed = wire::seal::seal(&key(), &topic, &command.encode());
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, command.encode())
+            .publish(topic, QoS::AtLeastOnce, false, sealed)
             .await
             .unwrap();
     }

@@ -263,6 +263,32 @@ pub enum Reply {
     Silent,
 }
 
+/// The MQTT password of test gateway `gateway` (the brokers here accept any login; the
+/// password matters as the source of the gateway's message key).
+pub fn password(gateway: &str) -> String {
+    format!("{gateway}-test-password-0123456789")
+}
+
+/// The message key of test gateway `gateway`.
+pub fn key(gateway: &str) -> wire::MessageKey {
+    wire::MessageKey::derive(password(gateway).as_bytes())
+}
+
+/// Seals `message` for `topic` with the key of the gateway the topic names.
+pub fn seal_for(topic: &str, message: &[u8]) -> Vec<u8> {
+    let (_, gateway, _) = wire::topic::parse(topic).expect("topic of our tree");
+    wire::seal::seal(&key(&gateway), topic, message)
+}
+
+/// A command valid for the next minute.
+pub fn command(id: u64, kind: wire::CommandKind) -> wire::Command {
+    wire::Command {
+        id,
+        expires_ms: now_ms() + 60_000,
+        kind,
+    }
+}
+
 /// Ids of the rebirth commands the test cloud sends on its own.
 pub const REBIRTH_ID_BASE: u64 = 1 << 40;
 
@@ -363,12 +389,19 @@ impl Cloud {
         self.acking.store(on, Ordering::SeqCst);
     }
 
-    /// Sends a command to a gateway.
+    /// Sends a command to a gateway, sealed with its key.
     pub fn command(&self, tenant: &str, gateway: &str, command: &wire::Command) {
-        self.publish_raw(tenant, gateway, Kind::Cmd, command.encode());
+        self.publish_sealed(tenant, gateway, Kind::Cmd, &command.encode());
     }
 
-    /// Publishes raw bytes on a gateway topic.
+    /// Publishes a message on a gateway topic, sealed with that gateway's key.
+    pub fn publish_sealed(&self, tenant: &str, gateway: &str, kind: Kind, message: &[u8]) {
+        let topic = wire::topic::topic(tenant, gateway, kind);
+        let payload = seal_for(&topic, message);
+        self.publish_raw(tenant, gateway, kind, payload);
+    }
+
+    /// Publishes raw bytes on a gateway topic (no seal: what a forger could send).
     pub fn publish_raw(&self, tenant: &str, gateway: &str, kind: Kind, payload: Vec<u8>) {
         self.client
             .try_publish(
@@ -400,6 +433,9 @@ fn on_message(
     payload: &[u8],
 ) {
     let (tenant, gateway, kind) = wire::topic::parse(topic).expect("topic of our tree");
+    let opened = wire::seal::open([&key(&gateway)], topic, payload)
+        .unwrap_or_else(|e| panic!("{topic}: the agent seals what it publishes: {e}"));
+    let payload = opened.message;
     let mut state = state.lock().expect("cloud state");
     match kind {
         Kind::Data => {
@@ -418,13 +454,14 @@ fn on_message(
                 // resubscribed): ask for the birth again, once.
                 state.session_births.insert(gateway_key);
                 state.rebirths_requested += 1;
-                let rebirth = wire::Command {
-                    id: REBIRTH_ID_BASE + state.rebirths_requested,
-                    kind: wire::CommandKind::Rebirth { boot_id: None },
-                };
+                let rebirth = command(
+                    REBIRTH_ID_BASE + state.rebirths_requested,
+                    wire::CommandKind::Rebirth { boot_id: None },
+                );
                 let topic = wire::topic::topic(&tenant, &gateway, Kind::Cmd);
+                let payload = seal_for(&topic, &rebirth.encode());
                 client
-                    .try_publish(topic, QoS::AtLeastOnce, false, rebirth.encode())
+                    .try_publish(topic, QoS::AtLeastOnce, false, payload)
                     .expect("cloud rebirth request");
             }
             let reply = state
@@ -447,8 +484,9 @@ fn on_message(
             };
             if let Some(ack) = ack.filter(|_| acking.load(Ordering::SeqCst)) {
                 let topic = wire::topic::topic(&tenant, &gateway, Kind::Ack);
+                let payload = seal_for(&topic, &ack.encode());
                 client
-                    .try_publish(topic, QoS::AtLeastOnce, false, ack.encode())
+                    .try_publish(topic, QoS::AtLeastOnce, false, payload)
                     .expect("cloud ack");
             }
         }
@@ -480,8 +518,8 @@ pub fn uplink_config(port: u16, gateway: &str) -> UplinkConfig {
         port,
         tls: None,
         client_id: format!("{gateway}-{}", rand::random::<u32>()),
-        username: None,
-        password: None,
+        username: Some(gateway.into()),
+        password: Some(base::Secret::new(password(gateway))),
         tenant: "test".into(),
         gateway: gateway.into(),
         keep_alive: Duration::from_secs(5),

@@ -101,9 +101,11 @@ fn batch(seq: u64, boot_id: u64) -> Batch {
     }
 }
 
-/// A gateway that records when each seq was acked.
+/// A gateway that seals what it publishes (as the agent does) and records when each seq
+/// was acked.
 struct Gateway {
     name: String,
+    key: wire::MessageKey,
     client: AsyncClient,
     acked: Arc<Mutex<HashMap<u64, Instant>>>,
 }
@@ -121,10 +123,11 @@ impl Gateway {
             .set_inflight(100);
         let (client, mut eventloop) = AsyncClient::new(options, 1000);
         let acked = Arc::new(Mutex::new(HashMap::new()));
+        let key = wire::MessageKey::derive(secret.as_bytes());
         let ack_topic = wire::topic::topic(testkit::mqtt::TENANT, name, Kind::Ack);
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
         {
-            let (acked, client) = (acked.clone(), client.clone());
+            let (acked, client, key) = (acked.clone(), client.clone(), key.clone());
             let mut subscribed_tx = Some(subscribed_tx);
             tokio::spawn(async move {
                 loop {
@@ -142,7 +145,9 @@ impl Gateway {
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ack_topic => {
                             let now = Instant::now();
-                            let ack = wire::Ack::decode(&p.payload).unwrap();
+                            let opened = wire::seal::open([&key], &ack_topic, &p.payload)
+                                .expect("the ingester seals its acks");
+                            let ack = wire::Ack::decode(opened.message).unwrap();
                             let mut acked = acked.lock().unwrap();
                             for (a, b) in ack.ranges {
                                 for seq in a..=b {
@@ -159,12 +164,19 @@ impl Gateway {
         subscribed_rx.await.unwrap();
         Gateway {
             name: name.into(),
+            key,
             client,
             acked,
         }
     }
 
-    async fn publish(&self, kind: Kind, payload: Vec<u8>) {
+    fn seal(&self, kind: Kind, message: &[u8]) -> Vec<u8> {
+        let topic = wire::topic::topic(testkit::mqtt::TENANT, &self.name, kind);
+        wire::seal::seal(&self.key, &topic, message)
+    }
+
+    async fn publish(&self, kind: Kind, message: Vec<u8>) {
+        let payload = self.seal(kind, &message);
         self.client
             .publish(
                 wire::topic::topic(testkit::mqtt::TENANT, &self.name, kind),
@@ -221,11 +233,13 @@ async fn main() {
     })
     .await;
 
-    // Throughput: everything at once.
-    let payloads: Vec<Vec<Vec<u8>>> = (0..GATEWAYS)
-        .map(|g| {
+    // Throughput: everything at once (sealed beforehand: that is the agent's work).
+    let payloads: Vec<Vec<Vec<u8>>> = gateways
+        .iter()
+        .enumerate()
+        .map(|(g, gw)| {
             (1..=BATCHES)
-                .map(|s| batch(s, g as u64 + 1).encode().unwrap())
+                .map(|s| gw.seal(Kind::Data, &batch(s, g as u64 + 1).encode().unwrap()))
                 .collect()
         })
         .collect();

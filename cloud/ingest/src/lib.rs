@@ -12,6 +12,9 @@
 //!    ▼  pipeline — one task; rounds of up to N messages or T ms
 //! 1. topic        wire::topic::parse; ack/cmd topics and bad shapes → reject
 //! 2. gateway      (tenant, gateway) must be a registered gateway of that tenant → else reject
+//!    seal         the payload must be sealed with one of that gateway's message keys
+//!                 (wire::seal; see auth) → else reject as `unauthenticated`: not decoded,
+//!                 not stored, never acked to the gateway; rejections aggregated per topic
 //! 3. payload      wire decode; malformed / incompatible version / unstorable → reject
 //! 4. apply        birth → catalog upsert + alias map + online; death → offline if it ends
 //!                 the current boot; cmd/result → logged and counted;
@@ -53,9 +56,14 @@
 //!   first one did commit.
 //! - Nothing panics on input; the tasks run until the process stops.
 //!
+//! - What the ingester publishes to a gateway (acks, negative acks, rebirth requests) is
+//!   sealed with the key that opened that gateway's message; rebirth requests expire after
+//!   five minutes (the agent refuses them after that, and refuses a replayed id before).
+//!
 //! Acks go to the connection that delivered the message (see [`mqtt`] on connection
 //! epochs); after a reconnect the agent's re-send takes over.
 
+mod auth;
 mod classify;
 mod mqtt;
 mod pipeline;

@@ -23,9 +23,10 @@ use rumqttc::v5::mqttbytes::QoS;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 use wire::topic::Kind;
-use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death, Rejected};
+use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death, MessageKey, Rejected};
 
 use super::IngestOptions;
+use super::auth::{Keyring, RepeatLog, Verdict};
 use super::classify::{self, Address, Payload, Refusal};
 use super::mqtt::{Delivery, Epoch};
 use super::rows::batch_rows;
@@ -40,6 +41,9 @@ use store::{
 const ALIAS_CACHE_LIMIT: usize = 10_000;
 /// Most refused batches remembered for de-duplicating their rejection records.
 const REFUSED_MEMORY_LIMIT: usize = 100_000;
+/// How long a rebirth request stays valid (the agent refuses it afterwards, and remembers
+/// its id until then, against replays).
+const COMMAND_TTL_MS: i64 = 5 * 60 * 1000;
 
 /// A registered gateway, as resolved from a topic.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +59,8 @@ struct Source {
     payload_size: usize,
     address: Address,
     gateway: Gateway,
+    /// The key that opened the batch: what goes back to the gateway is sealed with it.
+    key: MessageKey,
 }
 
 /// A data batch ready for the round's transaction.
@@ -77,6 +83,8 @@ pub(crate) struct Pipeline {
     options: IngestOptions,
     ack_qos: QoS,
     gateways: HashMap<(String, String), Gateway>,
+    keys: Keyring,
+    repeats: RepeatLog,
     aliases: HashMap<(GatewayId, u64), Arc<AliasMap>>,
     sessions: Sessions,
     /// Batches refused for good and told to their gateway, so a copy re-sent by an agent
@@ -117,6 +125,8 @@ impl Pipeline {
             options,
             ack_qos,
             gateways: HashMap::new(),
+            keys: Keyring::default(),
+            repeats: RepeatLog::default(),
             aliases: HashMap::new(),
             refused: HashSet::new(),
             status,
@@ -178,7 +188,22 @@ impl Pipeline {
                 return None;
             }
         };
-        let decoded = match classify::decode_payload(address.kind, payload) {
+        // Authentication before anything else: nothing of a forged message is decoded.
+        let (message, key) = match self.authenticate(gateway, &topic, payload).await {
+            Ok(opened) => opened,
+            Err(r) => {
+                self.reject(
+                    &topic,
+                    Some(&address),
+                    Some(gateway.tenant_id),
+                    payload.len(),
+                    r,
+                )
+                .await;
+                return None;
+            }
+        };
+        let decoded = match classify::decode_payload(address.kind, message) {
             Ok(p) => p,
             Err(r) => {
                 self.reject(
@@ -208,6 +233,7 @@ impl Pipeline {
                     payload_size: payload.len(),
                     address: address.clone(),
                     gateway,
+                    key,
                 };
                 self.stage(source, batch, at).await.map(Some)
             }
@@ -275,6 +301,42 @@ impl Pipeline {
         }
     }
 
+    /// Step 2b: opens the seal with the gateway's keys (read again when they may have
+    /// rotated); returns the message and the key that opened it.
+    async fn authenticate<'p>(
+        &mut self,
+        g: Gateway,
+        topic: &str,
+        payload: &'p [u8],
+    ) -> Result<(&'p [u8], MessageKey), Refusal> {
+        let now = Instant::now();
+        let mut read = false;
+        loop {
+            match self.keys.open(g.id, topic, payload, now) {
+                Verdict::Opened(message, key) => return Ok((message, key)),
+                Verdict::Refused { error, stale } if !stale || read => {
+                    let detail = if self.keys.is_empty(g.id) {
+                        "the gateway has no message key (provisioned before messages were \
+                         authenticated): provision it again"
+                            .to_owned()
+                    } else {
+                        error.to_string()
+                    };
+                    return Err(Refusal::new(RejectReason::Unauthenticated, detail));
+                }
+                Verdict::Unknown | Verdict::Refused { .. } => {}
+            }
+            let db = self.db.clone();
+            let keys = retry(&self.stats, &self.options, "message keys", || {
+                db.gateway_message_keys(g.id)
+            })
+            .await
+            .map_err(|e| permanent_refusal("message keys", e))?;
+            self.keys.store(g.id, keys, now);
+            read = true;
+        }
+    }
+
     async fn birth(
         &mut self,
         a: &Address,
@@ -338,7 +400,9 @@ impl Pipeline {
         let (a, g) = (&source.address, source.gateway);
         let header = batch.header;
         let Some(aliases) = self.aliases_of(g.id, header.boot_id).await? else {
-            self.request_rebirth(a, g.id, Some(header.boot_id)).await;
+            let key = source.key.clone();
+            self.request_rebirth(a, g.id, &key, Some(header.boot_id))
+                .await;
             return Err(Refusal::new(
                 RejectReason::UnknownBoot,
                 format!(
@@ -426,19 +490,27 @@ impl Pipeline {
 
     /// Publishes `Rebirth{boot_id}` on the gateway's cmd topic, at most once per
     /// `rebirth_min_interval` per gateway.
-    async fn request_rebirth(&mut self, a: &Address, gateway: GatewayId, boot_id: Option<u64>) {
+    async fn request_rebirth(
+        &mut self,
+        a: &Address,
+        gateway: GatewayId,
+        key: &MessageKey,
+        boot_id: Option<u64>,
+    ) {
         if !self.sessions.allow_rebirth(gateway, Instant::now()) {
             debug!(tenant = %a.tenant, gateway = %a.gateway, "rebirth already requested recently");
             return;
         }
         let command = Command {
             id: rand::random::<u64>() >> 1,
+            expires_ms: Utc::now().timestamp_millis() + COMMAND_TTL_MS,
             kind: CommandKind::Rebirth { boot_id },
         };
         let topic = wire::topic::topic(&a.tenant, &a.gateway, Kind::Cmd);
+        let payload = wire::seal::seal(key, &topic, &command.encode());
         match self
             .client
-            .publish(topic, QoS::AtLeastOnce, false, command.encode())
+            .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
         {
             Ok(()) => {
@@ -451,7 +523,8 @@ impl Pipeline {
         }
     }
 
-    /// Counts, logs and records a refused message.
+    /// Counts, logs and records a refused message. Unauthenticated messages come in
+    /// floods: each is counted, but recorded and logged as an aggregate ([`RepeatLog`]).
     async fn reject(
         &mut self,
         topic: &str,
@@ -461,10 +534,28 @@ impl Pipeline {
         refusal: Refusal,
     ) {
         self.stats.reject(refusal.reason);
+        let mut detail = refusal.detail;
+        if refusal.reason == RejectReason::Unauthenticated {
+            match self
+                .repeats
+                .note(topic, refusal.reason.as_str(), Instant::now())
+            {
+                None => {
+                    debug!(%topic, reason = refusal.reason.as_str(), "message rejected (aggregated)");
+                    return;
+                }
+                Some(1) => {}
+                Some(n) => {
+                    detail = format!(
+                        "{detail} ({n} messages refused on this topic since the last record)"
+                    )
+                }
+            }
+        }
         let (tenant, gateway) =
             address.map_or(("", ""), |a| (a.tenant.as_str(), a.gateway.as_str()));
-        warn!(%topic, reason = refusal.reason.as_str(), detail = %refusal.detail, "message rejected");
-        let reason = format!("{}: {}", refusal.reason.as_str(), refusal.detail);
+        warn!(%topic, reason = refusal.reason.as_str(), %detail, "message rejected");
+        let reason = format!("{}: {}", refusal.reason.as_str(), detail);
         let row = Rejection {
             tenant_id,
             tenant,
@@ -563,6 +654,7 @@ impl Pipeline {
                 source.address.tenant.clone(),
                 source.address.gateway.clone(),
             ));
+            self.keys.forget(source.gateway.id);
         }
         let key = (source.gateway.id, batch.record.seq, batch.record.boot_id);
         if self.refused.contains(&key) {
@@ -594,9 +686,10 @@ impl Pipeline {
         );
         let nack = Ack::rejecting([], vec![rejected]);
         let topic = wire::topic::topic(&address.tenant, &address.gateway, Kind::Ack);
+        let payload = wire::seal::seal(&batch.source.key, &topic, &nack.encode());
         match self
             .client
-            .publish(topic, self.ack_qos, false, nack.encode())
+            .publish(topic, self.ack_qos, false, payload)
             .await
         {
             Ok(()) => {
@@ -612,19 +705,22 @@ impl Pipeline {
 
     /// Step 6a: one application ack per gateway with every committed seq of the round.
     async fn publish_acks(&mut self, committed: &[Staged]) {
-        let mut by_gateway: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
+        let mut by_gateway: BTreeMap<(&str, &str), (Vec<u64>, &MessageKey)> = BTreeMap::new();
         for b in committed {
-            by_gateway
+            let (seqs, key) = by_gateway
                 .entry((&b.source.address.tenant, &b.source.address.gateway))
-                .or_default()
-                .push(b.record.seq);
+                .or_insert_with(|| (Vec::new(), &b.source.key));
+            seqs.push(b.record.seq);
+            // The newest batch's key: the one the gateway uses now.
+            *key = &b.source.key;
         }
-        for ((tenant, gateway), seqs) in by_gateway {
+        for ((tenant, gateway), (seqs, key)) in by_gateway {
             let ack = Ack::of(seqs);
             let topic = wire::topic::topic(tenant, gateway, Kind::Ack);
+            let payload = wire::seal::seal(key, &topic, &ack.encode());
             match self
                 .client
-                .publish(topic, self.ack_qos, false, ack.encode())
+                .publish(topic, self.ack_qos, false, payload)
                 .await
             {
                 Ok(()) => {
@@ -668,14 +764,19 @@ impl Pipeline {
                     .sessions
                     .live_batch(b.source.gateway.id, b.record.boot_id, b.record.seq)
             {
-                gaps.push((b.source.address.clone(), b.source.gateway.id, b.record.seq));
+                gaps.push((
+                    b.source.address.clone(),
+                    b.source.gateway.id,
+                    b.source.key.clone(),
+                    b.record.seq,
+                ));
             }
         }
-        for (address, gateway, seq) in gaps {
+        for (address, gateway, key, seq) in gaps {
             bump(&self.stats.seq_gaps);
             warn!(tenant = %address.tenant, gateway = %address.gateway, seq,
                   window = self.options.seq_gap_window, "live seq jumped beyond the in-flight window");
-            self.request_rebirth(&address, gateway, None).await;
+            self.request_rebirth(&address, gateway, &key, None).await;
         }
         if !activity.is_empty() && self.status.send(activity.into_values().collect()).is_err() {
             error!("gateway status writer stopped; status not recorded");

@@ -27,6 +27,10 @@ pub enum RejectReason {
     UnknownTenant,
     /// The tenant exists but has no gateway with the topic's gateway id.
     UnknownGateway,
+    /// The payload is not sealed with a message key of the gateway its topic names
+    /// (forged by another client of the broker, altered, replayed from another topic, or
+    /// sealed with a retired key). Never stored, never acked.
+    Unauthenticated,
     /// The payload is not valid CBOR for its message type.
     Malformed,
     /// The payload's schema version is newer than this build reads.
@@ -51,11 +55,12 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// All reasons, in counter order.
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::BadTopic,
         RejectReason::WrongDirection,
         RejectReason::UnknownTenant,
         RejectReason::UnknownGateway,
+        RejectReason::Unauthenticated,
         RejectReason::Malformed,
         RejectReason::IncompatibleVersion,
         RejectReason::UnknownBoot,
@@ -73,6 +78,7 @@ impl RejectReason {
             RejectReason::WrongDirection => "wrong_direction",
             RejectReason::UnknownTenant => "unknown_tenant",
             RejectReason::UnknownGateway => "unknown_gateway",
+            RejectReason::Unauthenticated => "unauthenticated",
             RejectReason::Malformed => "malformed",
             RejectReason::IncompatibleVersion => "incompatible_version",
             RejectReason::UnknownBoot => "unknown_boot",

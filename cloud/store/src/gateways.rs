@@ -17,6 +17,14 @@
 //!   broker to disconnect a gateway (`tenant/gateway`) or a whole tenant (`tenant`).
 //! - [`Db::gateway_logins`]: every registered gateway as `(tenant, gateway)`, the input
 //!   of the generated Mosquitto ACL.
+//! - Message keys ([`wire::seal`]): the ingester accepts a gateway's messages only when
+//!   sealed with one of its keys ([`Db::gateway_message_keys`], current first). Provisioning
+//!   derives the key from the secret and stores only the key, replacing every earlier key
+//!   as it replaces the password hash (a re-provisioned gateway may have leaked its old
+//!   secret). A rotation with an overlap window adds the new key in front
+//!   ([`Db::add_gateway_message_key`], at most [`MAX_MESSAGE_KEYS`] kept) and retires the
+//!   old ones once every agent has the new credentials
+//!   ([`Db::retire_previous_message_keys`]).
 
 use std::time::Duration;
 
@@ -74,6 +82,9 @@ impl BrokerKicks {
         Ok(n.payload().to_owned())
     }
 }
+/// Message keys kept per gateway: the current one and the previous one while a rotation's
+/// overlap window lasts.
+pub const MAX_MESSAGE_KEYS: usize = 2;
 
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -262,16 +273,20 @@ impl Db {
         .bind(site_name)
         .fetch_one(&mut *tx)
         .await?;
+        let key = wire::MessageKey::derive(secret.as_bytes());
         let (gateway, created): (GatewayId, bool) = sqlx::query_as(
-            "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, slug) DO UPDATE SET credential_hash = excluded.credential_hash
+            "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash, message_keys)
+             VALUES ($1, $2, $3, $4, ARRAY[$5::bytea])
+             ON CONFLICT (tenant_id, slug) DO UPDATE
+                 SET credential_hash = excluded.credential_hash,
+                     message_keys = excluded.message_keys
              RETURNING id, (xmax = 0) AS created",
         )
         .bind(tenant)
         .bind(site)
         .bind(gateway_slug)
         .bind(hash_secret(secret))
+        .bind(key.as_bytes().as_slice())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -281,6 +296,69 @@ impl Db {
             gateway,
             created,
         })
+    }
+}
+
+impl Db {
+    /// The keys a gateway's messages may be sealed with, current first; empty for a
+    /// gateway provisioned before message keys existed (its messages are refused).
+    pub async fn gateway_message_keys(
+        &self,
+        gateway: GatewayId,
+    ) -> Result<Vec<wire::MessageKey>, DbError> {
+        let keys: Option<Vec<Vec<u8>>> =
+            sqlx::query_scalar("SELECT message_keys FROM gateways WHERE id = $1")
+                .bind(gateway)
+                .fetch_optional(self.pool())
+                .await?;
+        let keys = keys.ok_or_else(|| DbError::NotFound(format!("gateway {gateway}")))?;
+        keys.iter()
+            .map(|k| {
+                wire::MessageKey::from_slice(k).ok_or_else(|| {
+                    DbError::invalid(
+                        "message key",
+                        format!("gateway {gateway} has a key of {} bytes, not 32", k.len()),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Starts a rotation's overlap window: `key` becomes the gateway's current key and the
+    /// current one stays valid as the previous (older ones are dropped, so at most
+    /// [`MAX_MESSAGE_KEYS`] remain). Adding the current key again changes nothing.
+    pub async fn add_gateway_message_key(
+        &self,
+        gateway: GatewayId,
+        key: &wire::MessageKey,
+    ) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE gateways
+             SET message_keys = (ARRAY[$2::bytea] || array_remove(message_keys, $2::bytea))[1:$3]
+             WHERE id = $1",
+        )
+        .bind(gateway)
+        .bind(key.as_bytes().as_slice())
+        .bind(MAX_MESSAGE_KEYS as i32)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("gateway {gateway}")));
+        }
+        Ok(())
+    }
+
+    /// Ends a rotation's overlap window: only the current key stays valid.
+    pub async fn retire_previous_message_keys(&self, gateway: GatewayId) -> Result<(), DbError> {
+        let done =
+            sqlx::query("UPDATE gateways SET message_keys = message_keys[1:1] WHERE id = $1")
+                .bind(gateway)
+                .execute(self.pool())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("gateway {gateway}")));
+        }
+        Ok(())
     }
 }
 

@@ -282,7 +282,8 @@ impl Db {
         .await?)
     }
 
-    /// Creates a gateway with its secret (stored hashed only).
+    /// Creates a gateway with its secret (stored hashed only) and the message key derived
+    /// from it (see [`crate::gateways`]).
     pub async fn create_gateway(
         &self,
         tenant: TenantId,
@@ -294,29 +295,43 @@ impl Db {
             .map_err(|e| DbError::invalid("gateway id", e.to_string()))?;
         check_secret(secret)?;
         Ok(sqlx::query_scalar(
-            "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash, message_keys)
+             VALUES ($1, $2, $3, $4, ARRAY[$5::bytea]) RETURNING id",
         )
         .bind(tenant)
         .bind(site)
         .bind(slug)
         .bind(hash_secret(secret))
+        .bind(
+            wire::MessageKey::derive(secret.as_bytes())
+                .as_bytes()
+                .as_slice(),
+        )
         .fetch_one(&self.pool)
         .await?)
     }
 
-    /// Replaces a gateway's secret (credential rotation).
+    /// Replaces a gateway's secret (credential rotation without overlap): its message keys
+    /// are replaced by the one derived from the new secret.
     pub async fn set_gateway_secret(
         &self,
         gateway: GatewayId,
         secret: &str,
     ) -> Result<(), DbError> {
         check_secret(secret)?;
-        let done = sqlx::query("UPDATE gateways SET credential_hash = $2 WHERE id = $1")
-            .bind(gateway)
-            .bind(hash_secret(secret))
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE gateways SET credential_hash = $2, message_keys = ARRAY[$3::bytea]
+             WHERE id = $1",
+        )
+        .bind(gateway)
+        .bind(hash_secret(secret))
+        .bind(
+            wire::MessageKey::derive(secret.as_bytes())
+                .as_bytes()
+                .as_slice(),
+        )
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound(format!("gateway {gateway}")));
         }

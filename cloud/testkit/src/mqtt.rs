@@ -19,8 +19,8 @@ use store::{BackendChoice, Db, GatewayId, StorageOptions};
 use tokio::task::JoinHandle;
 use wire::topic::Kind;
 use wire::{
-    Ack, Batch, BatchHeader, Birth, Command, DeviceEntry, Frame, MetricEntry, Quality, Sample,
-    Value,
+    Ack, Batch, BatchHeader, Birth, Command, DeviceEntry, Frame, MessageKey, MetricEntry, Quality,
+    Sample, Value,
 };
 
 pub const TENANT: &str = "acme";
@@ -297,14 +297,19 @@ pub fn batch(seq: u64, boot_id: u64, ts_ms: i64, raw: i64) -> Batch {
     }
 }
 
-/// A gateway stand-in: MQTT 3.1.1 client logged in as `{tenant}/{gateway}`, collecting
-/// the acks and commands the cloud sends it.
+/// A gateway stand-in: MQTT 3.1.1 client logged in as `{tenant}/{gateway}`, sealing what
+/// it publishes with its message key (derived from its secret, as the agent does) and
+/// collecting the acks and commands the cloud sends it that open with that key (others
+/// are only counted: [`FakeGateway::unauthenticated`]).
 pub struct FakeGateway {
     pub tenant: String,
     pub gateway: String,
     pub client: AsyncClient,
+    /// The gateway's message key.
+    pub key: MessageKey,
     acks: Arc<Mutex<Vec<Ack>>>,
     commands: Arc<Mutex<Vec<Command>>>,
+    unauthenticated: Arc<std::sync::atomic::AtomicU64>,
     subscribed: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
@@ -326,8 +331,10 @@ impl FakeGateway {
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let key = MessageKey::derive(secret.as_bytes());
         let acks = Arc::new(Mutex::new(Vec::new()));
         let commands = Arc::new(Mutex::new(Vec::new()));
+        let unauthenticated = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let subscribed = Arc::new(AtomicBool::new(false));
         let (ack_topic, cmd_topic) = (
             wire::topic::topic(tenant, gateway, Kind::Ack),
@@ -340,6 +347,7 @@ impl FakeGateway {
                 subscribed.clone(),
                 client.clone(),
             );
+            let (key, unauthenticated) = (key.clone(), unauthenticated.clone());
             tokio::spawn(async move {
                 loop {
                     match eventloop.poll().await {
@@ -355,13 +363,19 @@ impl FakeGateway {
                             subscribed.store(true, Ordering::SeqCst);
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let Ok(opened) = wire::seal::open([&key], &p.topic, &p.payload) else {
+                                unauthenticated.fetch_add(1, Ordering::SeqCst);
+                                continue;
+                            };
                             if p.topic == ack_topic {
-                                acks.lock().unwrap().push(Ack::decode(&p.payload).unwrap());
+                                acks.lock()
+                                    .unwrap()
+                                    .push(Ack::decode(opened.message).unwrap());
                             } else if p.topic == cmd_topic {
                                 commands
                                     .lock()
                                     .unwrap()
-                                    .push(Command::decode(&p.payload).unwrap());
+                                    .push(Command::decode(opened.message).unwrap());
                             }
                         }
                         Ok(_) => {}
@@ -374,8 +388,10 @@ impl FakeGateway {
             tenant: tenant.to_owned(),
             gateway: gateway.to_owned(),
             client,
+            key,
             acks,
             commands,
+            unauthenticated,
             subscribed,
             task,
         };
@@ -388,13 +404,23 @@ impl FakeGateway {
         gw
     }
 
-    pub async fn publish(&self, kind: Kind, payload: Vec<u8>) {
-        self.publish_on(&self.tenant, &self.gateway, kind, payload)
+    /// Publishes `message` on this gateway's topic, sealed with its key (as the agent does).
+    pub async fn publish(&self, kind: Kind, message: Vec<u8>) {
+        self.publish_on(&self.tenant, &self.gateway, kind, message)
             .await;
     }
 
-    /// Publishes on another gateway's topic (spoofing; the broker may or may not allow it).
-    pub async fn publish_on(&self, tenant: &str, gateway: &str, kind: Kind, payload: Vec<u8>) {
+    /// Publishes `message` on any gateway's topic, sealed with *this* gateway's key: on
+    /// another gateway's topic that is the best a hostile gateway can do (spoofing; the
+    /// broker may or may not let it through, the cloud refuses the seal).
+    pub async fn publish_on(&self, tenant: &str, gateway: &str, kind: Kind, message: Vec<u8>) {
+        let topic = wire::topic::topic(tenant, gateway, kind);
+        let payload = wire::seal::seal(&self.key, &topic, &message);
+        self.publish_raw_on(tenant, gateway, kind, payload).await;
+    }
+
+    /// Publishes `payload` as is (no seal) on any gateway's topic.
+    pub async fn publish_raw_on(&self, tenant: &str, gateway: &str, kind: Kind, payload: Vec<u8>) {
         self.client
             .publish(
                 wire::topic::topic(tenant, gateway, kind),
@@ -435,6 +461,11 @@ impl FakeGateway {
 
     pub fn commands(&self) -> Vec<Command> {
         self.commands.lock().unwrap().clone()
+    }
+
+    /// Acks and commands received that did not open with this gateway's key.
+    pub fn unauthenticated(&self) -> u64 {
+        self.unauthenticated.load(Ordering::SeqCst)
     }
 
     /// Publishes a birth until the cloud has its catalog (as the agent re-publishes on
