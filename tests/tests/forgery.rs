@@ -1,7 +1,9 @@
-//! A hostile gateway, end to end: simulator → real agent → embedded broker → ingester →
-//! PostgreSQL, with a second, hostile client that has a valid login of ANOTHER gateway (of
-//! another tenant). The broker does not stop it from using the victim's topics (rumqttd
-//! has no topic ACL), so it reads the victim's traffic and publishes forged acks and
+//! A hostile gateway, end to end: simulator → real agent → broker → ingester → PostgreSQL,
+//! with a second, hostile client that has a valid login of ANOTHER gateway (of another
+//! tenant). The broker here is a Mosquitto without an ACL — a broker mistake, the case
+//! the second lock exists for (the embedded broker's front listener and the generated
+//! Mosquitto ACL would stop the client at the first lock: `cloud/broker/tests`). So it
+//! reads the victim's traffic and publishes forged acks and
 //! refusals while the cloud is down and the agent holds unacked batches (obeyed, they would
 //! make it delete or set aside batches the cloud never stored), commands (a setpoint write,
 //! a configuration update re-pointing the agent to a rogue broker, a rebirth), a birth
@@ -173,7 +175,7 @@ async fn stored_boot(stack: &Stack, gateway: &str, seq: u64) -> anyhow::Result<O
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hostile_gateway_can_neither_lose_the_victims_data_nor_act_on_its_devices()
 -> anyhow::Result<()> {
-    let mut stack = Stack::start(BrokerKind::Embedded, 1, BROKER_BIN).await?;
+    let mut stack = Stack::start(BrokerKind::Mosquitto, 1, BROKER_BIN).await?;
     stack.wait_rows(50, WAIT).await?;
     let victim = stack.agents[0].gateway.clone();
     stack

@@ -36,7 +36,12 @@ async fn forged_births_batches_and_deaths_are_refused_and_the_victim_is_unaffect
     .await;
     let stats = stats_of(&ingester);
     let victim = FakeGateway::connect(broker.v4, TENANT, "gw-1", &victim_secret).await;
-    let hostile = FakeGateway::connect(broker.v4, "globex", "gw-evil", &hostile_secret).await;
+    // Straight into rumqttd, past the broker's front listener (which would refuse the
+    // victim's topics): the second lock must hold on its own, as behind a broker mistake.
+    // Its messages are sealed with its own key, all its real login would give it.
+    let (direct, password) = broker.direct_v4();
+    let mut hostile = FakeGateway::connect(direct, "globex", "gw-evil", &password).await;
+    hostile.key = wire::MessageKey::derive(hostile_secret.as_bytes());
 
     victim.send_birth(&db, &birth(11)).await;
     let ts = 1_700_000_100_000;
