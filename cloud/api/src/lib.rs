@@ -22,6 +22,8 @@
 //!   interventions.rs GET|POST …/wells/{well}/interventions, PUT|DELETE …/{intervention}
 //!                 (maintenance and failure records)
 //!   equipment.rs  GET …/emission-sources, PUT …/emission-sources/{source}/counts
+//!   gateway_credentials.rs POST …/gateways, POST …/gateways/{gateway}/credentials/
+//!                 {rotate,revoke} (secrets shown once, agent.toml issued)
 //!   session.rs    POST /api/v1/auth/{sign-in,refresh,sign-out,password-reset[/confirm],
 //!                 invitations/accept}, GET /api/v1/auth/me
 //!   people.rs     GET …/members, POST …/invitations, PUT|DELETE …/members/{user},
@@ -93,6 +95,7 @@ mod emissions;
 mod equipment;
 mod error;
 mod extract;
+mod gateway_credentials;
 mod gateways;
 mod health;
 mod ingest;
@@ -156,6 +159,8 @@ pub struct ApiOptions {
     /// How long a tenant scheduled for deletion keeps its data (it can be reactivated
     /// meanwhile).
     pub deletion_grace: Duration,
+    /// The MQTT URL gateways connect to, written into the `agent.toml` the API issues.
+    pub gateway_mqtt_url: String,
 }
 
 impl ApiOptions {
@@ -179,6 +184,7 @@ impl Default for ApiOptions {
             // tests and tools that build the API directly.
             export_dir: std::env::temp_dir().join("wellpulse-exports"),
             deletion_grace: Duration::from_secs(30 * 24 * 3600),
+            gateway_mqtt_url: "mqtt://127.0.0.1:1883".to_owned(),
         }
     }
 }
@@ -346,6 +352,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(sites::routes())
         .merge(interventions::routes())
         .merge(equipment::routes())
+        .merge(gateway_credentials::routes())
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())

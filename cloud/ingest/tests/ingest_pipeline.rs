@@ -242,8 +242,11 @@ async fn bad_messages_are_rejected_counted_recorded_and_nothing_is_stored() {
     ];
     // Straight into rumqttd, past the broker's front listener (which would drop the
     // spoofed topics): the ingester must hold on its own, as behind any broker.
+    // The payloads are sealed with gw-1's own key, so what is refused is their content
+    // (an unsealed or foreign-sealed one is refused earlier, as `unauthenticated`).
     let (direct, password) = env.broker.direct_v4();
-    let spoofer = FakeGateway::connect(direct, TENANT, "spoofer", &password).await;
+    let mut spoofer = FakeGateway::connect(direct, TENANT, "spoofer", &password).await;
+    spoofer.key = env.gw.key.clone();
     for (tenant, gateway, payload, _) in &cases {
         spoofer
             .publish_on(tenant, gateway, Kind::Data, payload.clone())

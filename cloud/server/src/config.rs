@@ -594,6 +594,15 @@ impl CloudConfig {
             return Err("[maintenance] interval must be positive".to_owned());
         }
         self.api.auth.validate()?;
+        match url::Url::parse(&self.api.gateway_mqtt_url) {
+            Ok(u) if matches!(u.scheme(), "mqtt" | "mqtts") && u.host_str().is_some() => {}
+            _ => {
+                return Err(format!(
+                    "[api] gateway_mqtt_url must be mqtt://host[:port] or mqtts://host[:port], got {:?}",
+                    self.api.gateway_mqtt_url
+                ));
+            }
+        }
         for (name, plan) in &self.plans {
             let ok = !name.is_empty()
                 && name.len() <= 32
@@ -838,6 +847,14 @@ pub struct ApiConfig {
     /// The plan of a tenant created without one (must be one of `[plans.*]`).
     #[serde(default = "default_plan_name")]
     pub default_plan: String,
+    /// The MQTT URL gateways connect to (`mqtt://host[:port]` or `mqtts://…`), written into
+    /// the `agent.toml` the API issues when it provisions a gateway.
+    #[serde(default = "default_gateway_mqtt_url")]
+    pub gateway_mqtt_url: String,
+}
+
+fn default_gateway_mqtt_url() -> String {
+    api::ApiOptions::default().gateway_mqtt_url
 }
 
 fn default_plan_name() -> String {
@@ -1100,6 +1117,7 @@ impl Default for ApiConfig {
             max_page_size: default_api_max_page_size(),
             auth: AuthConfig::default(),
             default_plan: default_plan_name(),
+            gateway_mqtt_url: default_gateway_mqtt_url(),
         }
     }
 }
@@ -1112,6 +1130,7 @@ impl ApiConfig {
             max_page_size: self.max_page_size,
             auth: self.auth.options(),
             default_plan: self.default_plan.clone(),
+            gateway_mqtt_url: self.gateway_mqtt_url.clone(),
             ..api::ApiOptions::default()
         }
     }

@@ -9,6 +9,11 @@
 //!   last will.
 //! - [`Db::provision_gateway`]: tenant, site and gateway in one transaction, idempotent
 //!   (re-provisioning rotates the secret).
+//! - Credentials through the API ([`create_gateway`], [`rotate_credentials`],
+//!   [`revoke_credentials`], in the caller's tenant-scoped transaction): a rotation keeps
+//!   the previous secret (and its message key) valid until the overlap window ends, so an
+//!   agent is reconfigured without a gap; a revocation bars the gateway until new
+//!   credentials are issued (its next login is refused; the caller kicks the live session).
 //! - [`Db::gateway_may_log_in`]: the one question the MQTT broker asks at every CONNECT
 //!   ("may this gateway log in with this password now?"). Everything that can bar a
 //!   gateway (its credential, its tenant's status) belongs in this one function.
@@ -568,4 +573,138 @@ pub async fn gateway_devices(
             series_count: r.try_get("series_count")?,
         })
     })
+}
+
+impl Db {
+    /// Creates a gateway with its secret (stored hashed only) and the message key derived
+    /// from it (see [`crate::gateways`]).
+    pub async fn create_gateway(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        slug: &str,
+        secret: &str,
+    ) -> Result<GatewayId, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        create_gateway(&mut conn, tenant, site, slug, secret).await
+    }
+}
+
+/// Creates a gateway with its secret (stored hashed only) and the message key derived from
+/// it, in the caller's transaction (tenant-scoped or not).
+pub async fn create_gateway(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    site: crate::SiteId,
+    slug: &str,
+    secret: &str,
+) -> Result<GatewayId, DbError> {
+    wire::topic::validate_id(slug).map_err(|e| DbError::invalid("gateway id", e.to_string()))?;
+    crate::registry::check_secret(secret)?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM sites WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(site)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if found.is_none() {
+        return Err(DbError::invalid(
+            "site",
+            format!("site {site} does not exist in this tenant"),
+        ));
+    }
+    Ok(sqlx::query_scalar(
+        "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash, message_keys)
+         VALUES ($1, $2, $3, $4, ARRAY[$5::bytea]) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(site)
+    .bind(slug)
+    .bind(crate::registry::hash_secret(secret))
+    .bind(
+        wire::MessageKey::derive(secret.as_bytes())
+            .as_bytes()
+            .as_slice(),
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The state of a gateway's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialState {
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// When the current credentials were issued.
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+    /// Until when the previous secret still works (a rotation's overlap window).
+    pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the credentials were revoked (no secret works).
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn credential_state(row: &sqlx::postgres::PgRow) -> Result<CredentialState, sqlx::Error> {
+    use sqlx::Row;
+    Ok(CredentialState {
+        gateway: row.try_get("id")?,
+        issued_at: row.try_get("credentials_issued_at")?,
+        previous_valid_until: row.try_get("previous_valid_until")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// Issues new credentials for gateway `slug` of `tenant`: `secret` becomes current, the
+/// current one stays valid until `overlap_until` (`None`: at once invalid), with their
+/// message keys in the same order. Clears a revocation. `None` if no such gateway.
+pub async fn rotate_credentials(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    slug: &str,
+    secret: &str,
+    overlap_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<CredentialState>, DbError> {
+    crate::registry::check_secret(secret)?;
+    let key = wire::MessageKey::derive(secret.as_bytes());
+    let row = sqlx::query(
+        "UPDATE gateways SET
+             previous_credential_hash = CASE WHEN $4::timestamptz IS NULL OR revoked_at IS NOT NULL
+                                             THEN NULL ELSE credential_hash END,
+             previous_valid_until = CASE WHEN revoked_at IS NOT NULL THEN NULL ELSE $4 END,
+             message_keys = CASE WHEN $4::timestamptz IS NULL OR revoked_at IS NOT NULL
+                                 THEN ARRAY[$5::bytea]
+                                 ELSE ARRAY[$5::bytea] || message_keys[1:1] END,
+             credential_hash = $3,
+             credentials_issued_at = now(),
+             revoked_at = NULL
+         WHERE tenant_id = $1 AND slug = $2
+         RETURNING id, credentials_issued_at, previous_valid_until, revoked_at",
+    )
+    .bind(tenant)
+    .bind(slug)
+    .bind(crate::registry::hash_secret(secret))
+    .bind(overlap_until)
+    .bind(key.as_bytes().as_slice())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(credential_state).transpose()?)
+}
+
+/// Revokes gateway `slug`'s credentials: no secret works and its message keys are gone
+/// until [`rotate_credentials`] issues new ones. `None` if no such gateway.
+pub async fn revoke_credentials(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    slug: &str,
+) -> Result<Option<CredentialState>, DbError> {
+    let row = sqlx::query(
+        "UPDATE gateways SET previous_credential_hash = NULL, previous_valid_until = NULL,
+                             message_keys = '{}', revoked_at = coalesce(revoked_at, now())
+         WHERE tenant_id = $1 AND slug = $2
+         RETURNING id, credentials_issued_at, previous_valid_until, revoked_at",
+    )
+    .bind(tenant)
+    .bind(slug)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(credential_state).transpose()?)
 }

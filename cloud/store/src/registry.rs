@@ -179,7 +179,7 @@ fn digest(salt: &[u8], secret: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn check_secret(secret: &str) -> Result<(), DbError> {
+pub(crate) fn check_secret(secret: &str) -> Result<(), DbError> {
     if secret.len() < MIN_SECRET_LEN {
         return Err(DbError::invalid(
             "gateway secret",
@@ -191,7 +191,9 @@ fn check_secret(secret: &str) -> Result<(), DbError> {
 
 const GATEWAY_INFO_SELECT: &str = "
     SELECT g.id, g.tenant_id, t.slug AS tenant_slug, g.site_id, g.slug, g.online,
-           g.last_boot_id, g.credential_hash
+           g.last_boot_id, g.credential_hash, g.revoked_at IS NOT NULL AS revoked,
+           CASE WHEN g.previous_valid_until > now() THEN g.previous_credential_hash END
+               AS previous_hash
     FROM gateways g JOIN tenants t ON t.id = g.tenant_id";
 
 fn gateway_info(row: &sqlx::postgres::PgRow) -> Result<GatewayInfo, sqlx::Error> {
@@ -282,35 +284,6 @@ impl Db {
         .await?)
     }
 
-    /// Creates a gateway with its secret (stored hashed only) and the message key derived
-    /// from it (see [`crate::gateways`]).
-    pub async fn create_gateway(
-        &self,
-        tenant: TenantId,
-        site: SiteId,
-        slug: &str,
-        secret: &str,
-    ) -> Result<GatewayId, DbError> {
-        wire::topic::validate_id(slug)
-            .map_err(|e| DbError::invalid("gateway id", e.to_string()))?;
-        check_secret(secret)?;
-        Ok(sqlx::query_scalar(
-            "INSERT INTO gateways (tenant_id, site_id, slug, credential_hash, message_keys)
-             VALUES ($1, $2, $3, $4, ARRAY[$5::bytea]) RETURNING id",
-        )
-        .bind(tenant)
-        .bind(site)
-        .bind(slug)
-        .bind(hash_secret(secret))
-        .bind(
-            wire::MessageKey::derive(secret.as_bytes())
-                .as_bytes()
-                .as_slice(),
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// Replaces a gateway's secret (credential rotation without overlap): its message keys
     /// are replaced by the one derived from the new secret.
     pub async fn set_gateway_secret(
@@ -375,7 +348,12 @@ impl Db {
             return Ok(None);
         };
         let stored: String = row.try_get("credential_hash")?;
-        if verify_secret(&stored, secret) {
+        let previous: Option<String> = row.try_get("previous_hash")?;
+        // Both hashes are checked (same work either way); a revoked gateway matches none.
+        let current = verify_secret(&stored, secret);
+        let overlap = previous.is_some_and(|p| verify_secret(&p, secret));
+        let revoked: bool = row.try_get("revoked")?;
+        if (current || overlap) && !revoked {
             Ok(Some(gateway_info(&row)?))
         } else {
             Ok(None)
