@@ -267,6 +267,18 @@ impl Stack {
         wells: usize,
         test_broker_bin: &str,
     ) -> anyhow::Result<Stack> {
+        let mut stack = Stack::without_agents(kind, wells, test_broker_bin).await?;
+        stack.provision_and_spawn_agents().await?;
+        Ok(stack)
+    }
+
+    /// The simulator, broker, database and ingester of [`Stack::start`], without any
+    /// gateway or agent: for tests that provision gateways themselves (through the API).
+    pub async fn without_agents(
+        kind: BrokerKind,
+        wells: usize,
+        test_broker_bin: &str,
+    ) -> anyhow::Result<Stack> {
         let dir = tempfile::tempdir()?;
         let database_url = fresh_database("wp_e2e").await?;
         let db = lazy_db(&database_url)?;
@@ -299,6 +311,11 @@ impl Stack {
             agents: Vec::new(),
         };
         stack.start_ingester()?;
+        Ok(stack)
+    }
+
+    async fn provision_and_spawn_agents(&mut self) -> anyhow::Result<()> {
+        let stack = self;
         let wells: Vec<String> = {
             let mut w: Vec<String> = stack
                 .simulator
@@ -336,7 +353,7 @@ impl Stack {
             let agent = stack.spawn_agent(&gateway, &password, well)?;
             stack.agents.push(agent);
         }
-        Ok(stack)
+        Ok(())
     }
 
     /// The ingester's MQTT login on this broker (`None`: anonymous).
