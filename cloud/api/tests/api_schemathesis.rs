@@ -67,6 +67,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         ])
         .arg(&junit)
         .env("NO_COLOR", "1")
+        // schemathesis keeps a cache in its working directory: the run's own.
+        .current_dir(report.path())
         .stdin(Stdio::null())
         .output()
         .await
