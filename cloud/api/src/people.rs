@@ -223,29 +223,6 @@ pub struct RoleBody {
     pub role: String,
 }
 
-async fn admins_left(
-    tx: &mut sqlx::PgConnection,
-    tenant: store::TenantId,
-) -> Result<i64, ApiError> {
-    Ok(sqlx_count_admins(tx, tenant).await?)
-}
-
-async fn sqlx_count_admins(
-    tx: &mut sqlx::PgConnection,
-    tenant: store::TenantId,
-) -> Result<i64, store::DbError> {
-    let mut n = 0;
-    let mut after = None;
-    loop {
-        let page = identity::members(tx, tenant, after, 1000).await?;
-        n += page.iter().filter(|m| m.role == Role::TenantAdmin).count() as i64;
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.user_id),
-            _ => return Ok(n),
-        }
-    }
-}
-
 #[utoipa::path(
     put,
     path = "/api/v1/tenants/{tenant}/members/{user}",
@@ -277,7 +254,7 @@ async fn set_role(
     identity::set_membership(&mut tx, scope.id, user, role).await?;
     if current.role == Role::TenantAdmin
         && role != Role::TenantAdmin
-        && admins_left(&mut tx, scope.id).await? == 0
+        && identity::count_role(&mut tx, scope.id, Role::TenantAdmin).await? == 0
     {
         return Err(last_admin());
     }
@@ -324,7 +301,9 @@ async fn remove_member(
     let mut tx = scope.begin(state.db()).await?;
     let current = member(&mut tx, &scope, user).await?;
     identity::remove_membership(&mut tx, scope.id, user).await?;
-    if current.role == Role::TenantAdmin && admins_left(&mut tx, scope.id).await? == 0 {
+    if current.role == Role::TenantAdmin
+        && identity::count_role(&mut tx, scope.id, Role::TenantAdmin).await? == 0
+    {
         return Err(last_admin());
     }
     let target = format!("member:{user}");
@@ -349,9 +328,8 @@ async fn member(
     scope: &TenantScope,
     user: UserId,
 ) -> Result<Member, ApiError> {
-    let page = identity::members(tx, scope.id, Some(UserId(user.0 - 1)), 1).await?;
-    page.into_iter()
-        .find(|m| m.user_id == user)
+    identity::member(tx, scope.id, user)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("member {user} of `{}`", scope.slug)))
 }
 

@@ -374,6 +374,49 @@ pub async fn members(
     })
 }
 
+/// One member of a tenant (tenant-scoped transaction).
+pub async fn member(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Option<Member>, DbError> {
+    let row = sqlx::query(
+        "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at
+         FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.tenant_id = $1 AND m.user_id = $2",
+    )
+    .bind(tenant)
+    .bind(user)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(Member {
+            user_id: r.try_get("user_id")?,
+            email: r.try_get("email")?,
+            display_name: r.try_get("display_name")?,
+            role: role_of(&r, "role")?,
+            since: r.try_get("created_at")?,
+        })
+    })
+    .transpose()
+    .map_err(|e: sqlx::Error| e.into())
+}
+
+/// How many members of a tenant have `role`.
+pub async fn count_role(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    role: Role,
+) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = $2")
+            .bind(tenant)
+            .bind(role.as_str())
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Sessions
 // ---------------------------------------------------------------------------------------
