@@ -39,8 +39,8 @@ pub enum GatewayStatus {
 /// The gateway's current session as announced by its birth message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LastBirth {
-    /// Boot id of the session (decimal `u64`).
-    #[schema(example = "16045690984503098046")]
+    /// Boot id of the session: 16 hex digits, as the agent logs it.
+    #[schema(example = "deadbeef00c0ffee")]
     pub boot_id: String,
     /// When the cloud received the birth.
     pub received_at: DateTime<Utc>,
@@ -132,7 +132,7 @@ pub struct GatewayPage {
 impl From<BirthRow> for LastBirth {
     fn from(b: BirthRow) -> LastBirth {
         LastBirth {
-            boot_id: b.boot_id.to_string(),
+            boot_id: wire::HexId(b.boot_id).to_string(),
             received_at: b.received_at,
             birth_time: b.birth_time,
             agent_version: b.agent_version,
