@@ -91,6 +91,7 @@ mod access;
 mod admin;
 mod credentials;
 mod decline;
+mod devices;
 mod docs;
 mod emissions;
 mod equipment;
@@ -354,6 +355,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(interventions::routes())
         .merge(equipment::routes())
         .merge(gateway_credentials::routes())
+        .merge(devices::routes())
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())
