@@ -596,6 +596,9 @@ pub struct QuotasDto {
     pub max_samples_per_day: Option<u64>,
     /// API requests per minute, whole tenant.
     pub api_requests_per_minute: Option<u32>,
+    /// Days of telemetry history kept (older samples are deleted; daily production and
+    /// reports are kept).
+    pub retention_days: Option<u64>,
 }
 
 /// A tenant's plan and usage.
@@ -629,6 +632,7 @@ async fn usage_dto(
             max_gateways: limits.max_gateways,
             max_samples_per_day: limits.max_samples_per_day,
             api_requests_per_minute: limits.api_requests_per_minute,
+            retention_days: limits.retention.map(|r| r.as_secs() / 86_400),
         },
         days: days
             .into_iter()

@@ -22,6 +22,7 @@ fn plans() -> BTreeMap<String, PlanLimits> {
                 max_gateways: Some(2),
                 max_samples_per_day: Some(1000),
                 api_requests_per_minute: Some(40),
+                retention: Some(Duration::from_secs(30 * 86_400)),
             },
         ),
     ]
@@ -132,6 +133,7 @@ async fn a_well_over_the_plan_quota_is_refused_naming_the_quota_and_nothing_is_l
     assert_eq!(usage.status, 200, "{}", usage.text());
     assert_eq!(usage.json()["plan"], "small");
     assert_eq!(usage.json()["quotas"]["max_wells"], 3);
+    assert_eq!(usage.json()["quotas"]["retention_days"], 30);
     api.finish().await;
 }
 

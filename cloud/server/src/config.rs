@@ -114,6 +114,12 @@ pub struct PlanConfig {
     /// API requests per minute for the whole tenant (else `[api.auth]
     /// tenant_requests_per_minute`).
     pub api_requests_per_minute: Option<u32>,
+    /// How long the tenant's telemetry history is kept (e.g. `"90d"`; at least `"1d"`):
+    /// raw samples older than this are deleted by the `plan_retention` job, and the
+    /// rollups of those days follow at the next refresh. Daily production, emissions,
+    /// reports and the audit log are kept. Absent: `[storage] retention` alone applies.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
 }
 
 impl PlanConfig {
@@ -123,6 +129,7 @@ impl PlanConfig {
             max_gateways: self.max_gateways,
             max_samples_per_day: self.max_samples_per_day,
             api_requests_per_minute: self.api_requests_per_minute,
+            retention: self.retention,
         }
     }
 }
@@ -617,6 +624,14 @@ impl CloudConfig {
             if plan.api_requests_per_minute == Some(0) {
                 return Err(format!(
                     "[plans.{name}] api_requests_per_minute must be at least 1"
+                ));
+            }
+            if plan
+                .retention
+                .is_some_and(|r| r < Duration::from_secs(86_400))
+            {
+                return Err(format!(
+                    "[plans.{name}] retention must be at least 1d (a duration such as \"90d\")"
                 ));
             }
         }

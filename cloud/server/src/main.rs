@@ -268,6 +268,7 @@ async fn run(config: &Path) -> Result<()> {
         db.clone(),
         &cfg.maintenance,
         cfg.tenancy.export_dir.clone(),
+        cfg.api_options().plans,
         job_metrics.clone(),
     );
     services.spawn(async move {
@@ -381,22 +382,35 @@ async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
         .context("starting the embedded MQTT broker")
 }
 
-/// The periodic jobs: storage maintenance (partitions, rollups, retention), the offline
-/// sweep and the usage counts every `[maintenance] interval`, the production derivation on
-/// its own interval.
+/// The periodic jobs: storage maintenance (partitions, rollups, retention), each plan's
+/// retention, the offline sweep and the usage counts every `[maintenance] interval`, the
+/// production derivation on its own interval.
 /// With several instances on one database, each run has one leader.
 fn scheduler(
     db: Db,
     cfg: &MaintenanceConfig,
     export_dir: PathBuf,
+    plans: std::collections::BTreeMap<String, store::tenants::PlanLimits>,
     metrics: JobMetrics,
 ) -> Scheduler {
+    let plans = Arc::new(plans);
     let offline_after = cfg.offline_after;
     let production = production::JobOptions::default();
     Scheduler::new(db, metrics)
         .with_job(Job::new("storage_maintenance", cfg.interval, |db| async move {
             let report = maintenance::run_once(&db).await?;
             Ok(format!("{report:?}"))
+        }))
+        .with_job(Job::new("plan_retention", cfg.interval, move |db| {
+            let plans = Arc::clone(&plans);
+            async move {
+                let deleted =
+                    maintenance::expire_plan_telemetry(&db, &plans, chrono::Utc::now()).await?;
+                for (plan, rows) in deleted.iter().filter(|(_, rows)| *rows > 0) {
+                    info!(%plan, rows, "telemetry past the plan's retention deleted");
+                }
+                Ok(format!("{deleted:?}"))
+            }
         }))
         .with_job(Job::new("offline_sweep", cfg.interval, move |db| async move {
             let n = db.mark_silent_gateways_offline(offline_after).await?;

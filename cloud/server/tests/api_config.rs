@@ -97,6 +97,10 @@ fn plans_give_the_api_its_quotas_and_the_default_plan_must_exist() {
     );
     assert_eq!(options.plans["starter"].max_wells, Some(25));
     assert_eq!(options.plans["starter"].api_requests_per_minute, Some(600));
+    assert_eq!(
+        options.plans["starter"].retention,
+        Some(std::time::Duration::from_secs(90 * 86_400))
+    );
     for (extra, expected) in [
         (
             "[api]\ndefault_plan = \"gold\"",
@@ -104,6 +108,11 @@ fn plans_give_the_api_its_quotas_and_the_default_plan_must_exist() {
         ),
         ("[plans.Gold]\nmax_wells = 1", "plan names are"),
         ("[plans.gold]\nmax_trucks = 1", "unknown field `max_trucks`"),
+        (
+            "[plans.gold]\nretention = \"2h\"",
+            "retention must be at least 1d",
+        ),
+        ("[plans.gold]\nretention = \"90\"", "retention"),
     ] {
         let err = CloudConfig::parse(&format!("{MINIMAL}\n{extra}"), Path::new("."))
             .unwrap_err()

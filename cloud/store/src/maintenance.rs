@@ -429,6 +429,38 @@ async fn recompute(
     .rows_affected())
 }
 
+/// Per-plan retention: deletes the raw telemetry, older than `now - retention`, of every
+/// tenant on a plan that sets one (`plans`: plan name → its limits). Returns the rows
+/// deleted per plan. The deletions mark the rollups of those days dirty (plain back-end)
+/// or invalidate the continuous aggregates (TimescaleDB), so the rollups follow at their
+/// next refresh on both back-ends, within the refresh window `[storage] retention`
+/// allows. One statement per plan: at the job's interval each run deletes what aged past
+/// the cutoff since the last one.
+pub async fn expire_plan_telemetry(
+    db: &Db,
+    plans: &std::collections::BTreeMap<String, crate::tenants::PlanLimits>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, DbError> {
+    let mut deleted = Vec::new();
+    for (plan, limits) in plans {
+        let Some(retention) = limits.retention else {
+            continue;
+        };
+        let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let done = sqlx::query(
+            "DELETE FROM telemetry t
+              USING series s JOIN tenants tn ON tn.id = s.tenant_id
+              WHERE t.series_id = s.id AND tn.plan = $1 AND t.time < $2",
+        )
+        .bind(plan)
+        .bind(cutoff)
+        .execute(db.pool())
+        .await?;
+        deleted.push((plan.clone(), done.rows_affected()));
+    }
+    Ok(deleted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,9 @@ pub struct PlanLimits {
     pub max_samples_per_day: Option<u64>,
     /// API requests per minute for the whole tenant.
     pub api_requests_per_minute: Option<u32>,
+    /// How long the tenant's telemetry history is kept
+    /// ([`crate::maintenance::expire_plan_telemetry`]).
+    pub retention: Option<std::time::Duration>,
 }
 
 /// A quota a request would exceed.

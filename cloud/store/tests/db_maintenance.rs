@@ -217,3 +217,99 @@ async fn partitions_are_created_ahead_and_dropped_by_retention() {
     assert_eq!(again, maintenance::Report::default());
     test.finish().await;
 }
+
+/// A plan's retention deletes only its tenants' samples older than the cutoff; the rollups
+/// follow at the next maintenance run; another plan's tenant keeps everything.
+#[tokio::test]
+async fn a_plans_retention_expires_only_its_tenants_old_history() {
+    let test = TestDb::plain("maint_plan_retention").await;
+    let db = &test.db;
+    let short = fixture(db, "short").await;
+    let long = fixture(db, "long").await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    store::tenants::set_tenant_plan(&mut conn, "short", "starter")
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    let now = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
+    let mut values = Values(7);
+    for f in [&short, &long] {
+        let series = three_series(db, f.gateway).await;
+        let mut writer = Writer {
+            gateway: f.gateway,
+            seq: 0,
+        };
+        for days_ago in [12, 8, 1] {
+            let from = now - TimeDelta::days(days_ago);
+            writer
+                .write(db, &samples(&series, from, 600, 6, &mut values), Utc::now())
+                .await;
+        }
+    }
+    run_once_at(db, now).await.unwrap();
+    let rows_of = |tenant: store::TenantId, older_than: DateTime<Utc>| {
+        let pool = db.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM telemetry t JOIN series s ON s.id = t.series_id
+                  WHERE s.tenant_id = $1 AND t.time < $2",
+            )
+            .bind(tenant)
+            .bind(older_than)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let future = now + TimeDelta::days(1);
+    let (short_before, long_before) = (
+        rows_of(short.tenant, future).await,
+        rows_of(long.tenant, future).await,
+    );
+    assert_eq!(short_before, long_before);
+
+    let plans = [
+        (
+            "starter".to_owned(),
+            store::tenants::PlanLimits {
+                retention: Some(Duration::from_secs(10 * 86_400)),
+                ..Default::default()
+            },
+        ),
+        ("standard".to_owned(), store::tenants::PlanLimits::default()),
+    ]
+    .into();
+    let deleted = maintenance::expire_plan_telemetry(db, &plans, now)
+        .await
+        .unwrap();
+    let cutoff = now - TimeDelta::days(10);
+    assert_eq!(
+        rows_of(short.tenant, cutoff).await,
+        0,
+        "old history expired"
+    );
+    assert_eq!(
+        deleted,
+        [(
+            "starter".to_owned(),
+            (short_before - rows_of(short.tenant, future).await) as u64
+        )]
+    );
+    assert!(deleted[0].1 > 0);
+    assert!(
+        rows_of(short.tenant, future).await > 0,
+        "recent history kept"
+    );
+    assert_eq!(
+        rows_of(long.tenant, future).await,
+        long_before,
+        "other plans untouched"
+    );
+
+    // The rollups of the expired days follow at the next maintenance run.
+    let report = run_once_at(db, now).await.unwrap();
+    assert!(report.dirty_ranges > 0, "{report:?}");
+    assert_rollups_match_raw(db).await;
+    test.finish().await;
+}
