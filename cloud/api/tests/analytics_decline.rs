@@ -1,48 +1,10 @@
 //! Decline-curve endpoint: 24 months of synthetic production recover the generating model,
 //! the forecast series are ready to chart, and short histories are refused with 422.
 
-use analytics::production::{Method, Quantity};
-use chrono::{NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
-use store::production::{DailyRow, upsert_daily};
-use store::{Db, TenantId, WellId};
 use testkit::analytics::*;
 
 const YEAR: f64 = 365.25;
-
-/// Stores daily oil volumes `q(day index)` from `start` for `days` days.
-async fn seed_oil(
-    db: &Db,
-    tenant: TenantId,
-    well: WellId,
-    start: NaiveDate,
-    days: i64,
-    q: impl Fn(f64) -> f64,
-) {
-    let rows: Vec<DailyRow> = (0..days)
-        .map(|i| {
-            // Deterministic ±2 % scatter.
-            let scatter = 1.0 + 0.02 * ((i as f64) * 12.9898).sin();
-            DailyRow {
-                well_id: well,
-                day: start + TimeDelta::days(i),
-                quantity: Quantity::Oil,
-                volume: Some(q(i as f64 + 0.5) * scatter),
-                method: Method::TankGauge,
-                coverage: 1.0,
-                gaps: Vec::new(),
-                derived: None,
-                correction_id: None,
-                correction_reference: None,
-                closing_stock: None,
-                notes: Vec::new(),
-                derived_at: Utc::now(),
-            }
-        })
-        .collect();
-    let mut conn = db.pool().acquire().await.unwrap();
-    upsert_daily(&mut conn, tenant, &rows).await.unwrap();
-}
 
 fn num(v: &Value, what: &str) -> f64 {
     v.as_f64()

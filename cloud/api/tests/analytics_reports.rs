@@ -1,92 +1,8 @@
 //! Form PR and C-115 for a seeded month (CSV, printable HTML, JSON), and 422 with the
 //! validation problems when the month's data is incomplete.
 
-use analytics::reports::form_pr::{FlareAuthority, LeaseKind};
-use production::{self, DerivationSettings};
 use serde_json::Value;
-use store::regulatory::{OperatorRegistry, WellRegistry, set_operator, set_well_registry};
-use store::{Db, TenantId};
 use testkit::analytics::*;
-
-async fn register(db: &Db, tenant: TenantId, tx: &WellSite, nm: Option<&WellSite>) {
-    let mut conn = db.pool().acquire().await.unwrap();
-    set_operator(
-        &mut conn,
-        tenant,
-        &OperatorRegistry {
-            operator_name: "Permian Basin Energy".into(),
-            rrc_operator_number: "123456".into(),
-            nm_ogrid: "372098".into(),
-            sales_gas_ch4_fraction: Some(0.8),
-        },
-    )
-    .await
-    .unwrap();
-    set_well_registry(
-        &mut conn,
-        tenant,
-        &WellRegistry {
-            rrc_district: "08".into(),
-            rrc_lease_number: "12345".into(),
-            rrc_lease_kind: LeaseKind::Oil,
-            rrc_well_number: "1H".into(),
-            flare_authority: vec![FlareAuthority::AuthorizedByRule],
-            oil_purchaser: "Acme Crude Hauling".into(),
-            gas_purchaser: "Delaware Basin Gathering".into(),
-            ..WellRegistry::new(tx.well)
-        },
-    )
-    .await
-    .unwrap();
-    if let Some(nm) = nm {
-        set_well_registry(
-            &mut conn,
-            tenant,
-            &WellRegistry {
-                nm_pool_code: "98220".into(),
-                nm_property_code: "331234".into(),
-                oil_purchaser_ogrid: "214984".into(),
-                gas_purchaser_ogrid: "151618".into(),
-                ..WellRegistry::new(nm.well)
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
-
-/// Seeds March 2024 (plus the margins) for a well, hauls, derives Feb 29 … Mar 31.
-async fn seed_march(
-    db: &Db,
-    site: &mut WellSite,
-    holes: &[(
-        &str,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-    )],
-) {
-    let profile = Profile::march_2024();
-    let rows = profile.rows(
-        site,
-        t("2024-02-28T23:00:00Z"),
-        t("2024-04-01T01:00:00Z"),
-        holes,
-    );
-    site.ingest(db, &rows).await;
-    site.haul(db, &profile).await;
-    maintain(db).await;
-    let mut conn = db.pool().acquire().await.unwrap();
-    production::derive_well(
-        &mut conn,
-        site.tenant,
-        site.well,
-        day("2024-02-29"),
-        day("2024-04-01"),
-        &DerivationSettings::default(),
-    )
-    .await
-    .unwrap();
-}
 
 fn csv_lines(text: &str) -> Vec<String> {
     text.split("\r\n").map(str::to_owned).collect()
@@ -109,7 +25,7 @@ async fn form_pr_and_c115_for_a_seeded_month() {
     .await;
     seed_march(db, &mut texas, &[]).await;
     seed_march(db, &mut nm, &[]).await;
-    register(db, texas.tenant, &texas, Some(&nm)).await;
+    register_filings(db, texas.tenant, &texas, Some(&nm)).await;
     let api = Api::start(db).await;
 
     let csv = api
@@ -251,7 +167,7 @@ async fn a_month_with_missing_data_is_refused_with_every_problem() {
         t("2024-03-16T01:00:00Z"),
     );
     seed_march(db, &mut texas, &[hole]).await;
-    register(db, texas.tenant, &texas, None).await;
+    register_filings(db, texas.tenant, &texas, None).await;
     let api = Api::start(db).await;
 
     for format in ["csv", "html", "json"] {

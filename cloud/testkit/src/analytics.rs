@@ -11,9 +11,13 @@ pub use crate::http::Response;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::scratch::ScratchDb;
-use analytics::production::Quantity;
+use analytics::production::{Method, Quantity};
+use analytics::reports::form_pr::{FlareAuthority, LeaseKind};
 use api::{ApiOptions, ApiServer, ApiState};
+use production::DerivationSettings;
+use store::production::{DailyRow, upsert_daily};
 use store::production::{NewHaulTicket, insert_haul_ticket};
+use store::regulatory::{OperatorRegistry, WellRegistry, set_operator, set_well_registry};
 use store::{
     BackendChoice, BatchRecord, Db, DeviceId, GatewayId, NewWell, SeriesId, SiteId, StorageOptions,
     TelemetryRow, TenantId, WellId,
@@ -394,4 +398,120 @@ pub fn close(a: f64, b: f64, rel: f64, what: &str) {
         (a - b).abs() <= rel * scale,
         "{what}: {a} vs {b} (relative tolerance {rel})"
     );
+}
+
+/// Registers the operator (RRC number, NM OGRID) and the wells' filing fields: `tx` as a
+/// Texas oil lease well, `nm` (if any) as a New Mexico completion.
+pub async fn register_filings(db: &Db, tenant: TenantId, tx: &WellSite, nm: Option<&WellSite>) {
+    let mut conn = db.pool().acquire().await.unwrap();
+    set_operator(
+        &mut conn,
+        tenant,
+        &OperatorRegistry {
+            operator_name: "Permian Basin Energy".into(),
+            rrc_operator_number: "123456".into(),
+            nm_ogrid: "372098".into(),
+            sales_gas_ch4_fraction: Some(0.8),
+        },
+    )
+    .await
+    .unwrap();
+    set_well_registry(
+        &mut conn,
+        tenant,
+        &WellRegistry {
+            rrc_district: "08".into(),
+            rrc_lease_number: "12345".into(),
+            rrc_lease_kind: LeaseKind::Oil,
+            rrc_well_number: "1H".into(),
+            flare_authority: vec![FlareAuthority::AuthorizedByRule],
+            oil_purchaser: "Acme Crude Hauling".into(),
+            gas_purchaser: "Delaware Basin Gathering".into(),
+            ..WellRegistry::new(tx.well)
+        },
+    )
+    .await
+    .unwrap();
+    if let Some(nm) = nm {
+        set_well_registry(
+            &mut conn,
+            tenant,
+            &WellRegistry {
+                nm_pool_code: "98220".into(),
+                nm_property_code: "331234".into(),
+                oil_purchaser_ogrid: "214984".into(),
+                gas_purchaser_ogrid: "151618".into(),
+                ..WellRegistry::new(nm.well)
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Seeds March 2024 (plus the margins) for a well, hauls, derives Feb 29 … Mar 31.
+pub async fn seed_march(
+    db: &Db,
+    site: &mut WellSite,
+    holes: &[(
+        &str,
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+    )],
+) {
+    let profile = Profile::march_2024();
+    let rows = profile.rows(
+        site,
+        t("2024-02-28T23:00:00Z"),
+        t("2024-04-01T01:00:00Z"),
+        holes,
+    );
+    site.ingest(db, &rows).await;
+    site.haul(db, &profile).await;
+    maintain(db).await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    production::derive_well(
+        &mut conn,
+        site.tenant,
+        site.well,
+        day("2024-02-29"),
+        day("2024-04-01"),
+        &DerivationSettings::default(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Stores daily oil volumes `q(day index)` from `start` for `days` days.
+pub async fn seed_oil(
+    db: &Db,
+    tenant: TenantId,
+    well: WellId,
+    start: NaiveDate,
+    days: i64,
+    q: impl Fn(f64) -> f64,
+) {
+    let rows: Vec<DailyRow> = (0..days)
+        .map(|i| {
+            // Deterministic ±2 % scatter.
+            let scatter = 1.0 + 0.02 * ((i as f64) * 12.9898).sin();
+            DailyRow {
+                well_id: well,
+                day: start + TimeDelta::days(i),
+                quantity: Quantity::Oil,
+                volume: Some(q(i as f64 + 0.5) * scatter),
+                method: Method::TankGauge,
+                coverage: 1.0,
+                gaps: Vec::new(),
+                derived: None,
+                correction_id: None,
+                correction_reference: None,
+                closing_stock: None,
+                notes: Vec::new(),
+                derived_at: Utc::now(),
+            }
+        })
+        .collect();
+    let mut conn = db.pool().acquire().await.unwrap();
+    upsert_daily(&mut conn, tenant, &rows).await.unwrap();
 }

@@ -70,9 +70,12 @@ pub struct TestApi {
     server: JoinHandle<std::io::Result<()>>,
 }
 
+/// Plain PostgreSQL without retention: API tests seed data of any age (e.g. March 2024
+/// for the regulatory reports), which maintenance must not expire.
 fn storage() -> StorageOptions {
     StorageOptions {
         backend: BackendChoice::Postgres,
+        retention: None,
         ..StorageOptions::default()
     }
 }
