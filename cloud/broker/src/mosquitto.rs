@@ -108,7 +108,9 @@ mod tests {
         assert!(block("wp-ingester-1").contains(&"topic write wp/v1/_state/+".to_owned()));
         for gateway in ["acme/gw-1", "globex/gw-9"] {
             assert!(
-                block(gateway).iter().all(|l| !l.contains("_state") || l.starts_with("topic read ")),
+                block(gateway)
+                    .iter()
+                    .all(|l| !l.contains("_state") || l.starts_with("topic read ")),
                 "{gateway} never writes the state"
             );
         }

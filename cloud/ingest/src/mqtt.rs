@@ -205,7 +205,8 @@ impl StateTopic {
     /// Starts a new session (before a connection attempt) and registers its "offline"
     /// as the retained last will.
     fn next_session(&mut self, options: &mut MqttOptions) {
-        self.session_ms = CloudState::new_session(self.session_ms, chrono::Utc::now().timestamp_millis());
+        self.session_ms =
+            CloudState::new_session(self.session_ms, chrono::Utc::now().timestamp_millis());
         self.register_will(options);
     }
 
@@ -224,7 +225,8 @@ impl StateTopic {
     /// channel is drained by the event loop this task would otherwise block).
     fn announce_online(&self, client: &AsyncClient) {
         let client = client.clone();
-        let (topic, payload, session_ms) = (self.topic.clone(), self.payload(true), self.session_ms);
+        let (topic, payload, session_ms) =
+            (self.topic.clone(), self.payload(true), self.session_ms);
         tokio::spawn(async move {
             match client.publish(topic, QoS::AtLeastOnce, true, payload).await {
                 Ok(()) => info!(session_ms, "ingester announced online"),
