@@ -10,7 +10,8 @@
 //! ```
 //!
 //! * **Session start.** On every CONNACK the uplink subscribes to its own `ack` and `cmd`
-//!   topics (QoS 1), publishes the current [`wire::Birth`] (QoS 1) and only then data.
+//!   topics and to the cloud's state topics (QoS 1), publishes the current [`wire::Birth`]
+//!   (QoS 1) and only then data.
 //!   The last will is a [`wire::Death`] of the current boot (QoS 1) on the `death` topic;
 //!   a graceful shutdown publishes the Death explicitly before DISCONNECT (a will is not
 //!   sent on a clean disconnect).
