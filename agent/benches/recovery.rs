@@ -51,6 +51,7 @@ password = "replaced-below"
 name = "pump-1"
 profile = "rod-pump-controller"
 tcp = "127.0.0.1:5020"
+poll = { fast = "1s", slow = "60s" }
 "#;
 
 /// The uplink settings an agent runs with when its config tunes nothing.
