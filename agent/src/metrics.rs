@@ -120,7 +120,7 @@ const COUNTER: MetricType = MetricType::Counter;
 const GAUGE: MetricType = MetricType::Gauge;
 
 fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result<(), FmtError> {
-    let rows: [(&str, MetricType, &str, u64); 9] = [
+    let rows: [(&str, MetricType, &str, u64); 11] = [
         (
             "wellpulse_mqtt_connected",
             GAUGE,
@@ -175,6 +175,18 @@ fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result
             "Publishes the MQTT client refused.",
             u.publish_errors.load(Relaxed),
         ),
+        (
+            "wellpulse_uplink_cloud_online_ingesters",
+            GAUGE,
+            "Ingesters whose last retained state says online (0 also before any state).",
+            u.cloud_online_ingesters.load(Relaxed),
+        ),
+        (
+            "wellpulse_uplink_cloud_online_resends",
+            COUNTER,
+            "Times every unacked batch was re-sent at once because an ingester came online.",
+            u.cloud_online_resends.load(Relaxed),
+        ),
     ];
     for (name, kind, help, value) in rows {
         single(encoder, name, kind, help, value)?;
@@ -220,6 +232,16 @@ fn encode_uplink(encoder: &mut DescriptorEncoder<'_>, u: &UplinkStats) -> Result
         ),
         "reason",
         UplinkStats::by_reason(&u.commands_refused),
+    )?;
+    labelled(
+        encoder,
+        (
+            "wellpulse_uplink_cloud_states_ignored",
+            COUNTER,
+            "Cloud state messages ignored: stale (an older session or a repeat) or malformed.",
+        ),
+        "reason",
+        UplinkStats::by_reason(&u.cloud_states_ignored),
     )
 }
 
@@ -566,6 +588,8 @@ mod tests {
         UplinkStats::add_reason(&uplink.rejected, "seq_conflict", 2);
         UplinkStats::add_reason(&uplink.unauthenticated, "ack", 3);
         UplinkStats::add_reason(&uplink.commands_refused, "replayed", 1);
+        UplinkStats::add_reason(&uplink.cloud_states_ignored, "stale", 4);
+        uplink.cloud_online_ingesters.store(2, Relaxed);
         s.uplink.set(uplink).expect("once");
         let out = render(&registry(Arc::clone(&s)));
         assert_eq!(
@@ -581,6 +605,18 @@ mod tests {
                 "wellpulse_uplink_commands_refused_total{reason=\"replayed\"}"
             ),
             1.0
+        );
+        assert_eq!(
+            value(
+                &out,
+                "wellpulse_uplink_cloud_states_ignored_total{reason=\"stale\"}"
+            ),
+            4.0
+        );
+        assert_eq!(value(&out, "wellpulse_uplink_cloud_online_ingesters"), 2.0);
+        assert_eq!(
+            value(&out, "wellpulse_uplink_cloud_online_resends_total"),
+            0.0
         );
 
         assert!(out.contains("# TYPE wellpulse_device_timeouts counter"));

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! * **Session start.** On every CONNACK the uplink subscribes to its own `ack` and `cmd`
-//!   topics (QoS 1), publishes the current [`wire::Birth`] (QoS 1) and only then data.
+//!   topics and to the cloud's state topics (QoS 1), publishes the current [`wire::Birth`]
+//!   (QoS 1) and only then data.
 //!   The last will is a [`wire::Death`] of the current boot (QoS 1) on the `death` topic;
 //!   a graceful shutdown publishes the Death explicitly before DISCONNECT (a will is not
 //!   sent on a clean disconnect).
@@ -41,6 +42,16 @@
 //! * **Reconnect.** Jittered exponential backoff from `reconnect_backoff_min` to
 //!   `reconnect_backoff_max`, reset on CONNACK; the first delivery after a broker comes back
 //!   follows within one backoff step plus the connect round trip.
+//! * **Cloud readiness.** Every session also subscribes to the ingesters' retained state
+//!   ([`wire::state`], `wp/v1/_state/+`, not sealed). When an ingester session comes
+//!   online (a live "online" newer than what we knew of that ingester), everything
+//!   unacked is sent again at once, as on a reconnect: the in-flight window is cleared,
+//!   the birth is published again, live batches go first and the backlog restarts from
+//!   the oldest, paced. So batches the broker discarded while no ingester was subscribed
+//!   (the agent back before the ingester) are re-sent within a round trip, not after
+//!   `ack_timeout`, and live data never waits behind a window of them. The rules are in
+//!   [`readiness`]; stale states are ignored, "offline" never stops anything, and a cloud
+//!   that publishes no state leaves delivery to the ack timeout as before.
 //! * **Birth updates.** When the agent learns more about its devices during the session (a
 //!   device that was silent at start reports its serial number later), the updated birth of
 //!   the same boot arrives on a `watch` channel ([`Uplink::follow_births`]) and is published
@@ -78,6 +89,7 @@
 mod delivery;
 mod guard;
 mod link;
+mod readiness;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -309,6 +321,12 @@ pub struct UplinkStats {
     pub unauthenticated: Mutex<BTreeMap<String, u64>>,
     /// Authenticated commands not executed, by reason (expired, replayed, ...).
     pub commands_refused: Mutex<BTreeMap<String, u64>>,
+    /// Ingesters whose last state ([`wire::CloudState`]) says online.
+    pub cloud_online_ingesters: AtomicU64,
+    /// Times every unacked batch was re-sent at once because an ingester came online.
+    pub cloud_online_resends: AtomicU64,
+    /// Cloud state messages ignored, by reason (`stale`, `malformed`).
+    pub cloud_states_ignored: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Distinct reason codes counted; further ones are counted as `other` (the cloud chooses
@@ -519,6 +537,8 @@ struct Session {
     new_data: bool,
     /// Command results waiting for a connection.
     queued_results: VecDeque<wire::CommandResult>,
+    /// The last state of each ingester.
+    readiness: readiness::Readiness,
 }
 
 struct Topics {
@@ -564,6 +584,7 @@ impl Session {
             connections: 0,
             new_data: false,
             queued_results: VecDeque::new(),
+            readiness: readiness::Readiness::default(),
         }
     }
 
@@ -576,7 +597,14 @@ impl Session {
                 }
                 self.set_connected(false);
             }
-            LinkEvent::Message { topic, payload } => {
+            LinkEvent::Message {
+                topic,
+                payload,
+                retained,
+            } => {
+                if let Some(ingester) = wire::topic::parse_state(&topic) {
+                    return self.on_state(ingester, &payload, retained).await;
+                }
                 let kind = if topic == self.topics.ack {
                     wire::topic::Kind::Ack
                 } else if topic == self.topics.cmd {
@@ -639,6 +667,61 @@ impl Session {
                 warn!(%topic, error = %e, "cannot queue subscription");
             }
         }
+        let topic = wire::topic::STATE_FILTER;
+        if let Err(e) = self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+            warn!(%topic, error = %e, "cannot queue subscription");
+        }
+        self.replay_all().await;
+        info!(
+            session_present,
+            pending = self.buffer.stats().pending_batches,
+            "uplink session started; birth published, replaying unacked batches"
+        );
+        while let Some(result) = self.queued_results.pop_front() {
+            self.publish_result(result);
+        }
+    }
+
+    /// An ingester's state: re-sends everything unacked when a new session came online.
+    async fn on_state(&mut self, ingester: &str, payload: &[u8], retained: bool) {
+        let state = match wire::CloudState::decode(payload) {
+            Ok(state) => state,
+            Err(e) => {
+                let count =
+                    UplinkStats::add_reason(&self.stats.cloud_states_ignored, "malformed", 1);
+                if count.is_power_of_two() {
+                    warn!(%ingester, error = %e, count, "undecodable cloud state ignored");
+                }
+                return;
+            }
+        };
+        let verdict = self.readiness.observe(ingester, state, retained);
+        self.stats
+            .cloud_online_ingesters
+            .store(self.readiness.online() as u64, Ordering::Relaxed);
+        match verdict {
+            readiness::Verdict::Stale => {
+                UplinkStats::add_reason(&self.stats.cloud_states_ignored, "stale", 1);
+                debug!(%ingester, online = state.online, session_ms = state.session_ms, "stale cloud state ignored");
+            }
+            readiness::Verdict::Noted => {
+                info!(%ingester, online = state.online, session_ms = state.session_ms, retained, "cloud state");
+            }
+            readiness::Verdict::Resend if self.connected => {
+                UplinkStats::add(&self.stats.cloud_online_resends, 1);
+                let in_flight = self.delivery.in_flight();
+                self.replay_all().await;
+                info!(%ingester, session_ms = state.session_ms, in_flight,
+                      pending = self.buffer.stats().pending_batches,
+                      "cloud came online; birth published, re-sending every unacked batch");
+            }
+            readiness::Verdict::Resend => {}
+        }
+    }
+
+    /// Publishes the birth and restarts delivery from the buffer: nothing in flight, live
+    /// batches first, the backlog from the oldest.
+    async fn replay_all(&mut self) {
         let birth = self.birth_payload(&self.birth);
         self.publish(self.topics.birth.clone(), birth);
         let last_seq = self.buffer.stats().next_seq.saturating_sub(1);
@@ -651,14 +734,6 @@ impl Session {
         };
         self.delivery
             .restart(&newest, last_seq, Instant::now(), now_ms());
-        info!(
-            session_present,
-            pending = self.buffer.stats().pending_batches,
-            "uplink session started; birth published, replaying unacked batches"
-        );
-        while let Some(result) = self.queued_results.pop_front() {
-            self.publish_result(result);
-        }
     }
 
     async fn on_ack(&mut self, payload: &[u8]) {

@@ -257,6 +257,9 @@ pub struct Stack {
     pub ingester: Option<Ingester>,
     /// One agent per well.
     pub agents: Vec<AgentHandle>,
+    /// Agents run with the shipped `[mqtt]` timings (keep-alive, ack timeout, live window,
+    /// reconnect backoff) instead of the quick test ones.
+    shipped_mqtt_timings: bool,
 }
 
 impl Stack {
@@ -268,6 +271,19 @@ impl Stack {
         test_broker_bin: &str,
     ) -> anyhow::Result<Stack> {
         let mut stack = Stack::without_agents(kind, wells, test_broker_bin).await?;
+        stack.provision_and_spawn_agents().await?;
+        Ok(stack)
+    }
+
+    /// [`Stack::start`], with agents on the shipped `[mqtt]` timings (what a gateway runs
+    /// when its `agent.toml` does not tune them), for tests of recovery as shipped.
+    pub async fn start_shipped(
+        kind: BrokerKind,
+        wells: usize,
+        test_broker_bin: &str,
+    ) -> anyhow::Result<Stack> {
+        let mut stack = Stack::without_agents(kind, wells, test_broker_bin).await?;
+        stack.shipped_mqtt_timings = true;
         stack.provision_and_spawn_agents().await?;
         Ok(stack)
     }
@@ -309,6 +325,7 @@ impl Stack {
             pg_proxy,
             ingester: None,
             agents: Vec::new(),
+            shipped_mqtt_timings: false,
         };
         stack.start_ingester()?;
         Ok(stack)
@@ -421,12 +438,7 @@ url = "mqtt://127.0.0.1:{port}"
 client_id = "wp-{TENANT}-{gateway}"
 username = "{username}"
 password = "{password}"
-keep_alive = "5s"
-ack_timeout = "5s"
-live_window = "5s"
-reconnect_min = "100ms"
-reconnect_max = "1s"
-
+{timings}
 [buffer]
 flush_interval = "500ms"
 
@@ -435,6 +447,12 @@ listen = "{metrics}"
 "#,
             data = data_dir.display(),
             port = self.broker.v4_port,
+            timings = if self.shipped_mqtt_timings {
+                ""
+            } else {
+                "keep_alive = \"5s\"\nack_timeout = \"5s\"\nlive_window = \"5s\"\n\
+                 reconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n"
+            },
         );
         for e in self
             .simulator

@@ -272,10 +272,10 @@ pub struct CommandResult {
     pub message: String,
 }
 
-type EncResult = Result<(), minicbor::encode::Error<core::convert::Infallible>>;
+pub(crate) type EncResult = Result<(), minicbor::encode::Error<core::convert::Infallible>>;
 
 /// Encodes a message map of `fields` entries: the version, then what `body` writes.
-fn message(fields: u64, body: impl FnOnce(&mut Enc) -> EncResult) -> Vec<u8> {
+pub(crate) fn message(fields: u64, body: impl FnOnce(&mut Enc) -> EncResult) -> Vec<u8> {
     let mut e = Encoder::new(Vec::with_capacity(64));
     done(
         e.map(fields)

@@ -14,6 +14,7 @@
 //! | [`Ack`] | `ack` | cloud → edge: committed batch seqs, and refused ones with the reason |
 //! | [`Command`] | `cmd` | cloud → edge: rebirth, config update, setpoint write |
 //! | [`CommandResult`] | `cmd/result` | edge → cloud: outcome of a command |
+//! | [`CloudState`] | `wp/v1/_state/{ingester}` | cloud → every edge: an ingester is online or offline (retained, last will; see [`state`]) |
 //!
 //! # Encoding rules (schema version 1)
 //!
@@ -42,6 +43,10 @@
 //! the bare messages (what the agent stores); sealing happens at publish time, opening
 //! on receipt.
 //!
+//! The one message that is not sealed is the cloud's readiness ([`CloudState`]): it is
+//! addressed to every gateway at once, and an agent only ever re-sends more because of
+//! it, never less (see [`state`] for why that makes a seal unnecessary).
+//!
 //! Golden files in `wire/tests/data/` pin the format, and a test decodes them with
 //! Python's `cbor2` to prove that any standard CBOR library reads them.
 
@@ -50,6 +55,7 @@ mod codec;
 mod control;
 mod error;
 pub mod seal;
+pub mod state;
 pub mod topic;
 
 pub use batch::{
@@ -61,6 +67,7 @@ pub use control::{
 };
 pub use error::{DecodeError, EncodeError};
 pub use seal::{MessageKey, SealError};
+pub use state::CloudState;
 
 /// The schema version this build writes, and the newest one it reads.
 pub const SCHEMA_VERSION: u16 = 1;

@@ -51,6 +51,29 @@ pub const PREFIX: &str = "wp/v1";
 /// The shared subscription ingesters use for data, so several share the load.
 pub const SHARED_DATA_SUBSCRIPTION: &str = "$share/ingest/wp/v1/+/+/data";
 
+/// The level under [`PREFIX`] of the cloud's state topics ([`crate::state`]): not a valid
+/// tenant id (ids start with a letter or digit), so no tenant's topics can collide.
+pub const STATE_LEVEL: &str = "_state";
+
+/// What agents subscribe to: every ingester's state, `wp/v1/_state/+`.
+pub const STATE_FILTER: &str = "wp/v1/_state/+";
+
+/// The state topic of one ingester, `wp/v1/_state/{ingester}`; `ingester` (its MQTT
+/// client id) must pass [`validate_id`].
+pub fn state_topic(ingester: &str) -> String {
+    format!("{PREFIX}/{STATE_LEVEL}/{ingester}")
+}
+
+/// The ingester id of a state topic, if `topic` is one.
+pub fn parse_state(topic: &str) -> Option<&str> {
+    let ingester = topic
+        .strip_prefix(PREFIX)?
+        .strip_prefix('/')?
+        .strip_prefix(STATE_LEVEL)?
+        .strip_prefix('/')?;
+    validate_id(ingester).ok().map(|()| ingester)
+}
+
 /// Why a topic or id was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
@@ -142,6 +165,33 @@ mod tests {
             topic("acme", "gw-01", Kind::CmdResult),
             "wp/v1/acme/gw-01/cmd/result"
         );
+    }
+
+    #[test]
+    fn state_topics_cannot_collide_with_a_tenant() {
+        assert_eq!(state_topic("wp-ingester-1"), "wp/v1/_state/wp-ingester-1");
+        assert_eq!(
+            parse_state("wp/v1/_state/wp-ingester-1"),
+            Some("wp-ingester-1")
+        );
+        assert_eq!(STATE_FILTER, format!("{PREFIX}/{STATE_LEVEL}/+"));
+        assert!(
+            validate_id(STATE_LEVEL).is_err(),
+            "no tenant can be named _state"
+        );
+        for t in [
+            "wp/v1/_state/",
+            "wp/v1/_state/+",
+            "wp/v1/_state/a/b",
+            "wp/v1/_statex/a",
+            "wp/v1/acme/gw/data",
+        ] {
+            assert_eq!(parse_state(t), None, "{t:?}");
+        }
+        // A state topic is never a gateway topic, whatever the ingester is called.
+        for id in ["data", "ack", "birth"] {
+            assert!(parse(&state_topic(id)).is_err());
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::process::Command as Process;
 
 use wire::seal::{self, MessageKey};
 use wire::{
-    Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, Command, CommandKind, CommandResult,
-    Death, DeviceEntry, Frame, MetricEntry, Quality, Rejected, Sample, Value,
+    Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, CloudState, Command, CommandKind,
+    CommandResult, Death, DeviceEntry, Frame, MetricEntry, Quality, Rejected, Sample, Value,
 };
 
 /// The message key of the sealed goldens (a gateway whose MQTT password is this).
@@ -230,7 +230,16 @@ fn goldens() -> Vec<(&'static str, Vec<u8>)> {
                 &setpoint_command().encode(),
             ),
         ),
+        // The cloud's readiness: not sealed (see wire::state).
+        ("cloud_state_online", cloud_state().encode()),
     ]
+}
+
+fn cloud_state() -> CloudState {
+    CloudState {
+        online: true,
+        session_ms: 1_763_800_000_000,
+    }
 }
 
 #[test]
@@ -293,6 +302,10 @@ fn golden_bytes_decode_to_the_messages() {
     for topic in ["wp/v1/acme/gw-02/cmd", "wp/v1/acme/gw-01/ack"] {
         assert!(seal::open([&key], topic, &sealed).is_err(), "{topic}");
     }
+    assert_eq!(
+        CloudState::decode(&read("cloud_state_online")).unwrap(),
+        cloud_state()
+    );
 }
 
 #[test]

@@ -112,6 +112,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = Command::decode(bytes);
     let _ = Command::recover_id(bytes);
     let _ = CommandResult::decode(bytes);
+    let _ = wire::CloudState::decode(bytes);
     let key = MessageKey::derive(b"property-secret-0123456789");
     if let Ok(opened) = seal::open([&key], "wp/v1/a/g/data", bytes) {
         decode_all(opened.message);

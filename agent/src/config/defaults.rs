@@ -19,10 +19,12 @@ pub fn live_window() -> Duration {
     Duration::from_secs(30)
 }
 pub fn reconnect_min() -> Duration {
-    Duration::from_millis(500)
+    Duration::from_millis(100)
 }
+/// A broker restart costs at most about this before the first delivery (see the field's
+/// documentation in `file.rs` for why a second suits cellular links too).
 pub fn reconnect_max() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_secs(1)
 }
 pub fn max_bytes() -> u64 {
     256 * 1024 * 1024

@@ -41,6 +41,9 @@ pub(super) enum LinkEvent {
         topic: String,
         /// Its payload.
         payload: Vec<u8>,
+        /// The retain flag as received: set only when the broker delivers a retained
+        /// message because we just subscribed.
+        retained: bool,
     },
     /// Our DISCONNECT went out (graceful shutdown).
     Closed,
@@ -163,6 +166,7 @@ pub(super) async fn drive(
             Ok(Event::Incoming(Packet::Publish(publish))) => LinkEvent::Message {
                 topic: publish.topic,
                 payload: publish.payload.to_vec(),
+                retained: publish.retain,
             },
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                 let _ = events.send(LinkEvent::Closed).await;

@@ -309,12 +309,39 @@ impl Cloud {
 
     /// Connects (over TLS when `tls` is given) and returns once subscribed.
     pub async fn start_with(port: u16, tls: Option<Arc<rustls::ClientConfig>>) -> Cloud {
+        Cloud::start_inner(port, tls, None).await
+    }
+
+    /// Connects as the real ingester does about its readiness ([`wire::state`]): a
+    /// retained "offline" last will on `wp/v1/_state/{ingester}`, and a retained "online"
+    /// of the same session once subscribed, on every (re)connect. Returns once online.
+    pub async fn start_announcing(port: u16, ingester: &str) -> Cloud {
+        Cloud::start_inner(port, None, Some(ingester.to_owned())).await
+    }
+
+    async fn start_inner(
+        port: u16,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        announce: Option<String>,
+    ) -> Cloud {
         let id = format!("test-cloud-{}", rand::random::<u32>());
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(8 << 20, 8 << 20)
             .set_inflight(1000);
+        let state_topic = announce.as_deref().map(wire::topic::state_topic);
+        let mut session_ms = wire::CloudState::new_session(0, now_ms());
+        let will = |topic: &str, session_ms: i64| {
+            let offline = wire::CloudState {
+                online: false,
+                session_ms,
+            };
+            rumqttc::LastWill::new(topic, offline.encode(), QoS::AtLeastOnce, true)
+        };
+        if let Some(topic) = &state_topic {
+            options.set_last_will(will(topic, session_ms));
+        }
         if let Some(tls) = tls {
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
         }
@@ -342,6 +369,20 @@ impl Cloud {
                                 .expect("cloud subscribe");
                         }
                         Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            if let Some(topic) = &state_topic {
+                                let online = wire::CloudState {
+                                    online: true,
+                                    session_ms,
+                                };
+                                client
+                                    .try_publish(
+                                        topic.clone(),
+                                        QoS::AtLeastOnce,
+                                        true,
+                                        online.encode(),
+                                    )
+                                    .expect("cloud online");
+                            }
                             subscribed.store(true, Ordering::SeqCst);
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -351,6 +392,12 @@ impl Cloud {
                         Err(_) => {
                             subscribed.store(false, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
+                            if let Some(topic) = &state_topic {
+                                session_ms = wire::CloudState::new_session(session_ms, now_ms());
+                                eventloop
+                                    .mqtt_options
+                                    .set_last_will(will(topic, session_ms));
+                            }
                         }
                     }
                 }
@@ -399,6 +446,30 @@ impl Cloud {
         let topic = wire::topic::topic(tenant, gateway, kind);
         let payload = seal_for(&topic, message);
         self.publish_raw(tenant, gateway, kind, payload);
+    }
+
+    /// Publishes a cloud state on `ingester`'s state topic.
+    pub fn publish_state(&self, ingester: &str, state: wire::CloudState, retain: bool) {
+        self.client
+            .try_publish(
+                wire::topic::state_topic(ingester),
+                QoS::AtLeastOnce,
+                retain,
+                state.encode(),
+            )
+            .expect("cloud state publish");
+    }
+
+    /// Publishes raw bytes on `ingester`'s state topic.
+    pub fn publish_raw_state(&self, ingester: &str, payload: Vec<u8>) {
+        self.client
+            .try_publish(
+                wire::topic::state_topic(ingester),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .expect("cloud state publish");
     }
 
     /// Publishes raw bytes on a gateway topic (no seal: what a forger could send).

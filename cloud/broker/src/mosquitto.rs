@@ -4,7 +4,9 @@
 //! One `user` block per registered gateway grants exactly its own topics, by name, no
 //! wildcard: publish `birth`, `death`, `data`, `cmd/result`; receive `ack`, `cmd`. One
 //! block per ingester username grants the edge-to-cloud kinds of every gateway (read) and
-//! `ack`/`cmd` (write). Mosquitto denies everything else, so a user without a block (a
+//! `ack`/`cmd` (write), and the ingesters' state topics `wp/v1/_state/+` (write: its
+//! retained "online" and its last will, see `wire::state`); every gateway may read those
+//! state topics and never write them. Mosquitto denies everything else, so a user without a block (a
 //! gateway removed from the registry whose password line lingers) can do nothing.
 //!
 //! Why not `pattern readwrite wp/v1/%u/#`? It does confine a `tenant/gateway` user to its
@@ -41,6 +43,7 @@ pub fn acl(gateways: &[(String, String)], ingesters: &[String]) -> String {
         for kind in GATEWAY_READS {
             out.push_str(&format!("topic write wp/v1/+/+/{}\n", kind.as_str()));
         }
+        out.push_str(&format!("topic write {}\n", wire::topic::STATE_FILTER));
         out.push('\n');
     }
     out.push_str("# --- gateways: user {tenant}/{gateway}, its own topics only ---\n");
@@ -54,6 +57,7 @@ pub fn acl(gateways: &[(String, String)], ingesters: &[String]) -> String {
             let topic = wire::topic::topic(tenant, gateway, kind);
             out.push_str(&format!("topic read {topic}\n"));
         }
+        out.push_str(&format!("topic read {}\n", wire::topic::STATE_FILTER));
         out.push('\n');
     }
     out
@@ -92,14 +96,24 @@ mod tests {
                 "topic write wp/v1/acme/gw-1/cmd/result",
                 "topic read wp/v1/acme/gw-1/ack",
                 "topic read wp/v1/acme/gw-1/cmd",
+                "topic read wp/v1/_state/+",
             ]
         );
         assert!(
             block("globex/gw-9")
                 .iter()
-                .all(|l| l.contains("wp/v1/globex/gw-9/"))
+                .all(|l| l.contains("wp/v1/globex/gw-9/") || l == "topic read wp/v1/_state/+")
         );
         assert!(block("wp-ingester-1").contains(&"topic read wp/v1/+/+/data".to_owned()));
+        assert!(block("wp-ingester-1").contains(&"topic write wp/v1/_state/+".to_owned()));
+        for gateway in ["acme/gw-1", "globex/gw-9"] {
+            assert!(
+                block(gateway)
+                    .iter()
+                    .all(|l| !l.contains("_state") || l.starts_with("topic read ")),
+                "{gateway} never writes the state"
+            );
+        }
         assert!(!text.contains("pattern"), "no pattern lines");
     }
 }

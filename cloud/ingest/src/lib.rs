@@ -62,6 +62,17 @@
 //!
 //! Acks go to the connection that delivered the message (see [`mqtt`] on connection
 //! epochs); after a reconnect the agent's re-send takes over.
+//!
+//! # Readiness ([`wire::state`])
+//!
+//! Each ingester announces itself on `wp/v1/_state/{client id}` (retained): its MQTT last
+//! will is "offline" of the session, and "online" of the same session is published only
+//! once the broker granted every subscription (SUBACK), on every (re)connect. Agents
+//! re-send their unacked batches when a new session comes online, so whatever they
+//! published while no ingester was subscribed (the broker discards it) is not left
+//! waiting for their ack timeout. MQTT reconnects use their own backoff
+//! ([`IngestOptions::reconnect_min`] … [`IngestOptions::reconnect_max`], 100 ms → 1 s by
+//! default) so a broker restart costs about a second, not the database retry ceiling.
 
 mod auth;
 mod classify;
@@ -75,6 +86,7 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base::Backoff;
 use rumqttc::v5::AsyncClient;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -107,6 +119,11 @@ pub struct IngestOptions {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// First MQTT reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest MQTT reconnect delay: a broker restart costs at most about this much
+    /// before the ingester is subscribed again and announces itself online.
+    pub reconnect_max: Duration,
 }
 
 impl Default for IngestOptions {
@@ -123,6 +140,8 @@ impl Default for IngestOptions {
             clock_skew_threshold: Duration::from_secs(120),
             retry_initial: Duration::from_millis(250),
             retry_max: Duration::from_secs(30),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(1),
         }
     }
 }
@@ -137,6 +156,11 @@ pub enum IngestError {
     /// The TLS settings are unusable.
     #[error("MQTT TLS configuration: {0}")]
     Tls(String),
+    /// The MQTT client id cannot name the ingester's state topic.
+    #[error(
+        "MQTT client id {0:?} cannot name the ingester's state topic: use 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+    )]
+    ClientId(String),
 }
 
 /// A running ingester: the MQTT event loop task, the pipeline task and the gateway
@@ -157,7 +181,9 @@ impl Ingester {
         endpoint: &MqttEndpoint,
         options: IngestOptions,
     ) -> Result<Ingester, IngestError> {
-        let mqtt_options = mqtt::mqtt_options(endpoint, &options)?;
+        let mut mqtt_options = mqtt::mqtt_options(endpoint, &options)?;
+        let state = mqtt::StateTopic::new(&endpoint.client_id)?;
+        state.register_will(&mut mqtt_options);
         let (client, eventloop) = AsyncClient::new(mqtt_options, mqtt::REQUEST_CHANNEL_CAPACITY);
         let stats = Arc::new(IngestStats::default());
         let epoch = Arc::new(mqtt::Epoch::default());
@@ -165,11 +191,12 @@ impl Ingester {
         let event_loop = tokio::spawn(mqtt::drive(
             eventloop,
             client.clone(),
+            state,
             options.shared_group.clone(),
             tx,
             Arc::clone(&epoch),
             Arc::clone(&stats),
-            (options.retry_initial, options.retry_max),
+            Backoff::new(options.reconnect_min, options.reconnect_max),
         ));
         let (status_tx, status_rx) = mpsc::unbounded_channel();
         let status = tokio::spawn(status::writer(

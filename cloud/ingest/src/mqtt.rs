@@ -8,6 +8,11 @@
 //! it, and the broker sends at most `receive_maximum` un-acked QoS 1 messages, which caps
 //! what can pile up.
 //!
+//! Each connection announces the ingester's readiness on its state topic
+//! ([`wire::state`]): the last will says "offline", and "online" of the same session is
+//! published once the SUBACK granted every subscription, both retained. A new session
+//! stamp is taken before every connection attempt and the will is refreshed with it.
+//!
 //! Each successful CONNACK starts a new *connection epoch*. A message is MQTT-acked only on
 //! the connection that delivered it: packet ids of an earlier connection mean nothing to
 //! the broker now (the session is clean, so the broker dropped them, and the agent re-sends
@@ -16,10 +21,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::mpsc;
@@ -28,6 +32,7 @@ use tracing::{error, info, warn};
 use super::stats::{IngestStats, bump};
 use super::{IngestError, IngestOptions};
 use base::{Backoff, Secret};
+use wire::CloudState;
 
 /// Largest MQTT packet the ingester accepts (bytes): the brokers' 1 MiB payload limit
 /// plus room for the topic and properties.
@@ -171,19 +176,80 @@ impl Epoch {
     }
 }
 
+/// The ingester's state topic and the session stamp of its current connection.
+#[derive(Debug)]
+pub(crate) struct StateTopic {
+    topic: String,
+    session_ms: i64,
+}
+
+impl StateTopic {
+    /// The state topic named by the ingester's client id, which must be a valid topic id.
+    pub(crate) fn new(client_id: &str) -> Result<StateTopic, IngestError> {
+        wire::topic::validate_id(client_id)
+            .map_err(|_| IngestError::ClientId(client_id.to_owned()))?;
+        Ok(StateTopic {
+            topic: wire::topic::state_topic(client_id),
+            session_ms: CloudState::new_session(0, chrono::Utc::now().timestamp_millis()),
+        })
+    }
+
+    fn payload(&self, online: bool) -> Vec<u8> {
+        CloudState {
+            online,
+            session_ms: self.session_ms,
+        }
+        .encode()
+    }
+
+    /// Starts a new session (before a connection attempt) and registers its "offline"
+    /// as the retained last will.
+    fn next_session(&mut self, options: &mut MqttOptions) {
+        self.session_ms =
+            CloudState::new_session(self.session_ms, chrono::Utc::now().timestamp_millis());
+        self.register_will(options);
+    }
+
+    /// Registers this session's "offline" as the retained last will.
+    pub(crate) fn register_will(&self, options: &mut MqttOptions) {
+        options.set_last_will(LastWill::new(
+            &self.topic,
+            self.payload(false),
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+    }
+
+    /// Publishes this session's "online", retained, from a separate task (the request
+    /// channel is drained by the event loop this task would otherwise block).
+    fn announce_online(&self, client: &AsyncClient) {
+        let client = client.clone();
+        let (topic, payload, session_ms) =
+            (self.topic.clone(), self.payload(true), self.session_ms);
+        tokio::spawn(async move {
+            match client.publish(topic, QoS::AtLeastOnce, true, payload).await {
+                Ok(()) => info!(session_ms, "ingester announced online"),
+                Err(e) => error!(error = %e, "could not queue the online state"),
+            }
+        });
+    }
+}
+
 /// Drives the event loop forever: forwards publishes, (re)subscribes after each CONNACK,
-/// and backs off after connection errors (rumqttc reconnects on the next poll).
+/// announces the ingester online once subscribed, and backs off after connection errors
+/// (rumqttc reconnects on the next poll, with a new session's will).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
+    mut state: StateTopic,
     group: String,
     deliveries: mpsc::UnboundedSender<Delivery>,
     epoch: Arc<Epoch>,
     stats: Arc<IngestStats>,
-    backoff: (Duration, Duration),
+    mut backoff: Backoff,
 ) {
-    let (initial, max) = backoff;
-    let mut backoff = Backoff::new(initial, max);
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -204,8 +270,10 @@ pub(crate) async fn drive(
                 subscribe(&client, &group);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                // Online only once data can reach us: agents re-send on it.
                 if check_suback(&ack.return_codes) {
                     bump(&stats.mqtt_subscribed);
+                    state.announce_online(&client);
                 }
             }
             Ok(Event::Incoming(Packet::Disconnect(d))) => {
@@ -217,6 +285,7 @@ pub(crate) async fn drive(
                 let delay = backoff.next_delay();
                 warn!(error = %e, retry_in = ?delay, "MQTT connection error; reconnecting");
                 tokio::time::sleep(delay).await;
+                state.next_session(&mut eventloop.options);
             }
         }
     }

@@ -325,6 +325,13 @@ pub struct IngestConfig {
     /// Longest delay between retries (the delay doubles up to this).
     #[serde(default = "default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
+    /// First delay before reconnecting to the MQTT broker (doubles, with jitter).
+    #[serde(default = "default_reconnect_min", with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// Longest delay between MQTT reconnect attempts: what a broker restart can cost
+    /// before the ingester is subscribed and announces itself online again.
+    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    pub reconnect_max: Duration,
 }
 
 /// `[storage]`: maps onto [`store::StorageOptions`] (see there for the trade-offs).
@@ -408,6 +415,12 @@ fn default_retry_initial() -> Duration {
 }
 fn default_retry_max() -> Duration {
     IngestOptions::default().retry_max
+}
+fn default_reconnect_min() -> Duration {
+    IngestOptions::default().reconnect_min
+}
+fn default_reconnect_max() -> Duration {
+    IngestOptions::default().reconnect_max
 }
 fn default_backend() -> BackendName {
     BackendName::Auto
@@ -503,6 +516,8 @@ impl Default for IngestConfig {
             clock_skew_threshold: default_skew_threshold(),
             retry_initial: default_retry_initial(),
             retry_max: default_retry_max(),
+            reconnect_min: default_reconnect_min(),
+            reconnect_max: default_reconnect_max(),
         }
     }
 }
@@ -776,6 +791,11 @@ impl IngestConfig {
                 "[ingest] retry_initial must be positive and not above retry_max".to_owned(),
             );
         }
+        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
+            return Err(
+                "[ingest] reconnect_min must be positive and not above reconnect_max".to_owned(),
+            );
+        }
         Ok(())
     }
 
@@ -792,6 +812,8 @@ impl IngestConfig {
             clock_skew_threshold: self.clock_skew_threshold,
             retry_initial: self.retry_initial,
             retry_max: self.retry_max,
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
         }
     }
 }

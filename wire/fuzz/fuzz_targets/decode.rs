@@ -23,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = wire::Command::decode(data);
     let _ = wire::Command::recover_id(data);
     let _ = wire::CommandResult::decode(data);
+    if let Ok(state) = wire::CloudState::decode(data) {
+        assert_eq!(wire::CloudState::decode(&state.encode()).expect("re-encoded state decodes"), state);
+    }
     // Opening never panics, and what a key opens is a message the decoders may read.
     let key = wire::MessageKey::derive(b"fuzz-gateway-secret-0123456789");
     match wire::seal::open([&key], "wp/v1/acme/gw-01/ack", data) {

@@ -1,4 +1,5 @@
-//! Which topics a gateway may use: its own `wp/v1/{tenant}/{gateway}/` prefix, nothing else.
+//! Which topics a gateway may use: its own `wp/v1/{tenant}/{gateway}/` prefix, and the
+//! cloud's state topics (`wp/v1/_state/+`, see `wire::state`) to read, never to publish.
 //!
 //! Pure functions of (identity, topic), so every rule is unit-tested without sockets.
 
@@ -23,7 +24,14 @@ impl Prefix {
     /// A SUBSCRIBE filter is allowed: it starts with the literal prefix (so no wildcard can
     /// reach another gateway) and the rest is a well-formed filter. `$share/...`, `$SYS/...`,
     /// `#` and `wp/v1/+/...` all fail the prefix test.
+    ///
+    /// The one filter outside the prefix a gateway may subscribe to is the cloud's state:
+    /// [`wire::topic::STATE_FILTER`] or one ingester's state topic. Only ingesters publish
+    /// there (the will and PUBLISH checks above allow nothing outside the prefix).
     pub(crate) fn allows_filter(&self, filter: &str) -> bool {
+        if filter == wire::topic::STATE_FILTER || wire::topic::parse_state(filter).is_some() {
+            return true;
+        }
         let Some(rest) = filter.strip_prefix(self.0.as_str()) else {
             return false;
         };
@@ -65,6 +73,8 @@ mod tests {
             "$SYS/broker",
             "wp/v2/acme/gw-1/data",
             "",
+            "wp/v1/_state/wp-ingester-1",
+            "wp/v1/_state/+",
         ] {
             assert!(!p.allows_topic(bad), "{bad}");
         }
@@ -79,6 +89,8 @@ mod tests {
             "wp/v1/acme/gw-1/#",
             "wp/v1/acme/gw-1/+",
             "wp/v1/acme/gw-1/cmd/+",
+            "wp/v1/_state/+",
+            "wp/v1/_state/wp-ingester-1",
         ] {
             assert!(p.allows_filter(ok), "{ok}");
         }
@@ -97,6 +109,11 @@ mod tests {
             "$share/ingest/wp/v1/+/+/data",
             "$share/ingest/wp/v1/acme/gw-1/ack",
             "$SYS/#",
+            "wp/v1/_state/#",
+            "wp/v1/_state/+/x",
+            "wp/v1/+/+",
+            "wp/v1/_state",
+            "$share/x/wp/v1/_state/+",
         ] {
             assert!(!p.allows_filter(bad), "{bad}");
         }
