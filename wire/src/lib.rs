@@ -24,11 +24,14 @@
 //! [`DecodeError::IncompatibleVersion`] and ignores map keys it does not know.
 //! Only definite-length items are produced and accepted.
 //!
-//! The data batch is designed to cost a few bytes per sample (see [`batch`]): samples of
-//! one device poll share one timestamp (a *frame*), timestamps are deltas, metrics are
-//! identified by their position in a presence bitmap instead of by name, and values are
-//! the raw register integers (scale and offset are declared once, in the [`Birth`]
-//! catalog) or floats in their smallest exact CBOR width.
+//! The data batch is designed to cost a few bytes per sample (see the `batch` module):
+//! samples of one device poll share one timestamp (a *frame*), a device's frames share one
+//! section (its alias written once), timestamps are delta-of-delta coded per device,
+//! metrics are identified by their position in a presence bitmask instead of by name, and
+//! values are the raw register integers (scale and offset are declared once, in the
+//! [`Birth`] catalog) or floats in their smallest exact CBOR width. The data batch has its
+//! own version, [`BATCH_VERSION`] (2; version 1 is still read); every other message is at
+//! [`SCHEMA_VERSION`].
 //!
 //! # Authentication
 //!
@@ -53,11 +56,13 @@ pub mod seal;
 pub mod topic;
 
 pub use batch::{
-    Batch, BatchHeader, BufferStatus, Frame, FramesBlock, Quality, Sample, Value, encode_batch,
+    BATCH_VERSION, Batch, BatchHeader, BufferStatus, Frame, FramesBlock, Quality, Sample, Value,
+    encode_batch,
 };
 pub use control::{
-    Ack, Birth, BirthStatus, Command, CommandKind, CommandResult, Death, DeviceEntry,
-    MAX_DETAIL_LEN, MAX_REASON_LEN, MAX_REJECTIONS, MetricEntry, Rejected, merge_ranges,
+    Ack, Birth, BirthStatus, CUSTOM_NAMESPACE, Command, CommandKind, CommandResult, Death,
+    DeviceEntry, MAX_DETAIL_LEN, MAX_REASON_LEN, MAX_REJECTIONS, MetricEntry, MetricKind, Rejected,
+    merge_ranges,
 };
 pub use error::{DecodeError, EncodeError};
 pub use seal::{MessageKey, SealError};
