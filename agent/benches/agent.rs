@@ -45,6 +45,8 @@ fn main() {
 struct Run {
     /// Received batches with their size on the wire (sealed).
     batches: Vec<(wire::Batch, usize)>,
+    /// Per received sample: wall-clock ms from its poll to the batch's arrival.
+    latencies_ms: Vec<i64>,
     /// CPU seconds of the agent process over the window.
     cpu_secs: f64,
     /// Peak resident set size, kB.
@@ -116,6 +118,7 @@ async fn run_site(
     let started = Instant::now();
     let mut peak_rss_kb = 0;
     let mut batches = Vec::new();
+    let mut latencies_ms = Vec::new();
     let mut next_probe = Instant::now();
     while started.elapsed() < window {
         if Instant::now() >= next_probe {
@@ -123,6 +126,10 @@ async fn run_site(
             next_probe += Duration::from_secs(1);
         }
         if let Some(Received::Batch(batch, len)) = cloud.next(Duration::from_millis(200)).await {
+            let now_ms = wall_ms();
+            for f in &batch.frames {
+                latencies_ms.extend(f.samples.iter().map(|_| now_ms - f.ts_ms));
+            }
             batches.push((batch, len));
         }
     }
@@ -138,6 +145,7 @@ async fn run_site(
     sim.shutdown().await;
     Run {
         batches,
+        latencies_ms,
         cpu_secs,
         peak_rss_kb,
         wall,
@@ -157,7 +165,10 @@ async fn bench(window: Duration) {
         run.batches.len()
     );
     println!("BENCH agent_cpu_pct {:.3} %", run.cpu_secs / wall * 100.0);
-    println!("BENCH agent_rss_mb {:.2} MB", run.peak_rss_kb as f64 / 1024.0);
+    println!(
+        "BENCH agent_rss_mb {:.2} MB",
+        run.peak_rss_kb as f64 / 1024.0
+    );
     println!(
         "BENCH wire_bytes_per_sample {:.2} bytes",
         bytes as f64 / samples.max(1) as f64
@@ -167,7 +178,6 @@ async fn bench(window: Duration) {
         samples as f64 / wall
     );
 }
-
 
 /// The small wellsite of `wire_bytes_per_transmitted_sample_small_site`: one well with a
 /// rod-pump controller, a gas flow computer, a tank gauge and a gas detector, polled at the
@@ -181,11 +191,15 @@ const SMALL_SITE: [(&str, &str); 4] = [
     ("gas-detector", "fast = \"1s\", slow = \"60s\""),
 ];
 
-/// Bytes per transmitted sample of the small wellsite ([`SMALL_SITE`]).
+/// Bytes per transmitted sample of the small wellsite ([`SMALL_SITE`]), with the agent's
+/// shipped batching defaults; next to it, the same samples as the agent before batch
+/// version 2 sent them (one batch per poll cycle, version-1 frames), and the live latency.
 async fn small_site(window: Duration) {
-    let run = run_site(1, &SMALL_SITE, "", WARMUP, window).await;
+    // The warm-up outlasts one heartbeat, so the window sees the steady state.
+    let run = run_site(1, &SMALL_SITE, "", Duration::from_secs(65), window).await;
     let bytes: usize = run.batches.iter().map(|(_, len)| len).sum();
     let samples: usize = run.batches.iter().map(|(b, _)| b.sample_count()).sum();
+    let before = as_before(&run.batches);
     let frames: usize = run.batches.iter().map(|(b, _)| b.frames.len()).sum();
     println!(
         "# small site: 4 devices, {} tags, deadbands, {:.0} s window: {} batches, {frames} frames, {samples} samples received ({:.1} samples/s)",
@@ -199,9 +213,66 @@ async fn small_site(window: Duration) {
         dump(&run.batches, std::path::Path::new(&path));
     }
     println!(
+        "# before (main: a batch per poll cycle, version-1 frames): {} batches",
+        before.1
+    );
+    println!(
+        "BENCH wire_bytes_per_transmitted_sample_small_site_before {:.2} bytes",
+        before.0 as f64 / samples.max(1) as f64
+    );
+    println!(
         "BENCH wire_bytes_per_transmitted_sample_small_site {:.2} bytes",
         bytes as f64 / samples.max(1) as f64
     );
+    let mut lat = run.latencies_ms.clone();
+    lat.sort_unstable();
+    let at = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!("BENCH small_site_live_latency_p50 {} ms", at(0.5));
+    println!("BENCH small_site_live_latency_max {} ms", at(1.0));
+}
+
+/// Wall-clock ms since the Unix epoch (frame timestamps are on the same clock).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What the received samples cost as the agent before batch version 2 sent them: its
+/// batcher cut a batch per poll cycle (after 50 ms without a frame, at most 1 s after the
+/// first), each sent with the same header and buffer status and sealed, its frames in the
+/// version-1 layout. Returns (bytes, batches).
+fn as_before(batches: &[(wire::Batch, usize)]) -> (usize, usize) {
+    let mut frames: Vec<(&wire::Frame, &wire::BatchHeader)> = batches
+        .iter()
+        .flat_map(|(b, _)| b.frames.iter().map(move |f| (f, &b.header)))
+        .collect();
+    frames.sort_by_key(|(f, _)| f.ts_ms);
+    let mut groups: Vec<Vec<(&wire::Frame, &wire::BatchHeader)>> = Vec::new();
+    for item in frames {
+        match groups.last_mut() {
+            Some(g)
+                if item.0.ts_ms - g[g.len() - 1].0.ts_ms <= 50
+                    && item.0.ts_ms - g[0].0.ts_ms < 1000 =>
+            {
+                g.push(item)
+            }
+            _ => groups.push(vec![item]),
+        }
+    }
+    let bytes = groups
+        .iter()
+        .map(|g| {
+            let frames: Vec<wire::Frame> = g.iter().map(|(f, _)| (*f).clone()).collect();
+            let block = wire::FramesBlock::encode_v1(&frames).expect("encodes");
+            wire::seal::SEAL_OVERHEAD + wire::encode_batch(g[0].1, &block).len()
+        })
+        .sum();
+    (bytes, groups.len())
 }
 
 /// Writes the received batches as JSON lines (`WP_BENCH_DUMP=<file>`), one per batch:
@@ -229,7 +300,9 @@ fn dump(batches: &[(wire::Batch, usize)], path: &std::path::Path) {
                 serde_json::json!({"device": f.device, "ts": f.ts_ms, "samples": samples})
             })
             .collect();
-        out.push_str(&serde_json::json!({"len": len, "seq": b.header.seq, "frames": frames}).to_string());
+        out.push_str(
+            &serde_json::json!({"len": len, "seq": b.header.seq, "frames": frames}).to_string(),
+        );
         out.push('\n');
     }
     std::fs::write(path, out).expect("write the dump");

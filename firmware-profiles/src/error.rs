@@ -214,7 +214,9 @@ pub enum Problem {
         metric: String,
     },
     /// `kind` on a canonical metric (the vocabulary defines its kind) or on a string tag.
-    #[error("`kind` only applies to custom metrics (canonical metrics take their kind from the vocabulary)")]
+    #[error(
+        "`kind` only applies to custom metrics (canonical metrics take their kind from the vocabulary)"
+    )]
     UnexpectedKind,
     /// A non-string tag without `metric`.
     #[error("metric is missing (only string info tags may omit it)")]

@@ -12,10 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Issue, Problem};
-use crate::vocabulary::MetricKind;
 use crate::model::{
     ByteOrder, DataType, Parity, Profile, RegisterType, Tag, TransportDefaults, WordOrder,
 };
+use crate::vocabulary::MetricKind;
 
 /// A whole profile file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -943,11 +943,19 @@ mod tests {
             parse_metric_name("custom.discharge_pressure"),
             Ok(MetricName::Custom("discharge_pressure"))
         );
-        let e = parse_metric_name("vendor.discharge").unwrap_err().to_string();
+        let e = parse_metric_name("vendor.discharge")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown metric namespace \"vendor\""), "{e}");
         let e = parse_metric_name("custom.h2s_ppm").unwrap_err().to_string();
         assert!(e.contains("never shadows a canonical one"), "{e}");
-        for bad in ["custom.", "custom.Flow", "custom.9lives", "custom.a-b", "custom.a.b"] {
+        for bad in [
+            "custom.",
+            "custom.Flow",
+            "custom.9lives",
+            "custom.a-b",
+            "custom.a.b",
+        ] {
             assert!(
                 matches!(
                     parse_metric_name(bad),

@@ -36,7 +36,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use firmware_profiles::vocabulary::{self, MetricKind};
+use firmware_profiles::vocabulary::MetricKind;
 use firmware_profiles::{DataType, Profile, RawValue, RegisterType, Tag};
 
 use crate::failure::Failure;
@@ -246,9 +246,7 @@ impl Device {
             .tags
             .iter()
             .enumerate()
-            .filter(|(_, t)| {
-                !t.writable && t.metric_kind() == Some(MetricKind::Gauge)
-            })
+            .filter(|(_, t)| !t.writable && t.metric_kind() == Some(MetricKind::Gauge))
             .map(|(i, _)| i)
             .collect()
     }

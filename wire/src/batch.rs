@@ -442,7 +442,10 @@ fn decode_section(
             Type::Null => {
                 r.null()?;
                 previous.take().ok_or_else(|| {
-                    r.invalid("presence", "null (same as before) on a section's first frame")
+                    r.invalid(
+                        "presence",
+                        "null (same as before) on a section's first frame",
+                    )
                 })?
             }
             Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
@@ -946,9 +949,18 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             // [base 0, []]: v1 with no frames is fine; [0, [1]]: a section without frames.
             (&[0x82, 0x00, 0x81, 0x01], ""),
-            (&[0x82, 0x00, 0x82, 0x01, 0x00], "a frame needs dt and presence"),
-            (&[0x82, 0x00, 0x83, 0x01, 0x00, 0xf6], "null (same as before)"),
-            (&[0x82, 0x00, 0x83, 0x01, 0x00, 0x03], "marks 2 metrics but 0 items follow"),
+            (
+                &[0x82, 0x00, 0x82, 0x01, 0x00],
+                "a frame needs dt and presence",
+            ),
+            (
+                &[0x82, 0x00, 0x83, 0x01, 0x00, 0xf6],
+                "null (same as before)",
+            ),
+            (
+                &[0x82, 0x00, 0x83, 0x01, 0x00, 0x03],
+                "marks 2 metrics but 0 items follow",
+            ),
         ];
         for (bytes, expected) in cases {
             let result = FramesBlock::from_bytes(bytes.to_vec());

@@ -246,7 +246,10 @@ fn goldens() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("batch_typical", typical_batch().encode().expect("encodes")),
         ("batch_typical_v1", typical_batch_v1()),
-        ("batch_small_site", small_site_batch().encode().expect("encodes")),
+        (
+            "batch_small_site",
+            small_site_batch().encode().expect("encodes"),
+        ),
         ("birth", birth().encode()),
         (
             "death",
