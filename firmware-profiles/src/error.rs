@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::model::{DataType, RegisterType};
+use crate::vocabulary::DidYouMean;
 
 /// Why a profile could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -320,16 +321,4 @@ pub enum Problem {
     /// `writable = true` on a string tag.
     #[error("string tags cannot be writable")]
     WritableString,
-}
-
-/// Formats an optional suggestion as ` (did you mean "x"?)`.
-pub(crate) struct DidYouMean(pub(crate) Option<&'static str>);
-
-impl fmt::Display for DidYouMean {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(name) => write!(f, " (did you mean \"{name}\"?)"),
-            None => Ok(()),
-        }
-    }
 }

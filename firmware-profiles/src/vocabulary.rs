@@ -78,7 +78,7 @@ pub enum MetricName<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetricNameError {
     /// A bare name that is not in the vocabulary.
-    #[error("unknown canonical metric \"{name}\"{}", crate::error::DidYouMean(*suggestion))]
+    #[error("unknown canonical metric \"{name}\"{}", DidYouMean(*suggestion))]
     UnknownCanonical {
         /// The name.
         name: String,
@@ -103,6 +103,18 @@ pub enum MetricNameError {
         /// The rule it breaks.
         reason: String,
     },
+}
+
+/// Formats an optional suggestion as ` (did you mean "x"?)`.
+pub(crate) struct DidYouMean(pub(crate) Option<&'static str>);
+
+impl std::fmt::Display for DidYouMean {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " (did you mean \"{name}\"?)"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Sorts `name` into the canonical vocabulary or the `custom.` namespace.
