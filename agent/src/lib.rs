@@ -133,7 +133,7 @@ pub fn uplink_config(config: &Config) -> UplinkConfig {
             ),
         }),
         client_id: m.client_id.clone(),
-        username: m.username.clone(),
+        username: Some(m.username.clone()),
         password: m.password.clone(),
         tenant: config.gateway.tenant.clone(),
         gateway: config.gateway.id.clone(),
@@ -160,7 +160,7 @@ async fn session(
         .await
         .context("cannot store the session birth")?;
     tracing::info!(
-        boot_id = format_args!("{boot_id:016x}"),
+        boot_id = %wire::HexId(boot_id),
         devices = config.devices.len(),
         gateway = %config.gateway.id,
         "agent session starting"

@@ -12,6 +12,7 @@
 //! Logs go to stderr through `tracing` (`RUST_LOG`, default `info`).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,7 +74,8 @@ struct GenerateArgs {
     /// Broker URL.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     mqtt_url: String,
-    /// MQTT username (the password is read from WELLPULSE_MQTT_PASSWORD, if set).
+    /// MQTT username: `{tenant}/{gateway}`, the default. The password (required) is read
+    /// from WELLPULSE_MQTT_PASSWORD, never from the command line.
     #[arg(long)]
     mqtt_username: Option<String>,
     /// MQTT client id (the embedded broker binds `wp-{tenant}-{gateway}` to the username).
@@ -145,6 +147,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `check-config … | head`: the reader has what it wanted.
+        Err(e) if base::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -157,6 +161,8 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only on a terminal, never in a log file or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -173,7 +179,9 @@ fn run(config: &Path) -> anyhow::Result<()> {
 
 fn check_config(file: &Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{}: valid (tenant {}, gateway {}, {} device(s), {} bus(es), hash {})",
         file.display(),
         config.gateway.tenant,
@@ -181,11 +189,12 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
         config.devices.len(),
         config.buses.len(),
         &config.hash[..12]
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:<5} {:<28} {:<26} {:<24} {:>4}  poll groups",
         "alias", "device", "profile", "transport", "unit"
-    );
+    )?;
     for d in &config.devices {
         let transport = match &d.transport {
             Transport::Tcp { host, port } => format!("tcp {host}:{port}"),
@@ -204,7 +213,8 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        println!(
+        writeln!(
+            out,
             "{:<5} {:<28} {:<26} {:<24} {:>4}  {}",
             d.alias,
             d.name,
@@ -212,7 +222,7 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
             transport,
             d.unit_id,
             groups.join(", ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -221,7 +231,7 @@ fn check_profiles(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut failed = 0;
     for file in files {
         match firmware_profiles::load_profile(file) {
-            Ok(profile) => print_profile(file, &profile),
+            Ok(profile) => print_profile(file, &profile)?,
             Err(e) => {
                 eprintln!("{e}");
                 failed += 1;
@@ -234,8 +244,10 @@ fn check_profiles(files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_profile(file: &Path, profile: &Profile) {
-    println!(
+fn print_profile(file: &Path, profile: &Profile) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{}: {} {} — {} tags, unit {}, timeout {}, max {} registers / {} bits per request, max gap {}",
         file.display(),
         profile.vendor,
@@ -246,8 +258,9 @@ fn print_profile(file: &Path, profile: &Profile) {
         profile.transport.max_registers_per_request,
         profile.transport.max_bits_per_request,
         profile.transport.max_gap,
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:>5} {:<24} {:<30} {:<17} {:>5} {:<10} {:>9} {:>8} {:<7} {:<17} {:>8} {:<6} rw",
         "alias",
         "tag",
@@ -261,7 +274,7 @@ fn print_profile(file: &Path, profile: &Profile) {
         "valid range",
         "deadband",
         "group",
-    );
+    )?;
     for (alias, t) in profile.tags.iter().enumerate() {
         let range = t
             .valid_range
@@ -271,7 +284,8 @@ fn print_profile(file: &Path, profile: &Profile) {
             DataType::Bit { bit } => format!("bit{bit}"),
             other => other.name().to_string(),
         };
-        println!(
+        writeln!(
+            out,
             "{:>5} {:<24} {:<30} {:<17} {:>5} {:<10} {:>9} {:>8} {:<7} {:<17} {:>8} {:<6} {}",
             alias,
             t.name,
@@ -286,7 +300,7 @@ fn print_profile(file: &Path, profile: &Profile) {
             t.deadband,
             t.poll_group,
             if t.writable { "rw" } else { "r" }
-        );
+        )?;
     }
     let groups: Vec<PollGroup> = profile
         .poll_groups()
@@ -304,15 +318,20 @@ fn print_profile(file: &Path, profile: &Profile) {
                     .iter()
                     .map(|r| format!("{} {}+{}", r.space.name(), r.start, r.count))
                     .collect();
-                println!("read plan {}: {}", g.name, reads.join(", "));
+                writeln!(out, "read plan {}: {}", g.name, reads.join(", "))?;
             }
             if !plan.info.is_empty() {
-                println!("read plan (session start): {} request(s)", plan.info.len());
+                writeln!(
+                    out,
+                    "read plan (session start): {} request(s)",
+                    plan.info.len()
+                )?;
             }
         }
-        Err(e) => println!("read plan: {e}"),
+        Err(e) => writeln!(out, "read plan: {e}")?,
     }
-    println!();
+    writeln!(out)?;
+    Ok(())
 }
 
 /// One device served by the simulator, as printed by `--endpoints-json`.
@@ -352,6 +371,12 @@ fn generate_config(
     options: &GenerateOptions,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
+    if options.mqtt_password.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "set WELLPULSE_MQTT_PASSWORD to the gateway's secret (issued by the cloud): the \
+             agent authenticates every message with a key derived from it"
+        );
+    }
     let text = std::fs::read_to_string(endpoints_file)
         .with_context(|| format!("cannot read {}", endpoints_file.display()))?;
     let endpoints = match serde_json::from_str(&text).with_context(|| {
@@ -372,7 +397,7 @@ fn generate_config(
     match output {
         Some(path) => std::fs::write(path, &toml)
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{toml}"),
+        None => write!(std::io::stdout().lock(), "{toml}")?,
     }
     Ok(())
 }

@@ -437,7 +437,7 @@ fn encode_pipeline(encoder: &mut DescriptorEncoder<'_>, s: &Sources) -> Result<(
         None,
         GAUGE,
     )?;
-    let boot_id = format!("{:016x}", s.boot_id);
+    let boot_id = wire::HexId(s.boot_id).to_string();
     let labels = [
         ("version", env!("CARGO_PKG_VERSION")),
         ("boot_id", boot_id.as_str()),

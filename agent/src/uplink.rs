@@ -805,12 +805,12 @@ impl Session {
         };
         match birth {
             Ok(Some(birth)) => {
-                let boot = birth.boot_id;
+                let boot = wire::HexId(birth.boot_id);
                 self.publish(self.topics.birth.clone(), self.birth_payload(&birth));
                 self.answer(id, true, format!("birth of boot {boot} published"));
             }
             Ok(None) => {
-                let boot = boot_id.unwrap_or(self.birth.boot_id);
+                let boot = wire::HexId(boot_id.unwrap_or(self.birth.boot_id));
                 self.answer(id, false, format!("no stored birth for boot {boot}"));
             }
             Err(e) => self.answer(id, false, format!("cannot read stored birth: {e}")),

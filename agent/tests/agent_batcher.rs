@@ -21,6 +21,7 @@ id = "gw"
 data_dir = "unused"
 [mqtt]
 url = "mqtt://127.0.0.1:1"
+password = "batcher-test-secret"
 [[device]]
 name = "h2s"
 profile = "gas-detector"

@@ -13,7 +13,7 @@ data_dir = "state"
 
 [mqtt]
 url = "mqtt://127.0.0.1:1883"
-username = "gw-1"
+username = "acme/gw-1"
 password = "hunter2-secret"
 
 [[bus]]
@@ -189,10 +189,16 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "missing.toml",
     ),
     (
-        "password without user",
+        "username the brokers refuse",
+        "username = \"acme/gw-1\"\n",
         "username = \"gw-1\"\n",
+        "mqtt.username \"gw-1\" must be \"acme/gw-1\"",
+    ),
+    (
+        "no password",
+        "password = \"hunter2-secret\"\n",
         "",
-        "mqtt.password is set without mqtt.username",
+        "mqtt.password is required",
     ),
     (
         "stale_after too short",

@@ -69,3 +69,27 @@ pub use seal::{MessageKey, SealError};
 
 /// The schema version this build writes, and the newest one it reads.
 pub const SCHEMA_VERSION: u16 = 1;
+
+/// A 64-bit session id (a boot id) as it is printed everywhere — logs of the agent and
+/// of the cloud, metrics labels, API fields, command answers: 16 lowercase hex digits.
+/// Random ids read better and compare at a glance in hex; printing them one way lets an
+/// operator grep the agent's log line for the cloud's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HexId(pub u64);
+
+impl std::fmt::Display for HexId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HexId;
+
+    #[test]
+    fn ids_print_as_sixteen_hex_digits() {
+        assert_eq!(HexId(0x2a).to_string(), "000000000000002a");
+        assert_eq!(HexId(u64::MAX).to_string(), "ffffffffffffffff");
+    }
+}

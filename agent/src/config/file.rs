@@ -61,10 +61,12 @@ pub struct MqttSection {
     /// MQTT client id; defaults to `wp-<tenant>-<gateway id>`.
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Username for broker authentication.
+    /// Username for broker authentication: `{tenant}/{gateway id}`, the default (the
+    /// brokers confine a gateway to its own topics by that name); anything else is refused.
     #[serde(default)]
     pub username: Option<String>,
-    /// Password for broker authentication (never logged).
+    /// The gateway secret issued by the cloud (never logged); required, because acks and
+    /// commands are authenticated with a key derived from it.
     #[serde(default)]
     pub password: Option<Secret>,
     /// TLS settings, required for `mqtts://`.

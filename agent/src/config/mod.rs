@@ -122,9 +122,9 @@ pub struct MqttSettings {
     pub tls: Option<TlsSection>,
     /// MQTT client id.
     pub client_id: String,
-    /// Username, if any.
-    pub username: Option<String>,
-    /// Password, if any.
+    /// Username: always `{tenant}/{gateway id}`.
+    pub username: String,
+    /// The gateway secret (required; checked non-empty).
     pub password: Option<Secret>,
     /// Keep-alive interval.
     pub keep_alive: Duration,

@@ -125,8 +125,22 @@ impl Resolver<'_> {
             _ => {}
         }
         let tls = m.tls.map(|t| self.tls(t));
-        if m.password.is_some() && m.username.is_none() {
-            self.problem("mqtt.password is set without mqtt.username".to_string());
+        // The brokers know a gateway by `{tenant}/{gateway}` (the embedded broker's front
+        // listener and the shipped Mosquitto ACL confine it to its own topics by that name).
+        let expected_username = format!("{}/{}", gateway.tenant, gateway.id);
+        let username = m.username.unwrap_or_else(|| expected_username.clone());
+        if username != expected_username {
+            self.problem(format!(
+                "mqtt.username {username:?} must be {expected_username:?} (tenant/gateway id, \
+                 the name the brokers confine to this gateway's topics) or be left out"
+            ));
+        }
+        if m.password.as_ref().is_none_or(base::Secret::is_empty) {
+            self.problem(
+                "mqtt.password is required: the gateway secret issued by the cloud (acks and \
+                 commands are authenticated with a key derived from it)"
+                    .to_string(),
+            );
         }
         if m.inflight_window == 0 || m.inflight_window > 60_000 {
             self.problem("mqtt.inflight_window must be between 1 and 60000".to_string());
@@ -163,7 +177,7 @@ impl Resolver<'_> {
             port,
             tls,
             client_id,
-            username: m.username,
+            username,
             password: m.password,
             keep_alive: m.keep_alive,
             inflight_window: m.inflight_window,

@@ -61,7 +61,7 @@ pub const PASSWORD: &str = "agent-e2e-password-0123456789";
 
 /// The `[mqtt]` lines with the test gateway's credentials.
 pub fn mqtt_credentials() -> String {
-    format!("username = \"gateway\"\npassword = \"{PASSWORD}\"\n")
+    format!("password = \"{PASSWORD}\"\n")
 }
 
 fn key() -> wire::MessageKey {

@@ -39,7 +39,7 @@ pub fn device_toml(e: &Endpoint, poll: &str, extra: &str) -> String {
 /// A config with these `[[device]]` / `[[bus]]` tables.
 pub fn config_with(tables: &str) -> Config {
     let text = format!(
-        "[gateway]\ntenant = \"test\"\nid = \"gw-test\"\ndata_dir = \"unused\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n{tables}"
+        "[gateway]\ntenant = \"test\"\nid = \"gw-test\"\ndata_dir = \"unused\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\npassword = \"poller-test-secret\"\n\n{tables}"
     );
     Config::from_bytes(Path::new("test.toml"), Path::new("/tmp"), text.as_bytes())
         .unwrap_or_else(|e| panic!("{e}\n{text}"))

@@ -15,8 +15,8 @@
 //!   ([`required`], [`parse_time`], [`parse_limit`], [`parse_day_range`], [`parse_month`],
 //!   …) that reports its own problems.
 //! - What several areas share lives here too, never in one area's file for the others to
-//!   import: the well lookup ([`require_well`], [`well_not_found`]) and the [`SiteRef`]
-//!   DTO.
+//!   import: the well lookup ([`require_well`], [`well_not_found`]), the [`SiteRef`] and
+//!   [`Device`] DTOs, and the device name and profile checks ([`check_device`]).
 
 use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::request::Parts;
@@ -32,9 +32,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiState};
 use analytics::reports::ReportMonth;
+use store::gateways::DeviceRow;
 use store::identity::Role;
 use store::production::{self as sql, WellSummary};
-use store::{ApiKeyId, Db, SiteId, TenantId, UserId, WellId};
+use store::{ApiKeyId, Db, DeviceId, SiteId, TenantId, UserId, WellId};
 
 /// Longest parameter value echoed back in an error message.
 const ECHO_MAX: usize = 64;
@@ -291,6 +292,8 @@ id_param! {
     SourceParam(i64), "source", "Emission source id (`id` in the source list).";
     /// The `{intervention}` path segment: a maintenance or failure record id.
     InterventionParam(i64), "intervention", "Record id (`id` in the well's list).";
+    /// The `{device}` path segment: a device id.
+    DeviceParam(DeviceId), "device", "Device id (`id` in the gateway's device list).";
 }
 
 /// The `{gateway}` path segment: a gateway id as in MQTT topics.
@@ -794,4 +797,60 @@ pub(crate) async fn send_invitation(
         role: role.as_str().to_owned(),
         expires_at,
     })
+}
+
+/// A device behind a gateway.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    /// Device id.
+    pub id: i64,
+    /// Device name from the agent configuration.
+    #[schema(example = "rpc-1")]
+    pub name: String,
+    /// Firmware profile id.
+    #[schema(example = "rod-pump-controller")]
+    pub profile: String,
+    /// Well the device measures, if linked.
+    pub well_id: Option<i64>,
+    /// Whether the current birth lists the device (devices of earlier sessions are kept).
+    pub current: bool,
+    /// Number of series (metrics) of the device.
+    pub series_count: i64,
+}
+
+impl From<DeviceRow> for Device {
+    fn from(d: DeviceRow) -> Device {
+        Device {
+            id: d.id.0,
+            name: d.name,
+            profile: d.profile,
+            well_id: d.well_id.map(|w| w.0),
+            current: d.current,
+            series_count: d.series_count,
+        }
+    }
+}
+
+/// Refuses a device name the agent's config would refuse, or a profile that is not built
+/// in; `field` names the JSON field in the message (e.g. `devices[2]`).
+pub(crate) fn check_device(field: &str, name: &str, profile: &str) -> Result<(), ApiError> {
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !name_ok {
+        return Err(ApiError::BadRequest(format!(
+            "invalid JSON body: {field}name {name:?} must be 1-64 of letters, digits, '.', '_' and '-'"
+        )));
+    }
+    if !firmware_profiles::builtin()
+        .iter()
+        .any(|(id, _)| *id == profile)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid JSON body: {field}profile {profile:?} is not a built-in firmware profile"
+        )));
+    }
+    Ok(())
 }

@@ -27,7 +27,7 @@ use store::SiteId;
 use store::gateways as sql;
 
 use crate::access::Caller;
-use crate::extract::{GatewayParam, JsonBody};
+use crate::extract::{GatewayParam, JsonBody, check_device};
 use crate::{ApiError, ApiState, ErrorResponse, TenantScope};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -199,30 +199,11 @@ fn issued(
 
 fn check_devices(devices: &[DeviceBody]) -> Result<(), ApiError> {
     for (i, d) in devices.iter().enumerate() {
-        let name_ok = !d.name.is_empty()
-            && d.name.len() <= 64
-            && d.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !name_ok {
-            return Err(ApiError::BadRequest(format!(
-                "invalid JSON body: devices[{i}].name {:?} must be 1-64 of letters, digits, '.', '_' and '-'",
-                d.name
-            )));
-        }
+        check_device(&format!("devices[{i}]."), &d.name, &d.profile)?;
         if devices[..i].iter().any(|o| o.name == d.name) {
             return Err(ApiError::BadRequest(format!(
                 "invalid JSON body: devices[{i}].name {:?} is used twice",
                 d.name
-            )));
-        }
-        if !firmware_profiles::builtin()
-            .iter()
-            .any(|(id, _)| *id == d.profile)
-        {
-            return Err(ApiError::BadRequest(format!(
-                "invalid JSON body: devices[{i}].profile {:?} is not a built-in firmware profile",
-                d.profile
             )));
         }
         let tcp_ok = d.tcp.rsplit_once(':').is_some_and(|(host, port)| {

@@ -15,10 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{
-    DEFAULT_PAGE, SiteRef, SlugPageQuery, parse_limit, parse_slug_cursor, split_page,
+    DEFAULT_PAGE, Device, SiteRef, SlugPageQuery, parse_limit, parse_slug_cursor, split_page,
 };
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, GatewayParam, TenantScope};
-use store::gateways::{self as queries, BirthRow, BufferRow, DeviceRow, GatewayRow};
+use store::gateways::{self as queries, BirthRow, BufferRow, GatewayRow};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -39,8 +39,8 @@ pub enum GatewayStatus {
 /// The gateway's current session as announced by its birth message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LastBirth {
-    /// Boot id of the session (decimal `u64`).
-    #[schema(example = "16045690984503098046")]
+    /// Boot id of the session: 16 hex digits, as the agent logs it.
+    #[schema(example = "deadbeef00c0ffee")]
     pub boot_id: String,
     /// When the cloud received the birth.
     pub received_at: DateTime<Utc>,
@@ -93,23 +93,6 @@ pub struct Gateway {
     pub device_count: i64,
 }
 
-/// A device behind a gateway.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Device {
-    /// Device name from the agent configuration.
-    #[schema(example = "rpc-1")]
-    pub name: String,
-    /// Firmware profile id.
-    #[schema(example = "rod-pump-controller")]
-    pub profile: String,
-    /// Well the device measures, if linked.
-    pub well_id: Option<i64>,
-    /// Whether the current birth lists the device (devices of earlier sessions are kept).
-    pub current: bool,
-    /// Number of series (metrics) of the device.
-    pub series_count: i64,
-}
-
 /// A gateway with its devices.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GatewayDetail {
@@ -132,7 +115,7 @@ pub struct GatewayPage {
 impl From<BirthRow> for LastBirth {
     fn from(b: BirthRow) -> LastBirth {
         LastBirth {
-            boot_id: b.boot_id.to_string(),
+            boot_id: wire::HexId(b.boot_id).to_string(),
             received_at: b.received_at,
             birth_time: b.birth_time,
             agent_version: b.agent_version,
@@ -172,18 +155,6 @@ impl From<GatewayRow> for Gateway {
             last_birth: g.birth.map(LastBirth::from),
             buffer: g.buffer.map(BufferStatus::from),
             clock_skew_ms: g.clock_skew_ms,
-        }
-    }
-}
-
-impl From<DeviceRow> for Device {
-    fn from(d: DeviceRow) -> Device {
-        Device {
-            name: d.name,
-            profile: d.profile,
-            well_id: d.well_id.map(|w| w.0),
-            current: d.current,
-            series_count: d.series_count,
         }
     }
 }

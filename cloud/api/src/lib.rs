@@ -73,7 +73,8 @@
 //! # Conventions
 //!
 //! JSON everywhere; times are RFC 3339 in UTC; 64-bit identifiers that JavaScript cannot
-//! hold exactly (boot ids) are decimal strings; lists are keyset-paginated with `limit`
+//! hold exactly (boot ids) are strings of 16 hex digits ([`wire::HexId`], as every log
+//! prints them); lists are keyset-paginated with `limit`
 //! (≤ the configured `max_page_size`) and an opaque `cursor` echoed from `next_cursor`.
 //! Every response carries an `x-request-id` header; error bodies repeat it.
 //!
@@ -90,6 +91,7 @@ mod access;
 mod admin;
 mod credentials;
 mod decline;
+mod devices;
 mod docs;
 mod emissions;
 mod equipment;
@@ -353,6 +355,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(interventions::routes())
         .merge(equipment::routes())
         .merge(gateway_credentials::routes())
+        .merge(devices::routes())
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())

@@ -43,6 +43,7 @@ fn target(path: &str, tenant: &str, well: i64) -> String {
         .replace("{site}", "1")
         .replace("{intervention}", "1")
         .replace("{source}", "1")
+        .replace("{device}", "1")
 }
 
 #[test]

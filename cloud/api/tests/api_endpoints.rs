@@ -55,7 +55,7 @@ async fn gateways_show_status_birth_buffer_and_devices() {
     assert_eq!(gw1["clock_skew_ms"], -250);
     assert_eq!(gw1["last_seen"], ts(fleet.end()));
     let birth = &gw1["last_birth"];
-    assert_eq!(birth["boot_id"], fleet.boot_id.to_string());
+    assert_eq!(birth["boot_id"], wire::HexId(fleet.boot_id).to_string());
     assert_eq!(birth["agent_version"], "0.1.0");
     assert_eq!(birth["config_hash"], "cfg-abc123");
     assert_eq!(birth["received_at"], ts(fleet.start));

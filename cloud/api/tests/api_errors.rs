@@ -265,8 +265,11 @@ async fn a_tenant_cannot_read_another_tenants_data_even_by_id() {
     // Same gateway slug in both tenants: each sees its own.
     let mine = api.get("/api/v1/tenants/acme/gateways/gw-01").await.json();
     let other = api.get("/api/v1/tenants/other/gateways/gw-01").await.json();
-    assert_eq!(mine["last_birth"]["boot_id"], fleet.boot_id.to_string());
-    assert_eq!(other["last_birth"]["boot_id"], "7");
+    assert_eq!(
+        mine["last_birth"]["boot_id"],
+        wire::HexId(fleet.boot_id).to_string()
+    );
+    assert_eq!(other["last_birth"]["boot_id"], "0000000000000007");
     assert_eq!(other["devices"][0]["name"], "rpc-9");
     // Lists never mix tenants.
     let wells = api.get("/api/v1/tenants/other/wells").await.json();

@@ -290,3 +290,198 @@ async fn maintenance_and_failure_records_are_kept_per_well_by_operators() {
     assert_eq!(log["items"][1]["before"]["cost_usd"], 18500.0);
     api.finish().await;
 }
+
+#[tokio::test]
+async fn devices_are_registered_linked_and_deleted_and_births_adopt_them() {
+    let api = TestApi::start("api_devices").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let operator = auth::member_token(&api.db, fleet.acme, Role::Operator).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let base = "/api/v1/tenants/acme";
+    let as_ = |token: &str, method: &'static str, path: String, body: Option<serde_json::Value>| {
+        let token = token.to_owned();
+        let api = &api;
+        async move { api.request_as(&token, method, &path, body.as_ref()).await }
+    };
+
+    // Registered on the gateway that has never connected, linked to Jones.
+    let created = as_(
+        &admin,
+        "POST",
+        format!("{base}/gateways/gw-02/devices"),
+        Some(json!({ "name": "tank-1", "profile": "tank-gauge", "well_id": fleet.jones.0 })),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let device = created.json();
+    let id = device["id"].as_i64().unwrap();
+    assert_eq!(device["gateway"], "gw-02");
+    assert_eq!(device["well_id"], fleet.jones.0);
+    assert_eq!(device["current"], false);
+    assert_eq!(device["series"], json!([]));
+    for (gateway, body, status, problem) in [
+        (
+            "gw-02",
+            json!({ "name": "tank-1", "profile": "tank-gauge" }),
+            409,
+            "conflicts",
+        ),
+        (
+            "gw-02",
+            json!({ "name": "tank 2", "profile": "tank-gauge" }),
+            400,
+            "name",
+        ),
+        (
+            "gw-02",
+            json!({ "name": "tank-2", "profile": "nope" }),
+            400,
+            "built-in",
+        ),
+        (
+            "gw-02",
+            json!({ "name": "tank-2", "profile": "tank-gauge", "well_id": fleet.other_well.0 }),
+            400,
+            "no well",
+        ),
+        (
+            "gw-77",
+            json!({ "name": "tank-2", "profile": "tank-gauge" }),
+            404,
+            "gw-77",
+        ),
+    ] {
+        let r = as_(
+            &admin,
+            "POST",
+            format!("{base}/gateways/{gateway}/devices"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        assert!(r.error_message().contains(problem), "{body}: {}", r.text());
+    }
+    let r = as_(
+        &operator,
+        "POST",
+        format!("{base}/gateways/gw-02/devices"),
+        Some(json!({ "name": "tank-3", "profile": "tank-gauge" })),
+    )
+    .await;
+    assert_eq!(r.status, 403, "operators do not register devices");
+
+    // The birth that names it adopts it: same id, the API's well link kept, series added.
+    let mut birth = testkit::mqtt::birth(0x51);
+    birth.devices[0].name = "tank-1".into();
+    birth.devices[0].info = vec![("well".into(), "Smith 1H".into())];
+    api.db
+        .apply_birth(fleet.gw2, &birth, chrono::Utc::now())
+        .await
+        .unwrap();
+    let read = as_(&viewer, "GET", format!("{base}/devices/{id}"), None).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    let read = read.json();
+    assert_eq!(read["id"], id);
+    assert_eq!(
+        read["well_id"], fleet.jones.0,
+        "an explicit link outlives births"
+    );
+    assert_eq!(read["current"], true);
+    let series = read["series"].as_array().unwrap();
+    assert_eq!(series.len(), birth.devices[0].metrics.len(), "{read}");
+
+    // Operators link and unlink; viewers may not.
+    let unlink = json!({ "well_id": null });
+    assert_eq!(
+        as_(
+            &viewer,
+            "PUT",
+            format!("{base}/devices/{id}"),
+            Some(unlink.clone())
+        )
+        .await
+        .status,
+        403
+    );
+    let r = as_(
+        &operator,
+        "PUT",
+        format!("{base}/devices/{id}"),
+        Some(unlink),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["well_id"], serde_json::Value::Null);
+    let r = as_(
+        &operator,
+        "PUT",
+        format!("{base}/devices/{id}"),
+        Some(json!({ "well_id": 0 })),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // A device with history stays; one without is deleted.
+    let r = as_(&admin, "DELETE", format!("{base}/devices/{id}"), None).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.error_message().contains("series with history"),
+        "{}",
+        r.text()
+    );
+    let spare = as_(
+        &admin,
+        "POST",
+        format!("{base}/gateways/gw-01/devices"),
+        Some(json!({ "name": "spare-meter", "profile": "gas-flow-computer" })),
+    )
+    .await
+    .json()["id"]
+        .as_i64()
+        .unwrap();
+    let gateway = as_(&viewer, "GET", format!("{base}/gateways/gw-01"), None)
+        .await
+        .json();
+    assert!(
+        gateway["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == spare),
+        "{gateway}"
+    );
+    assert_eq!(
+        as_(&admin, "DELETE", format!("{base}/devices/{spare}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        as_(&viewer, "GET", format!("{base}/devices/{spare}"), None)
+            .await
+            .status,
+        404
+    );
+
+    let log = as_(&admin, "GET", format!("{base}/audit?limit=10"), None)
+        .await
+        .json();
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "device.delete",
+            "device.create",
+            "device.update",
+            "device.create"
+        ]
+    );
+    assert_eq!(log["items"][2]["before"]["well_id"], fleet.jones.0);
+    api.finish().await;
+}

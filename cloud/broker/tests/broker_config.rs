@@ -105,6 +105,9 @@ fn every_file_in_broker_config_is_checked() {
             }
             // Started for real below (mosquitto_config_runs_and_isolates_gateways).
             "mosquitto.conf" => {}
+            // Makes every certificate the Mosquitto tests use (testkit::mqtt), and here
+            // one for a fresh directory, checked below.
+            "make-broker-cert.sh" => check_cert_script(&path),
             "README.md" => {}
             other => panic!("broker-config/{other} is not covered by any check"),
         }
@@ -116,6 +119,58 @@ fn every_file_in_broker_config_is_checked() {
         }
     }
     assert!(names.len() >= 5, "{names:?}");
+}
+
+/// The script makes a CA and a broker certificate for the names given, signed by that CA
+/// and valid for them; a second run keeps the CA (gateways keep trusting the broker).
+fn check_cert_script(script: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let run = || {
+        let out = std::process::Command::new(script)
+            .arg(&tls)
+            .args(["mqtt.example.com", "203.0.113.7"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    run();
+    let ca = std::fs::read(tls.join("ca.crt")).unwrap();
+    run();
+    assert_eq!(
+        std::fs::read(tls.join("ca.crt")).unwrap(),
+        ca,
+        "the CA is kept"
+    );
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&tls)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let verified = openssl(&["verify", "-CAfile", "ca.crt", "broker.crt"]);
+    assert!(verified.contains("broker.crt: OK"), "{verified}");
+    let names = openssl(&[
+        "x509",
+        "-in",
+        "broker.crt",
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(
+        names.contains("DNS:mqtt.example.com") && names.contains("IP Address:203.0.113.7"),
+        "{names}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(tls.join("broker.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0o040, "broker.key readable by its group only");
 }
 
 /// Received (topic, payload) pairs.

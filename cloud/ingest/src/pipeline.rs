@@ -350,7 +350,7 @@ impl Pipeline {
         })
         .await
         .map_err(|e| permanent_refusal("birth", e))?;
-        info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = birth.boot_id,
+        info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = %wire::HexId(birth.boot_id),
               agent_version = %birth.agent_version, series = map.len(), "birth applied");
         self.cache_aliases(g.id, birth.boot_id, Arc::new(map));
         self.sessions.birth(g.id, birth.boot_id);
@@ -372,9 +372,9 @@ impl Pipeline {
         .await
         .map_err(|e| permanent_refusal("death", e))?;
         if ended {
-            info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = death.boot_id, "gateway offline (death)");
+            info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = %wire::HexId(death.boot_id), "gateway offline (death)");
         } else {
-            info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = death.boot_id,
+            info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = %wire::HexId(death.boot_id),
                   "death of an earlier session ignored");
         }
         bump(&self.stats.deaths_processed);
@@ -515,7 +515,7 @@ impl Pipeline {
         {
             Ok(()) => {
                 bump(&self.stats.rebirths_requested);
-                info!(tenant = %a.tenant, gateway = %a.gateway, ?boot_id, command = command.id, "rebirth requested");
+                info!(tenant = %a.tenant, gateway = %a.gateway, boot_id = %boot_id.map_or("current".to_owned(), |b| wire::HexId(b).to_string()), command = command.id, "rebirth requested");
             }
             Err(e) => {
                 warn!(tenant = %a.tenant, gateway = %a.gateway, error = %e, "could not queue rebirth command")

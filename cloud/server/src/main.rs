@@ -13,6 +13,7 @@
 //! Ctrl-C/SIGTERM or when a service fails. Stopping at any moment is safe: nothing is acked
 //! before it is committed, so un-acked messages are re-delivered after a restart.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +133,15 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match command(Cli::parse().command).await {
+        // `mosquitto-acl … | head`: the reader has what it wanted.
+        Err(e) if base::is_broken_pipe(e.as_ref()) => Ok(()),
+        result => result,
+    }
+}
+
+async fn command(command: Command) -> Result<()> {
+    match command {
         Command::Run { config } => run(&config).await,
         Command::Migrate { config } => migrate(&config).await,
         Command::CheckConfig { config } => {
@@ -142,11 +151,12 @@ async fn main() -> Result<()> {
             } else {
                 "external"
             };
-            println!(
+            writeln!(
+                std::io::stdout().lock(),
                 "{}: ok (broker {broker}, API on {})",
                 config.display(),
                 cfg.api.listen
-            );
+            )?;
             Ok(())
         }
         Command::CreateAdmin {
@@ -518,6 +528,10 @@ async fn mosquitto_acl(config: &Path, ingesters: Vec<String>) -> Result<()> {
     } else {
         ingesters
     };
-    print!("{}", broker::mosquitto::acl(&gateways, &ingesters));
+    write!(
+        std::io::stdout().lock(),
+        "{}",
+        broker::mosquitto::acl(&gateways, &ingesters)
+    )?;
     Ok(())
 }

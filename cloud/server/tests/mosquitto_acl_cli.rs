@@ -63,3 +63,28 @@ async fn the_acl_covers_every_registered_gateway_and_the_ingesters() {
     assert!(two.contains("user wp-ingester-2\n") && two.contains("user globex/gw-2\n"));
     test.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_cut_off_by_its_reader_ends_quietly() {
+    init_tracing();
+    let test = TestDb::new("cli_acl_pipe").await;
+    test.provision_in("acme", "gw-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), test.scratch.url());
+    let mut child = Command::new(BIN)
+        .arg("mosquitto-acl")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -0`: the reader is gone before the registry has been read.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    test.finish().await;
+}

@@ -73,6 +73,7 @@
 
 pub mod audit;
 pub mod copy;
+pub mod devices;
 pub mod emissions;
 pub mod gateways;
 pub mod identity;

@@ -579,14 +579,19 @@ impl Mosquitto {
             .copied()
             .chain([(INGESTER_USER, INGESTER_PASSWORD)])
         {
-            let ok = Process::new("mosquitto_passwd")
-                .arg("-b")
+            // As documented: the secret on standard input (twice), never as an argument.
+            let mut child = Process::new("mosquitto_passwd")
                 .arg(&passwd)
                 .arg(user)
-                .arg(password)
-                .status()
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
                 .expect("mosquitto_passwd runs");
-            assert!(ok.success(), "mosquitto_passwd failed");
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::io::Write::write_all(&mut stdin, format!("{password}\n{password}\n").as_bytes())
+                .expect("secret written");
+            drop(stdin);
+            assert!(child.wait().unwrap().success(), "mosquitto_passwd failed");
         }
         std::fs::write(path("acl"), acl).unwrap();
         for f in ["passwd", "acl", "broker.crt", "broker.key"] {
@@ -692,65 +697,22 @@ pub fn rewrite_mosquitto_conf(shipped: &str, dir: &Path, plain_port: u16, tls_po
         .join("\n")
 }
 
-/// A test CA (`ca.crt`) and a server certificate it signed for `localhost`/127.0.0.1
-/// (`broker.crt`, `broker.key`). rustls (webpki) needs the two to be distinct: a
+/// A private CA (`ca.crt`) and a server certificate it signed for `localhost`/127.0.0.1
+/// (`broker.crt`, `broker.key`), made by the shipped `broker-config/make-broker-cert.sh`,
+/// the documented way to make them. rustls (webpki) needs the two to be distinct: a
 /// self-signed CA certificate is refused as a server certificate.
 pub fn generate_certificate(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let status = Process::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl runs");
-        assert!(status.success(), "openssl {args:?} failed");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=WellPulse test CA",
-    ];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
-    openssl(&ca);
-    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "broker.key", "-out", "broker.csr"]);
-    openssl(&csr);
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n\
-         extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "broker.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "broker.crt",
-    ]);
+    let out = Process::new(broker_config_dir().join("make-broker-cert.sh"))
+        .arg(dir)
+        .args(["localhost", "127.0.0.1"])
+        .env("DAYS", "2")
+        .output()
+        .expect("make-broker-cert.sh runs");
+    assert!(
+        out.status.success(),
+        "make-broker-cert.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn set_mode(path: &Path, mode: u32) {
