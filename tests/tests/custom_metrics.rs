@@ -17,27 +17,41 @@ const BROKER_BIN: &str = env!("CARGO_BIN_EXE_wp-test-broker");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_generic_device_is_read_back_by_its_custom_metric_names() -> anyhow::Result<()> {
-    let stack = Stack::start_fleet(BrokerKind::Embedded, 1, &["generic-40-holding"], BROKER_BIN)
-        .await?;
+    let stack =
+        Stack::start_fleet(BrokerKind::Embedded, 1, &["generic-40-holding"], BROKER_BIN).await?;
     let started = Utc::now() - chrono::Duration::seconds(5);
     // 40 registers a second: a few seconds of polls.
     stack.wait_rows(400, Duration::from_secs(120)).await?;
 
     // Stored as custom series, with the kinds and units of the profile.
-    let series: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT metric, unit, kind, namespace FROM series ORDER BY metric",
-    )
-    .fetch_all(stack.db.pool())
-    .await?;
+    let series: Vec<(String, String, Option<String>, String)> =
+        sqlx::query_as("SELECT metric, unit, kind, namespace FROM series ORDER BY metric")
+            .fetch_all(stack.db.pool())
+            .await?;
     assert_eq!(series.len(), 40, "{series:?}");
-    assert!(series.iter().all(|(m, _, _, ns)| m.starts_with("custom.") && ns == "custom"));
+    assert!(
+        series
+            .iter()
+            .all(|(m, _, _, ns)| m.starts_with("custom.") && ns == "custom")
+    );
     let find = |name: &str| series.iter().find(|s| s.0 == name).cloned();
     assert_eq!(
         find("custom.analog_05"),
-        Some(("custom.analog_05".into(), "raw".into(), Some("gauge".into()), "custom".into()))
+        Some((
+            "custom.analog_05".into(),
+            "raw".into(),
+            Some("gauge".into()),
+            "custom".into()
+        ))
     );
-    assert_eq!(find("custom.counter_01").and_then(|s| s.2), Some("counter".into()));
-    assert_eq!(find("custom.status_03").map(|s| (s.1, s.2)), Some(("code".into(), Some("state".into()))));
+    assert_eq!(
+        find("custom.counter_01").and_then(|s| s.2),
+        Some("counter".into())
+    );
+    assert_eq!(
+        find("custom.status_03").map(|s| (s.1, s.2)),
+        Some(("code".into(), Some("state".into())))
+    );
     // What is stored is what the simulated registers held.
     let compared = stack.verify_values(300).await?;
     assert!(compared >= 300, "{compared} values compared");
@@ -82,6 +96,26 @@ async fn a_generic_device_is_read_back_by_its_custom_metric_names() -> anyhow::R
     assert_eq!(counter["kind"], "counter", "{counter}");
     assert_eq!(counter["unit"], "count", "{counter}");
     assert_eq!(counter["series"][0]["tag"], "hr_34", "{counter}");
+
+    // The device's series carry the custom names, their namespace and kind.
+    let device_id: i64 = sqlx::query_scalar("SELECT id FROM devices")
+        .fetch_one(stack.db.pool())
+        .await?;
+    let device = get(format!("/api/v1/tenants/{TENANT}/devices/{device_id}")).await;
+    assert_eq!(device.status, 200, "{}", device.text());
+    let device = device.json();
+    let status = device["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .find(|s| s["metric"] == "custom.status_01")
+        .unwrap_or_else(|| panic!("custom.status_01 in {device}"))
+        .clone();
+    assert_eq!(
+        (&status["namespace"], &status["kind"], &status["unit"]),
+        (&"custom".into(), &"state".into(), &"code".into()),
+        "{status}"
+    );
 
     // Telemetry by custom name: the API's samples are the stored rows, and registers that
     // hold different signals read back differently.

@@ -209,7 +209,10 @@ mod tests {
         // A version-1 block stored before an agent upgrade, sent under a version-2 header.
         let upgraded = wire::encode_batch(&b.header, &v1_block);
         let v2 = b.encode().unwrap();
-        assert_ne!(v1_block.as_bytes(), wire::FramesBlock::encode(&b.frames).unwrap().as_bytes());
+        assert_ne!(
+            v1_block.as_bytes(),
+            wire::FramesBlock::encode(&b.frames).unwrap().as_bytes()
+        );
         for bytes in [v1, upgraded, v2] {
             match decode_payload(Kind::Data, &bytes) {
                 Ok(Payload::Data(decoded)) => assert_eq!(decoded, b),

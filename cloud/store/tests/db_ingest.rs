@@ -377,7 +377,11 @@ async fn custom_metrics_are_stored_with_their_kind_and_bad_ones_refused() {
     let mut good = birth(
         1,
         now.timestamp_millis(),
-        &["tubing_pressure_psi", "custom.separator_level", "custom.valve_cycles"],
+        &[
+            "tubing_pressure_psi",
+            "custom.separator_level",
+            "custom.valve_cycles",
+        ],
     );
     good.devices[0].metrics[1].kind = Some(wire::MetricKind::Gauge);
     good.devices[0].metrics[2].kind = Some(wire::MetricKind::Counter);
@@ -390,7 +394,12 @@ async fn custom_metrics_are_stored_with_their_kind_and_bad_ones_refused() {
             .await
             .unwrap();
     let owned = |m: &str, u: &str, k: Option<&str>, ns: &str| {
-        (m.to_owned(), u.to_owned(), k.map(str::to_owned), ns.to_owned())
+        (
+            m.to_owned(),
+            u.to_owned(),
+            k.map(str::to_owned),
+            ns.to_owned(),
+        )
     };
     assert_eq!(
         rows,
@@ -404,7 +413,10 @@ async fn custom_metrics_are_stored_with_their_kind_and_bad_ones_refused() {
     let mut older = good.clone();
     older.boot_id = 2;
     older.ts_ms += 1000;
-    older.devices[0].metrics.iter_mut().for_each(|m| m.kind = None);
+    older.devices[0]
+        .metrics
+        .iter_mut()
+        .for_each(|m| m.kind = None);
     db.apply_birth(f.gateway, &older, now).await.unwrap();
     assert_eq!(
         count(db, "SELECT count(*) FROM series WHERE kind IS NOT NULL").await,
