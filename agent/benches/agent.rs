@@ -1,12 +1,19 @@
 //! Agent footprint benchmark: the real `wellpulse-agent` binary (release build) polls 10
 //! simulated rod-pump controllers (40 tags each, every tag every second) for 60 s and
 //! ships to an embedded rumqttd, where a subscriber acks every batch like the cloud does.
+//! Then a small deadbanded wellsite (rod-pump controller, gas flow computer, tank gauge,
+//! gas detector at the example config's poll intervals) for 130 s after a 65 s warm-up:
+//! bytes per transmitted sample and live latency with the shipped batching defaults.
+//! `…_before` lines price the same received samples as the agent before batch version 2
+//! sent them (a batch per poll cycle, version-1 frames, same header, status and seal).
 //!
 //! Measured on the agent process only (`/proc/PID`): CPU as % of one core over the
 //! measurement window (utime + stime), peak RSS, and on the received batches the encoded
 //! bytes per sample. Prints `BENCH <name> <value> <unit>` lines.
 //!
-//! `WP_BENCH_SECS` overrides the 60 s window (e.g. for a quick check).
+//! `WP_BENCH_SECS` overrides the 60 s window (e.g. for a quick check),
+//! `WP_BENCH_SMALL_SECS` the small site's 130 s; `WP_BENCH_DUMP=<file>` writes the small
+//! site's batches as JSON lines.
 
 #[path = "../tests/agent_common/mod.rs"]
 mod agent_common;
@@ -168,6 +175,11 @@ async fn bench(window: Duration) {
     println!(
         "BENCH agent_rss_mb {:.2} MB",
         run.peak_rss_kb as f64 / 1024.0
+    );
+    let before = as_before(&run.batches);
+    println!(
+        "BENCH wire_bytes_per_sample_before {:.2} bytes",
+        before.0 as f64 / samples.max(1) as f64
     );
     println!(
         "BENCH wire_bytes_per_sample {:.2} bytes",

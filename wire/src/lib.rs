@@ -15,7 +15,7 @@
 //! | [`Command`] | `cmd` | cloud → edge: rebirth, config update, setpoint write |
 //! | [`CommandResult`] | `cmd/result` | edge → cloud: outcome of a command |
 //!
-//! # Encoding rules (schema version 1)
+//! # Encoding rules (schema version 1; data batch version 2)
 //!
 //! Every message is a CBOR map with small unsigned-integer keys; key `0` is the schema
 //! version. Integer keys keep messages small; maps (rather than positional arrays) let a
