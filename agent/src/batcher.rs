@@ -10,7 +10,18 @@
 //! wire: one header, shared timestamps) without waiting for a timer that is out of phase
 //! with the polls. Two bounds keep it honest: the batch is cut at the latest
 //! `flush_interval` after its first frame (devices polled back to back, as on an RTU bus,
-//! never leave a quiet gap), and as soon as it holds `max_samples_per_batch` samples. The buffer wakes the uplink
+//! never leave a quiet gap), and as soon as it holds `max_samples_per_batch` samples.
+//!
+//! **Sparse sites.** The quiet cut applies only once the batch holds `flush_min_samples`
+//! (default 200). A deadbanded wellsite sends a handful of samples per poll cycle, and a
+//! batch pays a fixed ~50 bytes (seal, header, base time) however few samples it carries:
+//! cut every second, that is 13 bytes per sample. A small batch therefore keeps collecting
+//! poll cycles until `flush_interval` (default 10 s) after its first frame. The price is
+//! live latency (a sparse site's samples reach the cloud up to `flush_interval` after
+//! their poll, about half of it on average; busy sites are unaffected) and what a hard
+//! crash can lose (samples not yet committed: up to `flush_interval` of them; a clean
+//! shutdown flushes everything). Set `flush_min_samples = 1` and `flush_interval = "1s"`
+//! for the old behaviour. The buffer wakes the uplink
 //! itself after every append, so the poller → network path has no other coupling: the
 //! pollers never wait on the disk, the disk never waits on the network.
 //!
@@ -22,7 +33,8 @@
 //! A batch larger than the whole buffer is refused by the buffer, which counts it.
 //!
 //! **Births.** [`build_birth`] turns the config and profiles into the session's catalog:
-//! device alias = position in the config, metric alias = tag index in the profile, a
+//! device alias = position in the config, metric alias = tag index in the profile (the
+//! metric's name is its canonical or `custom.<name>` name, with its kind), a
 //! random `boot_id` per agent start and the SHA-256 of the config file bytes. The batcher
 //! owns the current birth: when a device session reports its information tags
 //! ([`PollerEvent::Info`]) with new content, the birth is updated, stored in the buffer
@@ -38,6 +50,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use base::Backoff;
+use firmware_profiles::vocabulary::MetricKind;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 use wire::{Birth, DeviceEntry, Frame, FramesBlock, MetricEntry};
@@ -89,6 +102,8 @@ pub struct BatcherSettings {
     pub flush_quiet: Duration,
     /// Early flush threshold.
     pub max_samples_per_batch: u32,
+    /// Samples a batch needs before `flush_quiet` cuts it.
+    pub flush_min_samples: u32,
 }
 
 /// The batcher task state.
@@ -146,6 +161,7 @@ pub fn build_birth(config: &Config, boot_id: u64) -> Birth {
                         scale: t.scale,
                         offset: t.offset,
                         writable: t.writable,
+                        kind: t.metric_kind().map(wire_kind),
                     })
                 })
                 .collect(),
@@ -157,6 +173,15 @@ pub fn build_birth(config: &Config, boot_id: u64) -> Birth {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         config_hash: config.hash.clone(),
         devices,
+    }
+}
+
+/// The wire form of a metric kind.
+fn wire_kind(kind: MetricKind) -> wire::MetricKind {
+    match kind {
+        MetricKind::Gauge => wire::MetricKind::Gauge,
+        MetricKind::Counter => wire::MetricKind::Counter,
+        MetricKind::State => wire::MetricKind::State,
     }
 }
 
@@ -222,14 +247,19 @@ impl Batcher {
         }
     }
 
-    /// Adds a frame to the pending batch: due `flush_quiet` after this frame, at the latest
-    /// `flush_interval` after the batch's first; flushed at once when full.
+    /// Adds a frame to the pending batch: due `flush_quiet` after this frame once it holds
+    /// `flush_min_samples`, at the latest `flush_interval` after the batch's first frame;
+    /// flushed at once when full.
     async fn add(&mut self, frame: Frame) {
         let now = Instant::now();
         let started = *self.started.get_or_insert(now);
-        self.due =
-            Some((now + self.settings.flush_quiet).min(started + self.settings.flush_interval));
         self.samples = self.samples.saturating_add(frame.samples.len() as u32);
+        let latest = started + self.settings.flush_interval;
+        self.due = Some(if self.samples >= self.settings.flush_min_samples {
+            (now + self.settings.flush_quiet).min(latest)
+        } else {
+            latest
+        });
         self.frames.push(frame);
         if self.samples >= self.settings.max_samples_per_batch {
             self.flush().await;

@@ -178,6 +178,7 @@ async fn session(
         flush_interval: config.buffer.flush_interval,
         flush_quiet: config.buffer.flush_quiet,
         max_samples_per_batch: config.buffer.max_samples_per_batch,
+        flush_min_samples: config.buffer.flush_min_samples,
     };
     let info_devices = config
         .devices

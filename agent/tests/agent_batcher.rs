@@ -80,6 +80,7 @@ async fn frames_become_durable_batches_and_nothing_is_lost_on_shutdown() {
         flush_interval: Duration::from_millis(100),
         flush_quiet: Duration::from_millis(100),
         max_samples_per_batch: 5,
+        flush_min_samples: 1,
     };
     let (tx, rx) = mpsc::channel(64);
     let (batcher, _births) = Batcher::new(
@@ -116,8 +117,11 @@ async fn frames_become_durable_batches_and_nothing_is_lost_on_shutdown() {
         .unwrap()
         .unwrap();
 
-    let stored = stored_frames(&buffer);
-    assert_eq!(stored, sent, "every frame stored once, in order");
+    let mut stored = stored_frames(&buffer);
+    // A batch returns its frames grouped by device; sort both the same way.
+    stored.sort_by_key(|f| (f.ts_ms, f.device));
+    sent.sort_by_key(|f| (f.ts_ms, f.device));
+    assert_eq!(stored, sent, "every frame stored once");
     let records = buffer.pending(None, 1000).unwrap();
     assert!(records.iter().all(|r| r.boot_id == 7));
     assert!(records.len() >= 3, "{} batches", records.len());
@@ -139,6 +143,7 @@ fn spawn_batcher(
         flush_interval,
         flush_quiet,
         max_samples_per_batch: 10_000,
+        flush_min_samples: 1,
     };
     let (tx, rx) = mpsc::channel(64);
     let birth = batcher::build_birth(&config(), 3);
@@ -213,11 +218,59 @@ async fn frames_that_never_pause_are_cut_at_the_flush_interval() {
         "a continuous stream must still be cut every flush_interval: {} batches",
         records.len()
     );
-    let stored: Vec<Frame> = records
+    let mut stored: Vec<Frame> = records
         .iter()
         .flat_map(|r| r.block.frames().unwrap())
         .collect();
-    assert_eq!(stored, sent, "every frame stored once, in order");
+    // A batch returns its frames grouped by device; across batches, in order.
+    stored.sort_by_key(|f| f.ts_ms);
+    assert_eq!(stored, sent, "every frame stored once");
+}
+
+#[tokio::test]
+async fn a_sparse_site_collects_poll_cycles_until_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open(dir.path());
+    let settings = BatcherSettings {
+        flush_interval: Duration::from_millis(1500),
+        flush_quiet: Duration::from_millis(20),
+        max_samples_per_batch: 10_000,
+        flush_min_samples: 8,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let birth = batcher::build_birth(&config(), 4);
+    let stats = Arc::new(BatcherStats::default());
+    let (batcher, _births) = Batcher::new(rx, Arc::clone(&buffer), settings, birth, [], stats);
+    let task = tokio::spawn(batcher.run());
+    // Five poll cycles 100 ms apart, 2 samples each: quiet after every cycle, but short of
+    // 8 samples until the fourth.
+    let started = std::time::Instant::now();
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let f = frame(0, 1_000 + i64::from(i) * 100, &[i64::from(i), 7]);
+        tx.send(PollerEvent::Frame(f.clone())).await.unwrap();
+        sent.push(f);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_batches(&buffer, 1, Duration::from_secs(30)).await;
+    let first = buffer.pending(None, 10).unwrap();
+    assert_eq!(
+        first[0].block.frames().unwrap(),
+        sent[..4],
+        "quiet cuts wait for flush_min_samples"
+    );
+    // The last cycle (2 samples) is only cut by the flush interval.
+    wait_batches(&buffer, 2, Duration::from_secs(30)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300 + 1500),
+        "cut at the interval, after {:?}",
+        started.elapsed()
+    );
+    drop(tx);
+    task.await.unwrap();
+    let records = buffer.pending(None, 10).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].block.frames().unwrap(), sent[4..]);
 }
 
 #[tokio::test]
@@ -234,6 +287,7 @@ async fn device_information_completes_and_updates_the_birth() {
         for m in &d.metrics {
             let tag = &profile.tags[usize::from(m.alias)];
             assert_eq!(Some(&m.canonical), tag.metric.as_ref());
+            assert!(m.kind.is_some(), "{}: kind", m.canonical);
             assert_eq!((m.scale, m.offset), (tag.scale, tag.offset));
         }
     }
@@ -243,6 +297,7 @@ async fn device_information_completes_and_updates_the_birth() {
         flush_interval: Duration::from_secs(1),
         flush_quiet: Duration::from_millis(50),
         max_samples_per_batch: 100,
+        flush_min_samples: 1,
     };
     let stats = Arc::new(BatcherStats::default());
     let (batcher, mut births) = Batcher::new(

@@ -56,7 +56,8 @@ fn base_config_resolves_with_defaults() {
     assert_eq!(c.mqtt.host, "127.0.0.1");
     assert_eq!(c.mqtt.port, 1883);
     assert_eq!(c.mqtt.client_id, "wp-acme-gw-1");
-    assert_eq!(c.buffer.flush_interval.as_secs(), 1);
+    assert_eq!(c.buffer.flush_interval.as_secs(), 10);
+    assert_eq!(c.buffer.flush_min_samples, 200);
     assert_eq!(c.devices.len(), 2);
     assert_eq!(c.devices[1].alias, 1);
     assert_eq!(c.devices[1].unit_id, 7);

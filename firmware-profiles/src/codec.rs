@@ -436,6 +436,7 @@ mod tests {
         Tag {
             name: "t".into(),
             metric: None,
+            kind: None,
             register: RegisterType::HoldingRegister,
             address: 0,
             data_type,

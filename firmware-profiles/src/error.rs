@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::model::{DataType, RegisterType};
+use crate::vocabulary::DidYouMean;
 
 /// Why a profile could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +179,46 @@ pub enum Problem {
         /// The tag that used it first.
         other_tag: String,
     },
+    /// A `metric` with a namespace other than `custom.`.
+    #[error(
+        "unknown metric namespace \"{namespace}\" in \"{name}\" (a metric is a canonical name or custom.<name>)"
+    )]
+    UnknownNamespace {
+        /// The metric in the file.
+        name: String,
+        /// The part before the first dot.
+        namespace: String,
+    },
+    /// A `custom.<name>` metric whose name breaks the rules (syntax, length, or it is a
+    /// canonical name).
+    #[error("invalid custom metric \"{name}\": {reason}")]
+    BadCustomName {
+        /// The metric in the file.
+        name: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// A custom metric whose unit breaks the rules.
+    #[error("custom metric \"{metric}\": {reason}")]
+    BadCustomUnit {
+        /// The metric.
+        metric: String,
+        /// The rule the unit breaks.
+        reason: String,
+    },
+    /// A custom metric without `kind`.
+    #[error(
+        "custom metric \"{metric}\" needs kind = \"gauge\", \"counter\" or \"state\" (how it aggregates)"
+    )]
+    CustomWithoutKind {
+        /// The metric.
+        metric: String,
+    },
+    /// `kind` on a canonical metric (the vocabulary defines its kind) or on a string tag.
+    #[error(
+        "`kind` only applies to custom metrics (canonical metrics take their kind from the vocabulary)"
+    )]
+    UnexpectedKind,
     /// A non-string tag without `metric`.
     #[error("metric is missing (only string info tags may omit it)")]
     MissingMetric,
@@ -280,16 +321,4 @@ pub enum Problem {
     /// `writable = true` on a string tag.
     #[error("string tags cannot be writable")]
     WritableString,
-}
-
-/// Formats an optional suggestion as ` (did you mean "x"?)`.
-struct DidYouMean(Option<&'static str>);
-
-impl fmt::Display for DidYouMean {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(name) => write!(f, " (did you mean \"{name}\"?)"),
-            None => Ok(()),
-        }
-    }
 }

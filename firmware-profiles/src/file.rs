@@ -15,6 +15,7 @@ use crate::error::{Issue, Problem};
 use crate::model::{
     ByteOrder, DataType, Parity, Profile, RegisterType, Tag, TransportDefaults, WordOrder,
 };
+use crate::vocabulary::MetricKind;
 
 /// A whole profile file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -95,9 +96,14 @@ pub enum ParityFile {
 pub struct TagFile {
     /// Unique snake_case name within the profile. Required.
     pub name: String,
-    /// Canonical metric name from the vocabulary. Required except for string info tags.
+    /// Canonical metric name from the vocabulary, or `custom.<name>` for a custom metric.
+    /// Required except for string info tags.
     #[serde(default)]
     pub metric: Option<String>,
+    /// How a custom metric aggregates: `"gauge"`, `"counter"` or `"state"`. Required with
+    /// and only with a `custom.` metric.
+    #[serde(default)]
+    pub kind: Option<KindFile>,
     /// Register table: `"coil"`, `"discrete_input"`, `"input_register"` or
     /// `"holding_register"`. Required.
     pub register: RegisterTypeFile,
@@ -142,6 +148,18 @@ pub struct TagFile {
     /// Free text. Optional.
     #[serde(default)]
     pub description: String,
+}
+
+/// Metric kind spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindFile {
+    /// `"gauge"`.
+    Gauge,
+    /// `"counter"`.
+    Counter,
+    /// `"state"`.
+    State,
 }
 
 /// Register table spelling.
@@ -268,6 +286,11 @@ impl TagFile {
         Ok(Tag {
             name: self.name,
             metric: self.metric,
+            kind: self.kind.map(|k| match k {
+                KindFile::Gauge => MetricKind::Gauge,
+                KindFile::Counter => MetricKind::Counter,
+                KindFile::State => MetricKind::State,
+            }),
             register: match self.register {
                 RegisterTypeFile::Coil => RegisterType::Coil,
                 RegisterTypeFile::DiscreteInput => RegisterType::DiscreteInput,

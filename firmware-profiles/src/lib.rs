@@ -65,7 +65,8 @@
 //!
 //! [[tags]]                              # one table per tag; order = metric alias
 //! name = "tubing_pressure"              # required, unique, snake_case [a-z0-9_]
-//! metric = "tubing_pressure_psi"        # canonical metric; omit only for string info tags
+//! metric = "tubing_pressure_psi"        # canonical metric, or custom.<name>; omit only for string info tags
+//! # kind = "gauge"                      # custom metrics only: gauge | counter | state
 //! register = "holding_register"         # coil | discrete_input | input_register | holding_register
 //! address = 100                         # zero-based protocol address (40101 -> 100)
 //! type = "u16"                          # bool u16 i16 u32 i32 f32 u64 i64 f64 string bit
@@ -75,7 +76,7 @@
 //! word_order = "high_first"             # high_first (default) | low_first: for 32/64-bit
 //! scale = 0.1                           # engineering = raw * scale + offset; default 1
 //! offset = 0.0                          # default 0
-//! unit = "psi"                          # must equal the metric's vocabulary unit
+//! unit = "psi"                          # the metric's vocabulary unit (custom: 1-16 of [A-Za-z0-9%/._^-])
 //! valid_range = [0, 5000]               # engineering units, min < max; needed if writable
 //! deadband = 1.0                        # engineering units, >= 0, default 0 = every poll
 //! poll_group = "fast"                   # required; intervals are set in the agent config
@@ -101,8 +102,14 @@
 //!    no scaling.
 //! 5. **Metric and unit.** Pick the canonical metric ([`vocabulary::all`]) that means
 //!    exactly this quantity and copy its unit; each metric at most once per profile. If none
-//!    fits, add one to the vocabulary (append only) rather than bending a near miss. String
-//!    tags (serial number, firmware version) carry no metric and no unit.
+//!    fits, add one to the vocabulary (append only) rather than bending a near miss, or,
+//!    for a value only this device has (a generic register bank, a vendor diagnostic),
+//!    declare a custom metric: `metric = "custom.<snake_case name>"` with its own `unit` and
+//!    `kind = "gauge" | "counter" | "state"` (see [`vocabulary`], "Custom metrics").
+//!    Custom metrics are stored and served by their full name but never read by
+//!    analytics; a custom name may not be a canonical name, and any namespace other than
+//!    `custom.` is refused. String tags (serial number, firmware version) carry no metric
+//!    and no unit.
 //! 6. **Range, deadband, poll group.** `valid_range` is the physically plausible span (the
 //!    transmitter range), not the alarm limits; readings outside are flagged uncertain.
 //!    Counters (running totals) have no range. `deadband` suppresses reports that changed
@@ -221,6 +228,10 @@ static BUILTIN: &[(&str, &str)] = &[
     (
         "gas-detector",
         include_str!("../profiles/gas-detector.toml"),
+    ),
+    (
+        "generic-40-holding",
+        include_str!("../profiles/generic-40-holding.toml"),
     ),
 ];
 

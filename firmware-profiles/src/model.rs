@@ -15,6 +15,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::vocabulary::MetricKind;
+
 /// One device model's register map and transport defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -251,8 +253,12 @@ pub enum WordOrder {
 pub struct Tag {
     /// Unique name within the profile (snake_case by convention).
     pub name: String,
-    /// Canonical metric from [`crate::vocabulary`]; `None` only for string info tags.
+    /// Canonical metric from [`crate::vocabulary`], or `custom.<name>` for a custom
+    /// metric; `None` only for string info tags.
     pub metric: Option<String>,
+    /// The kind the profile declares for a custom metric (`None` for canonical metrics,
+    /// whose kind is the vocabulary's, and for string tags); see [`Tag::metric_kind`].
+    pub kind: Option<MetricKind>,
     /// Which Modbus table the tag lives in.
     pub register: RegisterType,
     /// Zero-based protocol (PDU) address of the first register or bit.
@@ -283,6 +289,23 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// How the tag's metric aggregates: the vocabulary's kind for a canonical metric, the
+    /// declared kind for a custom one; `None` for string info tags.
+    pub fn metric_kind(&self) -> Option<MetricKind> {
+        let metric = self.metric.as_deref()?;
+        match crate::vocabulary::lookup(metric) {
+            Some(def) => Some(def.kind),
+            None => self.kind,
+        }
+    }
+
+    /// Whether the tag carries a custom (`custom.<name>`) metric.
+    pub fn is_custom(&self) -> bool {
+        self.metric
+            .as_deref()
+            .is_some_and(|m| m.starts_with(crate::vocabulary::CUSTOM_NAMESPACE))
+    }
+
     /// The inclusive address range `(first, last)` the tag occupies in its table (clamped
     /// at 65535; validated tags never reach past it).
     pub fn address_range(&self) -> (u16, u16) {

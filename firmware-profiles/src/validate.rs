@@ -6,8 +6,10 @@
 //!
 //! * Transport limits stay within what Modbus allows (125 registers, 2000 bits per read),
 //!   otherwise the read planner would build requests no device accepts.
-//! * Every numeric tag names a canonical metric in its vocabulary unit, each metric at most
-//!   once per profile, so the cloud can map `(device, metric)` to one series unambiguously.
+//! * Every numeric tag names a canonical metric in its vocabulary unit, or a custom metric
+//!   (`custom.<name>`, never a canonical name) with a unit and a kind of its own; each
+//!   metric at most once per profile, so the cloud can map `(device, metric)` to one
+//!   series unambiguously. Any other namespace is refused.
 //!   String tags are device info (serial number, firmware) and carry no metric.
 //! * Data types fit their table: coils and discrete inputs hold one bit (`bool`), while
 //!   `bit` addresses one bit of a 16-bit register.
@@ -24,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Issue, Problem};
 use crate::model::{DataType, Profile, RegisterType, Tag, TransportDefaults};
-use crate::vocabulary;
+use crate::vocabulary::{self, MetricName, MetricNameError};
 
 /// Every rule violation of `profile` (empty when valid): profile and transport problems,
 /// then per-tag problems in tag order, then register overlaps in address order.
@@ -109,24 +111,41 @@ fn tag_problems(tag: &Tag) -> Vec<Problem> {
     problems
 }
 
-/// Metric presence, vocabulary membership and unit.
+/// Metric presence, namespace, vocabulary membership, unit and kind.
 fn metric_problems(tag: &Tag) -> Option<Problem> {
     let is_text = matches!(tag.data_type, DataType::String { .. });
-    match (&tag.metric, is_text) {
-        (Some(_), true) => Some(Problem::MetricOnString),
-        (None, true) => None,
-        (None, false) => Some(Problem::MissingMetric),
-        (Some(name), false) => match vocabulary::lookup(name) {
-            None => Some(Problem::UnknownMetric {
-                name: name.clone(),
-                suggestion: vocabulary::nearest(name),
-            }),
-            Some(def) if def.unit != tag.unit => Some(Problem::UnitMismatch {
+    let name = match (&tag.metric, is_text) {
+        (Some(_), true) => return Some(Problem::MetricOnString),
+        (None, true) => return tag.kind.map(|_| Problem::UnexpectedKind),
+        (None, false) => return Some(Problem::MissingMetric),
+        (Some(name), false) => name,
+    };
+    match vocabulary::parse_metric_name(name) {
+        Err(MetricNameError::UnknownCanonical { name, suggestion }) => {
+            Some(Problem::UnknownMetric { name, suggestion })
+        }
+        Err(MetricNameError::UnknownNamespace { name, namespace }) => {
+            Some(Problem::UnknownNamespace { name, namespace })
+        }
+        Err(MetricNameError::BadCustomName { name, reason }) => {
+            Some(Problem::BadCustomName { name, reason })
+        }
+        Ok(MetricName::Canonical(_)) if tag.kind.is_some() => Some(Problem::UnexpectedKind),
+        Ok(MetricName::Canonical(def)) if def.unit != tag.unit => Some(Problem::UnitMismatch {
+            metric: name.clone(),
+            unit: tag.unit.clone(),
+            expected: def.unit,
+        }),
+        Ok(MetricName::Canonical(_)) => None,
+        Ok(MetricName::Custom(_)) => match (vocabulary::check_unit(&tag.unit), tag.kind) {
+            (Err(reason), _) => Some(Problem::BadCustomUnit {
                 metric: name.clone(),
-                unit: tag.unit.clone(),
-                expected: def.unit,
+                reason,
             }),
-            Some(_) => None,
+            (Ok(()), None) => Some(Problem::CustomWithoutKind {
+                metric: name.clone(),
+            }),
+            (Ok(()), Some(_)) => None,
         },
     }
 }
@@ -291,6 +310,7 @@ mod tests {
         Tag {
             name: name.into(),
             metric: None,
+            kind: None,
             register,
             address,
             data_type,

@@ -12,6 +12,21 @@
 //! boolean (0/1) that is never averaged.
 //!
 //! The list is append-only: a name, once shipped, keeps its unit and meaning forever.
+//!
+//! # Custom metrics
+//!
+//! A value that no canonical metric describes (a generic device's registers, a vendor
+//! diagnostic) is a *custom metric*: a name in the separate `custom.` namespace
+//! ([`CUSTOM_NAMESPACE`]), e.g. `custom.discharge_pressure`, with its own unit and
+//! [`MetricKind`] declared by the profile. Custom metrics travel and are stored like
+//! canonical ones, under their full `custom.<name>` name, but analytics never read them:
+//! production, emissions and reports ask for canonical names only, so a custom metric
+//! cannot stand in for one. [`parse_metric_name`] sorts a profile's or a request's name
+//! into [`MetricName::Canonical`] or [`MetricName::Custom`]; [`check_custom_name`] and
+//! [`check_unit`] are the rules a custom name and unit follow (the cloud applies them to
+//! every birth it stores). A custom name never equals a canonical name
+//! (`custom.tubing_pressure_psi` is refused): a reader must never have to wonder which of
+//! two identically named series an analysis used.
 
 /// How values of a metric behave over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +37,149 @@ pub enum MetricKind {
     Counter,
     /// An enumerated code or a boolean (0/1).
     State,
+}
+
+impl MetricKind {
+    /// Every kind, in code order.
+    pub const ALL: [MetricKind; 3] = [MetricKind::Gauge, MetricKind::Counter, MetricKind::State];
+
+    /// The kind's name in profiles, the API and the database: `gauge`, `counter`, `state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+            MetricKind::State => "state",
+        }
+    }
+
+    /// The kind of a name written by [`MetricKind::as_str`].
+    pub fn parse(name: &str) -> Option<MetricKind> {
+        MetricKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// The namespace prefix of custom (non-canonical) metric names.
+pub const CUSTOM_NAMESPACE: &str = "custom.";
+/// Longest custom name (after the namespace), in bytes.
+pub const MAX_CUSTOM_NAME_LEN: usize = 64;
+/// Longest unit of a custom metric, in bytes.
+pub const MAX_UNIT_LEN: usize = 16;
+
+/// A metric name sorted into its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricName<'a> {
+    /// A name of the canonical vocabulary.
+    Canonical(&'static MetricDef),
+    /// `custom.<name>`: the part after the namespace, checked by [`check_custom_name`].
+    Custom(&'a str),
+}
+
+/// Why a metric name is neither canonical nor a valid custom name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricNameError {
+    /// A bare name that is not in the vocabulary.
+    #[error("unknown canonical metric \"{name}\"{}", DidYouMean(*suggestion))]
+    UnknownCanonical {
+        /// The name.
+        name: String,
+        /// The closest vocabulary name, if one is close.
+        suggestion: Option<&'static str>,
+    },
+    /// A `namespace.name` whose namespace is not `custom`.
+    #[error(
+        "unknown metric namespace \"{namespace}\" in \"{name}\": a metric is a canonical name or custom.<name>"
+    )]
+    UnknownNamespace {
+        /// The whole name.
+        name: String,
+        /// The part before the first dot.
+        namespace: String,
+    },
+    /// A custom name that breaks [`check_custom_name`].
+    #[error("invalid custom metric \"{name}\": {reason}")]
+    BadCustomName {
+        /// The whole name.
+        name: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+}
+
+/// Formats an optional suggestion as ` (did you mean "x"?)`.
+pub(crate) struct DidYouMean(pub(crate) Option<&'static str>);
+
+impl std::fmt::Display for DidYouMean {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " (did you mean \"{name}\"?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Sorts `name` into the canonical vocabulary or the `custom.` namespace.
+pub fn parse_metric_name(name: &str) -> Result<MetricName<'_>, MetricNameError> {
+    if let Some(custom) = name.strip_prefix(CUSTOM_NAMESPACE) {
+        return check_custom_name(custom)
+            .map(|()| MetricName::Custom(custom))
+            .map_err(|reason| MetricNameError::BadCustomName {
+                name: name.to_owned(),
+                reason,
+            });
+    }
+    if let Some((namespace, _)) = name.split_once('.') {
+        return Err(MetricNameError::UnknownNamespace {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+        });
+    }
+    lookup(name)
+        .map(MetricName::Canonical)
+        .ok_or_else(|| MetricNameError::UnknownCanonical {
+            name: name.to_owned(),
+            suggestion: nearest(name),
+        })
+}
+
+/// The rules of the part after `custom.`: 1 to [`MAX_CUSTOM_NAME_LEN`] bytes of
+/// snake_case (`[a-z0-9_]`, starting with a letter), and not a canonical name.
+pub fn check_custom_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_CUSTOM_NAME_LEN {
+        return Err(format!(
+            "the name after \"{CUSTOM_NAMESPACE}\" must be 1 to {MAX_CUSTOM_NAME_LEN} bytes long"
+        ));
+    }
+    let snake = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_';
+    if !name.as_bytes()[0].is_ascii_lowercase() || !name.bytes().all(snake) {
+        return Err(format!(
+            "the name after \"{CUSTOM_NAMESPACE}\" must be snake_case ([a-z0-9_], starting with a letter)"
+        ));
+    }
+    if lookup(name).is_some() {
+        return Err(format!(
+            "\"{name}\" is a canonical metric: use metric = \"{name}\" with its vocabulary unit (a custom name never shadows a canonical one)"
+        ));
+    }
+    Ok(())
+}
+
+/// The rules of a custom metric's unit: 1 to [`MAX_UNIT_LEN`] bytes of ASCII letters,
+/// digits and `% / . _ ^ -` (e.g. `psi`, `Mcf/d`, `%LEL`, `m^3`, `count`; `code` or `bool`
+/// for states).
+pub fn check_unit(unit: &str) -> Result<(), String> {
+    if unit.is_empty() || unit.len() > MAX_UNIT_LEN {
+        return Err(format!(
+            "a custom metric's unit must be 1 to {MAX_UNIT_LEN} bytes long (use \"code\" or \"bool\" for states, \"count\" for counts)"
+        ));
+    }
+    let allowed = |c: u8| c.is_ascii_alphanumeric() || b"%/._^-".contains(&c);
+    if !unit.bytes().all(allowed) {
+        return Err(format!(
+            "unit \"{}\" may only hold ASCII letters, digits and % / . _ ^ -",
+            unit.escape_debug()
+        ));
+    }
+    Ok(())
 }
 
 /// One canonical metric.
@@ -785,6 +943,62 @@ mod tests {
         assert_eq!(nearest("casing_pressure"), Some("casing_pressure_psi"));
         assert_eq!(nearest("xyz"), None);
         assert_eq!(nearest("completely_unrelated_thing"), None);
+    }
+
+    #[test]
+    fn names_sort_into_namespaces() {
+        assert!(matches!(
+            parse_metric_name("h2s_ppm"),
+            Ok(MetricName::Canonical(def)) if def.unit == "ppm"
+        ));
+        assert_eq!(
+            parse_metric_name("custom.discharge_pressure"),
+            Ok(MetricName::Custom("discharge_pressure"))
+        );
+        let e = parse_metric_name("vendor.discharge")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown metric namespace \"vendor\""), "{e}");
+        let e = parse_metric_name("custom.h2s_ppm").unwrap_err().to_string();
+        assert!(e.contains("never shadows a canonical one"), "{e}");
+        for bad in [
+            "custom.",
+            "custom.Flow",
+            "custom.9lives",
+            "custom.a-b",
+            "custom.a.b",
+        ] {
+            assert!(
+                matches!(
+                    parse_metric_name(bad),
+                    Err(MetricNameError::BadCustomName { .. })
+                ),
+                "{bad}"
+            );
+        }
+        let long = format!("custom.{}", "a".repeat(MAX_CUSTOM_NAME_LEN + 1));
+        assert!(parse_metric_name(&long).is_err());
+        assert!(matches!(
+            parse_metric_name("tubing_presure_psi"),
+            Err(MetricNameError::UnknownCanonical {
+                suggestion: Some("tubing_pressure_psi"),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn units_and_kinds() {
+        for good in ["psi", "Mcf/d", "%LEL", "m^3", "count", "mol%", "in.H2O"] {
+            assert_eq!(check_unit(good), Ok(()), "{good}");
+        }
+        for bad in ["", "deg C", "°F", "psi\n", "abcdefghijklmnopq"] {
+            assert!(check_unit(bad).is_err(), "{bad:?}");
+        }
+        for kind in MetricKind::ALL {
+            assert_eq!(MetricKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(MetricKind::parse("rate"), None);
     }
 
     #[test]

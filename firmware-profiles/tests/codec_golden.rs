@@ -16,6 +16,7 @@ fn tag(data_type: DataType, byte_order: ByteOrder, word_order: WordOrder) -> Tag
     Tag {
         name: "golden".into(),
         metric: None,
+        kind: None,
         register,
         address: 0,
         data_type,

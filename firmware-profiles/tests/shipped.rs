@@ -54,7 +54,8 @@ fn the_contract_profile_ids_are_shipped() {
             "esp-drive",
             "plunger-lift-controller",
             "tank-gauge",
-            "gas-detector"
+            "gas-detector",
+            "generic-40-holding"
         ]
     );
 }
@@ -64,6 +65,7 @@ fn tag_counts_are_realistic() {
     for (id, profile) in shipped() {
         let range = match id {
             "rod-pump-controller" | "gas-flow-computer" => 30..=45,
+            "generic-40-holding" => 40..=40,
             _ => 8..=25,
         };
         assert!(
@@ -155,6 +157,27 @@ fn tags_are_documented_grouped_and_bounded() {
             }
         }
     }
+}
+
+#[test]
+fn the_generic_device_is_described_with_custom_metrics_only() {
+    use firmware_profiles::vocabulary::MetricKind;
+    let generic = builtin_profile("generic-40-holding").unwrap();
+    let addresses: Vec<u16> = generic.tags.iter().map(|t| t.address).collect();
+    assert_eq!(addresses, (0..40).collect::<Vec<u16>>());
+    let mut kinds = Vec::new();
+    for tag in &generic.tags {
+        assert!(tag.is_custom(), "{}: custom metric", tag.name);
+        assert!(!tag.unit.is_empty(), "{}: unit", tag.name);
+        kinds.push(tag.metric_kind().expect("declared kind"));
+    }
+    for kind in MetricKind::ALL {
+        assert!(kinds.contains(&kind), "{kind:?} is exercised");
+    }
+    assert_eq!(
+        generic.tag("hr_00").and_then(|t| t.metric.as_deref()),
+        Some("custom.analog_00")
+    );
 }
 
 #[test]

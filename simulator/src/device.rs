@@ -14,6 +14,10 @@
 //!   types, wrap around the data type's range like a real totaliser would.
 //! * Metrics the model does not know read as a documented constant: the middle of the
 //!   tag's valid range, or the tag's `offset` (raw 0) when it has no range.
+//! * Custom metrics (`custom.<name>`) read as a seeded signal of their declared kind
+//!   ([`custom_value`]): a gauge moves slowly around a seeded level inside its valid range,
+//!   a counter counts 1 to 10 raw units per simulated minute, a state steps through up to 5
+//!   codes of its range every 5 to 15 simulated minutes.
 //! * String info tags (no metric) read as seeded text chosen by tag name: `serial` →
 //!   `"<PROFILE INITIALS>-<6 digits>"`, `firmware`/`version` → `"<1-4>.<00-19>.<00-29>"`,
 //!   `model` → the profile's model, `vendor`/`manufacturer` → its vendor, `well`/`site`/
@@ -32,7 +36,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use firmware_profiles::vocabulary::{self, MetricKind};
+use firmware_profiles::vocabulary::MetricKind;
 use firmware_profiles::{DataType, Profile, RawValue, RegisterType, Tag};
 
 use crate::failure::Failure;
@@ -202,12 +206,7 @@ impl Device {
         let counters = profile
             .tags
             .iter()
-            .map(|t| {
-                t.metric
-                    .as_deref()
-                    .and_then(vocabulary::lookup)
-                    .is_some_and(|m| m.kind == MetricKind::Counter)
-            })
+            .map(|t| t.metric_kind() == Some(MetricKind::Counter))
             .collect();
         Device {
             layout: Layout::build(&profile),
@@ -247,13 +246,7 @@ impl Device {
             .tags
             .iter()
             .enumerate()
-            .filter(|(_, t)| {
-                !t.writable
-                    && t.metric
-                        .as_deref()
-                        .and_then(vocabulary::lookup)
-                        .is_some_and(|m| m.kind == MetricKind::Gauge)
-            })
+            .filter(|(_, t)| !t.writable && t.metric_kind() == Some(MetricKind::Gauge))
             .map(|(i, _)| i)
             .collect()
     }
@@ -282,6 +275,9 @@ impl Device {
             && let Some(w) = eval.h.written(self.index, index, eval.t)
         {
             return w.value;
+        }
+        if tag.is_custom() {
+            return custom_value(tag, eval);
         }
         eval.metric(metric).unwrap_or_else(|| fallback(tag))
     }
@@ -349,6 +345,38 @@ impl Device {
                 })
             })
             .collect()
+    }
+}
+
+/// The engineering value of a custom metric (see the module docs): no physical model knows
+/// it, so it is a seeded signal of its declared kind, a pure function of (seed, well,
+/// metric, time) like every other value.
+pub(crate) fn custom_value(tag: &Tag, eval: &Eval<'_>) -> f64 {
+    let metric = tag.metric.as_deref().unwrap_or_default();
+    // A seeded spread per metric, in [0, 1).
+    let spread = unit(key(&[eval.device().key, hash_str(metric)]));
+    match tag.metric_kind() {
+        Some(MetricKind::Counter) => {
+            // 1 to 10 raw units per simulated minute, since the epoch of simulated time.
+            let per_minute = 1.0 + (spread * 10.0).floor();
+            tag.offset + tag.scale * (eval.secs() / 60.0 * per_minute).floor()
+        }
+        Some(MetricKind::State) => {
+            // A code that changes every 5 to 15 simulated minutes.
+            let period_s = 300.0 + spread * 600.0;
+            let step = (eval.secs() / period_s).floor() + (spread * 97.0).floor();
+            let (lo, hi) = tag.valid_range.unwrap_or((0.0, 3.0));
+            lo + step.rem_euclid((hi - lo).floor().clamp(1.0, 4.0) + 1.0)
+        }
+        _ => {
+            // A slow process around a seeded level within the range.
+            let (lo, hi) = tag
+                .valid_range
+                .unwrap_or((tag.offset, tag.offset + 1000.0 * tag.scale.abs()));
+            let level = lo + (hi - lo) * (0.2 + 0.6 * spread);
+            let swing = (hi - lo) * 0.1 * eval.process(metric, 120.0 + spread * 600.0);
+            (level + swing).clamp(lo, hi)
+        }
     }
 }
 

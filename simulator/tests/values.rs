@@ -11,7 +11,7 @@ use tokio_modbus::prelude::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tag_of_every_shipped_profile_matches_expected() {
     let profiles = all_profiles();
-    assert_eq!(profiles.len(), 6, "six shipped profiles");
+    assert_eq!(profiles.len(), 7, "seven shipped profiles");
     // Two wells with every profile; the second well's lift is the plunger (own pressures).
     let mut devices: Vec<&str> = profiles.iter().map(String::as_str).collect();
     let sim = start(config(17, 1, &devices)).await;

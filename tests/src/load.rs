@@ -319,6 +319,7 @@ impl SyntheticGateway {
                     scale: tag.scale,
                     offset: tag.offset,
                     writable: tag.writable,
+                    kind: None,
                 });
                 if let Some(values) = plausible_values(tag) {
                     sampled.push(SyntheticMetric {

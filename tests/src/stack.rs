@@ -295,6 +295,28 @@ impl Stack {
         wells: usize,
         test_broker_bin: &str,
     ) -> anyhow::Result<Stack> {
+        let devices = ["rod-pump-controller", "gas-flow-computer", "tank-gauge"];
+        Stack::fleet_without_agents(kind, wells, &devices, test_broker_bin).await
+    }
+
+    /// [`Stack::start`] with these firmware profiles on every well (in unit-id order).
+    pub async fn start_fleet(
+        kind: BrokerKind,
+        wells: usize,
+        devices: &[&str],
+        test_broker_bin: &str,
+    ) -> anyhow::Result<Stack> {
+        let mut stack = Stack::fleet_without_agents(kind, wells, devices, test_broker_bin).await?;
+        stack.provision_and_spawn_agents().await?;
+        Ok(stack)
+    }
+
+    async fn fleet_without_agents(
+        kind: BrokerKind,
+        wells: usize,
+        devices: &[&str],
+        test_broker_bin: &str,
+    ) -> anyhow::Result<Stack> {
         let dir = tempfile::tempdir()?;
         let database_url = fresh_database("wp_e2e").await?;
         let db = lazy_db(&database_url)?;
@@ -304,11 +326,7 @@ impl Stack {
         let fleet = FleetConfig {
             seed: 7,
             wells,
-            devices_per_well: vec![
-                "rod-pump-controller".into(),
-                "gas-flow-computer".into(),
-                "tank-gauge".into(),
-            ],
+            devices_per_well: devices.iter().map(|d| (*d).to_owned()).collect(),
             ..FleetConfig::default()
         };
         let simulator = Simulator::start(fleet, [127, 0, 0, 1].into())

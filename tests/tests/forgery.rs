@@ -313,6 +313,7 @@ async fn a_hostile_gateway_can_neither_lose_the_victims_data_nor_act_on_its_devi
                 scale: 1000.0,
                 offset: 0.0,
                 writable: false,
+                kind: None,
             }],
         }],
     };

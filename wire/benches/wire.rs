@@ -139,6 +139,21 @@ fn main() {
     }
     let open_ns = start.elapsed().as_nanos() as f64 / (rounds * samples) as f64;
 
+    // The same batches as batch version 1 encoded them (a bitmap and dt per frame).
+    let v1_bytes: usize = batches
+        .iter()
+        .map(|b| {
+            encode_batch(
+                &b.header,
+                &FramesBlock::encode_v1(&b.frames).expect("encodes"),
+            )
+            .len()
+        })
+        .sum();
+    println!(
+        "BENCH wire_bytes_per_sample_v1 {:.2} B",
+        v1_bytes as f64 / samples as f64
+    );
     println!(
         "BENCH wire_bytes_per_sample {:.2} B",
         bytes as f64 / samples as f64

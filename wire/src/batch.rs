@@ -1,11 +1,15 @@
 //! The data batch: the samples of one gateway over one flush period.
 //!
-//! # Layout
+//! # Layout (batch version 2)
 //!
 //! ```text
-//! batch  = { 0: version, 1: seq, 2: boot_id, 3: historical, 4: block, ?5: status }
-//! block  = [ base_ts_ms, [ frame, ... ] ]
-//! frame  = [ device_alias, dt_ms, presence, [ slot, ... ] ]
+//! batch   = { 0: version, 1: seq, 2: boot_id, 3: historical, 4: block, ?5: status }
+//! block   = [ base_ts_ms, section, section, ... ]          ; version 2 block
+//! section = [ device_alias, frame..., frame... ]           ; one per device, frames inline
+//! frame   = dt_ms, presence, slot, slot, ...               ; 2 + (number of slots) items
+//! presence = uint                 ; bitmask: bit i set when alias i has a slot (aliases < 64)
+//!          / bytes                ; bitmap: bit i % 8 of byte i / 8 (any alias)
+//!          / null                 ; the same aliases as the section's previous frame
 //! slot   = value                  ; quality good
 //!        / [ quality ]            ; no value (e.g. bad: the device did not answer)
 //!        / [ quality, value ]     ; stale or uncertain, with the value
@@ -14,12 +18,35 @@
 //!            3: dropped_samples, 4: dropped_batches }
 //! ```
 //!
-//! A *frame* is one poll of one device: its samples share one timestamp. `dt_ms` is the
-//! frame's timestamp minus the previous frame's (the first frame's minus `base_ts_ms`), so
-//! it is usually a small integer; it may be negative. `presence` is a byte string bitmap
-//! over the device's metric aliases (bit `i % 8` of byte `i / 8` set when alias `i` has a
-//! slot), and the slots follow in increasing alias order. Quality codes: 0 good, 1 bad,
-//! 2 stale, 3 uncertain.
+//! A *frame* is one poll of one device: its samples share one timestamp. The frames of one
+//! device form its *section*, in the order they were polled, so the device alias is written
+//! once per batch. Within a section, timestamps are *delta-of-delta* coded: with
+//! `delta_k = ts_k - ts_(k-1)` (`ts_(-1)` = `base_ts_ms`, `delta_(-1)` = 0), frame `k`
+//! carries `dt_ms = delta_k - delta_(k-1)`, so a device polled at a steady interval costs
+//! one byte per frame for its timestamp (jitter of a few ms), while any irregular
+//! timestamp stays exact (the arithmetic wraps at 64 bits, both ways, so every `i64`
+//! round-trips). The slots of a frame follow its presence in increasing alias order;
+//! the encoder writes the shortest presence form (a repeated alias set as `null`, 1 byte).
+//! Quality codes: 0 good, 1 bad, 2 stale, 3 uncertain. Values are the exact raw values —
+//! never deltas — so any CBOR reader sees every number as the device gave it.
+//!
+//! Decoded frames come back grouped by device (devices in order of first appearance),
+//! each device's frames in their original order.
+//!
+//! # Version 1 (still read)
+//!
+//! ```text
+//! block  = [ base_ts_ms, [ frame, ... ] ]
+//! frame  = [ device_alias, dt_ms, presence, [ slot, ... ] ]
+//! ```
+//!
+//! `dt_ms` is the frame's timestamp minus the previous frame's (of any device) and
+//! `presence` always a byte-string bitmap. Version-1 batches (header version 1) are read
+//! unchanged, and a block is recognised by its shape (the second item of a version-1
+//! block is an array of frames, each an array; in version 2 it is a section, whose first
+//! item is a device alias), so a block stored by an older agent and sent after an
+//! upgrade under a version-2 header decodes too. [`FramesBlock::encode_v1`] still writes
+//! the old layout, for tests and benchmarks of the transition.
 //!
 //! The frames of a batch are encoded once into a [`FramesBlock`] when the agent commits
 //! the batch to its buffer; the header (seq, boot id, historical flag, buffer status) is
@@ -27,7 +54,11 @@
 //! batch as backlog never re-encodes its samples.
 
 use crate::codec::{Enc, Reader, done, put_float, required};
-use crate::{DecodeError, EncodeError, SCHEMA_VERSION};
+use crate::{DecodeError, EncodeError};
+
+/// The data batch version this build writes, and the newest it reads (it reads 1 too).
+/// Other messages keep [`crate::SCHEMA_VERSION`].
+pub const BATCH_VERSION: u16 = 2;
 use minicbor::Encoder;
 use minicbor::data::Type;
 
@@ -159,9 +190,57 @@ const BLOCK: &str = "frames block";
 const BATCH: &str = "data batch";
 
 impl FramesBlock {
-    /// Encodes frames. Samples of a frame may come in any order but each metric alias at
-    /// most once per frame.
+    /// Encodes frames (version 2 layout). Samples of a frame may come in any order but
+    /// each metric alias at most once per frame.
     pub fn encode(frames: &[Frame]) -> Result<FramesBlock, EncodeError> {
+        let mut e = Encoder::new(Vec::with_capacity(16 + frames.len() * 32));
+        let base = frames.first().map_or(0, |f| f.ts_ms);
+        // Sections: devices in order of first appearance, frames in their order.
+        let mut sections: Vec<(u16, Vec<&Frame>)> = Vec::new();
+        for frame in frames {
+            match sections.iter_mut().find(|(d, _)| *d == frame.device) {
+                Some((_, list)) => list.push(frame),
+                None => sections.push((frame.device, vec![frame])),
+            }
+        }
+        done(e.array(1 + sections.len() as u64));
+        done(e.i64(base));
+        let mut samples = 0u32;
+        let mut order: Vec<usize> = Vec::new();
+        let mut aliases: Vec<u16> = Vec::new();
+        for (device, list) in &sections {
+            let items = 1 + list.iter().map(|f| 2 + f.samples.len() as u64).sum::<u64>();
+            done(e.array(items));
+            done(e.u16(*device));
+            let (mut prev_ts, mut prev_delta) = (base, 0i64);
+            let mut previous: Option<Vec<u16>> = None;
+            for frame in list {
+                sorted_aliases(frame, &mut order, &mut aliases)?;
+                let delta = frame.ts_ms.wrapping_sub(prev_ts);
+                done(e.i64(delta.wrapping_sub(prev_delta)));
+                (prev_ts, prev_delta) = (frame.ts_ms, delta);
+                if previous.as_deref() == Some(aliases.as_slice()) {
+                    done(e.null());
+                } else {
+                    put_presence(&mut e, &aliases);
+                    previous = Some(aliases.clone());
+                }
+                for &i in order.iter() {
+                    encode_slot(&mut e, &frame.samples[i]);
+                }
+                samples = samples.saturating_add(frame.samples.len() as u32);
+            }
+        }
+        Ok(FramesBlock {
+            bytes: e.into_writer(),
+            samples,
+        })
+    }
+
+    /// Encodes frames in the version-1 layout (one bitmap and one delta from the previous
+    /// frame per frame), as agents before batch version 2 stored them. For tests and
+    /// benchmarks of the transition; agents write [`FramesBlock::encode`].
+    pub fn encode_v1(frames: &[Frame]) -> Result<FramesBlock, EncodeError> {
         let mut e = Encoder::new(Vec::with_capacity(16 + frames.len() * 64));
         let base = frames.first().map_or(0, |f| f.ts_ms);
         done(e.array(2));
@@ -170,8 +249,17 @@ impl FramesBlock {
         let mut prev = base;
         let mut samples = 0u32;
         let mut order: Vec<usize> = Vec::new();
+        let mut aliases: Vec<u16> = Vec::new();
         for frame in frames {
-            encode_frame(&mut e, frame, prev, &mut order)?;
+            sorted_aliases(frame, &mut order, &mut aliases)?;
+            done(e.array(4));
+            done(e.u16(frame.device));
+            done(e.i64(frame.ts_ms.wrapping_sub(prev)));
+            done(e.bytes(&bitmap(&aliases)));
+            done(e.array(order.len() as u64));
+            for &i in order.iter() {
+                encode_slot(&mut e, &frame.samples[i]);
+            }
             prev = frame.ts_ms;
             samples = samples.saturating_add(frame.samples.len() as u32);
         }
@@ -213,49 +301,60 @@ impl FramesBlock {
     }
 }
 
-fn encode_frame(
-    e: &mut Enc,
+/// Orders a frame's samples by alias (`order` holds sample indices, `aliases` the sorted
+/// aliases); refuses an alias present twice.
+fn sorted_aliases(
     frame: &Frame,
-    prev_ts: i64,
     order: &mut Vec<usize>,
+    aliases: &mut Vec<u16>,
 ) -> Result<(), EncodeError> {
     order.clear();
     order.extend(0..frame.samples.len());
     order.sort_unstable_by_key(|&i| frame.samples[i].metric);
-    let max_alias = order
-        .last()
-        .map_or(0, |&i| usize::from(frame.samples[i].metric));
-    let mut presence = vec![
-        0u8;
-        if order.is_empty() {
-            0
-        } else {
-            max_alias / 8 + 1
-        }
-    ];
-    for pair in order.windows(2) {
-        let (a, b) = (frame.samples[pair[0]].metric, frame.samples[pair[1]].metric);
-        if a == b {
-            return Err(EncodeError::DuplicateMetric {
-                device: frame.device,
-                ts_ms: frame.ts_ms,
-                metric: a,
-            });
-        }
-    }
-    for &i in order.iter() {
-        let m = usize::from(frame.samples[i].metric);
-        presence[m / 8] |= 1 << (m % 8);
-    }
-    done(e.array(4));
-    done(e.u16(frame.device));
-    done(e.i64(frame.ts_ms.wrapping_sub(prev_ts)));
-    done(e.bytes(&presence));
-    done(e.array(order.len() as u64));
-    for &i in order.iter() {
-        encode_slot(e, &frame.samples[i]);
+    aliases.clear();
+    aliases.extend(order.iter().map(|&i| frame.samples[i].metric));
+    if let Some(pair) = aliases.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(EncodeError::DuplicateMetric {
+            device: frame.device,
+            ts_ms: frame.ts_ms,
+            metric: pair[0],
+        });
     }
     Ok(())
+}
+
+/// The byte-string bitmap of sorted aliases.
+fn bitmap(aliases: &[u16]) -> Vec<u8> {
+    let mut presence = vec![0u8; aliases.last().map_or(0, |&m| usize::from(m) / 8 + 1)];
+    for &m in aliases {
+        presence[usize::from(m) / 8] |= 1 << (m % 8);
+    }
+    presence
+}
+
+/// Bytes of the CBOR head of an unsigned integer or length `n`.
+fn head_len(n: u64) -> usize {
+    match n {
+        0..24 => 1,
+        24..256 => 2,
+        256..65_536 => 3,
+        65_536..4_294_967_296 => 5,
+        _ => 9,
+    }
+}
+
+/// Writes the shorter presence form of sorted aliases: an integer bitmask (aliases below
+/// 64; preferred on a tie) or a byte-string bitmap.
+fn put_presence(e: &mut Enc, aliases: &[u16]) {
+    let bytes = aliases.last().map_or(0, |&m| usize::from(m) / 8 + 1);
+    if aliases.last().is_none_or(|&m| m < 64) {
+        let mask = aliases.iter().fold(0u64, |acc, &m| acc | 1 << m);
+        if head_len(mask) <= head_len(bytes as u64) + bytes {
+            done(e.u64(mask));
+            return;
+        }
+    }
+    done(e.bytes(&bitmap(aliases)));
 }
 
 fn encode_value(e: &mut Enc, v: Value) {
@@ -285,27 +384,127 @@ fn encode_slot(e: &mut Enc, s: &Sample) {
     }
 }
 
-/// Decodes a block, handing each frame to `sink`; returns the number of samples.
+/// Decodes a block of either version, handing each frame to `sink`; returns the number of
+/// samples.
 fn decode_block(r: &mut Reader<'_>, mut sink: impl FnMut(Frame)) -> Result<u32, DecodeError> {
     let n = r.array()?;
-    if n < 2 {
-        return Err(r.malformed(format!("expected [base_ts, frames], found an array of {n}")));
+    if n == 0 {
+        return Err(r.malformed("expected [base_ts, ...], found an empty array"));
     }
-    let mut ts = r.i64()?;
-    let frames = r.array()?;
+    let base = r.i64()?;
     let mut samples = 0u32;
-    for _ in 0..frames {
-        let frame = decode_frame(r, &mut ts)?;
-        samples = samples.saturating_add(frame.samples.len() as u32);
-        sink(frame);
-    }
-    for _ in 2..n {
-        r.skip()?; // fields added by a newer schema
+    let mut count = |f: Frame| {
+        samples = samples.saturating_add(f.samples.len() as u32);
+        sink(f);
+    };
+    if n >= 2 && r.next_is_array_of_arrays()? {
+        // Version 1: [base_ts, [frame, ...], fields added by a newer schema...].
+        let mut ts = base;
+        let frames = r.array()?;
+        for _ in 0..frames {
+            count(decode_frame_v1(r, &mut ts)?);
+        }
+        for _ in 2..n {
+            r.skip()?;
+        }
+    } else {
+        for _ in 1..n {
+            decode_section(r, base, &mut count)?;
+        }
     }
     Ok(samples)
 }
 
-fn decode_frame(r: &mut Reader<'_>, ts: &mut i64) -> Result<Frame, DecodeError> {
+/// Decodes one version-2 section: `[device, (dt, presence, slot...)...]`.
+fn decode_section(
+    r: &mut Reader<'_>,
+    base: i64,
+    sink: &mut impl FnMut(Frame),
+) -> Result<(), DecodeError> {
+    let items = r.array()?;
+    if items == 0 {
+        return Err(r.malformed("an empty device section"));
+    }
+    let device = r.u16("device alias")?;
+    let mut left = items - 1;
+    let (mut prev_ts, mut prev_delta) = (base, 0i64);
+    let mut previous: Option<Vec<u16>> = None;
+    while left > 0 {
+        if left < 2 {
+            return Err(r.malformed(format!(
+                "device {device}: a frame needs dt and presence, {left} item left"
+            )));
+        }
+        let delta = prev_delta.wrapping_add(r.i64()?);
+        let ts_ms = prev_ts.wrapping_add(delta);
+        (prev_ts, prev_delta) = (ts_ms, delta);
+        let aliases = match r.datatype()? {
+            Type::Null => {
+                r.null()?;
+                previous.take().ok_or_else(|| {
+                    r.invalid(
+                        "presence",
+                        "null (same as before) on a section's first frame",
+                    )
+                })?
+            }
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
+                let mask = r.u64()?;
+                (0..64u16).filter(|i| mask & (1 << i) != 0).collect()
+            }
+            Type::Bytes => bitmap_aliases(r)?,
+            other => {
+                return Err(r.malformed(format!(
+                    "expected a presence bitmask, bitmap or null, found {other}"
+                )));
+            }
+        };
+        left -= 2;
+        if aliases.len() as u64 > left {
+            return Err(r.invalid(
+                "presence",
+                format!(
+                    "marks {} metrics but {left} items follow in the section",
+                    aliases.len()
+                ),
+            ));
+        }
+        left -= aliases.len() as u64;
+        let mut samples = Vec::with_capacity(aliases.len());
+        for &metric in &aliases {
+            samples.push(decode_slot(r, metric)?);
+        }
+        previous = Some(aliases);
+        sink(Frame {
+            device,
+            ts_ms,
+            samples,
+        });
+    }
+    Ok(())
+}
+
+/// The aliases of a byte-string bitmap.
+fn bitmap_aliases(r: &mut Reader<'_>) -> Result<Vec<u16>, DecodeError> {
+    let presence = r.bytes()?;
+    if presence.len() > usize::from(u16::MAX) / 8 + 1 {
+        return Err(r.invalid(
+            "presence",
+            format!("bitmap of {} bytes exceeds 16-bit aliases", presence.len()),
+        ));
+    }
+    let mut aliases = Vec::new();
+    for (byte_index, byte) in presence.iter().enumerate() {
+        for bit in 0..8 {
+            if byte & (1 << bit) != 0 {
+                aliases.push((byte_index * 8 + bit) as u16);
+            }
+        }
+    }
+    Ok(aliases)
+}
+
+fn decode_frame_v1(r: &mut Reader<'_>, ts: &mut i64) -> Result<Frame, DecodeError> {
     let n = r.array()?;
     if n < 4 {
         return Err(r.malformed(format!("a frame needs 4 items, found {n}")));
@@ -315,29 +514,20 @@ fn decode_frame(r: &mut Reader<'_>, ts: &mut i64) -> Result<Frame, DecodeError> 
     *ts = ts
         .checked_add(dt)
         .ok_or_else(|| r.invalid("dt_ms", format!("timestamp overflows adding {dt}")))?;
-    let presence = r.bytes()?;
-    if presence.len() > usize::from(u16::MAX) / 8 + 1 {
-        return Err(r.invalid(
-            "presence",
-            format!("bitmap of {} bytes exceeds 16-bit aliases", presence.len()),
-        ));
-    }
-    let present = presence.iter().map(|b| b.count_ones() as u64).sum::<u64>();
+    let aliases = bitmap_aliases(r)?;
     let slots = r.array()?;
-    if slots != present {
+    if slots != aliases.len() as u64 {
         return Err(r.invalid(
             "presence",
-            format!("bitmap marks {present} metrics but {slots} slots follow"),
+            format!(
+                "bitmap marks {} metrics but {slots} slots follow",
+                aliases.len()
+            ),
         ));
     }
-    let mut samples = Vec::with_capacity(slots as usize);
-    for (byte_index, byte) in presence.iter().enumerate() {
-        for bit in 0..8 {
-            if byte & (1 << bit) != 0 {
-                let metric = (byte_index * 8 + bit) as u16;
-                samples.push(decode_slot(r, metric)?);
-            }
-        }
+    let mut samples = Vec::with_capacity(aliases.len());
+    for &metric in &aliases {
+        samples.push(decode_slot(r, metric)?);
     }
     for _ in 4..n {
         r.skip()?;
@@ -407,7 +597,7 @@ pub fn encode_batch(header: &BatchHeader, block: &FramesBlock) -> Vec<u8> {
     let entries = if header.status.is_some() { 6 } else { 5 };
     let ok = (|| {
         e.map(entries)?;
-        e.u8(0)?.u16(SCHEMA_VERSION)?;
+        e.u8(0)?.u16(BATCH_VERSION)?;
         e.u8(1)?.u64(header.seq)?;
         e.u8(2)?.u64(header.boot_id)?;
         e.u8(3)?.bool(header.historical)?;
@@ -441,7 +631,7 @@ impl Batch {
         let mut r = Reader::new(bytes, BATCH);
         let (mut seq, mut boot_id, mut historical, mut frames, mut status) =
             (None, None, false, None, None);
-        r.message_map(|r, key| {
+        r.message_map_upto(BATCH_VERSION, |r, key| {
             match key {
                 1 => seq = Some(r.u64()?),
                 2 => boot_id = Some(r.u64()?),
@@ -618,11 +808,11 @@ mod tests {
             },
             &block,
         );
-        bytes[2] = 2; // map(5), key 0, version 1 -> 2
+        bytes[2] = 3; // map(5), key 0, version 2 -> 3
         match Batch::decode(&bytes) {
             Err(DecodeError::IncompatibleVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }) => {}
             other => panic!("expected incompatible version, got {other:?}"),
@@ -667,6 +857,120 @@ mod tests {
                 key: 0
             })
         );
+    }
+
+    fn steady_site() -> Vec<Frame> {
+        let t0 = 1_763_800_000_490;
+        let mut frames = Vec::new();
+        for k in 0..10i64 {
+            let jitter = [0, 1, -1, 2][k as usize % 4];
+            frames.push(frame(
+                0,
+                t0 + k * 1000 + jitter,
+                &[
+                    (0, Some(Value::Int(3)), Quality::Good),
+                    (14, Some(Value::Int(251 + k)), Quality::Good),
+                ],
+            ));
+            frames.push(frame(
+                3,
+                t0 + k * 1000 + jitter + 1,
+                &[(6, Some(Value::Int(1)), Quality::Good)],
+            ));
+        }
+        frames.push(frame(
+            0,
+            t0 + 9_500,
+            &[(36, Some(Value::Bool(true)), Quality::Good)],
+        ));
+        frames
+    }
+
+    #[test]
+    fn version_2_groups_devices_and_costs_little_per_frame() {
+        let frames = steady_site();
+        let v2 = FramesBlock::encode(&frames).unwrap();
+        let v1 = FramesBlock::encode_v1(&frames).unwrap();
+        let mut expected: Vec<Frame> = frames.iter().filter(|f| f.device == 0).cloned().collect();
+        expected.extend(frames.iter().filter(|f| f.device == 3).cloned());
+        assert_eq!(v2.frames().unwrap(), expected);
+        assert_eq!(v1.frames().unwrap(), frames);
+        assert_eq!((v2.sample_count(), v1.sample_count()), (31, 31));
+        // Per steady frame: 1 byte of delta-of-delta, 1 byte of repeated presence (null).
+        let (short, long) = (v2.as_bytes().len(), v1.as_bytes().len());
+        assert!(short * 5 < long * 3, "{short} vs {long}");
+        // A steady device's later frames: dt within a byte and a null presence.
+        let mut r = Reader::new(v2.as_bytes(), BLOCK);
+        assert_eq!(r.array().unwrap(), 3);
+        r.i64().unwrap();
+        r.array().unwrap();
+        assert_eq!(r.u16("device").unwrap(), 0);
+        assert_eq!(r.i64().unwrap(), 0); // first frame: ts - base
+        assert_eq!(r.u64().unwrap(), (1 << 0) | (1 << 14)); // bitmask
+        r.skip().unwrap();
+        r.skip().unwrap();
+        assert_eq!(r.i64().unwrap(), 1001); // second frame: delta 1001 - 0
+        r.null().unwrap();
+        r.skip().unwrap();
+        r.skip().unwrap();
+        assert_eq!(r.i64().unwrap(), -3); // third: delta 998 - 1001
+        r.null().unwrap();
+    }
+
+    #[test]
+    fn presence_takes_its_shortest_form() {
+        let len = |aliases: &[u16]| {
+            let mut e = Encoder::new(Vec::new());
+            put_presence(&mut e, aliases);
+            e.into_writer()
+        };
+        assert_eq!(len(&[]), vec![0x00]);
+        assert_eq!(len(&[0, 2]), vec![0x05]);
+        assert_eq!(len(&[6]), vec![0x18, 0x40]);
+        // Alias 36 as a bitmask needs 9 bytes; the 5-byte bitmap plus its head is shorter.
+        assert_eq!(len(&[36]), vec![0x45, 0, 0, 0, 0, 0x10]);
+        assert_eq!(len(&[300])[0], 0x58); // beyond 63: always a bitmap
+    }
+
+    #[test]
+    fn extreme_timestamps_round_trip_in_version_2() {
+        let frames = vec![
+            frame(1, i64::MAX, &[]),
+            frame(1, i64::MIN, &[(0, None, Quality::Bad)]),
+            frame(1, 0, &[(0, None, Quality::Bad)]),
+            frame(2, -5, &[]),
+        ];
+        let block = FramesBlock::encode(&frames).unwrap();
+        assert_eq!(block.frames().unwrap(), frames);
+    }
+
+    #[test]
+    fn malformed_version_2_sections_are_errors() {
+        let cases: [(&[u8], &str); 4] = [
+            // [base 0, []]: v1 with no frames is fine; [0, [1]]: a section without frames.
+            (&[0x82, 0x00, 0x81, 0x01], ""),
+            (
+                &[0x82, 0x00, 0x82, 0x01, 0x00],
+                "a frame needs dt and presence",
+            ),
+            (
+                &[0x82, 0x00, 0x83, 0x01, 0x00, 0xf6],
+                "null (same as before)",
+            ),
+            (
+                &[0x82, 0x00, 0x83, 0x01, 0x00, 0x03],
+                "marks 2 metrics but 0 items follow",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let result = FramesBlock::from_bytes(bytes.to_vec());
+            if expected.is_empty() {
+                assert_eq!(result.unwrap().sample_count(), 0);
+            } else {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains(expected), "{bytes:02x?}: {err}");
+            }
+        }
     }
 
     #[test]

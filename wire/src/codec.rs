@@ -168,6 +168,31 @@ impl<'b> Reader<'b> {
         }
     }
 
+    /// Whether the next item is an array that is empty or whose first item is an array
+    /// (looks ahead without consuming anything).
+    pub(crate) fn next_is_array_of_arrays(&mut self) -> Result<bool, DecodeError> {
+        let msg = self.msg;
+        let position = self.d.position();
+        let malformed = |e: minicbor::decode::Error| DecodeError::Malformed {
+            message: msg,
+            position: e.position().unwrap_or(position),
+            detail: e.to_string(),
+        };
+        let mut probe = self.d.probe();
+        if probe.datatype().map_err(malformed)? != Type::Array {
+            return Ok(false);
+        }
+        match probe.array().map_err(malformed)? {
+            Some(0) => Ok(true),
+            Some(_) => Ok(probe.datatype().map_err(malformed)? == Type::Array),
+            None => Err(DecodeError::Malformed {
+                message: msg,
+                position,
+                detail: "indefinite-length arrays are not accepted".into(),
+            }),
+        }
+    }
+
     pub(crate) fn skip(&mut self) -> Result<(), DecodeError> {
         self.d.skip().map_err(|e| self.cbor(e))
     }
@@ -179,17 +204,26 @@ impl<'b> Reader<'b> {
     /// reported as such rather than as whatever field changed shape. Returns the version.
     pub(crate) fn message_map(
         &mut self,
+        field: impl FnMut(&mut Self, u64) -> Result<bool, DecodeError>,
+    ) -> Result<u64, DecodeError> {
+        self.message_map_upto(SCHEMA_VERSION, field)
+    }
+
+    /// [`Reader::message_map`] for a message whose newest readable version is `supported`.
+    pub(crate) fn message_map_upto(
+        &mut self,
+        supported: u16,
         mut field: impl FnMut(&mut Self, u64) -> Result<bool, DecodeError>,
     ) -> Result<u64, DecodeError> {
         let mut version = None;
         self.fields(|r, key| {
             if key == 0 {
                 let v = r.u64()?;
-                if v > u64::from(SCHEMA_VERSION) || v == 0 {
+                if v > u64::from(supported) || v == 0 {
                     return Err(DecodeError::IncompatibleVersion {
                         message: r.msg,
                         found: v,
-                        supported: SCHEMA_VERSION,
+                        supported,
                     });
                 }
                 version = Some(v);

@@ -5,7 +5,9 @@
 //!             ?6: birth_status }
 //! birth_status = { 0: set_aside_batches, 1: set_aside_bytes, 2: set_aside_dropped }
 //! device  = { 0: alias, 1: name, 2: profile, 3: { info_key: info_value, ... }, 4: [metric, ...] }
-//! metric  = { 0: alias, 1: canonical, 2: tag, 3: unit, 4: scale, 5: offset, 6: writable }
+//! metric  = { 0: alias, 1: canonical, 2: tag, 3: unit, 4: scale, 5: offset, 6: writable, ?7: kind }
+//!   canonical: a canonical vocabulary name, or custom.<name> for a custom metric
+//!   kind:      0 gauge, 1 counter, 2 state
 //! death   = { 0: version, 1: boot_id, 2: ts_ms }
 //! ack     = { 0: version, 1: [[first_seq, last_seq], ...], ?2: [rejected, ...] }  ; inclusive ranges
 //! rejected = { 0: [[first_seq, last_seq], ...], 1: permanent, 2: reason, ?3: detail }
@@ -39,12 +41,49 @@ use crate::codec::{Enc, Reader, done, put_float, required};
 use crate::{DecodeError, SCHEMA_VERSION};
 use minicbor::Encoder;
 
+/// How values of a metric aggregate (key 7 of a birth metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// A level or rate sampled at a point in time (code 0).
+    Gauge,
+    /// A monotonic running total (code 1).
+    Counter,
+    /// An enumerated code or a boolean (code 2).
+    State,
+}
+
+impl MetricKind {
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        match self {
+            MetricKind::Gauge => 0,
+            MetricKind::Counter => 1,
+            MetricKind::State => 2,
+        }
+    }
+
+    /// The kind of a wire code, if known.
+    pub fn from_code(code: u64) -> Option<MetricKind> {
+        match code {
+            0 => Some(MetricKind::Gauge),
+            1 => Some(MetricKind::Counter),
+            2 => Some(MetricKind::State),
+            _ => None,
+        }
+    }
+}
+
+/// Namespace prefix of a custom (non-canonical) metric name in [`MetricEntry::canonical`].
+pub const CUSTOM_NAMESPACE: &str = "custom.";
+
 /// One metric of a device in the birth catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricEntry {
     /// Alias used in batches: the tag's index in the device's firmware profile.
     pub alias: u16,
-    /// Canonical metric name from the shared vocabulary (e.g. `tubing_pressure_psi`).
+    /// The metric's name: a canonical name from the shared vocabulary (e.g.
+    /// `tubing_pressure_psi`), or `custom.<name>` for a custom metric the profile declares
+    /// (see [`MetricEntry::custom_name`]).
     pub canonical: String,
     /// The vendor tag name in the profile.
     pub tag: String,
@@ -56,6 +95,15 @@ pub struct MetricEntry {
     pub offset: f64,
     /// Whether the cloud may request setpoint writes to it.
     pub writable: bool,
+    /// How the metric aggregates (key 7); agents that predate custom metrics omit it.
+    pub kind: Option<MetricKind>,
+}
+
+impl MetricEntry {
+    /// The name after `custom.` when this is a custom metric.
+    pub fn custom_name(&self) -> Option<&str> {
+        self.canonical.strip_prefix(CUSTOM_NAMESPACE)
+    }
 }
 
 /// One device in the birth catalog.
@@ -317,7 +365,7 @@ impl Birth {
                 }
                 e.u8(4)?.array(d.metrics.len() as u64)?;
                 for m in &d.metrics {
-                    e.map(7)?;
+                    e.map(7 + u64::from(m.kind.is_some()))?;
                     e.u8(0)?.u16(m.alias)?;
                     e.u8(1)?.str(&m.canonical)?;
                     e.u8(2)?.str(&m.tag)?;
@@ -327,6 +375,9 @@ impl Birth {
                     e.u8(5)?;
                     put_float(e, m.offset);
                     e.u8(6)?.bool(m.writable)?;
+                    if let Some(kind) = m.kind {
+                        e.u8(7)?.u8(kind.code())?;
+                    }
                 }
             }
             if let Some(s) = status {
@@ -435,7 +486,7 @@ fn decode_device(r: &mut Reader<'_>) -> Result<DeviceEntry, DecodeError> {
 fn decode_metric(r: &mut Reader<'_>) -> Result<MetricEntry, DecodeError> {
     let msg = r.msg();
     let (mut alias, mut canonical, mut tag, mut unit) = (None, None, None, None);
-    let (mut scale, mut offset, mut writable) = (1.0, 0.0, false);
+    let (mut scale, mut offset, mut writable, mut kind) = (1.0, 0.0, false, None);
     r.fields(|r, key| {
         match key {
             0 => alias = Some(r.u16("alias")?),
@@ -445,6 +496,11 @@ fn decode_metric(r: &mut Reader<'_>) -> Result<MetricEntry, DecodeError> {
             4 => scale = r.number()?,
             5 => offset = r.number()?,
             6 => writable = r.bool()?,
+            7 => {
+                let code = r.u64()?;
+                // A kind added by a newer agent reads as unknown rather than failing the birth.
+                kind = MetricKind::from_code(code);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -463,6 +519,7 @@ fn decode_metric(r: &mut Reader<'_>) -> Result<MetricEntry, DecodeError> {
         scale,
         offset,
         writable,
+        kind,
     })
 }
 

@@ -16,7 +16,7 @@
 //! | [`CommandResult`] | `cmd/result` | edge → cloud: outcome of a command |
 //! | [`CloudState`] | `wp/v1/_state/{ingester}` | cloud → every edge: an ingester is online or offline (retained, last will; see [`state`]) |
 //!
-//! # Encoding rules (schema version 1)
+//! # Encoding rules (schema version 1; data batch version 2)
 //!
 //! Every message is a CBOR map with small unsigned-integer keys; key `0` is the schema
 //! version. Integer keys keep messages small; maps (rather than positional arrays) let a
@@ -25,11 +25,14 @@
 //! [`DecodeError::IncompatibleVersion`] and ignores map keys it does not know.
 //! Only definite-length items are produced and accepted.
 //!
-//! The data batch is designed to cost a few bytes per sample (see [`batch`]): samples of
-//! one device poll share one timestamp (a *frame*), timestamps are deltas, metrics are
-//! identified by their position in a presence bitmap instead of by name, and values are
-//! the raw register integers (scale and offset are declared once, in the [`Birth`]
-//! catalog) or floats in their smallest exact CBOR width.
+//! The data batch is designed to cost a few bytes per sample (see the `batch` module):
+//! samples of one device poll share one timestamp (a *frame*), a device's frames share one
+//! section (its alias written once), timestamps are delta-of-delta coded per device,
+//! metrics are identified by their position in a presence bitmask instead of by name, and
+//! values are the raw register integers (scale and offset are declared once, in the
+//! [`Birth`] catalog) or floats in their smallest exact CBOR width. The data batch has its
+//! own version, [`BATCH_VERSION`] (2; version 1 is still read); every other message is at
+//! [`SCHEMA_VERSION`].
 //!
 //! # Authentication
 //!
@@ -59,11 +62,13 @@ pub mod state;
 pub mod topic;
 
 pub use batch::{
-    Batch, BatchHeader, BufferStatus, Frame, FramesBlock, Quality, Sample, Value, encode_batch,
+    BATCH_VERSION, Batch, BatchHeader, BufferStatus, Frame, FramesBlock, Quality, Sample, Value,
+    encode_batch,
 };
 pub use control::{
-    Ack, Birth, BirthStatus, Command, CommandKind, CommandResult, Death, DeviceEntry,
-    MAX_DETAIL_LEN, MAX_REASON_LEN, MAX_REJECTIONS, MetricEntry, Rejected, merge_ranges,
+    Ack, Birth, BirthStatus, CUSTOM_NAMESPACE, Command, CommandKind, CommandResult, Death,
+    DeviceEntry, MAX_DETAIL_LEN, MAX_REASON_LEN, MAX_REJECTIONS, MetricEntry, MetricKind, Rejected,
+    merge_ranges,
 };
 pub use error::{DecodeError, EncodeError};
 pub use seal::{MessageKey, SealError};

@@ -11,7 +11,8 @@ use std::process::Command as Process;
 use wire::seal::{self, MessageKey};
 use wire::{
     Ack, Batch, BatchHeader, Birth, BirthStatus, BufferStatus, CloudState, Command, CommandKind,
-    CommandResult, Death, DeviceEntry, Frame, MetricEntry, Quality, Rejected, Sample, Value,
+    CommandResult, Death, DeviceEntry, Frame, FramesBlock, MetricEntry, MetricKind, Quality,
+    Rejected, Sample, Value, encode_batch,
 };
 
 /// The message key of the sealed goldens (a gateway whose MQTT password is this).
@@ -131,6 +132,66 @@ fn typical_batch() -> Batch {
     }
 }
 
+/// The typical batch as a version-1 agent sent it: version 1 header, version-1 block.
+fn typical_batch_v1() -> Vec<u8> {
+    let batch = typical_batch();
+    let mut bytes = encode_batch(
+        &batch.header,
+        &FramesBlock::encode_v1(&batch.frames).expect("encodes"),
+    );
+    assert_eq!(bytes[..3], [0xa6, 0x00, 0x02], "map, key 0, version 2");
+    bytes[2] = 0x01;
+    bytes
+}
+
+/// A deadbanded small site over 4 s: a rod-pump controller (state and motor current every
+/// poll, a heartbeat of its last tag), a gas detector (its state every poll).
+fn small_site_batch() -> Batch {
+    let t0 = 1_763_800_000_490;
+    let mut frames = Vec::new();
+    for (k, jitter) in [0i64, 1, -1, 0].into_iter().enumerate() {
+        let ts = t0 + k as i64 * 1000 + jitter;
+        frames.push(Frame {
+            device: 0,
+            ts_ms: ts,
+            samples: vec![good(0, Value::Int(3)), good(14, Value::Int(251 + k as i64))],
+        });
+        frames.push(Frame {
+            device: 3,
+            ts_ms: ts + 1,
+            samples: vec![good(6, Value::Int(1))],
+        });
+    }
+    frames.push(Frame {
+        device: 0,
+        ts_ms: t0 + 3_500,
+        samples: vec![good(36, Value::Bool(true))],
+    });
+    Batch {
+        header: BatchHeader {
+            seq: 1043,
+            boot_id: 0x5eed_cafe,
+            historical: false,
+            status: None,
+        },
+        frames,
+    }
+}
+
+/// Frames as a version-2 block returns them: grouped by device in order of appearance.
+fn grouped(frames: &[Frame]) -> Vec<Frame> {
+    let mut devices: Vec<u16> = Vec::new();
+    for f in frames {
+        if !devices.contains(&f.device) {
+            devices.push(f.device);
+        }
+    }
+    devices
+        .iter()
+        .flat_map(|d| frames.iter().filter(move |f| f.device == *d).cloned())
+        .collect()
+}
+
 fn birth() -> Birth {
     Birth {
         boot_id: 0x5eed_cafe,
@@ -151,7 +212,9 @@ fn birth() -> Birth {
                     scale: 0.1,
                     offset: 0.0,
                     writable: false,
+                    kind: Some(MetricKind::Gauge),
                 },
+                // As an agent that predates metric kinds wrote it (no key 7).
                 MetricEntry {
                     alias: 5,
                     canonical: "strokes_per_minute".into(),
@@ -160,6 +223,18 @@ fn birth() -> Birth {
                     scale: 0.01,
                     offset: 0.0,
                     writable: true,
+                    kind: None,
+                },
+                // A custom metric: its own name, unit and kind.
+                MetricEntry {
+                    alias: 41,
+                    canonical: "custom.separator_level".into(),
+                    tag: "hr_41".into(),
+                    unit: "in".into(),
+                    scale: 0.1,
+                    offset: 0.0,
+                    writable: false,
+                    kind: Some(MetricKind::Gauge),
                 },
             ],
         }],
@@ -170,6 +245,11 @@ fn birth() -> Birth {
 fn goldens() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("batch_typical", typical_batch().encode().expect("encodes")),
+        ("batch_typical_v1", typical_batch_v1()),
+        (
+            "batch_small_site",
+            small_site_batch().encode().expect("encodes"),
+        ),
         ("birth", birth().encode()),
         (
             "death",
@@ -265,10 +345,16 @@ fn messages_encode_to_the_golden_bytes() {
 fn golden_bytes_decode_to_the_messages() {
     let dir = data_dir();
     let read = |name: &str| std::fs::read(dir.join(format!("{name}.cbor"))).expect("golden file");
-    assert_eq!(
-        Batch::decode(&read("batch_typical")).unwrap(),
-        typical_batch()
-    );
+    let typical = typical_batch();
+    let v2 = Batch::decode(&read("batch_typical")).unwrap();
+    assert_eq!(v2.header, typical.header);
+    assert_eq!(v2.frames, grouped(&typical.frames));
+    // What agents before batch version 2 sent still decodes, in its frame order.
+    assert_eq!(Batch::decode(&read("batch_typical_v1")).unwrap(), typical);
+    let small = small_site_batch();
+    let decoded = Batch::decode(&read("batch_small_site")).unwrap();
+    assert_eq!(decoded.frames, grouped(&small.frames));
+    assert_eq!(decoded.header, small.header);
     assert_eq!(Birth::decode(&read("birth")).unwrap(), birth());
     assert_eq!(Death::decode(&read("death")).unwrap().boot_id, 0x5eed_cafe);
     assert_eq!(

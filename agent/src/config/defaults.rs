@@ -33,13 +33,16 @@ pub fn max_age() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
 }
 pub fn flush_interval() -> Duration {
-    Duration::from_secs(1)
+    Duration::from_secs(10)
 }
 pub fn flush_quiet() -> Duration {
     Duration::from_millis(50)
 }
 pub fn max_samples_per_batch() -> u32 {
     5000
+}
+pub fn flush_min_samples() -> u32 {
+    200
 }
 pub fn metrics_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 9102))

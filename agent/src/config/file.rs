@@ -131,7 +131,8 @@ pub struct BufferSection {
     #[serde(default = "defaults::max_age", with = "humantime_serde")]
     pub max_age: Duration,
     /// Longest time a polled sample waits before it is committed to the buffer as part of
-    /// a batch (the batch is usually cut earlier, see `flush_quiet`).
+    /// a batch: the live latency bound of a sparse site (a busy one cuts earlier, see
+    /// `flush_quiet` and `flush_min_samples`), and what a hard crash can lose.
     #[serde(default = "defaults::flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
     /// A batch is cut once no poll result arrived for this long: the devices due at the
@@ -142,6 +143,12 @@ pub struct BufferSection {
     /// A batch is committed early when it reaches this many samples.
     #[serde(default = "defaults::max_samples_per_batch")]
     pub max_samples_per_batch: u32,
+    /// The quiet cut (`flush_quiet`) applies only once a batch holds this many samples; a
+    /// smaller batch keeps collecting poll cycles until `flush_interval`, so a sparse
+    /// (deadbanded) site pays its per-batch overhead once per `flush_interval` instead of
+    /// once per poll. 1 cuts every poll cycle.
+    #[serde(default = "defaults::flush_min_samples")]
+    pub flush_min_samples: u32,
 }
 
 impl Default for BufferSection {
@@ -152,6 +159,7 @@ impl Default for BufferSection {
             flush_interval: defaults::flush_interval(),
             flush_quiet: defaults::flush_quiet(),
             max_samples_per_batch: defaults::max_samples_per_batch(),
+            flush_min_samples: defaults::flush_min_samples(),
         }
     }
 }

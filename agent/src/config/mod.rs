@@ -155,6 +155,8 @@ pub struct BufferSettings {
     pub flush_quiet: Duration,
     /// Sample limit per batch.
     pub max_samples_per_batch: u32,
+    /// Samples a batch needs before the quiet cut applies.
+    pub flush_min_samples: u32,
 }
 
 /// Resolved `[[bus]]` with concrete serial parameters.

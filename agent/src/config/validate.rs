@@ -210,12 +210,16 @@ impl Resolver<'_> {
         if b.max_samples_per_batch == 0 {
             self.problem("buffer.max_samples_per_batch must be at least 1".to_string());
         }
+        if b.flush_min_samples == 0 {
+            self.problem("buffer.flush_min_samples must be at least 1".to_string());
+        }
         BufferSettings {
             max_bytes: b.max_bytes,
             max_age: b.max_age,
             flush_interval: b.flush_interval,
             flush_quiet: b.flush_quiet.min(b.flush_interval),
             max_samples_per_batch: b.max_samples_per_batch,
+            flush_min_samples: b.flush_min_samples,
         }
     }
 

@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use firmware_profiles::vocabulary;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,9 +32,17 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 pub struct SeriesDto {
     /// Series id.
     pub id: i64,
-    /// Canonical metric name.
+    /// Canonical metric name, `custom.<name>` for a custom metric of the device's profile,
+    /// or `vendor:<tag>` for a tag an older agent sent without a metric.
     #[schema(example = "tubing_pressure_psi")]
     pub metric: String,
+    /// `canonical`, `custom` or `vendor`.
+    #[schema(example = "canonical")]
+    pub namespace: String,
+    /// How the metric aggregates: `gauge`, `counter` or `state` (the vocabulary's for a
+    /// canonical metric, the profile's for a custom one); absent when unknown.
+    #[schema(example = "gauge")]
+    pub kind: Option<String>,
     /// Engineering unit.
     #[schema(example = "psi")]
     pub unit: String,
@@ -65,7 +74,11 @@ impl From<DeviceDetailRow> for DeviceDetail {
                 .into_iter()
                 .map(|s| SeriesDto {
                     id: s.id.0,
+                    kind: s.kind.or_else(|| {
+                        vocabulary::lookup(&s.metric).map(|d| d.kind.as_str().to_owned())
+                    }),
                     metric: s.metric,
+                    namespace: s.namespace,
                     unit: s.unit,
                     tag: s.tag,
                 })

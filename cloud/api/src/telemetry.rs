@@ -1,9 +1,11 @@
-//! Telemetry of a well by canonical metric: raw samples or time buckets over a range.
+//! Telemetry of a well by metric: raw samples or time buckets over a range.
 //!
 //! `GET /api/v1/tenants/{tenant}/wells/{well}/telemetry?metric=&from=&to=&bucket=&limit=`
 //!
 //! - `metric` must be a name of the canonical vocabulary
-//!   (`firmware_profiles::vocabulary`); a near miss gets a "did you mean" hint.
+//!   (`firmware_profiles::vocabulary`; a near miss gets a "did you mean" hint) or a custom
+//!   metric, `custom.<name>`, as the well's devices' profiles declare it (see the well's
+//!   `/metrics`). Any other namespace is refused. A custom metric's unit is its series'.
 //! - `[from, to)` in RFC 3339, `from < to`, and no longer than the bucket width allows
 //!   ([`Bucket::max_span`]): raw 1 day, 1m 7 days, 5m 31 days, 1h 366 days, 1d 3660
 //!   days — each bounds a request to about ten thousand buckets per series (raw: one day
@@ -25,7 +27,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use firmware_profiles::vocabulary::{self, MetricDef};
+use firmware_profiles::vocabulary::{self, MetricDef, MetricName, MetricNameError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -123,7 +125,8 @@ impl Bucket {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TelemetryQuery {
-    /// Canonical metric name (see the well's `/metrics`).
+    /// Canonical metric name, or `custom.<name>` for a custom metric (see the well's
+    /// `/metrics`).
     #[param(value_type = String, example = "tubing_pressure_psi")]
     pub metric: Option<String>,
     /// Start of the range (inclusive), RFC 3339. Send `+` as `%2B`.
@@ -142,10 +145,29 @@ pub struct TelemetryQuery {
     pub limit: Option<String>,
 }
 
+/// The metric of a request.
+#[derive(Debug, Clone, PartialEq)]
+enum RequestedMetric {
+    /// A canonical vocabulary metric.
+    Canonical(&'static MetricDef),
+    /// `custom.<name>`, the full name.
+    Custom(String),
+}
+
+impl RequestedMetric {
+    /// The series metric name.
+    fn name(&self) -> &str {
+        match self {
+            RequestedMetric::Canonical(def) => def.name,
+            RequestedMetric::Custom(name) => name,
+        }
+    }
+}
+
 /// A validated telemetry request.
 #[derive(Debug, Clone, PartialEq)]
 struct TelemetryRequest {
-    metric: &'static MetricDef,
+    metric: RequestedMetric,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     bucket: Bucket,
@@ -208,17 +230,33 @@ fn days(span: Duration) -> String {
     }
 }
 
-fn parse_metric(raw: &str) -> Result<&'static MetricDef, ApiError> {
-    vocabulary::lookup(raw).ok_or_else(|| {
-        let hint = match vocabulary::nearest(raw) {
-            Some(near) => format!("; did you mean `{near}`?"),
-            None => "; see the well's /metrics for the metrics it reports".to_owned(),
-        };
-        ApiError::query(
+fn parse_metric(raw: &str) -> Result<RequestedMetric, ApiError> {
+    match vocabulary::parse_metric_name(raw) {
+        Ok(MetricName::Canonical(def)) => Ok(RequestedMetric::Canonical(def)),
+        Ok(MetricName::Custom(_)) => Ok(RequestedMetric::Custom(raw.to_owned())),
+        Err(MetricNameError::UnknownCanonical { suggestion, .. }) => {
+            let hint = match suggestion {
+                Some(near) => format!("; did you mean `{near}`?"),
+                None => "; see the well's /metrics for the metrics it reports".to_owned(),
+            };
+            Err(ApiError::query(
+                "metric",
+                format!("{} is not a canonical metric name{hint}", shown(raw)),
+            ))
+        }
+        Err(MetricNameError::UnknownNamespace { namespace, .. }) => Err(ApiError::query(
             "metric",
-            format!("{} is not a canonical metric name{hint}", shown(raw)),
-        )
-    })
+            format!(
+                "{} has the unknown namespace {}: a metric is a canonical name or custom.<name>",
+                shown(raw),
+                shown(&namespace)
+            ),
+        )),
+        Err(MetricNameError::BadCustomName { reason, .. }) => Err(ApiError::query(
+            "metric",
+            format!("{} is not a valid custom metric: {reason}", shown(raw)),
+        )),
+    }
 }
 
 /// Quality of a raw sample.
@@ -283,6 +321,9 @@ pub struct TelemetrySeries {
     /// Gateway of the device.
     #[schema(example = "gw-001")]
     pub gateway: String,
+    /// Engineering unit this series reports.
+    #[schema(example = "psi")]
+    pub unit: String,
     /// Samples, oldest first (`bucket=raw` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub samples: Option<Vec<Sample>>,
@@ -297,10 +338,11 @@ pub struct TelemetrySeries {
 pub struct Telemetry {
     /// Well id.
     pub well_id: i64,
-    /// Canonical metric.
+    /// Canonical metric, or `custom.<name>`.
     #[schema(example = "tubing_pressure_psi")]
     pub metric: String,
-    /// Engineering unit.
+    /// Engineering unit: the vocabulary's for a canonical metric; for a custom metric, the
+    /// first series' (each series carries its own).
     #[schema(example = "psi")]
     pub unit: String,
     /// Bucket width (`raw` for samples).
@@ -375,6 +417,7 @@ fn assemble(
             series_id: s.id.0,
             device: s.device,
             gateway: s.gateway,
+            unit: s.unit,
             samples: None,
             buckets: None,
         })
@@ -417,7 +460,7 @@ fn assemble(
     Ok((out, next))
 }
 
-/// Telemetry of a well for one canonical metric: raw samples or buckets.
+/// Telemetry of a well for one metric (canonical or `custom.<name>`): raw samples or buckets.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/wells/{well}/telemetry",
@@ -440,7 +483,7 @@ async fn telemetry(
 ) -> Result<Json<Telemetry>, ApiError> {
     let req = query.validate(state.options().max_page_size)?;
     let mut tx = scope.begin(state.db()).await?;
-    let series = queries::well_series(&mut tx, scope.id, well, Some(req.metric.name))
+    let series = queries::well_series(&mut tx, scope.id, well, Some(req.metric.name()))
         .await?
         .ok_or_else(|| well_not_found(&scope, well))?;
     let ids: Vec<SeriesId> = series.iter().map(|s| s.id).collect();
@@ -453,11 +496,15 @@ async fn telemetry(
         read_points(&mut tx, &ids, &req).await?
     };
     tx.commit().await?;
+    let unit = match &req.metric {
+        RequestedMetric::Canonical(def) => def.unit.to_owned(),
+        RequestedMetric::Custom(_) => series.first().map(|s| s.unit.clone()).unwrap_or_default(),
+    };
     let (series, next_from) = assemble(series, points, req.limit)?;
     Ok(Json(Telemetry {
         well_id: well.0,
-        metric: req.metric.name.to_owned(),
-        unit: req.metric.unit.to_owned(),
+        metric: req.metric.name().to_owned(),
+        unit,
         bucket: req.bucket,
         from: req.from,
         to: req.to,
@@ -495,7 +542,7 @@ mod tests {
     #[test]
     fn a_valid_request_gets_defaults() {
         let req = query(&OK).validate(500).unwrap();
-        assert_eq!(req.metric.name, "tubing_pressure_psi");
+        assert_eq!(req.metric.name(), "tubing_pressure_psi");
         assert_eq!(req.bucket, Bucket::Raw);
         assert_eq!(req.limit, 500);
     }
@@ -535,6 +582,36 @@ mod tests {
             e,
             "invalid query parameter `metric`: `tubing_presure_psi` is not a canonical metric name; did you mean `tubing_pressure_psi`?"
         );
+    }
+
+    #[test]
+    fn custom_metrics_are_read_by_their_names_and_other_namespaces_refused() {
+        let mut pairs = OK;
+        pairs[0].1 = "custom.analog_07";
+        let req = query(&pairs).validate(10).unwrap();
+        assert_eq!(
+            req.metric,
+            RequestedMetric::Custom("custom.analog_07".into())
+        );
+        for (metric, expected) in [
+            (
+                "vendor.analog_07",
+                "invalid query parameter `metric`: `vendor.analog_07` has the unknown namespace `vendor`: a metric is a canonical name or custom.<name>",
+            ),
+            (
+                "custom.Analog",
+                "invalid query parameter `metric`: `custom.Analog` is not a valid custom metric: the name after \"custom.\" must be snake_case ([a-z0-9_], starting with a letter)",
+            ),
+        ] {
+            pairs[0].1 = metric;
+            assert_eq!(
+                query(&pairs).validate(10).unwrap_err().to_string(),
+                expected
+            );
+        }
+        pairs[0].1 = "custom.h2s_ppm";
+        let e = query(&pairs).validate(10).unwrap_err().to_string();
+        assert!(e.contains("never shadows a canonical one"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The well registry and the metrics each well reports.
 //!
-//! A well's metrics are the series of the devices linked to it, grouped by canonical
-//! metric: one metric can have several series (two devices measuring the same thing),
-//! which the telemetry endpoint returns side by side. Metrics from the canonical
-//! vocabulary carry its kind and description; a tag without a canonical name appears as
-//! `vendor:<tag>` without them (and cannot be queried by the telemetry endpoint, which
-//! speaks canonical names only).
+//! A well's metrics are the series of the devices linked to it, grouped by metric: one
+//! metric can have several series (two devices measuring the same thing), which the
+//! telemetry endpoint returns side by side. Metrics from the canonical vocabulary carry its
+//! kind and description; custom metrics (`custom.<name>`, declared by a device's profile)
+//! carry the kind and unit their birth declared, and are queried by that name; a tag an
+//! older agent sent without a metric appears as `vendor:<tag>` without either (and cannot
+//! be queried by the telemetry endpoint).
 
 use analytics::api_number::ApiNumber;
 use axum::Json;
@@ -114,16 +115,43 @@ pub struct SeriesInfo {
     pub unit: String,
 }
 
+/// Which names a metric belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricNamespace {
+    /// The canonical vocabulary (what analytics read).
+    Canonical,
+    /// `custom.<name>`: declared by a device's profile, with its own unit and kind.
+    Custom,
+    /// `vendor:<tag>`: a tag an older agent sent without a metric.
+    Vendor,
+}
+
+impl MetricNamespace {
+    fn of(metric: &str) -> MetricNamespace {
+        if metric.starts_with(vocabulary::CUSTOM_NAMESPACE) {
+            MetricNamespace::Custom
+        } else if metric.starts_with("vendor:") {
+            MetricNamespace::Vendor
+        } else {
+            MetricNamespace::Canonical
+        }
+    }
+}
+
 /// A metric a well reports.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MetricInfo {
-    /// Canonical metric name, or `vendor:<tag>` for a tag without one.
+    /// Canonical metric name, `custom.<name>` for a custom metric, or `vendor:<tag>` for a
+    /// tag without a metric.
     #[schema(example = "tubing_pressure_psi")]
     pub metric: String,
+    /// Which names the metric belongs to.
+    pub namespace: MetricNamespace,
     /// Engineering unit.
     #[schema(example = "psi")]
     pub unit: String,
-    /// How the metric aggregates (canonical metrics only).
+    /// How the metric aggregates (canonical and custom metrics).
     pub kind: Option<MetricKindDto>,
     /// What the metric means (canonical metrics only).
     pub description: Option<String>,
@@ -400,10 +428,16 @@ fn group_metrics(series: Vec<SeriesRow>) -> Vec<MetricInfo> {
     for s in series {
         if metrics.last().is_none_or(|m| m.metric != s.metric) {
             let def = vocabulary::lookup(&s.metric);
+            let namespace = MetricNamespace::of(&s.metric);
+            let declared = match namespace {
+                MetricNamespace::Custom => s.kind.as_deref().and_then(MetricKind::parse),
+                _ => None,
+            };
             metrics.push(MetricInfo {
                 metric: s.metric.clone(),
+                namespace,
                 unit: def.map_or_else(|| s.unit.clone(), |d| d.unit.to_owned()),
-                kind: def.map(|d| d.kind.into()),
+                kind: def.map(|d| d.kind).or(declared).map(Into::into),
                 description: def.map(|d| d.description.to_owned()),
                 series: Vec::new(),
             });
@@ -518,6 +552,7 @@ mod tests {
             id: SeriesId(id),
             metric: metric.to_owned(),
             unit: "u".to_owned(),
+            kind: metric.starts_with("custom.").then(|| "counter".to_owned()),
             tag: format!("t{id}"),
             device: device.to_owned(),
             gateway: "gw".to_owned(),
@@ -531,6 +566,7 @@ mod tests {
             row(2, "tubing_pressure_psi", "a"),
             row(3, "tubing_pressure_psi", "b"),
             row(4, "vendor:fw_rev", "a"),
+            row(5, "custom.counter_00", "a"),
         ]);
         let names: Vec<_> = metrics.iter().map(|m| m.metric.as_str()).collect();
         assert_eq!(
@@ -538,9 +574,18 @@ mod tests {
             [
                 "casing_pressure_psi",
                 "tubing_pressure_psi",
-                "vendor:fw_rev"
+                "vendor:fw_rev",
+                "custom.counter_00"
             ]
         );
+        assert_eq!(metrics[3].namespace, MetricNamespace::Custom);
+        assert!(matches!(metrics[3].kind, Some(MetricKindDto::Counter)));
+        assert_eq!(
+            (metrics[3].unit.as_str(), metrics[3].description.as_ref()),
+            ("u", None)
+        );
+        assert_eq!(metrics[2].namespace, MetricNamespace::Vendor);
+        assert_eq!(metrics[0].namespace, MetricNamespace::Canonical);
         assert_eq!(metrics[1].series.len(), 2);
         assert_eq!(metrics[1].unit, "psi");
         assert!(matches!(metrics[1].kind, Some(MetricKindDto::Gauge)));

@@ -70,6 +70,7 @@ fn birth(boot_id: u64) -> Birth {
                     scale: 0.1,
                     offset: 0.0,
                     writable: false,
+                    kind: None,
                 })
                 .collect(),
         }],

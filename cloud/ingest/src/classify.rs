@@ -199,6 +199,36 @@ mod tests {
     }
 
     #[test]
+    fn both_batch_versions_are_accepted_during_the_transition() {
+        let b = batch(9, 1_700_000_000_000);
+        let v1_block = wire::FramesBlock::encode_v1(&b.frames).unwrap();
+        // As agents before batch version 2 sent it: version 1, version-1 block.
+        let mut v1 = wire::encode_batch(&b.header, &v1_block);
+        assert_eq!(v1[..3], [0xa5, 0x00, 0x02]);
+        v1[2] = 0x01;
+        // A version-1 block stored before an agent upgrade, sent under a version-2 header.
+        let upgraded = wire::encode_batch(&b.header, &v1_block);
+        let v2 = b.encode().unwrap();
+        assert_ne!(
+            v1_block.as_bytes(),
+            wire::FramesBlock::encode(&b.frames).unwrap().as_bytes()
+        );
+        for bytes in [v1, upgraded, v2] {
+            match decode_payload(Kind::Data, &bytes) {
+                Ok(Payload::Data(decoded)) => assert_eq!(decoded, b),
+                other => panic!("expected the batch, got {other:?}"),
+            }
+        }
+        // A batch version this build does not know is refused as incompatible.
+        let mut v3 = b.encode().unwrap();
+        v3[2] = 0x03;
+        assert_eq!(
+            decode_payload(Kind::Data, &v3).unwrap_err().reason,
+            RejectReason::IncompatibleVersion
+        );
+    }
+
+    #[test]
     fn newer_schema_versions_are_incompatible() {
         // { 0: 99, 1: 1, 2: 2 } — a death from schema version 99.
         let bytes = [0xa3, 0x00, 0x18, 0x63, 0x01, 0x01, 0x02, 0x02];

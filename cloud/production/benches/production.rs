@@ -54,6 +54,7 @@ fn birth() -> wire::Birth {
         scale: 1.0,
         offset: 0.0,
         writable: false,
+        kind: None,
     };
     let device = |alias: u16, name: &str, metrics: &[&str]| wire::DeviceEntry {
         alias,

@@ -58,6 +58,7 @@ fn birth(boot_id: u64, ts_ms: i64, well: Option<&str>, devices: usize) -> wire::
                         scale: 0.1,
                         offset: 0.0,
                         writable: false,
+                        kind: None,
                     })
                     .collect(),
             })

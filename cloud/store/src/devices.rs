@@ -18,8 +18,12 @@ use crate::{DbError, DeviceId, GatewayId, SeriesId, TenantId, WellId, collect};
 pub struct SeriesRow {
     /// Database id.
     pub id: SeriesId,
-    /// Canonical metric name (or the custom one).
+    /// Canonical metric name, `custom.<name>`, or `vendor:<tag>`.
     pub metric: String,
+    /// `canonical`, `custom` or `vendor` (derived from the name by the database).
+    pub namespace: String,
+    /// How the metric aggregates as the birth declared it; `None` for older births.
+    pub kind: Option<String>,
     /// Engineering unit.
     pub unit: String,
     /// Vendor tag name in the device's firmware profile.
@@ -72,7 +76,7 @@ pub async fn device(
         return Ok(None);
     };
     let series = sqlx::query(
-        "SELECT id, metric, unit, tag FROM series
+        "SELECT id, metric, namespace, kind, unit, tag FROM series
          WHERE tenant_id = $1 AND device_id = $2 ORDER BY metric",
     )
     .bind(tenant)
@@ -86,6 +90,8 @@ pub async fn device(
             Ok(SeriesRow {
                 id: r.try_get("id")?,
                 metric: r.try_get("metric")?,
+                namespace: r.try_get("namespace")?,
+                kind: r.try_get("kind")?,
                 unit: r.try_get("unit")?,
                 tag: r.try_get("tag")?,
             })

@@ -19,7 +19,12 @@
 //! *current* unless another boot of the gateway has a later birth time; only a current
 //! birth updates the gateway's and devices' descriptive fields (agent version, profile,
 //! device info), so a re-published old birth (for backlog replay) cannot roll them back.
-//! A metric without a canonical name gets the series metric `vendor:<tag>`.
+//! A metric without a canonical name gets the series metric `vendor:<tag>`. A custom metric
+//! (`custom.<name>`) keeps its name, unit and kind; its name and unit must follow the
+//! vocabulary's rules for custom metrics (`firmware_profiles::vocabulary::check_custom_name`
+//! and `check_unit`: snake_case, never a canonical name), or the birth is refused as
+//! invalid. Any other dotted namespace is refused too. The series' `namespace` column
+//! (`canonical`, `custom`, `vendor`) is derived from the name by the database.
 //!
 //! Devices are linked to wells by an operator ([`Db::assign_device_well`]) or, when a
 //! current birth's device info carries a `well` entry equal to a well's API number or name
@@ -627,6 +632,8 @@ impl Catalog {
             for metric in &device.metrics {
                 let problem = if !metric_aliases.insert(metric.alias) {
                     Some(format!("metric alias {} is repeated", metric.alias))
+                } else if let Err(e) = check_metric_name(metric) {
+                    Some(e)
                 } else if !metric_names.insert(series_metric(metric)) {
                     Some(format!("metric {:?} is repeated", series_metric(metric)))
                 } else if !metric.scale.is_finite() || !metric.offset.is_finite() {
@@ -646,7 +653,7 @@ impl Catalog {
                 metrics.push(json!({
                     "alias": metric.alias, "canonical": metric.canonical, "tag": metric.tag,
                     "unit": metric.unit, "scale": metric.scale, "offset": metric.offset,
-                    "writable": metric.writable,
+                    "writable": metric.writable, "kind": metric.kind.map(kind_name),
                 }));
             }
             devices.push(json!({
@@ -657,6 +664,31 @@ impl Catalog {
         Ok(Catalog {
             json: json!({ "devices": devices }),
         })
+    }
+}
+
+/// The database name of a metric kind.
+fn kind_name(kind: wire::MetricKind) -> &'static str {
+    match kind {
+        wire::MetricKind::Gauge => "gauge",
+        wire::MetricKind::Counter => "counter",
+        wire::MetricKind::State => "state",
+    }
+}
+
+/// A custom metric's name and unit follow the vocabulary's rules; no other namespace exists.
+/// Names without a namespace are left as they are (births of every agent version carry
+/// them; analytics only look up the names they know).
+fn check_metric_name(metric: &wire::MetricEntry) -> Result<(), String> {
+    use firmware_profiles::vocabulary::{self, MetricName};
+    if !metric.canonical.contains('.') {
+        return Ok(());
+    }
+    match vocabulary::parse_metric_name(&metric.canonical) {
+        Ok(MetricName::Custom(_)) => vocabulary::check_unit(&metric.unit)
+            .map_err(|reason| format!("custom metric {:?}: {reason}", metric.canonical)),
+        Ok(MetricName::Canonical(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -722,6 +754,7 @@ async fn upsert_series(
     current: bool,
 ) -> Result<HashMap<(DeviceId, String), SeriesId>, DbError> {
     let (mut device_ids, mut metrics, mut units, mut tags) = (vec![], vec![], vec![], vec![]);
+    let mut kinds: Vec<Option<String>> = vec![];
     for device in &birth.devices {
         let id = devices[&device.name];
         for metric in &device.metrics {
@@ -729,15 +762,18 @@ async fn upsert_series(
             metrics.push(series_metric(metric));
             units.push(metric.unit.as_str());
             tags.push(metric.tag.as_str());
+            kinds.push(metric.kind.map(|k| kind_name(k).to_owned()));
         }
     }
     let rows = sqlx::query(
-        "INSERT INTO series (tenant_id, device_id, metric, unit, tag)
-         SELECT $1, s.device_id, s.metric, s.unit, s.tag
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS s(device_id, metric, unit, tag)
+        "INSERT INTO series (tenant_id, device_id, metric, unit, tag, kind)
+         SELECT $1, s.device_id, s.metric, s.unit, s.tag, s.kind
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $7::text[])
+              AS s(device_id, metric, unit, tag, kind)
          ON CONFLICT (device_id, metric) DO UPDATE SET
              unit = CASE WHEN $6 THEN excluded.unit ELSE series.unit END,
-             tag = CASE WHEN $6 THEN excluded.tag ELSE series.tag END
+             tag = CASE WHEN $6 THEN excluded.tag ELSE series.tag END,
+             kind = CASE WHEN $6 THEN coalesce(excluded.kind, series.kind) ELSE series.kind END
          RETURNING id, device_id, metric",
     )
     .bind(tenant)
@@ -746,6 +782,7 @@ async fn upsert_series(
     .bind(&units)
     .bind(&tags)
     .bind(current)
+    .bind(&kinds)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()

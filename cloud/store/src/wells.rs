@@ -54,10 +54,13 @@ pub struct WellRow {
 pub struct SeriesRow {
     /// Series id.
     pub id: SeriesId,
-    /// Canonical metric (or `vendor:<tag>`).
+    /// Canonical metric, `custom.<name>`, or `vendor:<tag>`.
     pub metric: String,
     /// Engineering unit.
     pub unit: String,
+    /// How the metric aggregates (`gauge`, `counter`, `state`) as the birth declared it;
+    /// `None` for births that predate metric kinds.
+    pub kind: Option<String>,
     /// Vendor tag name in the device's profile.
     pub tag: String,
     /// Device name.
@@ -315,7 +318,7 @@ pub async fn well_series(
     metric: Option<&str>,
 ) -> Result<Option<Vec<SeriesRow>>, DbError> {
     let rows = sqlx::query(
-        "SELECT s.id, s.metric, s.unit, s.tag, d.name AS device, g.slug AS gateway
+        "SELECT s.id, s.metric, s.unit, s.kind, s.tag, d.name AS device, g.slug AS gateway
          FROM wells w
          LEFT JOIN (series s
                     JOIN devices d ON d.id = s.device_id
@@ -341,6 +344,7 @@ pub async fn well_series(
             id,
             metric: r.try_get("metric")?,
             unit: r.try_get("unit")?,
+            kind: r.try_get("kind")?,
             tag: r.try_get("tag")?,
             device: r.try_get("device")?,
             gateway: r.try_get("gateway")?,

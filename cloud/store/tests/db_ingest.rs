@@ -369,6 +369,78 @@ async fn inconsistent_births_are_refused_without_side_effects() {
 }
 
 #[tokio::test]
+async fn custom_metrics_are_stored_with_their_kind_and_bad_ones_refused() {
+    let test = TestDb::plain("ingest_custom").await;
+    let db = &test.db;
+    let f = fixture(db, "acme").await;
+    let now = Utc::now();
+    let mut good = birth(
+        1,
+        now.timestamp_millis(),
+        &[
+            "tubing_pressure_psi",
+            "custom.separator_level",
+            "custom.valve_cycles",
+        ],
+    );
+    good.devices[0].metrics[1].kind = Some(wire::MetricKind::Gauge);
+    good.devices[0].metrics[2].kind = Some(wire::MetricKind::Counter);
+    good.devices[0].metrics[2].unit = "count".into();
+    let map = db.apply_birth(f.gateway, &good, now).await.unwrap();
+    assert_eq!(map.len(), 3);
+    let rows: Vec<(String, String, Option<String>, String)> =
+        sqlx::query_as("SELECT metric, unit, kind, namespace FROM series ORDER BY metric")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let owned = |m: &str, u: &str, k: Option<&str>, ns: &str| {
+        (
+            m.to_owned(),
+            u.to_owned(),
+            k.map(str::to_owned),
+            ns.to_owned(),
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            owned("custom.separator_level", "psi", Some("gauge"), "custom"),
+            owned("custom.valve_cycles", "count", Some("counter"), "custom"),
+            owned("tubing_pressure_psi", "psi", None, "canonical"),
+        ]
+    );
+    // A later birth without kinds (an older agent) keeps the declared kind.
+    let mut older = good.clone();
+    older.boot_id = 2;
+    older.ts_ms += 1000;
+    older.devices[0]
+        .metrics
+        .iter_mut()
+        .for_each(|m| m.kind = None);
+    db.apply_birth(f.gateway, &older, now).await.unwrap();
+    assert_eq!(
+        count(db, "SELECT count(*) FROM series WHERE kind IS NOT NULL").await,
+        2
+    );
+
+    for (name, unit, expected) in [
+        ("vendor.flow", "psi", "unknown metric namespace \"vendor\""),
+        ("custom.h2s_ppm", "ppm", "never shadows a canonical one"),
+        ("custom.Flow", "psi", "must be snake_case"),
+        ("custom.flow", "deg C", "may only hold ASCII letters"),
+        ("custom.flow", "", "unit must be 1 to 16 bytes"),
+    ] {
+        let mut bad = birth(3, now.timestamp_millis() + 5000, &[name]);
+        bad.devices[0].metrics[0].unit = unit.into();
+        let err = db.apply_birth(f.gateway, &bad, now).await.unwrap_err();
+        assert!(matches!(err, DbError::Invalid { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(expected), "{name}: {err}");
+    }
+    assert_eq!(count(db, "SELECT count(*) FROM gateway_births").await, 2);
+    test.finish().await;
+}
+
+#[tokio::test]
 async fn gateway_credentials_verify_only_the_right_secret() {
     let test = TestDb::plain("ingest_cred").await;
     let db = &test.db;

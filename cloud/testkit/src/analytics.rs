@@ -89,6 +89,7 @@ fn metric(alias: u16, canonical: &str, unit: &str) -> wire::MetricEntry {
         scale: 1.0,
         offset: 0.0,
         writable: false,
+        kind: None,
     }
 }
 

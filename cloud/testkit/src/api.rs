@@ -239,6 +239,7 @@ fn metric(alias: u16, canonical: &str, tag: &str, unit: &str) -> wire::MetricEnt
         scale: 0.1,
         offset: 0.0,
         writable: false,
+        kind: None,
     }
 }
 

@@ -149,6 +149,7 @@ pub fn metric(alias: u16, canonical: &str, scale: f64) -> wire::MetricEntry {
         scale,
         offset: 0.0,
         writable: false,
+        kind: None,
     }
 }
 

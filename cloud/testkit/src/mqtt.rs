@@ -237,6 +237,7 @@ pub fn birth(boot_id: u64) -> Birth {
         scale,
         offset,
         writable: false,
+        kind: None,
     };
     Birth {
         boot_id,
