@@ -128,8 +128,14 @@ async fn counters_never_decrease_through_failures() {
 
 #[tokio::test]
 async fn counters_read_over_the_wire_are_monotonic_at_high_time_scale() {
+    // No scheduled failures: a shut-in drawn for the window (the schedule starts at the
+    // wall-clock start) would stop the gas total this test expects to advance.
     let sim = start(FleetConfig {
-        time_scale: 600.0,
+        time_scale: 36_000.0,
+        failures: FailurePlan {
+            rate_per_day: 0.0,
+            ..FailurePlan::default()
+        },
         ..config(8, 1, &["rod-pump-controller", "gas-flow-computer"])
     })
     .await;
@@ -152,9 +158,10 @@ async fn counters_read_over_the_wire_are_monotonic_at_high_time_scale() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(started.elapsed().unwrap() >= Duration::from_secs(2));
-    // At 600x, three seconds are half an hour of production. The stroke counter may stand
-    // still through that window (the pump-off controller idles the pump part of every
-    // cycle), so only the gas total, which flows continuously, must have advanced.
+    // At 36,000x, three seconds are 30 hours of production, enough for the gas total to
+    // pass its register's resolution even on a well far down its decline (the wells age
+    // with the wall clock). The stroke counter may stand still (the pump-off controller
+    // idles the pump part of every cycle), so only the gas total must have advanced.
     assert!(
         last_strokes >= first_strokes,
         "{first_strokes} -> {last_strokes}"
