@@ -745,6 +745,18 @@ impl Buffer {
             appended: Arc::new(Notify::new()),
         };
         buffer.recover()?;
+        let mut pressure = lock(&buffer.pressure);
+        if pressure.cap.is_some() {
+            // The disk is full already: keep to the room the file has now (plus what the
+            // drops free in it) rather than count on growing it.
+            let stored = lock(&buffer.writer).stored_bytes();
+            pressure.cap = Some(if stored > 0 {
+                stored - stored / 8
+            } else {
+                limits.max_bytes
+            });
+        }
+        drop(pressure);
         Ok(buffer)
     }
 
@@ -1035,30 +1047,36 @@ impl Buffer {
             Err(BufferError::Storage(e)) if needs_reopen(&e) => e,
             Err(e) => return Err(e),
         };
-        let full = is_disk_full(&e);
-        warn!(error = %e, disk_full = full, "buffer write failed; reopening the buffer file");
-        lock(&self.pressure).failing = true;
-        if full {
-            self.under_pressure();
-        }
-        let retried = self
-            .reopen(&mut guard)
-            .and_then(|()| {
+        let mut e = e;
+        // Each round on a full disk lowers the cap by a quarter: a few rounds always make
+        // room, since the pages the drops free inside the file are reused.
+        for _ in 0..3 {
+            let full = is_disk_full(&e);
+            warn!(error = %e, disk_full = full, "buffer write failed; reopening the buffer file");
+            lock(&self.pressure).failing = true;
+            if full {
+                self.under_pressure();
+            }
+            let retried = self.reopen(&mut guard).and_then(|()| {
                 if full {
                     self.relieve(&mut guard)?;
                 }
                 self.try_write(&mut guard, &f)
             });
-        match retried {
-            Ok(out) => {
-                self.wrote(&guard);
-                Ok(out)
-            }
-            Err(e) => {
-                error!(error = %e, "buffer write failed again after reopening");
-                Err(e)
+            match retried {
+                Ok(out) => {
+                    self.wrote(&guard);
+                    return Ok(out);
+                }
+                Err(BufferError::Storage(next)) if is_disk_full(&next) => e = next,
+                Err(other) => {
+                    error!(error = %other, "buffer write failed again after reopening");
+                    return Err(other);
+                }
             }
         }
+        error!(error = %e, "buffer write failed again after reopening");
+        Err(BufferError::Storage(e))
     }
 
     fn try_write<T>(
