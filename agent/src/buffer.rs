@@ -817,6 +817,17 @@ impl Buffer {
         Ok(seq)
     }
 
+    /// Durably adds batches lost before they reached the buffer (the batcher could not
+    /// append them) to the drop counters.
+    pub fn count_lost(&self, batches: u64, samples: u64) -> Result<(), BufferError> {
+        let drops = Drops {
+            batches,
+            samples,
+            ..Drops::default()
+        };
+        self.write(|txn, state| self.count_drops(txn, state, &drops))
+    }
+
     /// Up to `max` pending batches with seq greater than `after_seq` (all when `None`),
     /// oldest first.
     pub fn pending(&self, after_seq: Option<u64>, max: usize) -> Result<Vec<Record>, BufferError> {
