@@ -64,8 +64,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, Table,
-    TableDefinition, WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
@@ -160,14 +159,18 @@ impl BufferError {
     pub fn is_damage(&self) -> bool {
         match self {
             BufferError::Damaged { .. } => true,
-            BufferError::Open { source, .. } => matches!(
-                source,
-                redb::DatabaseError::RepairAborted
-                    | redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))
-            ) || matches!(source, redb::DatabaseError::Storage(redb::StorageError::Io(e))
-                if e.kind() == std::io::ErrorKind::UnexpectedEof),
-            BufferError::Storage(e) => matches!(e, redb::Error::Corrupted(_))
-                || matches!(e, redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof),
+            BufferError::Open { source, .. } => {
+                matches!(
+                    source,
+                    redb::DatabaseError::RepairAborted
+                        | redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))
+                ) || matches!(source, redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof)
+            }
+            BufferError::Storage(e) => {
+                matches!(e, redb::Error::Corrupted(_))
+                    || matches!(e, redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
+            }
             _ => false,
         }
     }
@@ -727,7 +730,8 @@ impl Buffer {
             Err(BufferError::Open {
                 source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
                 ..
-            }) if is_disk_full(&redb::Error::Io(std::io::Error::from(e.kind()))) || e.raw_os_error() == Some(28) =>
+            }) if is_disk_full(&redb::Error::Io(std::io::Error::from(e.kind())))
+                || e.raw_os_error() == Some(28) =>
             {
                 release_reserve(path);
                 pressure.cap = Some(limits.max_bytes);
@@ -1103,9 +1107,7 @@ impl Buffer {
         let out = f(&txn, &mut state)?;
         txn.commit().map_err(storage)?;
         let dropped = state.stats.dropped_batches > guard.stats.dropped_batches;
-        *lock(&self.stats) = BufferStats {
-            ..state.stats
-        };
+        *lock(&self.stats) = BufferStats { ..state.stats };
         *guard = state;
         if dropped {
             lock(&self.pressure).last_drop = Some(Instant::now());
@@ -1156,7 +1158,9 @@ impl Buffer {
             let cap = pressure.cap.unwrap_or(self.limits.max_bytes);
             pressure.cap = Some(cap.min(stored - stored / 4));
         }
-        let drops = self.try_write(guard, &|txn, state| self.enforce_limits(txn, state, i64::MIN))?;
+        let drops = self.try_write(guard, &|txn, state| {
+            self.enforce_limits(txn, state, i64::MIN)
+        })?;
         drops.log();
         Ok(())
     }
@@ -1179,7 +1183,10 @@ impl Buffer {
 
     fn begin_read(&self) -> Result<redb::ReadTransaction, BufferError> {
         let db = self.db.read().unwrap_or_else(|p| p.into_inner());
-        db.as_ref().ok_or_else(closed)?.begin_read().map_err(storage)
+        db.as_ref()
+            .ok_or_else(closed)?
+            .begin_read()
+            .map_err(storage)
     }
 
     /// The effective byte limit: `max_bytes`, or lower while the disk is full.
@@ -1289,10 +1296,9 @@ impl Buffer {
             }
             // `next_seq` is bumped with every insert; taking the max also covers a
             // database written before the meta table existed.
-            fresh.stats.next_seq = stored_next
-                .unwrap_or(1)
-                .max(last.map_or(1, |seq| seq + 1));
-            txn.open_table(META)?.insert(NEXT_SEQ, fresh.stats.next_seq)?;
+            fresh.stats.next_seq = stored_next.unwrap_or(1).max(last.map_or(1, |seq| seq + 1));
+            txn.open_table(META)?
+                .insert(NEXT_SEQ, fresh.stats.next_seq)?;
             txn.open_table(BIRTHS)?;
             txn.open_table(COMMANDS)?;
             *state = fresh;
@@ -1550,7 +1556,9 @@ impl Salvaged {
                 Some((header, len)) => {
                     let value = &bytes[start..start + len];
                     if to_record(header.seq, value).is_some() {
-                        found.entry(header.seq).or_insert_with(|| (header, value.to_vec()));
+                        found
+                            .entry(header.seq)
+                            .or_insert_with(|| (header, value.to_vec()));
                     }
                     at = start + len;
                 }
@@ -1694,7 +1702,12 @@ impl Buffer {
             ));
         }
         let mut bad = 0u64;
-        for entry in txn.open_table(BATCHES).map_err(storage)?.iter().map_err(storage)? {
+        for entry in txn
+            .open_table(BATCHES)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
             let (seq, value) = entry.map_err(storage)?;
             match to_record(seq.value(), value.value()) {
                 Some(record) => {
@@ -1708,7 +1721,9 @@ impl Buffer {
             Ok(table) => {
                 for entry in table.iter().map_err(storage)? {
                     let (seq, value) = entry.map_err(storage)?;
-                    match split_set_aside(value.value()).and_then(|(_, v)| to_record(seq.value(), v)) {
+                    match split_set_aside(value.value())
+                        .and_then(|(_, v)| to_record(seq.value(), v))
+                    {
                         Some(_) => report.set_aside_batches += 1,
                         None => bad += 1,
                     }
@@ -1858,7 +1873,12 @@ mod tests {
             (-5, u64::MAX, 0xfeed, 3)
         );
         assert_eq!(
-            (back.seq, back.first_pending, back.dropped_batches, back.dropped_samples),
+            (
+                back.seq,
+                back.first_pending,
+                back.dropped_batches,
+                back.dropped_samples
+            ),
             (12, 10, 4, 40)
         );
         assert_eq!(rest, b"abcdefg");
@@ -1929,7 +1949,9 @@ mod tests {
         assert!(![0, epoch, second].contains(&buffer.stats().epoch));
         assert!(reserve_path(&path).exists(), "the disk reserve is written");
         assert_eq!(
-            std::fs::metadata(reserve_path(&path)).expect("reserve").len(),
+            std::fs::metadata(reserve_path(&path))
+                .expect("reserve")
+                .len(),
             RESERVE_BYTES
         );
     }
@@ -1959,7 +1981,10 @@ mod tests {
         }
         let buffer = Buffer::open(&path, limits()).expect("open");
         let stats = buffer.stats();
-        assert_eq!((stats.epoch, stats.next_seq, stats.pending_batches), (0, 42, 1));
+        assert_eq!(
+            (stats.epoch, stats.next_seq, stats.pending_batches),
+            (0, 42, 1)
+        );
         assert_eq!(stats.dropped_batches, 2);
         let record = buffer.get(41).expect("get").expect("converted");
         assert_eq!((record.epoch, record.boot_id, record.samples), (0, 5, 3));
@@ -2008,10 +2033,16 @@ mod tests {
         assert_eq!((stats.dropped_batches, stats.damaged_batches), (1, 1));
         assert_eq!(stats.next_seq, 21, "seqs continue above every seq seen");
         let records = buffer.pending(None, 100).expect("pending");
-        assert!(records.iter().all(|r| r.epoch == epoch), "kept batches keep their epoch");
+        assert!(
+            records.iter().all(|r| r.epoch == epoch),
+            "kept batches keep their epoch"
+        );
         assert!(!records.iter().any(|r| r.seq == 7));
         assert_eq!(buffer.append(5_000, 3, &block(1)).expect("append"), 21);
-        assert_eq!(buffer.get(21).expect("get").expect("new").epoch, stats.epoch);
+        assert_eq!(
+            buffer.get(21).expect("get").expect("new").epoch,
+            stats.epoch
+        );
         let aside: Vec<_> = std::fs::read_dir(dir.path())
             .expect("dir")
             .filter_map(|e| e.ok())
@@ -2050,7 +2081,11 @@ mod tests {
         assert!(missing_inside > 0, "{stats:?}");
         assert_eq!(stats.dropped_batches, missing_inside, "{stats:?}");
         assert_eq!(stats.damaged_batches, stats.dropped_batches);
-        assert_eq!(stats.dropped_samples, 40 * missing_inside, "estimated from the kept");
+        assert_eq!(
+            stats.dropped_samples,
+            40 * missing_inside,
+            "estimated from the kept"
+        );
         assert!(kept.iter().all(|r| r.epoch == epoch && r.samples == 40));
         drop(buffer);
         let check = Buffer::check(&path).expect("the new file is intact");
@@ -2063,7 +2098,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, epoch) = filled(dir.path(), 5, 2);
         let check = Buffer::check(&path).expect("intact");
-        assert_eq!((check.epoch, check.next_seq, check.pending_batches), (epoch, 6, 5));
+        assert_eq!(
+            (check.epoch, check.next_seq, check.pending_batches),
+            (epoch, 6, 5)
+        );
         let (buffer, report) = Buffer::salvage(&path, limits()).expect("salvage");
         assert_eq!((report.batches_kept, report.batches_lost), (5, 0));
         assert_eq!(report.next_seq, 6);

@@ -108,7 +108,10 @@ fn a_full_disk_drops_the_oldest_counts_them_and_keeps_the_buffer_usable() {
     }
     let stats = buffer.stats();
     eprintln!("after filling: {stats:?}; health {:?}", buffer.health());
-    assert!(stats.dropped_batches > 0, "the disk filled: batches dropped");
+    assert!(
+        stats.dropped_batches > 0,
+        "the disk filled: batches dropped"
+    );
     assert!(stats.dropped_samples >= stats.dropped_batches * 100);
     assert_eq!(
         stats.pending_batches + stats.dropped_batches,
@@ -126,7 +129,9 @@ fn a_full_disk_drops_the_oldest_counts_them_and_keeps_the_buffer_usable() {
         buffer.health()
     );
     // Acks and births still commit.
-    buffer.ack(&[(pending[0].seq, pending[9].seq)]).expect("ack on a full disk");
+    buffer
+        .ack(&[(pending[0].seq, pending[9].seq)])
+        .expect("ack on a full disk");
     buffer.store_birth(&birth(2)).expect("birth on a full disk");
     drop(buffer);
 
@@ -134,8 +139,13 @@ fn a_full_disk_drops_the_oldest_counts_them_and_keeps_the_buffer_usable() {
     let filler = fill(fs.path());
     let buffer = Buffer::open(&path, limits()).expect("reopen on the full disk");
     let reopened = buffer.stats();
-    assert_eq!(reopened.dropped_batches, stats.dropped_batches, "drops are durable");
-    buffer.store_birth(&birth(3)).expect("birth after a restart on the full disk");
+    assert_eq!(
+        reopened.dropped_batches, stats.dropped_batches,
+        "drops are durable"
+    );
+    buffer
+        .store_birth(&birth(3))
+        .expect("birth after a restart on the full disk");
     for i in 6_000..9_000i64 {
         buffer
             .append(1_000 + i, 3, &block(100, i))
@@ -156,5 +166,9 @@ fn a_full_disk_drops_the_oldest_counts_them_and_keeps_the_buffer_usable() {
     );
     let before = buffer.stats().pending_batches;
     buffer.append(9_999, 3, &block(100, 9_999)).expect("append");
-    assert_eq!(buffer.stats().pending_batches, before + 1, "no drop with space");
+    assert_eq!(
+        buffer.stats().pending_batches,
+        before + 1,
+        "no drop with space"
+    );
 }

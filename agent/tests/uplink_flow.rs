@@ -96,7 +96,10 @@ async fn every_batch_is_delivered_after_the_birth_and_deleted_once_acked() {
             let copies = &s.batches[seq];
             // The first copy is live; a re-send after `ack_timeout` on a loaded machine
             // may be old enough to travel as backlog, which is the rule, not a fault.
-            assert!(!copies[0].historical, "seq {seq}: first copy sent as backlog");
+            assert!(
+                !copies[0].historical,
+                "seq {seq}: first copy sent as backlog"
+            );
             assert!(
                 copies.iter().all(|c| c.samples == 40 && c.boot_id == 41),
                 "seq {seq}: copies differ"

@@ -105,7 +105,7 @@ pub use gateways::{BROKER_KICK_CHANNEL, BrokerKicks};
 pub use query::{Bucket, RawSample};
 pub use registry::{AliasEntry, AliasMap, GatewayInfo, NewWell, Rejection};
 pub use schema::Backend;
-pub use telemetry::{BatchRecord, IngestOutcome, IngestTx, SeqConflict};
+pub use telemetry::{BatchKey, BatchRecord, IngestOutcome, IngestTx, SeqConflict};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
