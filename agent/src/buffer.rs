@@ -91,11 +91,14 @@ const RECORD_HEADER_V1_LEN: usize = 20;
 /// `meta` value of [`FORMAT`]: records with epoch and CRC ([`RecordHeader::encode`]).
 const FORMAT_V2: u64 = 2;
 
-/// Size of the reserve file kept next to the buffer file (`buffer.redb.reserve`): given up
-/// when the disk is full, so the buffer can still commit deletions and drops.
+/// Size of the reserve kept next to the buffer file (two files, see [`reserve_paths`]):
+/// given up when the disk is full, so the buffer can still commit deletions and drops.
 pub const RESERVE_BYTES: u64 = 1 << 20;
 /// How often the reserve is written again while the disk is full.
 const RESERVE_RETRY: Duration = Duration::from_secs(30);
+/// Room the buffer leaves free on its file system: it drops its oldest batches rather than
+/// grow into the last [`DISK_HEADROOM`] bytes, so it does not run into `ENOSPC` itself.
+pub const DISK_HEADROOM: u64 = RESERVE_BYTES / 4;
 /// How long [`Buffer::health`] reports a drop.
 pub const DEGRADED_AFTER_DROP: Duration = Duration::from_secs(600);
 
@@ -590,11 +593,19 @@ struct LimitDrops {
 }
 
 impl LimitDrops {
-    fn log(&self) {
+    /// Logs the drops; `total` is the buffer's drop count after them. A full disk drops a
+    /// batch at nearly every append: those are logged when the total passes a power of two.
+    fn log(&self, total: u64) {
         self.set_aside.log(DropReason::SetAside);
         self.by_age.log(DropReason::MaxAge);
         self.by_bytes.log(DropReason::MaxBytes);
-        self.by_disk.log(DropReason::DiskFull);
+        let before = total.saturating_sub(self.by_disk.batches);
+        if (before + 1)
+            .checked_next_power_of_two()
+            .is_some_and(|p| p <= total)
+        {
+            self.by_disk.log(DropReason::DiskFull);
+        }
     }
 }
 
@@ -610,6 +621,8 @@ struct Pressure {
     failing: bool,
     /// When a deliverable batch was last dropped or lost.
     last_drop: Option<Instant>,
+    /// The room on disk when the cap was last set from it.
+    room_at_cap: Option<u64>,
 }
 
 /// The durable batch queue. Share it with `Arc<Buffer>`.
@@ -659,37 +672,59 @@ fn closed() -> BufferError {
     BufferError::Storage(redb::Error::DatabaseClosed)
 }
 
-/// The reserve file next to a buffer file.
-pub fn reserve_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".reserve");
-    path.with_file_name(name)
+/// The two reserve files next to a buffer file (`<name>.reserve.0` and `.1`), each half of
+/// [`RESERVE_BYTES`]. A full disk gives up one at a time: if the disk stays full, the
+/// other is still there for the next start.
+pub fn reserve_paths(path: &Path) -> [PathBuf; 2] {
+    [0, 1].map(|i| {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".reserve.{i}"));
+        path.with_file_name(name)
+    })
 }
 
-/// Writes the reserve file (real blocks, not a sparse file) unless it is already whole.
+/// Writes the reserve files (real blocks, not sparse files) that are not whole.
 fn create_reserve(path: &Path) -> std::io::Result<()> {
-    let reserve = reserve_path(path);
-    if std::fs::metadata(&reserve).is_ok_and(|m| m.len() == RESERVE_BYTES) {
-        return Ok(());
-    }
-    let written = (|| {
-        use std::io::Write as _;
-        let mut file = std::fs::File::create(&reserve)?;
-        let chunk = vec![0u8; 64 * 1024];
-        for _ in 0..RESERVE_BYTES / chunk.len() as u64 {
-            file.write_all(&chunk)?;
+    for reserve in reserve_paths(path) {
+        if std::fs::metadata(&reserve).is_ok_and(|m| m.len() == RESERVE_BYTES / 2) {
+            continue;
         }
-        file.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&reserve);
+        let written = (|| {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&reserve)?;
+            let chunk = vec![0u8; 64 * 1024];
+            for _ in 0..RESERVE_BYTES / 2 / chunk.len() as u64 {
+                file.write_all(&chunk)?;
+            }
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&reserve);
+            return Err(e);
+        }
     }
-    written
+    Ok(())
 }
 
-/// Deletes the reserve file; whether there was one.
+/// Bytes an unprivileged process may still write on the file system holding `path`.
+#[cfg(unix)]
+fn disk_room(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let fs = rustix::fs::statvfs(dir).ok()?;
+    Some(fs.f_bavail.saturating_mul(fs.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn disk_room(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// Deletes one reserve file; whether there was one.
 fn release_reserve(path: &Path) -> bool {
-    std::fs::remove_file(reserve_path(path)).is_ok()
+    reserve_paths(path)
+        .iter()
+        .rev()
+        .any(|reserve| std::fs::remove_file(reserve).is_ok())
 }
 
 impl Buffer {
@@ -748,7 +783,20 @@ impl Buffer {
             pressure: Mutex::new(pressure),
             appended: Arc::new(Notify::new()),
         };
-        buffer.recover()?;
+        // Opening commits (tables, meta): on a full disk give up reserve halves for it.
+        let mut attempts = 0;
+        loop {
+            match buffer.recover() {
+                Err(BufferError::Storage(e)) if is_disk_full(&e) && attempts < 2 => {
+                    attempts += 1;
+                    buffer.under_pressure();
+                    let mut db = buffer.db.write().unwrap_or_else(|p| p.into_inner());
+                    drop(db.take());
+                    *db = Some(open_db(path)?);
+                }
+                other => break other?,
+            }
+        }
         let mut pressure = lock(&buffer.pressure);
         if pressure.cap.is_some() {
             // The disk is full already: keep to the room the file has now (plus what the
@@ -816,7 +864,7 @@ impl Buffer {
             let drops = self.enforce_limits(txn, state, created_ms)?;
             Ok((seq, drops))
         })?;
-        drops.log();
+        drops.log(self.stats().dropped_batches);
         self.appended.notify_one();
         Ok(seq)
     }
@@ -1116,23 +1164,27 @@ impl Buffer {
     }
 
     /// After a successful commit: clears the failure flag and, under disk pressure, tries
-    /// now and then to write the reserve again (space came back: the cap is lifted).
+    /// now and then to write the missing reserve again (space came back: the cap is
+    /// lifted, unless the disk room says otherwise at the next append).
     fn wrote(&self, state: &State) {
         let mut pressure = lock(&self.pressure);
         pressure.failing = false;
         if pressure.cap.is_none() || pressure.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
-        match create_reserve(&self.path) {
-            Ok(()) => {
-                pressure.cap = None;
-                pressure.retry_at = None;
-                info!(
-                    pending_bytes = state.stats.pending_bytes,
-                    "disk space is back: buffer reserve restored, size limit lifted"
-                );
-            }
-            Err(_) => pressure.retry_at = Some(Instant::now() + RESERVE_RETRY),
+        pressure.retry_at = Some(Instant::now() + RESERVE_RETRY);
+        let missing = reserve_paths(&self.path).iter().any(|r| !r.exists());
+        let room_ok = disk_room(&self.path).is_none_or(|room| room > 2 * DISK_HEADROOM);
+        if missing && (!room_ok || create_reserve(&self.path).is_err()) {
+            return;
+        }
+        if room_ok {
+            pressure.cap = None;
+            pressure.room_at_cap = None;
+            info!(
+                pending_bytes = state.stats.pending_bytes,
+                "disk space is back: buffer reserve whole, size limit lifted"
+            );
         }
     }
 
@@ -1161,7 +1213,13 @@ impl Buffer {
         let drops = self.try_write(guard, &|txn, state| {
             self.enforce_limits(txn, state, i64::MIN)
         })?;
-        drops.log();
+        drops.log(guard.stats.dropped_batches);
+        // redb reuses the pages a transaction freed only once later commits made that
+        // durable: two empty commits (they rewrite the header in place and grow nothing)
+        // make the room the drops freed usable by the retried write.
+        for _ in 0..2 {
+            self.try_write(guard, &|_, _| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -1189,10 +1247,36 @@ impl Buffer {
             .map_err(storage)
     }
 
-    /// The effective byte limit: `max_bytes`, or lower while the disk is full.
-    fn max_bytes_now(&self) -> u64 {
-        let cap = lock(&self.pressure).cap;
-        cap.map_or(self.limits.max_bytes, |cap| cap.min(self.limits.max_bytes))
+    /// The effective byte limit for `stored` bytes: `max_bytes`, or a cap while the disk
+    /// is (nearly) full. The file system's free room is checked at each append: below
+    /// [`DISK_HEADROOM`] the buffer caps itself at what it stores less an eighth (so its
+    /// file, whose freed pages redb reuses, stops growing), and tightens again only if the
+    /// room keeps shrinking; the cap is lifted once the room is back above twice the
+    /// headroom and the reserve is whole.
+    fn max_bytes_now(&self, stored: u64) -> u64 {
+        let mut pressure = lock(&self.pressure);
+        if let Some(room) = disk_room(&self.path) {
+            let tighten = match (pressure.cap, pressure.room_at_cap) {
+                (None, _) => room < DISK_HEADROOM,
+                (Some(_), Some(at)) => room < DISK_HEADROOM && room + DISK_HEADROOM / 4 < at,
+                (Some(_), None) => false,
+            };
+            if tighten {
+                let cap = stored - stored / 8;
+                pressure.cap = Some(pressure.cap.map_or(cap, |c| c.min(cap)));
+                pressure.room_at_cap = Some(room);
+            } else if pressure.cap.is_some()
+                && room > 2 * DISK_HEADROOM
+                && reserve_paths(&self.path).iter().all(|r| r.exists())
+            {
+                pressure.cap = None;
+                pressure.room_at_cap = None;
+                info!(room, "disk space is back: buffer size limit lifted");
+            }
+        }
+        pressure
+            .cap
+            .map_or(self.limits.max_bytes, |cap| cap.min(self.limits.max_bytes))
     }
 
     /// Why the buffer is not healthy, if it is not: the disk is full, writes are failing, or
@@ -1206,8 +1290,9 @@ impl Buffer {
         }
         if let Some(cap) = pressure.cap {
             reasons.push(format!(
-                "disk full: buffer reserve released, buffer capped at {} bytes",
-                cap.min(self.limits.max_bytes)
+                "disk full: buffer capped at {} bytes (max_bytes {}), oldest batches dropped",
+                cap.min(self.limits.max_bytes),
+                self.limits.max_bytes
             ));
         }
         if pressure
@@ -1325,7 +1410,7 @@ impl Buffer {
     ) -> Result<LimitDrops, redb::Error> {
         let max_age_ms = i64::try_from(self.limits.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(max_age_ms);
-        let max_bytes = self.max_bytes_now();
+        let max_bytes = self.max_bytes_now(state.stored_bytes());
         let mut drops = LimitDrops::default();
         // Opened only when it holds something: most appends never touch it.
         if state.stats.set_aside_batches > 0 {
@@ -1622,7 +1707,6 @@ impl Buffer {
             old = Salvaged::scan(&bytes);
             report.kept_aside = Some(aside);
         }
-        let _ = std::fs::remove_file(reserve_path(path));
         let buffer = Buffer::open_intact(path, limits)?;
         let newest = old.newest.unwrap_or_default();
         let next_seq = old
@@ -1947,13 +2031,14 @@ mod tests {
         std::fs::write(&path, b"").expect("truncate to 0 bytes");
         let buffer = Buffer::open(&path, limits()).expect("empty file");
         assert!(![0, epoch, second].contains(&buffer.stats().epoch));
-        assert!(reserve_path(&path).exists(), "the disk reserve is written");
-        assert_eq!(
-            std::fs::metadata(reserve_path(&path))
-                .expect("reserve")
-                .len(),
-            RESERVE_BYTES
-        );
+        for reserve in reserve_paths(&path) {
+            assert_eq!(
+                std::fs::metadata(reserve)
+                    .expect("the disk reserve is written")
+                    .len(),
+                RESERVE_BYTES / 2
+            );
+        }
     }
 
     /// A buffer written before epochs (20-byte record headers, no `format`/`epoch` in

@@ -5,48 +5,12 @@
 //!
 //! Mounting needs root (`mount -t tmpfs`); without it the test fails, never skips.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod tmpfs_support;
+
 use std::time::Duration;
 
-use agent::buffer::{Buffer, BufferLimits, reserve_path};
-
-/// A tmpfs mounted for one test, unmounted (and its directory removed) on drop, also when
-/// the test fails.
-pub struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    pub fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a {size} tmpfs on {} (these tests need root): {}",
-            dir.path().display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let out = Command::new("umount").arg(self.dir.path()).output();
-        if !matches!(&out, Ok(o) if o.status.success()) {
-            eprintln!("cannot unmount {}: {out:?}", self.dir.path().display());
-        }
-    }
-}
+use agent::buffer::{Buffer, BufferLimits, reserve_paths};
+use tmpfs_support::{Tmpfs, fill};
 
 fn block(samples: u16, base: i64) -> wire::FramesBlock {
     let frame = wire::Frame {
@@ -81,23 +45,15 @@ fn birth(boot_id: u64) -> wire::Birth {
     }
 }
 
-/// Fills the rest of the file system with a file; returns its path.
-fn fill(dir: &Path) -> PathBuf {
-    use std::io::Write as _;
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).expect("filler");
-    let chunk = vec![0xa5u8; 4096];
-    while file.write_all(&chunk).is_ok() {}
-    let _ = file.sync_all();
-    path
-}
-
 #[test]
 fn a_full_disk_drops_the_oldest_counts_them_and_keeps_the_buffer_usable() {
     let fs = Tmpfs::mount("4m");
     let path = fs.path().join("buffer.redb");
     let buffer = Buffer::open(&path, limits()).expect("open");
-    assert!(reserve_path(&path).exists(), "reserve written at open");
+    assert!(
+        reserve_paths(&path).iter().all(|r| r.exists()),
+        "reserve written at open"
+    );
     buffer.store_birth(&birth(1)).expect("birth");
     // 4 MiB hold a few thousand such batches: write three times that many.
     let mut last = 0;
@@ -158,7 +114,10 @@ fn a_full_disk_drops_the_oldest_counts_them_and_keeps_the_buffer_usable() {
     std::fs::remove_file(&filler).expect("free space");
     drop(buffer);
     let buffer = Buffer::open(&path, limits()).expect("reopen with space");
-    assert!(reserve_path(&path).exists(), "reserve restored");
+    assert!(
+        reserve_paths(&path).iter().all(|r| r.exists()),
+        "reserve restored"
+    );
     assert!(
         buffer.health().iter().all(|r| !r.contains("disk full")),
         "{:?}",
