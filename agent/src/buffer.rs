@@ -4,11 +4,67 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `batches` | seq (`u64`) | 20-byte record header (created ms, boot id, sample count, little endian) + the pre-encoded [`wire::FramesBlock`] |
+//! | `batches` | seq (`u64`) | 72-byte record header (see below) + the pre-encoded [`wire::FramesBlock`] |
 //! | `set_aside` | seq (`u64`) | reason length (`u8`) + reason code + the batch's `batches` value |
-//! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot`, `set_aside_dropped` |
+//! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot`, `set_aside_dropped`, `epoch`, `format`, `damaged_batches` |
 //! | `births` | boot id | encoded [`wire::Birth`] |
 //! | `commands` | command id | expiry (UTC ms) of a command the agent executed |
+//!
+//! A record is self-delimiting and self-checking: `"WPB2"`, created ms, boot id, epoch,
+//! seq, the lowest seq pending when it was appended, the drop totals of that moment, the
+//! sample count, the block length, and a CRC-32C over all of it and the block (little
+//! endian). Buffers written before epochs (20-byte headers: created ms, boot id, samples)
+//! are converted in place at open, as epoch 0 (`format` = 2 marks the new layout).
+//!
+//! # Epochs
+//!
+//! A buffer's *epoch* is a random non-zero `u64` chosen when the buffer starts over: its
+//! file was missing or empty, or it was salvaged. It is stored in `meta` and in every
+//! record, and travels as batch header key 6 and in the birth, so the cloud keys batches
+//! by (gateway, epoch, seq): a new buffer's seqs (from 1 again) never collide with seqs
+//! stored from an earlier one. Random rather than time-based: a gateway clock can be wrong
+//! or reset, and the epoch must never repeat. A buffer from before epochs keeps epoch 0
+//! (what its batches were stored under).
+//!
+//! # Disk pressure
+//!
+//! The file system the buffer lives on may fill up (the buffer itself while the broker is
+//! away, or anything else). redb then fails the write with `ENOSPC` and refuses every
+//! later call ("Previous I/O error occurred") until the file is opened again, and even a
+//! deletion needs free pages (copy on write). So:
+//!
+//! * **A reserve.** Two files next to the buffer (`<name>.reserve.0`/`.1`, together
+//!   [`RESERVE_BYTES`], real blocks) are written at open. On `ENOSPC` one is deleted, the
+//!   handle is closed and the file opened again (redb recovers to the last commit), the
+//!   buffer is capped a quarter below what it stores and the oldest batches are dropped to
+//!   that cap (counted), then the write is retried — up to three rounds. Opening on a full
+//!   disk does the same. The other half is still there for the next start.
+//! * **Room on disk.** At each append the file system's free room is read (`statvfs`):
+//!   below [`DISK_HEADROOM`] the buffer caps itself an eighth below what it stores, so it
+//!   stops growing its file (redb reuses the pages drops free) before `ENOSPC`; it
+//!   tightens again only if the room keeps shrinking. The cap is lifted once the room is
+//!   back above twice the headroom and the reserve is whole again (retried every 30 s).
+//! * **Oldest first, counted.** Drops under the cap are drops like any other: oldest
+//!   first, set-aside batches before queued ones, added to the durable counters in the
+//!   same transaction, logged (at powers of two of the total while the disk is full).
+//! * **Health.** [`Buffer::health`] names what is wrong (writes failing, disk full and
+//!   the cap, drops within [`DEGRADED_AFTER_DROP`]); the agent's `/healthz` says
+//!   `degraded: …` with it.
+//!
+//! # Salvage
+//!
+//! A file redb cannot open, or whose records or bookkeeping fail validation at open, is
+//! *salvaged* ([`Buffer::salvage`], also `wellpulse-agent buffer salvage`): it is renamed
+//! `<name>.damaged-<ms>` (kept for inspection, never deleted), its bytes are scanned for
+//! intact records (magic, length, CRC, seq, frames — no trust in redb's damaged pages,
+//! where redb itself may panic), copies older than the newest record's first pending seq
+//! are left out as stale (acked or dropped), and the rest is written to a new file with a
+//! new epoch; each kept batch keeps its own epoch. Seqs missing between the lowest and
+//! the highest kept record are counted as dropped and damaged (samples estimated from
+//! the kept batches' mean); `next_seq` continues above every seq kept. Births and the
+//! executed-command table are not salvaged: the session stores its birth next, and the
+//! cloud has the births of earlier boots. `wellpulse-agent buffer check` validates a
+//! file without changing it.
 //!
 //! # Invariants
 //!
@@ -18,14 +74,20 @@
 //!   durable on return as well.
 //! * **Seq never reused.** `next_seq` lives in `meta` and is bumped in the same
 //!   transaction that inserts the batch, so seqs are strictly increasing across restarts,
-//!   even when the queue was emptied by acks before the restart. Seqs start at 1.
+//!   even when the queue was emptied by acks before the restart. Seqs start at 1 in a new
+//!   epoch; (epoch, seq) is never reused, even when the file is lost.
 //! * **Only an ack, a refusal or a limit removes a batch.** A batch leaves the queue when
 //!   the cloud acknowledged its seq ([`Buffer::ack`]), when the cloud refused it for good
 //!   ([`Buffer::set_aside`]: it moves, in one transaction, to the `set_aside` table, where it
 //!   is kept for inspection and never sent again), when a limit forces the oldest batches
-//!   out, or when its stored bytes fail validation (a disk fault). The last two are
-//!   *drops*: every dropped batch and its samples are added to persisted counters and
-//!   logged.
+//!   out (`max_bytes`, `max_age`, or a full disk), or when its stored bytes fail
+//!   validation (a disk fault). The last two are *drops*: every dropped batch and its
+//!   samples are added to persisted counters and logged; batches the batcher could not
+//!   append at all are added to the same counters once the buffer works again
+//!   ([`Buffer::count_lost`]). The counters survive restarts and, through the records'
+//!   headers, even a salvage.
+//! * **A failed write never poisons the buffer.** An I/O error closes and reopens the
+//!   redb handle (see *Disk pressure*); the next call works on the last committed state.
 //! * **Limits drop oldest first.** After each append the buffer is trimmed while the queue
 //!   and the set-aside batches together hold more than `max_bytes` (sum of stored value
 //!   sizes) or while their oldest batch is older than `max_age` relative to the batch just

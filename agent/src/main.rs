@@ -8,6 +8,10 @@
 //! * `check-profile FILE...` — validate firmware profiles, print each tag and the read plan.
 //! * `generate-config --simulator-endpoints endpoints.json` — write a valid config polling
 //!   every device the simulator serves (`wellpulse-simulator --endpoints-json`).
+//! * `buffer check --config FILE` — validate every record of the durable buffer without
+//!   changing it (exit 1 when damaged); `buffer salvage --config FILE` — move the buffer
+//!   aside and keep its intact batches in a new epoch (the agent does this by itself at
+//!   start when it finds the file damaged). Stop the agent first: the file is locked.
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`, default `info`).
 

@@ -14,6 +14,12 @@
 //! (`GET /metrics`, `GET /healthz`, anything else 404; one request per connection, request
 //! head capped at 8 KiB and 5 s): the agent runs on small gateways, and a full HTTP stack
 //! would cost more memory than everything else it does.
+//!
+//! `/healthz` answers `ok`, or `degraded: <reasons>` while the buffer is losing data or
+//! cannot write (disk full and its cap, failing writes, drops within the last ten minutes;
+//! see [`crate::buffer::Buffer::health`]), always with status 200: the agent is alive and
+//! polling, and a restart would not give the disk space back. `wellpulse_buffer_degraded`
+//! is the same as a gauge.
 
 use std::fmt::Error as FmtError;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
