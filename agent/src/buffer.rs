@@ -146,8 +146,8 @@ const EPOCH: &str = "epoch";
 const FORMAT: &str = "format";
 const DAMAGED_BATCHES: &str = "damaged_batches";
 
-/// Size of the fixed header stored in front of each frames block.
-const RECORD_HEADER_LEN: usize = 72;
+/// Bytes a record takes in front of its frames block (counted in `max_bytes`).
+pub const RECORD_HEADER_LEN: usize = 72;
 /// Size of the header of the first record layout (before epochs and checksums).
 const RECORD_HEADER_V1_LEN: usize = 20;
 /// `meta` value of [`FORMAT`]: records with epoch and CRC ([`RecordHeader::encode`]).

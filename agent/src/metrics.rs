@@ -668,7 +668,10 @@ mod tests {
             2.0
         );
         assert!(out.contains("wellpulse_agent_info{version=\""));
-        assert!(out.contains("boot_id=\"0000000000000abc\"} 1"));
+        let epoch = format!("{:016x}", s.buffer.stats().epoch);
+        assert!(out.contains(&format!(
+            "boot_id=\"0000000000000abc\",buffer_epoch=\"{epoch}\"}} 1"
+        )));
         assert!(out.ends_with("# EOF\n"));
         // Every sample line belongs to a declared family.
         for line in out.lines().filter(|l| !l.starts_with('#')) {
