@@ -127,6 +127,9 @@ pub struct Batcher {
     retry_backoff: Backoff,
     /// When the blocks in `retry` may be tried again; `None`: at the next flush.
     retry_at: Option<Instant>,
+    /// Batches and samples dropped before reaching the buffer and not yet added to its
+    /// durable drop counters.
+    unrecorded: (u64, u64),
 }
 
 /// Device info key carrying the configured well (see `[[device]] well`).
@@ -216,6 +219,7 @@ impl Batcher {
             retry: VecDeque::new(),
             retry_backoff: Backoff::new(settings.flush_interval, APPEND_RETRY_MAX),
             retry_at: None,
+            unrecorded: (0, 0),
         };
         (batcher, births_rx)
     }
@@ -301,10 +305,23 @@ impl Batcher {
             if let Some((_, block)) = self.retry.pop_front() {
                 let lost = u64::from(block.sample_count());
                 self.stats.samples_dropped.fetch_add(lost, Relaxed);
+                self.unrecorded.0 += 1;
+                self.unrecorded.1 += lost;
                 tracing::error!(
                     samples = lost,
                     "buffer unavailable: oldest unsaved batch dropped"
                 );
+            }
+        }
+        if self.unrecorded != (0, 0) && self.retry_at.is_none() {
+            // The buffer works again: add what was lost in front of it to its durable
+            // drop counters, so the loss is reported like any other.
+            let (batches, samples) = self.unrecorded;
+            let buffer = Arc::clone(&self.buffer);
+            let counted =
+                tokio::task::spawn_blocking(move || buffer.count_lost(batches, samples)).await;
+            if matches!(counted, Ok(Ok(()))) {
+                self.unrecorded = (0, 0);
             }
         }
     }

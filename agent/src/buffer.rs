@@ -4,11 +4,67 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `batches` | seq (`u64`) | 20-byte record header (created ms, boot id, sample count, little endian) + the pre-encoded [`wire::FramesBlock`] |
+//! | `batches` | seq (`u64`) | 72-byte record header (see below) + the pre-encoded [`wire::FramesBlock`] |
 //! | `set_aside` | seq (`u64`) | reason length (`u8`) + reason code + the batch's `batches` value |
-//! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot`, `set_aside_dropped` |
+//! | `meta` | name | `u64`: `next_seq`, `dropped_batches`, `dropped_samples`, `current_boot`, `set_aside_dropped`, `epoch`, `format`, `damaged_batches` |
 //! | `births` | boot id | encoded [`wire::Birth`] |
 //! | `commands` | command id | expiry (UTC ms) of a command the agent executed |
+//!
+//! A record is self-delimiting and self-checking: `"WPB2"`, created ms, boot id, epoch,
+//! seq, the lowest seq pending when it was appended, the drop totals of that moment, the
+//! sample count, the block length, and a CRC-32C over all of it and the block (little
+//! endian). Buffers written before epochs (20-byte headers: created ms, boot id, samples)
+//! are converted in place at open, as epoch 0 (`format` = 2 marks the new layout).
+//!
+//! # Epochs
+//!
+//! A buffer's *epoch* is a random non-zero `u64` chosen when the buffer starts over: its
+//! file was missing or empty, or it was salvaged. It is stored in `meta` and in every
+//! record, and travels as batch header key 6 and in the birth, so the cloud keys batches
+//! by (gateway, epoch, seq): a new buffer's seqs (from 1 again) never collide with seqs
+//! stored from an earlier one. Random rather than time-based: a gateway clock can be wrong
+//! or reset, and the epoch must never repeat. A buffer from before epochs keeps epoch 0
+//! (what its batches were stored under).
+//!
+//! # Disk pressure
+//!
+//! The file system the buffer lives on may fill up (the buffer itself while the broker is
+//! away, or anything else). redb then fails the write with `ENOSPC` and refuses every
+//! later call ("Previous I/O error occurred") until the file is opened again, and even a
+//! deletion needs free pages (copy on write). So:
+//!
+//! * **A reserve.** Two files next to the buffer (`<name>.reserve.0`/`.1`, together
+//!   [`RESERVE_BYTES`], real blocks) are written at open. On `ENOSPC` one is deleted, the
+//!   handle is closed and the file opened again (redb recovers to the last commit), the
+//!   buffer is capped a quarter below what it stores and the oldest batches are dropped to
+//!   that cap (counted), then the write is retried — up to three rounds. Opening on a full
+//!   disk does the same. The other half is still there for the next start.
+//! * **Room on disk.** At each append the file system's free room is read (`statvfs`):
+//!   below [`DISK_HEADROOM`] the buffer caps itself an eighth below what it stores, so it
+//!   stops growing its file (redb reuses the pages drops free) before `ENOSPC`; it
+//!   tightens again only if the room keeps shrinking. The cap is lifted once the room is
+//!   back above twice the headroom and the reserve is whole again (retried every 30 s).
+//! * **Oldest first, counted.** Drops under the cap are drops like any other: oldest
+//!   first, set-aside batches before queued ones, added to the durable counters in the
+//!   same transaction, logged (at powers of two of the total while the disk is full).
+//! * **Health.** [`Buffer::health`] names what is wrong (writes failing, disk full and
+//!   the cap, drops within [`DEGRADED_AFTER_DROP`]); the agent's `/healthz` says
+//!   `degraded: …` with it.
+//!
+//! # Salvage
+//!
+//! A file redb cannot open, or whose records or bookkeeping fail validation at open, is
+//! *salvaged* ([`Buffer::salvage`], also `wellpulse-agent buffer salvage`): it is renamed
+//! `<name>.damaged-<ms>` (kept for inspection, never deleted), its bytes are scanned for
+//! intact records (magic, length, CRC, seq, frames — no trust in redb's damaged pages,
+//! where redb itself may panic), copies older than the newest record's first pending seq
+//! are left out as stale (acked or dropped), and the rest is written to a new file with a
+//! new epoch; each kept batch keeps its own epoch. Seqs missing between the lowest and
+//! the highest kept record are counted as dropped and damaged (samples estimated from
+//! the kept batches' mean); `next_seq` continues above every seq kept. Births and the
+//! executed-command table are not salvaged: the session stores its birth next, and the
+//! cloud has the births of earlier boots. `wellpulse-agent buffer check` validates a
+//! file without changing it.
 //!
 //! # Invariants
 //!
@@ -18,14 +74,20 @@
 //!   durable on return as well.
 //! * **Seq never reused.** `next_seq` lives in `meta` and is bumped in the same
 //!   transaction that inserts the batch, so seqs are strictly increasing across restarts,
-//!   even when the queue was emptied by acks before the restart. Seqs start at 1.
+//!   even when the queue was emptied by acks before the restart. Seqs start at 1 in a new
+//!   epoch; (epoch, seq) is never reused, even when the file is lost.
 //! * **Only an ack, a refusal or a limit removes a batch.** A batch leaves the queue when
 //!   the cloud acknowledged its seq ([`Buffer::ack`]), when the cloud refused it for good
 //!   ([`Buffer::set_aside`]: it moves, in one transaction, to the `set_aside` table, where it
 //!   is kept for inspection and never sent again), when a limit forces the oldest batches
-//!   out, or when its stored bytes fail validation (a disk fault). The last two are
-//!   *drops*: every dropped batch and its samples are added to persisted counters and
-//!   logged.
+//!   out (`max_bytes`, `max_age`, or a full disk), or when its stored bytes fail
+//!   validation (a disk fault). The last two are *drops*: every dropped batch and its
+//!   samples are added to persisted counters and logged; batches the batcher could not
+//!   append at all are added to the same counters once the buffer works again
+//!   ([`Buffer::count_lost`]). The counters survive restarts and, through the records'
+//!   headers, even a salvage.
+//! * **A failed write never poisons the buffer.** An I/O error closes and reopens the
+//!   redb handle (see *Disk pressure*); the next call works on the last committed state.
 //! * **Limits drop oldest first.** After each append the buffer is trimmed while the queue
 //!   and the set-aside batches together hold more than `max_bytes` (sum of stored value
 //!   sizes) or while their oldest batch is older than `max_age` relative to the batch just
@@ -58,16 +120,16 @@
 //! [`tokio::sync::Notify`] whose permit is kept when nobody is waiting, so a wake-up is
 //! never lost.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 use tokio::sync::Notify;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 const BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("batches");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -80,9 +142,27 @@ const DROPPED_BATCHES: &str = "dropped_batches";
 const DROPPED_SAMPLES: &str = "dropped_samples";
 const CURRENT_BOOT: &str = "current_boot";
 const SET_ASIDE_DROPPED: &str = "set_aside_dropped";
+const EPOCH: &str = "epoch";
+const FORMAT: &str = "format";
+const DAMAGED_BATCHES: &str = "damaged_batches";
 
-/// Size of the fixed header stored in front of each frames block.
-const RECORD_HEADER_LEN: usize = 20;
+/// Bytes a record takes in front of its frames block (counted in `max_bytes`).
+pub const RECORD_HEADER_LEN: usize = 72;
+/// Size of the header of the first record layout (before epochs and checksums).
+const RECORD_HEADER_V1_LEN: usize = 20;
+/// `meta` value of [`FORMAT`]: records with epoch and CRC ([`RecordHeader::encode`]).
+const FORMAT_V2: u64 = 2;
+
+/// Size of the reserve kept next to the buffer file (two files, see [`reserve_paths`]):
+/// given up when the disk is full, so the buffer can still commit deletions and drops.
+pub const RESERVE_BYTES: u64 = 1 << 20;
+/// How often the reserve is written again while the disk is full.
+const RESERVE_RETRY: Duration = Duration::from_secs(30);
+/// Room the buffer leaves free on its file system: it drops its oldest batches rather than
+/// grow into the last [`DISK_HEADROOM`] bytes, so it does not run into `ENOSPC` itself.
+pub const DISK_HEADROOM: u64 = RESERVE_BYTES / 4;
+/// How long [`Buffer::health`] reports a drop.
+pub const DEGRADED_AFTER_DROP: Duration = Duration::from_secs(600);
 
 /// Size and age limits of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +199,14 @@ pub enum BufferError {
         /// The configured `max_bytes`.
         max_bytes: u64,
     },
+    /// The buffer file is damaged beyond what validation can drop record by record.
+    #[error("buffer file {path} is damaged: {detail}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
     /// A stored birth could not be decoded.
     #[error("stored birth of boot {boot_id} is unreadable: {source}")]
     CorruptBirth {
@@ -128,6 +216,93 @@ pub enum BufferError {
         #[source]
         source: wire::DecodeError,
     },
+}
+
+impl BufferError {
+    /// Whether the error means the file's content is damaged (salvage it) rather than
+    /// unreachable (disk, permissions, another process).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            BufferError::Damaged { .. } => true,
+            BufferError::Open { source, .. } => {
+                matches!(
+                    source,
+                    redb::DatabaseError::RepairAborted
+                        | redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))
+                ) || matches!(source, redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof)
+            }
+            BufferError::Storage(e) => {
+                matches!(e, redb::Error::Corrupted(_))
+                    || matches!(e, redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn open_db(path: &Path) -> Result<Database, BufferError> {
+    Database::create(path).map_err(|source| BufferError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A new epoch: random, never 0 (0 stands for "before epochs"). Random rather than the
+/// time: a gateway whose clock is wrong or reset (no RTC battery, no NTP yet) must still
+/// never reuse an epoch, and 64 random bits do not collide in practice.
+fn new_epoch() -> u64 {
+    loop {
+        let epoch = rand::random::<u64>();
+        if epoch != 0 {
+            return epoch;
+        }
+    }
+}
+
+/// Rewrites the records of a first-layout buffer (20-byte headers) with epoch 0 and a
+/// checksum. A record that does not decode is left as it is (validation then fails and
+/// the file is salvaged).
+fn convert_v1(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut table = txn.open_table(BATCHES)?;
+    let mut rewritten = Vec::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        if let Some((header, block)) = RecordHeader::decode_v1(value.value()) {
+            let seq = key.value();
+            let header = RecordHeader {
+                seq,
+                first_pending: seq,
+                ..header
+            };
+            rewritten.push((seq, header.encode(block)));
+        }
+    }
+    for (seq, value) in &rewritten {
+        table.insert(*seq, value.as_slice())?;
+    }
+    drop(table);
+    let mut aside = txn.open_table(SET_ASIDE)?;
+    let mut rewritten = Vec::new();
+    for entry in aside.iter()? {
+        let (key, value) = entry?;
+        if let Some((reason, stored)) = split_set_aside(value.value())
+            && let Some((header, block)) = RecordHeader::decode_v1(stored)
+        {
+            let seq = key.value();
+            let header = RecordHeader {
+                seq,
+                first_pending: seq,
+                ..header
+            };
+            let value = set_aside_value(reason.as_bytes(), &header.encode(block));
+            rewritten.push((key.value(), value));
+        }
+    }
+    for (seq, value) in &rewritten {
+        aside.insert(*seq, value.as_slice())?;
+    }
+    Ok(())
 }
 
 fn storage<E: Into<redb::Error>>(e: E) -> BufferError {
@@ -143,6 +318,8 @@ pub struct Record {
     pub created_ms: i64,
     /// Boot id of the agent session that created the batch.
     pub boot_id: u64,
+    /// The buffer epoch that numbered the batch (sent as batch header key 6).
+    pub epoch: u64,
     /// Number of samples in the block.
     pub samples: u32,
     /// The pre-encoded frames.
@@ -206,6 +383,10 @@ pub struct BufferStats {
     pub set_aside_bytes: u64,
     /// Set-aside batches dropped by the limits since the buffer was created.
     pub set_aside_dropped: u64,
+    /// The buffer's epoch (see the module docs); 0 for a buffer created before epochs.
+    pub epoch: u64,
+    /// Of `dropped_batches`, those lost to damage (failed validation, salvage).
+    pub damaged_batches: u64,
 }
 
 impl BufferStats {
@@ -229,17 +410,43 @@ impl BufferStats {
             set_aside_batches: self.set_aside_batches,
             set_aside_bytes: self.set_aside_bytes,
             set_aside_dropped: self.set_aside_dropped,
+            epoch: self.epoch,
+            dropped_batches: self.dropped_batches,
+            dropped_samples: self.dropped_samples,
         }
     }
 }
 
 /// Fixed header stored in front of each frames block.
-#[derive(Debug, Clone, Copy)]
+///
+/// A record is self-delimiting and self-checking, so a damaged file can be salvaged by
+/// scanning its bytes without trusting redb's structures (which may panic on a damaged
+/// page): a magic number, the record's own seq, the block length and a CRC-32C over
+/// everything. It also carries what the salvage needs when the `meta` table is gone: the
+/// lowest seq still pending when it was appended (older copies found in the file are
+/// stale: acked or dropped) and the drop totals of that moment.
+#[derive(Debug, Clone, Copy, Default)]
 struct RecordHeader {
     created_ms: i64,
     boot_id: u64,
+    /// The buffer epoch that numbered the batch (kept per record: a salvaged buffer holds
+    /// batches of the epoch before it).
+    epoch: u64,
+    seq: u64,
+    /// The lowest seq pending when this record was appended (itself if none).
+    first_pending: u64,
+    dropped_batches: u64,
+    dropped_samples: u64,
     samples: u32,
 }
+
+/// First bytes of every record: "WPB2".
+const RECORD_MAGIC: [u8; 4] = *b"WPB2";
+
+/// CRC-32C (Castagnoli) of a record: redb checks its pages only when it repairs a file, so
+/// a flipped bit in a stored batch would otherwise reach the wire.
+const RECORD_CRC: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 impl RecordHeader {
     /// Stand-in for a header that cannot be read (disk damage): counts no samples, belongs
@@ -247,6 +454,11 @@ impl RecordHeader {
     const UNREADABLE: RecordHeader = RecordHeader {
         created_ms: i64::MIN,
         boot_id: 0,
+        epoch: 0,
+        seq: 0,
+        first_pending: 0,
+        dropped_batches: 0,
+        dropped_samples: 0,
         samples: 0,
     };
 
@@ -255,25 +467,83 @@ impl RecordHeader {
         Self::decode(value).map_or(Self::UNREADABLE, |(header, _)| header)
     }
 
+    /// `magic, created_ms, boot_id, epoch, seq, first_pending, dropped_batches,
+    /// dropped_samples, samples, block_len, crc` (little endian), then the block; the CRC
+    /// covers every byte before and after it.
     fn encode(&self, block: &[u8]) -> Vec<u8> {
         let mut value = Vec::with_capacity(RECORD_HEADER_LEN + block.len());
+        value.extend_from_slice(&RECORD_MAGIC);
         value.extend_from_slice(&self.created_ms.to_le_bytes());
-        value.extend_from_slice(&self.boot_id.to_le_bytes());
+        for field in [
+            self.boot_id,
+            self.epoch,
+            self.seq,
+            self.first_pending,
+            self.dropped_batches,
+            self.dropped_samples,
+        ] {
+            value.extend_from_slice(&field.to_le_bytes());
+        }
         value.extend_from_slice(&self.samples.to_le_bytes());
+        value.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        let mut digest = RECORD_CRC.digest();
+        digest.update(&value);
+        digest.update(block);
+        value.extend_from_slice(&digest.finalize().to_le_bytes());
         value.extend_from_slice(block);
         value
     }
 
+    /// The header and block of a stored value, if its checksum holds and its sample count
+    /// is possible for its size (every sample takes at least one byte of the block). The
+    /// frames themselves are checked by [`to_record`].
     fn decode(value: &[u8]) -> Option<(RecordHeader, &[u8])> {
-        let (header, block) = value.split_at_checked(RECORD_HEADER_LEN)?;
-        let (created, rest) = header.split_at(8);
-        let (boot, samples) = rest.split_at(8);
+        let (header, len) = Self::decode_prefix(value)?;
+        (len == value.len()).then_some((header, &value[RECORD_HEADER_LEN..]))
+    }
+
+    /// The header of the record at the start of `bytes` and the record's whole length, if
+    /// `bytes` starts with an intact record (it may go on after it).
+    fn decode_prefix(bytes: &[u8]) -> Option<(RecordHeader, usize)> {
+        let fields = bytes.get(..RECORD_HEADER_LEN)?;
+        if fields[..4] != RECORD_MAGIC {
+            return None;
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(fields[at..at + 8].try_into().expect("8"));
+        let u32_at = |at: usize| u32::from_le_bytes(fields[at..at + 4].try_into().expect("4"));
+        let (samples, block_len, crc) = (u32_at(60), u32_at(64) as usize, u32_at(68));
+        let block = bytes.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN.checked_add(block_len)?)?;
+        let mut digest = RECORD_CRC.digest();
+        digest.update(&fields[..68]);
+        digest.update(block);
+        if digest.finalize() != crc || samples as usize > block_len {
+            return None;
+        }
         let header = RecordHeader {
-            created_ms: i64::from_le_bytes(created.try_into().ok()?),
-            boot_id: u64::from_le_bytes(boot.try_into().ok()?),
-            samples: u32::from_le_bytes(samples.try_into().ok()?),
+            created_ms: u64_at(4) as i64,
+            boot_id: u64_at(12),
+            epoch: u64_at(20),
+            seq: u64_at(28),
+            first_pending: u64_at(36),
+            dropped_batches: u64_at(44),
+            dropped_samples: u64_at(52),
+            samples,
         };
-        Some((header, block))
+        Some((header, RECORD_HEADER_LEN + block_len))
+    }
+
+    /// A record of the first layout (no epoch, no checksum: 20 bytes), as buffers written
+    /// before epochs hold them; its sample count is checked against the block's frames.
+    fn decode_v1(value: &[u8]) -> Option<(RecordHeader, &[u8])> {
+        let (header, block) = value.split_at_checked(RECORD_HEADER_V1_LEN)?;
+        let header = RecordHeader {
+            created_ms: i64::from_le_bytes(header[0..8].try_into().ok()?),
+            boot_id: u64::from_le_bytes(header[8..16].try_into().ok()?),
+            samples: u32::from_le_bytes(header[16..20].try_into().ok()?),
+            ..RecordHeader::default()
+        };
+        let frames = wire::FramesBlock::from_bytes(block.to_vec()).ok()?;
+        (frames.sample_count() == header.samples).then_some((header, block))
     }
 }
 
@@ -337,6 +607,8 @@ impl State {
 enum DropReason {
     MaxBytes,
     MaxAge,
+    /// The disk filled up: the buffer was capped below `max_bytes`.
+    DiskFull,
     Damaged,
     /// Set-aside batches dropped by a limit.
     SetAside,
@@ -378,26 +650,55 @@ impl Drops {
 struct LimitDrops {
     by_age: Drops,
     by_bytes: Drops,
+    by_disk: Drops,
     set_aside: Drops,
 }
 
 impl LimitDrops {
-    fn log(&self) {
+    /// Logs the drops; `total` is the buffer's drop count after them. A full disk drops a
+    /// batch at nearly every append: those are logged when the total passes a power of two.
+    fn log(&self, total: u64) {
         self.set_aside.log(DropReason::SetAside);
         self.by_age.log(DropReason::MaxAge);
         self.by_bytes.log(DropReason::MaxBytes);
+        let before = total.saturating_sub(self.by_disk.batches);
+        if (before + 1)
+            .checked_next_power_of_two()
+            .is_some_and(|p| p <= total)
+        {
+            self.by_disk.log(DropReason::DiskFull);
+        }
     }
+}
+
+/// Disk pressure bookkeeping (in memory; see the module docs).
+#[derive(Debug, Default)]
+struct Pressure {
+    /// A byte cap below `max_bytes`, set when the disk filled up; lifted once the reserve
+    /// file could be written again.
+    cap: Option<u64>,
+    /// When to try to write the reserve file again.
+    retry_at: Option<Instant>,
+    /// The last write failed (cleared by the next one that commits).
+    failing: bool,
+    /// When a deliverable batch was last dropped or lost.
+    last_drop: Option<Instant>,
+    /// The room on disk when the cap was last set from it.
+    room_at_cap: Option<u64>,
 }
 
 /// The durable batch queue. Share it with `Arc<Buffer>`.
 #[derive(Debug)]
 pub struct Buffer {
-    db: Database,
+    path: PathBuf,
+    /// `None` only between closing a failed handle and opening the file again.
+    db: RwLock<Option<Database>>,
     limits: BufferLimits,
     /// Serialises writers; holds the state that matches the last commit.
     writer: Mutex<State>,
     /// Copy of the stats for readers that must not wait for an fsync.
     stats: Mutex<BufferStats>,
+    pressure: Mutex<Pressure>,
     appended: Arc<Notify>,
 }
 
@@ -409,26 +710,167 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Whether an error is the file system running out of space (or quota).
+fn is_disk_full(e: &redb::Error) -> bool {
+    match e {
+        redb::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::StorageFull
+                || matches!(io.raw_os_error(), Some(28 | 122)) // ENOSPC, EDQUOT
+        }
+        _ => false,
+    }
+}
+
+/// Whether an error leaves the redb handle unusable until the file is opened again: after
+/// any I/O failure redb answers every call with `PreviousIo`.
+fn needs_reopen(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+    )
+}
+
+fn closed() -> BufferError {
+    BufferError::Storage(redb::Error::DatabaseClosed)
+}
+
+/// The two reserve files next to a buffer file (`<name>.reserve.0` and `.1`), each half of
+/// [`RESERVE_BYTES`]. A full disk gives up one at a time: if the disk stays full, the
+/// other is still there for the next start.
+pub fn reserve_paths(path: &Path) -> [PathBuf; 2] {
+    [0, 1].map(|i| {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".reserve.{i}"));
+        path.with_file_name(name)
+    })
+}
+
+/// Writes the reserve files (real blocks, not sparse files) that are not whole.
+fn create_reserve(path: &Path) -> std::io::Result<()> {
+    for reserve in reserve_paths(path) {
+        if std::fs::metadata(&reserve).is_ok_and(|m| m.len() == RESERVE_BYTES / 2) {
+            continue;
+        }
+        let written = (|| {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&reserve)?;
+            let chunk = vec![0u8; 64 * 1024];
+            for _ in 0..RESERVE_BYTES / 2 / chunk.len() as u64 {
+                file.write_all(&chunk)?;
+            }
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&reserve);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged process may still write on the file system holding `path`.
+#[cfg(unix)]
+fn disk_room(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let fs = rustix::fs::statvfs(dir).ok()?;
+    Some(fs.f_bavail.saturating_mul(fs.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn disk_room(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// Deletes one reserve file; whether there was one.
+fn release_reserve(path: &Path) -> bool {
+    reserve_paths(path)
+        .iter()
+        .rev()
+        .any(|reserve| std::fs::remove_file(reserve).is_ok())
+}
+
 impl Buffer {
     /// Opens (or creates) the buffer at `path` and rebuilds the in-memory statistics.
     ///
-    /// Safe after a crash: redb recovers to the last committed transaction.
+    /// Safe after a crash: redb recovers to the last committed transaction. A missing or
+    /// empty file starts a new epoch. A damaged file (redb cannot open it, or a record or
+    /// the bookkeeping fails validation) is salvaged ([`Buffer::salvage`]): the intact
+    /// batches are kept in a new file with a new epoch, the rest is counted as lost, and
+    /// the damaged file is kept aside. On a full disk the reserve file is given up so the
+    /// buffer can still open.
     pub fn open(path: &Path, limits: BufferLimits) -> Result<Buffer, BufferError> {
+        match Self::open_intact(path, limits) {
+            Err(e) if e.is_damage() => {
+                error!(
+                    error = %e,
+                    path = %path.display(),
+                    "buffer file is damaged; salvaging its intact batches into a new epoch"
+                );
+                Self::salvage(path, limits).map(|(buffer, _)| buffer)
+            }
+            other => other,
+        }
+    }
+
+    /// Opens the buffer, failing on damage instead of salvaging it.
+    pub fn open_intact(path: &Path, limits: BufferLimits) -> Result<Buffer, BufferError> {
         if limits.max_bytes == 0 || limits.max_age.is_zero() {
             return Err(BufferError::InvalidLimits);
         }
-        let db = Database::create(path).map_err(|source| BufferError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let mut pressure = Pressure::default();
+        if let Err(e) = create_reserve(path) {
+            warn!(error = %e, "cannot write the buffer's disk reserve; buffering under disk pressure");
+            pressure.cap = Some(limits.max_bytes);
+            pressure.retry_at = Some(Instant::now() + RESERVE_RETRY);
+        }
+        let db = match open_db(path) {
+            Err(BufferError::Open {
+                source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
+                ..
+            }) if is_disk_full(&redb::Error::Io(std::io::Error::from(e.kind())))
+                || e.raw_os_error() == Some(28) =>
+            {
+                release_reserve(path);
+                pressure.cap = Some(limits.max_bytes);
+                open_db(path)?
+            }
+            other => other?,
+        };
         let buffer = Buffer {
-            db,
+            path: path.to_owned(),
+            db: RwLock::new(Some(db)),
             limits,
             writer: Mutex::new(State::default()),
             stats: Mutex::new(BufferStats::default()),
+            pressure: Mutex::new(pressure),
             appended: Arc::new(Notify::new()),
         };
-        buffer.recover()?;
+        // Opening commits (tables, meta): on a full disk give up reserve halves for it.
+        let mut attempts = 0;
+        loop {
+            match buffer.recover() {
+                Err(BufferError::Storage(e)) if is_disk_full(&e) && attempts < 2 => {
+                    attempts += 1;
+                    buffer.under_pressure();
+                    let mut db = buffer.db.write().unwrap_or_else(|p| p.into_inner());
+                    drop(db.take());
+                    *db = Some(open_db(path)?);
+                }
+                other => break other?,
+            }
+        }
+        let mut pressure = lock(&buffer.pressure);
+        if pressure.cap.is_some() {
+            // The disk is full already: keep to the room the file has now (plus what the
+            // drops free in it) rather than count on growing it.
+            let stored = lock(&buffer.writer).stored_bytes();
+            pressure.cap = Some(if stored > 0 {
+                stored - stored / 8
+            } else {
+                limits.max_bytes
+            });
+        }
+        drop(pressure);
         Ok(buffer)
     }
 
@@ -458,15 +900,25 @@ impl Buffer {
             created_ms,
             boot_id,
             samples: block.sample_count(),
+            ..RecordHeader::default()
         };
-        let value = header.encode(block.as_bytes());
-        let bytes = value.len() as u64;
+        let bytes = (RECORD_HEADER_LEN + block.as_bytes().len()) as u64;
         if bytes > self.limits.max_bytes {
             return Err(self.refuse_oversized(&header, bytes));
         }
         let (seq, drops) = self.write(|txn, state| {
             let seq = state.stats.next_seq;
-            txn.open_table(BATCHES)?.insert(seq, value.as_slice())?;
+            let mut table = txn.open_table(BATCHES)?;
+            let header = RecordHeader {
+                epoch: state.stats.epoch,
+                seq,
+                first_pending: table.first()?.map_or(seq, |(k, _)| k.value()),
+                dropped_batches: state.stats.dropped_batches,
+                dropped_samples: state.stats.dropped_samples,
+                ..header
+            };
+            table.insert(seq, header.encode(block.as_bytes()).as_slice())?;
+            drop(table);
             state.add(&header, bytes);
             state.stats.next_seq = seq + 1;
             txn.open_table(META)?
@@ -474,9 +926,20 @@ impl Buffer {
             let drops = self.enforce_limits(txn, state, created_ms)?;
             Ok((seq, drops))
         })?;
-        drops.log();
+        drops.log(self.stats().dropped_batches);
         self.appended.notify_one();
         Ok(seq)
+    }
+
+    /// Durably adds batches lost before they reached the buffer (the batcher could not
+    /// append them) to the drop counters.
+    pub fn count_lost(&self, batches: u64, samples: u64) -> Result<(), BufferError> {
+        let drops = Drops {
+            batches,
+            samples,
+            ..Drops::default()
+        };
+        self.write(|txn, state| self.count_drops(txn, state, &drops))
     }
 
     /// Up to `max` pending batches with seq greater than `after_seq` (all when `None`),
@@ -591,7 +1054,7 @@ impl Buffer {
     /// Up to `max` set-aside batches, oldest first (for inspection). Entries that fail
     /// validation are skipped.
     pub fn set_aside_records(&self, max: usize) -> Result<Vec<SetAsideRecord>, BufferError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = match txn.open_table(SET_ASIDE) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -629,7 +1092,7 @@ impl Buffer {
 
     /// The stored birth of `boot_id`, if it is still kept.
     pub fn birth(&self, boot_id: u64) -> Result<Option<wire::Birth>, BufferError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = match txn.open_table(BIRTHS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -645,7 +1108,7 @@ impl Buffer {
 
     /// Boot ids whose births are stored, ascending.
     pub fn birth_ids(&self) -> Result<Vec<u64>, BufferError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = match txn.open_table(BIRTHS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -672,7 +1135,7 @@ impl Buffer {
     /// The executed commands recorded by [`Buffer::record_command`] that are still valid
     /// at `now_ms`, as (id, expiry ms).
     pub fn executed_commands(&self, now_ms: i64) -> Result<Vec<(u64, i64)>, BufferError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = match txn.open_table(COMMANDS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -690,24 +1153,240 @@ impl Buffer {
 
     /// Runs `f` in a durable write transaction with a copy of the state; the copy replaces
     /// the state only if the commit succeeds.
+    ///
+    /// An I/O failure makes redb refuse every later call, so the handle is closed and the
+    /// file opened again (redb recovers to the last commit) and `f` runs once more; when
+    /// the disk is full, the reserve file is given up first and the oldest batches are
+    /// dropped (and counted) under a lower cap, so the retry and later writes fit.
     fn write<T>(
         &self,
-        f: impl FnOnce(&WriteTransaction, &mut State) -> Result<T, redb::Error>,
+        f: impl Fn(&WriteTransaction, &mut State) -> Result<T, redb::Error>,
     ) -> Result<T, BufferError> {
         let mut guard = lock(&self.writer);
+        let first = self.try_write(&mut guard, &f);
+        let e = match first {
+            Ok(out) => {
+                self.wrote(&guard);
+                return Ok(out);
+            }
+            Err(BufferError::Storage(e)) if needs_reopen(&e) => e,
+            Err(e) => return Err(e),
+        };
+        let mut e = e;
+        // Each round on a full disk lowers the cap by a quarter: a few rounds always make
+        // room, since the pages the drops free inside the file are reused.
+        for _ in 0..3 {
+            let full = is_disk_full(&e);
+            warn!(error = %e, disk_full = full, "buffer write failed; reopening the buffer file");
+            lock(&self.pressure).failing = true;
+            if full {
+                self.under_pressure();
+            }
+            let retried = self.reopen(&mut guard).and_then(|()| {
+                if full {
+                    self.relieve(&mut guard)?;
+                }
+                self.try_write(&mut guard, &f)
+            });
+            match retried {
+                Ok(out) => {
+                    self.wrote(&guard);
+                    return Ok(out);
+                }
+                Err(BufferError::Storage(next)) if is_disk_full(&next) => e = next,
+                Err(other) => {
+                    error!(error = %other, "buffer write failed again after reopening");
+                    return Err(other);
+                }
+            }
+        }
+        error!(error = %e, "buffer write failed again after reopening");
+        Err(BufferError::Storage(e))
+    }
+
+    fn try_write<T>(
+        &self,
+        guard: &mut State,
+        f: &impl Fn(&WriteTransaction, &mut State) -> Result<T, redb::Error>,
+    ) -> Result<T, BufferError> {
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let db = db.as_ref().ok_or_else(closed)?;
         let mut state = guard.clone();
-        let mut txn = self.db.begin_write().map_err(storage)?;
+        let mut txn = db.begin_write().map_err(storage)?;
         txn.set_durability(Durability::Immediate).map_err(storage)?;
         let out = f(&txn, &mut state)?;
         txn.commit().map_err(storage)?;
+        let dropped = state.stats.dropped_batches > guard.stats.dropped_batches;
+        *lock(&self.stats) = BufferStats { ..state.stats };
+        *guard = state;
+        if dropped {
+            lock(&self.pressure).last_drop = Some(Instant::now());
+        }
+        Ok(out)
+    }
+
+    /// After a successful commit: clears the failure flag and, under disk pressure, tries
+    /// now and then to write the missing reserve again (space came back: the cap is
+    /// lifted, unless the disk room says otherwise at the next append).
+    fn wrote(&self, state: &State) {
+        let mut pressure = lock(&self.pressure);
+        pressure.failing = false;
+        if pressure.cap.is_none() || pressure.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        pressure.retry_at = Some(Instant::now() + RESERVE_RETRY);
+        let missing = reserve_paths(&self.path).iter().any(|r| !r.exists());
+        let room_ok = disk_room(&self.path).is_none_or(|room| room > 2 * DISK_HEADROOM);
+        if missing && (!room_ok || create_reserve(&self.path).is_err()) {
+            return;
+        }
+        if room_ok {
+            pressure.cap = None;
+            pressure.room_at_cap = None;
+            info!(
+                pending_bytes = state.stats.pending_bytes,
+                "disk space is back: buffer reserve whole, size limit lifted"
+            );
+        }
+    }
+
+    /// The disk is full: gives up the reserve so deletions and drops can commit.
+    fn under_pressure(&self) {
+        let released = release_reserve(&self.path);
+        let mut pressure = lock(&self.pressure);
+        pressure.retry_at = Some(Instant::now() + RESERVE_RETRY);
+        if pressure.cap.is_none() {
+            pressure.cap = Some(self.limits.max_bytes);
+        }
+        warn!(
+            reserve_released = released,
+            "disk full: buffer reserve released; the oldest batches will be dropped to make room"
+        );
+    }
+
+    /// Lowers the cap below what is stored now and drops the oldest batches to it.
+    fn relieve(&self, guard: &mut State) -> Result<(), BufferError> {
+        let stored = guard.stored_bytes();
+        {
+            let mut pressure = lock(&self.pressure);
+            let cap = pressure.cap.unwrap_or(self.limits.max_bytes);
+            pressure.cap = Some(cap.min(stored - stored / 4));
+        }
+        let drops = self.try_write(guard, &|txn, state| {
+            self.enforce_limits(txn, state, i64::MIN)
+        })?;
+        drops.log(guard.stats.dropped_batches);
+        // redb reuses the pages a transaction freed only once later commits made that
+        // durable: two empty commits (they rewrite the header in place and grow nothing)
+        // make the room the drops freed usable by the retried write.
+        for _ in 0..2 {
+            self.try_write(guard, &|_, _| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the handle and opens the file again, then rebuilds the state from it.
+    fn reopen(&self, guard: &mut State) -> Result<(), BufferError> {
+        {
+            let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+            drop(db.take());
+            *db = Some(open_db(&self.path)?);
+        }
+        let mut state = State::default();
+        let damaged = self.recover_into(&mut state)?;
         *lock(&self.stats) = state.stats;
         *guard = state;
-        Ok(out)
+        info!("buffer file reopened");
+        damaged.log(DropReason::Damaged);
+        Ok(())
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, BufferError> {
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        db.as_ref()
+            .ok_or_else(closed)?
+            .begin_read()
+            .map_err(storage)
+    }
+
+    /// The effective byte limit for `stored` bytes: `max_bytes`, or a cap while the disk
+    /// is (nearly) full. The file system's free room is checked at each append: below
+    /// [`DISK_HEADROOM`] the buffer caps itself at what it stores less an eighth (so its
+    /// file, whose freed pages redb reuses, stops growing), and tightens again only if the
+    /// room keeps shrinking; the cap is lifted once the room is back above twice the
+    /// headroom and the reserve is whole.
+    fn max_bytes_now(&self, stored: u64) -> u64 {
+        let mut pressure = lock(&self.pressure);
+        if let Some(room) = disk_room(&self.path) {
+            let tighten = match (pressure.cap, pressure.room_at_cap) {
+                (None, _) => room < DISK_HEADROOM,
+                (Some(_), Some(at)) => room < DISK_HEADROOM && room + DISK_HEADROOM / 4 < at,
+                (Some(_), None) => false,
+            };
+            if tighten {
+                let cap = stored - stored / 8;
+                pressure.cap = Some(pressure.cap.map_or(cap, |c| c.min(cap)));
+                pressure.room_at_cap = Some(room);
+            } else if pressure.cap.is_some()
+                && room > 2 * DISK_HEADROOM
+                && reserve_paths(&self.path).iter().all(|r| r.exists())
+            {
+                pressure.cap = None;
+                pressure.room_at_cap = None;
+                info!(room, "disk space is back: buffer size limit lifted");
+            }
+        }
+        pressure
+            .cap
+            .map_or(self.limits.max_bytes, |cap| cap.min(self.limits.max_bytes))
+    }
+
+    /// Why the buffer is not healthy, if it is not: the disk is full, writes are failing, or
+    /// batches were dropped within the last [`DEGRADED_AFTER_DROP`].
+    pub fn health(&self) -> Vec<String> {
+        let pressure = lock(&self.pressure);
+        let stats = self.stats();
+        let mut reasons = Vec::new();
+        if pressure.failing {
+            reasons.push("buffer writes are failing".to_string());
+        }
+        if let Some(cap) = pressure.cap {
+            reasons.push(format!(
+                "disk full: buffer capped at {} bytes (max_bytes {}), oldest batches dropped",
+                cap.min(self.limits.max_bytes),
+                self.limits.max_bytes
+            ));
+        }
+        if pressure
+            .last_drop
+            .is_some_and(|at| at.elapsed() < DEGRADED_AFTER_DROP)
+        {
+            reasons.push(format!(
+                "buffer dropped batches in the last {}s ({} batches, {} samples since it was created)",
+                DEGRADED_AFTER_DROP.as_secs(),
+                stats.dropped_batches,
+                stats.dropped_samples
+            ));
+        }
+        reasons
     }
 
     /// Creates the tables if needed, then rebuilds the in-memory state from disk.
     fn recover(&self) -> Result<(), BufferError> {
-        let damaged = self.write(|txn, state| {
+        let mut guard = lock(&self.writer);
+        let mut state = State::default();
+        let damaged = self.recover_into(&mut state)?;
+        *lock(&self.stats) = state.stats;
+        *guard = state;
+        damaged.log(DropReason::Damaged);
+        Ok(())
+    }
+
+    /// Rebuilds `state` from disk in one write transaction (tables created, a first-layout
+    /// buffer converted, the epoch chosen for a new file). A record or a set-aside entry
+    /// that fails validation is damage: the caller salvages the file.
+    fn recover_into(&self, state: &mut State) -> Result<Drops, BufferError> {
+        let fresh = self.try_write(state, &|txn, state| {
             let meta = txn.open_table(META)?;
             let get = |name: &str| -> Result<Option<u64>, redb::Error> {
                 Ok(meta.get(name)?.map(|v| v.value()))
@@ -719,47 +1398,68 @@ impl Buffer {
             fresh.stats.dropped_batches = get(DROPPED_BATCHES)?.unwrap_or(0);
             fresh.stats.dropped_samples = get(DROPPED_SAMPLES)?.unwrap_or(0);
             fresh.stats.set_aside_dropped = get(SET_ASIDE_DROPPED)?.unwrap_or(0);
-            let stored_next = get(NEXT_SEQ)?.unwrap_or(1);
+            fresh.stats.damaged_batches = get(DAMAGED_BATCHES)?.unwrap_or(0);
+            let stored_next = get(NEXT_SEQ)?;
+            let format = get(FORMAT)?;
+            let epoch = get(EPOCH)?;
             drop(meta);
-            let mut damaged = Drops::default();
-            let mut table = txn.open_table(BATCHES)?;
-            table.retain(|seq, value| match RecordHeader::decode(value) {
-                Some((header, _)) => {
-                    fresh.add(&header, value.len() as u64);
-                    true
+            if format.is_none() && stored_next.is_some() {
+                convert_v1(txn)?;
+            }
+            let (epoch, new_epoch) = match (epoch, stored_next) {
+                (Some(epoch), _) => (epoch, false),
+                // A buffer written before epochs: its seqs were sent without one (epoch 0).
+                (None, Some(_)) => (0, false),
+                (None, None) => (new_epoch(), true),
+            };
+            fresh.stats.epoch = epoch;
+            let mut meta = txn.open_table(META)?;
+            meta.insert(EPOCH, epoch)?;
+            meta.insert(FORMAT, FORMAT_V2)?;
+            drop(meta);
+            let mut damaged = 0u64;
+            let table = txn.open_table(BATCHES)?;
+            for entry in table.iter()? {
+                let (_, value) = entry?;
+                match RecordHeader::decode(value.value()) {
+                    Some((header, _)) => fresh.add(&header, value.value().len() as u64),
+                    None => damaged += 1,
                 }
-                None => {
-                    damaged.record(seq, 0);
-                    false
-                }
-            })?;
+            }
             let last = table.last()?.map(|(k, _)| k.value());
             drop(table);
-            let mut aside_damaged = Drops::default();
-            txn.open_table(SET_ASIDE)?.retain(|seq, value| {
+            for entry in txn.open_table(SET_ASIDE)?.iter()? {
+                let (_, value) = entry?;
+                let value = value.value();
                 match split_set_aside(value).and_then(|(_, stored)| RecordHeader::decode(stored)) {
-                    Some((header, _)) => {
-                        fresh.add_set_aside(&header, value.len() as u64);
-                        true
-                    }
-                    None => {
-                        aside_damaged.record(seq, 0);
-                        false
-                    }
+                    Some((header, _)) => fresh.add_set_aside(&header, value.len() as u64),
+                    None => damaged += 1,
                 }
-            })?;
+            }
+            if damaged > 0 {
+                return Err(redb::Error::Corrupted(format!(
+                    "{damaged} buffered records fail validation"
+                )));
+            }
             // `next_seq` is bumped with every insert; taking the max also covers a
             // database written before the meta table existed.
-            fresh.stats.next_seq = stored_next.max(last.map_or(1, |seq| seq + 1));
+            fresh.stats.next_seq = stored_next.unwrap_or(1).max(last.map_or(1, |seq| seq + 1));
+            txn.open_table(META)?
+                .insert(NEXT_SEQ, fresh.stats.next_seq)?;
             txn.open_table(BIRTHS)?;
+            txn.open_table(COMMANDS)?;
             *state = fresh;
-            self.count_drops(txn, state, &damaged)?;
-            self.count_set_aside_drops(txn, state, &aside_damaged)?;
             self.after_removal(txn, state)?;
-            Ok(damaged)
+            Ok(new_epoch)
         })?;
-        damaged.log(DropReason::Damaged);
-        Ok(())
+        if fresh {
+            info!(
+                epoch = format_args!("{:016x}", state.stats.epoch),
+                path = %self.path.display(),
+                "new buffer: a new epoch starts (seqs from 1)"
+            );
+        }
+        Ok(Drops::default())
     }
 
     /// Drops oldest batches until both limits hold, set-aside batches first; `now_ms` is
@@ -772,6 +1472,7 @@ impl Buffer {
     ) -> Result<LimitDrops, redb::Error> {
         let max_age_ms = i64::try_from(self.limits.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(max_age_ms);
+        let max_bytes = self.max_bytes_now(state.stored_bytes());
         let mut drops = LimitDrops::default();
         // Opened only when it holds something: most appends never touch it.
         if state.stats.set_aside_batches > 0 {
@@ -786,7 +1487,7 @@ impl Buffer {
                         RecordHeader::of(stored)
                     });
                 drop((key, value));
-                if header.created_ms >= cutoff && state.stored_bytes() <= self.limits.max_bytes {
+                if header.created_ms >= cutoff && state.stored_bytes() <= max_bytes {
                     break;
                 }
                 aside.remove(seq)?;
@@ -804,6 +1505,8 @@ impl Buffer {
                 &mut drops.by_age
             } else if state.stored_bytes() > self.limits.max_bytes {
                 &mut drops.by_bytes
+            } else if state.stored_bytes() > max_bytes {
+                &mut drops.by_disk
             } else {
                 break;
             };
@@ -814,6 +1517,7 @@ impl Buffer {
         drop(table);
         self.count_drops(txn, state, &drops.by_age)?;
         self.count_drops(txn, state, &drops.by_bytes)?;
+        self.count_drops(txn, state, &drops.by_disk)?;
         self.count_set_aside_drops(txn, state, &drops.set_aside)?;
         self.after_removal(txn, state)?;
         Ok(drops)
@@ -896,7 +1600,7 @@ impl Buffer {
             &redb::ReadOnlyTable<u64, &'static [u8]>,
         ) -> Result<Vec<RawRow>, redb::StorageError>,
     ) -> Result<Vec<Record>, BufferError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(BATCHES).map_err(storage)?;
         let rows = select(&table).map_err(storage)?;
         let mut records = Vec::with_capacity(rows.len());
@@ -934,6 +1638,9 @@ impl Buffer {
             }
             drop(table);
             self.count_drops(txn, state, &drops)?;
+            state.stats.damaged_batches += drops.batches;
+            txn.open_table(META)?
+                .insert(DAMAGED_BATCHES, state.stats.damaged_batches)?;
             self.after_removal(txn, state)?;
             Ok(drops)
         })?;
@@ -946,6 +1653,259 @@ impl Buffer {
     }
 }
 
+/// What [`Buffer::salvage`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Where the damaged file was moved (kept for inspection); `None` when there was none.
+    pub kept_aside: Option<PathBuf>,
+    /// Queued batches kept (intact), and their samples.
+    pub batches_kept: u64,
+    /// Samples in the kept batches.
+    pub samples_kept: u64,
+    /// Queued batches lost (damaged or unreachable), counted as dropped.
+    pub batches_lost: u64,
+    /// Samples of the lost batches: an estimate (lost batches × the kept batches' mean),
+    /// since a damaged header is not trusted.
+    pub samples_lost: u64,
+    /// The new buffer's epoch.
+    pub epoch: u64,
+    /// The seq the new buffer gives next.
+    pub next_seq: u64,
+}
+
+/// What could be read from a damaged buffer file.
+#[derive(Debug, Default)]
+struct Salvaged {
+    /// Intact records, by seq (one copy each).
+    records: BTreeMap<u64, Vec<u8>>,
+    samples_kept: u64,
+    lost_batches: u64,
+    /// The newest intact record: its drop totals and first pending seq.
+    newest: Option<RecordHeader>,
+}
+
+impl Salvaged {
+    /// Finds the intact records in the bytes of a damaged file without redb: a record
+    /// starts with [`RECORD_MAGIC`] and checks itself (length, CRC, seq, frames). redb is
+    /// copy-on-write, so a file also holds stale copies of batches already acked or
+    /// dropped: a record whose seq is below the newest record's `first_pending` is one and
+    /// is left out (re-sending one anyway would be harmless: the cloud keeps
+    /// `(gateway, epoch, seq)` once). Seqs missing between the lowest and the highest kept
+    /// record are counted as lost; batches of the damaged part above the highest cannot be
+    /// known.
+    fn scan(bytes: &[u8]) -> Salvaged {
+        let mut out = Salvaged::default();
+        let mut found: BTreeMap<u64, (RecordHeader, Vec<u8>)> = BTreeMap::new();
+        let mut at = 0;
+        while let Some(pos) = find(&bytes[at..], &RECORD_MAGIC) {
+            let start = at + pos;
+            match RecordHeader::decode_prefix(&bytes[start..]) {
+                Some((header, len)) => {
+                    let value = &bytes[start..start + len];
+                    if to_record(header.seq, value).is_some() {
+                        found
+                            .entry(header.seq)
+                            .or_insert_with(|| (header, value.to_vec()));
+                    }
+                    at = start + len;
+                }
+                None => at = start + 1,
+            }
+        }
+        let Some(newest) = found.values().map(|(h, _)| *h).max_by_key(|h| h.seq) else {
+            return out;
+        };
+        out.newest = Some(newest);
+        // Records of another epoch than the newest one's are kept too (a salvaged buffer
+        // carries them), as long as they were pending: `first_pending` is per buffer.
+        found.retain(|&seq, _| seq >= newest.first_pending);
+        if let (Some(&lo), Some(&hi)) = (found.keys().next(), found.keys().next_back()) {
+            out.lost_batches = (hi - lo + 1) - found.len() as u64;
+        }
+        for (seq, (header, value)) in found {
+            out.samples_kept += u64::from(header.samples);
+            out.records.insert(seq, value);
+        }
+        out
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where a damaged buffer file is moved: `<name>.damaged-<UTC ms>`.
+fn aside_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".damaged-{}", crate::clock::now_ms()));
+    path.with_file_name(name)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> BufferError {
+    BufferError::Open {
+        path: path.to_owned(),
+        source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
+    }
+}
+
+impl Buffer {
+    /// Salvages the buffer at `path`: the file is moved aside (kept, never deleted), a new
+    /// buffer with a new epoch is created in its place, and every batch, birth and
+    /// executed-command record that can still be read and passes validation is copied
+    /// into it in one durable transaction. The seq counter continues above every seq seen;
+    /// the batches that could not be kept are counted as dropped (and as damaged), so
+    /// they are reported like any other loss. Kept batches keep their own epoch.
+    pub fn salvage(
+        path: &Path,
+        limits: BufferLimits,
+    ) -> Result<(Buffer, SalvageReport), BufferError> {
+        let mut report = SalvageReport::default();
+        let mut old = Salvaged::default();
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            let aside = aside_path(path);
+            std::fs::rename(path, &aside).map_err(|e| io_error(path, e))?;
+            let bytes = std::fs::read(&aside).map_err(|e| io_error(&aside, e))?;
+            old = Salvaged::scan(&bytes);
+            report.kept_aside = Some(aside);
+        }
+        let buffer = Buffer::open_intact(path, limits)?;
+        let newest = old.newest.unwrap_or_default();
+        let next_seq = old
+            .records
+            .keys()
+            .next_back()
+            .map_or(1, |seq| seq.saturating_add(1));
+        let lost_samples = old.lost_batches.saturating_mul(
+            old.samples_kept
+                .checked_div(old.records.len() as u64)
+                .unwrap_or(0),
+        );
+        buffer.write(|txn, _| {
+            let mut batches = txn.open_table(BATCHES)?;
+            for (seq, value) in &old.records {
+                batches.insert(*seq, value.as_slice())?;
+            }
+            drop(batches);
+            let mut m = txn.open_table(META)?;
+            m.insert(NEXT_SEQ, next_seq)?;
+            m.insert(DROPPED_BATCHES, newest.dropped_batches + old.lost_batches)?;
+            m.insert(DROPPED_SAMPLES, newest.dropped_samples + lost_samples)?;
+            m.insert(DAMAGED_BATCHES, old.lost_batches)?;
+            Ok(())
+        })?;
+        buffer.recover()?;
+        if old.lost_batches > 0 {
+            lock(&buffer.pressure).last_drop = Some(Instant::now());
+        }
+        let stats = buffer.stats();
+        report.batches_kept = old.records.len() as u64;
+        report.samples_kept = old.samples_kept;
+        report.batches_lost = old.lost_batches;
+        report.samples_lost = lost_samples;
+        report.epoch = stats.epoch;
+        report.next_seq = stats.next_seq;
+        warn!(
+            kept_aside = %report.kept_aside.as_deref().map_or("-".into(), |p| p.display().to_string()),
+            batches_kept = report.batches_kept,
+            batches_lost = report.batches_lost,
+            samples_lost = report.samples_lost,
+            epoch = format_args!("{:016x}", report.epoch),
+            next_seq = report.next_seq,
+            "buffer salvaged: intact batches kept in a new epoch, the rest counted as dropped"
+        );
+        Ok((buffer, report))
+    }
+
+    /// Checks the buffer file at `path` without changing it: opens it read-only and
+    /// validates every record. `Ok` with the figures when it is intact, `Err` naming the
+    /// damage otherwise. redb refuses to open a file another process holds, so this cannot
+    /// run beside a running agent.
+    pub fn check(path: &Path) -> Result<CheckReport, BufferError> {
+        let open_error = |source| BufferError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let damaged = |detail: String| BufferError::Damaged {
+            path: path.to_owned(),
+            detail,
+        };
+        let db = redb::ReadOnlyDatabase::open(path).map_err(open_error)?;
+        let txn = db.begin_read().map_err(storage)?;
+        let mut report = CheckReport::default();
+        let meta = txn.open_table(META).map_err(storage)?;
+        let get = |name: &str| -> Result<u64, BufferError> {
+            Ok(meta.get(name).map_err(storage)?.map_or(0, |v| v.value()))
+        };
+        report.epoch = get(EPOCH)?;
+        report.next_seq = get(NEXT_SEQ)?;
+        report.dropped_batches = get(DROPPED_BATCHES)?;
+        report.dropped_samples = get(DROPPED_SAMPLES)?;
+        report.damaged_batches = get(DAMAGED_BATCHES)?;
+        if get(FORMAT)? != FORMAT_V2 {
+            return Err(damaged(
+                "first record layout (before epochs): start the agent once to convert it".into(),
+            ));
+        }
+        let mut bad = 0u64;
+        for entry in txn
+            .open_table(BATCHES)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (seq, value) = entry.map_err(storage)?;
+            match to_record(seq.value(), value.value()) {
+                Some(record) => {
+                    report.pending_batches += 1;
+                    report.pending_samples += u64::from(record.samples);
+                }
+                None => bad += 1,
+            }
+        }
+        match txn.open_table(SET_ASIDE) {
+            Ok(table) => {
+                for entry in table.iter().map_err(storage)? {
+                    let (seq, value) = entry.map_err(storage)?;
+                    match split_set_aside(value.value())
+                        .and_then(|(_, v)| to_record(seq.value(), v))
+                    {
+                        Some(_) => report.set_aside_batches += 1,
+                        None => bad += 1,
+                    }
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(storage(e)),
+        }
+        if bad > 0 {
+            return Err(damaged(format!("{bad} records fail validation")));
+        }
+        Ok(report)
+    }
+}
+
+/// What [`Buffer::check`] found in an intact buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The buffer epoch.
+    pub epoch: u64,
+    /// The seq the next batch gets.
+    pub next_seq: u64,
+    /// Queued batches.
+    pub pending_batches: u64,
+    /// Samples in them.
+    pub pending_samples: u64,
+    /// Set-aside batches.
+    pub set_aside_batches: u64,
+    /// Batches dropped since the buffer was created.
+    pub dropped_batches: u64,
+    /// Samples in them.
+    pub dropped_samples: u64,
+    /// Of the dropped batches, those lost to damage.
+    pub damaged_batches: u64,
+}
+
 type RawRow = Result<
     (
         redb::AccessGuard<'static, u64>,
@@ -956,11 +1916,15 @@ type RawRow = Result<
 
 fn to_record(seq: u64, value: &[u8]) -> Option<Record> {
     let (header, block) = RecordHeader::decode(value)?;
+    if header.seq != seq {
+        return None;
+    }
     let block = wire::FramesBlock::from_bytes(block.to_vec()).ok()?;
     (block.sample_count() == header.samples).then_some(Record {
         seq,
         created_ms: header.created_ms,
         boot_id: header.boot_id,
+        epoch: header.epoch,
         samples: header.samples,
         block,
     })
@@ -1041,17 +2005,256 @@ mod tests {
         let header = RecordHeader {
             created_ms: -5,
             boot_id: u64::MAX,
-            samples: 7,
+            epoch: 0xfeed,
+            seq: 12,
+            first_pending: 10,
+            dropped_batches: 4,
+            dropped_samples: 40,
+            samples: 3,
         };
-        let value = header.encode(b"abc");
+        let value = header.encode(b"abcdefg");
         let (back, rest) = RecordHeader::decode(&value).expect("valid header");
         assert_eq!(
-            (back.created_ms, back.boot_id, back.samples),
-            (-5, u64::MAX, 7)
+            (back.created_ms, back.boot_id, back.epoch, back.samples),
+            (-5, u64::MAX, 0xfeed, 3)
         );
-        assert_eq!(rest, b"abc");
+        assert_eq!(
+            (
+                back.seq,
+                back.first_pending,
+                back.dropped_batches,
+                back.dropped_samples
+            ),
+            (12, 10, 4, 40)
+        );
+        assert_eq!(rest, b"abcdefg");
         assert!(RecordHeader::decode(&value[..RECORD_HEADER_LEN - 1]).is_none());
         assert_eq!(RecordHeader::of(b"short").created_ms, i64::MIN);
+    }
+
+    #[test]
+    fn corrupted_headers_never_yield_counts() {
+        let header = RecordHeader {
+            created_ms: 1_700_000_000_000,
+            boot_id: 7,
+            epoch: 9,
+            seq: 3,
+            samples: 4,
+            ..RecordHeader::default()
+        };
+        let value = header.encode(block(4).as_bytes());
+        // Every single flipped bit, in the header or the block, fails the checksum.
+        for byte in 0..value.len() {
+            for bit in 0..8 {
+                let mut flipped = value.clone();
+                flipped[byte] ^= 1 << bit;
+                assert!(
+                    RecordHeader::decode(&flipped).is_none(),
+                    "bit {bit} of byte {byte} went unnoticed"
+                );
+                assert_eq!(RecordHeader::of(&flipped).samples, 0);
+            }
+        }
+        // A count larger than the block could hold is refused even with a valid checksum
+        // (as from a bug that wrote it): 2,779,096,487 samples in 30 bytes.
+        let absurd = RecordHeader {
+            samples: 2_779_096_487,
+            ..header
+        }
+        .encode(&[0; 30]);
+        assert!(RecordHeader::decode(&absurd).is_none());
+        // A truncated record fails too.
+        assert!(RecordHeader::decode(&value[..value.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn a_new_buffer_starts_a_new_epoch_and_keeps_it_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.redb");
+        let buffer = Buffer::open(&path, limits()).expect("open");
+        let epoch = buffer.stats().epoch;
+        assert_ne!(epoch, 0);
+        let seq = buffer.append(1_000, 1, &block(2)).expect("append");
+        assert_eq!(seq, 1);
+        let record = buffer.get(seq).expect("get").expect("kept");
+        assert_eq!(record.epoch, epoch);
+        assert_eq!(buffer.stats().birth_status().epoch, epoch);
+        drop(buffer);
+        let buffer = Buffer::open(&path, limits()).expect("reopen");
+        assert_eq!(buffer.stats().epoch, epoch, "same file, same epoch");
+        drop(buffer);
+        // A deleted file and an empty file are new buffers: new epochs.
+        std::fs::remove_file(&path).expect("delete");
+        let buffer = Buffer::open(&path, limits()).expect("recreate");
+        let second = buffer.stats().epoch;
+        assert_ne!(second, epoch);
+        assert_eq!(buffer.stats().next_seq, 1);
+        drop(buffer);
+        std::fs::write(&path, b"").expect("truncate to 0 bytes");
+        let buffer = Buffer::open(&path, limits()).expect("empty file");
+        assert!(![0, epoch, second].contains(&buffer.stats().epoch));
+        for reserve in reserve_paths(&path) {
+            assert_eq!(
+                std::fs::metadata(reserve)
+                    .expect("the disk reserve is written")
+                    .len(),
+                RESERVE_BYTES / 2
+            );
+        }
+    }
+
+    /// A buffer written before epochs (20-byte record headers, no `format`/`epoch` in
+    /// meta) keeps its seqs as epoch 0 and its records are converted.
+    #[test]
+    fn a_buffer_from_before_epochs_keeps_epoch_0() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut batches = txn.open_table(BATCHES).expect("table");
+                let mut value = Vec::new();
+                value.extend_from_slice(&1_000i64.to_le_bytes());
+                value.extend_from_slice(&5u64.to_le_bytes());
+                value.extend_from_slice(&3u32.to_le_bytes());
+                value.extend_from_slice(block(3).as_bytes());
+                batches.insert(41, value.as_slice()).expect("insert");
+                let mut meta = txn.open_table(META).expect("meta");
+                meta.insert(NEXT_SEQ, 42).expect("next");
+                meta.insert(DROPPED_BATCHES, 2).expect("dropped");
+            }
+            txn.commit().expect("commit");
+        }
+        let buffer = Buffer::open(&path, limits()).expect("open");
+        let stats = buffer.stats();
+        assert_eq!(
+            (stats.epoch, stats.next_seq, stats.pending_batches),
+            (0, 42, 1)
+        );
+        assert_eq!(stats.dropped_batches, 2);
+        let record = buffer.get(41).expect("get").expect("converted");
+        assert_eq!((record.epoch, record.boot_id, record.samples), (0, 5, 3));
+        assert_eq!(buffer.append(2_000, 5, &block(1)).expect("append"), 42);
+    }
+
+    /// Fills a buffer with `n` batches of `samples` samples and returns its path.
+    fn filled(dir: &Path, n: u64, samples: u16) -> (PathBuf, u64) {
+        let path = dir.join("b.redb");
+        let buffer = Buffer::open(&path, limits()).expect("open");
+        for i in 0..n {
+            buffer
+                .append(1_000 + i as i64, 3, &block(samples))
+                .expect("append");
+        }
+        let epoch = buffer.stats().epoch;
+        (path, epoch)
+    }
+
+    /// Flips a byte of every stored copy of `needle` in the file (a bit rot in one record).
+    fn flip(path: &Path, needle: &[u8]) -> usize {
+        let mut bytes = std::fs::read(path).expect("read");
+        let mut hits = 0;
+        let mut at = 0;
+        while let Some(pos) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
+            bytes[at + pos + needle.len() - 1] ^= 0x10;
+            hits += 1;
+            at += pos + needle.len();
+        }
+        std::fs::write(path, bytes).expect("write");
+        hits
+    }
+
+    #[test]
+    fn a_bit_flipped_buffer_is_salvaged_into_a_new_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, epoch) = filled(dir.path(), 20, 5);
+        // The created time of batch 7 (1_006 ms) appears once per stored copy.
+        let hits = flip(&path, &1_006i64.to_le_bytes());
+        assert!(hits >= 1, "record found in the file");
+        let buffer = Buffer::open(&path, limits()).expect("salvaged at open");
+        let stats = buffer.stats();
+        assert_ne!(stats.epoch, epoch, "salvage starts a new epoch");
+        assert_ne!(stats.epoch, 0);
+        assert_eq!(stats.pending_batches, 19, "intact batches kept");
+        assert_eq!((stats.dropped_batches, stats.damaged_batches), (1, 1));
+        assert_eq!(stats.next_seq, 21, "seqs continue above every seq seen");
+        let records = buffer.pending(None, 100).expect("pending");
+        assert!(
+            records.iter().all(|r| r.epoch == epoch),
+            "kept batches keep their epoch"
+        );
+        assert!(!records.iter().any(|r| r.seq == 7));
+        assert_eq!(buffer.append(5_000, 3, &block(1)).expect("append"), 21);
+        assert_eq!(
+            buffer.get(21).expect("get").expect("new").epoch,
+            stats.epoch
+        );
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the damaged file is kept aside");
+        drop(buffer);
+        // The count is durable.
+        let buffer = Buffer::open(&path, limits()).expect("reopen");
+        assert_eq!(buffer.stats().dropped_batches, 1);
+        assert_eq!(buffer.stats().damaged_batches, 1);
+    }
+
+    #[test]
+    fn a_truncated_buffer_is_salvaged_or_replaced_with_the_loss_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, epoch) = filled(dir.path(), 200, 40);
+        let len = std::fs::metadata(&path).expect("meta").len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len(len / 2).expect("truncate");
+        drop(file);
+        let buffer = Buffer::open(&path, limits()).expect("salvaged at open");
+        let stats = buffer.stats();
+        assert_ne!(stats.epoch, epoch);
+        assert!(stats.next_seq >= 1);
+        // What the cut removed is lost; the batches in the half that is left are kept
+        // (redb's pages are not in seq order, so some are missing between them: counted).
+        assert!(stats.pending_batches > 0, "some batches kept: {stats:?}");
+        assert!(stats.pending_batches < 200, "{stats:?}");
+        let kept: Vec<_> = buffer.pending(None, 500).expect("pending");
+        let lowest = kept[0].seq;
+        let missing_inside = stats.next_seq - lowest - stats.pending_batches;
+        assert!(missing_inside > 0, "{stats:?}");
+        assert_eq!(stats.dropped_batches, missing_inside, "{stats:?}");
+        assert_eq!(stats.damaged_batches, stats.dropped_batches);
+        assert_eq!(
+            stats.dropped_samples,
+            40 * missing_inside,
+            "estimated from the kept"
+        );
+        assert!(kept.iter().all(|r| r.epoch == epoch && r.samples == 40));
+        drop(buffer);
+        let check = Buffer::check(&path).expect("the new file is intact");
+        assert_eq!(check.epoch, stats.epoch);
+        assert_eq!(check.pending_batches, stats.pending_batches);
+    }
+
+    #[test]
+    fn salvage_of_an_intact_buffer_keeps_everything_and_check_reports_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, epoch) = filled(dir.path(), 5, 2);
+        let check = Buffer::check(&path).expect("intact");
+        assert_eq!(
+            (check.epoch, check.next_seq, check.pending_batches),
+            (epoch, 6, 5)
+        );
+        let (buffer, report) = Buffer::salvage(&path, limits()).expect("salvage");
+        assert_eq!((report.batches_kept, report.batches_lost), (5, 0));
+        assert_eq!(report.next_seq, 6);
+        assert_ne!(report.epoch, epoch);
+        assert_eq!(buffer.stats().dropped_batches, 0);
+        assert!(report.kept_aside.expect("moved").exists());
     }
 
     #[test]
@@ -1075,7 +2278,10 @@ mod tests {
         let bad = RecordHeader {
             created_ms: 1_001,
             boot_id: 1,
+            epoch: buffer.stats().epoch,
+            seq: bad_seq,
             samples: 4,
+            ..RecordHeader::default()
         }
         .encode(b"\xff\x00garbage");
         buffer

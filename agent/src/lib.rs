@@ -161,6 +161,7 @@ async fn session(
         .context("cannot store the session birth")?;
     tracing::info!(
         boot_id = %wire::HexId(boot_id),
+        epoch = %wire::HexId(buffer.stats().epoch),
         devices = config.devices.len(),
         gateway = %config.gateway.id,
         "agent session starting"
@@ -272,16 +273,27 @@ async fn session(
     Ok(exit)
 }
 
-/// Creates the data directory and opens the buffer (on a blocking thread).
+/// The buffer file of a config.
+pub fn buffer_path(config: &Config) -> PathBuf {
+    config.gateway.data_dir.join(BUFFER_FILE)
+}
+
+/// The buffer limits of a config.
+pub fn buffer_limits(config: &Config) -> BufferLimits {
+    BufferLimits {
+        max_bytes: config.buffer.max_bytes,
+        max_age: config.buffer.max_age,
+    }
+}
+
+/// Creates the data directory and opens the buffer (on a blocking thread). A damaged
+/// buffer is salvaged there (see [`Buffer::open`]).
 async fn open_buffer(config: &Config) -> anyhow::Result<Arc<Buffer>> {
     let dir = config.gateway.data_dir.clone();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    let limits = BufferLimits {
-        max_bytes: config.buffer.max_bytes,
-        max_age: config.buffer.max_age,
-    };
-    let file = dir.join(BUFFER_FILE);
+    let limits = buffer_limits(config);
+    let file = buffer_path(config);
     let buffer = tokio::task::spawn_blocking(move || Buffer::open(&file, limits))
         .await
         .context("buffer open task failed")?

@@ -8,6 +8,10 @@
 //! * `check-profile FILE...` — validate firmware profiles, print each tag and the read plan.
 //! * `generate-config --simulator-endpoints endpoints.json` — write a valid config polling
 //!   every device the simulator serves (`wellpulse-simulator --endpoints-json`).
+//! * `buffer check --config FILE` — validate every record of the durable buffer without
+//!   changing it (exit 1 when damaged); `buffer salvage --config FILE` — move the buffer
+//!   aside and keep its intact batches in a new epoch (the agent does this by itself at
+//!   start when it finds the file damaged). Stop the agent first: the file is locked.
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`, default `info`).
 
@@ -55,6 +59,30 @@ enum Command {
     },
     /// Write an agent configuration for the devices of a simulator endpoint list.
     GenerateConfig(Box<GenerateArgs>),
+    /// Inspect or salvage the durable buffer (stop the agent first: the file is locked
+    /// while it runs).
+    Buffer {
+        #[command(subcommand)]
+        action: BufferAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BufferAction {
+    /// Validate every record of the buffer without changing it; exits 1 when damaged.
+    Check {
+        /// Agent configuration file (TOML); the buffer is in its `gateway.data_dir`.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Move the buffer file aside and keep its intact batches in a new buffer with a new
+    /// epoch; the rest is counted as dropped. The agent does this by itself at start when
+    /// it finds the file damaged.
+    Salvage {
+        /// Agent configuration file (TOML); the buffer is in its `gateway.data_dir`.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +139,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::CheckConfig { file } => check_config(&file),
         Command::CheckProfile { files } => check_profiles(&files),
+        Command::Buffer { action } => buffer_tool(action),
         Command::GenerateConfig(args) => {
             let GenerateArgs {
                 simulator_endpoints,
@@ -175,6 +204,54 @@ fn run(config: &Path) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(agent::run(config, agent::shutdown_signal()))
+}
+
+fn buffer_tool(action: BufferAction) -> anyhow::Result<()> {
+    use agent::buffer::Buffer;
+    match action {
+        BufferAction::Check { config } => {
+            let config = Config::load(&config)?;
+            let path = agent::buffer_path(&config);
+            let report = Buffer::check(&path)
+                .with_context(|| format!("buffer {} failed its check", path.display()))?;
+            println!(
+                "{}: intact (epoch {:016x}, next seq {}, {} pending batches with {} samples, \
+                 {} set aside, {} batches / {} samples dropped since created, {} of them damaged)",
+                path.display(),
+                report.epoch,
+                report.next_seq,
+                report.pending_batches,
+                report.pending_samples,
+                report.set_aside_batches,
+                report.dropped_batches,
+                report.dropped_samples,
+                report.damaged_batches
+            );
+            Ok(())
+        }
+        BufferAction::Salvage { config } => {
+            let config = Config::load(&config)?;
+            let path = agent::buffer_path(&config);
+            let (_, report) = Buffer::salvage(&path, agent::buffer_limits(&config))
+                .with_context(|| format!("cannot salvage {}", path.display()))?;
+            println!(
+                "{}: salvaged into epoch {:016x} (next seq {}): {} batches ({} samples) kept, \
+                 {} batches (~{} samples) lost and counted as dropped; damaged file kept as {}",
+                path.display(),
+                report.epoch,
+                report.next_seq,
+                report.batches_kept,
+                report.samples_kept,
+                report.batches_lost,
+                report.samples_lost,
+                report
+                    .kept_aside
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), |p| p.display().to_string())
+            );
+            Ok(())
+        }
+    }
 }
 
 fn check_config(file: &Path) -> anyhow::Result<()> {

@@ -14,6 +14,12 @@
 //! (`GET /metrics`, `GET /healthz`, anything else 404; one request per connection, request
 //! head capped at 8 KiB and 5 s): the agent runs on small gateways, and a full HTTP stack
 //! would cost more memory than everything else it does.
+//!
+//! `/healthz` answers `ok`, or `degraded: <reasons>` while the buffer is losing data or
+//! cannot write (disk full and its cap, failing writes, drops within the last ten minutes;
+//! see [`crate::buffer::Buffer::health`]), always with status 200: the agent is alive and
+//! polling, and a restart would not give the disk space back. `wellpulse_buffer_degraded`
+//! is the same as a gauge.
 
 use std::fmt::Error as FmtError;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -346,7 +352,7 @@ fn encode_pipeline(encoder: &mut DescriptorEncoder<'_>, s: &Sources) -> Result<(
     let b = &s.batcher;
     let stats = s.buffer.stats();
     let status = stats.status(now_ms());
-    let rows: [(&str, MetricType, &str, u64); 15] = [
+    let rows: [(&str, MetricType, &str, u64); 17] = [
         (
             "wellpulse_batches_appended",
             COUNTER,
@@ -410,14 +416,26 @@ fn encode_pipeline(encoder: &mut DescriptorEncoder<'_>, s: &Sources) -> Result<(
         (
             "wellpulse_buffer_dropped_batches",
             COUNTER,
-            "Batches dropped by buffer limits.",
+            "Batches dropped by buffer limits, a full disk or damage (durable).",
             stats.dropped_batches,
         ),
         (
             "wellpulse_buffer_dropped_samples",
             COUNTER,
-            "Samples dropped by buffer limits.",
+            "Samples dropped by buffer limits, a full disk or damage (durable).",
             stats.dropped_samples,
+        ),
+        (
+            "wellpulse_buffer_damaged_batches",
+            COUNTER,
+            "Of the dropped batches, those lost to damage (validation, salvage).",
+            stats.damaged_batches,
+        ),
+        (
+            "wellpulse_buffer_degraded",
+            GAUGE,
+            "1 while /healthz says degraded (disk full, failing writes, recent drops).",
+            u64::from(!s.buffer.health().is_empty()),
         ),
         (
             "wellpulse_buffer_set_aside_batches",
@@ -460,9 +478,11 @@ fn encode_pipeline(encoder: &mut DescriptorEncoder<'_>, s: &Sources) -> Result<(
         GAUGE,
     )?;
     let boot_id = wire::HexId(s.boot_id).to_string();
+    let epoch = wire::HexId(s.buffer.stats().epoch).to_string();
     let labels = [
         ("version", env!("CARGO_PKG_VERSION")),
         ("boot_id", boot_id.as_str()),
+        ("buffer_epoch", epoch.as_str()),
     ];
     ConstGauge::new(1i64).encode(info.encode_family(&labels)?)
 }
@@ -476,6 +496,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// in a `JoinSet` owned by this future, so aborting it also ends them (and releases the
 /// buffer they reference).
 pub async fn serve(listener: TcpListener, sources: Arc<Sources>) {
+    let buffer = Arc::clone(&sources.buffer);
     let registry = Arc::new(registry(sources));
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -483,8 +504,9 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let registry = Arc::clone(&registry);
+                    let buffer = Arc::clone(&buffer);
                     connections.spawn(async move {
-                        if let Err(e) = handle(stream, &registry).await {
+                        if let Err(e) = handle(stream, &registry, &buffer).await {
                             tracing::debug!(error = %e, "metrics request failed");
                         }
                     });
@@ -499,7 +521,23 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>) {
     }
 }
 
-async fn handle(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
+/// The `/healthz` body: `ok`, or `degraded: ` and why (the buffer is losing data or
+/// cannot write). Always 200: the agent is alive and still polling, and restarting it
+/// would not give the disk space back.
+pub fn health_body(buffer: &Buffer) -> String {
+    let reasons = buffer.health();
+    if reasons.is_empty() {
+        "ok\n".to_string()
+    } else {
+        format!("degraded: {}\n", reasons.join("; "))
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    registry: &Registry,
+    buffer: &Buffer,
+) -> std::io::Result<()> {
     let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timeout"))??;
@@ -508,7 +546,7 @@ async fn handle(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
     let path = path.split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
         ("GET", "/metrics") => ("200 OK", CONTENT_TYPE, render(registry)),
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
+        ("GET", "/healthz") => ("200 OK", "text/plain", health_body(buffer)),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => (
             "405 Method Not Allowed",
@@ -666,7 +704,10 @@ mod tests {
             2.0
         );
         assert!(out.contains("wellpulse_agent_info{version=\""));
-        assert!(out.contains("boot_id=\"0000000000000abc\"} 1"));
+        let epoch = format!("{:016x}", s.buffer.stats().epoch);
+        assert!(out.contains(&format!(
+            "boot_id=\"0000000000000abc\",buffer_epoch=\"{epoch}\"}} 1"
+        )));
         assert!(out.ends_with("# EOF\n"));
         // Every sample line belongs to a declared family.
         for line in out.lines().filter(|l| !l.starts_with('#')) {

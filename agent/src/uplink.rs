@@ -1010,6 +1010,7 @@ impl Session {
         let header = wire::BatchHeader {
             seq: record.seq,
             boot_id: record.boot_id,
+            epoch: record.epoch,
             historical,
             status: Some(self.buffer.stats().status(now_ms())),
         };

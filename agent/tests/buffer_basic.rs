@@ -167,7 +167,7 @@ fn stats_are_recomputed_on_open() {
 fn byte_limit_drops_oldest_first_and_counts_persistently() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("b.redb");
-    let one = 20 + block(10).as_bytes().len() as u64;
+    let one = agent::buffer::RECORD_HEADER_LEN as u64 + block(10).as_bytes().len() as u64;
     let limits = BufferLimits {
         max_bytes: one * 5,
         max_age: Duration::from_secs(3600),

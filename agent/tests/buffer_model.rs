@@ -11,7 +11,7 @@ use agent::buffer::{Buffer, BufferLimits};
 use proptest::prelude::*;
 
 const MAX_AGE_MS: i64 = 10_000;
-const RECORD_HEADER_LEN: u64 = 20;
+const RECORD_HEADER_LEN: u64 = agent::buffer::RECORD_HEADER_LEN as u64;
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -469,6 +469,7 @@ impl Publisher {
         let frames = self.gateway.frames(wall_ms(), samples, *seq);
         let block = FramesBlock::encode(&frames).context("encode synthetic frames")?;
         let header = BatchHeader {
+            epoch: 0,
             seq: *seq,
             boot_id: self.gateway.boot_id,
             historical: false,
@@ -817,6 +818,7 @@ mod tests {
             let block = FramesBlock::encode(&frames).expect("encode");
             assert_eq!(block.sample_count(), want);
             let header = BatchHeader {
+                epoch: 0,
                 seq: 3,
                 boot_id: gateway.boot_id,
                 historical: false,
@@ -851,6 +853,7 @@ mod tests {
         }];
         let block = FramesBlock::encode(&frames).expect("encode");
         let header = BatchHeader {
+            epoch: 0,
             seq: 5,
             boot_id: 1,
             historical: false,

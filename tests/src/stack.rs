@@ -519,6 +519,28 @@ listen = "{metrics}"
         })
     }
 
+    /// Stops agent `i` gracefully, runs `between` (e.g. to damage or delete its buffer),
+    /// then starts it again with the same config, data directory and metrics port.
+    pub async fn restart_agent(
+        &mut self,
+        i: usize,
+        between: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let agent = &mut self.agents[i];
+        agent.stop().await?;
+        between(&agent.data_dir)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let path = agent.config.clone();
+        agent.task = Some(tokio::spawn(async move {
+            agent::run(&path, async {
+                let _ = stopped.await;
+            })
+            .await
+        }));
+        agent.stop = Some(stop);
+        Ok(())
+    }
+
     /// Ends a passing test: stops the agents and the ingester and drops the test's
     /// database (a failing test returns early and leaves it for a post-mortem).
     pub async fn finish(mut self) -> anyhow::Result<()> {

@@ -31,11 +31,26 @@ async fn a_batch_refused_for_good_is_set_aside_after_one_round_trip() -> anyhow:
     // The seqs the agent will send a few batches from now are already taken by another
     // boot, as after a buffer lost on the gateway: each is a seq conflict, refused for good.
     let base = newest_seq(&stack).await?;
+    // In the agent's buffer epoch (the gateway records it with its batches' status).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let epoch: Option<i64> =
+            sqlx::query_scalar("SELECT buffer_epoch FROM gateways WHERE slug = 'gw-00'")
+                .fetch_one(stack.db.pool())
+                .await?;
+        if epoch.is_some() {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no buffer epoch recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let taken: Vec<i64> = (base + 4..base + 7).collect();
     for &seq in &taken {
         sqlx::query(
-            "INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at, samples, historical)
-             SELECT tenant_id, id, $1, $2, now(), 0, false FROM gateways WHERE slug = 'gw-00'",
+            "INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at, samples,
+                                           historical, epoch)
+             SELECT tenant_id, id, $1, $2, now(), 0, false, buffer_epoch
+             FROM gateways WHERE slug = 'gw-00'",
         )
         .bind(seq)
         .bind(FOREIGN_BOOT)

@@ -59,6 +59,7 @@ fn typical_batch(rng: &mut Rng, seq: u64) -> Batch {
         .collect();
     Batch {
         header: BatchHeader {
+            epoch: 0,
             seq,
             boot_id: 42,
             historical: false,

@@ -3,7 +3,8 @@
 //! # Layout (batch version 2)
 //!
 //! ```text
-//! batch   = { 0: version, 1: seq, 2: boot_id, 3: historical, 4: block, ?5: status }
+//! batch   = { 0: version, 1: seq, 2: boot_id, 3: historical, 4: block, ?5: status,
+//!             ?6: epoch }
 //! block   = [ base_ts_ms, section, section, ... ]          ; version 2 block
 //! section = [ device_alias, frame..., frame... ]           ; one per device, frames inline
 //! frame   = dt_ms, presence, slot, slot, ...               ; 2 + (number of slots) items
@@ -17,6 +18,13 @@
 //! status = { 0: pending_batches, 1: pending_bytes, 2: oldest_age_ms,
 //!            3: dropped_samples, 4: dropped_batches }
 //! ```
+//!
+//! `epoch` identifies the agent's buffer that numbered the batch: a buffer that is created
+//! (the file was missing or empty) or salvaged after damage starts a new epoch, so its seqs
+//! never collide with seqs the cloud stored from an earlier buffer. The cloud's idempotency
+//! key is `(gateway, epoch, seq)`. An absent key 6 means epoch 0 (agents that predate it,
+//! and buffers created by them); the agent writes it only when it is not 0, so such batches
+//! encode byte for byte as before.
 //!
 //! A *frame* is one poll of one device: its samples share one timestamp. The frames of one
 //! device form its *section*, in the order they were polled, so the device alias is written
@@ -168,6 +176,8 @@ pub struct BatchHeader {
     pub historical: bool,
     /// The agent's buffer state when the batch was sent.
     pub status: Option<BufferStatus>,
+    /// The buffer epoch that numbered `seq` (0: an agent or buffer that predates epochs).
+    pub epoch: u64,
 }
 
 /// A decoded data batch.
@@ -594,7 +604,7 @@ fn decode_slot(r: &mut Reader<'_>, metric: u16) -> Result<Sample, DecodeError> {
 pub fn encode_batch(header: &BatchHeader, block: &FramesBlock) -> Vec<u8> {
     let mut out = Vec::with_capacity(block.bytes.len() + 48);
     let mut e = Encoder::new(&mut out);
-    let entries = if header.status.is_some() { 6 } else { 5 };
+    let entries = 5 + u64::from(header.status.is_some()) + u64::from(header.epoch != 0);
     let ok = (|| {
         e.map(entries)?;
         e.u8(0)?.u16(BATCH_VERSION)?;
@@ -610,6 +620,9 @@ pub fn encode_batch(header: &BatchHeader, block: &FramesBlock) -> Vec<u8> {
             e.u8(2)?.u64(s.oldest_age_ms)?;
             e.u8(3)?.u64(s.dropped_samples)?;
             e.u8(4)?.u64(s.dropped_batches)?;
+        }
+        if header.epoch != 0 {
+            e.u8(6)?.u64(header.epoch)?;
         }
         Ok::<_, minicbor::encode::Error<core::convert::Infallible>>(())
     })();
@@ -629,8 +642,8 @@ impl Batch {
     /// Decodes a batch.
     pub fn decode(bytes: &[u8]) -> Result<Batch, DecodeError> {
         let mut r = Reader::new(bytes, BATCH);
-        let (mut seq, mut boot_id, mut historical, mut frames, mut status) =
-            (None, None, false, None, None);
+        let (mut seq, mut boot_id, mut historical, mut frames, mut status, mut epoch) =
+            (None, None, false, None, None, 0);
         r.message_map_upto(BATCH_VERSION, |r, key| {
             match key {
                 1 => seq = Some(r.u64()?),
@@ -642,6 +655,7 @@ impl Batch {
                     frames = Some(out);
                 }
                 5 => status = Some(r.with_msg("buffer status", decode_status)?),
+                6 => epoch = r.u64()?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -652,6 +666,7 @@ impl Batch {
             boot_id: required(boot_id, BATCH, "boot_id")?,
             historical,
             status,
+            epoch,
         };
         Ok(Batch {
             header,
@@ -702,9 +717,30 @@ mod tests {
     }
 
     #[test]
+    fn epoch_is_key_6_written_only_when_not_zero() {
+        let block = FramesBlock::encode(&[frame(0, 5, &[(0, Some(Value::Int(1)), Quality::Good)])])
+            .unwrap();
+        let mut header = BatchHeader {
+            seq: 4,
+            boot_id: 2,
+            historical: false,
+            status: None,
+            epoch: 0,
+        };
+        let legacy = encode_batch(&header, &block);
+        assert_eq!(legacy[0], 0xa5, "map(5): no epoch key for epoch 0");
+        assert_eq!(Batch::decode(&legacy).unwrap().header.epoch, 0);
+        header.epoch = u64::MAX;
+        let bytes = encode_batch(&header, &block);
+        assert_eq!(bytes[0], 0xa6);
+        assert_eq!(Batch::decode(&bytes).unwrap().header, header);
+    }
+
+    #[test]
     fn batch_round_trips_with_all_slot_forms() {
         let batch = Batch {
             header: BatchHeader {
+                epoch: 0,
                 seq: 7,
                 boot_id: 99,
                 historical: true,
@@ -801,6 +837,7 @@ mod tests {
 
         let mut bytes = encode_batch(
             &BatchHeader {
+                epoch: 0,
                 seq: 1,
                 boot_id: 1,
                 historical: false,

@@ -3,7 +3,8 @@
 //! ```text
 //! birth   = { 0: version, 1: boot_id, 2: ts_ms, 3: agent_version, 4: config_hash, 5: [device, ...],
 //!             ?6: birth_status }
-//! birth_status = { 0: set_aside_batches, 1: set_aside_bytes, 2: set_aside_dropped }
+//! birth_status = { 0: set_aside_batches, 1: set_aside_bytes, 2: set_aside_dropped,
+//!                  ?3: epoch, ?4: dropped_batches, ?5: dropped_samples }   ; absent = 0
 //! device  = { 0: alias, 1: name, 2: profile, 3: { info_key: info_value, ... }, 4: [metric, ...] }
 //! metric  = { 0: alias, 1: canonical, 2: tag, 3: unit, 4: scale, 5: offset, 6: writable, ?7: kind }
 //!   canonical: a canonical vocabulary name, or custom.<name> for a custom metric
@@ -154,6 +155,13 @@ pub struct BirthStatus {
     pub set_aside_bytes: u64,
     /// Set-aside batches dropped by the buffer's limits since the buffer was created.
     pub set_aside_dropped: u64,
+    /// The agent's buffer epoch (key 3; see [`crate::BatchHeader::epoch`]).
+    pub epoch: u64,
+    /// Deliverable batches the buffer lost (limits, full disk, damage) since it was created
+    /// (key 4).
+    pub dropped_batches: u64,
+    /// Samples in those batches (key 5).
+    pub dropped_samples: u64,
 }
 
 /// Longest reason code of a [`Rejected`], in bytes.
@@ -381,10 +389,21 @@ impl Birth {
                 }
             }
             if let Some(s) = status {
-                e.u8(6)?.map(3)?;
+                // Keys 3-5 are written only when not 0 (absent reads as 0), so a status
+                // without them encodes as before they existed.
+                let extra = [
+                    (3u8, s.epoch),
+                    (4, s.dropped_batches),
+                    (5, s.dropped_samples),
+                ];
+                let present = extra.iter().filter(|(_, v)| *v != 0).count() as u64;
+                e.u8(6)?.map(3 + present)?;
                 e.u8(0)?.u64(s.set_aside_batches)?;
                 e.u8(1)?.u64(s.set_aside_bytes)?;
                 e.u8(2)?.u64(s.set_aside_dropped)?;
+                for (key, value) in extra.into_iter().filter(|(_, v)| *v != 0) {
+                    e.u8(key)?.u64(value)?;
+                }
             }
             Ok(())
         })
@@ -439,6 +458,9 @@ fn decode_birth_status(r: &mut Reader<'_>) -> Result<BirthStatus, DecodeError> {
             0 => &mut s.set_aside_batches,
             1 => &mut s.set_aside_bytes,
             2 => &mut s.set_aside_dropped,
+            3 => &mut s.epoch,
+            4 => &mut s.dropped_batches,
+            5 => &mut s.dropped_samples,
             _ => return Ok(false),
         };
         *slot = r.u64()?;
@@ -1014,6 +1036,7 @@ mod tests {
             set_aside_batches: 3,
             set_aside_bytes: 4096,
             set_aside_dropped: 1,
+            ..BirthStatus::default()
         };
         let bytes = birth.encode_with_status(Some(&status));
         assert_eq!(

@@ -69,6 +69,32 @@ fn birth_status() -> BirthStatus {
         set_aside_batches: 2,
         set_aside_bytes: 1824,
         set_aside_dropped: 0,
+        ..BirthStatus::default()
+    }
+}
+
+/// A batch of a buffer epoch (key 6), whose buffer lost batches: what a salvaged or
+/// recreated buffer sends.
+fn epoch_batch() -> Batch {
+    let mut batch = typical_batch();
+    batch.header.epoch = 0x0123_4567_89ab_cdef;
+    batch.header.seq = 1;
+    batch.header.status = Some(BufferStatus {
+        pending_batches: 1,
+        pending_bytes: 120,
+        oldest_age_ms: 0,
+        dropped_samples: 4800,
+        dropped_batches: 12,
+    });
+    batch
+}
+
+fn birth_status_with_epoch() -> BirthStatus {
+    BirthStatus {
+        epoch: 0x0123_4567_89ab_cdef,
+        dropped_batches: 12,
+        dropped_samples: 4800,
+        ..birth_status()
     }
 }
 
@@ -76,6 +102,7 @@ fn typical_batch() -> Batch {
     let t0 = 1_763_800_000_000;
     Batch {
         header: BatchHeader {
+            epoch: 0,
             seq: 1042,
             boot_id: 0x5eed_cafe,
             historical: false,
@@ -173,6 +200,7 @@ fn small_site_batch() -> Batch {
             boot_id: 0x5eed_cafe,
             historical: false,
             status: None,
+            epoch: 0,
         },
         frames,
     }
@@ -249,6 +277,11 @@ fn goldens() -> Vec<(&'static str, Vec<u8>)> {
         (
             "batch_small_site",
             small_site_batch().encode().expect("encodes"),
+        ),
+        ("batch_epoch", epoch_batch().encode().expect("encodes")),
+        (
+            "birth_with_epoch",
+            birth().encode_with_status(Some(&birth_status_with_epoch())),
         ),
         ("birth", birth().encode()),
         (
@@ -355,6 +388,14 @@ fn golden_bytes_decode_to_the_messages() {
     let decoded = Batch::decode(&read("batch_small_site")).unwrap();
     assert_eq!(decoded.frames, grouped(&small.frames));
     assert_eq!(decoded.header, small.header);
+    let epoch = epoch_batch();
+    let decoded = Batch::decode(&read("batch_epoch")).unwrap();
+    assert_eq!(decoded.header, epoch.header);
+    assert_eq!(decoded.frames, grouped(&epoch.frames));
+    assert_eq!(
+        Birth::decode_with_status(&read("birth_with_epoch")).unwrap(),
+        (birth(), Some(birth_status_with_epoch()))
+    );
     assert_eq!(Birth::decode(&read("birth")).unwrap(), birth());
     assert_eq!(Death::decode(&read("death")).unwrap().boot_id, 0x5eed_cafe);
     assert_eq!(

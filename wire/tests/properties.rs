@@ -58,9 +58,11 @@ fn batch() -> impl Strategy<Value = Batch> {
         any::<bool>(),
         proptest::option::of(any::<[u64; 5]>()),
         prop::collection::vec(frame(), 0..12),
+        prop_oneof![Just(0u64), any::<u64>()],
     )
-        .prop_map(|(seq, boot_id, historical, status, frames)| Batch {
+        .prop_map(|(seq, boot_id, historical, status, frames, epoch)| Batch {
             header: BatchHeader {
+                epoch,
                 seq,
                 boot_id,
                 historical,
@@ -218,7 +220,7 @@ proptest! {
     }
 
     #[test]
-    fn birth_status_round_trips(s in any::<[u64; 3]>(), boot_id in any::<u64>()) {
+    fn birth_status_round_trips(s in any::<[u64; 6]>(), boot_id in any::<u64>()) {
         let birth = Birth {
             boot_id,
             ts_ms: 0,
@@ -226,7 +228,14 @@ proptest! {
             config_hash: "h".into(),
             devices: Vec::new(),
         };
-        let status = BirthStatus { set_aside_batches: s[0], set_aside_bytes: s[1], set_aside_dropped: s[2] };
+        let status = BirthStatus {
+            set_aside_batches: s[0],
+            set_aside_bytes: s[1],
+            set_aside_dropped: s[2],
+            epoch: s[3],
+            dropped_batches: s[4],
+            dropped_samples: s[5],
+        };
         let bytes = birth.encode_with_status(Some(&status));
         prop_assert_eq!(Birth::decode_with_status(&bytes).unwrap(), (birth, Some(status)));
     }

@@ -23,6 +23,12 @@ pub fn free_port() -> u16 {
 /// waits until it accepts connections. Returns its port.
 pub fn start_broker() -> u16 {
     let port = free_port();
+    start_broker_on(port);
+    port
+}
+
+/// Starts rumqttd on `port` (see [`start_broker`]) and waits until it accepts connections.
+pub fn start_broker_on(port: u16) {
     let config = format!(
         r#"
         id = 0
@@ -52,7 +58,6 @@ pub fn start_broker() -> u16 {
         assert!(Instant::now() < deadline, "rumqttd did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    port
 }
 
 /// The MQTT password of every test gateway here (the broker accepts any login; the password

@@ -45,6 +45,7 @@ async fn seed(db: &Db, end: DateTime<Utc>) -> WellId {
         let mut tx = db.begin_ingest().await.expect("ingest tx");
         let mut writer = tx
             .record_batch(BatchRecord {
+                epoch: 0,
                 gateway,
                 seq: seq as u64,
                 boot_id: 1,

@@ -3,7 +3,9 @@
 //! The status comes from what the ingester records: `online` (birth seen / death or
 //! silence not yet), `last_seen` (newest message), the current birth (boot id, agent
 //! version, config hash, device count), the buffer status of the newest batch header
-//! that carried one, and the clock skew of the newest live batch. Boot ids are random
+//! that carried one (with the buffer epoch of the newest stored batch), the clock skew of
+//! the newest live batch, and whether its batches are being refused: a gateway connected
+//! but whose batches are refused for good, none stored since, is `unhealthy`. Boot ids are random
 //! `u64`s and are sent as decimal strings (JavaScript numbers lose precision above 2^53).
 
 use axum::Json;
@@ -34,6 +36,19 @@ pub enum GatewayStatus {
     Online,
     /// The session ended (death message) or the gateway fell silent.
     Offline,
+    /// Connected, but its batches are refused for good (none stored since the last
+    /// refusal): data is not arriving. See `refusal`.
+    Unhealthy,
+}
+
+/// The latest permanent refusal of a gateway's batches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Refusal {
+    /// When a batch was last refused.
+    pub at: DateTime<Utc>,
+    /// The reason code (as in the negative ack), e.g. `seq_conflict`.
+    #[schema(example = "seq_conflict")]
+    pub reason: String,
 }
 
 /// The gateway's current session as announced by its birth message.
@@ -64,8 +79,14 @@ pub struct BufferStatus {
     pub oldest_age_ms: i64,
     /// Samples dropped by the buffer limits (total since the buffer was created).
     pub dropped_samples: i64,
-    /// Batches dropped by the buffer limits.
+    /// Batches dropped by the buffer limits, a full disk or damage (total since the buffer
+    /// was created).
     pub dropped_batches: i64,
+    /// Epoch of the buffer that numbered the newest stored batch (16 hex digits; a new
+    /// epoch means the gateway's buffer started over: lost or salvaged). Absent for agents
+    /// that predate epochs.
+    #[schema(example = "0123456789abcdef")]
+    pub epoch: Option<String>,
     /// When the cloud received this status.
     pub reported_at: DateTime<Utc>,
 }
@@ -78,8 +99,12 @@ pub struct Gateway {
     pub id: String,
     /// Site the gateway is installed at.
     pub site: SiteRef,
-    /// Online or offline.
+    /// Online, offline, or unhealthy (connected but its batches are refused).
     pub status: GatewayStatus,
+    /// The newest permanent refusal of its batches, if any.
+    pub refusal: Option<Refusal>,
+    /// When a batch of the gateway was last stored (or found stored).
+    pub data_stored_at: Option<DateTime<Utc>>,
     /// Newest message received from the gateway.
     pub last_seen: Option<DateTime<Utc>>,
     /// Current session; absent until a birth was received.
@@ -124,14 +149,15 @@ impl From<BirthRow> for LastBirth {
     }
 }
 
-impl From<BufferRow> for BufferStatus {
-    fn from(b: BufferRow) -> BufferStatus {
+impl BufferStatus {
+    fn of(b: BufferRow, epoch: Option<u64>) -> BufferStatus {
         BufferStatus {
             pending_batches: b.pending_batches,
             pending_bytes: b.pending_bytes,
             oldest_age_ms: b.oldest_age_ms,
             dropped_samples: b.dropped_samples,
             dropped_batches: b.dropped_batches,
+            epoch: epoch.filter(|e| *e != 0).map(|e| format!("{e:016x}")),
             reported_at: b.reported_at,
         }
     }
@@ -139,21 +165,24 @@ impl From<BufferRow> for BufferStatus {
 
 impl From<GatewayRow> for Gateway {
     fn from(g: GatewayRow) -> Gateway {
+        let refusing = g.refusing();
         Gateway {
             id: g.slug,
             site: SiteRef {
                 id: g.site_id.0,
                 name: g.site_name,
             },
-            status: if g.online {
-                GatewayStatus::Online
-            } else {
-                GatewayStatus::Offline
+            status: match (g.online, refusing) {
+                (false, _) => GatewayStatus::Offline,
+                (true, true) => GatewayStatus::Unhealthy,
+                (true, false) => GatewayStatus::Online,
             },
+            refusal: g.data_refused.map(|(at, reason)| Refusal { at, reason }),
+            data_stored_at: g.data_stored_at,
             last_seen: g.last_seen,
             device_count: g.birth.as_ref().map_or(0, |b| b.device_count),
             last_birth: g.birth.map(LastBirth::from),
-            buffer: g.buffer.map(BufferStatus::from),
+            buffer: g.buffer.map(|b| BufferStatus::of(b, g.buffer_epoch)),
             clock_skew_ms: g.clock_skew_ms,
         }
     }

@@ -69,7 +69,10 @@ async fn gateways_show_status_birth_buffer_and_devices() {
     assert_eq!(buffer["oldest_age_ms"], 1500);
     assert_eq!(buffer["dropped_samples"], 12);
     assert_eq!(buffer["dropped_batches"], 1);
+    assert_eq!(buffer["epoch"], "0123456789abcdef");
     assert_eq!(buffer["reported_at"], ts(fleet.end()));
+    assert!(gw1["refusal"].is_null());
+    assert_eq!(gw1["data_stored_at"], ts(fleet.end()));
     let gw2 = &body["items"][1];
     assert_eq!(gw2["status"], "offline");
     assert!(gw2["last_birth"].is_null() && gw2["buffer"].is_null() && gw2["last_seen"].is_null());
@@ -86,6 +89,37 @@ async fn gateways_show_status_birth_buffer_and_devices() {
     assert_eq!(devices[1]["well_id"], fleet.smith.0);
     assert_eq!(devices[1]["series_count"], 3);
     assert_eq!(devices[1]["current"], true);
+
+    // Its batches refused for good after the last stored one: connected, but unhealthy.
+    let gw_id: store::GatewayId = sqlx::query_scalar(
+        "SELECT g.id FROM gateways g JOIN tenants t ON t.id = g.tenant_id
+         WHERE g.slug = 'gw-01' AND t.slug = 'acme'",
+    )
+    .fetch_one(api.db.pool())
+    .await
+    .unwrap();
+    let refused_at = fleet.end() + chrono::Duration::seconds(5);
+    api.db
+        .record_gateway_refusal(gw_id, refused_at, "seq_conflict")
+        .await
+        .unwrap();
+    let detail = api.get("/api/v1/tenants/acme/gateways/gw-01").await.json();
+    assert_eq!(detail["status"], "unhealthy");
+    assert_eq!(detail["refusal"]["reason"], "seq_conflict");
+    assert_eq!(detail["refusal"]["at"], ts(refused_at));
+    // A batch stored after the refusal makes it healthy again.
+    api.db
+        .record_gateway_activity(&[store::gateways::GatewayActivity {
+            gateway: gw_id,
+            seen_at: refused_at + chrono::Duration::seconds(1),
+            buffer: None,
+            clock_skew_ms: None,
+            epoch: None,
+        }])
+        .await
+        .unwrap();
+    let detail = api.get("/api/v1/tenants/acme/gateways/gw-01").await.json();
+    assert_eq!(detail["status"], "online");
 
     // Paging: one per page, following next_cursor.
     let first = api

@@ -81,6 +81,7 @@ fn batch(seq: u64, boot_id: u64) -> Batch {
     let t0 = 1_700_000_000_000 + seq as i64 * POLLS * 1000;
     Batch {
         header: BatchHeader {
+            epoch: 0,
             seq,
             boot_id,
             historical: false,

@@ -136,6 +136,7 @@ mod tests {
     fn batch(seq: u64, ts_ms: i64) -> Batch {
         Batch {
             header: BatchHeader {
+                epoch: 0,
                 seq,
                 boot_id: 7,
                 historical: false,

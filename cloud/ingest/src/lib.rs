@@ -21,9 +21,10 @@
 //!                 data → alias map of (gateway, boot_id); unknown boot → rebirth
 //!                 command (rate-limited) and reject
 //! 5. transaction  all data batches of the round in ONE transaction: binary COPY of the
-//!                 samples (engineering values), (gateway, seq) rows in ingested_batches
-//!                 (a seq already there → duplicate, skipped; the same seq under another
-//!                 boot → seq conflict, rejected), rollups marked dirty, receive time
+//!                 samples (engineering values), (gateway, epoch, seq) rows in
+//!                 ingested_batches (already there → duplicate, skipped; the same epoch
+//!                 and seq under another boot → seq conflict, rejected, and the gateway
+//!                 recorded as refusing until a batch is stored again), rollups marked dirty, receive time
 //! 6. after commit publish wire::Ack (merged seq ranges, stored AND duplicate seqs) per
 //!                 gateway on wp/v1/{t}/{g}/ack, then MQTT-ack every message of the round;
 //!                 live seq gaps → rebirth request; gateway last seen / online / buffer

@@ -89,7 +89,7 @@ pub(crate) struct Pipeline {
     sessions: Sessions,
     /// Batches refused for good and told to their gateway, so a copy re-sent by an agent
     /// that predates negative acks is counted but not recorded again.
-    refused: HashSet<(GatewayId, u64, u64)>,
+    refused: HashSet<(GatewayId, u64, u64, u64)>,
     status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
 }
 
@@ -432,6 +432,7 @@ impl Pipeline {
         };
         Ok(Staged {
             record: BatchRecord {
+                epoch: header.epoch,
                 gateway: g.id,
                 seq: header.seq,
                 boot_id: header.boot_id,
@@ -617,13 +618,12 @@ impl Pipeline {
         let committed: std::collections::HashSet<_> = outcome.committed().collect();
         let mut acked = Vec::with_capacity(staged.len());
         for batch in staged {
-            let key = (batch.source.gateway.id, batch.record.seq);
+            let key = batch.record.key();
             // A conflict is matched by boot too: in one round the original and a stale
             // copy under another boot can share the key, and only the latter is refused.
-            let conflict = outcome
-                .conflicts
-                .iter()
-                .find(|c| (c.gateway, c.seq) == key && c.incoming_boot_id == batch.record.boot_id);
+            let conflict = outcome.conflicts.iter().find(|c| {
+                (c.gateway, c.epoch, c.seq) == key && c.incoming_boot_id == batch.record.boot_id
+            });
             if conflict.is_none() && committed.contains(&key) {
                 acked.push(batch);
                 continue;
@@ -656,7 +656,12 @@ impl Pipeline {
             ));
             self.keys.forget(source.gateway.id);
         }
-        let key = (source.gateway.id, batch.record.seq, batch.record.boot_id);
+        let key = (
+            source.gateway.id,
+            batch.record.epoch,
+            batch.record.seq,
+            batch.record.boot_id,
+        );
         if self.refused.contains(&key) {
             self.stats.reject(refusal.reason);
             debug!(topic = %source.topic, seq = batch.record.seq, "refused batch re-sent; already recorded");
@@ -673,6 +678,16 @@ impl Pipeline {
                 refusal.clone(),
             )
             .await;
+            // The gateway's status shows its data being refused (see `GatewayRow::refusing`).
+            let db = self.db.clone();
+            let (gateway, reason) = (source.gateway.id, refusal.reason.as_str());
+            if let Err(e) = retry(&self.stats, &self.options, "record refusal", || {
+                db.record_gateway_refusal(gateway, Utc::now(), reason)
+            })
+            .await
+            {
+                error!(error = %e, "could not record the gateway's refused batch");
+            }
         }
         self.publish_nack(batch, &refusal).await;
     }
@@ -756,7 +771,9 @@ impl Pipeline {
                     seen_at: at,
                     buffer: None,
                     clock_skew_ms: None,
+                    epoch: None,
                 });
+            entry.epoch = Some(b.record.epoch);
             entry.buffer = b.buffer.or(entry.buffer);
             entry.clock_skew_ms = b.skew_ms.or(entry.clock_skew_ms);
             if !b.record.historical

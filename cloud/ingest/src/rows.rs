@@ -94,6 +94,7 @@ mod tests {
         .collect();
         let batch = Batch {
             header: BatchHeader {
+                epoch: 0,
                 seq: 1,
                 boot_id: 1,
                 historical: false,

@@ -31,6 +31,7 @@ pub(crate) fn merge(
                 p.seen_at = p.seen_at.max(a.seen_at);
                 p.buffer = a.buffer.or(p.buffer);
                 p.clock_skew_ms = a.clock_skew_ms.or(p.clock_skew_ms);
+                p.epoch = a.epoch.or(p.epoch);
             })
             .or_insert(a);
     }
@@ -79,6 +80,7 @@ mod tests {
                 ..wire::BufferStatus::default()
             }),
             clock_skew_ms: skew,
+            epoch: None,
         }
     }
 

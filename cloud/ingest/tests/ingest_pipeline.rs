@@ -345,3 +345,132 @@ async fn a_live_seq_gap_beyond_the_window_requests_a_rebirth_of_the_current_sess
     env.ingester.abort();
     env.db.finish().await;
 }
+
+/// A gateway whose buffer started over (new epoch) re-uses seqs the cloud stored from the
+/// old buffer: both batches are stored, once each; a replay within an epoch is still a
+/// duplicate (acked again, stored once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_two_epochs_with_overlapping_seqs_are_both_stored_exactly_once() {
+    let env = env("ing_epochs").await;
+    env.gw.send_birth(&env.db, &birth(41)).await;
+    let in_epoch = |epoch: u64, seq: u64, boot: u64, ts: i64| {
+        let mut b = batch(seq, boot, ts, 100 + seq as i64);
+        b.header.epoch = epoch;
+        b
+    };
+    let (old, new) = (0x1111_u64, 0xffff_0000_0000_2222_u64);
+    for seq in 1..=3 {
+        env.gw
+            .send_until_acked(&in_epoch(old, seq, 41, 1_700_000_600_000 + seq as i64))
+            .await;
+    }
+    env.gw.send_birth(&env.db, &birth(42)).await;
+    for seq in 1..=3 {
+        env.gw
+            .send_until_acked(&in_epoch(new, seq, 42, 1_700_000_700_000 + seq as i64))
+            .await;
+    }
+    // Replays of both epochs.
+    env.gw
+        .publish(
+            Kind::Data,
+            in_epoch(old, 2, 41, 1_700_000_600_002).encode().unwrap(),
+        )
+        .await;
+    env.gw
+        .publish(
+            Kind::Data,
+            in_epoch(new, 2, 42, 1_700_000_700_002).encode().unwrap(),
+        )
+        .await;
+    let stats = &env.stats;
+    wait_until("replays handled", || async {
+        stats.snapshot().batches_duplicate >= 2
+    })
+    .await;
+    let s = env.stats.snapshot();
+    assert_eq!((s.batches_stored, s.batches_duplicate), (6, 2));
+    assert_eq!(s.rejected_total(), 0, "no seq conflict across epochs");
+    assert_eq!(env.db.count("ingested_batches").await, 6);
+    assert_eq!(env.db.count("telemetry").await, 18);
+    let epochs: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT epoch, count(*) FROM ingested_batches GROUP BY epoch ORDER BY 1")
+            .fetch_all(env.db.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        epochs,
+        vec![(store::boot_to_db(new), 3), (store::boot_to_db(old), 3)]
+    );
+    let pool = env.db.db.pool().clone();
+    wait_until("gateway epoch recorded", || {
+        let pool = pool.clone();
+        async move {
+            let epoch: Option<i64> =
+                sqlx::query_scalar("SELECT buffer_epoch FROM gateways WHERE slug = 'gw-1'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            epoch == Some(store::boot_to_db(new))
+        }
+    })
+    .await;
+    env.ingester.abort();
+    env.db.finish().await;
+}
+
+/// A gateway whose batches are all refused (an agent before epochs that lost its buffer:
+/// its seqs start again under a new boot) is connected but stores nothing: its status
+/// records the refusal after the last stored batch, which the API shows as unhealthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_batches_are_refused_is_recorded_as_refusing() {
+    let env = env("ing_refusing").await;
+    env.gw.send_birth(&env.db, &birth(51)).await;
+    env.gw
+        .send_until_acked(&batch(1, 51, 1_700_000_800_000, 1))
+        .await;
+    let row = |db: store::Db| async move {
+        let tenant = tenant_id(&db).await;
+        let mut tx = db.begin_tenant(tenant).await.unwrap();
+        store::gateways::gateway(&mut tx, tenant, "gw-1")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let db = env.db.db.clone();
+    wait_until("stored recorded", || {
+        let db = db.clone();
+        async move { row(db).await.data_stored_at.is_some() }
+    })
+    .await;
+    assert!(!row(env.db.db.clone()).await.refusing());
+    env.gw.send_birth(&env.db, &birth(52)).await;
+    env.gw
+        .publish(
+            Kind::Data,
+            batch(1, 52, 1_700_000_900_000, 2).encode().unwrap(),
+        )
+        .await;
+    let gw = &env.gw;
+    wait_until("negative ack", || async { !gw.rejections_of(1).is_empty() }).await;
+    wait_until("refusal recorded", || {
+        let db = db.clone();
+        async move { row(db).await.refusing() }
+    })
+    .await;
+    let g = row(env.db.db.clone()).await;
+    assert!(g.online, "connected");
+    assert_eq!(
+        g.data_refused.as_ref().map(|(_, r)| r.as_str()),
+        Some("seq_conflict")
+    );
+    env.ingester.abort();
+    env.db.finish().await;
+}
+
+async fn tenant_id(db: &store::Db) -> store::TenantId {
+    sqlx::query_scalar("SELECT tenant_id FROM gateways WHERE slug = 'gw-1'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}

@@ -163,6 +163,7 @@ async fn main() {
             let mut tx = db.begin_ingest().await.unwrap();
             let mut batch = tx
                 .record_batch(BatchRecord {
+                    epoch: 0,
                     gateway,
                     seq,
                     boot_id: 1,

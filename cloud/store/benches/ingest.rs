@@ -143,6 +143,7 @@ fn make_batches(maps: &[(GatewayId, AliasMap)], start: DateTime<Utc>, steps: usi
             }
             seq[g] += 1;
             let record = BatchRecord {
+                epoch: 0,
                 gateway: *gateway,
                 seq: seq[g],
                 boot_id: 1,

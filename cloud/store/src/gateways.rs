@@ -52,6 +52,8 @@ pub struct GatewayActivity {
     pub buffer: Option<wire::BufferStatus>,
     /// Gateway clock minus receive time (ms) of its newest live batch.
     pub clock_skew_ms: Option<i64>,
+    /// Buffer epoch of its newest committed batch.
+    pub epoch: Option<u64>,
 }
 
 /// Result of [`Db::provision_gateway`].
@@ -150,8 +152,9 @@ impl Db {
         Ok(rows)
     }
 
-    /// Marks the gateways seen and online (traffic proves a live session) and stores their
-    /// reported buffer status and clock skew, all in one statement.
+    /// Marks the gateways seen and online (traffic proves a live session), with data
+    /// committed at `seen_at`, and stores their reported buffer status, buffer epoch and
+    /// clock skew, all in one statement.
     pub async fn record_gateway_activity(
         &self,
         activity: &[GatewayActivity],
@@ -168,10 +171,16 @@ impl Db {
         let ids: Vec<GatewayId> = activity.iter().map(|a| a.gateway).collect();
         let seen: Vec<DateTime<Utc>> = activity.iter().map(|a| a.seen_at).collect();
         let skew: Vec<Option<i64>> = activity.iter().map(|a| a.clock_skew_ms).collect();
+        let epoch: Vec<Option<i64>> = activity
+            .iter()
+            .map(|a| a.epoch.map(crate::boot_to_db))
+            .collect();
         sqlx::query(
             "UPDATE gateways g SET
                  online = true,
                  last_seen = greatest(g.last_seen, a.seen_at),
+                 data_stored_at = greatest(g.data_stored_at, a.seen_at),
+                 buffer_epoch = coalesce(a.epoch, g.buffer_epoch),
                  buffer_pending_batches = coalesce(a.pending_batches, g.buffer_pending_batches),
                  buffer_pending_bytes   = coalesce(a.pending_bytes, g.buffer_pending_bytes),
                  buffer_oldest_age_ms   = coalesce(a.oldest_age_ms, g.buffer_oldest_age_ms),
@@ -181,9 +190,9 @@ impl Db {
                                          ELSE a.seen_at END,
                  clock_skew_ms = coalesce(a.clock_skew_ms, g.clock_skew_ms)
              FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[],
-                         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+                         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
                   AS a(gateway_id, seen_at, pending_batches, pending_bytes, oldest_age_ms,
-                       dropped_samples, dropped_batches, clock_skew_ms)
+                       dropped_samples, dropped_batches, clock_skew_ms, epoch)
              WHERE g.id = a.gateway_id",
         )
         .bind(&ids)
@@ -194,6 +203,27 @@ impl Db {
         .bind(buffer(|s| s.dropped_samples))
         .bind(buffer(|s| s.dropped_batches))
         .bind(&skew)
+        .bind(&epoch)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records that a data batch of `gateway` was refused for good at `at`, and why.
+    pub async fn record_gateway_refusal(
+        &self,
+        gateway: GatewayId,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE gateways SET data_refused_at = greatest(data_refused_at, $2),
+                                 data_refusal_reason = $3
+             WHERE id = $1",
+        )
+        .bind(gateway)
+        .bind(at)
+        .bind(reason)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -425,6 +455,24 @@ pub struct GatewayRow {
     pub buffer: Option<BufferRow>,
     /// Gateway clock minus cloud receive time of the latest live batch (ms).
     pub clock_skew_ms: Option<i64>,
+    /// Epoch of the buffer that numbered the newest stored batch.
+    pub buffer_epoch: Option<u64>,
+    /// When a batch was last stored (or found stored).
+    pub data_stored_at: Option<DateTime<Utc>>,
+    /// When a batch was last refused for good, and why.
+    pub data_refused: Option<(DateTime<Utc>, String)>,
+}
+
+impl GatewayRow {
+    /// Whether the gateway's data is being refused: a batch was refused for good and
+    /// none has been stored since. Such a gateway may be connected but delivers nothing.
+    pub fn refusing(&self) -> bool {
+        match (&self.data_refused, self.data_stored_at) {
+            (Some((refused, _)), Some(stored)) => *refused > stored,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 /// A device of a gateway.
@@ -450,7 +498,8 @@ const GATEWAY_SELECT: &str = "
            b.birth_time, coalesce(jsonb_array_length(b.catalog -> 'devices'), 0)::bigint AS device_count,
            g.buffer_pending_batches, g.buffer_pending_bytes, g.buffer_oldest_age_ms,
            g.buffer_dropped_samples, g.buffer_dropped_batches, g.buffer_status_at,
-           g.clock_skew_ms
+           g.clock_skew_ms, g.buffer_epoch, g.data_stored_at, g.data_refused_at,
+           g.data_refusal_reason
     FROM gateways g
     JOIN sites s ON s.tenant_id = g.tenant_id AND s.id = g.site_id
     LEFT JOIN gateway_births b ON b.gateway_id = g.id AND b.boot_id = g.last_boot_id";
@@ -506,6 +555,20 @@ fn gateway_row(r: &PgRow) -> Result<GatewayRow, sqlx::Error> {
         birth,
         buffer,
         clock_skew_ms: r.try_get("clock_skew_ms")?,
+        buffer_epoch: r
+            .try_get::<Option<i64>, _>("buffer_epoch")?
+            .map(boot_from_db),
+        data_stored_at: r.try_get("data_stored_at")?,
+        data_refused: r
+            .try_get::<Option<DateTime<Utc>>, _>("data_refused_at")?
+            .map(|at| -> Result<_, sqlx::Error> {
+                Ok((
+                    at,
+                    r.try_get::<Option<String>, _>("data_refusal_reason")?
+                        .unwrap_or_default(),
+                ))
+            })
+            .transpose()?,
     })
 }
 

@@ -20,7 +20,7 @@
 //!
 //! Telemetry is one narrow relation `telemetry (time, series_id, value, quality)` with an
 //! index on `(series_id, time)` and no primary key (exactly-once is enforced one level up, by
-//! `ingested_batches (gateway_id, seq)` written in the same transaction). Quality codes are
+//! `ingested_batches (gateway_id, epoch, seq)` written in the same transaction). Quality codes are
 //! the wire codes: 0 good, 1 bad (value NULL), 2 stale, 3 uncertain. Rollups
 //! `telemetry_1m`, `telemetry_1h`, `telemetry_1d` hold, per `(series_id, bucket)`, the
 //! `avg, min, max, sum, count, first, last` of the **good** samples only (stale repeats,
@@ -106,7 +106,7 @@ pub use gateways::{BROKER_KICK_CHANNEL, BrokerKicks};
 pub use query::{Bucket, RawSample};
 pub use registry::{AliasEntry, AliasMap, GatewayInfo, NewWell, Rejection};
 pub use schema::Backend;
-pub use telemetry::{BatchRecord, IngestOutcome, IngestTx, SeqConflict};
+pub use telemetry::{BatchKey, BatchRecord, IngestOutcome, IngestTx, SeqConflict};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

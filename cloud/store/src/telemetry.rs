@@ -1,16 +1,19 @@
 //! The exactly-once ingest transaction.
 //!
 //! Delivery from the gateways is at-least-once; storage must be exactly-once. A batch is
-//! identified by `(gateway, seq)` (seq is durable and strictly increasing per gateway, so
-//! it is the `ingested_batches` primary key), and its samples are stored in the same
-//! transaction as its `ingested_batches` row.
+//! identified by `(gateway, epoch, seq)`: seq is durable and strictly increasing within
+//! one agent buffer, and the buffer's epoch changes whenever the buffer starts over (its
+//! file was lost, or salvaged after damage), so a new buffer's seqs never collide with the
+//! ones stored from an earlier one. That triple is the `ingested_batches` primary key, and
+//! a batch's samples are stored in the same transaction as its `ingested_batches` row.
+//! Agents that predate epochs send none: epoch 0.
 //!
 //! [`IngestTx`] groups several batches into one transaction (one commit per group keeps
 //! the per-batch cost low). Each batch is staged in memory: [`IngestTx::record_batch`]
 //! opens it, [`BatchWriter::push`] checks and keeps its samples. [`IngestTx::commit`] then
 //! runs, in one database transaction:
 //!
-//! 1. `INSERT INTO ingested_batches … ON CONFLICT DO NOTHING RETURNING (gateway_id, seq)`
+//! 1. `INSERT INTO ingested_batches … ON CONFLICT DO NOTHING RETURNING (gateway_id, epoch, seq)`
 //!    for all staged batches — the returned rows are the batches that are new;
 //! 2. one binary `COPY telemetry … FROM STDIN` (see [`copy`](crate::copy)) with the rows
 //!    of the new batches only, sorted by (series, time): consecutive index insertions then
@@ -22,10 +25,10 @@
 //! the original) is not staged again by `record_batch`, but remembered and classified at
 //! commit like a batch committed by an earlier transaction (or by a concurrent ingester,
 //! which the primary key makes wait for the first one's commit): reported as a duplicate,
-//! its rows never copied. Both committed and duplicate batches are safe to acknowledge. A batch whose seq
-//! is already stored under a *different* boot id is a seq regression (the gateway lost its
-//! buffer state); it is not stored and is reported as a [`SeqConflict`] for the ingester
-//! to audit.
+//! its rows never copied. Both committed and duplicate batches are safe to acknowledge. A batch whose
+//! (epoch, seq) is already stored under a *different* boot id is a seq regression (the
+//! gateway lost its buffer state without starting a new epoch, as agents before epochs
+//! did); it is not stored and is reported as a [`SeqConflict`] for the ingester to audit.
 //!
 //! The transaction costs a fixed handful of round trips whatever the number of batches
 //! (BEGIN, insert, COPY start, COPY data + end, COMMIT), which matters because small
@@ -47,6 +50,9 @@ use sqlx::{Postgres, Row, Transaction};
 use crate::copy::{COPY_TELEMETRY, HEADER, TRAILER, TelemetryRow, check_time, encode_row};
 use crate::{Db, DbError, GatewayId, boot_from_db, boot_to_db, seq_to_db};
 
+/// What identifies a stored batch: (gateway, buffer epoch, seq).
+pub type BatchKey = (GatewayId, u64, u64);
+
 /// Bytes sent per COPY data message.
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -55,6 +61,8 @@ const COPY_CHUNK: usize = 1 << 20;
 pub struct BatchRecord {
     /// Gateway that sent the batch.
     pub gateway: GatewayId,
+    /// The epoch of the agent buffer that numbered the batch (0: an agent before epochs).
+    pub epoch: u64,
     /// The gateway's durable batch sequence number.
     pub seq: u64,
     /// Boot id of the session that created the batch.
@@ -65,11 +73,20 @@ pub struct BatchRecord {
     pub received_at: DateTime<Utc>,
 }
 
+impl BatchRecord {
+    /// The batch's idempotency key.
+    pub fn key(&self) -> BatchKey {
+        (self.gateway, self.epoch, self.seq)
+    }
+}
+
 /// A seq already stored with another boot id: the gateway's sequence went backwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeqConflict {
     /// Gateway concerned.
     pub gateway: GatewayId,
+    /// The buffer epoch of the repeated seq.
+    pub epoch: u64,
     /// The repeated seq.
     pub seq: u64,
     /// Boot id stored for that seq.
@@ -82,9 +99,9 @@ pub struct SeqConflict {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Batches stored by this transaction.
-    pub stored: Vec<(GatewayId, u64)>,
+    pub stored: Vec<BatchKey>,
     /// Batches already stored before (skipped; acknowledge them again).
-    pub duplicates: Vec<(GatewayId, u64)>,
+    pub duplicates: Vec<BatchKey>,
     /// Batches refused because their seq is stored under another boot id.
     pub conflicts: Vec<SeqConflict>,
     /// Samples copied.
@@ -92,8 +109,8 @@ pub struct IngestOutcome {
 }
 
 impl IngestOutcome {
-    /// Every (gateway, seq) that is durably stored: stored now or before.
-    pub fn committed(&self) -> impl Iterator<Item = (GatewayId, u64)> + '_ {
+    /// Every (gateway, epoch, seq) that is durably stored: stored now or before.
+    pub fn committed(&self) -> impl Iterator<Item = BatchKey> + '_ {
         self.stored.iter().chain(self.duplicates.iter()).copied()
     }
 }
@@ -106,8 +123,8 @@ struct StagedBatch {
 }
 
 impl StagedBatch {
-    fn key(&self) -> (GatewayId, u64) {
-        (self.record.gateway, self.record.seq)
+    fn key(&self) -> BatchKey {
+        self.record.key()
     }
 }
 
@@ -116,8 +133,8 @@ pub struct IngestTx {
     tx: Transaction<'static, Postgres>,
     rows: Vec<TelemetryRow>,
     batches: Vec<StagedBatch>,
-    staged: HashSet<(GatewayId, u64)>,
-    /// Records of batches whose (gateway, seq) was already staged in this transaction.
+    staged: HashSet<BatchKey>,
+    /// Records of batches whose (gateway, epoch, seq) was already staged in this transaction.
     repeats: Vec<BatchRecord>,
 }
 
@@ -153,28 +170,35 @@ impl IngestTx {
     /// Whether the batch is already stored, or already staged in this transaction. An
     /// optional early check (one round trip) to skip decoding a re-sent batch; `commit`
     /// detects duplicates anyway.
-    pub async fn is_duplicate(&mut self, gateway: GatewayId, seq: u64) -> Result<bool, DbError> {
-        if self.staged.contains(&(gateway, seq)) {
+    pub async fn is_duplicate(
+        &mut self,
+        gateway: GatewayId,
+        epoch: u64,
+        seq: u64,
+    ) -> Result<bool, DbError> {
+        if self.staged.contains(&(gateway, epoch, seq)) {
             return Ok(true);
         }
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM ingested_batches WHERE gateway_id = $1 AND seq = $2)",
+            "SELECT EXISTS (SELECT 1 FROM ingested_batches
+                            WHERE gateway_id = $1 AND epoch = $2 AND seq = $3)",
         )
         .bind(gateway)
+        .bind(boot_to_db(epoch))
         .bind(seq_to_db(seq)?)
         .fetch_one(&mut *self.tx)
         .await?)
     }
 
     /// Stages a batch; its samples are then written with the returned writer. Returns
-    /// `Ok(None)` when this transaction already holds the same (gateway, seq): the repeat
+    /// `Ok(None)` when this transaction already holds the same (gateway, epoch, seq): the repeat
     /// is then reported by `commit` as a duplicate (or a seq conflict if its boot differs).
     pub fn record_batch(
         &mut self,
         record: BatchRecord,
     ) -> Result<Option<BatchWriter<'_>>, DbError> {
         seq_to_db(record.seq)?;
-        if !self.staged.insert((record.gateway, record.seq)) {
+        if !self.staged.insert(record.key()) {
             self.repeats.push(record);
             return Ok(None);
         }
@@ -230,7 +254,7 @@ impl IngestTx {
     /// COPY.
     async fn copy_new_rows(
         &mut self,
-        new: &HashSet<(GatewayId, u64)>,
+        new: &HashSet<BatchKey>,
         expected: u64,
     ) -> Result<(), DbError> {
         let mut rows = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
@@ -261,8 +285,9 @@ impl IngestTx {
     }
 
     /// Inserts the `ingested_batches` rows (and dirty ranges); returns the new batches.
-    async fn insert_batches(&mut self) -> Result<HashSet<(GatewayId, u64)>, DbError> {
+    async fn insert_batches(&mut self) -> Result<HashSet<BatchKey>, DbError> {
         let n = self.batches.len();
+        let mut epoch = Vec::with_capacity(n);
         let (mut gw, mut seq, mut boot, mut recv, mut samples, mut min_t, mut max_t, mut hist) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -275,6 +300,7 @@ impl IngestTx {
         );
         for b in &self.batches {
             gw.push(b.record.gateway);
+            epoch.push(boot_to_db(b.record.epoch));
             seq.push(seq_to_db(b.record.seq)?);
             boot.push(boot_to_db(b.record.boot_id));
             recv.push(b.record.received_at);
@@ -285,15 +311,16 @@ impl IngestTx {
         }
         let rows = sqlx::query(
             "INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at,
-                                           samples, min_time, max_time, historical)
+                                           samples, min_time, max_time, historical, epoch)
              SELECT g.tenant_id, b.gateway_id, b.seq, b.boot_id, b.received_at, b.samples,
-                    b.min_time, b.max_time, b.historical
+                    b.min_time, b.max_time, b.historical, b.epoch
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::int[],
-                         $6::timestamptz[], $7::timestamptz[], $8::bool[])
-                  AS b(gateway_id, seq, boot_id, received_at, samples, min_time, max_time, historical)
+                         $6::timestamptz[], $7::timestamptz[], $8::bool[], $9::bigint[])
+                  AS b(gateway_id, seq, boot_id, received_at, samples, min_time, max_time,
+                       historical, epoch)
              JOIN gateways g ON g.id = b.gateway_id
-             ON CONFLICT (gateway_id, seq) DO NOTHING
-             RETURNING gateway_id, seq",
+             ON CONFLICT (gateway_id, epoch, seq) DO NOTHING
+             RETURNING gateway_id, epoch, seq",
         )
         .bind(&gw)
         .bind(&seq)
@@ -303,12 +330,14 @@ impl IngestTx {
         .bind(&min_t)
         .bind(&max_t)
         .bind(&hist)
+        .bind(&epoch)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
             .map(|r| {
                 let seq: i64 = r.try_get("seq")?;
-                Ok((r.try_get("gateway_id")?, seq as u64))
+                let epoch: i64 = r.try_get("epoch")?;
+                Ok((r.try_get("gateway_id")?, boot_from_db(epoch), seq as u64))
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(DbError::from)
@@ -318,46 +347,54 @@ impl IngestTx {
     /// into duplicates and seq conflicts (the lookup sees this transaction's own rows).
     async fn classify_skipped(
         &mut self,
-        new: &HashSet<(GatewayId, u64)>,
+        new: &HashSet<BatchKey>,
         outcome: &mut IngestOutcome,
     ) -> Result<(), DbError> {
         let skipped: Vec<&BatchRecord> = self
             .batches
             .iter()
             .map(|b| &b.record)
-            .filter(|r| !new.contains(&(r.gateway, r.seq)))
+            .filter(|r| !new.contains(&r.key()))
             .chain(&self.repeats)
             .collect();
         let gw: Vec<GatewayId> = skipped.iter().map(|r| r.gateway).collect();
+        let epoch: Vec<i64> = skipped.iter().map(|r| boot_to_db(r.epoch)).collect();
         let seq: Vec<i64> = skipped.iter().map(|r| r.seq as i64).collect();
         let rows = sqlx::query(
-            "SELECT b.gateway_id, b.seq, b.boot_id
+            "SELECT b.gateway_id, b.epoch, b.seq, b.boot_id
              FROM ingested_batches b
-             JOIN unnest($1::bigint[], $2::bigint[]) AS k(gateway_id, seq)
-               ON b.gateway_id = k.gateway_id AND b.seq = k.seq",
+             JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(gateway_id, epoch, seq)
+               ON b.gateway_id = k.gateway_id AND b.epoch = k.epoch AND b.seq = k.seq",
         )
         .bind(&gw)
+        .bind(&epoch)
         .bind(&seq)
         .fetch_all(&mut *self.tx)
         .await?;
         let mut stored_boot = HashMap::new();
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
+            let epoch: i64 = row.try_get("epoch")?;
             let boot: i64 = row.try_get("boot_id")?;
             stored_boot.insert(
-                (row.try_get::<GatewayId, _>("gateway_id")?, seq as u64),
+                (
+                    row.try_get::<GatewayId, _>("gateway_id")?,
+                    boot_from_db(epoch),
+                    seq as u64,
+                ),
                 boot,
             );
         }
         for record in skipped {
-            let Some(&boot) = stored_boot.get(&(record.gateway, record.seq)) else {
+            let Some(&boot) = stored_boot.get(&record.key()) else {
                 return Err(DbError::NotFound(format!("gateway {}", record.gateway)));
             };
             if boot_from_db(boot) == record.boot_id {
-                outcome.duplicates.push((record.gateway, record.seq));
+                outcome.duplicates.push(record.key());
             } else {
                 outcome.conflicts.push(SeqConflict {
                     gateway: record.gateway,
+                    epoch: record.epoch,
                     seq: record.seq,
                     stored_boot_id: boot_from_db(boot),
                     incoming_boot_id: record.boot_id,

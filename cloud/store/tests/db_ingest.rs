@@ -9,6 +9,7 @@ use wire::Quality;
 
 fn record(gateway: GatewayId, seq: u64, boot_id: u64) -> BatchRecord {
     BatchRecord {
+        epoch: 0,
         gateway,
         seq,
         boot_id,
@@ -58,6 +59,104 @@ async fn one_series(db: &Db, gateway: GatewayId) -> SeriesId {
     map.get(0, 0).unwrap().series_id
 }
 
+fn in_epoch(epoch: u64, gateway: GatewayId, seq: u64, boot_id: u64) -> BatchRecord {
+    BatchRecord {
+        epoch,
+        ..record(gateway, seq, boot_id)
+    }
+}
+
+/// A gateway whose buffer started over (a new epoch) sends seqs the cloud already stored
+/// from the old buffer: both are stored, exactly once each; a replay within either epoch
+/// is still a duplicate, and a seq reused within one epoch under another boot is still a
+/// conflict.
+#[tokio::test]
+async fn batches_of_two_epochs_with_overlapping_seqs_are_both_stored_once() {
+    let test = TestDb::plain("ingest_epochs").await;
+    let db = &test.db;
+    let f = fixture(db, "acme").await;
+    let series = one_series(db, f.gateway).await;
+    let t0 = Utc::now().timestamp_millis() - 600_000;
+    let (old, new) = (0xaaaa_u64, u64::MAX - 5); // the second is a negative bigint
+
+    let mut tx = db.begin_ingest().await.unwrap();
+    for seq in 1..=3 {
+        let start = t0 + seq as i64 * 10_000;
+        assert!(stage(
+            &mut tx,
+            in_epoch(old, f.gateway, seq, 7),
+            series,
+            start,
+            5
+        ));
+    }
+    let outcome = tx.commit().await.unwrap();
+    assert_eq!(outcome.stored.len(), 3);
+
+    // The new buffer's seqs 1..=2 (another boot), in one transaction with a replay of
+    // old seq 3 and, in the same round, new seq 1 again.
+    let mut tx = db.begin_ingest().await.unwrap();
+    assert!(!tx.is_duplicate(f.gateway, new, 1).await.unwrap());
+    assert!(tx.is_duplicate(f.gateway, old, 1).await.unwrap());
+    for seq in 1..=2 {
+        let start = t0 + 100_000 + seq as i64 * 10_000;
+        assert!(stage(
+            &mut tx,
+            in_epoch(new, f.gateway, seq, 9),
+            series,
+            start,
+            5
+        ));
+    }
+    assert!(stage(
+        &mut tx,
+        in_epoch(old, f.gateway, 3, 7),
+        series,
+        t0 + 30_000,
+        5
+    ));
+    assert!(!stage(
+        &mut tx,
+        in_epoch(new, f.gateway, 1, 9),
+        series,
+        t0,
+        5
+    ));
+    let outcome = tx.commit().await.unwrap();
+    assert_eq!(
+        outcome.stored,
+        vec![(f.gateway, new, 1), (f.gateway, new, 2)]
+    );
+    assert_eq!(
+        outcome.duplicates,
+        vec![(f.gateway, old, 3), (f.gateway, new, 1)]
+    );
+    assert!(outcome.conflicts.is_empty(), "{:?}", outcome.conflicts);
+
+    // Within an epoch a seq under another boot is still a conflict.
+    let mut tx = db.begin_ingest().await.unwrap();
+    assert!(stage(
+        &mut tx,
+        in_epoch(new, f.gateway, 2, 10),
+        series,
+        t0,
+        5
+    ));
+    let outcome = tx.commit().await.unwrap();
+    assert_eq!(
+        outcome.conflicts,
+        vec![SeqConflict {
+            gateway: f.gateway,
+            epoch: new,
+            seq: 2,
+            stored_boot_id: 9,
+            incoming_boot_id: 10,
+        }]
+    );
+    assert_eq!(count(db, "SELECT count(*) FROM ingested_batches").await, 5);
+    assert_eq!(count(db, "SELECT count(*) FROM telemetry").await, 25);
+}
+
 #[tokio::test]
 async fn duplicate_batches_are_skipped_within_and_across_transactions() {
     let test = TestDb::plain("ingest_dup").await;
@@ -80,15 +179,16 @@ async fn duplicate_batches_are_skipped_within_and_across_transactions() {
     // conflict.
     assert!(!stage(&mut tx, record(f.gateway, 1, 7), series, t0, 10));
     assert!(!stage(&mut tx, record(f.gateway, 2, 8), series, t0, 10));
-    assert!(tx.is_duplicate(f.gateway, 2).await.unwrap());
-    assert!(!tx.is_duplicate(f.gateway, 3).await.unwrap());
+    assert!(tx.is_duplicate(f.gateway, 0, 2).await.unwrap());
+    assert!(!tx.is_duplicate(f.gateway, 0, 3).await.unwrap());
     let outcome = tx.commit().await.unwrap();
-    assert_eq!(outcome.stored, vec![(f.gateway, 1), (f.gateway, 2)]);
-    assert_eq!(outcome.duplicates, vec![(f.gateway, 1)]);
+    assert_eq!(outcome.stored, vec![(f.gateway, 0, 1), (f.gateway, 0, 2)]);
+    assert_eq!(outcome.duplicates, vec![(f.gateway, 0, 1)]);
     assert_eq!(
         outcome.conflicts,
         vec![SeqConflict {
             gateway: f.gateway,
+            epoch: 0,
             seq: 2,
             stored_boot_id: 7,
             incoming_boot_id: 8,
@@ -98,7 +198,7 @@ async fn duplicate_batches_are_skipped_within_and_across_transactions() {
 
     // Re-delivery of seq 2 next to a new seq 3.
     let mut tx = db.begin_ingest().await.unwrap();
-    assert!(tx.is_duplicate(f.gateway, 2).await.unwrap());
+    assert!(tx.is_duplicate(f.gateway, 0, 2).await.unwrap());
     assert!(stage(
         &mut tx,
         record(f.gateway, 2, 7),
@@ -114,11 +214,11 @@ async fn duplicate_batches_are_skipped_within_and_across_transactions() {
         5
     ));
     let outcome = tx.commit().await.unwrap();
-    assert_eq!(outcome.stored, vec![(f.gateway, 3)]);
-    assert_eq!(outcome.duplicates, vec![(f.gateway, 2)]);
+    assert_eq!(outcome.stored, vec![(f.gateway, 0, 3)]);
+    assert_eq!(outcome.duplicates, vec![(f.gateway, 0, 2)]);
     assert_eq!(outcome.samples, 5);
     let committed: Vec<_> = outcome.committed().collect();
-    assert_eq!(committed, vec![(f.gateway, 3), (f.gateway, 2)]);
+    assert_eq!(committed, vec![(f.gateway, 0, 3), (f.gateway, 0, 2)]);
 
     assert_eq!(count(db, "SELECT count(*) FROM telemetry").await, 25);
     let (samples, min, max, tenant): (i32, DateTime<Utc>, DateTime<Utc>, i64) = sqlx::query_as(
@@ -177,6 +277,7 @@ async fn reused_seq_with_another_boot_is_a_conflict_and_not_stored() {
         outcome.conflicts,
         vec![SeqConflict {
             gateway: f.gateway,
+            epoch: 0,
             seq: 1,
             stored_boot_id: 7,
             incoming_boot_id: u64::MAX,

@@ -70,6 +70,7 @@ async fn a_due_deletion_exports_then_purges_only_that_tenant() {
         let mut tx = db.begin_ingest().await.unwrap();
         let mut batch = tx
             .record_batch(store::BatchRecord {
+                epoch: 0,
                 gateway: f.gateway,
                 seq: 1,
                 boot_id: 1,

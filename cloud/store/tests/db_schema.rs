@@ -177,6 +177,7 @@ async fn tenant_scoped_transactions_see_only_their_tenant() {
         let mut tx = db.begin_ingest().await.unwrap();
         let mut batch = tx
             .record_batch(store::BatchRecord {
+                epoch: 0,
                 gateway: f.gateway,
                 seq: 1,
                 boot_id: 1,

@@ -189,6 +189,7 @@ impl WellSite {
         let mut tx = db.begin_ingest().await.unwrap();
         let mut batch = tx
             .record_batch(BatchRecord {
+                epoch: 0,
                 gateway: self.gateway,
                 seq: self.seq,
                 boot_id: 1,

@@ -413,6 +413,7 @@ pub async fn seed(db: &Db, samples: i64, step_secs: i64) -> Fleet {
             dropped_batches: 1,
         }),
         clock_skew_ms: Some(-250),
+        epoch: Some(0x0123_4567_89ab_cdef),
     }])
     .await
     .unwrap();
@@ -481,6 +482,7 @@ async fn ingest(
         let mut tx = db.begin_ingest().await.unwrap();
         let mut writer = tx
             .record_batch(BatchRecord {
+                epoch: 0,
                 gateway,
                 seq,
                 boot_id,

@@ -214,6 +214,7 @@ impl Writer {
         let mut tx = db.begin_ingest().await.unwrap();
         let mut batch = tx
             .record_batch(BatchRecord {
+                epoch: 0,
                 gateway: self.gateway,
                 seq: self.seq,
                 boot_id: 1,

@@ -263,6 +263,7 @@ pub fn birth(boot_id: u64) -> Birth {
 pub fn batch(seq: u64, boot_id: u64, ts_ms: i64, raw: i64) -> Batch {
     Batch {
         header: BatchHeader {
+            epoch: 0,
             seq,
             boot_id,
             historical: false,
