@@ -71,6 +71,8 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
                     public_requests_per_minute: 1_000_000,
                     ..AuthOptions::default()
                 },
+                // Gateway client certificates can be issued (a 2xx to reach).
+                ca_key: Some(base::Secret::new(testkit::mtls::CA_KEY)),
                 ..ApiOptions::default()
             },
             mailer: Some(mailer),
