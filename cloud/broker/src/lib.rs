@@ -450,26 +450,7 @@ impl EmbeddedBroker {
         options: FrontOptions,
     ) -> Result<EmbeddedBroker, BrokerError> {
         validate(&config)?;
-        for (name, mode) in &options.client_certificates {
-            let tls = listeners(&config)
-                .into_iter()
-                .find(|l| &l.name == name)
-                .map(|l| l.tls);
-            match tls {
-                None => {
-                    return Err(BrokerError::Invalid(format!(
-                        "client_certificates for listener {name:?}, which is not configured"
-                    )));
-                }
-                Some(false) if *mode != ClientCertificates::Off => {
-                    return Err(BrokerError::Invalid(format!(
-                        "listener {name}: client_certificates = {:?} needs a TLS listener (certpath/keypath)",
-                        mode.as_str()
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
+        check_client_certificates(&config, &options)?;
         let runtime = auth.runtime.clone();
         let internal_password = Secret::new(format!("{:032x}", rand::random::<u128>()));
         let mut doors = Vec::new();
@@ -671,6 +652,35 @@ fn tls_acceptor(
         .with_single_cert(certs, key)
         .map_err(|e| bad(format!("certificate and key: {e}")))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Every listener named in `options.client_certificates` exists, and asks for
+/// certificates only if it speaks TLS.
+fn check_client_certificates(
+    config: &rumqttd::Config,
+    options: &FrontOptions,
+) -> Result<(), BrokerError> {
+    for (name, mode) in &options.client_certificates {
+        let tls = listeners(config)
+            .into_iter()
+            .find(|l| &l.name == name)
+            .map(|l| l.tls);
+        match tls {
+            None => {
+                return Err(BrokerError::Invalid(format!(
+                    "client_certificates for listener {name:?}, which is not configured"
+                )));
+            }
+            Some(false) if *mode != ClientCertificates::Off => {
+                return Err(BrokerError::Invalid(format!(
+                    "listener {name}: client_certificates = {:?} needs a TLS listener (certpath/keypath)",
+                    mode.as_str()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn wait_listening(l: &Listener) -> Result<(), BrokerError> {
@@ -966,6 +976,29 @@ mod tests {
         override_port(&mut config, "dev5", 4242).unwrap();
         assert_eq!(listeners(&config)[1].addr.port(), 4242);
         assert!(override_port(&mut config, "nope", 1).is_err());
+    }
+
+    #[test]
+    fn client_certificates_need_a_known_tls_listener() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../broker-config/rumqttd-dev.toml"),
+        )
+        .unwrap();
+        let config: rumqttd::Config = toml::from_str(&text).unwrap();
+        let with = |name: &str, mode| FrontOptions {
+            client_certificates: [(name.to_owned(), mode)].into(),
+            ..FrontOptions::default()
+        };
+        let err = check_client_certificates(&config, &with("nope", ClientCertificates::Required))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not configured"), "{err}");
+        let err = check_client_certificates(&config, &with("dev4", ClientCertificates::Optional))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a TLS listener"), "{err}");
+        check_client_certificates(&config, &with("dev4", ClientCertificates::Off)).unwrap();
+        check_client_certificates(&config, &FrontOptions::default()).unwrap();
     }
 
     #[test]
