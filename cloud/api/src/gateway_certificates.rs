@@ -107,7 +107,8 @@ pub struct IssuedCertificateBody {
     pub private_key_pem: String,
     /// The tenant's CA certificate (PEM), which issued it.
     pub ca_pem: String,
-    /// The lines for the `[mqtt.tls]` table of the gateway's `agent.toml` (the password
+    /// The `[mqtt.tls]` table of the gateway's `agent.toml` with the certificate: it
+    /// replaces the table of an `agent.toml` issued for an `mqtts://` URL (the password
     /// stays in `[mqtt]`: the certificate is an additional factor).
     pub agent_toml_tls: String,
 }

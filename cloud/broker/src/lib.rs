@@ -44,6 +44,14 @@
 //!   must be under its prefix. Refusals carry the protocol's code: 3.1.1 CONNACK 0x04 bad
 //!   user name or password, 0x02 identifier rejected, 0x05 not authorized, 0x03 server
 //!   unavailable (store down); MQTT 5 0x86, 0x85, 0x87, 0x88, 0x8C (enhanced auth).
+//! - **Client certificates** (optional mutual TLS, per TLS listener:
+//!   [`FrontOptions::client_certificates`], [`ClientCertificates`]). The handshake asks
+//!   for a certificate and proves the client holds its key; at CONNECT, after the
+//!   password, [`BrokerAuth::check_certificate`] checks it names the username, was issued
+//!   to that gateway under its serial by the tenant's CA, is unrevoked and unexpired
+//!   (the store is asked at every login), and chains to that CA (design: `front::certs`).
+//!   In `required` mode a gateway without one is refused. Refusals: 3.1.1 0x05, MQTT 5
+//!   0x87. A revocation is followed by a kick, like a revoked password.
 //! - **Failed logins** are throttled per source address and per username: after
 //!   `login_free_failures` consecutive failures each further one blocks the key for the
 //!   next [`base::Backoff`] delay (`login_backoff_min` doubling to `login_backoff_max`,
