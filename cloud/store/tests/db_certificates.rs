@@ -333,3 +333,57 @@ async fn tenants_see_only_their_own_ca_and_certificates() {
     ));
     test.finish().await;
 }
+
+#[tokio::test]
+async fn a_purged_tenant_loses_its_ca_and_certificates_and_others_keep_theirs() {
+    let test = TestDb::plain("cert_purge").await;
+    let db = &test.db;
+    let a = fixture(db, "acme").await;
+    let b = fixture(db, "bravo").await;
+    for (tenant, slug) in [(a.tenant, "acme"), (b.tenant, "bravo")] {
+        let mut tx = db.begin_tenant(tenant).await.unwrap();
+        certificates::issue_gateway_certificate(
+            &mut tx,
+            tenant,
+            slug,
+            "gw-01",
+            Duration::from_secs(86_400),
+            &key(),
+            "test",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest =
+        store::lifecycle::export_tenant(db, a.tenant, "acme", dir.path(), chrono::Utc::now())
+            .await
+            .unwrap();
+    let exported = |file: &str| {
+        manifest
+            .files
+            .iter()
+            .find(|f| f.file == file)
+            .unwrap_or_else(|| panic!("{file} exported"))
+            .rows
+    };
+    assert_eq!(exported("gateway_certificates.csv"), 1);
+    assert_eq!(exported("tenant_certificate_authorities.csv"), 1);
+    store::lifecycle::purge_tenant(db, a.tenant, "acme", &manifest.dir)
+        .await
+        .unwrap();
+    for (table, expected) in [
+        ("tenant_certificate_authorities", 1i64),
+        ("gateway_certificates", 1),
+    ] {
+        let left: Vec<i64> = sqlx::query_scalar(&format!("SELECT tenant_id FROM {table}"))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(left.len() as i64, expected, "{table}");
+        assert_eq!(left[0], b.tenant.0, "{table}: only bravo's row is left");
+    }
+    test.finish().await;
+}
