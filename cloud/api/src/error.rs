@@ -15,6 +15,7 @@
 //! | `Conflict`           | 409    | `conflict`           | what conflicts                    |
 //! | `PayloadTooLarge`    | 413    | `payload_too_large`  | the limit                         |
 //! | `MailUnavailable`    | 503    | `mail_unavailable`   | mail not configured or refused    |
+//! | `CertificatesUnavailable` | 503 | `certificates_unavailable` | no usable `[tenancy] ca_key` |
 //! | `Unprocessable`      | 422    | `unprocessable`      | summary, plus `problems`          |
 //! | `TooManyRequests`    | 429    | `rate_limited`       | which limit; `Retry-After` header |
 //! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
@@ -137,6 +138,10 @@ pub enum ApiError {
     /// Outgoing mail is not configured or the relay refused the message.
     #[error("{0}")]
     MailUnavailable(String),
+    /// Gateway client certificates cannot be issued: `[tenancy] ca_key` is not set, or
+    /// does not open the tenant CA's key.
+    #[error("{0}")]
+    CertificatesUnavailable(String),
     /// No route has this path.
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -216,7 +221,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::MailUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MailUnavailable(_) | ApiError::CertificatesUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -240,6 +247,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MailUnavailable(_) => "mail_unavailable",
+            ApiError::CertificatesUnavailable(_) => "certificates_unavailable",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
@@ -252,6 +260,9 @@ impl From<DbError> for ApiError {
     fn from(error: DbError) -> ApiError {
         match error {
             DbError::NotFound(what) => ApiError::NotFound(what),
+            DbError::CaKey(why) => ApiError::CertificatesUnavailable(format!(
+                "gateway client certificates cannot be issued: {why}"
+            )),
             DbError::Invalid { what, reason } => {
                 ApiError::BadRequest(format!("invalid {what}: {reason}"))
             }

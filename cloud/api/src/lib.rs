@@ -24,6 +24,8 @@
 //!   equipment.rs  GET …/emission-sources, PUT …/emission-sources/{source}/counts
 //!   gateway_credentials.rs POST …/gateways, POST …/gateways/{gateway}/credentials/
 //!                 {rotate,revoke} (secrets shown once, agent.toml issued)
+//!   gateway_certificates.rs POST|GET …/gateways/{gateway}/certificates, POST
+//!                 …/certificates/{serial}/revoke (mutual TLS: tenant CA, key shown once)
 //!   session.rs    POST /api/v1/auth/{sign-in,refresh,sign-out,password-reset[/confirm],
 //!                 invitations/accept}, GET /api/v1/auth/me
 //!   people.rs     GET …/members, POST …/invitations, PUT|DELETE …/members/{user},
@@ -97,6 +99,7 @@ mod emissions;
 mod equipment;
 mod error;
 mod extract;
+mod gateway_certificates;
 mod gateway_credentials;
 mod gateways;
 mod health;
@@ -163,6 +166,11 @@ pub struct ApiOptions {
     pub deletion_grace: Duration,
     /// The MQTT URL gateways connect to, written into the `agent.toml` the API issues.
     pub gateway_mqtt_url: String,
+    /// The server secret sealing the tenants' CA keys (`[tenancy] ca_key`); without it no
+    /// gateway client certificate is issued (503 `certificates_unavailable`).
+    pub ca_key: Option<base::Secret>,
+    /// Validity of an issued gateway client certificate.
+    pub gateway_certificate_validity: Duration,
 }
 
 impl ApiOptions {
@@ -187,6 +195,8 @@ impl Default for ApiOptions {
             export_dir: std::env::temp_dir().join("wellpulse-exports"),
             deletion_grace: Duration::from_secs(30 * 24 * 3600),
             gateway_mqtt_url: "mqtt://127.0.0.1:1883".to_owned(),
+            ca_key: None,
+            gateway_certificate_validity: store::certificates::DEFAULT_VALIDITY,
         }
     }
 }
@@ -355,6 +365,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(interventions::routes())
         .merge(equipment::routes())
         .merge(gateway_credentials::routes())
+        .merge(gateway_certificates::routes())
         .merge(devices::routes())
         .merge(session::routes())
         .merge(people::routes())

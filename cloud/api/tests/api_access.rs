@@ -44,6 +44,7 @@ fn target(path: &str, tenant: &str, well: i64) -> String {
         .replace("{intervention}", "1")
         .replace("{source}", "1")
         .replace("{device}", "1")
+        .replace("{serial}", "0123456789abcdef0123456789abcdef")
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::api::{TestApi, seed};
+use testkit::api::{Setup, TestApi, seed};
 use testkit::http;
 
 const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
@@ -179,11 +179,23 @@ fn concrete(path: &str, well: i64) -> String {
         .replace("{site}", "1")
         .replace("{intervention}", "1")
         .replace("{source}", "1")
+        .replace("{serial}", "0123456789abcdef0123456789abcdef")
 }
 
 #[tokio::test]
 async fn the_router_serves_exactly_the_documented_routes() {
-    let api = TestApi::start("api_openapi_routes").await;
+    let api = TestApi::with(
+        "api_openapi_routes",
+        Setup {
+            // Gateway client certificates can be issued (else a 503 by design).
+            options: api::ApiOptions {
+                ca_key: Some(base::Secret::new(testkit::mtls::CA_KEY)),
+                ..api::ApiOptions::default()
+            },
+            ..Setup::default()
+        },
+    )
+    .await;
     let fleet = seed(&api.db, 10, 30).await;
     let spec = api.get("/api/openapi.json").await.json();
     let documented = operations(&spec);

@@ -71,6 +71,8 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
                     public_requests_per_minute: 1_000_000,
                     ..AuthOptions::default()
                 },
+                // Gateway client certificates can be issued (a 2xx to reach).
+                ca_key: Some(base::Secret::new(testkit::mtls::CA_KEY)),
                 ..ApiOptions::default()
             },
             mailer: Some(mailer),
@@ -107,6 +109,16 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
         .as_i64()
         .unwrap();
     let id_of = |v: Value| v["id"].as_i64().unwrap();
+    // A gateway client certificate to revoke.
+    let spare_serial = admin_as(
+        "POST",
+        "/api/v1/tenants/acme/gateways/gw-01/certificates".into(),
+        Value::Null,
+    )
+    .await["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let spare_site = id_of(
         admin_as(
             "POST",
@@ -282,6 +294,18 @@ parameters = {{ tenant = "acme", "body.api_number" = "42-329-77002", "body.name"
 [[operations]]
 include-operation-id = "create_device"
 parameters = {{ tenant = "acme", gateway = "gw-02", "body.name" = "new-meter", "body.profile" = "tank-gauge", "body.well_id" = {jones} }}
+
+[[operations]]
+include-operation-id = "issue_gateway_certificate"
+parameters = {{ tenant = "acme", gateway = "gw-01" }}
+
+[[operations]]
+include-operation-id = "list_gateway_certificates"
+parameters = {{ tenant = "acme", gateway = "gw-01" }}
+
+[[operations]]
+include-operation-id = "revoke_gateway_certificate"
+parameters = {{ tenant = "acme", gateway = "gw-01", serial = "{spare_serial}" }}
 
 [[operations]]
 include-operation-id = "delete_site"

@@ -44,6 +44,14 @@
 //!   must be under its prefix. Refusals carry the protocol's code: 3.1.1 CONNACK 0x04 bad
 //!   user name or password, 0x02 identifier rejected, 0x05 not authorized, 0x03 server
 //!   unavailable (store down); MQTT 5 0x86, 0x85, 0x87, 0x88, 0x8C (enhanced auth).
+//! - **Client certificates** (optional mutual TLS, per TLS listener:
+//!   [`FrontOptions::client_certificates`], [`ClientCertificates`]). The handshake asks
+//!   for a certificate and proves the client holds its key; at CONNECT, after the
+//!   password, [`BrokerAuth::check_certificate`] checks it names the username, was issued
+//!   to that gateway under its serial by the tenant's CA, is unrevoked and unexpired
+//!   (the store is asked at every login), and chains to that CA (design: `front::certs`).
+//!   In `required` mode a gateway without one is refused. Refusals: 3.1.1 0x05, MQTT 5
+//!   0x87. A revocation is followed by a kick, like a revoked password.
 //! - **Failed logins** are throttled per source address and per username: after
 //!   `login_free_failures` consecutive failures each further one blocks the key for the
 //!   next [`base::Backoff`] delay (`login_backoff_min` doubling to `login_backoff_max`,
@@ -115,7 +123,7 @@
 //! then dropped (re-sent by the agents after their ack timeout; nothing leaks). The
 //! embedded broker refuses that SUBSCRIBE.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -348,6 +356,35 @@ pub struct FrontOptions {
     pub login_backoff_min: Duration,
     /// Longest block.
     pub login_backoff_max: Duration,
+    /// TLS listeners (by name) that ask gateways for a client certificate (see
+    /// [`ClientCertificates`]); listeners not named here ask for none.
+    pub client_certificates: BTreeMap<String, ClientCertificates>,
+}
+
+/// Whether a TLS listener asks gateways for a client certificate (optional mutual TLS;
+/// `cloud.toml`'s `[broker.embedded.listeners.<name>] client_certificates`). A certificate
+/// is an additional factor: the password stays required (the gateway's message key is
+/// derived from it). The ingester logs in with its password alone on any listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientCertificates {
+    /// No certificate is asked for.
+    #[default]
+    Off,
+    /// A gateway may present one; if it does, it must be valid for its username.
+    Optional,
+    /// Every gateway must present a valid certificate for its username.
+    Required,
+}
+
+impl ClientCertificates {
+    /// Its name in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientCertificates::Off => "off",
+            ClientCertificates::Optional => "optional",
+            ClientCertificates::Required => "required",
+        }
+    }
 }
 
 impl Default for FrontOptions {
@@ -360,6 +397,7 @@ impl Default for FrontOptions {
             login_free_failures: 3,
             login_backoff_min: Duration::from_secs(1),
             login_backoff_max: Duration::from_secs(60),
+            client_certificates: BTreeMap::new(),
         }
     }
 }
@@ -420,6 +458,7 @@ impl EmbeddedBroker {
         options: FrontOptions,
     ) -> Result<EmbeddedBroker, BrokerError> {
         validate(&config)?;
+        check_client_certificates(&config, &options)?;
         let runtime = auth.runtime.clone();
         let internal_password = Secret::new(format!("{:032x}", rand::random::<u128>()));
         let mut doors = Vec::new();
@@ -436,14 +475,20 @@ impl EmbeddedBroker {
                 listener: server.name.clone(),
                 source,
             })?;
+            let certificates = options
+                .client_certificates
+                .get(&server.name)
+                .copied()
+                .unwrap_or_default();
             let tls = match server.tls.take() {
-                Some(tls) => Some(tls_acceptor(&server.name, &tls)?),
+                Some(tls) => Some(tls_acceptor(&server.name, &tls, certificates)?),
                 None => None,
             };
             public.push((server.name.clone(), addr, tls.is_some(), socket));
             doors.push((
                 server.name.clone(),
                 tls,
+                certificates,
                 Duration::from_millis(u64::from(server.connections.connection_timeout_ms)),
                 server.connections.max_payload_size,
             ));
@@ -482,8 +527,10 @@ impl EmbeddedBroker {
         });
         let mut listeners = Vec::new();
         let mut backends = Vec::new();
-        for ((name, tls, connect_timeout, max_packet), (_, addr, is_tls, socket)) in
-            doors.into_iter().zip(public)
+        for (
+            (name, tls, client_certificates, connect_timeout, max_packet),
+            (_, addr, is_tls, socket),
+        ) in doors.into_iter().zip(public)
         {
             let backend = inner
                 .iter()
@@ -512,11 +559,12 @@ impl EmbeddedBroker {
                 protocol,
                 backend,
                 tls,
+                client_certificates,
                 connect_timeout,
                 max_packet,
             });
             runtime.spawn(front::serve(socket, door, Arc::clone(&front)));
-            info!(listener = %name, %addr, tls = is_tls, ?protocol, %backend, "embedded MQTT broker listening (front listener → rumqttd on loopback)");
+            info!(listener = %name, %addr, tls = is_tls, client_certificates = client_certificates.as_str(), ?protocol, %backend, "embedded MQTT broker listening (front listener → rumqttd on loopback)");
             backends.push((name.clone(), backend));
             listeners.push(Listener {
                 name,
@@ -567,10 +615,12 @@ impl EmbeddedBroker {
     }
 }
 
-/// A TLS acceptor from a rumqttd listener's `certpath`/`keypath`.
+/// A TLS acceptor from a rumqttd listener's `certpath`/`keypath`, asking for client
+/// certificates unless `certificates` is off (see `front::certs`).
 fn tls_acceptor(
     listener: &str,
     tls: &rumqttd::TlsConfig,
+    certificates: ClientCertificates,
 ) -> Result<tokio_rustls::TlsAcceptor, BrokerError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -585,7 +635,8 @@ fn tls_acceptor(
     };
     if capath.is_some() {
         return Err(bad(
-            "capath (client certificates) is not supported: gateways log in with passwords"
+            "capath is not supported: gateway client certificates are issued by the tenants' \
+             CAs (set client_certificates in cloud.toml's [broker.embedded.listeners.<name>])"
                 .to_owned(),
         ));
     }
@@ -594,15 +645,50 @@ fn tls_acceptor(
         .map_err(|e| bad(format!("certificate {certpath}: {e}")))?;
     let key = PrivateKeyDer::from_pem_file(keypath)
         .map_err(|e| bad(format!("private key {keypath}: {e}")))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| bad(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| bad(format!("certificate and key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?;
+    let builder = match certificates {
+        ClientCertificates::Off => builder.with_no_client_auth(),
+        ClientCertificates::Optional | ClientCertificates::Required => builder
+            .with_client_cert_verifier(Arc::new(front::certs::PresentedCertificates::new(
+                provider,
+            ))),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(format!("certificate and key: {e}")))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Every listener named in `options.client_certificates` exists, and asks for
+/// certificates only if it speaks TLS.
+fn check_client_certificates(
+    config: &rumqttd::Config,
+    options: &FrontOptions,
+) -> Result<(), BrokerError> {
+    for (name, mode) in &options.client_certificates {
+        let tls = listeners(config)
+            .into_iter()
+            .find(|l| &l.name == name)
+            .map(|l| l.tls);
+        match tls {
+            None => {
+                return Err(BrokerError::Invalid(format!(
+                    "client_certificates for listener {name:?}, which is not configured"
+                )));
+            }
+            Some(false) if *mode != ClientCertificates::Off => {
+                return Err(BrokerError::Invalid(format!(
+                    "listener {name}: client_certificates = {:?} needs a TLS listener (certpath/keypath)",
+                    mode.as_str()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn wait_listening(l: &Listener) -> Result<(), BrokerError> {
@@ -644,6 +730,9 @@ pub enum LoginRefusal {
     BadCredentials,
     /// A gateway's client id is not `wp-{tenant}-{gateway}`.
     ClientId,
+    /// A listener asking for client certificates got none where one is required, or one
+    /// that is not valid for the username (see `front::certs`).
+    Certificate,
     /// The credential check itself failed (database unreachable).
     Unavailable,
 }
@@ -655,6 +744,7 @@ impl LoginRefusal {
             LoginRefusal::NoCredentials => "no_credentials",
             LoginRefusal::BadCredentials => "bad_credentials",
             LoginRefusal::ClientId => "client_id",
+            LoginRefusal::Certificate => "certificate",
             LoginRefusal::Unavailable => "unavailable",
         }
     }
@@ -668,6 +758,7 @@ pub struct BrokerAuth {
     ingester_password: Secret,
     db: Db,
     runtime: tokio::runtime::Handle,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl BrokerAuth {
@@ -679,6 +770,7 @@ impl BrokerAuth {
             ingester_password,
             db,
             runtime: tokio::runtime::Handle::current(),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
         }
     }
 
@@ -729,6 +821,58 @@ impl BrokerAuth {
             }
             Err(e) => {
                 warn!(%client_id, %username, error = %e, "MQTT login refused: credential check failed");
+                Err(LoginRefusal::Unavailable)
+            }
+        }
+    }
+
+    /// Checks the client certificate `der` a gateway presented for `{tenant}/{gateway}`
+    /// (see `front::certs`): it names that gateway, the store issued it to that gateway
+    /// under its serial, it is not revoked or expired, and it chains to the tenant's CA.
+    /// Asks the store every time.
+    pub async fn check_certificate(
+        &self,
+        tenant: &str,
+        gateway: &str,
+        der: &[u8],
+    ) -> Result<(), LoginRefusal> {
+        use store::certificates::{CertificateStatus, PresentedIdentity};
+        let username = format!("{tenant}/{gateway}");
+        let Some(presented) = PresentedIdentity::read(der) else {
+            warn!(%username, "MQTT login refused: client certificate does not parse");
+            return Err(LoginRefusal::Certificate);
+        };
+        if !presented.names(tenant, gateway) {
+            warn!(%username, certificate = ?presented.common_name, "MQTT login refused: client certificate names another gateway");
+            return Err(LoginRefusal::Certificate);
+        }
+        let status = self
+            .db
+            .gateway_certificate_status(tenant, gateway, &presented.serial)
+            .await;
+        let serial = &presented.serial;
+        match status {
+            Ok(CertificateStatus::Valid {
+                ca_der,
+                certificate_der,
+            }) => {
+                if certificate_der != der {
+                    warn!(%username, %serial, "MQTT login refused: client certificate is not the one issued under its serial");
+                    return Err(LoginRefusal::Certificate);
+                }
+                if !front::certs::chains_to(der, &ca_der, &self.provider) {
+                    warn!(%username, %serial, "MQTT login refused: client certificate does not chain to the tenant CA");
+                    return Err(LoginRefusal::Certificate);
+                }
+                debug!(%username, %serial, "MQTT client certificate accepted");
+                Ok(())
+            }
+            Ok(other) => {
+                warn!(%username, %serial, status = ?other, "MQTT login refused: client certificate not valid");
+                Err(LoginRefusal::Certificate)
+            }
+            Err(e) => {
+                warn!(%username, error = %e, "MQTT login refused: certificate check failed");
                 Err(LoginRefusal::Unavailable)
             }
         }
@@ -840,6 +984,29 @@ mod tests {
         override_port(&mut config, "dev5", 4242).unwrap();
         assert_eq!(listeners(&config)[1].addr.port(), 4242);
         assert!(override_port(&mut config, "nope", 1).is_err());
+    }
+
+    #[test]
+    fn client_certificates_need_a_known_tls_listener() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../broker-config/rumqttd-dev.toml"),
+        )
+        .unwrap();
+        let config: rumqttd::Config = toml::from_str(&text).unwrap();
+        let with = |name: &str, mode| FrontOptions {
+            client_certificates: [(name.to_owned(), mode)].into(),
+            ..FrontOptions::default()
+        };
+        let err = check_client_certificates(&config, &with("nope", ClientCertificates::Required))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not configured"), "{err}");
+        let err = check_client_certificates(&config, &with("dev4", ClientCertificates::Optional))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a TLS listener"), "{err}");
+        check_client_certificates(&config, &with("dev4", ClientCertificates::Off)).unwrap();
+        check_client_certificates(&config, &FrontOptions::default()).unwrap();
     }
 
     #[test]

@@ -65,8 +65,8 @@ pub struct BrokerMetrics {
     pub dropped_bytes: Family<GatewayReason, Counter>,
     /// SUBSCRIBE filters refused (outside the gateway's prefix), by gateway.
     pub refused_subscriptions: Family<GatewayLabels, Counter>,
-    /// CONNECT outcomes: `accepted`, `bad_credentials`, `client_id`, `throttled`,
-    /// `will_denied`, `unavailable`, `malformed`.
+    /// CONNECT outcomes: `accepted`, `bad_credentials`, `client_id`, `certificate`,
+    /// `throttled`, `will_denied`, `unavailable`, `malformed`.
     pub logins: Family<Why, Counter>,
     /// Connections the front closed, by reason (`kicked`, `protocol`, `too_large`,
     /// `control_rate`, `qos2_refused`).

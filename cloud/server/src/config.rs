@@ -79,7 +79,8 @@ pub struct CloudConfig {
     pub tenancy: TenancyConfig,
 }
 
-/// `[tenancy]`: what happens when a tenant is deleted.
+/// `[tenancy]`: what happens when a tenant is deleted, and the tenants' certificate
+/// authorities (gateway client certificates).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenancyConfig {
@@ -90,6 +91,17 @@ pub struct TenancyConfig {
     /// purged (1h-365d; default 30d). Reactivating it within that time cancels.
     #[serde(with = "humantime_serde")]
     pub deletion_grace: Duration,
+    /// The server secret that seals every tenant CA's private key at rest (AES-256-GCM,
+    /// key derived with HKDF-SHA256): a value, `{ env = "NAME" }` or `{ file = "/path" }`,
+    /// at least 32 characters (`openssl rand -base64 32`). Without it no gateway client
+    /// certificate can be issued (the API answers 503 `certificates_unavailable`). Keep it
+    /// for as long as the CAs: another value cannot open them.
+    #[serde(deserialize_with = "optional_secret")]
+    pub ca_key: Option<Secret>,
+    /// Validity of a gateway client certificate issued by the API (1h-3650d; default
+    /// 397d).
+    #[serde(with = "humantime_serde")]
+    pub gateway_certificate_validity: Duration,
 }
 
 impl Default for TenancyConfig {
@@ -97,6 +109,8 @@ impl Default for TenancyConfig {
         TenancyConfig {
             export_dir: PathBuf::from("exports"),
             deletion_grace: Duration::from_secs(30 * 24 * 3600),
+            ca_key: None,
+            gateway_certificate_validity: store::certificates::DEFAULT_VALIDITY,
         }
     }
 }
@@ -184,6 +198,58 @@ pub struct EmbeddedBrokerConfig {
     /// `[broker.embedded.limits]`: the front listener's per-gateway limits.
     #[serde(default)]
     pub limits: FrontLimitsConfig,
+    /// `[broker.embedded.listeners.<name>]`: options of the front listener `name` (a
+    /// listener of the rumqttd file).
+    #[serde(default)]
+    pub listeners: std::collections::BTreeMap<String, ListenerConfig>,
+}
+
+/// `[broker.embedded.listeners.<name>]`: one front listener's options.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Whether gateways on this TLS listener present a client certificate issued by their
+    /// tenant's CA: `"off"` (default), `"optional"` (checked when presented) or
+    /// `"required"` (a gateway without a valid one is refused). The password stays
+    /// required either way.
+    #[serde(default)]
+    pub client_certificates: ClientCertificatesName,
+}
+
+/// The values of `client_certificates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertificatesName {
+    /// Not asked for.
+    #[default]
+    Off,
+    /// Checked when presented.
+    Optional,
+    /// Required of every gateway.
+    Required,
+}
+
+impl EmbeddedBrokerConfig {
+    /// The front listener's options: `[broker.embedded.limits]` and the listeners'
+    /// client certificate settings (checked against the rumqttd file when the broker
+    /// starts).
+    pub fn front_options(&self) -> broker::FrontOptions {
+        broker::FrontOptions {
+            client_certificates: self
+                .listeners
+                .iter()
+                .map(|(name, l)| {
+                    let mode = match l.client_certificates {
+                        ClientCertificatesName::Off => broker::ClientCertificates::Off,
+                        ClientCertificatesName::Optional => broker::ClientCertificates::Optional,
+                        ClientCertificatesName::Required => broker::ClientCertificates::Required,
+                    };
+                    (name.clone(), mode)
+                })
+                .collect(),
+            ..self.limits.options()
+        }
+    }
 }
 
 /// `[broker.embedded.limits]`: maps onto [`broker::FrontOptions`] (see there; the
@@ -268,6 +334,7 @@ impl FrontLimitsConfig {
             login_free_failures: self.login_free_failures,
             login_backoff_min: self.login_backoff_min,
             login_backoff_max: self.login_backoff_max,
+            client_certificates: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -568,6 +635,8 @@ impl CloudConfig {
         api::ApiOptions {
             export_dir: self.tenancy.export_dir.clone(),
             deletion_grace: self.tenancy.deletion_grace,
+            ca_key: self.tenancy.ca_key.clone(),
+            gateway_certificate_validity: self.tenancy.gateway_certificate_validity,
             plans: self
                 .plans
                 .iter()
@@ -659,6 +728,17 @@ impl CloudConfig {
         }
         if let Some(mail) = &self.mail {
             mail.validate()?;
+        }
+        if let Some(key) = &self.tenancy.ca_key {
+            store::certificates::CaKey::from_secret(key.expose())
+                .map_err(|e| format!("[tenancy] ca_key: {e}"))?;
+        }
+        let validity = self.tenancy.gateway_certificate_validity;
+        if !(Duration::from_secs(3600)..=store::certificates::MAX_VALIDITY).contains(&validity) {
+            return Err(format!(
+                "[tenancy] gateway_certificate_validity must be from 1h to 3650d, got {}",
+                humantime::format_duration(validity)
+            ));
         }
         let grace = self.tenancy.deletion_grace;
         if !(Duration::from_secs(3600)..=Duration::from_secs(365 * 24 * 3600)).contains(&grace) {

@@ -375,7 +375,7 @@ async fn start_embedded(cfg: &CloudConfig, db: &Db) -> Result<EmbeddedBroker> {
         cfg.broker.username.clone(),
         cfg.broker.password.clone(),
     );
-    let limits = embedded.limits.options();
+    let limits = embedded.front_options();
     tokio::task::spawn_blocking(move || EmbeddedBroker::start_with(rumqttd_config, auth, limits))
         .await
         .context("broker start-up task failed")?

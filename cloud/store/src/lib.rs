@@ -49,6 +49,8 @@
 //!   storage) for quotas, admin pages and billing.
 //! - [`audit`]: the append-only audit log, written in the transaction of each mutation.
 //! - [`gateways`]: provisioning, activity and offline sweep, gateway status reads.
+//! - [`certificates`]: per-tenant CAs (keys sealed at rest), gateway client certificates,
+//!   their revocation and the broker's question about a presented one.
 //! - [`wells`]: well and series reads.
 //! - [`copy`]: the PGCOPY binary encoder for telemetry rows.
 //! - [`telemetry`]: the exactly-once ingest transaction ([`IngestTx`]).
@@ -72,6 +74,7 @@
 //! is runtime SQL (`sqlx::query`), so building needs no database.
 
 pub mod audit;
+pub mod certificates;
 pub mod copy;
 pub mod devices;
 pub mod emissions;
@@ -159,6 +162,10 @@ pub enum DbError {
     /// A referenced registry row does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// Certificates cannot be issued: no usable `[tenancy] ca_key`, or a tenant CA key that
+    /// does not open with it.
+    #[error("tenant certificate authority: {0}")]
+    CaKey(String),
 }
 
 impl DbError {

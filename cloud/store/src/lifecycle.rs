@@ -40,7 +40,7 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 30] = [
+pub const TENANT_TABLES: [(&str, Owned); 32] = [
     ("one_time_tokens", Owned::ByTenant),
     ("memberships", Owned::ByTenant),
     ("api_keys", Owned::ByTenant),
@@ -67,6 +67,8 @@ pub const TENANT_TABLES: [(&str, Owned); 30] = [
     ("gateway_births", Owned::ByTenant),
     ("ingested_batches", Owned::ByTenant),
     ("ingest_rejections", Owned::ByTenant),
+    ("gateway_certificates", Owned::ByTenant),
+    ("tenant_certificate_authorities", Owned::ByTenant),
     ("gateways", Owned::ByTenant),
     ("wells", Owned::ByTenant),
     ("sites", Owned::ByTenant),

@@ -7,6 +7,8 @@
 //!   reference aggregates rollups are checked against.
 //! - [`mqtt`]: an embedded rumqttd on ephemeral ports, a private Mosquitto, an ingester,
 //!   and a fake gateway that behaves like the agent's uplink.
+//! - [`mtls`]: a broker asking for client certificates, certificates issued as the API
+//!   does, TLS clients presenting them.
 //! - [`probe`]: a recording MQTT 3.1.1/5 client for broker tests (reason codes, what
 //!   arrived, how the connection ended), waited on without sleeps.
 //! - [`api`]: the API served on an ephemeral port over a seeded two-tenant fleet.
@@ -25,6 +27,7 @@ pub mod auth;
 pub mod db;
 pub mod http;
 pub mod mqtt;
+pub mod mtls;
 pub mod probe;
 pub mod proxy;
 pub mod scratch;

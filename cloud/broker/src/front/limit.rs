@@ -225,6 +225,7 @@ mod tests {
             login_free_failures: 2,
             login_backoff_min: Duration::from_secs(1),
             login_backoff_max: Duration::from_secs(8),
+            client_certificates: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! for a dropped message, SUBACK for a refused filter, DISCONNECT) never split a frame.
 
 pub(crate) mod acl;
+pub(crate) mod certs;
 pub(crate) mod kick;
 pub(crate) mod limit;
 
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::metrics::BrokerMetrics;
-use crate::{BrokerAuth, FrontOptions, Identity, LoginRefusal, Protocol};
+use crate::{BrokerAuth, ClientCertificates, FrontOptions, Identity, LoginRefusal, Protocol};
 use base::Secret;
 
 use crate::metrics::DropReason;
@@ -71,6 +72,8 @@ pub(crate) struct Door {
     pub(crate) protocol: Protocol,
     pub(crate) backend: SocketAddr,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Whether gateways are asked for a client certificate (TLS listeners only).
+    pub(crate) client_certificates: ClientCertificates,
     /// Time a new connection has for its TLS handshake and its CONNECT.
     pub(crate) connect_timeout: Duration,
     /// Largest accepted remaining length of a client packet.
@@ -84,6 +87,7 @@ impl std::fmt::Debug for Door {
             .field("protocol", &self.protocol)
             .field("backend", &self.backend)
             .field("tls", &self.tls.is_some())
+            .field("client_certificates", &self.client_certificates)
             .finish_non_exhaustive()
     }
 }
@@ -117,10 +121,20 @@ async fn connection(stream: TcpStream, peer: SocketAddr, door: Arc<Door>, front:
     front.metrics.connections.inc();
     let _open = OpenGauge(front.metrics.clone());
     match &door.tls {
-        None => session(stream, peer, &door, &front).await,
+        None => session(stream, peer, None, &door, &front).await,
         Some(acceptor) => {
             match tokio::time::timeout(door.connect_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => session(tls, peer, &door, &front).await,
+                Ok(Ok(tls)) => {
+                    // The client's certificate, if it presented one (the handshake proved
+                    // it holds the key; the rest is checked at CONNECT).
+                    let certificate = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|c| c.as_ref().to_vec());
+                    session(tls, peer, certificate, &door, &front).await
+                }
                 Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => debug!(%peer, "TLS handshake timed out"),
             }
@@ -275,7 +289,7 @@ impl Refusal {
                     Refusal::Login(LoginRefusal::BadCredentials) => C::BadUserNamePassword,
                     Refusal::Login(LoginRefusal::ClientId) => C::BadClientId,
                     Refusal::Login(LoginRefusal::Unavailable) => C::ServiceUnavailable,
-                    Refusal::Login(LoginRefusal::NoCredentials)
+                    Refusal::Login(LoginRefusal::NoCredentials | LoginRefusal::Certificate)
                     | Refusal::Throttled
                     | Refusal::WillDenied
                     | Refusal::EnhancedAuth => C::NotAuthorized,
@@ -288,9 +302,8 @@ impl Refusal {
                     Refusal::Login(LoginRefusal::BadCredentials) => C::BadUserNamePassword,
                     Refusal::Login(LoginRefusal::ClientId) => C::ClientIdentifierNotValid,
                     Refusal::Login(LoginRefusal::Unavailable) => C::ServerUnavailable,
-                    Refusal::Login(LoginRefusal::NoCredentials) | Refusal::WillDenied => {
-                        C::NotAuthorized
-                    }
+                    Refusal::Login(LoginRefusal::NoCredentials | LoginRefusal::Certificate)
+                    | Refusal::WillDenied => C::NotAuthorized,
                     Refusal::Throttled => C::ConnectionRateExceeded,
                     Refusal::EnhancedAuth => C::BadAuthenticationMethod,
                 };
@@ -351,8 +364,15 @@ async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
     decoded
 }
 
-/// Decides a CONNECT: who it is, or why not.
-async fn admit(hello: &Hello, peer: IpAddr, front: &Front) -> Result<Identity, Refusal> {
+/// Decides a CONNECT: who it is, or why not. `certificate` is the client certificate the
+/// TLS handshake received (listeners asking for one only).
+async fn admit(
+    hello: &Hello,
+    peer: IpAddr,
+    certificate: Option<&[u8]>,
+    door: &Door,
+    front: &Front,
+) -> Result<Identity, Refusal> {
     if hello.enhanced_auth() {
         return Err(Refusal::EnhancedAuth);
     }
@@ -379,10 +399,26 @@ async fn admit(hello: &Hello, peer: IpAddr, front: &Front) -> Result<Identity, R
         debug!(%peer, %username, retry_in = ?wait, "MQTT login throttled");
         return Err(Refusal::Throttled);
     }
-    let verdict = front
+    let mut verdict = front
         .auth
         .login(hello.client_id(), username, password)
         .await;
+    // The certificate is a second factor, checked after the password.
+    if let Ok(Identity::Gateway { tenant, gateway }) = &verdict {
+        match (door.client_certificates, certificate) {
+            (ClientCertificates::Off, _) => {}
+            (_, Some(der)) => {
+                if let Err(refusal) = front.auth.check_certificate(tenant, gateway, der).await {
+                    verdict = Err(refusal);
+                }
+            }
+            (ClientCertificates::Required, None) => {
+                warn!(%peer, %username, listener = %door.name, "MQTT login refused: this listener requires a client certificate");
+                verdict = Err(LoginRefusal::Certificate);
+            }
+            (ClientCertificates::Optional, None) => {}
+        }
+    }
     {
         let mut throttle = front.throttle.lock().unwrap_or_else(|p| p.into_inner());
         match &verdict {
@@ -401,15 +437,20 @@ async fn admit(hello: &Hello, peer: IpAddr, front: &Front) -> Result<Identity, R
     Ok(identity)
 }
 
-async fn session<S>(mut client: S, peer: SocketAddr, door: &Door, front: &Front)
-where
+async fn session<S>(
+    mut client: S,
+    peer: SocketAddr,
+    certificate: Option<Vec<u8>>,
+    door: &Door,
+    front: &Front,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut frames = Frames::new(door.max_packet);
     let Some(hello) = hello(&mut client, &mut frames, door, front).await else {
         return;
     };
-    let identity = match admit(&hello, peer.ip(), front).await {
+    let identity = match admit(&hello, peer.ip(), certificate.as_deref(), door, front).await {
         Ok(identity) => identity,
         Err(refusal) => {
             front.metrics.login(refusal.label());
