@@ -457,3 +457,93 @@ async fn timescale_policies_compress_backfill_and_expire() {
     assert!(day_rows_after.iter().any(|b| b.bucket == old));
     test.finish().await;
 }
+
+/// A plan's retention on the hypertable: the plan's tenants lose their samples older than
+/// the cutoff, compressed chunks included; other tenants keep theirs; the continuous
+/// aggregates follow at their refresh.
+#[tokio::test]
+async fn a_plans_retention_reaches_compressed_chunks_and_the_aggregates_follow() {
+    if !timescale_or_skip("TimescaleDB plan retention test").await {
+        return;
+    }
+    let test = TestDb::with_options("ts_plan_retention", options(7)).await;
+    let db = &test.db;
+    pause_jobs(db).await;
+    let short = fixture(db, "short").await;
+    let long = fixture(db, "long").await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    store::tenants::set_tenant_plan(&mut conn, "short", "starter")
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    let now = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
+    let mut values = Values(11);
+    for f in [&short, &long] {
+        let series = three_series(db, f.gateway).await;
+        let mut writer = Writer {
+            gateway: f.gateway,
+            seq: 0,
+        };
+        for days_ago in [20, 12, 1] {
+            let from = now - TimeDelta::days(days_ago);
+            writer
+                .write(db, &samples(&series, from, 600, 6, &mut values), Utc::now())
+                .await;
+        }
+    }
+    // Compress what is older than a week, as the policy would.
+    sqlx::query(
+        "SELECT compress_chunk(c, if_not_compressed => true)
+           FROM show_chunks('telemetry', older_than => now() - INTERVAL '7 days') c",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    assert!(compressed_chunks(db).await >= 2);
+    refresh_all(db).await;
+
+    let rows_of = |tenant: store::TenantId, older_than: chrono::DateTime<Utc>| {
+        let pool = db.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM telemetry t JOIN series s ON s.id = t.series_id
+                  WHERE s.tenant_id = $1 AND t.time < $2",
+            )
+            .bind(tenant)
+            .bind(older_than)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let future = now + TimeDelta::days(1);
+    let cutoff = now - TimeDelta::days(10);
+    let long_before = rows_of(long.tenant, future).await;
+    assert!(rows_of(short.tenant, cutoff).await > 0);
+    let plans = [(
+        "starter".to_owned(),
+        store::tenants::PlanLimits {
+            retention: Some(Duration::from_secs(10 * 86_400)),
+            ..Default::default()
+        },
+    )]
+    .into();
+    let deleted = maintenance::expire_plan_telemetry(db, &plans, now)
+        .await
+        .unwrap();
+    assert!(deleted[0].1 > 0, "{deleted:?}");
+    assert_eq!(
+        rows_of(short.tenant, cutoff).await,
+        0,
+        "compressed history expired"
+    );
+    assert!(
+        rows_of(short.tenant, future).await > 0,
+        "recent history kept"
+    );
+    assert_eq!(rows_of(long.tenant, future).await, long_before);
+    refresh_all(db).await;
+    assert_rollups_match_raw(db).await;
+    test.finish().await;
+}
