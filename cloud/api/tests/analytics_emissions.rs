@@ -9,20 +9,11 @@ use analytics::emissions::methods::{
     BleedType, CombustionInput, CombustionUnit, EquipmentCount, FlareEfficiency, FlareInput,
     FuelBasis, LeakInput, PneumaticCount, PneumaticInput,
 };
-use analytics::emissions::{GasComposition, GasMasses, SourceKind};
+use analytics::emissions::{GasMasses, SourceKind};
 use serde_json::Value;
 use store::emissions::{EmissionSource, insert_source};
 use testkit::analytics::*;
 
-const GAS: GasComposition = GasComposition {
-    ch4: 0.80,
-    c2h6: 0.10,
-    c3h8: 0.05,
-    c4h10: 0.02,
-    c5_plus: 0.01,
-    co2: 0.01,
-    other: 0.01,
-};
 const DAYS: f64 = 3.0;
 
 fn source(site: &WellSite, name: &str, kind: SourceKind) -> EmissionSource {

@@ -7,6 +7,16 @@ use store::identity::Role;
 use testkit::api::{TestApi, seed};
 use testkit::auth;
 
+/// The `action` of every entry of an audit log page, newest first.
+fn audit_actions(log: &serde_json::Value) -> Vec<&str> {
+    log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn sites_and_wells_round_trip_with_validation_and_audit() {
     let api = TestApi::start("api_registry").await;
@@ -162,12 +172,7 @@ async fn sites_and_wells_round_trip_with_validation_and_audit() {
     let log = call("GET", format!("{base}/audit?limit=20"), None)
         .await
         .json();
-    let actions: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = audit_actions(&log);
     assert_eq!(
         actions,
         [
@@ -467,12 +472,7 @@ async fn devices_are_registered_linked_and_deleted_and_births_adopt_them() {
     let log = as_(&admin, "GET", format!("{base}/audit?limit=10"), None)
         .await
         .json();
-    let actions: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = audit_actions(&log);
     assert_eq!(
         actions,
         [

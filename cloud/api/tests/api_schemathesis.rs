@@ -13,15 +13,15 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use analytics::emissions::SourceKind;
 use analytics::emissions::factors::{Equipment, Region, Service};
-use analytics::emissions::{GasComposition, SourceKind};
 use api::{ApiOptions, AuthOptions};
 use chrono::{TimeDelta, Utc};
 use mail::{MailOptions, Mailer, SmtpSecurity};
 use serde_json::{Value, json};
 use store::emissions::{EmissionSource, insert_source};
 use store::identity::Role;
-use testkit::analytics::{WellSite, register_filings, seed_march, seed_oil};
+use testkit::analytics::{GAS, WellSite, register_filings, seed_march, seed_oil};
 use testkit::api::{Setup, TestApi, seed};
 use testkit::smtp::SmtpSink;
 
@@ -202,15 +202,7 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
                 name: "Wellhead leaks".into(),
                 kind: SourceKind::EquipmentLeaks,
                 meter_series_id: None,
-                gas: GasComposition {
-                    ch4: 0.80,
-                    c2h6: 0.10,
-                    c3h8: 0.05,
-                    c4h10: 0.02,
-                    c5_plus: 0.01,
-                    co2: 0.01,
-                    other: 0.01,
-                },
+                gas: GAS,
                 hhv_mmbtu_per_scf: None,
                 flare_efficiency: None,
                 flare_unlit: false,

@@ -9,7 +9,7 @@ use store::maintenance::{self, run_once_at};
 use store::{Db, StorageOptions, TelemetryRow};
 use testkit::db::{
     TestDb, Values, Writer, assert_queries_match_raw, assert_rollups_match_raw, assert_same,
-    fixture, rollup, samples, three_series,
+    fixture, rollup, samples, tenant_rows_before, three_series, two_plans_with_history,
 };
 use wire::Quality;
 
@@ -224,48 +224,13 @@ async fn partitions_are_created_ahead_and_dropped_by_retention() {
 async fn a_plans_retention_expires_only_its_tenants_old_history() {
     let test = TestDb::plain("maint_plan_retention").await;
     let db = &test.db;
-    let short = fixture(db, "short").await;
-    let long = fixture(db, "long").await;
-    let mut conn = db.pool().acquire().await.unwrap();
-    store::tenants::set_tenant_plan(&mut conn, "short", "starter")
-        .await
-        .unwrap()
-        .unwrap();
-    drop(conn);
     let now = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
-    let mut values = Values(7);
-    for f in [&short, &long] {
-        let series = three_series(db, f.gateway).await;
-        let mut writer = Writer {
-            gateway: f.gateway,
-            seq: 0,
-        };
-        for days_ago in [12, 8, 1] {
-            let from = now - TimeDelta::days(days_ago);
-            writer
-                .write(db, &samples(&series, from, 600, 6, &mut values), Utc::now())
-                .await;
-        }
-    }
+    let (short, long) = two_plans_with_history(db, now, &[12, 8, 1]).await;
     run_once_at(db, now).await.unwrap();
-    let rows_of = |tenant: store::TenantId, older_than: DateTime<Utc>| {
-        let pool = db.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM telemetry t JOIN series s ON s.id = t.series_id
-                  WHERE s.tenant_id = $1 AND t.time < $2",
-            )
-            .bind(tenant)
-            .bind(older_than)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
     let future = now + TimeDelta::days(1);
     let (short_before, long_before) = (
-        rows_of(short.tenant, future).await,
-        rows_of(long.tenant, future).await,
+        tenant_rows_before(db, short.tenant, future).await,
+        tenant_rows_before(db, long.tenant, future).await,
     );
     assert_eq!(short_before, long_before);
 
@@ -285,7 +250,7 @@ async fn a_plans_retention_expires_only_its_tenants_old_history() {
         .unwrap();
     let cutoff = now - TimeDelta::days(10);
     assert_eq!(
-        rows_of(short.tenant, cutoff).await,
+        tenant_rows_before(db, short.tenant, cutoff).await,
         0,
         "old history expired"
     );
@@ -293,16 +258,16 @@ async fn a_plans_retention_expires_only_its_tenants_old_history() {
         deleted,
         [(
             "starter".to_owned(),
-            (short_before - rows_of(short.tenant, future).await) as u64
+            (short_before - tenant_rows_before(db, short.tenant, future).await) as u64
         )]
     );
     assert!(deleted[0].1 > 0);
     assert!(
-        rows_of(short.tenant, future).await > 0,
+        tenant_rows_before(db, short.tenant, future).await > 0,
         "recent history kept"
     );
     assert_eq!(
-        rows_of(long.tenant, future).await,
+        tenant_rows_before(db, long.tenant, future).await,
         long_before,
         "other plans untouched"
     );

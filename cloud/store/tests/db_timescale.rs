@@ -13,7 +13,7 @@ use sqlx::Row;
 use store::{Backend, BackendChoice, Db, StorageOptions, maintenance};
 use testkit::db::{
     TestDb, Values, Writer, assert_queries_match_raw, assert_rollups_match_raw, fixture, samples,
-    three_series, timescale_or_skip,
+    tenant_rows_before, three_series, timescale_or_skip, two_plans_with_history,
 };
 
 /// `(column, segmentby index, orderby index, orderby ascending)`.
@@ -469,29 +469,8 @@ async fn a_plans_retention_reaches_compressed_chunks_and_the_aggregates_follow()
     let test = TestDb::with_options("ts_plan_retention", options(7)).await;
     let db = &test.db;
     pause_jobs(db).await;
-    let short = fixture(db, "short").await;
-    let long = fixture(db, "long").await;
-    let mut conn = db.pool().acquire().await.unwrap();
-    store::tenants::set_tenant_plan(&mut conn, "short", "starter")
-        .await
-        .unwrap()
-        .unwrap();
-    drop(conn);
     let now = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
-    let mut values = Values(11);
-    for f in [&short, &long] {
-        let series = three_series(db, f.gateway).await;
-        let mut writer = Writer {
-            gateway: f.gateway,
-            seq: 0,
-        };
-        for days_ago in [20, 12, 1] {
-            let from = now - TimeDelta::days(days_ago);
-            writer
-                .write(db, &samples(&series, from, 600, 6, &mut values), Utc::now())
-                .await;
-        }
-    }
+    let (short, long) = two_plans_with_history(db, now, &[20, 12, 1]).await;
     // Compress what is older than a week, as the policy would.
     sqlx::query(
         "SELECT compress_chunk(c, if_not_compressed => true)
@@ -503,24 +482,10 @@ async fn a_plans_retention_reaches_compressed_chunks_and_the_aggregates_follow()
     assert!(compressed_chunks(db).await >= 2);
     refresh_all(db).await;
 
-    let rows_of = |tenant: store::TenantId, older_than: chrono::DateTime<Utc>| {
-        let pool = db.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM telemetry t JOIN series s ON s.id = t.series_id
-                  WHERE s.tenant_id = $1 AND t.time < $2",
-            )
-            .bind(tenant)
-            .bind(older_than)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
     let future = now + TimeDelta::days(1);
     let cutoff = now - TimeDelta::days(10);
-    let long_before = rows_of(long.tenant, future).await;
-    assert!(rows_of(short.tenant, cutoff).await > 0);
+    let long_before = tenant_rows_before(db, long.tenant, future).await;
+    assert!(tenant_rows_before(db, short.tenant, cutoff).await > 0);
     let plans = [(
         "starter".to_owned(),
         store::tenants::PlanLimits {
@@ -534,15 +499,18 @@ async fn a_plans_retention_reaches_compressed_chunks_and_the_aggregates_follow()
         .unwrap();
     assert!(deleted[0].1 > 0, "{deleted:?}");
     assert_eq!(
-        rows_of(short.tenant, cutoff).await,
+        tenant_rows_before(db, short.tenant, cutoff).await,
         0,
         "compressed history expired"
     );
     assert!(
-        rows_of(short.tenant, future).await > 0,
+        tenant_rows_before(db, short.tenant, future).await > 0,
         "recent history kept"
     );
-    assert_eq!(rows_of(long.tenant, future).await, long_before);
+    assert_eq!(
+        tenant_rows_before(db, long.tenant, future).await,
+        long_before
+    );
     refresh_all(db).await;
     assert_rollups_match_raw(db).await;
     test.finish().await;

@@ -517,3 +517,14 @@ pub async fn seed_oil(
     let mut conn = db.pool().acquire().await.unwrap();
     upsert_daily(&mut conn, tenant, &rows).await.unwrap();
 }
+
+/// A typical associated-gas composition (mole fractions) for emission sources in tests.
+pub const GAS: analytics::emissions::GasComposition = analytics::emissions::GasComposition {
+    ch4: 0.80,
+    c2h6: 0.10,
+    c3h8: 0.05,
+    c4h10: 0.02,
+    c5_plus: 0.01,
+    co2: 0.01,
+    other: 0.01,
+};

@@ -386,3 +386,49 @@ pub async fn three_series(db: &Db, gateway: GatewayId) -> Vec<SeriesId> {
         .unwrap();
     (0..3).map(|m| map.get(0, m).unwrap().series_id).collect()
 }
+
+/// Two tenants with the same history — samples of three series every 10 minutes for an
+/// hour, `days_ago` days before `now` — the first (`short`) on plan `starter`, the second
+/// (`long`) on the default plan: the fixture of the plan-retention tests of both back-ends.
+pub async fn two_plans_with_history(
+    db: &Db,
+    now: DateTime<Utc>,
+    days_ago: &[i64],
+) -> (Fixture, Fixture) {
+    let short = fixture(db, "short").await;
+    let long = fixture(db, "long").await;
+    let mut conn = db.pool().acquire().await.unwrap();
+    store::tenants::set_tenant_plan(&mut conn, "short", "starter")
+        .await
+        .unwrap()
+        .expect("tenant short exists");
+    drop(conn);
+    let mut values = Values(7);
+    for f in [&short, &long] {
+        let series = three_series(db, f.gateway).await;
+        let mut writer = Writer {
+            gateway: f.gateway,
+            seq: 0,
+        };
+        for days in days_ago {
+            let from = now - TimeDelta::days(*days);
+            writer
+                .write(db, &samples(&series, from, 600, 6, &mut values), Utc::now())
+                .await;
+        }
+    }
+    (short, long)
+}
+
+/// Telemetry rows of `tenant` older than `before`.
+pub async fn tenant_rows_before(db: &Db, tenant: TenantId, before: DateTime<Utc>) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM telemetry t JOIN series s ON s.id = t.series_id
+          WHERE s.tenant_id = $1 AND t.time < $2",
+    )
+    .bind(tenant)
+    .bind(before)
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
