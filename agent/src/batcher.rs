@@ -21,7 +21,11 @@
 //! their poll, about half of it on average; busy sites are unaffected) and what a hard
 //! crash can lose (samples not yet committed: up to `flush_interval` of them; a clean
 //! shutdown flushes everything). Set `flush_min_samples = 1` and `flush_interval = "1s"`
-//! for the old behaviour. The buffer wakes the uplink
+//! for the old behaviour. **Urgent frames** do not wait: a frame holding a safety metric
+//! ([`firmware_profiles::vocabulary::SAFETY_METRICS`]: H2S, LEL, the detector's alarms and
+//! faults) or a sample whose quality is not good (a device that stopped answering, a value
+//! out of range) is cut with its poll cycle, `flush_quiet` after the burst, as on a busy
+//! site — an H2S reading or a failing device reaches the cloud within a poll cycle. The buffer wakes the uplink
 //! itself after every append, so the poller → network path has no other coupling: the
 //! pollers never wait on the disk, the disk never waits on the network.
 //!
@@ -130,6 +134,30 @@ pub struct Batcher {
     /// Batches and samples dropped before reaching the buffer and not yet added to its
     /// durable drop counters.
     unrecorded: (u64, u64),
+    /// Per device alias, per metric alias: whether the metric is a safety metric (see
+    /// "Urgent frames" in the module docs), from the birth's catalog.
+    safety: Vec<Vec<bool>>,
+    /// The pending batch holds an urgent frame.
+    urgent: bool,
+}
+
+/// Which metrics of each device are [`firmware_profiles::vocabulary::SAFETY_METRICS`].
+fn safety_table(birth: &Birth) -> Vec<Vec<bool>> {
+    let mut table: Vec<Vec<bool>> = Vec::new();
+    for device in &birth.devices {
+        let d = usize::from(device.alias);
+        if table.len() <= d {
+            table.resize(d + 1, Vec::new());
+        }
+        for m in &device.metrics {
+            let a = usize::from(m.alias);
+            if table[d].len() <= a {
+                table[d].resize(a + 1, false);
+            }
+            table[d][a] = firmware_profiles::vocabulary::is_safety(&m.canonical);
+        }
+    }
+    table
 }
 
 /// Device info key carrying the configured well (see `[[device]] well`).
@@ -200,11 +228,14 @@ impl Batcher {
         stats: Arc<BatcherStats>,
     ) -> (Batcher, watch::Receiver<BirthState>) {
         let missing_info: BTreeSet<u16> = info_devices.into_iter().collect();
+        let safety = safety_table(&birth);
         let (births, births_rx) = watch::channel(BirthState {
             birth: Arc::new(birth.clone()),
             missing_info: missing_info.len(),
         });
         let batcher = Batcher {
+            safety,
+            urgent: false,
             rx,
             buffer,
             settings,
@@ -252,18 +283,28 @@ impl Batcher {
     }
 
     /// Adds a frame to the pending batch: due `flush_quiet` after this frame once it holds
-    /// `flush_min_samples`, at the latest `flush_interval` after the batch's first frame;
-    /// flushed at once when full.
+    /// `flush_min_samples` or when the frame is urgent, at the latest `flush_interval` after
+    /// the batch's first frame; flushed at once when full.
     async fn add(&mut self, frame: Frame) {
         let now = Instant::now();
         let started = *self.started.get_or_insert(now);
         self.samples = self.samples.saturating_add(frame.samples.len() as u32);
         let latest = started + self.settings.flush_interval;
-        self.due = Some(if self.samples >= self.settings.flush_min_samples {
-            (now + self.settings.flush_quiet).min(latest)
-        } else {
-            latest
+        self.urgent |= frame.samples.iter().any(|s| {
+            s.quality != wire::Quality::Good
+                || self
+                    .safety
+                    .get(usize::from(frame.device))
+                    .and_then(|d| d.get(usize::from(s.metric)))
+                    .is_some_and(|&safety| safety)
         });
+        self.due = Some(
+            if self.urgent || self.samples >= self.settings.flush_min_samples {
+                (now + self.settings.flush_quiet).min(latest)
+            } else {
+                latest
+            },
+        );
         self.frames.push(frame);
         if self.samples >= self.settings.max_samples_per_batch {
             self.flush().await;
@@ -272,7 +313,7 @@ impl Batcher {
 
     /// Encodes the collected frames and appends them (after any blocks awaiting retry).
     async fn flush(&mut self) {
-        (self.started, self.due) = (None, None);
+        (self.started, self.due, self.urgent) = (None, None, false);
         if !self.frames.is_empty() {
             let frames = std::mem::take(&mut self.frames);
             self.samples = 0;

@@ -242,12 +242,12 @@ async fn a_sparse_site_collects_poll_cycles_until_the_flush_interval() {
     let stats = Arc::new(BatcherStats::default());
     let (batcher, _births) = Batcher::new(rx, Arc::clone(&buffer), settings, birth, [], stats);
     let task = tokio::spawn(batcher.run());
-    // Five poll cycles 100 ms apart, 2 samples each: quiet after every cycle, but short of
-    // 8 samples until the fourth.
+    // Five poll cycles of the tank gauge 100 ms apart, 2 samples each: quiet after every
+    // cycle, but short of 8 samples until the fourth.
     let started = std::time::Instant::now();
     let mut sent = Vec::new();
     for i in 0..5 {
-        let f = frame(0, 1_000 + i64::from(i) * 100, &[i64::from(i), 7]);
+        let f = frame(1, 1_000 + i64::from(i) * 100, &[i64::from(i), 7]);
         tx.send(PollerEvent::Frame(f.clone())).await.unwrap();
         sent.push(f);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -271,6 +271,56 @@ async fn a_sparse_site_collects_poll_cycles_until_the_flush_interval() {
     let records = buffer.pending(None, 10).unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].block.frames().unwrap(), sent[4..]);
+}
+
+/// A sparse site's safety readings (H2S here) and failing samples do not wait for the
+/// flush interval: they are cut with their poll cycle.
+#[tokio::test]
+async fn urgent_frames_are_cut_with_their_poll_cycle_on_a_sparse_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open(dir.path());
+    let settings = BatcherSettings {
+        flush_interval: Duration::from_secs(60),
+        flush_quiet: Duration::from_millis(20),
+        max_samples_per_batch: 10_000,
+        flush_min_samples: 200,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let birth = batcher::build_birth(&config(), 5);
+    let stats = Arc::new(BatcherStats::default());
+    let (batcher, _births) = Batcher::new(rx, Arc::clone(&buffer), settings, birth, [], stats);
+    let task = tokio::spawn(batcher.run());
+    // Device 0 is the gas detector: its alias 0 is h2s_ppm.
+    let h2s = frame(0, 1_000, &[12]);
+    let tank = frame(1, 1_000, &[40, 7]);
+    tx.send(PollerEvent::Frame(tank.clone())).await.unwrap();
+    tx.send(PollerEvent::Frame(h2s.clone())).await.unwrap();
+    wait_batches(&buffer, 1, Duration::from_secs(10)).await;
+    let batches = buffer.pending(None, 10).unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(
+        batches[0].block.frames().unwrap().len(),
+        2,
+        "the cycle goes with it"
+    );
+    // A tank sample the device did not answer: also urgent.
+    let mut failed = frame(1, 2_000, &[41]);
+    failed.samples[0] = Sample {
+        metric: 0,
+        value: None,
+        quality: Quality::Bad,
+    };
+    tx.send(PollerEvent::Frame(failed)).await.unwrap();
+    wait_batches(&buffer, 2, Duration::from_secs(10)).await;
+    // A plain tank reading waits for the interval (60 s here): nothing more is cut.
+    tx.send(PollerEvent::Frame(frame(1, 3_000, &[42])))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(buffer.stats().pending_batches, 2, "a sparse reading waits");
+    drop(tx);
+    task.await.unwrap();
+    assert_eq!(buffer.stats().pending_batches, 3, "shutdown flushes it");
 }
 
 #[tokio::test]

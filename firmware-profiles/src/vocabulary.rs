@@ -181,6 +181,22 @@ pub fn check_unit(unit: &str) -> Result<(), String> {
     }
     Ok(())
 }
+/// Canonical metrics people's safety depends on (toxic and combustible gas, the detector's
+/// own alarms and faults): the agent commits a frame holding one of them at once, however
+/// sparse the site, so it reaches the cloud within a poll cycle.
+pub const SAFETY_METRICS: &[&str] = &[
+    "h2s_ppm",
+    "h2s_alarm_low",
+    "h2s_alarm_high",
+    "lel_pct",
+    "lel_alarm",
+    "detector_fault",
+];
+
+/// Whether `name` is one of the [`SAFETY_METRICS`].
+pub fn is_safety(name: &str) -> bool {
+    SAFETY_METRICS.contains(&name)
+}
 
 /// One canonical metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
