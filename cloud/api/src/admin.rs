@@ -25,8 +25,8 @@ use store::tenants::{self, Tenant, TenantStatus};
 
 use crate::access::Caller;
 use crate::extract::{
-    DEFAULT_PAGE, InvitationDto, JsonBody, PageQuery, SlugPageQuery, check_slug, parse_id_cursor,
-    parse_limit, parse_slug_cursor, send_invitation, split_page,
+    DEFAULT_PAGE, InvitationDto, JsonBody, PageQuery, SlugPageQuery, check_slug, kick_from_brokers,
+    parse_id_cursor, parse_limit, parse_slug_cursor, send_invitation, split_page,
 };
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope};
 
@@ -306,17 +306,9 @@ async fn set_status(
     tx.commit().await.map_err(DbError::from)?;
     state.access().forget();
     if after.status != TenantStatus::Active {
-        kick_gateways(state, slug).await;
+        kick_from_brokers(state, slug).await;
     }
     Ok(Json(TenantDto::from(&after)))
-}
-
-/// Asks every broker to disconnect the tenant's gateways (their next login is refused:
-/// the tenant is no longer active). A failure is logged; the refusal at login holds anyway.
-async fn kick_gateways(state: &ApiState, slug: &str) {
-    if let Err(error) = state.db().notify_broker_kick(slug).await {
-        tracing::warn!(%error, tenant = slug, "cannot ask the brokers to disconnect the tenant's gateways");
-    }
 }
 
 #[utoipa::path(
@@ -741,7 +733,7 @@ async fn schedule_deletion(
     .await?;
     tx.commit().await.map_err(DbError::from)?;
     state.access().forget();
-    kick_gateways(&state, &slug).await;
+    kick_from_brokers(&state, &slug).await;
     Ok(Json(TenantDto::from(&after)))
 }
 

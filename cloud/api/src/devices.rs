@@ -18,7 +18,9 @@ use store::devices::{self as queries, DeviceDetail as DeviceDetailRow};
 use store::{DeviceId, WellId};
 
 use crate::access::Caller;
-use crate::extract::{Device, DeviceParam, GatewayParam, JsonBody, check_device};
+use crate::extract::{
+    Device, DeviceParam, GatewayParam, JsonBody, check_device, gateway_not_found,
+};
 use crate::{ApiError, ApiState, ErrorResponse, TenantScope};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -155,9 +157,7 @@ async fn create_device(
     let mut tx = scope.begin(state.db()).await?;
     let gw = store::gateways::gateway(&mut tx, scope.id, &gateway)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("gateway `{gateway}` of tenant `{}`", scope.slug))
-        })?;
+        .ok_or_else(|| gateway_not_found(&scope, &gateway))?;
     let row =
         queries::create_device(&mut tx, scope.id, gw.id, &body.name, &body.profile, well).await?;
     let target = format!("device:{}", row.device.id);

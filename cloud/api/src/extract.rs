@@ -15,8 +15,10 @@
 //!   ([`required`], [`parse_time`], [`parse_limit`], [`parse_day_range`], [`parse_month`],
 //!   …) that reports its own problems.
 //! - What several areas share lives here too, never in one area's file for the others to
-//!   import: the well lookup ([`require_well`], [`well_not_found`]), the [`SiteRef`] and
-//!   [`Device`] DTOs, and the device name and profile checks ([`check_device`]).
+//!   import: the well lookup ([`require_well`], [`well_not_found`]), the gateway's 404
+//!   ([`gateway_not_found`]), the broker kick after a change that refuses logins
+//!   ([`kick_from_brokers`]), the [`SiteRef`] and [`Device`] DTOs, and the device name and
+//!   profile checks ([`check_device`]).
 
 use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::request::Parts;
@@ -853,4 +855,18 @@ pub(crate) fn check_device(field: &str, name: &str, profile: &str) -> Result<(),
         )));
     }
     Ok(())
+}
+
+/// The 404 of a gateway id the tenant does not have.
+pub(crate) fn gateway_not_found(scope: &TenantScope, gateway: &str) -> ApiError {
+    ApiError::NotFound(format!("gateway `{gateway}` of tenant `{}`", scope.slug))
+}
+
+/// Asks every broker to disconnect `target` (`tenant/gateway`, or a tenant slug for all its
+/// gateways), after the change that refuses its next login has committed. A failure is
+/// logged, not returned: the refusal at the next login holds anyway.
+pub(crate) async fn kick_from_brokers(state: &ApiState, target: &str) {
+    if let Err(error) = state.db().notify_broker_kick(target).await {
+        tracing::warn!(%error, %target, "cannot ask the brokers to disconnect");
+    }
 }

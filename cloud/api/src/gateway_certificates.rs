@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 use store::certificates::{self as sql, CaKey, CertificateRow};
 
 use crate::access::Caller;
-use crate::extract::GatewayParam;
+use crate::extract::{GatewayParam, gateway_not_found, kick_from_brokers};
 use crate::{ApiError, ApiState, ErrorResponse, TenantScope};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -179,10 +179,6 @@ fn ca_key(state: &ApiState) -> Result<CaKey, ApiError> {
     Ok(CaKey::from_secret(secret.expose())?)
 }
 
-fn not_found(scope: &TenantScope, gateway: &str) -> ApiError {
-    ApiError::NotFound(format!("gateway `{gateway}` of tenant `{}`", scope.slug))
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/gateways/{gateway}/certificates",
@@ -216,7 +212,7 @@ async fn issue(
         &caller.principal.actor,
     )
     .await?
-    .ok_or_else(|| not_found(&scope, &gateway))?;
+    .ok_or_else(|| gateway_not_found(&scope, &gateway))?;
     let target = format!("gateway:{gateway}");
     store::audit::record(
         &mut tx,
@@ -268,7 +264,7 @@ async fn list(
     let mut tx = scope.begin(state.db()).await?;
     let rows = sql::list_gateway_certificates(&mut tx, scope.id, &gateway)
         .await?
-        .ok_or_else(|| not_found(&scope, &gateway))?;
+        .ok_or_else(|| gateway_not_found(&scope, &gateway))?;
     tx.commit().await?;
     Ok(Json(CertificateList {
         gateway,
@@ -319,9 +315,6 @@ async fn revoke(
     .await?;
     tx.commit().await?;
     // Revoked first, then kicked: the next login asks the store again and is refused.
-    let kick = format!("{}/{gateway}", scope.slug);
-    if let Err(error) = state.db().notify_broker_kick(&kick).await {
-        tracing::warn!(%error, gateway = %kick, "cannot ask the brokers to disconnect the gateway");
-    }
+    kick_from_brokers(&state, &format!("{}/{gateway}", scope.slug)).await;
     Ok(Json(CertificateBody::from(after)))
 }

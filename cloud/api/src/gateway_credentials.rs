@@ -27,7 +27,7 @@ use store::SiteId;
 use store::gateways as sql;
 
 use crate::access::Caller;
-use crate::extract::{GatewayParam, JsonBody, check_device};
+use crate::extract::{GatewayParam, JsonBody, check_device, gateway_not_found, kick_from_brokers};
 use crate::{ApiError, ApiState, ErrorResponse, TenantScope};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -345,9 +345,7 @@ async fn rotate(
     let mut tx = scope.begin(state.db()).await?;
     let done = sql::rotate_credentials(&mut tx, scope.id, &gateway, &password, overlap_until)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("gateway `{gateway}` of tenant `{}`", scope.slug))
-        })?;
+        .ok_or_else(|| gateway_not_found(&scope, &gateway))?;
     let target = format!("gateway:{gateway}");
     store::audit::record(
         &mut tx,
@@ -362,7 +360,7 @@ async fn rotate(
     .await?;
     tx.commit().await?;
     if done.previous_valid_until.is_none() {
-        kick(&state, &scope, &gateway).await;
+        kick_from_brokers(&state, &format!("{}/{gateway}", scope.slug)).await;
     }
     Ok(Json(issued(
         &state,
@@ -372,13 +370,6 @@ async fn rotate(
         &body.devices,
         done.previous_valid_until,
     )))
-}
-
-async fn kick(state: &ApiState, scope: &TenantScope, gateway: &str) {
-    let target = format!("{}/{gateway}", scope.slug);
-    if let Err(error) = state.db().notify_broker_kick(&target).await {
-        tracing::warn!(%error, gateway = %target, "cannot ask the brokers to disconnect the gateway");
-    }
 }
 
 #[utoipa::path(
@@ -403,9 +394,7 @@ async fn revoke(
     let mut tx = scope.begin(state.db()).await?;
     let done = sql::revoke_credentials(&mut tx, scope.id, &gateway)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("gateway `{gateway}` of tenant `{}`", scope.slug))
-        })?;
+        .ok_or_else(|| gateway_not_found(&scope, &gateway))?;
     let target = format!("gateway:{gateway}");
     store::audit::record(
         &mut tx,
@@ -419,6 +408,6 @@ async fn revoke(
     )
     .await?;
     tx.commit().await?;
-    kick(&state, &scope, &gateway).await;
+    kick_from_brokers(&state, &format!("{}/{gateway}", scope.slug)).await;
     Ok(StatusCode::NO_CONTENT)
 }

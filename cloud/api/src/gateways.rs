@@ -17,7 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{
-    DEFAULT_PAGE, Device, SiteRef, SlugPageQuery, parse_limit, parse_slug_cursor, split_page,
+    DEFAULT_PAGE, Device, SiteRef, SlugPageQuery, gateway_not_found, parse_limit,
+    parse_slug_cursor, split_page,
 };
 use super::{ApiError, ApiQuery, ApiState, ErrorResponse, GatewayParam, TenantScope};
 use store::gateways::{self as queries, BirthRow, BufferRow, GatewayRow};
@@ -247,9 +248,7 @@ async fn get_gateway(
     let mut tx = scope.begin(state.db()).await?;
     let row = queries::gateway(&mut tx, scope.id, &slug)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("gateway `{slug}` of tenant `{}`", scope.slug))
-        })?;
+        .ok_or_else(|| gateway_not_found(&scope, &slug))?;
     let devices = queries::gateway_devices(&mut tx, scope.id, row.id).await?;
     tx.commit().await?;
     Ok(Json(GatewayDetail {
