@@ -7,17 +7,7 @@ use std::time::Duration;
 use api::ApiOptions;
 use server::config::CloudConfig;
 
-const MINIMAL: &str = r#"
-    [database]
-    url = "postgres://postgres@127.0.0.1/wp"
-    [broker]
-    client_id = "wp-ingester-1"
-    username = "wp-ingester-1"
-    password = "s3cret"
-    [broker.embedded]
-    config = "rumqttd.toml"
-    listener = "internal"
-"#;
+const MINIMAL: &str = testkit::MINIMAL_CLOUD_TOML;
 
 #[test]
 fn the_example_config_has_a_documented_api_section() {

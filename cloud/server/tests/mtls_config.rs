@@ -9,17 +9,7 @@ use std::time::Duration;
 use broker::ClientCertificates;
 use server::config::CloudConfig;
 
-const BASE: &str = r#"
-    [database]
-    url = "postgres://postgres@127.0.0.1/wp"
-    [broker]
-    client_id = "wp-ingester-1"
-    username = "wp-ingester-1"
-    password = "s3cret"
-    [broker.embedded]
-    config = "rumqttd.toml"
-    listener = "internal"
-"#;
+const BASE: &str = testkit::MINIMAL_CLOUD_TOML;
 
 #[test]
 fn the_example_enables_certificates_on_its_tls_listeners() {

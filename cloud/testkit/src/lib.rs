@@ -32,3 +32,17 @@ pub mod probe;
 pub mod proxy;
 pub mod scratch;
 pub mod smtp;
+
+/// The smallest `cloud.toml` the server's config tests build on: a database, the ingester's
+/// login and the embedded broker's internal listener; tests append the section they check.
+pub const MINIMAL_CLOUD_TOML: &str = r#"
+    [database]
+    url = "postgres://postgres@127.0.0.1/wp"
+    [broker]
+    client_id = "wp-ingester-1"
+    username = "wp-ingester-1"
+    password = "s3cret"
+    [broker.embedded]
+    config = "rumqttd.toml"
+    listener = "internal"
+"#;
