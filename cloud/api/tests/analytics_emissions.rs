@@ -16,29 +16,6 @@ use testkit::analytics::*;
 
 const DAYS: f64 = 3.0;
 
-fn source(site: &WellSite, name: &str, kind: SourceKind) -> EmissionSource {
-    EmissionSource {
-        id: 0,
-        site_id: site.site,
-        well_id: Some(site.well),
-        name: name.to_string(),
-        kind,
-        meter_series_id: None,
-        gas: GAS,
-        hhv_mmbtu_per_scf: None,
-        flare_efficiency: None,
-        flare_unlit: false,
-        combustion_unit: None,
-        ch4_kg_per_mmbtu: None,
-        region: Region::Western,
-        subpart_w_facility: true,
-        in_service_from: None,
-        in_service_to: None,
-        components: Vec::new(),
-        pneumatics: Vec::new(),
-    }
-}
-
 fn masses(v: &Value) -> GasMasses {
     GasMasses {
         co2_kg: v["co2_kg"].as_f64().unwrap(),

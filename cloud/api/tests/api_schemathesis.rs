@@ -14,14 +14,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use analytics::emissions::SourceKind;
-use analytics::emissions::factors::{Equipment, Region, Service};
+use analytics::emissions::factors::{Equipment, Service};
 use api::{ApiOptions, AuthOptions};
 use chrono::{TimeDelta, Utc};
 use mail::{MailOptions, Mailer, SmtpSecurity};
 use serde_json::{Value, json};
 use store::emissions::{EmissionSource, insert_source};
 use store::identity::Role;
-use testkit::analytics::{GAS, WellSite, register_filings, seed_march, seed_oil};
+use testkit::analytics::{WellSite, register_filings, seed_march, seed_oil, source};
 use testkit::api::{Setup, TestApi, seed};
 use testkit::smtp::SmtpSink;
 
@@ -196,24 +196,8 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
             &mut conn,
             texas.tenant,
             &EmissionSource {
-                id: 0,
-                site_id: texas.site,
-                well_id: Some(texas.well),
-                name: "Wellhead leaks".into(),
-                kind: SourceKind::EquipmentLeaks,
-                meter_series_id: None,
-                gas: GAS,
-                hhv_mmbtu_per_scf: None,
-                flare_efficiency: None,
-                flare_unlit: false,
-                combustion_unit: None,
-                ch4_kg_per_mmbtu: None,
-                region: Region::Western,
-                subpart_w_facility: true,
-                in_service_from: None,
-                in_service_to: None,
                 components: vec![(Equipment::Valve, Service::Gas, 12)],
-                pneumatics: Vec::new(),
+                ..source(&texas, "Wellhead leaks", SourceKind::EquipmentLeaks)
             },
         )
         .await

@@ -528,3 +528,32 @@ pub const GAS: analytics::emissions::GasComposition = analytics::emissions::GasC
     co2: 0.01,
     other: 0.01,
 };
+
+/// A well-level emission source at `site` with no meter, counts or service window, the
+/// [`GAS`] composition and the Western region of Table W-1A.
+pub fn source(
+    site: &WellSite,
+    name: &str,
+    kind: analytics::emissions::SourceKind,
+) -> store::emissions::EmissionSource {
+    store::emissions::EmissionSource {
+        id: 0,
+        site_id: site.site,
+        well_id: Some(site.well),
+        name: name.to_string(),
+        kind,
+        meter_series_id: None,
+        gas: GAS,
+        hhv_mmbtu_per_scf: None,
+        flare_efficiency: None,
+        flare_unlit: false,
+        combustion_unit: None,
+        ch4_kg_per_mmbtu: None,
+        region: analytics::emissions::factors::Region::Western,
+        subpart_w_facility: true,
+        in_service_from: None,
+        in_service_to: None,
+        components: Vec::new(),
+        pneumatics: Vec::new(),
+    }
+}
