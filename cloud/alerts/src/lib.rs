@@ -1,0 +1,3 @@
+//! `alerts`: what happens to an alert after detection raised it.
+
+pub mod deliver;
