@@ -16,6 +16,7 @@
 //! | `PayloadTooLarge`    | 413    | `payload_too_large`  | the limit                         |
 //! | `MailUnavailable`    | 503    | `mail_unavailable`   | mail not configured or refused    |
 //! | `CertificatesUnavailable` | 503 | `certificates_unavailable` | no usable `[tenancy] ca_key` |
+//! | `SecretsUnavailable` | 503 | `secrets_unavailable` | destination secrets cannot be sealed |
 //! | `Unprocessable`      | 422    | `unprocessable`      | summary, plus `problems`          |
 //! | `TooManyRequests`    | 429    | `rate_limited`       | which limit; `Retry-After` header |
 //! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
@@ -142,6 +143,10 @@ pub enum ApiError {
     /// does not open the tenant CA's key.
     #[error("{0}")]
     CertificatesUnavailable(String),
+    /// An alert destination's secret cannot be sealed or opened: `[tenancy] ca_key` is not
+    /// set, or does not open it.
+    #[error("{0}")]
+    SecretsUnavailable(String),
     /// No route has this path.
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -221,7 +226,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::MailUnavailable(_) | ApiError::CertificatesUnavailable(_) => {
+            ApiError::MailUnavailable(_)
+            | ApiError::CertificatesUnavailable(_)
+            | ApiError::SecretsUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -248,6 +255,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MailUnavailable(_) => "mail_unavailable",
             ApiError::CertificatesUnavailable(_) => "certificates_unavailable",
+            ApiError::SecretsUnavailable(_) => "secrets_unavailable",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",

@@ -296,6 +296,24 @@ id_param! {
     InterventionParam(i64), "intervention", "Record id (`id` in the well's list).";
     /// The `{device}` path segment: a device id.
     DeviceParam(DeviceId), "device", "Device id (`id` in the gateway's device list).";
+    /// The `{alert}` path segment: an alert id.
+    AlertParam(i64), "alert", "Alert id (`id` in the alert list).";
+    /// The `{silence}` path segment: a silence id.
+    SilenceParam(i64), "silence", "Silence id (`id` in the silence list).";
+    /// The `{rule}` path segment: a detection rule id.
+    RuleParam(i64), "rule", "Rule id (`id` in the rule list).";
+    /// The `{destination}` path segment: an alert destination id.
+    DestinationParam(i64), "destination", "Destination id (`id` in the destination list).";
+}
+
+/// The server's sealing key for tenant secrets (`[tenancy] ca_key`); `unavailable` is the
+/// error when it is not configured.
+pub(crate) fn sealing_key(
+    state: &ApiState,
+    unavailable: impl FnOnce() -> ApiError,
+) -> Result<store::certificates::CaKey, ApiError> {
+    let secret = state.options().ca_key.as_ref().ok_or_else(unavailable)?;
+    Ok(store::certificates::CaKey::from_secret(secret.expose())?)
 }
 
 /// The `{gateway}` path segment: a gateway id as in MQTT topics.
@@ -868,5 +886,35 @@ pub(crate) fn gateway_not_found(scope: &TenantScope, gateway: &str) -> ApiError 
 pub(crate) async fn kick_from_brokers(state: &ApiState, target: &str) {
     if let Err(error) = state.db().notify_broker_kick(target).await {
         tracing::warn!(%error, %target, "cannot ask the brokers to disconnect");
+    }
+}
+
+/// An optional positive id in the query string (`well=17`).
+pub(crate) fn parse_query_id(name: &'static str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Some(id)),
+            _ => Err(ApiError::query(
+                name,
+                format!("must be a positive integer id, got {}", shown(raw)),
+            )),
+        },
+    }
+}
+
+/// An optional value of the query string that must be one of `allowed`.
+pub(crate) fn parse_choice<'a>(
+    name: &'static str,
+    raw: Option<&'a str>,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v)),
+        Some(v) => Err(ApiError::query(
+            name,
+            format!("must be one of {}, got {}", allowed.join(", "), shown(v)),
+        )),
     }
 }

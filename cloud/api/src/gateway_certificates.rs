@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 use store::certificates::{self as sql, CaKey, CertificateRow};
 
 use crate::access::Caller;
-use crate::extract::{GatewayParam, gateway_not_found, kick_from_brokers};
+use crate::extract::{GatewayParam, gateway_not_found, kick_from_brokers, sealing_key};
 use crate::{ApiError, ApiState, ErrorResponse, TenantScope};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -170,13 +170,12 @@ fn agent_toml_tls(tenant: &str, gateway: &str) -> String {
 }
 
 fn ca_key(state: &ApiState) -> Result<CaKey, ApiError> {
-    let secret = state.options().ca_key.as_ref().ok_or_else(|| {
+    sealing_key(state, || {
         ApiError::CertificatesUnavailable(
             "gateway client certificates are not enabled on this server ([tenancy] ca_key is not set)"
                 .to_owned(),
         )
-    })?;
-    Ok(CaKey::from_secret(secret.expose())?)
+    })
 }
 
 #[utoipa::path(

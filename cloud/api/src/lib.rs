@@ -91,8 +91,11 @@
 
 mod access;
 mod admin;
+mod alert_destinations;
+mod alerts;
 mod credentials;
 mod decline;
+mod detection;
 mod devices;
 mod docs;
 mod emissions;
@@ -171,6 +174,8 @@ pub struct ApiOptions {
     pub ca_key: Option<base::Secret>,
     /// Validity of an issued gateway client certificate.
     pub gateway_certificate_validity: Duration,
+    /// On-demand model training (`POST …/models/train`): window and minimum history.
+    pub training: alerts::training::TrainingOptions,
 }
 
 impl ApiOptions {
@@ -197,6 +202,7 @@ impl Default for ApiOptions {
             gateway_mqtt_url: "mqtt://127.0.0.1:1883".to_owned(),
             ca_key: None,
             gateway_certificate_validity: store::certificates::DEFAULT_VALIDITY,
+            training: alerts::training::TrainingOptions::default(),
         }
     }
 }
@@ -212,6 +218,7 @@ pub struct ApiState {
     registry: Arc<Mutex<Registry>>,
     access: Arc<access::Access>,
     mailer: Option<Arc<mail::Mailer>>,
+    alert_feed: alerts::stream::AlertFeed,
 }
 
 impl ApiState {
@@ -231,9 +238,14 @@ impl ApiState {
             runtime.spawn(Arc::clone(&access).listen());
             runtime.spawn(Arc::clone(&access).flush_usage(options.usage_flush_interval));
         }
+        let alert_feed = alerts::stream::AlertFeed::new();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(alert_feed.clone().listen(db.clone()));
+        }
         ApiState {
             access,
             mailer: None,
+            alert_feed,
             db,
             options: Arc::new(options),
             ingester: None,
@@ -281,6 +293,11 @@ impl ApiState {
                 "outgoing mail is not configured on this server ([mail] in cloud.toml)".to_owned(),
             )
         })
+    }
+
+    /// Alert changes of every tenant, live (the SSE stream filters them).
+    pub(crate) fn alert_feed(&self) -> &alerts::stream::AlertFeed {
+        &self.alert_feed
     }
 
     pub(crate) fn access(&self) -> &access::Access {
@@ -370,6 +387,9 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(session::routes())
         .merge(people::routes())
         .merge(admin::routes())
+        .merge(alerts::routes())
+        .merge(detection::routes())
+        .merge(alert_destinations::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as served at `/api/openapi.json`.

@@ -77,6 +77,7 @@
 
 mod auth;
 mod classify;
+mod detection;
 mod mqtt;
 mod pipeline;
 mod rows;
@@ -92,6 +93,7 @@ use rumqttc::v5::AsyncClient;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use detection::DetectionOptions;
 pub use mqtt::{MqttEndpoint, MqttTls};
 pub use stats::{IngestCollector, IngestStats, RejectReason, StatsSnapshot};
 
@@ -125,6 +127,8 @@ pub struct IngestOptions {
     /// Longest MQTT reconnect delay: a broker restart costs at most about this much
     /// before the ingester is subscribed again and announces itself online.
     pub reconnect_max: Duration,
+    /// Live detection in the ingest transaction (`None`: off).
+    pub detection: Option<DetectionOptions>,
 }
 
 impl Default for IngestOptions {
@@ -143,6 +147,7 @@ impl Default for IngestOptions {
             retry_max: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
+            detection: Some(DetectionOptions::default()),
         }
     }
 }

@@ -27,6 +27,7 @@ use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death, Messag
 
 use super::IngestOptions;
 use super::auth::{Keyring, RepeatLog, Verdict};
+use super::detection::{BatchInput, Detection, Prepared};
 use super::classify::{self, Address, Payload, Refusal};
 use super::mqtt::{Delivery, Epoch};
 use super::rows::batch_rows;
@@ -91,6 +92,8 @@ pub(crate) struct Pipeline {
     /// that predates negative acks is counted but not recorded again.
     refused: HashSet<(GatewayId, u64, u64, u64)>,
     status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
+    /// Live detection (none when `[detection] enabled = false`).
+    detection: Option<Detection>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -117,6 +120,7 @@ impl Pipeline {
             QoS::AtLeastOnce
         };
         Pipeline {
+            detection: options.detection.as_ref().map(Detection::new),
             sessions: Sessions::new(options.seq_gap_window, options.rebirth_min_interval),
             db,
             client,
@@ -582,12 +586,18 @@ impl Pipeline {
             return staged;
         }
         let db = self.db.clone();
+        let prepared = self.prepare_detection(&staged).await;
         let result = retry(&self.stats, &self.options, "ingest transaction", || {
-            ingest_tx(&db, &staged)
+            ingest_tx(&db, &staged, &prepared)
         })
         .await;
         match result {
-            Ok(outcome) => self.settle(staged, outcome).await,
+            Ok((outcome, scored)) => {
+                add(&self.stats.samples_scored, scored.samples);
+                add(&self.stats.findings, scored.findings);
+                add(&self.stats.alerts_opened, scored.alerts_opened);
+                self.settle(staged, outcome).await
+            }
             Err(e) if staged.len() == 1 => {
                 let batch = staged.into_iter().next().expect("one staged batch");
                 let refusal = permanent_refusal("ingest transaction", e);
@@ -602,6 +612,32 @@ impl Pipeline {
                     committed.extend(Box::pin(self.commit(vec![batch])).await);
                 }
                 committed
+            }
+        }
+    }
+
+    /// What detection needs for the round's transaction, read before it (see
+    /// [`super::detection`]). A database outage is retried like the transaction; a
+    /// permanent error leaves the round unscored (logged), never unstored.
+    async fn prepare_detection(&mut self, staged: &[Staged]) -> Prepared {
+        let Some(detection) = self.detection.as_ref() else {
+            return Prepared::default();
+        };
+        let wanted = Detection::wanted(staged.iter().flat_map(|b| b.rows.iter()));
+        let db = self.db.clone();
+        let fetched = retry(&self.stats, &self.options, "detection inputs", || {
+            detection.fetch(&db, &wanted)
+        })
+        .await;
+        match fetched {
+            Ok(fetched) => self
+                .detection
+                .as_mut()
+                .map(|d| d.absorb(fetched, &wanted))
+                .unwrap_or_default(),
+            Err(e) => {
+                error!(error = %e, "cannot read detection inputs; this round is stored unscored");
+                Prepared::default()
             }
         }
     }
@@ -801,8 +837,12 @@ impl Pipeline {
     }
 }
 
-/// Opens, fills and commits one ingest transaction.
-async fn ingest_tx(db: &Db, staged: &[Staged]) -> Result<IngestOutcome, DbError> {
+/// Opens, fills, scores and commits one ingest transaction.
+async fn ingest_tx(
+    db: &Db,
+    staged: &[Staged],
+    detection: &Prepared,
+) -> Result<(IngestOutcome, super::detection::Scored), DbError> {
     let mut tx = db.begin_ingest().await?;
     for batch in staged {
         if let Some(mut writer) = tx.record_batch(batch.record)? {
@@ -811,7 +851,18 @@ async fn ingest_tx(db: &Db, staged: &[Staged]) -> Result<IngestOutcome, DbError>
             }
         }
     }
-    tx.commit().await
+    let outcome = tx.write().await?;
+    let inputs: Vec<BatchInput<'_>> = staged
+        .iter()
+        .map(|b| BatchInput {
+            key: b.record.key(),
+            historical: b.record.historical,
+            rows: &b.rows,
+        })
+        .collect();
+    let scored = detection.score(tx.conn(), &inputs, &outcome).await?;
+    tx.finish().await?;
+    Ok((outcome, scored))
 }
 
 /// Runs `op` until it succeeds or fails permanently; transient failures are retried with

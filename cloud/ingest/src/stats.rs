@@ -109,6 +109,12 @@ pub struct IngestStats {
     pub batches_duplicate: AtomicU64,
     /// Samples written to telemetry.
     pub samples_stored: AtomicU64,
+    /// Samples scored by live detection.
+    pub samples_scored: AtomicU64,
+    /// Findings detection recorded (condition transitions).
+    pub findings: AtomicU64,
+    /// Alerts detection opened.
+    pub alerts_opened: AtomicU64,
     /// Births applied to the catalog.
     pub births_applied: AtomicU64,
     /// Deaths processed (session ended, or ignored because a newer boot is current).
@@ -153,6 +159,12 @@ pub struct StatsSnapshot {
     pub batches_duplicate: u64,
     /// See [`IngestStats::samples_stored`].
     pub samples_stored: u64,
+    /// See [`IngestStats::samples_scored`].
+    pub samples_scored: u64,
+    /// See [`IngestStats::findings`].
+    pub findings: u64,
+    /// See [`IngestStats::alerts_opened`].
+    pub alerts_opened: u64,
     /// See [`IngestStats::births_applied`].
     pub births_applied: u64,
     /// See [`IngestStats::deaths_processed`].
@@ -222,6 +234,9 @@ impl IngestStats {
             batches_stored: get(&self.batches_stored),
             batches_duplicate: get(&self.batches_duplicate),
             samples_stored: get(&self.samples_stored),
+            samples_scored: get(&self.samples_scored),
+            findings: get(&self.findings),
+            alerts_opened: get(&self.alerts_opened),
             births_applied: get(&self.births_applied),
             deaths_processed: get(&self.deaths_processed),
             command_results: get(&self.command_results),
@@ -268,6 +283,13 @@ impl Collector for IngestCollector {
                 "Samples written to telemetry",
                 s.samples_stored,
             ),
+            (
+                "samples_scored",
+                "Samples scored by live detection",
+                s.samples_scored,
+            ),
+            ("findings", "Findings recorded by detection", s.findings),
+            ("alerts_opened", "Alerts opened by detection", s.alerts_opened),
             ("births_applied", "Births applied", s.births_applied),
             ("deaths_processed", "Deaths processed", s.deaths_processed),
             (

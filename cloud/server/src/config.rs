@@ -77,6 +77,256 @@ pub struct CloudConfig {
     /// `[tenancy]`: the end of a tenant (export, grace period).
     #[serde(default)]
     pub tenancy: TenancyConfig,
+    /// `[detection]`: live anomaly detection in the ingest transaction.
+    #[serde(default)]
+    pub detection: DetectionConfig,
+    /// `[alerts]`: the alert lifecycle and delivery.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[detection]`: the detectors run on every batch inside its ingest transaction.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// Score batches as they are stored (default true). Off: nothing is detected or alerted.
+    pub enabled: bool,
+    /// Samples a series needs before its baseline may fire (default 30).
+    pub warmup_samples: u32,
+    /// Robust z-score (median/MAD scale) at which a baseline detector fires (default 6).
+    pub z_threshold: f64,
+    /// Consecutive anomalous observations before a condition is active, and normal ones
+    /// before it clears (default 3; safety thresholds fire at once).
+    pub sustain_samples: u32,
+    /// H2S (ppm): warning at (default 10, the OSHA ceiling) and critical at (default 20).
+    pub h2s_warning_ppm: f64,
+    /// See `h2s_warning_ppm`.
+    pub h2s_critical_ppm: f64,
+    /// Combustible gas (%LEL): warning at (default 10) and critical at (default 20).
+    pub lel_warning_pct: f64,
+    /// See `lel_warning_pct`.
+    pub lel_critical_pct: f64,
+    /// A device is silent after `silent_factor` × its learned sample interval, and at least
+    /// `silent_min` (defaults 5 and 60s); checked every `silence_check`.
+    pub silent_factor: f64,
+    /// See `silent_factor`.
+    #[serde(with = "humantime_serde")]
+    pub silent_min: Duration,
+    /// See `silent_factor` (default 15s).
+    #[serde(with = "humantime_serde")]
+    pub silence_check: Duration,
+    /// `[detection.training]`: the per-well multivariate models.
+    pub training: TrainingConfig,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        let d = detect::DetectOptions::default();
+        DetectionConfig {
+            enabled: true,
+            warmup_samples: d.warmup_samples,
+            z_threshold: d.z_threshold,
+            sustain_samples: d.sustain_samples,
+            h2s_warning_ppm: d.h2s_warning_ppm,
+            h2s_critical_ppm: d.h2s_critical_ppm,
+            lel_warning_pct: d.lel_warning_pct,
+            lel_critical_pct: d.lel_critical_pct,
+            silent_factor: d.silent_factor,
+            silent_min: Duration::from_millis(u64::try_from(d.silent_min_ms).unwrap_or(60_000)),
+            silence_check: Duration::from_secs(15),
+            training: TrainingConfig::default(),
+        }
+    }
+}
+
+/// `[detection.training]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// How often every well's model is trained again (default 24h).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How much recent history a model learns from (default 14d).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Fewest complete one-minute rows a model needs (default 240).
+    pub min_rows: i64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        let d = alerts::training::TrainingOptions::default();
+        TrainingConfig {
+            interval: d.interval,
+            window: d.window,
+            min_rows: d.min_rows,
+        }
+    }
+}
+
+impl DetectionConfig {
+    fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("[detection] {name} must be a positive number, got {v}"))
+            }
+        };
+        positive("z_threshold", self.z_threshold)?;
+        positive("h2s_warning_ppm", self.h2s_warning_ppm)?;
+        positive("lel_warning_pct", self.lel_warning_pct)?;
+        positive("silent_factor", self.silent_factor)?;
+        if self.h2s_critical_ppm < self.h2s_warning_ppm || self.lel_critical_pct < self.lel_warning_pct
+        {
+            return Err("[detection] critical gas thresholds must not be below the warnings".to_owned());
+        }
+        if self.sustain_samples == 0 {
+            return Err("[detection] sustain_samples must be at least 1".to_owned());
+        }
+        if self.silence_check.is_zero() || self.silent_min.is_zero() {
+            return Err("[detection] silence_check and silent_min must be positive".to_owned());
+        }
+        if self.training.interval < Duration::from_secs(60) || self.training.window < Duration::from_secs(3600) {
+            return Err("[detection.training] interval must be at least 1m and window at least 1h".to_owned());
+        }
+        if self.training.min_rows < 10 {
+            return Err("[detection.training] min_rows must be at least 10".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The detectors' options.
+    pub fn detect_options(&self) -> detect::DetectOptions {
+        detect::DetectOptions {
+            warmup_samples: self.warmup_samples,
+            z_threshold: self.z_threshold,
+            sustain_samples: self.sustain_samples,
+            h2s_warning_ppm: self.h2s_warning_ppm,
+            h2s_critical_ppm: self.h2s_critical_ppm,
+            lel_warning_pct: self.lel_warning_pct,
+            lel_critical_pct: self.lel_critical_pct,
+            silent_factor: self.silent_factor,
+            silent_min_ms: i64::try_from(self.silent_min.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Training's options.
+    pub fn training_options(&self) -> alerts::training::TrainingOptions {
+        alerts::training::TrainingOptions {
+            interval: self.training.interval,
+            window: self.training.window,
+            min_rows: self.training.min_rows,
+        }
+    }
+}
+
+/// `[alerts]`: what happens to alerts, and their delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// A cleared condition resolves its alert after this long without firing again
+    /// (default 5m); firing again within it re-arms the same alert silently.
+    #[serde(with = "humantime_serde")]
+    pub hold: Duration,
+    /// Flap damping: a condition that resolved `flap_threshold` times within
+    /// `flap_window` opens its next alert as flapping, told only once it held for `hold`
+    /// (defaults 1h and 3).
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    /// See `flap_window`.
+    pub flap_threshold: i64,
+    /// A firing alert nobody acknowledged within this is escalated: severity one step up,
+    /// told again (default 30m).
+    #[serde(with = "humantime_serde")]
+    pub escalate_after: Duration,
+    /// Open alerts are re-sent to Alertmanager destinations this often (default 1m; keep
+    /// it below Alertmanager's `resolve_timeout`, 5m by default).
+    #[serde(with = "humantime_serde")]
+    pub alertmanager_resend: Duration,
+    /// How often the lifecycle job runs (default 5s).
+    #[serde(with = "humantime_serde")]
+    pub lifecycle_interval: Duration,
+    /// Attempts per message before it is dead (default 12).
+    pub max_attempts: u32,
+    /// Retry delays: exponential with jitter from `retry_min` to `retry_max` (defaults 1s
+    /// and 5m).
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    /// See `retry_min`.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Connect + request timeout per attempt (default 10s).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Base URL of the web app, for the links in messages.
+    pub public_url: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let o = alerts::outbox::OutboxOptions::default();
+        AlertsConfig {
+            hold: Duration::from_secs(300),
+            flap_window: Duration::from_secs(3600),
+            flap_threshold: 3,
+            escalate_after: Duration::from_secs(1800),
+            alertmanager_resend: Duration::from_secs(60),
+            lifecycle_interval: Duration::from_secs(5),
+            max_attempts: o.max_attempts,
+            retry_min: o.retry_min,
+            retry_max: o.retry_max,
+            request_timeout: o.request_timeout,
+            public_url: o.public_url,
+        }
+    }
+}
+
+impl AlertsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.hold.is_zero() || self.lifecycle_interval.is_zero() {
+            return Err("[alerts] hold and lifecycle_interval must be positive".to_owned());
+        }
+        if self.flap_threshold < 1 {
+            return Err("[alerts] flap_threshold must be at least 1".to_owned());
+        }
+        if self.max_attempts == 0 || self.retry_min.is_zero() || self.retry_max < self.retry_min {
+            return Err(
+                "[alerts] max_attempts must be at least 1, retry_min positive and not above retry_max"
+                    .to_owned(),
+            );
+        }
+        if self.request_timeout.is_zero() || self.alertmanager_resend.is_zero() || self.escalate_after.is_zero() {
+            return Err("[alerts] request_timeout, alertmanager_resend and escalate_after must be positive".to_owned());
+        }
+        match url::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+            _ => Err(format!("[alerts] public_url must be an http(s) URL, got {:?}", self.public_url)),
+        }
+    }
+
+    /// The lifecycle's timing.
+    pub fn policy(&self) -> store::alerts::AlertPolicy {
+        let c = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        store::alerts::AlertPolicy {
+            hold: c(self.hold),
+            flap_window: c(self.flap_window),
+            flap_threshold: self.flap_threshold,
+        }
+    }
+
+    /// The delivery worker's options.
+    pub fn outbox_options(&self) -> alerts::outbox::OutboxOptions {
+        alerts::outbox::OutboxOptions {
+            max_attempts: self.max_attempts,
+            retry_min: self.retry_min,
+            retry_max: self.retry_max,
+            request_timeout: self.request_timeout,
+            lease: (self.request_timeout * 3).max(Duration::from_secs(30)),
+            public_url: self.public_url.clone(),
+            ..alerts::outbox::OutboxOptions::default()
+        }
+    }
 }
 
 /// `[tenancy]`: what happens when a tenant is deleted, and the tenants' certificate
@@ -637,12 +887,37 @@ impl CloudConfig {
             deletion_grace: self.tenancy.deletion_grace,
             ca_key: self.tenancy.ca_key.clone(),
             gateway_certificate_validity: self.tenancy.gateway_certificate_validity,
+            training: self.detection.training_options(),
             plans: self
                 .plans
                 .iter()
                 .map(|(name, plan)| (name.clone(), plan.limits()))
                 .collect(),
             ..self.api.options()
+        }
+    }
+
+    /// The ingester's options: `[ingest]` with `[detection]` and `[alerts]`.
+    pub fn ingest_options(&self) -> ingest::IngestOptions {
+        ingest::IngestOptions {
+            detection: self.detection.enabled.then(|| ingest::DetectionOptions {
+                detect: self.detection.detect_options(),
+                policy: self.alerts.policy(),
+            }),
+            ..self.ingest.options()
+        }
+    }
+
+    /// The lifecycle jobs' options.
+    pub fn lifecycle_options(&self) -> alerts::lifecycle::LifecycleOptions {
+        alerts::lifecycle::LifecycleOptions {
+            policy: self.alerts.policy(),
+            escalate_after: self.alerts.escalate_after,
+            resend_interval: self.alerts.alertmanager_resend,
+            lifecycle_interval: self.alerts.lifecycle_interval,
+            silence_interval: self.detection.silence_check,
+            detect: self.detection.detect_options(),
+            training: self.detection.training_options(),
         }
     }
 
@@ -674,6 +949,8 @@ impl CloudConfig {
     fn validate(&self) -> Result<(), String> {
         self.broker.validate()?;
         self.ingest.validate()?;
+        self.detection.validate()?;
+        self.alerts.validate()?;
         self.storage
             .options()
             .validate()
@@ -879,9 +1156,11 @@ impl IngestConfig {
         Ok(())
     }
 
-    /// The ingester's runtime options.
+    /// The ingester's runtime options, detection left out (see
+    /// [`CloudConfig::ingest_options`]).
     pub fn options(&self) -> IngestOptions {
         IngestOptions {
+            detection: None,
             max_batch_messages: self.max_batch_messages,
             max_batch_delay: self.max_batch_delay,
             shared_group: self.shared_group.clone(),

@@ -253,7 +253,7 @@ async fn run(config: &Path) -> Result<()> {
     let _kicks = broker
         .as_ref()
         .map(|b| broker::spawn_kick_listener(db.clone(), b.kicker().clone()));
-    let ingester = Ingester::start(db.clone(), &endpoint, cfg.ingest.options())
+    let ingester = Ingester::start(db.clone(), &endpoint, cfg.ingest_options())
         .context("starting the ingester")?;
     let ingest_stats: Arc<IngestStats> = Arc::clone(ingester.stats());
     info!(broker = %format!("{}:{}", endpoint.host, endpoint.port), client_id = %endpoint.client_id, "ingester started");
@@ -264,13 +264,29 @@ async fn run(config: &Path) -> Result<()> {
         bail!("ingester stopped")
     });
     let job_metrics = JobMetrics::default();
-    let jobs = scheduler(
-        db.clone(),
-        &cfg.maintenance,
-        cfg.tenancy.export_dir.clone(),
-        cfg.api_options().plans,
-        job_metrics.clone(),
+    let jobs = alerts::lifecycle::jobs(&cfg.lifecycle_options()).into_iter().fold(
+        scheduler(
+            db.clone(),
+            &cfg.maintenance,
+            cfg.tenancy.export_dir.clone(),
+            cfg.api_options().plans,
+            job_metrics.clone(),
+        ),
+        Scheduler::with_job,
     );
+    let ca_key = match &cfg.tenancy.ca_key {
+        Some(secret) => Some(
+            store::certificates::CaKey::from_secret(secret.expose())
+                .context("[tenancy] ca_key")?,
+        ),
+        None => None,
+    };
+    let outbox = alerts::outbox::Outbox::new(db.clone(), ca_key, cfg.alerts.outbox_options())
+        .map_err(|e| anyhow::anyhow!("setting up alert delivery: {e}"))?;
+    services.spawn(async move {
+        outbox.run().await;
+        bail!("the alert delivery worker stopped")
+    });
     services.spawn(async move {
         jobs.run().await;
         bail!("the job scheduler stopped")

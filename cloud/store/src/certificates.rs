@@ -64,6 +64,9 @@ impl std::fmt::Debug for CaKey {
     }
 }
 
+/// The purpose a tenant CA's private key is sealed for.
+const CA_KEY_PURPOSE: &str = "tenant-ca-key";
+
 impl CaKey {
     /// Derives the sealing key from the configured secret (at least [`MIN_CA_KEY_LEN`]
     /// characters; e.g. `openssl rand -base64 32`).
@@ -83,12 +86,20 @@ impl CaKey {
         ))))
     }
 
-    fn aad(tenant: TenantId) -> String {
-        format!("wellpulse/v1/tenant-ca-key/{}", tenant.0)
+    /// The associated data binding a sealed value to its purpose and tenant.
+    fn aad_for(purpose: &str, tenant: TenantId) -> String {
+        format!("wellpulse/v1/{purpose}/{}", tenant.0)
     }
 
     /// Seals `plain` for `tenant`.
     fn seal(&self, tenant: TenantId, plain: &[u8]) -> Result<Vec<u8>, DbError> {
+        self.seal_as(CA_KEY_PURPOSE, tenant, plain)
+    }
+
+    /// Seals another secret of `tenant` (e.g. an alert destination's signing secret) under
+    /// the same server key, bound to `purpose` and the tenant: a value sealed for one
+    /// purpose or tenant never opens as another.
+    pub fn seal_as(&self, purpose: &str, tenant: TenantId, plain: &[u8]) -> Result<Vec<u8>, DbError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -98,10 +109,10 @@ impl CaKey {
             .0
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(Self::aad(tenant).as_bytes()),
+                Aad::from(Self::aad_for(purpose, tenant).as_bytes()),
                 &mut body,
             )
-            .map_err(|_| DbError::CaKey("cannot seal the CA key".to_owned()))?;
+            .map_err(|_| DbError::CaKey(format!("cannot seal the {purpose}")))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len());
         out.push(SEAL_VERSION);
         out.extend_from_slice(&nonce);
@@ -111,9 +122,14 @@ impl CaKey {
 
     /// Opens what [`CaKey::seal`] sealed for `tenant`.
     fn open(&self, tenant: TenantId, sealed: &[u8]) -> Result<Vec<u8>, DbError> {
+        self.open_as(CA_KEY_PURPOSE, tenant, sealed)
+    }
+
+    /// Opens what [`CaKey::seal_as`] sealed for `purpose` and `tenant`.
+    pub fn open_as(&self, purpose: &str, tenant: TenantId, sealed: &[u8]) -> Result<Vec<u8>, DbError> {
         let refused = || {
             DbError::CaKey(format!(
-                "the CA key of tenant {tenant} does not open with the configured [tenancy] ca_key \
+                "the {purpose} of tenant {tenant} does not open with the configured [tenancy] ca_key \
                  (was ca_key changed?)"
             ))
         };
@@ -127,7 +143,7 @@ impl CaKey {
         let plain = self
             .0
             .0
-            .open_in_place(nonce, Aad::from(Self::aad(tenant).as_bytes()), &mut body)
+            .open_in_place(nonce, Aad::from(Self::aad_for(purpose, tenant).as_bytes()), &mut body)
             .map_err(|_| refused())?;
         Ok(plain.to_vec())
     }

@@ -193,3 +193,12 @@ pub async fn delete_device(
         .await?;
     Ok(Some(before))
 }
+
+/// A device's name (empty when there is no such device).
+pub async fn device_name(conn: &mut PgConnection, device: DeviceId) -> Result<String, DbError> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM devices WHERE id = $1")
+        .bind(device)
+        .fetch_optional(conn)
+        .await?;
+    Ok(name.unwrap_or_default())
+}

@@ -52,6 +52,10 @@
 //! - [`certificates`]: per-tenant CAs (keys sealed at rest), gateway client certificates,
 //!   their revocation and the broker's question about a presented one.
 //! - [`wells`]: well and series reads.
+//! - [`detection`]: detector states (locked and written in the ingest transaction), tenant
+//!   rules, per-well models and their training data.
+//! - [`alerts`]: findings, the alert lifecycle, silences, destinations and the delivery
+//!   outbox.
 //! - [`copy`]: the PGCOPY binary encoder for telemetry rows.
 //! - [`telemetry`]: the exactly-once ingest transaction ([`IngestTx`]).
 //! - [`query`]: raw and bucketed telemetry reads.
@@ -73,9 +77,11 @@
 //! ([`boot_to_db`]/[`boot_from_db`]); batch sequence numbers must fit into 63 bits. All SQL
 //! is runtime SQL (`sqlx::query`), so building needs no database.
 
+pub mod alerts;
 pub mod audit;
 pub mod certificates;
 pub mod copy;
+pub mod detection;
 pub mod devices;
 pub mod emissions;
 pub mod gateways;
@@ -109,6 +115,9 @@ pub use gateways::{BROKER_KICK_CHANNEL, BrokerKicks};
 pub use query::{Bucket, RawSample};
 pub use registry::{AliasEntry, AliasMap, GatewayInfo, NewWell, Rejection};
 pub use schema::Backend;
+/// The connection of a transaction, for callers that add to one (e.g. detection in the
+/// ingest transaction).
+pub use sqlx::PgConnection;
 pub use telemetry::{BatchKey, BatchRecord, IngestOutcome, IngestTx, SeqConflict};
 
 /// Errors of the storage layer.

@@ -40,7 +40,17 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 32] = [
+pub const TENANT_TABLES: [(&str, Owned); 42] = [
+    ("alert_deliveries", Owned::ByTenant),
+    ("alert_comments", Owned::ByTenant),
+    ("alert_events", Owned::ByTenant),
+    ("findings", Owned::ByTenant),
+    ("alerts", Owned::ByTenant),
+    ("alert_silences", Owned::ByTenant),
+    ("alert_destinations", Owned::ByTenant),
+    ("detection_models", Owned::ByTenant),
+    ("detection_rules", Owned::ByTenant),
+    ("detector_states", Owned::ByTenant),
     ("one_time_tokens", Owned::ByTenant),
     ("memberships", Owned::ByTenant),
     ("api_keys", Owned::ByTenant),

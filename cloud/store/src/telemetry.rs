@@ -230,9 +230,17 @@ impl IngestTx {
 
     /// Stores the new batches and their samples atomically (see the module docs).
     pub async fn commit(mut self) -> Result<IngestOutcome, DbError> {
+        let outcome = self.write().await?;
+        self.finish().await?;
+        Ok(outcome)
+    }
+
+    /// Writes the staged batches that are new and their samples, without committing: the
+    /// caller may add to the transaction (detection does, through [`IngestTx::conn`]),
+    /// then calls [`IngestTx::finish`]. Call it once.
+    pub async fn write(&mut self) -> Result<IngestOutcome, DbError> {
         let mut outcome = IngestOutcome::default();
         if self.batches.is_empty() {
-            self.tx.commit().await?;
             return Ok(outcome);
         }
         let new = self.insert_batches().await?;
@@ -246,8 +254,19 @@ impl IngestTx {
         if outcome.stored.len() < self.batches.len() || !self.repeats.is_empty() {
             self.classify_skipped(&new, &mut outcome).await?;
         }
-        self.tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// The transaction's connection, for what the caller adds to it after
+    /// [`IngestTx::write`].
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits what [`IngestTx::write`] wrote and the caller added.
+    pub async fn finish(self) -> Result<(), DbError> {
+        self.tx.commit().await?;
+        Ok(())
     }
 
     /// Streams the rows of the new batches, sorted by (series, time), through one binary

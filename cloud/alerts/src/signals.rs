@@ -1,0 +1,69 @@
+//! Between detection and the store: a device's state from and to its JSON, rules from
+//! their rows, and signals as the rows `store::alerts::record_signals` takes. Used by the
+//! ingester (in its transaction) and by the silence sweep.
+
+use chrono::{DateTime, Utc};
+use detect::{DeviceState, Rule, Signal};
+use store::alerts::SignalRecord;
+use store::{DeviceId, TenantId};
+use tracing::warn;
+
+/// A stored rule as the detector's [`Rule`].
+pub fn rule_of(row: &store::detection::RuleRow) -> Result<Rule, String> {
+    let condition = serde_json::from_value(row.condition.clone()).map_err(|e| e.to_string())?;
+    let severity = detect::Severity::parse(&row.severity)
+        .ok_or_else(|| format!("unknown severity {:?}", row.severity))?;
+    Ok(Rule {
+        id: row.id,
+        metric: row.metric.clone(),
+        condition,
+        severity,
+        for_ms: row.for_ms,
+    })
+}
+
+/// The summary line of a signal's alert.
+pub fn summary(signal: &Signal, device: &str) -> String {
+    let what = signal.kind.describe();
+    match &signal.subject {
+        Some(subject) => format!("{what} — {device}, {subject}"),
+        None => format!("{what} — {device}"),
+    }
+}
+
+/// A device's state from its JSON (a fresh one when absent or unreadable).
+pub fn decode_state(device: DeviceId, json: Option<serde_json::Value>) -> DeviceState {
+    match json.map(serde_json::from_value::<DeviceState>) {
+        None => DeviceState::default(),
+        Some(Ok(state)) => state,
+        Some(Err(e)) => {
+            warn!(%device, error = %e, "unreadable detector state replaced by a fresh one");
+            DeviceState::default()
+        }
+    }
+}
+
+/// The signals of a device as rows for the store.
+pub fn signal_records<'a>(
+    tenant: TenantId,
+    device: DeviceId,
+    device_name: &str,
+    signals: &'a [Signal],
+) -> Vec<SignalRecord<'a>> {
+    signals
+        .iter()
+        .map(|s| SignalRecord {
+            tenant,
+            device,
+            kind: s.kind.as_str(),
+            subject: s.subject.as_deref(),
+            severity: s.severity.as_str(),
+            active: s.active,
+            page: s.page,
+            at: DateTime::<Utc>::from_timestamp_millis(s.ts_ms).unwrap_or_else(Utc::now),
+            evidence: serde_json::to_value(&s.evidence).unwrap_or_default(),
+            summary: summary(s, device_name),
+        })
+        .collect()
+}
+
