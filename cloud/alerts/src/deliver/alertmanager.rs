@@ -59,9 +59,12 @@ pub(super) fn render(
     now: DateTime<Utc>,
 ) -> Result<HttpRequest, RenderError> {
     let mut url = parse_url(dest.id, &dest.url)?;
-    if !url.path().trim_end_matches('/').ends_with(PATH) {
-        let path = format!("{}{PATH}", url.path().trim_end_matches('/'));
-        url.set_path(&path);
+    // `http://am:9093`, `…/prefix/` and `…/api/v2/alerts/` all post to `…/api/v2/alerts`.
+    let base = url.path().trim_end_matches('/').to_owned();
+    if base.ends_with(PATH) {
+        url.set_path(&base);
+    } else {
+        url.set_path(&format!("{base}{PATH}"));
     }
     let body = serde_json::to_vec(&postable_alerts(msg, now)).expect("a JSON value serialises");
     Ok(HttpRequest {

@@ -277,8 +277,8 @@ mod tests {
     #[test]
     fn secrets_with_several_keys_sign_with_each() {
         let (a, b) = (generate_secret(), generate_secret());
-        let keys = keys(&format!("{a} {b}")).unwrap();
-        let sig = sign(&keys, "id", "1", b"{}");
+        let both = keys(&format!("{a} {b}")).unwrap();
+        let sig = sign(&both, "id", "1", b"{}");
         assert_eq!(sig.split(' ').count(), 2);
         assert!(keys("whsec_c2hvcnQ=").is_err(), "5 bytes");
         assert!(keys("whsec_!!!").is_err());
