@@ -25,7 +25,7 @@
 //!   an alert posted without one until its own `resolve_timeout` (5 minutes by default),
 //!   which is why clients re-send firing alerts. We set `endsAt` ourselves, `now +`
 //!   [`VALIDITY`], so the behaviour does not depend on the receiving configuration; the
-//!   outbox re-sends ([`Event::Resend`](super::Event::Resend)) at least every
+//!   outbox re-sends ([`Event::Resend`]) at least every
 //!   [`RESEND_EVERY`] while the alert fires (Prometheus does the same with four missed
 //!   evaluations of margin). A resolved alert is posted with `endsAt` = its resolution
 //!   time, which resolves it at once.
