@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests and the demo need is installed and running on this machine:
-# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, aiosmtpd and
-# schemathesis, and Chromium
+# PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, aiosmtpd,
+# schemathesis, standardwebhooks and jsonschema (with its format checkers), and Chromium
 # (the API test that renders the docs page in a headless browser).
 # Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
 #
@@ -104,6 +104,14 @@ wp_ensure_py() {
 
 wp_ensure_cbor2() { wp_ensure_py cbor2 cbor2; }
 
+# The alert delivery tests (cloud/alerts/tests/deliver.rs): webhook signatures checked by the
+# Standard Webhooks reference library, bodies validated against the published schemas with
+# the date-time and uri formats checked.
+wp_ensure_standardwebhooks() { wp_ensure_py standardwebhooks standardwebhooks; }
+wp_ensure_jsonschema() {
+  wp_ensure_py "jsonschema, rfc3339_validator, rfc3986_validator" "jsonschema[format-nongpl]"
+}
+
 # The SMTP sink the mail tests start (cloud/testkit/smtp_sink.py).
 wp_ensure_aiosmtpd() { wp_ensure_py aiosmtpd aiosmtpd; }
 
@@ -115,6 +123,6 @@ wp_ensure_chromium() { [ -x /usr/bin/chromium ] || wp_apt_install chromium; }
 
 wp_ensure_all() {
   wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2 &&
-    wp_ensure_aiosmtpd && wp_ensure_schemathesis &&
-    wp_ensure_chromium
+    wp_ensure_standardwebhooks && wp_ensure_jsonschema && wp_ensure_aiosmtpd &&
+    wp_ensure_schemathesis && wp_ensure_chromium
 }
