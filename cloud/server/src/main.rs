@@ -7,6 +7,7 @@
 //! wellpulse-cloud create-admin --config cloud.toml --email ops@example.com   (password: --password-file or $WELLPULSE_ADMIN_PASSWORD)
 //! wellpulse-cloud broker --config cloud.toml     the embedded broker only
 //! wellpulse-cloud mosquitto-acl --config cloud.toml [--ingester NAME]...   Mosquitto ACL from the registry
+//! wellpulse-cloud detect --input data.csv [--output scores.csv] ...   the detectors over a CSV file
 //! ```
 //!
 //! `run` starts every long-running service as a task in one `JoinSet`; the process stops on
@@ -120,6 +121,37 @@ enum Command {
         #[arg(long = "ingester")]
         ingesters: Vec<String>,
     },
+    /// Run the live detectors over a CSV file (a time column and numeric columns) and
+    /// write `timestamp,score,flag,column` per input row: for evaluating detection on
+    /// labelled data. No configuration or database needed.
+    Detect {
+        /// Input CSV with a header row (`-` for stdin).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the scores (default stdout).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Name of the time column (RFC 3339, `YYYY-MM-DD HH:MM:SS` UTC, or epoch seconds
+        /// or milliseconds).
+        #[arg(long, default_value = "timestamp")]
+        time_column: String,
+        /// Value columns, comma-separated (default: every other column).
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// Fixed sample period (e.g. `1s`, `10m`): times are row index × period and the
+        /// time column may be absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        period: Option<Duration>,
+        /// Row score at which `flag` is 1 (1.0 = where the live detector fires).
+        #[arg(long, default_value_t = 1.0)]
+        threshold: f64,
+        /// Robust z-score of the per-column detectors (the live default when absent).
+        #[arg(long)]
+        z_threshold: Option<f64>,
+        /// Share of the rows the multivariate (PCA) model trains on; 0 disables it.
+        #[arg(long, default_value_t = 0.2)]
+        train_fraction: f64,
+    },
 }
 
 #[tokio::main]
@@ -190,7 +222,76 @@ async fn command(command: Command) -> Result<()> {
         }
         Command::Broker { config } => broker_only(&config).await,
         Command::MosquittoAcl { config, ingesters } => mosquitto_acl(&config, ingesters).await,
+        Command::Detect {
+            input,
+            output,
+            time_column,
+            columns,
+            period,
+            threshold,
+            z_threshold,
+            train_fraction,
+        } => {
+            let mut detect = detect::DetectOptions::default();
+            if let Some(z) = z_threshold {
+                detect.z_threshold = z;
+            }
+            let options = detect::offline::OfflineOptions {
+                time_column,
+                value_columns: columns,
+                sample_period_ms: period
+                    .map(|p| i64::try_from(p.as_millis()).unwrap_or(i64::MAX)),
+                threshold,
+                train_fraction,
+                detect,
+            };
+            detect_file(&input, output.as_deref(), &options)
+        }
     }
+}
+
+/// `detect`: scores `input` into `output` (stdout when absent) and reports on stderr.
+fn detect_file(
+    input: &Path,
+    output: Option<&Path>,
+    options: &detect::offline::OfflineOptions,
+) -> Result<()> {
+    if !(options.threshold.is_finite() && options.threshold > 0.0) {
+        bail!("--threshold must be a positive number");
+    }
+    if !(0.0..1.0).contains(&options.train_fraction) {
+        bail!("--train-fraction must be from 0 up to (not including) 1");
+    }
+    if options.sample_period_ms == Some(0) {
+        bail!("--period must be positive");
+    }
+    let reader: Box<dyn std::io::Read> = if input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        ))
+    };
+    let writer: Box<dyn std::io::Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let summary = detect::offline::score_csv(reader, writer, options)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    eprintln!(
+        "{} rows scored, {} flagged; columns: {}{}",
+        summary.rows,
+        summary.flagged,
+        summary.columns.join(", "),
+        summary
+            .model
+            .as_ref()
+            .map(|m| format!("; multivariate model on {} rows", m.n_rows))
+            .unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// A secret of a subcommand: from `--password-file` (less a trailing newline) or the

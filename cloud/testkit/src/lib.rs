@@ -16,6 +16,7 @@
 //! - [`analytics`]: a well whose tanks and meters report a known synthetic profile.
 //! - [`http`]: the one HTTP client of the tests.
 //! - [`proxy`]: the one TCP proxy a test can cut or stall (a database that goes away).
+//! - [`receiver`]: an HTTP receiver for outgoing deliveries, failing on demand.
 //! - [`smtp`]: a local SMTP sink (aiosmtpd) that mail tests read messages back from.
 
 // Fixtures hold sockets, tasks and pools; they are not worth a Debug impl each.
@@ -30,6 +31,7 @@ pub mod mqtt;
 pub mod mtls;
 pub mod probe;
 pub mod proxy;
+pub mod receiver;
 pub mod scratch;
 pub mod smtp;
 
