@@ -12,7 +12,9 @@
 //!   at 45–80 % of baseline.
 //! * **Gas lock**: running continuously with fillage below 65 % and *erratic* (sample steps
 //!   far above the series' normal jitter); ESP: current below 75 % of baseline and erratic.
-//!   Rod part wins over both (fillage is ≈ 0 on a parted string).
+//!   Rod part wins over both (fillage is ≈ 0 on a parted string), gas lock over pump-off
+//!   (an active gas lock is not re-diagnosed as pump-off when its fillage calms a while).
+//!   "Erratic" is the median of the last five steps, so one restart jump is not.
 //! * **Plunger not arriving**: the controller's non-arrival alarm.
 //! * **Tank high level**: the gauge's high-level switch, or a level at/above the setpoint.
 //! * **H2S / LEL**: at/above the warning threshold, at once (people's safety); critical
@@ -54,9 +56,15 @@ pub struct View<'a> {
     pub series: &'a BTreeMap<String, SeriesState>,
     /// Options.
     pub opts: &'a DetectOptions,
+    /// Device-level conditions active before this instant.
+    pub active: &'a [FindingKind],
 }
 
 impl View<'_> {
+    fn active(&self, kind: FindingKind) -> bool {
+        self.active.contains(&kind)
+    }
+
     fn get(&self, m: &str) -> Option<f64> {
         self.latest.get(m).copied()
     }
@@ -107,7 +115,7 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         return Vec::new();
     };
     let running = state == 1.0;
-    let (rod_part, pump_off, gas_lock, ev) = if let Some(fill) = v.get("pump_fillage_pct") {
+    let (rod_part, pump_off, gas_lock, slow_pump_off, ev) = if let Some(fill) = v.get("pump_fillage_pct") {
         let range = match (v.get("rod_load_peak_lbf"), v.get("rod_load_min_lbf")) {
             (Some(p), Some(m)) => Some(p - m),
             _ => None,
@@ -119,8 +127,11 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
             .get("pump_fillage_pct")
             .and_then(|s| s.erratic(3.0));
         let rod_part = state == 3.0 || (running && collapsed);
-        let pump_off = !rod_part && (state == 2.0 || (running && fill < 55.0 && erratic.is_none()));
         let gas_lock = !rod_part && running && fill < 65.0 && erratic.is_some();
+        let pump_off = !rod_part
+            && !gas_lock
+            && !v.active(FindingKind::GasLock)
+            && (state == 2.0 || (running && fill < 55.0 && erratic.is_none()));
         let mut values = v.values(&[
             "pump_state",
             "pump_fillage_pct",
@@ -134,7 +145,10 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         if let Some(r) = erratic {
             values.insert("fillage_jitter_ratio".into(), r);
         }
-        (rod_part, pump_off, gas_lock, (values, Some(fill), range, range_base))
+        // Low fillage alone must outlast the erratic test's window (a gas lock's first
+        // samples look like a pump-off's); an idling controller is proof at once.
+        let slow = state != 2.0 && !rod_part;
+        (rod_part, pump_off, gas_lock, slow, (values, Some(fill), range, range_base))
     } else if let Some(current) = v.get("motor_current_a") {
         let series = v.series.get("motor_current_a");
         let base = series.and_then(|s| s.level.level).filter(|b| *b > 0.0);
@@ -146,6 +160,7 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         let gas_lock = !rod_part && low(0.75) && erratic.is_some();
         let pump_off = !rod_part
             && !gas_lock
+            && !v.active(FindingKind::GasLock)
             && (state == 2.0 || (low(0.8) && underload && erratic.is_none()));
         let mut values = v.values(&[
             "pump_state",
@@ -159,7 +174,8 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         if let Some(r) = erratic {
             values.insert("current_jitter_ratio".into(), r);
         }
-        (rod_part, pump_off, gas_lock, (values, Some(current), None, base))
+        let slow = state != 2.0 && !rod_part;
+        (rod_part, pump_off, gas_lock, slow, (values, Some(current), None, base))
     } else {
         return Vec::new();
     };
@@ -173,6 +189,18 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         c.clear_hold_ms = PROCESS_CLEAR_HOLD_MS;
         c
     };
+    let mut pump_off_check = make(
+        FindingKind::PumpOff,
+        pump_off,
+        Severity::Warning,
+        format!(
+            "pump state {state}, fillage/current {}: the pump displaces more than flows in",
+            value.map_or("unknown".into(), |x| format!("{x:.1}"))
+        ),
+    );
+    if slow_pump_off {
+        pump_off_check.sustain = Some(2 * crate::series::RECENT_STEPS as u32);
+    }
     vec![
         make(
             FindingKind::RodPart,
@@ -184,15 +212,7 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
                 base.map_or("unknown".into(), |b| format!("{b:.0}"))
             ),
         ),
-        make(
-            FindingKind::PumpOff,
-            pump_off,
-            Severity::Warning,
-            format!(
-                "pump state {state}, fillage/current {}: the pump displaces more than flows in",
-                value.map_or("unknown".into(), |x| format!("{x:.1}"))
-            ),
-        ),
+        pump_off_check,
         make(
             FindingKind::GasLock,
             gas_lock,

@@ -442,6 +442,7 @@ impl Detector {
             let Some(x) = s.value else {
                 if s.quality == wire::Quality::Bad {
                     state.latest.remove(s.metric);
+                    series.run_len = 0;
                 }
                 checks.push((s.metric, None));
                 continue;
@@ -461,11 +462,16 @@ impl Detector {
             return;
         }
         self.derived(state, ts);
-        let all_bad = {
-            let mut numeric = state.series.values().filter(|s| s.last_value.is_some());
-            let first = numeric.next();
-            first.is_some_and(|f| f.quality == 1) && numeric.all(|s| s.quality == 1)
-        };
+        // The device did not answer this poll: every sample of the instant is bad (the
+        // agent sends nothing else for a device that does not answer). Bad metrics next
+        // to good ones are the metrics' own failures.
+        let all_bad = group.iter().all(|s| s.quality == wire::Quality::Bad);
+        let active: Vec<FindingKind> = state
+            .conditions
+            .values()
+            .filter(|c| c.active && c.subject.is_none())
+            .map(|c| c.kind)
+            .collect();
         let mut pending = Vec::new();
         {
             let view = findings::View {
@@ -473,6 +479,7 @@ impl Detector {
                 latest: &state.latest,
                 series: &state.series,
                 opts: o,
+                active: &active,
             };
             for (metric, scored) in &checks {
                 let Some(series) = state.series.get(*metric) else {
@@ -500,6 +507,7 @@ impl Detector {
                 latest: &state.latest,
                 series: &state.series,
                 opts: o,
+                active: &active,
             };
             pending.extend(findings::water_cut(&mut wc, &view));
         }

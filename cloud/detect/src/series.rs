@@ -15,7 +15,12 @@
 //! usually *changes* from one sample to the next (`change_frac`, an EWMA of "differs from
 //! the previous sample", frozen while a run lasts so the run cannot erase its own
 //! history), that is not a counter or a state, and whose repeated value is not exactly 0
-//! (an idle motor or a closed valve reads 0 on purpose).
+//! (an idle motor or a closed valve reads 0 on purpose). The run must be long enough to be
+//! improbable for that series ([`SeriesState::stuck_samples`]) and last [`STUCK_MS`]. A
+//! bad reading breaks a run (nothing is known across the gap). Only *noisy* series qualify
+//! (their changes reverse direction often, [`NOISY_FLIP_FRAC`]): a smooth series repeats a
+//! quantised value for an hour at a daily peak, which minutes of data cannot tell from a
+//! frozen one — for those the agent's `stale_after` (quality `Stale`) is the signal.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +32,16 @@ pub const STUCK_SAMPLES: u32 = 5;
 pub const STUCK_MS: i64 = 5 * 60_000;
 /// Fraction of consecutive samples that change for a series to count as "changing".
 pub const CHANGING_FRAC: f64 = 0.8;
-/// EWMA weight of the change fraction and the jitter.
-const FAST_ALPHA: f64 = 0.2;
+/// EWMA weight of the change fraction (a memory of ~20 samples).
+const CHANGE_ALPHA: f64 = 0.05;
+/// Share of direction reversals above which a series' changes are noise (a smooth or
+/// trending series, e.g. a temperature at its daily peak or a filling tank, legitimately
+/// holds a quantised value for long and is never called stuck).
+pub const NOISY_FLIP_FRAC: f64 = 0.35;
+/// Steps in the recent-jitter window.
+pub const RECENT_STEPS: usize = 5;
+/// Chance, under the series' own change rate, of a run as long as the one flagged.
+pub const STUCK_CHANCE: f64 = 1e-5;
 
 /// The score of one value against a series' baselines.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -69,9 +82,10 @@ pub struct SeriesState {
     /// Baseline of absolute sample-to-sample steps (normal jitter).
     #[serde(default)]
     pub step: Baseline,
-    /// Recent jitter: fast EWMA of absolute steps.
+    /// The last few absolute steps (newest last); their median is the recent jitter, so
+    /// one jump (a restart) is not "erratic" but steady large steps are.
     #[serde(default)]
-    pub jitter: f64,
+    pub recent_steps: Vec<f64>,
     /// Newest sample time.
     #[serde(default)]
     pub last_ts: Option<i64>,
@@ -93,6 +107,16 @@ pub struct SeriesState {
     /// `change_frac` when the run started.
     #[serde(default)]
     pub run_frac: f64,
+    /// EWMA of "this change reverses the direction of the previous one": near 0 for a
+    /// smooth or trending series, ½ or more for a noisy one.
+    #[serde(default)]
+    pub flip_frac: f64,
+    /// Changes counted in `flip_frac`.
+    #[serde(default)]
+    pub flip_n: u64,
+    /// Direction of the last change (−1, 0, 1).
+    #[serde(default)]
+    pub last_sign: i8,
     /// Quality of the newest sample (wire code).
     #[serde(default)]
     pub quality: u8,
@@ -143,9 +167,21 @@ impl SeriesState {
             self.rate.update((x - x0) / dt, warmup, anomalous);
             let step = (x - x0).abs();
             self.step.update(step, warmup, false);
-            self.jitter += FAST_ALPHA * (step - self.jitter);
+            if self.recent_steps.len() >= RECENT_STEPS {
+                self.recent_steps.remove(0);
+            }
+            self.recent_steps.push(step);
             let changed = x != x0;
             if changed {
+                let sign: i8 = if x > x0 { 1 } else { -1 };
+                if self.last_sign != 0 {
+                    let flip = f64::from(u8::from(sign != self.last_sign));
+                    self.flip_frac += CHANGE_ALPHA * (flip - self.flip_frac);
+                    self.flip_n = self.flip_n.saturating_add(1);
+                }
+                self.last_sign = sign;
+            }
+            if changed || self.run_len == 0 {
                 self.run_len = 1;
                 self.run_start = ts;
                 self.run_frac = self.change_frac;
@@ -153,7 +189,7 @@ impl SeriesState {
                 self.run_len = self.run_len.saturating_add(1);
             }
             if self.run_len <= STUCK_SAMPLES {
-                self.change_frac += FAST_ALPHA * (f64::from(u8::from(changed)) - self.change_frac);
+                self.change_frac += CHANGE_ALPHA * (f64::from(u8::from(changed)) - self.change_frac);
                 self.change_n = self.change_n.saturating_add(1);
             }
         } else if self.last_ts.is_none() {
@@ -172,10 +208,28 @@ impl SeriesState {
         let Some(ts) = self.last_ts else { return false };
         let value = self.last_value.unwrap_or(0.0);
         self.change_n >= u64::from(warmup)
+            && self.flip_n >= u64::from(warmup)
+            && self.flip_frac >= NOISY_FLIP_FRAC
             && self.run_frac >= CHANGING_FRAC
-            && self.run_len >= STUCK_SAMPLES
+            && f64::from(self.run_len) >= self.stuck_samples()
             && ts - self.run_start >= STUCK_MS
             && value != 0.0
+    }
+
+    /// Run length flagged as stuck: at least [`STUCK_SAMPLES`], and long enough that a
+    /// series changing with its historical frequency `p` repeats that long by chance
+    /// (`(1 − p)^(n−1)`) less than [`STUCK_CHANCE`].
+    pub fn stuck_samples(&self) -> f64 {
+        let repeat = (1.0 - self.run_frac).clamp(0.01, 0.99);
+        (1.0 + STUCK_CHANCE.ln() / repeat.ln())
+            .ceil()
+            .max(f64::from(STUCK_SAMPLES))
+    }
+
+    /// Median of the recent steps (0 with none).
+    pub fn jitter(&self) -> f64 {
+        let mut v = self.recent_steps.clone();
+        crate::baseline::median(&mut v)
     }
 
     /// Recent jitter well above the series' normal steps (erratic), with the ratio.
@@ -183,7 +237,11 @@ impl SeriesState {
         let normal = self.step.level?;
         let scale = self.step.scale()?;
         let limit = (normal + 6.0 * scale).max(min_step);
-        (self.jitter > limit).then_some(self.jitter / limit.max(f64::EPSILON))
+        if self.recent_steps.len() < RECENT_STEPS {
+            return None;
+        }
+        let jitter = self.jitter();
+        (jitter > limit).then_some(jitter / limit.max(f64::EPSILON))
     }
 }
 
@@ -195,7 +253,7 @@ mod tests {
     fn a_changing_series_that_repeats_is_stuck_a_steady_one_is_not() {
         let mut s = SeriesState::default();
         for i in 0..60 {
-            s.learn(i * 10_000, 100.0 + (i % 7) as f64, 30, false);
+            s.learn(i * 10_000, 100.0 + ((i * 5) % 7) as f64, 30, false);
         }
         assert!(!s.stuck(30));
         for i in 60..100 {
