@@ -386,12 +386,14 @@ fn main() {
                 .filter(|e| e.device == *dev && inside(e, s.ts_ms))
                 .map(|e| name(e.kind));
             eprintln!(
-                "{} {dev} {} {:?} {} [{}]",
+                "{} {dev} {} {:?} {} [{}] {:?} {}",
                 s.ts_ms,
                 s.kind.as_str(),
                 s.subject,
                 s.evidence.detector,
-                hit.next().unwrap_or("-")
+                hit.next().unwrap_or("-"),
+                s.evidence.values,
+                s.evidence.detail
             );
         }
     }

@@ -10,8 +10,9 @@
 //! * **Pump-off**: the controller idles pumped-off (`pump_state` 2), or fillage below 55 %
 //!   and smooth (a pump-off ramp); ESP: waiting to restart, or underload alarm with current
 //!   at 45–80 % of baseline.
-//! * **Gas lock**: running continuously with fillage below 65 % and *erratic* (sample steps
-//!   far above the series' normal jitter); ESP: current below 75 % of baseline and erratic.
+//! * **Gas lock**: running continuously with fillage below 65 % and *erratic* (recent
+//!   steps far above the series' normal jitter, or going up and down where a pump-off
+//!   ramps down steadily); ESP: current below 75 % of baseline and erratic.
 //!   Rod part wins over both (fillage is ≈ 0 on a parted string), gas lock over pump-off
 //!   (an active gas lock is not re-diagnosed as pump-off when its fillage calms a while).
 //!   "Erratic" is the median of the last five steps, so one restart jump is not.
@@ -125,7 +126,7 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         let erratic = v
             .series
             .get("pump_fillage_pct")
-            .and_then(|s| s.erratic(3.0));
+            .and_then(|s| s.erratic(1.0));
         let rod_part = state == 3.0 || (running && collapsed);
         let gas_lock = !rod_part && running && fill < 65.0 && erratic.is_some();
         let pump_off = !rod_part

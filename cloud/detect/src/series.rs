@@ -82,8 +82,8 @@ pub struct SeriesState {
     /// Baseline of absolute sample-to-sample steps (normal jitter).
     #[serde(default)]
     pub step: Baseline,
-    /// The last few absolute steps (newest last); their median is the recent jitter, so
-    /// one jump (a restart) is not "erratic" but steady large steps are.
+    /// The last few signed steps (newest last); the median of their sizes is the recent
+    /// jitter, so one jump (a restart) is not "erratic" but steady large steps are.
     #[serde(default)]
     pub recent_steps: Vec<f64>,
     /// Newest sample time.
@@ -170,7 +170,7 @@ impl SeriesState {
             if self.recent_steps.len() >= RECENT_STEPS {
                 self.recent_steps.remove(0);
             }
-            self.recent_steps.push(step);
+            self.recent_steps.push(x - x0);
             let changed = x != x0;
             if changed {
                 let sign: i8 = if x > x0 { 1 } else { -1 };
@@ -226,22 +226,36 @@ impl SeriesState {
             .max(f64::from(STUCK_SAMPLES))
     }
 
-    /// Median of the recent steps (0 with none).
+    /// Median size of the recent steps (0 with none).
     pub fn jitter(&self) -> f64 {
-        let mut v = self.recent_steps.clone();
+        let mut v: Vec<f64> = self.recent_steps.iter().map(|d| d.abs()).collect();
         crate::baseline::median(&mut v)
     }
 
-    /// Recent jitter well above the series' normal steps (erratic), with the ratio.
+    /// Direction reversals among the recent non-zero steps.
+    pub fn reversals(&self) -> usize {
+        let signs: Vec<bool> = self
+            .recent_steps
+            .iter()
+            .filter(|d| **d != 0.0)
+            .map(|d| *d > 0.0)
+            .collect();
+        signs.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+
+    /// Erratic: recent steps of at least `min_step` (median) that are either far above the
+    /// series' normal steps or keep reversing direction (≥ 2 reversals: a fluctuation, not
+    /// a ramp); with the jitter's ratio to `min_step`.
     pub fn erratic(&self, min_step: f64) -> Option<f64> {
         let normal = self.step.level?;
         let scale = self.step.scale()?;
-        let limit = (normal + 6.0 * scale).max(min_step);
         if self.recent_steps.len() < RECENT_STEPS {
             return None;
         }
         let jitter = self.jitter();
-        (jitter > limit).then_some(jitter / limit.max(f64::EPSILON))
+        let big = jitter > normal + 6.0 * scale;
+        let wobbling = self.reversals() >= 2;
+        (jitter > min_step && (big || wobbling)).then_some(jitter / min_step.max(f64::EPSILON))
     }
 }
 
