@@ -19,9 +19,13 @@
 //! - [`model::WellModel`]: a per-well multivariate model, trained by [`model::train`] on
 //!   rollup rows, scored inside `observe` when the caller passes it.
 
+pub mod baseline;
+pub mod condition;
+pub mod findings;
 pub mod model;
 pub mod offline;
 pub mod rules;
+pub mod series;
 
 use std::collections::BTreeMap;
 
@@ -308,7 +312,24 @@ pub struct DeviceState {
     /// Newest sample time seen (UTC ms).
     #[serde(default)]
     pub last_ts_ms: Option<i64>,
-    // The implementation adds its fields (all `#[serde(default)]`, so older states load).
+    /// Series state per metric.
+    #[serde(default)]
+    pub series: BTreeMap<String, series::SeriesState>,
+    /// Current good value per metric (what the lift checks and the model see).
+    #[serde(default)]
+    pub latest: BTreeMap<String, f64>,
+    /// Conditions by [`condition::key`].
+    #[serde(default)]
+    pub conditions: BTreeMap<String, condition::Condition>,
+    /// EWMA of the gaps between distinct sample times (ms).
+    #[serde(default)]
+    pub interval_ms: Option<f64>,
+    /// Tenant rule states by rule id.
+    #[serde(default)]
+    pub rules: BTreeMap<i64, rules::RuleState>,
+    /// Tank water-share tracking.
+    #[serde(default)]
+    pub water_cut: findings::WaterCut,
 }
 
 /// The detectors, with their options.
@@ -330,6 +351,11 @@ impl Detector {
 
     /// Feeds one batch's samples of one device (in time order within each metric) and
     /// returns the conditions that changed. `live = false` for historical batches.
+    ///
+    /// Samples are processed by timestamp (a poll's frame shares one); after each
+    /// instant the checks of the metrics it updated, the device-level checks and the
+    /// lift/threshold checks run, then (once per batch) the model. Non-finite values are
+    /// dropped; samples not newer than their series' newest are scored but move nothing.
     pub fn observe(
         &self,
         state: &mut DeviceState,
@@ -337,18 +363,337 @@ impl Detector {
         samples: &[Sample<'_>],
         live: bool,
     ) -> Vec<Signal> {
-        let _ = (ctx, live);
-        if let Some(last) = samples.iter().map(|s| s.ts_ms).max() {
-            state.last_ts_ms = Some(state.last_ts_ms.map_or(last, |t| t.max(last)));
+        let o = &self.options;
+        let mut out = Vec::new();
+        let mut order: Vec<&Sample<'_>> = samples
+            .iter()
+            .filter(|s| s.value.is_none_or(f64::is_finite))
+            .collect();
+        order.sort_by_key(|s| s.ts_ms);
+        if live {
+            let now = order.last().map_or(state.last_ts_ms.unwrap_or(0), |s| s.ts_ms);
+            for c in state.conditions.values_mut() {
+                out.extend(c.late_page(now));
+            }
         }
-        Vec::new()
+        let mut i = 0;
+        while i < order.len() {
+            let ts = order[i].ts_ms;
+            let mut j = i;
+            while j < order.len() && order[j].ts_ms == ts {
+                j += 1;
+            }
+            self.instant(state, ctx, &order[i..j], live, &mut out);
+            i = j;
+        }
+        if let (Some(model), Some(ts)) = (ctx.model, state.last_ts_ms)
+            && let Some(check) = model::check(model, &state.latest, ts)
+        {
+            step(state, check, o.sustain_samples, live, &mut out);
+        }
+        out
+    }
+
+    /// One instant (samples sharing `ts`).
+    fn instant(
+        &self,
+        state: &mut DeviceState,
+        ctx: &DeviceContext<'_>,
+        group: &[&Sample<'_>],
+        live: bool,
+        out: &mut Vec<Signal>,
+    ) {
+        let o = &self.options;
+        let ts = group[0].ts_ms;
+        let newer = state.last_ts_ms.is_none_or(|t| ts > t);
+        if newer {
+            if let Some(last) = state.last_ts_ms {
+                let gap = (ts - last) as f64;
+                state.interval_ms = Some(match state.interval_ms {
+                    Some(m) => m + 0.1 * (gap - m),
+                    None => gap,
+                });
+            }
+            state.last_ts_ms = Some(ts);
+            let key = condition::key(FindingKind::DeviceSilent, None);
+            if let Some(c) = state.conditions.get_mut(&key)
+                && c.active
+            {
+                let ev = Evidence {
+                    detector: "silence".into(),
+                    detail: "the device sends samples again".into(),
+                    ..Evidence::default()
+                };
+                let mut s = c.set(false, ts, c.severity, ev);
+                s.page = live;
+                out.push(s);
+            }
+        }
+        let mut checks = Vec::new();
+        let mut any_new = false;
+        for s in group {
+            let series = state.series.entry(s.metric.to_owned()).or_default();
+            if series.last_ts.is_some_and(|t| s.ts_ms <= t) {
+                continue; // older than the series' newest: nothing to learn
+            }
+            any_new = true;
+            series.quality = quality_code(s.quality);
+            series.stale = s.quality == wire::Quality::Stale;
+            let Some(x) = s.value else {
+                if s.quality == wire::Quality::Bad {
+                    state.latest.remove(s.metric);
+                    series.run_len = 0;
+                }
+                checks.push((s.metric, None));
+                continue;
+            };
+            if s.quality == wire::Quality::Uncertain {
+                state.latest.remove(s.metric);
+                checks.push((s.metric, None));
+                continue;
+            }
+            let score = series.score(s.ts_ms, x, o.warmup_samples);
+            let anomalous = score.magnitude() > o.z_threshold;
+            series.learn(s.ts_ms, x, o.warmup_samples, anomalous);
+            state.latest.insert(s.metric.to_owned(), x);
+            checks.push((s.metric, Some((x, score))));
+        }
+        if !any_new {
+            return;
+        }
+        self.derived(state, ts);
+        // The device did not answer this poll: every sample of the instant is bad (the
+        // agent sends nothing else for a device that does not answer). Bad metrics next
+        // to good ones are the metrics' own failures.
+        let all_bad = group.iter().all(|s| s.quality == wire::Quality::Bad);
+        let active: Vec<FindingKind> = state
+            .conditions
+            .values()
+            .filter(|c| c.active && c.subject.is_none())
+            .map(|c| c.kind)
+            .collect();
+        let mut pending = Vec::new();
+        {
+            let view = findings::View {
+                ts,
+                latest: &state.latest,
+                series: &state.series,
+                opts: o,
+                active: &active,
+            };
+            for (metric, scored) in &checks {
+                let Some(series) = state.series.get(*metric) else {
+                    continue;
+                };
+                if let Some((x, score)) = scored {
+                    pending.extend(findings::baseline(&view, metric, *x, score));
+                    for rule in ctx.rules.iter().filter(|r| r.metric == *metric) {
+                        let st = state.rules.entry(rule.id).or_default();
+                        pending.push(rule.evaluate(st, ts, *x));
+                    }
+                }
+                if series.last_value.is_some() {
+                    pending.push(sensor_check(metric, series, all_bad, ts, o.warmup_samples));
+                }
+            }
+            pending.push(device_bad_check(all_bad, ts, state.series.len()));
+            pending.extend(findings::lift(&view));
+            pending.extend(findings::thresholds(&view));
+        }
+        let mut wc = std::mem::take(&mut state.water_cut);
+        {
+            let view = findings::View {
+                ts,
+                latest: &state.latest,
+                series: &state.series,
+                opts: o,
+                active: &active,
+            };
+            pending.extend(findings::water_cut(&mut wc, &view));
+        }
+        state.water_cut = wc;
+        // Sensor findings are not evidence while a lift condition says the pump is down.
+        let lift_down = [FindingKind::RodPart, FindingKind::PumpOff, FindingKind::GasLock]
+            .iter()
+            .any(|k| {
+                state
+                    .conditions
+                    .get(k.as_str())
+                    .is_some_and(|c| c.active)
+            })
+            || state.latest.get("pump_state").is_some_and(|s| *s != 1.0);
+        for mut check in pending {
+            if lift_down
+                && check.kind == FindingKind::SensorFailure
+                && check.evidence.detector == "stuck"
+            {
+                check.anomalous = false;
+            }
+            step(state, check, o.sustain_samples, live, out);
+        }
+    }
+
+    /// Derived series: the polished-rod load range of a rod pump while it runs.
+    fn derived(&self, state: &mut DeviceState, ts: i64) {
+        let (Some(p), Some(m), Some(1.0)) = (
+            state.latest.get("rod_load_peak_lbf"),
+            state.latest.get("rod_load_min_lbf"),
+            state.latest.get("pump_state"),
+        ) else {
+            return;
+        };
+        let range = p - m;
+        let series = state
+            .series
+            .entry(findings::LOAD_RANGE.to_owned())
+            .or_default();
+        if series.last_ts.is_some_and(|t| ts <= t) {
+            return;
+        }
+        let collapsed = series.level.level.is_some_and(|b| range < 0.4 * b);
+        series.learn(ts, range, self.options.warmup_samples, collapsed);
     }
 
     /// A `device_silent` signal when the device has sent nothing for longer than its
     /// learned sample interval allows at `now_ms` (once per silence; the next sample
     /// clears it in `observe`).
     pub fn check_silence(&self, state: &mut DeviceState, now_ms: i64) -> Option<Signal> {
-        let _ = (state, now_ms);
-        None
+        let last = state.last_ts_ms?;
+        let interval = state.interval_ms?;
+        let limit = (interval * self.options.silent_factor)
+            .max(self.options.silent_min_ms as f64)
+            .min(i64::MAX as f64) as i64;
+        let gap = now_ms.saturating_sub(last);
+        if gap <= limit {
+            return None;
+        }
+        let key = condition::key(FindingKind::DeviceSilent, None);
+        let c = state
+            .conditions
+            .entry(key)
+            .or_insert_with(|| condition::Condition::new(FindingKind::DeviceSilent, None));
+        if c.active {
+            return None;
+        }
+        let ev = Evidence {
+            value: Some(gap as f64 / 1000.0),
+            baseline: Some(interval / 1000.0),
+            threshold: Some(limit as f64 / 1000.0),
+            score: Some(gap as f64 / interval.max(1.0)),
+            detector: "silence".into(),
+            detail: format!(
+                "no sample for {} s; the device usually sends every {:.0} s",
+                gap / 1000,
+                interval / 1000.0
+            ),
+            ..Evidence::default()
+        };
+        Some(c.set(true, now_ms, Severity::Warning, ev))
+    }
+}
+
+/// Feeds `check` to its condition; pushes the transition.
+fn step(
+    state: &mut DeviceState,
+    check: condition::Check,
+    sustain: u32,
+    live: bool,
+    out: &mut Vec<Signal>,
+) {
+    let key = condition::key(check.kind, check.subject.as_deref());
+    let c = match state.conditions.get_mut(&key) {
+        Some(c) => c,
+        None if !check.anomalous => return,
+        None => state
+            .conditions
+            .entry(key)
+            .or_insert_with(|| condition::Condition::new(check.kind, check.subject.clone())),
+    };
+    out.extend(c.step(check, sustain, live));
+}
+
+fn quality_code(q: wire::Quality) -> u8 {
+    match q {
+        wire::Quality::Good => 0,
+        wire::Quality::Bad => 1,
+        wire::Quality::Stale => 2,
+        wire::Quality::Uncertain => 3,
+    }
+}
+
+/// A metric's own sensor check: frozen, out of range, or bad while others answer.
+fn sensor_check(
+    metric: &str,
+    s: &series::SeriesState,
+    all_bad: bool,
+    ts: i64,
+    warmup: u32,
+) -> condition::Check {
+    let gauge = firmware_profiles::vocabulary::lookup(metric)
+        .is_none_or(|d| d.kind == firmware_profiles::vocabulary::MetricKind::Gauge);
+    let stuck = gauge && s.quality != 1 && (s.stale || s.stuck(warmup));
+    let (anomalous, detector, detail) = if s.quality == 3 {
+        (true, "out_of_range", format!("{metric} reads outside its valid range"))
+    } else if s.quality == 1 && !all_bad {
+        (true, "bad_quality", format!("{metric} gives no usable reading"))
+    } else if stuck {
+        (
+            true,
+            "stuck",
+            format!(
+                "{metric} repeated {} exactly {} times over {} s; it usually changes",
+                s.last_value.unwrap_or(0.0),
+                s.run_len,
+                (ts - s.run_start) / 1000
+            ),
+        )
+    } else {
+        (false, "sensor", format!("{metric} reads normally"))
+    };
+    condition::Check {
+        kind: FindingKind::SensorFailure,
+        subject: Some(metric.to_owned()),
+        anomalous,
+        immediate: false,
+        sustain: None,
+        clear_hold_ms: 0,
+        severity: Severity::Warning,
+        ts_ms: ts,
+        evidence: Evidence {
+            metric: Some(metric.to_owned()),
+            value: s.last_value,
+            baseline: s.level.level,
+            scale: s.level.scale(),
+            score: Some(f64::from(s.run_len)),
+            threshold: Some(f64::from(series::STUCK_SAMPLES)),
+            detector: detector.to_owned(),
+            values: BTreeMap::from([("change_fraction".to_owned(), s.run_frac)]),
+            detail,
+            model: None,
+        },
+    }
+}
+
+/// The device-level bad-quality check: every metric bad (the device does not answer).
+fn device_bad_check(all_bad: bool, ts: i64, metrics: usize) -> condition::Check {
+    condition::Check {
+        kind: FindingKind::SensorFailure,
+        subject: None,
+        anomalous: all_bad,
+        immediate: false,
+        sustain: None,
+        clear_hold_ms: 0,
+        severity: Severity::Warning,
+        ts_ms: ts,
+        evidence: Evidence {
+            value: Some(metrics as f64),
+            detector: "bad_quality".into(),
+            detail: if all_bad {
+                format!("none of the device's {metrics} metrics gives a usable reading")
+            } else {
+                "the device answers".into()
+            },
+            ..Evidence::default()
+        },
     }
 }

@@ -1,0 +1,455 @@
+//! Typed findings: what the canonical metrics of the firmware profiles say about a well,
+//! as a production engineer reads them. Each function turns the device's current values
+//! (and its series baselines) into [`Check`]s; the conditions add hysteresis.
+//!
+//! # Rules
+//!
+//! * **Rod part** (critical): the controller tripped (`pump_state` 3), or the polished-rod
+//!   load range (peak − min) collapsed below 40 % of its baseline: the rods hang free. ESP
+//!   (broken shaft): tripped, or current below 45 % of its baseline, steady, while running.
+//! * **Pump-off**: the controller idles pumped-off (`pump_state` 2), or fillage below 55 %
+//!   and smooth (a pump-off ramp); ESP: waiting to restart, or underload alarm with current
+//!   at 45–80 % of baseline.
+//! * **Gas lock**: running continuously with fillage below 65 % and *erratic* (recent
+//!   steps far above the series' normal jitter, or going up and down where a pump-off
+//!   ramps down steadily); ESP: current below 75 % of baseline and erratic.
+//!   Rod part wins over both (fillage is ≈ 0 on a parted string), gas lock over pump-off
+//!   (an active gas lock is not re-diagnosed as pump-off when its fillage calms a while).
+//!   "Erratic" is the median of the last five steps, so one restart jump is not.
+//! * **Plunger not arriving**: the controller's non-arrival alarm.
+//! * **Tank high level**: the gauge's high-level switch, or a level at/above the setpoint.
+//! * **H2S / LEL**: at/above the warning threshold, at once (people's safety); critical
+//!   severity at/above the critical threshold.
+//! * **Production drop / spike**: production rate metrics (`*_rate_mcfd`, `*_rate_bpd`,
+//!   not flare/fuel/vent) beyond `z_threshold` of their robust (or hour-of-day) baseline.
+//! * **Pressure anomaly**: `*_pressure_psi` (not setpoints or limits) beyond `z_threshold`
+//!   in level or in rate of change.
+//! * **Water cut spike**: over ≥ 30 min windows without a haul, the water share of the
+//!   tank's liquid gain beyond its baseline by `z_threshold` and at least 10 points.
+//! * **Sensor failure**: a frozen value ([`crate::series`]), a reading out of the profile's
+//!   valid range (`Uncertain`), a bad reading on some metrics (all bad: the device), a
+//!   device's own fault flag.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Check;
+use crate::series::{Score, SeriesState};
+use crate::{DetectOptions, Evidence, FindingKind, Severity};
+
+/// Process conditions must stay normal this long before they clear (longer than a
+/// pump-off controller's run period).
+pub const PROCESS_CLEAR_HOLD_MS: i64 = 30 * 60_000;
+/// Derived series: polished-rod load range.
+pub const LOAD_RANGE: &str = "rod_load_range_lbf";
+/// Water-cut windows.
+const WATER_WINDOW_MS: i64 = 30 * 60_000;
+
+/// What the checks see at one instant.
+#[derive(Debug)]
+pub struct View<'a> {
+    /// Time.
+    pub ts: i64,
+    /// Current value of each metric (good readings only).
+    pub latest: &'a BTreeMap<String, f64>,
+    /// Series states.
+    pub series: &'a BTreeMap<String, SeriesState>,
+    /// Options.
+    pub opts: &'a DetectOptions,
+    /// Device-level conditions active before this instant.
+    pub active: &'a [FindingKind],
+}
+
+impl View<'_> {
+    fn active(&self, kind: FindingKind) -> bool {
+        self.active.contains(&kind)
+    }
+
+    fn get(&self, m: &str) -> Option<f64> {
+        self.latest.get(m).copied()
+    }
+
+    fn values(&self, names: &[&str]) -> BTreeMap<String, f64> {
+        names
+            .iter()
+            .filter_map(|n| self.get(n).map(|v| ((*n).to_owned(), v)))
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        kind: FindingKind,
+        subject: Option<&str>,
+        anomalous: bool,
+        severity: Severity,
+        evidence: Evidence,
+    ) -> Check {
+        Check {
+            kind,
+            subject: subject.map(str::to_owned),
+            anomalous,
+            immediate: false,
+            sustain: None,
+            clear_hold_ms: 0,
+            severity,
+            ts_ms: self.ts,
+            evidence,
+        }
+    }
+}
+
+fn evidence(detector: &str, metric: Option<&str>, value: Option<f64>, detail: String) -> Evidence {
+    Evidence {
+        metric: metric.map(str::to_owned),
+        value,
+        detector: detector.to_owned(),
+        detail,
+        ..Evidence::default()
+    }
+}
+
+/// Lift checks (rod pump or ESP), if the device is lift equipment.
+pub fn lift(v: &View<'_>) -> Vec<Check> {
+    let Some(state) = v.get("pump_state") else {
+        return Vec::new();
+    };
+    let running = state == 1.0;
+    let (rod_part, pump_off, gas_lock, slow_pump_off, ev) = if let Some(fill) = v.get("pump_fillage_pct") {
+        let range = match (v.get("rod_load_peak_lbf"), v.get("rod_load_min_lbf")) {
+            (Some(p), Some(m)) => Some(p - m),
+            _ => None,
+        };
+        let range_base = v.series.get(LOAD_RANGE).and_then(|s| s.level.level);
+        let collapsed = matches!((range, range_base), (Some(r), Some(b)) if b > 0.0 && r < 0.4 * b);
+        let erratic = v
+            .series
+            .get("pump_fillage_pct")
+            .and_then(|s| s.erratic(1.0));
+        let rod_part = state == 3.0 || (running && collapsed);
+        let gas_lock = !rod_part && running && fill < 65.0 && erratic.is_some();
+        let pump_off = !rod_part
+            && !gas_lock
+            && !v.active(FindingKind::GasLock)
+            && (state == 2.0 || (running && fill < 55.0 && erratic.is_none()));
+        let mut values = v.values(&[
+            "pump_state",
+            "pump_fillage_pct",
+            "rod_load_peak_lbf",
+            "rod_load_min_lbf",
+            "motor_current_a",
+        ]);
+        if let Some(b) = range_base {
+            values.insert("load_range_baseline_lbf".into(), b);
+        }
+        if let Some(r) = erratic {
+            values.insert("fillage_jitter_ratio".into(), r);
+        }
+        // Low fillage alone must outlast the erratic test's window (a gas lock's first
+        // samples look like a pump-off's); an idling controller is proof at once.
+        let slow = state != 2.0 && !rod_part;
+        (rod_part, pump_off, gas_lock, slow, (values, Some(fill), range, range_base))
+    } else if let Some(current) = v.get("motor_current_a") {
+        let series = v.series.get("motor_current_a");
+        let base = series.and_then(|s| s.level.level).filter(|b| *b > 0.0);
+        let ratio = base.map(|b| current / b);
+        let erratic = series.and_then(|s| s.erratic(0.05 * base.unwrap_or(0.0)));
+        let underload = v.get("underload_alarm") == Some(1.0);
+        let low = |x: f64| running && ratio.is_some_and(|r| r < x);
+        let rod_part = state == 3.0 || (low(0.45) && erratic.is_none());
+        let gas_lock = !rod_part && low(0.75) && erratic.is_some();
+        let pump_off = !rod_part
+            && !gas_lock
+            && !v.active(FindingKind::GasLock)
+            && (state == 2.0 || (low(0.8) && underload && erratic.is_none()));
+        let mut values = v.values(&[
+            "pump_state",
+            "motor_current_a",
+            "underload_alarm",
+            "pump_intake_pressure_psi",
+        ]);
+        if let Some(b) = base {
+            values.insert("current_baseline_a".into(), b);
+        }
+        if let Some(r) = erratic {
+            values.insert("current_jitter_ratio".into(), r);
+        }
+        let slow = state != 2.0 && !rod_part;
+        (rod_part, pump_off, gas_lock, slow, (values, Some(current), None, base))
+    } else {
+        return Vec::new();
+    };
+    let (values, value, range, base) = ev;
+    let make = |kind: FindingKind, anomalous: bool, severity: Severity, detail: String| {
+        let mut e = evidence(kind.as_str(), None, value, detail);
+        e.values = values.clone();
+        e.baseline = base;
+        e.score = range;
+        let mut c = v.check(kind, None, anomalous, severity, e);
+        c.clear_hold_ms = PROCESS_CLEAR_HOLD_MS;
+        c
+    };
+    let mut pump_off_check = make(
+        FindingKind::PumpOff,
+        pump_off,
+        Severity::Warning,
+        format!(
+            "pump state {state}, fillage/current {}: the pump displaces more than flows in",
+            value.map_or("unknown".into(), |x| format!("{x:.1}"))
+        ),
+    );
+    if slow_pump_off {
+        pump_off_check.sustain = Some(2 * crate::series::RECENT_STEPS as u32);
+    }
+    vec![
+        make(
+            FindingKind::RodPart,
+            rod_part,
+            Severity::Critical,
+            format!(
+                "pump state {state}: loads or current collapsed toward the hanging weight \
+                 (baseline {}), the string is parted or the controller tripped",
+                base.map_or("unknown".into(), |b| format!("{b:.0}"))
+            ),
+        ),
+        pump_off_check,
+        make(
+            FindingKind::GasLock,
+            gas_lock,
+            Severity::Warning,
+            format!(
+                "running with low, erratic fillage/current ({}): gas interference",
+                value.map_or("unknown".into(), |x| format!("{x:.1}"))
+            ),
+        ),
+    ]
+}
+
+/// Threshold checks: plunger, tank, gas, device fault flags.
+pub fn thresholds(v: &View<'_>) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(alarm) = v.get("plunger_non_arrival_alarm") {
+        let mut e = evidence(
+            "plunger_non_arrival",
+            Some("plunger_non_arrival_alarm"),
+            Some(alarm),
+            "the controller reports the plunger did not arrive at surface".into(),
+        );
+        e.values = v.values(&["plunger_misses_today", "plunger_travel_time_s"]);
+        out.push(v.check(
+            FindingKind::PlungerNotArriving,
+            None,
+            alarm == 1.0,
+            Severity::Warning,
+            e,
+        ));
+    }
+    let level = match (v.get("oil_level_in"), v.get("water_level_in")) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let setpoint = v.get("tank_high_level_setpoint_in");
+    let switch = v.get("tank_high_level");
+    if level.is_some() || switch.is_some() {
+        let high = switch == Some(1.0) || matches!((level, setpoint), (Some(l), Some(s)) if l >= s);
+        let mut e = evidence(
+            "tank_high_level",
+            Some("oil_level_in"),
+            level,
+            format!(
+                "tank level {} in against a high-level setpoint of {} in",
+                level.map_or("unknown".into(), |l| format!("{l:.1}")),
+                setpoint.map_or("unknown".into(), |s| format!("{s:.1}"))
+            ),
+        );
+        e.threshold = setpoint;
+        e.values = v.values(&["tank_high_level", "water_level_in", "oil_level_in"]);
+        out.push(v.check(FindingKind::TankHighLevel, None, high, Severity::Warning, e));
+    }
+    let gas = [
+        (
+            "h2s_ppm",
+            FindingKind::H2sHigh,
+            v.opts.h2s_warning_ppm,
+            v.opts.h2s_critical_ppm,
+            "ppm",
+        ),
+        (
+            "lel_pct",
+            FindingKind::LelHigh,
+            v.opts.lel_warning_pct,
+            v.opts.lel_critical_pct,
+            "%LEL",
+        ),
+    ];
+    for (metric, kind, warn, crit, unit) in gas {
+        let Some(x) = v.get(metric) else { continue };
+        let severity = if x >= crit {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let mut e = evidence(
+            metric,
+            Some(metric),
+            Some(x),
+            format!("{metric} at {x:.1} {unit} (warning {warn}, critical {crit})"),
+        );
+        e.threshold = Some(if x >= crit { crit } else { warn });
+        let mut c = v.check(kind, Some(metric), x >= warn, severity, e);
+        c.immediate = true;
+        out.push(c);
+    }
+    for metric in ["detector_fault", "gauge_fault", "gauge_comm_fault"] {
+        let Some(x) = v.get(metric) else { continue };
+        let e = evidence(
+            "device_fault",
+            Some(metric),
+            Some(x),
+            format!("the device reports its own fault ({metric})"),
+        );
+        out.push(v.check(
+            FindingKind::SensorFailure,
+            Some(metric),
+            x == 1.0,
+            Severity::Warning,
+            e,
+        ));
+    }
+    out
+}
+
+/// A production rate metric.
+pub fn is_production(metric: &str) -> bool {
+    (metric.ends_with("_rate_mcfd") || metric.ends_with("_rate_bpd"))
+        && !["flare_", "fuel_", "vent_"]
+            .iter()
+            .any(|p| metric.starts_with(p))
+}
+
+/// A process pressure metric.
+pub fn is_pressure(metric: &str) -> bool {
+    metric.ends_with("_pressure_psi") && !metric.contains("setpoint") && !metric.contains("limit")
+}
+
+/// Baseline checks of one metric's new value.
+pub fn baseline(v: &View<'_>, metric: &str, x: f64, s: &Score) -> Vec<Check> {
+    let thr = v.opts.z_threshold;
+    let detector = if s.seasonal { "seasonal" } else { "robust_ewma" };
+    let make = |kind: FindingKind, anomalous: bool, severity, score: Option<f64>, det: &str| {
+        let e = Evidence {
+            metric: Some(metric.to_owned()),
+            value: Some(x),
+            baseline: s.level,
+            scale: s.scale,
+            score,
+            threshold: Some(thr),
+            detector: det.to_owned(),
+            model: None,
+            values: BTreeMap::new(),
+            detail: format!(
+                "{metric} at {x:.2} against a baseline of {} (robust z {})",
+                s.level.map_or("unknown".into(), |l| format!("{l:.2}")),
+                score.map_or("unknown".into(), |z| format!("{z:.1}"))
+            ),
+        };
+        v.check(kind, Some(metric), anomalous, severity, e)
+    };
+    if is_production(metric) {
+        let z = s.z;
+        return vec![
+            make(
+                FindingKind::ProductionDrop,
+                z.is_some_and(|z| z < -thr),
+                Severity::Warning,
+                z,
+                detector,
+            ),
+            make(
+                FindingKind::ProductionSpike,
+                z.is_some_and(|z| z > thr),
+                Severity::Info,
+                z,
+                detector,
+            ),
+        ];
+    }
+    if is_pressure(metric) {
+        let level = s.z.is_some_and(|z| z.abs() > thr);
+        let rate = s.rate_z.is_some_and(|z| z.abs() > thr);
+        let (score, det) = if level || !rate {
+            (s.z, detector)
+        } else {
+            (s.rate_z, "rate")
+        };
+        return vec![make(
+            FindingKind::PressureAnomaly,
+            level || rate,
+            Severity::Warning,
+            score,
+            det,
+        )];
+    }
+    Vec::new()
+}
+
+/// Water-share tracking of a tank.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WaterCut {
+    /// Window start: (ts, oil, water).
+    #[serde(default)]
+    pub anchor: Option<(i64, f64, f64)>,
+    /// Baseline of the water share per window.
+    #[serde(default)]
+    pub share: SeriesState,
+}
+
+/// The water-cut check of a tank, when a window completes.
+pub fn water_cut(wc: &mut WaterCut, v: &View<'_>) -> Option<Check> {
+    let (oil_m, water_m) = if v.latest.contains_key("oil_volume_bbl") {
+        ("oil_volume_bbl", "water_volume_bbl")
+    } else {
+        ("oil_level_in", "water_level_in")
+    };
+    let (oil, water) = (v.get(oil_m)?, v.get(water_m)?);
+    let Some((t0, o0, w0)) = wc.anchor else {
+        wc.anchor = Some((v.ts, oil, water));
+        return None;
+    };
+    if v.ts - t0 < WATER_WINDOW_MS {
+        return None;
+    }
+    wc.anchor = Some((v.ts, oil, water));
+    let (d_oil, d_water) = (oil - o0, water - w0);
+    if d_oil < 0.0 || d_water < 0.0 || d_oil + d_water <= 0.0 {
+        return None; // a haul or a drain: no production window
+    }
+    let share = d_water / (d_oil + d_water);
+    let warmup = (v.opts.warmup_samples / 3).max(5);
+    let score = wc.share.score(v.ts, share, warmup);
+    let thr = v.opts.z_threshold;
+    let anomalous = score.z.is_some_and(|z| z > thr)
+        && score.level.is_some_and(|l| share - l >= 0.10);
+    wc.share.learn(v.ts, share, warmup, anomalous);
+    let mut e = evidence(
+        "water_cut",
+        Some(water_m),
+        Some(share),
+        format!(
+            "water is {:.0} % of the tank's gain over the last window, baseline {}",
+            100.0 * share,
+            score
+                .level
+                .map_or("unknown".into(), |l| format!("{:.0} %", 100.0 * l))
+        ),
+    );
+    e.baseline = score.level;
+    e.scale = score.scale;
+    e.score = score.z;
+    e.threshold = Some(thr);
+    e.values = BTreeMap::from([(oil_m.to_owned(), d_oil), (water_m.to_owned(), d_water)]);
+    let mut c = v.check(FindingKind::WaterCutSpike, None, anomalous, Severity::Warning, e);
+    c.sustain = Some(2);
+    Some(c)
+}
