@@ -92,7 +92,11 @@ pub async fn run_lifecycle(db: &Db, o: &LifecycleOptions) -> Result<String, DbEr
 }
 
 /// Looks for silent devices once; returns how many were found silent.
-pub async fn sweep_silent(db: &Db, detector: &Detector, policy: &AlertPolicy) -> Result<u64, DbError> {
+pub async fn sweep_silent(
+    db: &Db,
+    detector: &Detector,
+    policy: &AlertPolicy,
+) -> Result<u64, DbError> {
     let now = Utc::now();
     let before = now - chrono::Duration::milliseconds(detector.options().silent_min_ms);
     let mut tx = db.pool().begin().await?;

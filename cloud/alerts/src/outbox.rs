@@ -26,7 +26,9 @@ use store::{Db, DbError};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::deliver::{self, AlertView, Attempt, Destination, DestinationKind, Event, Message, Sender};
+use crate::deliver::{
+    self, AlertView, Attempt, Destination, DestinationKind, Event, Message, Sender,
+};
 
 /// The worker's options (from `[alerts]`).
 #[derive(Debug, Clone)]
@@ -197,7 +199,12 @@ impl Outbox {
         };
         match self.sender.send(&request).await {
             Attempt::Delivered { status } => {
-                debug!(delivery = row.id, destination = row.destination, status, "delivered");
+                debug!(
+                    delivery = row.id,
+                    destination = row.destination,
+                    status,
+                    "delivered"
+                );
                 AttemptResult::Delivered(i32::from(status))
             }
             Attempt::Failed {
@@ -247,7 +254,8 @@ impl Outbox {
                     .open_as(DESTINATION_SECRET, row.tenant, sealed)
                     .map_err(|e| e.to_string())?;
                 Some(Secret::new(
-                    String::from_utf8(plain).map_err(|_| "the destination's secret is not UTF-8")?,
+                    String::from_utf8(plain)
+                        .map_err(|_| "the destination's secret is not UTF-8")?,
                 ))
             }
         };

@@ -66,4 +66,3 @@ pub fn signal_records<'a>(
         })
         .collect()
 }
-

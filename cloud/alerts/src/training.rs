@@ -74,7 +74,8 @@ async fn train_targets(
     now: DateTime<Utc>,
 ) -> Result<TrainingReport, DbError> {
     let mut report = TrainingReport::default();
-    let from = now - chrono::Duration::from_std(options.window).unwrap_or(chrono::Duration::days(14));
+    let from =
+        now - chrono::Duration::from_std(options.window).unwrap_or(chrono::Duration::days(14));
     for target in targets {
         let (features, rows) = db
             .training_matrix(target.device, from, now, options.min_rows)
@@ -82,7 +83,11 @@ async fn train_targets(
         if features.len() < 2 || (rows.len() as i64) < options.min_rows {
             report.skipped.push((
                 target.device.0,
-                format!("{} metrics × {} complete minutes", features.len(), rows.len()),
+                format!(
+                    "{} metrics × {} complete minutes",
+                    features.len(),
+                    rows.len()
+                ),
             ));
             continue;
         }

@@ -27,7 +27,11 @@ use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope};
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_destinations, create_destination))
-        .routes(routes!(get_destination, update_destination, delete_destination))
+        .routes(routes!(
+            get_destination,
+            update_destination,
+            delete_destination
+        ))
         .routes(routes!(test_destination))
         .routes(routes!(list_deliveries))
 }
@@ -139,13 +143,20 @@ impl DestinationBody {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(bad("name must be 1 to 200 characters".to_owned()));
         }
-        let kind = KINDS
-            .into_iter()
-            .find(|k| *k == self.kind)
-            .ok_or_else(|| bad(format!("kind must be one of {}, got {:?}", KINDS.join(", "), self.kind)))?;
-        let url = url::Url::parse(&self.url).map_err(|e| bad(format!("url {:?}: {e}", self.url)))?;
+        let kind = KINDS.into_iter().find(|k| *k == self.kind).ok_or_else(|| {
+            bad(format!(
+                "kind must be one of {}, got {:?}",
+                KINDS.join(", "),
+                self.kind
+            ))
+        })?;
+        let url =
+            url::Url::parse(&self.url).map_err(|e| bad(format!("url {:?}: {e}", self.url)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(bad(format!("url {:?} must be an http or https URL with a host", self.url)));
+            return Err(bad(format!(
+                "url {:?} must be an http or https URL with a host",
+                self.url
+            )));
         }
         if self.url.len() > 2000 {
             return Err(bad("url is longer than 2,000 characters".to_owned()));
@@ -153,7 +164,11 @@ impl DestinationBody {
         let min_severity = match self.min_severity.as_deref() {
             None => "info",
             Some(s) => detect::Severity::parse(s)
-                .ok_or_else(|| bad(format!("min_severity must be info, warning or critical, got {s:?}")))?
+                .ok_or_else(|| {
+                    bad(format!(
+                        "min_severity must be info, warning or critical, got {s:?}"
+                    ))
+                })?
                 .as_str(),
         };
         if let Some(key) = &self.routing_key
@@ -188,7 +203,8 @@ impl Checked {
 fn secrets_key(state: &ApiState) -> Result<CaKey, ApiError> {
     sealing_key(state, || {
         ApiError::SecretsUnavailable(
-            "destination secrets cannot be kept on this server ([tenancy] ca_key is not set)".to_owned(),
+            "destination secrets cannot be kept on this server ([tenancy] ca_key is not set)"
+                .to_owned(),
         )
     })
 }
@@ -246,7 +262,9 @@ async fn create_destination(
     let secret = match checked.kind {
         "webhook" => Some(alerts::deliver::webhook::generate_secret()),
         "pagerduty" => Some(body.routing_key.clone().ok_or_else(|| {
-            ApiError::BadRequest("invalid JSON body: a pagerduty destination needs its routing_key".to_owned())
+            ApiError::BadRequest(
+                "invalid JSON body: a pagerduty destination needs its routing_key".to_owned(),
+            )
         })?),
         _ => None,
     };
@@ -255,12 +273,19 @@ async fn create_destination(
         None => None,
     };
     let mut tx = scope.begin(state.db()).await?;
-    let row = sql::create_destination(&mut tx, scope.id, &checked.input(), sealed.as_deref()).await?;
+    let row =
+        sql::create_destination(&mut tx, scope.id, &checked.input(), sealed.as_deref()).await?;
     let dto = DestinationDto::from(row);
     let target = format!("alert_destination:{}", dto.id);
     store::audit::record(
         &mut tx,
-        &caller.audit(Some(scope.id), "alert_destination.create", &target, None, Some(destination_json(&dto))),
+        &caller.audit(
+            Some(scope.id),
+            "alert_destination.create",
+            &target,
+            None,
+            Some(destination_json(&dto)),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -337,7 +362,13 @@ async fn update_destination(
     let target = format!("alert_destination:{id}");
     store::audit::record(
         &mut tx,
-        &caller.audit(Some(scope.id), "alert_destination.update", &target, Some(before), Some(destination_json(&dto))),
+        &caller.audit(
+            Some(scope.id),
+            "alert_destination.update",
+            &target,
+            Some(before),
+            Some(destination_json(&dto)),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -453,7 +484,12 @@ async fn test_destination(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, Json(TestQueuedDto { delivery_id: delivery })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TestQueuedDto {
+            delivery_id: delivery,
+        }),
+    ))
 }
 
 /// One message of a destination's delivery log.
@@ -510,7 +546,11 @@ async fn list_deliveries(
     DestinationParam(id): DestinationParam,
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<Vec<DeliveryDto>>, ApiError> {
-    let limit = parse_limit(q.limit.as_deref(), DEFAULT_PAGE, state.options().max_page_size)?;
+    let limit = parse_limit(
+        q.limit.as_deref(),
+        DEFAULT_PAGE,
+        state.options().max_page_size,
+    )?;
     let mut tx = scope.begin(state.db()).await?;
     if sql::destination(&mut tx, scope.id, id).await?.is_none() {
         return Err(not_found(&scope, id));

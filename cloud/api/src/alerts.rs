@@ -210,7 +210,11 @@ async fn list_alerts(
     scope: TenantScope,
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> Result<Json<AlertPage>, ApiError> {
-    let limit = parse_limit(q.limit.as_deref(), DEFAULT_PAGE, state.options().max_page_size)?;
+    let limit = parse_limit(
+        q.limit.as_deref(),
+        DEFAULT_PAGE,
+        state.options().max_page_size,
+    )?;
     let filter = AlertFilter {
         state: parse_choice("state", q.state.as_deref(), &STATES)?,
         min_severity: parse_choice("severity", q.severity.as_deref(), &SEVERITIES)?,
@@ -351,7 +355,13 @@ async fn change(
     let target = format!("alert:{id}");
     store::audit::record(
         &mut tx,
-        &caller.audit(Some(scope.id), action, &target, Some(before), Some(alert_json(&alert))),
+        &caller.audit(
+            Some(scope.id),
+            action,
+            &target,
+            Some(before),
+            Some(alert_json(&alert)),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -378,9 +388,14 @@ async fn acknowledge_alert(
     AlertParam(id): AlertParam,
 ) -> Result<Json<AlertDto>, ApiError> {
     let tenant = scope.id;
-    change(&state, &scope, &caller, id, "alert.acknowledge", async move |conn, actor| {
-        sql::acknowledge(conn, tenant, id, actor).await
-    })
+    change(
+        &state,
+        &scope,
+        &caller,
+        id,
+        "alert.acknowledge",
+        async move |conn, actor| sql::acknowledge(conn, tenant, id, actor).await,
+    )
     .await
 }
 
@@ -403,9 +418,14 @@ async fn resolve_alert(
     AlertParam(id): AlertParam,
 ) -> Result<Json<AlertDto>, ApiError> {
     let tenant = scope.id;
-    change(&state, &scope, &caller, id, "alert.resolve", async move |conn, actor| {
-        sql::resolve(conn, tenant, id, actor).await
-    })
+    change(
+        &state,
+        &scope,
+        &caller,
+        id,
+        "alert.resolve",
+        async move |conn, actor| sql::resolve(conn, tenant, id, actor).await,
+    )
     .await
 }
 
@@ -448,9 +468,14 @@ async fn assign_alert(
         other => other.map(UserId),
     };
     let tenant = scope.id;
-    change(&state, &scope, &caller, id, "alert.assign", async move |conn, actor| {
-        sql::assign(conn, tenant, id, user, actor).await
-    })
+    change(
+        &state,
+        &scope,
+        &caller,
+        id,
+        "alert.assign",
+        async move |conn, actor| sql::assign(conn, tenant, id, user, actor).await,
+    )
     .await
 }
 
@@ -529,28 +554,30 @@ async fn alert_stream(
     let db = state.db().clone();
     let ready = SseEvent::default().event("ready").data(scope.slug.clone());
     let first = futures_util::stream::once(async move { Ok(ready) });
-    let changes = futures_util::stream::unfold((feed, db, scope), |(mut feed, db, scope)| async move {
-        loop {
-            let event = match feed.recv().await {
-                Ok(notice) if notice.tenant_id == scope.id.0 => {
-                    match alert_of(&db, &scope, notice.alert_id).await {
-                        Some(alert) => {
-                            let data = serde_json::json!({ "event": notice.event, "alert": alert });
-                            SseEvent::default()
-                                .event("alert")
-                                .id(notice.alert_id.to_string())
-                                .data(data.to_string())
+    let changes =
+        futures_util::stream::unfold((feed, db, scope), |(mut feed, db, scope)| async move {
+            loop {
+                let event = match feed.recv().await {
+                    Ok(notice) if notice.tenant_id == scope.id.0 => {
+                        match alert_of(&db, &scope, notice.alert_id).await {
+                            Some(alert) => {
+                                let data =
+                                    serde_json::json!({ "event": notice.event, "alert": alert });
+                                SseEvent::default()
+                                    .event("alert")
+                                    .id(notice.alert_id.to_string())
+                                    .data(data.to_string())
+                            }
+                            None => SseEvent::default().event("resync").data(""),
                         }
-                        None => SseEvent::default().event("resync").data(""),
                     }
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => SseEvent::default().event("resync").data(""),
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok(event), (feed, db, scope)));
-        }
-    });
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => SseEvent::default().event("resync").data(""),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (feed, db, scope)));
+            }
+        });
     let stream = futures_util::StreamExt::chain(first, changes);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
@@ -630,11 +657,19 @@ async fn list_findings(
     scope: TenantScope,
     ApiQuery(q): ApiQuery<FindingQuery>,
 ) -> Result<Json<Vec<FindingDto>>, ApiError> {
-    let limit = parse_limit(q.limit.as_deref(), DEFAULT_PAGE, state.options().max_page_size)?;
+    let limit = parse_limit(
+        q.limit.as_deref(),
+        DEFAULT_PAGE,
+        state.options().max_page_size,
+    )?;
     let filter = FindingFilter {
         well: parse_query_id("well", q.well.as_deref())?.map(WellId),
         device: parse_query_id("device", q.device.as_deref())?.map(DeviceId),
-        from: q.from.as_deref().map(|t| parse_time("from", t)).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
         to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
         limit: i64::from(limit),
     };
@@ -809,7 +844,8 @@ async fn create_silence(
             })?;
             if d.is_zero() || d > MAX_SILENCE {
                 return Err(ApiError::BadRequest(
-                    "invalid JSON body: duration must be more than 0 and at most 90 days".to_owned(),
+                    "invalid JSON body: duration must be more than 0 and at most 90 days"
+                        .to_owned(),
                 ));
             }
             start + chrono::Duration::from_std(d).unwrap_or_default()
@@ -829,12 +865,20 @@ async fn create_silence(
     if let Some(w) = well
         && !store::wells::well(&mut tx, scope.id, w).await?.is_some()
     {
-        return Err(ApiError::NotFound(format!("well {w} of tenant `{}`", scope.slug)));
+        return Err(ApiError::NotFound(format!(
+            "well {w} of tenant `{}`",
+            scope.slug
+        )));
     }
     if let Some(d) = device
-        && store::devices::device(&mut tx, scope.id, d).await?.is_none()
+        && store::devices::device(&mut tx, scope.id, d)
+            .await?
+            .is_none()
     {
-        return Err(ApiError::NotFound(format!("device {d} of tenant `{}`", scope.slug)));
+        return Err(ApiError::NotFound(format!(
+            "device {d} of tenant `{}`",
+            scope.slug
+        )));
     }
     let row = sql::create_silence(
         &mut tx,
@@ -859,9 +903,11 @@ async fn create_silence(
             "silence.create",
             &target,
             None,
-            Some(serde_json::json!({ "kind": dto.kind, "well_id": dto.well_id,
+            Some(
+                serde_json::json!({ "kind": dto.kind, "well_id": dto.well_id,
                                      "device_id": dto.device_id, "starts_at": dto.starts_at,
-                                     "ends_at": dto.ends_at, "comment": dto.comment })),
+                                     "ends_at": dto.ends_at, "comment": dto.comment }),
+            ),
         ),
     )
     .await?;

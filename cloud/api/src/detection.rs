@@ -56,7 +56,11 @@ pub enum ConditionDto {
 
 impl ConditionDto {
     fn check(&self) -> Result<RuleCondition, ApiError> {
-        let bad = |why: &str| Err(ApiError::BadRequest(format!("invalid JSON body: condition: {why}")));
+        let bad = |why: &str| {
+            Err(ApiError::BadRequest(format!(
+                "invalid JSON body: condition: {why}"
+            )))
+        };
         match *self {
             ConditionDto::Above { value } | ConditionDto::Below { value } if !value.is_finite() => {
                 bad("value must be a finite number")
@@ -69,7 +73,9 @@ impl ConditionDto {
             ConditionDto::Rate { window_ms, .. } if !(1_000..=86_400_000).contains(&window_ms) => {
                 bad("window_ms must be from 1000 (1 s) to 86400000 (1 day)")
             }
-            ConditionDto::Rate { change, window_ms } => Ok(RuleCondition::Rate { change, window_ms }),
+            ConditionDto::Rate { change, window_ms } => {
+                Ok(RuleCondition::Rate { change, window_ms })
+            }
         }
     }
 }
@@ -103,7 +109,9 @@ impl TryFrom<RuleRow> for RuleDto {
 
     fn try_from(r: RuleRow) -> Result<RuleDto, ApiError> {
         let condition = serde_json::from_value(r.condition).map_err(|e| {
-            ApiError::Internal(format!("stored rule {} has an unreadable condition: {e}", r.id).into())
+            ApiError::Internal(
+                format!("stored rule {} has an unreadable condition: {e}", r.id).into(),
+            )
         })?;
         Ok(RuleDto {
             id: r.id,
@@ -164,8 +172,11 @@ impl RuleBody {
         let condition = self.condition.check()?;
         let severity = match self.severity.as_deref() {
             None => Severity::Warning,
-            Some(s) => Severity::parse(s)
-                .ok_or_else(|| bad(format!("severity must be info, warning or critical, got {s:?}")))?,
+            Some(s) => Severity::parse(s).ok_or_else(|| {
+                bad(format!(
+                    "severity must be info, warning or critical, got {s:?}"
+                ))
+            })?,
         };
         let for_ms = self.for_ms.unwrap_or(0);
         if !(0..=86_400_000).contains(&for_ms) {
@@ -220,7 +231,11 @@ async fn list_rules(
     let mut tx = scope.begin(state.db()).await?;
     let rows = sql::rules(&mut tx, scope.id).await?;
     tx.commit().await?;
-    Ok(Json(rows.into_iter().map(RuleDto::try_from).collect::<Result<_, _>>()?))
+    Ok(Json(
+        rows.into_iter()
+            .map(RuleDto::try_from)
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 #[utoipa::path(
@@ -248,7 +263,13 @@ async fn create_rule(
     let target = format!("detection_rule:{}", rule.id);
     store::audit::record(
         &mut tx,
-        &caller.audit(Some(scope.id), "detection_rule.create", &target, None, Some(rule_json(&rule))),
+        &caller.audit(
+            Some(scope.id),
+            "detection_rule.create",
+            &target,
+            None,
+            Some(rule_json(&rule)),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -275,7 +296,9 @@ async fn get_rule(
     let mut tx = scope.begin(state.db()).await?;
     let row = sql::rule(&mut tx, scope.id, id).await?;
     tx.commit().await?;
-    Ok(Json(RuleDto::try_from(row.ok_or_else(|| rule_not_found(&scope, id))?)?))
+    Ok(Json(RuleDto::try_from(
+        row.ok_or_else(|| rule_not_found(&scope, id))?,
+    )?))
 }
 
 #[utoipa::path(
@@ -312,7 +335,13 @@ async fn update_rule(
     let target = format!("detection_rule:{id}");
     store::audit::record(
         &mut tx,
-        &caller.audit(Some(scope.id), "detection_rule.update", &target, Some(before), Some(rule_json(&rule))),
+        &caller.audit(
+            Some(scope.id),
+            "detection_rule.update",
+            &target,
+            Some(before),
+            Some(rule_json(&rule)),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -346,7 +375,13 @@ async fn delete_rule(
     let target = format!("detection_rule:{id}");
     store::audit::record(
         &mut tx,
-        &caller.audit(Some(scope.id), "detection_rule.delete", &target, Some(before), None),
+        &caller.audit(
+            Some(scope.id),
+            "detection_rule.delete",
+            &target,
+            Some(before),
+            None,
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -228,9 +228,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MailUnavailable(_)
             | ApiError::CertificatesUnavailable(_)
-            | ApiError::SecretsUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            | ApiError::SecretsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

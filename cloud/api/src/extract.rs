@@ -890,7 +890,10 @@ pub(crate) async fn kick_from_brokers(state: &ApiState, target: &str) {
 }
 
 /// An optional positive id in the query string (`well=17`).
-pub(crate) fn parse_query_id(name: &'static str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn parse_query_id(
+    name: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<i64>, ApiError> {
     match raw {
         None => Ok(None),
         Some(raw) => match raw.parse::<i64>() {

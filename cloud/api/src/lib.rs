@@ -175,7 +175,7 @@ pub struct ApiOptions {
     /// Validity of an issued gateway client certificate.
     pub gateway_certificate_validity: Duration,
     /// On-demand model training (`POST …/models/train`): window and minimum history.
-    pub training: alerts::training::TrainingOptions,
+    pub training: ::alerts::training::TrainingOptions,
 }
 
 impl ApiOptions {
@@ -202,7 +202,7 @@ impl Default for ApiOptions {
             gateway_mqtt_url: "mqtt://127.0.0.1:1883".to_owned(),
             ca_key: None,
             gateway_certificate_validity: store::certificates::DEFAULT_VALIDITY,
-            training: alerts::training::TrainingOptions::default(),
+            training: ::alerts::training::TrainingOptions::default(),
         }
     }
 }
@@ -218,7 +218,7 @@ pub struct ApiState {
     registry: Arc<Mutex<Registry>>,
     access: Arc<access::Access>,
     mailer: Option<Arc<mail::Mailer>>,
-    alert_feed: alerts::stream::AlertFeed,
+    alert_feed: ::alerts::stream::AlertFeed,
 }
 
 impl ApiState {
@@ -238,7 +238,7 @@ impl ApiState {
             runtime.spawn(Arc::clone(&access).listen());
             runtime.spawn(Arc::clone(&access).flush_usage(options.usage_flush_interval));
         }
-        let alert_feed = alerts::stream::AlertFeed::new();
+        let alert_feed = ::alerts::stream::AlertFeed::new();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(alert_feed.clone().listen(db.clone()));
         }
@@ -296,7 +296,7 @@ impl ApiState {
     }
 
     /// Alert changes of every tenant, live (the SSE stream filters them).
-    pub(crate) fn alert_feed(&self) -> &alerts::stream::AlertFeed {
+    pub(crate) fn alert_feed(&self) -> &::alerts::stream::AlertFeed {
         &self.alert_feed
     }
 

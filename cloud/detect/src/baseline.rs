@@ -158,8 +158,7 @@ impl Seasonal {
         if self.hours.len() != 24 || self.hours.iter().any(|b| !b.is_warm()) {
             return None;
         }
-        if self.compared < u64::from(warmup) * 24 || self.seasonal_err >= 0.8 * self.global_err
-        {
+        if self.compared < u64::from(warmup) * 24 || self.seasonal_err >= 0.8 * self.global_err {
             return None;
         }
         Some(&self.hours[hour_of_day(ts_ms)])
@@ -193,7 +192,9 @@ mod tests {
 
     fn noise(i: u64) -> f64 {
         // Deterministic pseudo-noise in [-1, 1].
-        let x = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let x = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 

@@ -23,10 +23,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use alerts::signals::{decode_state, rule_of, signal_records};
-use detect::{DeviceContext, DeviceState, Detector, Rule, Sample, Signal, WellModel};
-use store::alerts::{AlertPolicy, SignalRecord};
+use chrono::{DateTime, Utc};
+use detect::{Detector, DeviceContext, DeviceState, Rule, Sample, Signal, WellModel};
+use store::alerts::AlertPolicy;
 use store::detection::{SeriesInfo, StateUpdate};
 use store::{
     BatchKey, Db, DbError, DeviceId, IngestOutcome, PgConnection, SeriesId, TelemetryRow, TenantId,
@@ -273,13 +273,17 @@ impl Prepared {
         }
         let devices: Vec<(DeviceId, TenantId)> =
             groups.iter().map(|((d, _), (t, _))| (*d, *t)).collect();
-        let mut states: HashMap<DeviceId, DeviceState> = store::detection::lock_states(conn, &devices)
-            .await?
-            .into_iter()
-            .map(|(d, json)| (d, decode_state(d, json)))
+        let mut states: HashMap<DeviceId, DeviceState> =
+            store::detection::lock_states(conn, &devices)
+                .await?
+                .into_iter()
+                .map(|(d, json)| (d, decode_state(d, json)))
+                .collect();
+        let profiles: HashMap<DeviceId, &SeriesInfo> = self
+            .series
+            .values()
+            .map(|i| (i.device, i.as_ref()))
             .collect();
-        let profiles: HashMap<DeviceId, &SeriesInfo> =
-            self.series.values().map(|i| (i.device, i.as_ref())).collect();
         let no_rules: Vec<Rule> = Vec::new();
         let mut scored = Scored::default();
         let mut signals: Vec<(TenantId, DeviceId, Vec<Signal>)> = Vec::new();
@@ -292,7 +296,10 @@ impl Prepared {
             let ctx = DeviceContext {
                 profile: profiles.get(&device).map_or("", |i| i.profile.as_str()),
                 model: self.models.get(&device).map(Arc::as_ref),
-                rules: self.rules.get(&tenant).map_or(&no_rules[..], |r| r.as_slice()),
+                rules: self
+                    .rules
+                    .get(&tenant)
+                    .map_or(&no_rules[..], |r| r.as_slice()),
             };
             let found = self.detector.observe(state, &ctx, &samples, !historical);
             scored.samples += samples.len() as u64;
@@ -322,4 +329,3 @@ impl Prepared {
         Ok(scored)
     }
 }
-

@@ -27,8 +27,8 @@ use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death, Messag
 
 use super::IngestOptions;
 use super::auth::{Keyring, RepeatLog, Verdict};
-use super::detection::{BatchInput, Detection, Prepared};
 use super::classify::{self, Address, Payload, Refusal};
+use super::detection::{BatchInput, Detection, Prepared};
 use super::mqtt::{Delivery, Epoch};
 use super::rows::batch_rows;
 use super::sessions::Sessions;

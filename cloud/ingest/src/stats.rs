@@ -289,7 +289,11 @@ impl Collector for IngestCollector {
                 s.samples_scored,
             ),
             ("findings", "Findings recorded by detection", s.findings),
-            ("alerts_opened", "Alerts opened by detection", s.alerts_opened),
+            (
+                "alerts_opened",
+                "Alerts opened by detection",
+                s.alerts_opened,
+            ),
             ("births_applied", "Births applied", s.births_applied),
             ("deaths_processed", "Deaths processed", s.deaths_processed),
             (

@@ -170,16 +170,21 @@ impl DetectionConfig {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(format!("[detection] {name} must be a positive number, got {v}"))
+                Err(format!(
+                    "[detection] {name} must be a positive number, got {v}"
+                ))
             }
         };
         positive("z_threshold", self.z_threshold)?;
         positive("h2s_warning_ppm", self.h2s_warning_ppm)?;
         positive("lel_warning_pct", self.lel_warning_pct)?;
         positive("silent_factor", self.silent_factor)?;
-        if self.h2s_critical_ppm < self.h2s_warning_ppm || self.lel_critical_pct < self.lel_warning_pct
+        if self.h2s_critical_ppm < self.h2s_warning_ppm
+            || self.lel_critical_pct < self.lel_warning_pct
         {
-            return Err("[detection] critical gas thresholds must not be below the warnings".to_owned());
+            return Err(
+                "[detection] critical gas thresholds must not be below the warnings".to_owned(),
+            );
         }
         if self.sustain_samples == 0 {
             return Err("[detection] sustain_samples must be at least 1".to_owned());
@@ -187,8 +192,13 @@ impl DetectionConfig {
         if self.silence_check.is_zero() || self.silent_min.is_zero() {
             return Err("[detection] silence_check and silent_min must be positive".to_owned());
         }
-        if self.training.interval < Duration::from_secs(60) || self.training.window < Duration::from_secs(3600) {
-            return Err("[detection.training] interval must be at least 1m and window at least 1h".to_owned());
+        if self.training.interval < Duration::from_secs(60)
+            || self.training.window < Duration::from_secs(3600)
+        {
+            return Err(
+                "[detection.training] interval must be at least 1m and window at least 1h"
+                    .to_owned(),
+            );
         }
         if self.training.min_rows < 10 {
             return Err("[detection.training] min_rows must be at least 10".to_owned());
@@ -296,12 +306,21 @@ impl AlertsConfig {
                     .to_owned(),
             );
         }
-        if self.request_timeout.is_zero() || self.alertmanager_resend.is_zero() || self.escalate_after.is_zero() {
-            return Err("[alerts] request_timeout, alertmanager_resend and escalate_after must be positive".to_owned());
+        if self.request_timeout.is_zero()
+            || self.alertmanager_resend.is_zero()
+            || self.escalate_after.is_zero()
+        {
+            return Err(
+                "[alerts] request_timeout, alertmanager_resend and escalate_after must be positive"
+                    .to_owned(),
+            );
         }
         match url::Url::parse(&self.public_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-            _ => Err(format!("[alerts] public_url must be an http(s) URL, got {:?}", self.public_url)),
+            _ => Err(format!(
+                "[alerts] public_url must be an http(s) URL, got {:?}",
+                self.public_url
+            )),
         }
     }
 

@@ -239,8 +239,7 @@ async fn command(command: Command) -> Result<()> {
             let options = detect::offline::OfflineOptions {
                 time_column,
                 value_columns: columns,
-                sample_period_ms: period
-                    .map(|p| i64::try_from(p.as_millis()).unwrap_or(i64::MAX)),
+                sample_period_ms: period.map(|p| i64::try_from(p.as_millis()).unwrap_or(i64::MAX)),
                 threshold,
                 train_fraction,
                 detect,
@@ -365,20 +364,21 @@ async fn run(config: &Path) -> Result<()> {
         bail!("ingester stopped")
     });
     let job_metrics = JobMetrics::default();
-    let jobs = alerts::lifecycle::jobs(&cfg.lifecycle_options()).into_iter().fold(
-        scheduler(
-            db.clone(),
-            &cfg.maintenance,
-            cfg.tenancy.export_dir.clone(),
-            cfg.api_options().plans,
-            job_metrics.clone(),
-        ),
-        Scheduler::with_job,
-    );
+    let jobs = alerts::lifecycle::jobs(&cfg.lifecycle_options())
+        .into_iter()
+        .fold(
+            scheduler(
+                db.clone(),
+                &cfg.maintenance,
+                cfg.tenancy.export_dir.clone(),
+                cfg.api_options().plans,
+                job_metrics.clone(),
+            ),
+            Scheduler::with_job,
+        );
     let ca_key = match &cfg.tenancy.ca_key {
         Some(secret) => Some(
-            store::certificates::CaKey::from_secret(secret.expose())
-                .context("[tenancy] ca_key")?,
+            store::certificates::CaKey::from_secret(secret.expose()).context("[tenancy] ca_key")?,
         ),
         None => None,
     };

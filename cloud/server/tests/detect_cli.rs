@@ -43,7 +43,11 @@ fn scores_every_row_and_flags_the_anomaly() {
         "--output",
         output.to_str().unwrap(),
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let text = std::fs::read_to_string(&output).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "timestamp,score,flag,column");
@@ -52,7 +56,10 @@ fn scores_every_row_and_flags_the_anomaly() {
     assert_eq!(row(300)[2], "1", "the jump is flagged: {:?}", row(300));
     assert_eq!(row(300)[3], "pressure");
     let flagged_before = (50..300).filter(|&i| row(i)[2] == "1").count();
-    assert!(flagged_before <= 2, "{flagged_before} false flags on steady data");
+    assert!(
+        flagged_before <= 2,
+        "{flagged_before} false flags on steady data"
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("400 rows scored"), "{stderr}");
 }
@@ -77,10 +84,18 @@ fn a_missing_column_is_named_with_the_ones_there_are() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
     write_csv(&input, None);
-    let run = detect(&["--input", input.to_str().unwrap(), "--columns", "pressure,flow"]);
+    let run = detect(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--columns",
+        "pressure,flow",
+    ]);
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("\"flow\"") && stderr.contains("temperature, pressure"), "{stderr}");
+    assert!(
+        stderr.contains("\"flow\"") && stderr.contains("temperature, pressure"),
+        "{stderr}"
+    );
     let run = detect(&["--input", input.to_str().unwrap(), "--time-column", "ts"]);
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("\"ts\""));

@@ -100,8 +100,16 @@ pub struct Recorded {
 }
 
 /// The fingerprint of a condition.
-pub fn fingerprint(tenant: TenantId, device: DeviceId, kind: &str, subject: Option<&str>) -> String {
-    format!("wellpulse/{tenant}/{device}/{kind}/{}", subject.unwrap_or("-"))
+pub fn fingerprint(
+    tenant: TenantId,
+    device: DeviceId,
+    kind: &str,
+    subject: Option<&str>,
+) -> String {
+    format!(
+        "wellpulse/{tenant}/{device}/{kind}/{}",
+        subject.unwrap_or("-")
+    )
 }
 
 fn rank(severity: &str) -> u8 {
@@ -195,8 +203,15 @@ pub async fn record_signals(
                     .bind(s.at)
                     .execute(&mut *conn)
                     .await?;
-                    event(conn, s.tenant, id, "condition_cleared", None, serde_json::json!({}))
-                        .await?;
+                    event(
+                        conn,
+                        s.tenant,
+                        id,
+                        "condition_cleared",
+                        None,
+                        serde_json::json!({}),
+                    )
+                    .await?;
                     done.cleared += 1;
                 }
                 Some(id)
@@ -273,7 +288,11 @@ async fn notify_if_due(conn: &mut PgConnection, tenant: TenantId, id: i64) -> Re
             (Some(silence), _) => serde_json::json!({ "silence_id": silence }),
             _ => serde_json::json!({ "flapping": true }),
         };
-        let name = if why.0.is_some() { "silenced" } else { "flapping" };
+        let name = if why.0.is_some() {
+            "silenced"
+        } else {
+            "flapping"
+        };
         event(conn, tenant, id, name, None, detail).await?;
         return Ok(0);
     }
@@ -431,7 +450,15 @@ pub async fn notify_pending(db: &Db, now: DateTime<Utc>, hold: Duration) -> Resu
     .fetch_all(&mut *tx)
     .await?;
     for (id, tenant) in &rows {
-        event(&mut tx, *tenant, *id, "notified", None, serde_json::json!({})).await?;
+        event(
+            &mut tx,
+            *tenant,
+            *id,
+            "notified",
+            None,
+            serde_json::json!({}),
+        )
+        .await?;
         enqueue(&mut tx, *tenant, *id, "firing", None).await?;
     }
     tx.commit().await?;
@@ -612,11 +639,13 @@ pub async fn get(
     tenant: TenantId,
     id: i64,
 ) -> Result<Option<AlertRow>, DbError> {
-    let row = sqlx::query(&format!("{ALERT_SELECT} WHERE a.tenant_id = $1 AND a.id = $2"))
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "{ALERT_SELECT} WHERE a.tenant_id = $1 AND a.id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.as_ref().map(alert_row).transpose()?)
 }
 
@@ -707,7 +736,12 @@ pub enum Change {
     NotFound,
 }
 
-async fn after(conn: &mut PgConnection, tenant: TenantId, id: i64, done: bool) -> Result<Change, DbError> {
+async fn after(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: i64,
+    done: bool,
+) -> Result<Change, DbError> {
     Ok(match get(conn, tenant, id).await? {
         Some(a) if done => Change::Done(a),
         Some(a) => Change::Unchanged(a),
@@ -744,7 +778,15 @@ pub async fn acknowledge(
             .bind(actor)
             .execute(&mut *conn)
             .await?;
-            event(conn, tenant, id, "acknowledged", Some(actor), serde_json::json!({})).await?;
+            event(
+                conn,
+                tenant,
+                id,
+                "acknowledged",
+                Some(actor),
+                serde_json::json!({}),
+            )
+            .await?;
             if notified.is_some() {
                 enqueue(conn, tenant, id, "acknowledged", None).await?;
             }
@@ -782,7 +824,15 @@ pub async fn resolve(
             .bind(actor)
             .execute(&mut *conn)
             .await?;
-            event(conn, tenant, id, "resolved", Some(actor), serde_json::json!({})).await?;
+            event(
+                conn,
+                tenant,
+                id,
+                "resolved",
+                Some(actor),
+                serde_json::json!({}),
+            )
+            .await?;
             if notified.is_some() {
                 enqueue(conn, tenant, id, "resolved", None).await?;
             }
@@ -809,7 +859,9 @@ pub async fn assign(
         .fetch_one(&mut *conn)
         .await?;
         if !member {
-            return Ok(Change::Conflict(format!("user {user} is not a member of this tenant")));
+            return Ok(Change::Conflict(format!(
+                "user {user} is not a member of this tenant"
+            )));
         }
     }
     let done = sqlx::query(
@@ -854,8 +906,15 @@ pub async fn comment(
         body: r.try_get("body")?,
         created_at: r.try_get("created_at")?,
     };
-    event(conn, tenant, id, "commented", Some(author), serde_json::json!({ "comment_id": c.id }))
-        .await?;
+    event(
+        conn,
+        tenant,
+        id,
+        "commented",
+        Some(author),
+        serde_json::json!({ "comment_id": c.id }),
+    )
+    .await?;
     Ok(Some(c))
 }
 
@@ -1035,10 +1094,12 @@ pub async fn destinations(
     conn: &mut PgConnection,
     tenant: TenantId,
 ) -> Result<Vec<DestinationRow>, DbError> {
-    let rows = sqlx::query(&format!("{DESTINATION_SELECT} WHERE d.tenant_id = $1 ORDER BY d.id"))
-        .bind(tenant)
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "{DESTINATION_SELECT} WHERE d.tenant_id = $1 ORDER BY d.id"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
     crate::collect(&rows, destination_row)
 }
 
@@ -1048,11 +1109,13 @@ pub async fn destination(
     tenant: TenantId,
     id: i64,
 ) -> Result<Option<DestinationRow>, DbError> {
-    let row = sqlx::query(&format!("{DESTINATION_SELECT} WHERE d.tenant_id = $1 AND d.id = $2"))
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "{DESTINATION_SELECT} WHERE d.tenant_id = $1 AND d.id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.as_ref().map(destination_row).transpose()?)
 }
 

@@ -99,7 +99,12 @@ impl CaKey {
     /// Seals another secret of `tenant` (e.g. an alert destination's signing secret) under
     /// the same server key, bound to `purpose` and the tenant: a value sealed for one
     /// purpose or tenant never opens as another.
-    pub fn seal_as(&self, purpose: &str, tenant: TenantId, plain: &[u8]) -> Result<Vec<u8>, DbError> {
+    pub fn seal_as(
+        &self,
+        purpose: &str,
+        tenant: TenantId,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, DbError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -126,7 +131,12 @@ impl CaKey {
     }
 
     /// Opens what [`CaKey::seal_as`] sealed for `purpose` and `tenant`.
-    pub fn open_as(&self, purpose: &str, tenant: TenantId, sealed: &[u8]) -> Result<Vec<u8>, DbError> {
+    pub fn open_as(
+        &self,
+        purpose: &str,
+        tenant: TenantId,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, DbError> {
         let refused = || {
             DbError::CaKey(format!(
                 "the {purpose} of tenant {tenant} does not open with the configured [tenancy] ca_key \
@@ -143,7 +153,11 @@ impl CaKey {
         let plain = self
             .0
             .0
-            .open_in_place(nonce, Aad::from(Self::aad_for(purpose, tenant).as_bytes()), &mut body)
+            .open_in_place(
+                nonce,
+                Aad::from(Self::aad_for(purpose, tenant).as_bytes()),
+                &mut body,
+            )
             .map_err(|_| refused())?;
         Ok(plain.to_vec())
     }

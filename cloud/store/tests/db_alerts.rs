@@ -14,9 +14,13 @@ const POLICY: AlertPolicy = AlertPolicy {
 };
 
 async fn device(db: &Db, f: &testkit::db::Fixture) -> DeviceId {
-    db.apply_birth(f.gateway, &birth(1, Utc::now().timestamp_millis(), &["h2s_ppm"]), Utc::now())
-        .await
-        .unwrap();
+    db.apply_birth(
+        f.gateway,
+        &birth(1, Utc::now().timestamp_millis(), &["h2s_ppm"]),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     sqlx::query_scalar("SELECT id FROM devices WHERE gateway_id = $1")
         .bind(f.gateway)
         .fetch_one(db.pool())
@@ -24,7 +28,12 @@ async fn device(db: &Db, f: &testkit::db::Fixture) -> DeviceId {
         .unwrap()
 }
 
-fn signal(tenant: TenantId, device: DeviceId, active: bool, at: chrono::DateTime<Utc>) -> SignalRecord<'static> {
+fn signal(
+    tenant: TenantId,
+    device: DeviceId,
+    active: bool,
+    at: chrono::DateTime<Utc>,
+) -> SignalRecord<'static> {
     SignalRecord {
         tenant,
         device,
@@ -41,7 +50,9 @@ fn signal(tenant: TenantId, device: DeviceId, active: bool, at: chrono::DateTime
 
 async fn record(db: &Db, signals: &[SignalRecord<'_>]) -> alerts::Recorded {
     let mut tx = db.pool().begin().await.unwrap();
-    let done = alerts::record_signals(&mut tx, signals, &POLICY).await.unwrap();
+    let done = alerts::record_signals(&mut tx, signals, &POLICY)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     done
 }
@@ -83,26 +94,56 @@ async fn an_alert_opens_once_refires_silently_and_resolves_after_the_hold_time()
     let done = record(db, &[signal(f.tenant, dev, true, t0)]).await;
     assert_eq!((done.findings, done.opened, done.queued), (1, 1, 2));
     // The same condition again: the same alert, nothing more told.
-    let done = record(db, &[signal(f.tenant, dev, true, t0 + Duration::seconds(1))]).await;
+    let done = record(
+        db,
+        &[signal(f.tenant, dev, true, t0 + Duration::seconds(1))],
+    )
+    .await;
     assert_eq!((done.opened, done.queued), (0, 0));
     assert_eq!(count(db, "SELECT count(*) FROM alerts").await, 1);
 
     // Clears, fires again within the hold time: re-armed, not resolved, not told.
-    record(db, &[signal(f.tenant, dev, false, t0 + Duration::seconds(2))]).await;
-    record(db, &[signal(f.tenant, dev, true, t0 + Duration::seconds(3))]).await;
-    assert_eq!(alerts::resolve_cleared(db, Utc::now(), POLICY.hold).await.unwrap(), 0);
-    let events: Vec<String> =
-        sqlx::query_scalar("SELECT event FROM alert_events ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    record(
+        db,
+        &[signal(f.tenant, dev, false, t0 + Duration::seconds(2))],
+    )
+    .await;
+    record(
+        db,
+        &[signal(f.tenant, dev, true, t0 + Duration::seconds(3))],
+    )
+    .await;
+    assert_eq!(
+        alerts::resolve_cleared(db, Utc::now(), POLICY.hold)
+            .await
+            .unwrap(),
+        0
+    );
+    let events: Vec<String> = sqlx::query_scalar("SELECT event FROM alert_events ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
     assert_eq!(events, ["firing", "condition_cleared", "refired"]);
 
     // Clears for good: resolved once the hold time passed, and told where it was told.
-    record(db, &[signal(f.tenant, dev, false, t0 + Duration::seconds(4))]).await;
+    record(
+        db,
+        &[signal(f.tenant, dev, false, t0 + Duration::seconds(4))],
+    )
+    .await;
     assert_eq!(
-        alerts::resolve_cleared(db, t0 + Duration::seconds(30), POLICY.hold).await.unwrap(),
+        alerts::resolve_cleared(db, t0 + Duration::seconds(30), POLICY.hold)
+            .await
+            .unwrap(),
         0,
         "not before the hold time"
     );
-    assert_eq!(alerts::resolve_cleared(db, Utc::now(), POLICY.hold).await.unwrap(), 1);
+    assert_eq!(
+        alerts::resolve_cleared(db, Utc::now(), POLICY.hold)
+            .await
+            .unwrap(),
+        1
+    );
     let told: Vec<(String, i64)> = sqlx::query_as(
         "SELECT event, count(*) FROM alert_deliveries GROUP BY event ORDER BY event",
     )
@@ -127,7 +168,10 @@ async fn an_alert_opens_once_refires_silently_and_resolves_after_the_hold_time()
     old.page = false;
     let done = record(db, &[old]).await;
     assert_eq!((done.findings, done.opened), (1, 0));
-    assert_eq!(count(db, "SELECT count(*) FROM findings WHERE historical").await, 1);
+    assert_eq!(
+        count(db, "SELECT count(*) FROM findings WHERE historical").await,
+        1
+    );
     test.finish().await;
 }
 
@@ -144,30 +188,79 @@ async fn flapping_silences_escalation_and_people_are_handled() {
     for _ in 0..2 {
         record(db, &[signal(f.tenant, dev, true, now)]).await;
         let mut tx = db.begin_tenant(f.tenant).await.unwrap();
-        let id: i64 = sqlx::query_scalar("SELECT max(id) FROM alerts").fetch_one(&mut *tx).await.unwrap();
-        assert!(matches!(alerts::resolve(&mut tx, f.tenant, id, "op@acme").await.unwrap(), Change::Done(_)));
+        let id: i64 = sqlx::query_scalar("SELECT max(id) FROM alerts")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert!(matches!(
+            alerts::resolve(&mut tx, f.tenant, id, "op@acme")
+                .await
+                .unwrap(),
+            Change::Done(_)
+        ));
         tx.commit().await.unwrap();
     }
     let done = record(db, &[signal(f.tenant, dev, true, now)]).await;
     assert_eq!((done.opened, done.queued), (1, 0), "flapping: not told yet");
-    assert_eq!(alerts::notify_pending(db, now, POLICY.hold).await.unwrap(), 0);
     assert_eq!(
-        alerts::notify_pending(db, now + Duration::minutes(2), POLICY.hold).await.unwrap(),
+        alerts::notify_pending(db, now, POLICY.hold).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        alerts::notify_pending(db, now + Duration::minutes(2), POLICY.hold)
+            .await
+            .unwrap(),
         1,
         "told once it held for the hold time"
     );
     // Escalation: told, unacknowledged for long enough.
-    assert_eq!(alerts::escalate(db, Utc::now(), Duration::minutes(30)).await.unwrap(), 0);
-    assert_eq!(alerts::escalate(db, Utc::now() + Duration::hours(1), Duration::minutes(30)).await.unwrap(), 1);
+    assert_eq!(
+        alerts::escalate(db, Utc::now(), Duration::minutes(30))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        alerts::escalate(db, Utc::now() + Duration::hours(1), Duration::minutes(30))
+            .await
+            .unwrap(),
+        1
+    );
 
     // People: acknowledge (told), a second time is no change, a comment, an assignment to
     // a non-member refused.
     let mut tx = db.begin_tenant(f.tenant).await.unwrap();
-    let id: i64 = sqlx::query_scalar("SELECT max(id) FROM alerts").fetch_one(&mut *tx).await.unwrap();
-    assert!(matches!(alerts::acknowledge(&mut tx, f.tenant, id, "op@acme").await.unwrap(), Change::Done(a) if a.state == "acknowledged"));
-    assert!(matches!(alerts::acknowledge(&mut tx, f.tenant, id, "op@acme").await.unwrap(), Change::Unchanged(_)));
-    assert!(alerts::comment(&mut tx, f.tenant, id, "op@acme", "crew dispatched").await.unwrap().is_some());
-    assert!(matches!(alerts::assign(&mut tx, f.tenant, id, Some(store::UserId(999_999)), "op@acme").await.unwrap(), Change::Conflict(_)));
+    let id: i64 = sqlx::query_scalar("SELECT max(id) FROM alerts")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(
+        matches!(alerts::acknowledge(&mut tx, f.tenant, id, "op@acme").await.unwrap(), Change::Done(a) if a.state == "acknowledged")
+    );
+    assert!(matches!(
+        alerts::acknowledge(&mut tx, f.tenant, id, "op@acme")
+            .await
+            .unwrap(),
+        Change::Unchanged(_)
+    ));
+    assert!(
+        alerts::comment(&mut tx, f.tenant, id, "op@acme", "crew dispatched")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        alerts::assign(
+            &mut tx,
+            f.tenant,
+            id,
+            Some(store::UserId(999_999)),
+            "op@acme"
+        )
+        .await
+        .unwrap(),
+        Change::Conflict(_)
+    ));
     tx.commit().await.unwrap();
 
     // A silence on the kind: the next alert of another device's condition is recorded, not told.
@@ -193,17 +286,39 @@ async fn flapping_silences_escalation_and_people_are_handled() {
     pump.subject = None;
     let done = record(db, &[pump]).await;
     assert_eq!((done.opened, done.queued), (1, 0));
-    assert_eq!(count(db, "SELECT count(*) FROM alerts WHERE silence_id IS NOT NULL").await, 1);
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM alerts WHERE silence_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
 
     // Another tenant sees none of it.
     let other = fixture(db, "rival").await;
     let mut tx = db.begin_tenant(other.tenant).await.unwrap();
-    let seen = alerts::list(&mut tx, other.tenant, &alerts::AlertFilter { limit: 100, ..Default::default() })
+    let seen = alerts::list(
+        &mut tx,
+        other.tenant,
+        &alerts::AlertFilter {
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(seen.is_empty());
+    assert!(
+        alerts::get(&mut tx, other.tenant, id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rls: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts")
+        .fetch_one(&mut *tx)
         .await
         .unwrap();
-    assert!(seen.is_empty());
-    assert!(alerts::get(&mut tx, other.tenant, id).await.unwrap().is_none());
-    let rls: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(rls, 0, "row-level security hides other tenants' alerts");
     tx.commit().await.unwrap();
     test.finish().await;
@@ -218,24 +333,45 @@ async fn the_outbox_is_claimed_once_and_retried_after_a_lease() {
     webhook(db, f.tenant, "info").await;
     record(db, &[signal(f.tenant, dev, true, Utc::now())]).await;
 
-    let first = alerts::claim_due(db, Duration::seconds(30), 10).await.unwrap();
+    let first = alerts::claim_due(db, Duration::seconds(30), 10)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
-    assert!(alerts::claim_due(db, Duration::seconds(30), 10).await.unwrap().is_empty(), "leased");
+    assert!(
+        alerts::claim_due(db, Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
     // A worker that dies keeps the lease until it ends; then the row is claimed again.
     sqlx::query("UPDATE alert_deliveries SET lease_until = now() - interval '1 second'")
         .execute(db.pool())
         .await
         .unwrap();
-    let again = alerts::claim_due(db, Duration::seconds(30), 10).await.unwrap();
+    let again = alerts::claim_due(db, Duration::seconds(30), 10)
+        .await
+        .unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 2));
     alerts::finish_delivery(
         db,
         again[0].id,
-        &alerts::AttemptResult::Failed { status: Some(503), error: "busy".into(), retry_at: None },
+        &alerts::AttemptResult::Failed {
+            status: Some(503),
+            error: "busy".into(),
+            retry_at: None,
+        },
     )
     .await
     .unwrap();
-    assert_eq!(count(db, "SELECT count(*) FROM alert_deliveries WHERE state = 'dead'").await, 1);
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM alert_deliveries WHERE state = 'dead'"
+        )
+        .await,
+        1
+    );
     let last: Option<String> = sqlx::query_scalar("SELECT last_error FROM alert_destinations")
         .fetch_one(db.pool())
         .await
