@@ -423,6 +423,22 @@ impl Stack {
         Ok(())
     }
 
+    /// Starts one more ingester in the same shared-subscription group (client id
+    /// `ingester-<port>-<name>`): the two split the gateways' messages, as two cloud
+    /// instances do.
+    pub fn start_extra_ingester(&self, name: &str) -> anyhow::Result<Ingester> {
+        let url = self.pg_proxy.url_for(&self.database_url);
+        let mut endpoint = self.ingest_endpoint();
+        endpoint.client_id = format!("{}-{name}", endpoint.client_id);
+        let options = IngestOptions {
+            max_batch_delay: Duration::from_millis(50),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            ..IngestOptions::default()
+        };
+        Ok(Ingester::start(lazy_db(&url)?, &endpoint, options)?)
+    }
+
     /// Kills the ingester as a crash would: nothing in flight is committed or acked.
     pub fn kill_ingester(&mut self) {
         if let Some(i) = self.ingester.take() {
