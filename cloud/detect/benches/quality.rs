@@ -240,7 +240,11 @@ fn main() {
             while t < batch_end {
                 let failed = comm_failed(&events, t, d.timeout_ms);
                 for (i, (tag, metric)) in d.tags.iter().enumerate() {
-                    let period = if tag.poll_group == "slow" { SLOW_MS } else { FAST_MS };
+                    let period = if tag.poll_group == "slow" {
+                        SLOW_MS
+                    } else {
+                        FAST_MS
+                    };
                     if (t - start) % period != 0 {
                         continue;
                     }
@@ -351,7 +355,11 @@ fn main() {
             }
         }
         let (tp, n) = tp_signals.get(name(k)).copied().unwrap_or((0, 0));
-        let precision = if n == 0 { f64::NAN } else { tp as f64 / n as f64 };
+        let precision = if n == 0 {
+            f64::NAN
+        } else {
+            tp as f64 / n as f64
+        };
         let recall = if events.is_empty() {
             f64::NAN
         } else {

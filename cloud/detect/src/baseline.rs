@@ -158,8 +158,7 @@ impl Seasonal {
         if self.hours.len() != 24 || self.hours.iter().any(|b| !b.is_warm()) {
             return None;
         }
-        if self.compared < u64::from(warmup) * 24 || self.seasonal_err >= 0.8 * self.global_err
-        {
+        if self.compared < u64::from(warmup) * 24 || self.seasonal_err >= 0.8 * self.global_err {
             return None;
         }
         Some(&self.hours[hour_of_day(ts_ms)])
@@ -193,7 +192,9 @@ mod tests {
 
     fn noise(i: u64) -> f64 {
         // Deterministic pseudo-noise in [-1, 1].
-        let x = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let x = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 
@@ -236,7 +237,7 @@ mod tests {
         let mut g = Baseline::default();
         for i in 0..(24 * 60 * 4) {
             let ts = i as i64 * 60_000;
-            let x = 100.0 + 50.0 * (hour_of_day(ts) as f64 / 24.0 * 6.28).sin() + noise(i);
+            let x = 100.0 + 50.0 * (hour_of_day(ts) as f64 / 24.0 * std::f64::consts::TAU).sin() + noise(i);
             s.update(ts, x, g.level, 30, false);
             g.update(x, 30, false);
         }

@@ -77,7 +77,6 @@ impl View<'_> {
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
         kind: FindingKind,
@@ -116,7 +115,9 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         return Vec::new();
     };
     let running = state == 1.0;
-    let (rod_part, pump_off, gas_lock, slow_pump_off, ev) = if let Some(fill) = v.get("pump_fillage_pct") {
+    let (rod_part, pump_off, gas_lock, slow_pump_off, ev) = if let Some(fill) =
+        v.get("pump_fillage_pct")
+    {
         let range = match (v.get("rod_load_peak_lbf"), v.get("rod_load_min_lbf")) {
             (Some(p), Some(m)) => Some(p - m),
             _ => None,
@@ -149,7 +150,13 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
         // Low fillage alone must outlast the erratic test's window (a gas lock's first
         // samples look like a pump-off's); an idling controller is proof at once.
         let slow = state != 2.0 && !rod_part;
-        (rod_part, pump_off, gas_lock, slow, (values, Some(fill), range, range_base))
+        (
+            rod_part,
+            pump_off,
+            gas_lock,
+            slow,
+            (values, Some(fill), range, range_base),
+        )
     } else if let Some(current) = v.get("motor_current_a") {
         let series = v.series.get("motor_current_a");
         let base = series.and_then(|s| s.level.level).filter(|b| *b > 0.0);
@@ -176,7 +183,13 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
             values.insert("current_jitter_ratio".into(), r);
         }
         let slow = state != 2.0 && !rod_part;
-        (rod_part, pump_off, gas_lock, slow, (values, Some(current), None, base))
+        (
+            rod_part,
+            pump_off,
+            gas_lock,
+            slow,
+            (values, Some(current), None, base),
+        )
     } else {
         return Vec::new();
     };
@@ -336,7 +349,11 @@ pub fn is_pressure(metric: &str) -> bool {
 /// Baseline checks of one metric's new value.
 pub fn baseline(v: &View<'_>, metric: &str, x: f64, s: &Score) -> Vec<Check> {
     let thr = v.opts.z_threshold;
-    let detector = if s.seasonal { "seasonal" } else { "robust_ewma" };
+    let detector = if s.seasonal {
+        "seasonal"
+    } else {
+        "robust_ewma"
+    };
     let make = |kind: FindingKind, anomalous: bool, severity, score: Option<f64>, det: &str| {
         let e = Evidence {
             metric: Some(metric.to_owned()),
@@ -429,8 +446,8 @@ pub fn water_cut(wc: &mut WaterCut, v: &View<'_>) -> Option<Check> {
     let warmup = (v.opts.warmup_samples / 3).max(5);
     let score = wc.share.score(v.ts, share, warmup);
     let thr = v.opts.z_threshold;
-    let anomalous = score.z.is_some_and(|z| z > thr)
-        && score.level.is_some_and(|l| share - l >= 0.10);
+    let anomalous =
+        score.z.is_some_and(|z| z > thr) && score.level.is_some_and(|l| share - l >= 0.10);
     wc.share.learn(v.ts, share, warmup, anomalous);
     let mut e = evidence(
         "water_cut",
@@ -449,7 +466,13 @@ pub fn water_cut(wc: &mut WaterCut, v: &View<'_>) -> Option<Check> {
     e.score = score.z;
     e.threshold = Some(thr);
     e.values = BTreeMap::from([(oil_m.to_owned(), d_oil), (water_m.to_owned(), d_water)]);
-    let mut c = v.check(FindingKind::WaterCutSpike, None, anomalous, Severity::Warning, e);
+    let mut c = v.check(
+        FindingKind::WaterCutSpike,
+        None,
+        anomalous,
+        Severity::Warning,
+        e,
+    );
     c.sustain = Some(2);
     Some(c)
 }

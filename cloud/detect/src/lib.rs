@@ -26,6 +26,8 @@ pub mod model;
 pub mod offline;
 pub mod rules;
 pub mod series;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -371,7 +373,9 @@ impl Detector {
             .collect();
         order.sort_by_key(|s| s.ts_ms);
         if live {
-            let now = order.last().map_or(state.last_ts_ms.unwrap_or(0), |s| s.ts_ms);
+            let now = order
+                .last()
+                .map_or(state.last_ts_ms.unwrap_or(0), |s| s.ts_ms);
             for c in state.conditions.values_mut() {
                 out.extend(c.late_page(now));
             }
@@ -513,14 +517,13 @@ impl Detector {
         }
         state.water_cut = wc;
         // Sensor findings are not evidence while a lift condition says the pump is down.
-        let lift_down = [FindingKind::RodPart, FindingKind::PumpOff, FindingKind::GasLock]
-            .iter()
-            .any(|k| {
-                state
-                    .conditions
-                    .get(k.as_str())
-                    .is_some_and(|c| c.active)
-            })
+        let lift_down = [
+            FindingKind::RodPart,
+            FindingKind::PumpOff,
+            FindingKind::GasLock,
+        ]
+        .iter()
+        .any(|k| state.conditions.get(k.as_str()).is_some_and(|c| c.active))
             || state.latest.get("pump_state").is_some_and(|s| *s != 1.0);
         for mut check in pending {
             if lift_down
@@ -633,9 +636,17 @@ fn sensor_check(
         .is_none_or(|d| d.kind == firmware_profiles::vocabulary::MetricKind::Gauge);
     let stuck = gauge && s.quality != 1 && (s.stale || s.stuck(warmup));
     let (anomalous, detector, detail) = if s.quality == 3 {
-        (true, "out_of_range", format!("{metric} reads outside its valid range"))
+        (
+            true,
+            "out_of_range",
+            format!("{metric} reads outside its valid range"),
+        )
     } else if s.quality == 1 && !all_bad {
-        (true, "bad_quality", format!("{metric} gives no usable reading"))
+        (
+            true,
+            "bad_quality",
+            format!("{metric} gives no usable reading"),
+        )
     } else if stuck {
         (
             true,

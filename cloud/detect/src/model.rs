@@ -28,8 +28,8 @@
 
 use std::collections::BTreeMap;
 
-use linfa::traits::Fit;
 use linfa::DatasetBase;
+use linfa::traits::Fit;
 use linfa_reduction::Pca;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,9 @@ pub fn train(features: Vec<String>, rows: &Array2<f64>) -> Result<WellModel, Tra
         }
         let (min, max) = col
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(*x), b.max(*x))
+            });
         if max - min <= 1e-12 * max.abs().max(1.0) {
             return Err(TrainError::ConstantColumn(name.clone()));
         }
@@ -194,9 +196,7 @@ pub fn train(features: Vec<String>, rows: &Array2<f64>) -> Result<WellModel, Tra
         explained_variance: explained,
         error_quantiles: [0.0; 3],
     };
-    let mut errors: Vec<f64> = (0..n)
-        .map(|i| model.error(&z.row(i).to_vec()).0)
-        .collect();
+    let mut errors: Vec<f64> = (0..n).map(|i| model.error(&z.row(i).to_vec()).0).collect();
     errors.sort_by(f64::total_cmp);
     model.error_quantiles = [
         quantile(&errors, 0.5),

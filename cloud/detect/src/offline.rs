@@ -163,7 +163,11 @@ pub fn parse_time(cell: &str) -> Option<i64> {
         if !x.is_finite() {
             return None;
         }
-        return Some(if x.abs() >= 1e11 { x as i64 } else { (x * 1000.0) as i64 });
+        return Some(if x.abs() >= 1e11 {
+            x as i64
+        } else {
+            (x * 1000.0) as i64
+        });
     }
     let b = s.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
@@ -261,7 +265,10 @@ pub fn score_rows<R: Read>(
     for (row, record) in rdr.records().enumerate() {
         let record = record.map_err(|e| OfflineError::Csv(e.to_string()))?;
         let line = record.position().map_or(row as u64 + 2, |p| p.line());
-        let cell_time = time_idx.and_then(|i| record.get(i)).unwrap_or("").to_owned();
+        let cell_time = time_idx
+            .and_then(|i| record.get(i))
+            .unwrap_or("")
+            .to_owned();
         let ts = match options.sample_period_ms {
             Some(p) => row as i64 * p,
             None => parse_time(&cell_time).ok_or_else(|| OfflineError::BadTime {
@@ -283,7 +290,11 @@ pub fn score_rows<R: Read>(
             })?;
             v.push(x.is_finite().then_some(x));
         }
-        let shown = if time_idx.is_some() { cell_time } else { row.to_string() };
+        let shown = if time_idx.is_some() {
+            cell_time
+        } else {
+            row.to_string()
+        };
         times.push((shown, ts));
         values.push(v);
     }
@@ -402,7 +413,11 @@ mod tests {
         for i in 0..rows {
             let t = 1_767_225_600 + i as i64 * 10;
             let temp = 50.0 + ((i * 37) % 11) as f64 * 0.1;
-            let p = if i == spike_at { 500.0 } else { 100.0 + ((i * 13) % 7) as f64 * 0.2 };
+            let p = if i == spike_at {
+                500.0
+            } else {
+                100.0 + ((i * 13) % 7) as f64 * 0.2
+            };
             s.push_str(&format!("{t},{temp},{p}\n"));
         }
         s
@@ -410,8 +425,8 @@ mod tests {
 
     #[test]
     fn flags_the_spike_and_names_its_column() {
-        let (rows, summary) = score_rows(file(300, 200).as_bytes(), &OfflineOptions::default())
-            .unwrap();
+        let (rows, summary) =
+            score_rows(file(300, 200).as_bytes(), &OfflineOptions::default()).unwrap();
         assert_eq!(summary.rows, 300);
         assert!(rows[200].flag);
         assert_eq!(rows[200].column.as_deref(), Some("pressure"));
@@ -455,7 +470,12 @@ mod tests {
     #[test]
     fn writes_the_header() {
         let mut out = Vec::new();
-        score_csv(file(40, 99).as_bytes(), &mut out, &OfflineOptions::default()).unwrap();
+        score_csv(
+            file(40, 99).as_bytes(),
+            &mut out,
+            &OfflineOptions::default(),
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("timestamp,score,flag,column\n"));
         assert_eq!(text.lines().count(), 41);

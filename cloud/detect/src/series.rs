@@ -189,7 +189,8 @@ impl SeriesState {
                 self.run_len = self.run_len.saturating_add(1);
             }
             if self.run_len <= STUCK_SAMPLES {
-                self.change_frac += CHANGE_ALPHA * (f64::from(u8::from(changed)) - self.change_frac);
+                self.change_frac +=
+                    CHANGE_ALPHA * (f64::from(u8::from(changed)) - self.change_frac);
                 self.change_n = self.change_n.saturating_add(1);
             }
         } else if self.last_ts.is_none() {
