@@ -237,7 +237,9 @@ mod tests {
         let mut g = Baseline::default();
         for i in 0..(24 * 60 * 4) {
             let ts = i as i64 * 60_000;
-            let x = 100.0 + 50.0 * (hour_of_day(ts) as f64 / 24.0 * std::f64::consts::TAU).sin() + noise(i);
+            let x = 100.0
+                + 50.0 * (hour_of_day(ts) as f64 / 24.0 * std::f64::consts::TAU).sin()
+                + noise(i);
             s.update(ts, x, g.level, 30, false);
             g.update(x, 30, false);
         }
