@@ -14,7 +14,10 @@
 //! * **Scale floor.** `σ` never falls below `max(REL_FLOOR · |level|, resolution, ε)`:
 //!   deadbanded or quantised data (a steady value re-sent on heartbeat) has a MAD of zero,
 //!   and a z-score against zero is meaningless. `resolution` is the smallest non-zero step
-//!   the series has shown (its deadband or register quantum).
+//!   the series has shown (its register quantum); `REL_FLOOR` is small (0.1 %) because the
+//!   series scores also floor σ by the typical sample-to-sample step
+//!   ([`crate::series::SeriesState::score`]), ≈ σ for white noise and ≈ the deadband for
+//!   report-by-exception data.
 //!
 //! [`Seasonal`] keeps one small baseline per UTC hour of day and says whether it explains
 //! the series better than the global baseline (compared by the EWMA of absolute one-step
@@ -30,7 +33,7 @@ pub const HUBER_K: f64 = 3.0;
 /// EWMA weight of a new value (level and spread): a memory of ~100 samples.
 pub const ALPHA: f64 = 0.02;
 /// Scale floor relative to the level.
-pub const REL_FLOOR: f64 = 0.01;
+pub const REL_FLOOR: f64 = 0.001;
 /// Absolute scale floor.
 pub const EPSILON: f64 = 1e-9;
 /// MAD → σ of a normal distribution.

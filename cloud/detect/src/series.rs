@@ -134,7 +134,7 @@ impl SeriesState {
         };
         let rate_z = match (self.last_ts, self.last_value) {
             (Some(t0), Some(x0)) if ts > t0 => {
-                // A step of a few quanta (resolution, or 1 % of the level) within one
+                // A step of a few quanta (resolution, or 0.1 % of the level) within one
                 // sample is never a rate anomaly, whatever the learnt spread of rates.
                 let dt = (ts - t0) as f64 / 1000.0;
                 let quantum = self
@@ -149,10 +149,17 @@ impl SeriesState {
             }
             _ => None,
         };
+        // The typical step between consecutive samples floors the scale too: ≈ σ for
+        // white noise, ≈ the deadband for report-by-exception data.
+        let scale = base.scale().map(|s| s.max(self.step.level.unwrap_or(0.0)));
+        let z = match (base.level, scale) {
+            (Some(l), Some(s)) => Some((x - l) / s),
+            _ => None,
+        };
         Score {
-            z: base.z(x),
+            z,
             level: base.level,
-            scale: base.scale(),
+            scale,
             seasonal,
             rate_z,
         }
