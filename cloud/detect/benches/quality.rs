@@ -287,6 +287,11 @@ fn main() {
         }
     }
     rt.block_on(sim.shutdown());
+    let state_bytes = devs
+        .iter()
+        .map(|d| serde_json::to_string(&d.state).map_or(0, |j| j.len()))
+        .max()
+        .unwrap_or(0);
 
     // Ground truth: failures inside the run, visible ones only.
     let timeout_of: BTreeMap<&str, i64> = devs
@@ -387,6 +392,7 @@ fn main() {
         "BENCH detect_samples_per_s {:.0} samples/s",
         samples_total as f64 / detect_time.as_secs_f64().max(1e-9)
     );
+    println!("BENCH detect_state_json_max {state_bytes} bytes");
     if std::env::var_os("DETECT_BENCH_VERBOSE").is_some() {
         for (dev, _, s) in &signals {
             let mut hit = truth

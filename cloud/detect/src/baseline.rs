@@ -155,6 +155,11 @@ pub fn hour_of_day(ts_ms: i64) -> usize {
 }
 
 impl Seasonal {
+    /// Nothing learnt yet.
+    pub fn is_empty(&self) -> bool {
+        self.hours.is_empty()
+    }
+
     /// The baseline of `ts_ms`'s hour, if it should be used instead of the global one:
     /// every hour warm and the seasonal errors clearly smaller (by 20 %).
     pub fn active(&self, ts_ms: i64, warmup: u32) -> Option<&Baseline> {

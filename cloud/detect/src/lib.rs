@@ -492,7 +492,8 @@ impl Detector {
             }
             let score = series.score(s.ts_ms, x, o.warmup_samples);
             let anomalous = score.magnitude() > o.z_threshold;
-            series.learn(s.ts_ms, x, o.warmup_samples, anomalous);
+            let judged = findings::is_production(s.metric) || findings::is_pressure(s.metric);
+            series.learn_with(s.ts_ms, x, o.warmup_samples, anomalous, judged);
             state.latest.insert(s.metric.to_owned(), x);
             checks.push((s.metric, Some((x, score))));
         }
@@ -588,7 +589,7 @@ impl Detector {
             return;
         }
         let collapsed = series.level.level.is_some_and(|b| range < 0.4 * b);
-        series.learn(ts, range, self.options.warmup_samples, collapsed);
+        series.learn_with(ts, range, self.options.warmup_samples, collapsed, false);
     }
 
     /// A `device_silent` signal when the device has sent nothing for longer than its

@@ -77,7 +77,7 @@ pub struct SeriesState {
     #[serde(default)]
     pub rate: Baseline,
     /// Hour-of-day baselines.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Seasonal::is_empty")]
     pub seasonal: Seasonal,
     /// Baseline of absolute sample-to-sample steps (normal jitter).
     #[serde(default)]
@@ -165,8 +165,15 @@ impl SeriesState {
         }
     }
 
-    /// Learns `x` at `ts` (newer than `last_ts`), `anomalous` as scored.
+    /// Learns `x` at `ts` (newer than `last_ts`), `anomalous` as scored, hour-of-day
+    /// baselines included.
     pub fn learn(&mut self, ts: i64, x: f64, warmup: u32, anomalous: bool) {
+        self.learn_with(ts, x, warmup, anomalous, true);
+    }
+
+    /// [`SeriesState::learn`], with the hour-of-day baselines only if `seasonal` (they
+    /// are most of a series' state: kept only for series whose level is judged).
+    pub fn learn_with(&mut self, ts: i64, x: f64, warmup: u32, anomalous: bool, seasonal: bool) {
         if let (Some(t0), Some(x0)) = (self.last_ts, self.last_value)
             && ts > t0
         {
@@ -204,8 +211,10 @@ impl SeriesState {
             self.run_len = 1;
             self.run_start = ts;
         }
-        self.seasonal
-            .update(ts, x, self.level.level, warmup, anomalous);
+        if seasonal {
+            self.seasonal
+                .update(ts, x, self.level.level, warmup, anomalous);
+        }
         self.level.update(x, warmup, anomalous);
         self.last_ts = Some(ts);
         self.last_value = Some(x);
