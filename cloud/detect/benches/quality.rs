@@ -357,6 +357,14 @@ fn main() {
                 .min();
             if let Some(ts) = first {
                 delays.push((ts - e.start_ms) as f64 / 1000.0);
+            } else if std::env::var_os("DETECT_BENCH_VERBOSE").is_some() {
+                eprintln!(
+                    "missed {} {} {:?} {} min",
+                    name(k),
+                    e.device,
+                    e.tag,
+                    (e.end_ms - e.start_ms) / 60_000
+                );
             }
         }
         let (tp, n) = tp_signals.get(name(k)).copied().unwrap_or((0, 0));
