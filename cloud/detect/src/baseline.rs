@@ -105,9 +105,12 @@ impl Baseline {
         }
         if let Some(last) = self.last {
             let step = (x - last).abs();
-            // Ignore float noise: a step must be visible at the values' magnitude.
+            // Ignore float noise: a step must be visible at the values' magnitude; and an
+            // anomalous jump says nothing about the series' quantum unless it is small
+            // (≤ 1 % of the value: the first deadband step of a series steady until then).
             let visible = step > 1e-9 * (x.abs() + last.abs());
-            if visible && (self.resolution == 0.0 || step < self.resolution) {
+            let quantum_like = !anomalous || step <= 0.01 * x.abs().max(last.abs());
+            if visible && quantum_like && (self.resolution == 0.0 || step < self.resolution) {
                 self.resolution = step;
             }
         }

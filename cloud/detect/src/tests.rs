@@ -199,6 +199,82 @@ fn rod_pump_findings() {
 }
 
 #[test]
+fn tank_plunger_and_water_cut_findings() {
+    let d = Detector::default();
+    let c = DeviceContext {
+        profile: "tank-gauge",
+        ..ctx()
+    };
+    let mut st = DeviceState::default();
+    // 60 polls an hour: oil gains 1 bbl/h and water 0.5 bbl/h for 12 h.
+    let tank = |i: i64, water_per_h: f64| {
+        let h = i as f64 / 360.0;
+        vec![
+            good("oil_volume_bbl", 50.0 + h),
+            good(
+                "water_volume_bbl",
+                20.0 + 0.5 * h.min(12.0) + water_per_h * (h - 12.0).max(0.0),
+            ),
+            good("oil_level_in", 60.0),
+            good("tank_high_level_setpoint_in", 200.0),
+        ]
+    };
+    assert!(run(&d, &mut st, &c, 0, 12 * 360, true, |i| tank(i, 0.0)).is_empty());
+    let s = run(&d, &mut st, &c, 12 * 360, 2 * 360, true, |i| tank(i, 4.0));
+    assert_eq!(kinds(&s), vec![(FindingKind::WaterCutSpike, true)]);
+    let s = run(&d, &mut st, &c, 14 * 360, 3, true, |_| {
+        vec![good("oil_level_in", 201.0), good("tank_high_level", 1.0)]
+    });
+    assert_eq!(kinds(&s), vec![(FindingKind::TankHighLevel, true)]);
+
+    let c = DeviceContext {
+        profile: "plunger-lift-controller",
+        ..ctx()
+    };
+    let mut st = DeviceState::default();
+    assert!(
+        run(&d, &mut st, &c, 0, 10, true, |_| vec![good(
+            "plunger_non_arrival_alarm",
+            0.0
+        )])
+        .is_empty()
+    );
+    let s = run(&d, &mut st, &c, 10, 3, true, |_| {
+        vec![good("plunger_non_arrival_alarm", 1.0)]
+    });
+    assert_eq!(kinds(&s), vec![(FindingKind::PlungerNotArriving, true)]);
+}
+
+#[test]
+fn esp_findings() {
+    let d = Detector::default();
+    let c = DeviceContext {
+        profile: "esp-drive",
+        ..ctx()
+    };
+    let esp = |i: i64, state: f64, current: f64| {
+        vec![
+            good("pump_state", state),
+            good("motor_current_a", current + 0.5 * noise(i, 8)),
+            good("underload_alarm", f64::from(u8::from(current < 60.0))),
+        ]
+    };
+    let mut st = DeviceState::default();
+    assert!(run(&d, &mut st, &c, 0, 300, true, |i| esp(i, 1.0, 85.0)).is_empty());
+    let mut broken = st.clone();
+    let s = run(&d, &mut broken, &c, 300, 5, true, |i| esp(i, 1.0, 27.0));
+    assert_eq!(kinds(&s), vec![(FindingKind::RodPart, true)]);
+    let mut locked = st.clone();
+    let s = run(&d, &mut locked, &c, 300, 12, true, |i| {
+        esp(i, 1.0, 32.0 + 12.0 * noise(i, 11))
+    });
+    assert_eq!(kinds(&s), vec![(FindingKind::GasLock, true)]);
+    let mut off = st.clone();
+    let s = run(&d, &mut off, &c, 300, 5, true, |i| esp(i, 2.0, 0.0));
+    assert_eq!(kinds(&s), vec![(FindingKind::PumpOff, true)]);
+}
+
+#[test]
 fn gas_thresholds_fire_at_once_with_severity() {
     let d = Detector::default();
     let mut st = DeviceState::default();
