@@ -122,7 +122,8 @@ impl Baseline {
                 let mut values = std::mem::take(&mut self.warm);
                 let m = median(&mut values);
                 let mut devs: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
-                self.mad = median(&mut devs);
+                let mad = median(&mut devs);
+                self.mad = if mad.is_finite() { mad } else { f64::MAX / 4.0 };
                 self.level = Some(m);
             }
             return;
@@ -130,8 +131,15 @@ impl Baseline {
         let scale = self.scale().unwrap_or(EPSILON);
         let residual = (x - level).clamp(-HUBER_K * scale, HUBER_K * scale);
         let alpha = if anomalous { ALPHA * 0.1 } else { ALPHA };
-        self.level = Some(level + alpha * residual);
-        self.mad += alpha * (residual.abs() - self.mad);
+        let (new_level, new_mad) = (
+            level + alpha * residual,
+            self.mad + alpha * (residual.abs() - self.mad),
+        );
+        // Values near f64::MAX can overflow the arithmetic: such an update is skipped.
+        if new_level.is_finite() && new_mad.is_finite() {
+            self.level = Some(new_level);
+            self.mad = new_mad;
+        }
     }
 }
 
@@ -189,9 +197,13 @@ impl Seasonal {
         }
         let hour = &mut self.hours[hour_of_day(ts_ms)];
         if let (Some(g), Some(s)) = (global, hour.level) {
-            self.global_err += ALPHA * ((x - g).abs() - self.global_err);
-            self.seasonal_err += ALPHA * ((x - s).abs() - self.seasonal_err);
-            self.compared = self.compared.saturating_add(1);
+            let ge = self.global_err + ALPHA * ((x - g).abs() - self.global_err);
+            let se = self.seasonal_err + ALPHA * ((x - s).abs() - self.seasonal_err);
+            if ge.is_finite() && se.is_finite() {
+                self.global_err = ge;
+                self.seasonal_err = se;
+                self.compared = self.compared.saturating_add(1);
+            }
         }
         hour.update(x, warmup, anomalous);
     }

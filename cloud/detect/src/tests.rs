@@ -422,7 +422,7 @@ fn well_model_fires_on_a_broken_relation() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
     /// Whatever arrives, observe never panics and the state stays serialisable, finite
     /// input or not.
     #[test]
@@ -432,6 +432,8 @@ proptest! {
                 any::<f64>(),
                 Just(f64::NAN),
                 Just(f64::INFINITY),
+                Just(f64::MAX),
+                Just(-f64::MAX),
                 -1e6f64..1e6,
             ]), 0u8..4, -5i64..100),
             0..300,
