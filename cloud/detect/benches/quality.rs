@@ -16,7 +16,11 @@
 //! 3. Feeds each device's samples to `Detector::observe` in 60 s batches (live) and calls
 //!    `check_silence` after each batch. The first 12 h are before the schedule's origin:
 //!    the baselines warm up on a healthy fleet.
-//! 4. Scores the activations against the schedule.
+//! 4. Every device with at least two of the well-model features (lift equipment, the flow
+//!    computer's pressures) gets a PCA model trained on 5-minute snapshots of its warm-up
+//!    hours, passed to `observe` from the schedule's origin on; its `well_anomaly` findings
+//!    are true when they fall in a failure window of the same well.
+//! 5. Scores the activations against the schedule.
 //!
 //! # Matching
 //!
@@ -44,7 +48,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use detect::{DetectOptions, Detector, DeviceContext, DeviceState, FindingKind, Sample, Signal};
+use detect::{
+    DetectOptions, Detector, DeviceContext, DeviceState, FindingKind, Sample, Signal, WellModel,
+    model,
+};
 use firmware_profiles::{RawValue, Tag};
 use simulator::{FailureEvent, FailureKind, FailurePlan, FleetConfig, Simulator};
 use wire::Quality;
@@ -56,6 +63,19 @@ const BATCH_MS: i64 = 60_000;
 const GRACE_MS: i64 = 30 * 60_000;
 const WARMUP_MS: i64 = 12 * 3_600_000;
 const DAYS: i64 = 3;
+const MODEL_ROW_MS: i64 = 5 * 60_000;
+/// Features of a device's well model (those its profile has).
+const MODEL_FEATURES: &[&str] = &[
+    "pump_fillage_pct",
+    "rod_load_peak_lbf",
+    "rod_load_min_lbf",
+    "motor_current_a",
+    "pump_intake_pressure_psi",
+    "pump_discharge_pressure_psi",
+    "motor_temperature_f",
+    "tubing_pressure_psi",
+    "casing_pressure_psi",
+];
 /// 2026-11-01T00:00:00Z.
 const ORIGIN_MS: i64 = 1_793_491_200_000;
 
@@ -230,9 +250,17 @@ fn main() {
     let mut samples_total = 0u64;
     let mut detect_time = Duration::ZERO;
     let mut batch: Vec<(i64, &'static str, Option<f64>, Quality)> = Vec::new();
+    let mut models_trained = 0usize;
     for d in &mut devs {
         let events: Vec<&FailureEvent> = schedule.iter().filter(|e| e.device == d.name).collect();
         let ctx_profile = leak(&d.profile);
+        let features: Vec<String> = MODEL_FEATURES
+            .iter()
+            .filter(|f| d.tags.iter().any(|(_, m)| m == *f))
+            .map(|f| (*f).to_owned())
+            .collect();
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let mut model: Option<WellModel> = None;
         let mut t = start;
         while t < end {
             batch.clear();
@@ -274,19 +302,40 @@ fn main() {
             samples_total += samples.len() as u64;
             let ctx = DeviceContext {
                 profile: ctx_profile,
-                model: None,
+                model: model.as_ref(),
                 rules: &[],
             };
             let clock = Instant::now();
             let mut out = detector.observe(&mut d.state, &ctx, &samples, true);
             out.extend(detector.check_silence(&mut d.state, batch_end));
             detect_time += clock.elapsed();
+            // The well model: trained on 5-minute snapshots of the healthy warm-up hours
+            // (what the cloud's rollups give it), scored from the schedule's origin on.
+            if features.len() >= 2 && batch_end <= ORIGIN_MS {
+                if (batch_end - start) % MODEL_ROW_MS == 0
+                    && let Some(row) = features
+                        .iter()
+                        .map(|f| d.state.latest.get(f).copied())
+                        .collect::<Option<Vec<f64>>>()
+                {
+                    rows.push(row);
+                }
+                if batch_end == ORIGIN_MS {
+                    model = model::train_rows(features.clone(), &rows).ok();
+                    models_trained += usize::from(model.is_some());
+                }
+            }
             for s in out.into_iter().filter(|s| s.active && s.ts_ms >= ORIGIN_MS) {
                 signals.push((d.name.clone(), d.well.clone(), s));
             }
         }
     }
     rt.block_on(sim.shutdown());
+    let state_bytes = devs
+        .iter()
+        .map(|d| serde_json::to_string(&d.state).map_or(0, |j| j.len()))
+        .max()
+        .unwrap_or(0);
 
     // Ground truth: failures inside the run, visible ones only.
     let timeout_of: BTreeMap<&str, i64> = devs
@@ -352,6 +401,14 @@ fn main() {
                 .min();
             if let Some(ts) = first {
                 delays.push((ts - e.start_ms) as f64 / 1000.0);
+            } else if std::env::var_os("DETECT_BENCH_VERBOSE").is_some() {
+                eprintln!(
+                    "missed {} {} {:?} {} min",
+                    name(k),
+                    e.device,
+                    e.tag,
+                    (e.end_ms - e.start_ms) / 60_000
+                );
             }
         }
         let (tp, n) = tp_signals.get(name(k)).copied().unwrap_or((0, 0));
@@ -386,6 +443,24 @@ fn main() {
     println!(
         "BENCH detect_samples_per_s {:.0} samples/s",
         samples_total as f64 / detect_time.as_secs_f64().max(1e-9)
+    );
+    println!("BENCH detect_state_json_max {state_bytes} bytes");
+    let model_signals: Vec<_> = signals
+        .iter()
+        .filter(|(_, _, s)| s.kind == FindingKind::WellAnomaly)
+        .collect();
+    let model_tp = model_signals
+        .iter()
+        .filter(|(_, well, s)| truth.iter().any(|e| e.well == *well && inside(e, s.ts_ms)))
+        .count();
+    println!("BENCH detect_models_trained {models_trained} count");
+    println!(
+        "BENCH detect_well_anomaly_findings {} count",
+        model_signals.len()
+    );
+    println!(
+        "BENCH detect_well_anomaly_precision {:.3} ratio",
+        model_tp as f64 / model_signals.len().max(1) as f64
     );
     if std::env::var_os("DETECT_BENCH_VERBOSE").is_some() {
         for (dev, _, s) in &signals {

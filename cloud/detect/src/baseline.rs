@@ -14,7 +14,10 @@
 //! * **Scale floor.** `σ` never falls below `max(REL_FLOOR · |level|, resolution, ε)`:
 //!   deadbanded or quantised data (a steady value re-sent on heartbeat) has a MAD of zero,
 //!   and a z-score against zero is meaningless. `resolution` is the smallest non-zero step
-//!   the series has shown (its deadband or register quantum).
+//!   the series has shown (its register quantum); `REL_FLOOR` is small (0.1 %) because the
+//!   series scores also floor σ by the typical sample-to-sample step
+//!   ([`crate::series::SeriesState::score`]), ≈ σ for white noise and ≈ the deadband for
+//!   report-by-exception data.
 //!
 //! [`Seasonal`] keeps one small baseline per UTC hour of day and says whether it explains
 //! the series better than the global baseline (compared by the EWMA of absolute one-step
@@ -30,7 +33,7 @@ pub const HUBER_K: f64 = 3.0;
 /// EWMA weight of a new value (level and spread): a memory of ~100 samples.
 pub const ALPHA: f64 = 0.02;
 /// Scale floor relative to the level.
-pub const REL_FLOOR: f64 = 0.01;
+pub const REL_FLOOR: f64 = 0.001;
 /// Absolute scale floor.
 pub const EPSILON: f64 = 1e-9;
 /// MAD → σ of a normal distribution.
@@ -102,9 +105,12 @@ impl Baseline {
         }
         if let Some(last) = self.last {
             let step = (x - last).abs();
-            // Ignore float noise: a step must be visible at the values' magnitude.
+            // Ignore float noise: a step must be visible at the values' magnitude; and an
+            // anomalous jump says nothing about the series' quantum unless it is small
+            // (≤ 1 % of the value: the first deadband step of a series steady until then).
             let visible = step > 1e-9 * (x.abs() + last.abs());
-            if visible && (self.resolution == 0.0 || step < self.resolution) {
+            let quantum_like = !anomalous || step <= 0.01 * x.abs().max(last.abs());
+            if visible && quantum_like && (self.resolution == 0.0 || step < self.resolution) {
                 self.resolution = step;
             }
         }
@@ -116,7 +122,8 @@ impl Baseline {
                 let mut values = std::mem::take(&mut self.warm);
                 let m = median(&mut values);
                 let mut devs: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
-                self.mad = median(&mut devs);
+                let mad = median(&mut devs);
+                self.mad = if mad.is_finite() { mad } else { f64::MAX / 4.0 };
                 self.level = Some(m);
             }
             return;
@@ -124,8 +131,15 @@ impl Baseline {
         let scale = self.scale().unwrap_or(EPSILON);
         let residual = (x - level).clamp(-HUBER_K * scale, HUBER_K * scale);
         let alpha = if anomalous { ALPHA * 0.1 } else { ALPHA };
-        self.level = Some(level + alpha * residual);
-        self.mad += alpha * (residual.abs() - self.mad);
+        let (new_level, new_mad) = (
+            level + alpha * residual,
+            self.mad + alpha * (residual.abs() - self.mad),
+        );
+        // Values near f64::MAX can overflow the arithmetic: such an update is skipped.
+        if new_level.is_finite() && new_mad.is_finite() {
+            self.level = Some(new_level);
+            self.mad = new_mad;
+        }
     }
 }
 
@@ -152,6 +166,11 @@ pub fn hour_of_day(ts_ms: i64) -> usize {
 }
 
 impl Seasonal {
+    /// Nothing learnt yet.
+    pub fn is_empty(&self) -> bool {
+        self.hours.is_empty()
+    }
+
     /// The baseline of `ts_ms`'s hour, if it should be used instead of the global one:
     /// every hour warm and the seasonal errors clearly smaller (by 20 %).
     pub fn active(&self, ts_ms: i64, warmup: u32) -> Option<&Baseline> {
@@ -178,9 +197,13 @@ impl Seasonal {
         }
         let hour = &mut self.hours[hour_of_day(ts_ms)];
         if let (Some(g), Some(s)) = (global, hour.level) {
-            self.global_err += ALPHA * ((x - g).abs() - self.global_err);
-            self.seasonal_err += ALPHA * ((x - s).abs() - self.seasonal_err);
-            self.compared = self.compared.saturating_add(1);
+            let ge = self.global_err + ALPHA * ((x - g).abs() - self.global_err);
+            let se = self.seasonal_err + ALPHA * ((x - s).abs() - self.seasonal_err);
+            if ge.is_finite() && se.is_finite() {
+                self.global_err = ge;
+                self.seasonal_err = se;
+                self.compared = self.compared.saturating_add(1);
+            }
         }
         hour.update(x, warmup, anomalous);
     }
@@ -237,7 +260,9 @@ mod tests {
         let mut g = Baseline::default();
         for i in 0..(24 * 60 * 4) {
             let ts = i as i64 * 60_000;
-            let x = 100.0 + 50.0 * (hour_of_day(ts) as f64 / 24.0 * 6.28).sin() + noise(i);
+            let x = 100.0
+                + 50.0 * (hour_of_day(ts) as f64 / 24.0 * std::f64::consts::TAU).sin()
+                + noise(i);
             s.update(ts, x, g.level, 30, false);
             g.update(x, 30, false);
         }

@@ -77,7 +77,6 @@ impl View<'_> {
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
         kind: FindingKind,
@@ -449,7 +448,7 @@ pub fn water_cut(wc: &mut WaterCut, v: &View<'_>) -> Option<Check> {
     let thr = v.opts.z_threshold;
     let anomalous =
         score.z.is_some_and(|z| z > thr) && score.level.is_some_and(|l| share - l >= 0.10);
-    wc.share.learn(v.ts, share, warmup, anomalous);
+    wc.share.learn_with(v.ts, share, warmup, anomalous, false);
     let mut e = evidence(
         "water_cut",
         Some(water_m),

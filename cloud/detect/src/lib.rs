@@ -18,6 +18,40 @@
 //!   is replaced by a fresh one (detectors warm up again), never an error.
 //! - [`model::WellModel`]: a per-well multivariate model, trained by [`model::train`] on
 //!   rollup rows, scored inside `observe` when the caller passes it.
+//!
+//! # How `observe` works
+//!
+//! Samples are sorted by time and processed one instant at a time (a poll's frame shares
+//! its timestamp). For each sample newer than its series' newest, the series
+//! ([`series::SeriesState`]: robust level, rate of change, hour-of-day baselines, frozen
+//! value tracker) scores it *before* learning it. Then the instant's checks run — baseline
+//! findings of the metrics it updated ([`findings::baseline`]), tenant rules ([`rules`]),
+//! per-metric sensor checks, the device-level bad-quality check, the lift, threshold and
+//! tank checks on the device's current values ([`findings`]) — and each feeds its
+//! [`condition::Condition`], which adds the hysteresis and emits transitions. The model,
+//! if any, scores the device's current values once per batch.
+//!
+//! # Modules
+//!
+//! - [`baseline`]: robust EWMA level/spread with warm-up, Huber clipping, scale floors;
+//!   hour-of-day baselines.
+//! - [`series`]: per-metric state built on them (rate, jitter, frozen values, quality).
+//! - [`condition`]: sustain/clear hysteresis, late paging of historical activations.
+//! - [`findings`]: the typed findings of the canonical metrics.
+//! - [`rules`], [`model`], [`offline`]: tenant rules, the PCA well model, CSV scoring.
+//!
+//! # Invariants
+//!
+//! - Pure and deterministic: same state and samples, same signals and state.
+//! - Non-finite values are dropped at the door; no state becomes NaN from finite input.
+//! - A sample older than (or as old as) its series' newest moves nothing.
+//! - A condition emits only transitions; an activation's severity is the one of the check
+//!   that activated it (an H2S condition raised at the warning level stays a warning
+//!   until it clears).
+//! - The state is bounded: one [`series::SeriesState`] per metric (24 hourly baselines at
+//!   most), one condition per (kind, subject) seen anomalous, a bounded window per rate rule.
+//! - Quality benchmark: `cargo bench -p detect --bench quality` (simulated fleet scored
+//!   against the simulator's failure schedule; see the bench's docs for the matching).
 
 pub mod baseline;
 pub mod condition;
@@ -26,6 +60,8 @@ pub mod model;
 pub mod offline;
 pub mod rules;
 pub mod series;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -456,7 +492,8 @@ impl Detector {
             }
             let score = series.score(s.ts_ms, x, o.warmup_samples);
             let anomalous = score.magnitude() > o.z_threshold;
-            series.learn(s.ts_ms, x, o.warmup_samples, anomalous);
+            let judged = findings::is_production(s.metric) || findings::is_pressure(s.metric);
+            series.learn_with(s.ts_ms, x, o.warmup_samples, anomalous, judged);
             state.latest.insert(s.metric.to_owned(), x);
             checks.push((s.metric, Some((x, score))));
         }
@@ -552,7 +589,7 @@ impl Detector {
             return;
         }
         let collapsed = series.level.level.is_some_and(|b| range < 0.4 * b);
-        series.learn(ts, range, self.options.warmup_samples, collapsed);
+        series.learn_with(ts, range, self.options.warmup_samples, collapsed, false);
     }
 
     /// A `device_silent` signal when the device has sent nothing for longer than its

@@ -73,7 +73,8 @@ pub struct WellModel {
     /// Variance share explained by the kept components.
     #[serde(default)]
     pub explained_variance: f64,
-    /// Training reconstruction errors: median, 95th and 99th percentiles.
+    /// Training reconstruction errors: median, 95th percentile, and the threshold's
+    /// quantile (99th by default).
     #[serde(default)]
     pub error_quantiles: [f64; 3],
 }
@@ -122,8 +123,43 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Trains a PCA model on `rows` (one row per time, columns in `features` order).
+/// Training options (defaults: the module constants).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    /// Fewest rows.
+    pub min_rows: usize,
+    /// Variance share the kept components explain.
+    pub variance_kept: f64,
+    /// Training-error quantile of the threshold.
+    pub threshold_quantile: f64,
+    /// Margin the threshold puts on that quantile.
+    pub threshold_margin: f64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> TrainOptions {
+        TrainOptions {
+            min_rows: MIN_ROWS,
+            variance_kept: VARIANCE_KEPT,
+            threshold_quantile: THRESHOLD_QUANTILE,
+            threshold_margin: THRESHOLD_MARGIN,
+        }
+    }
+}
+
+/// Trains a PCA model on `rows` (one row per time, columns in `features` order) with the
+/// default [`TrainOptions`].
 pub fn train(features: Vec<String>, rows: &Array2<f64>) -> Result<WellModel, TrainError> {
+    train_with(features, rows, &TrainOptions::default())
+}
+
+/// Trains a PCA model on `rows` with `options`.
+pub fn train_with(
+    features: Vec<String>,
+    rows: &Array2<f64>,
+    options: &TrainOptions,
+) -> Result<WellModel, TrainError> {
+    let min_rows = options.min_rows.max(3);
     let (n, d) = rows.dim();
     if d != features.len() || d < 2 {
         return Err(TrainError::Shape(format!(
@@ -131,10 +167,10 @@ pub fn train(features: Vec<String>, rows: &Array2<f64>) -> Result<WellModel, Tra
             features.len()
         )));
     }
-    if n < MIN_ROWS {
+    if n < min_rows {
         return Err(TrainError::TooFewRows {
             rows: n,
-            min: MIN_ROWS,
+            min: min_rows,
         });
     }
     let mut center = Vec::with_capacity(d);
@@ -171,7 +207,7 @@ pub fn train(features: Vec<String>, rows: &Array2<f64>) -> Result<WellModel, Tra
     let total: f64 = sigma.iter().map(|s| s * s).sum();
     let mut kept = 0;
     let mut explained = 0.0;
-    while kept < sigma.len() && explained < VARIANCE_KEPT {
+    while kept < sigma.len() && explained < options.variance_kept {
         explained += sigma[kept] * sigma[kept] / total.max(f64::MIN_POSITIVE);
         kept += 1;
     }
@@ -201,9 +237,9 @@ pub fn train(features: Vec<String>, rows: &Array2<f64>) -> Result<WellModel, Tra
     model.error_quantiles = [
         quantile(&errors, 0.5),
         quantile(&errors, 0.95),
-        quantile(&errors, THRESHOLD_QUANTILE),
+        quantile(&errors, options.threshold_quantile),
     ];
-    model.threshold = (model.error_quantiles[2] * THRESHOLD_MARGIN).max(1e-6);
+    model.threshold = (model.error_quantiles[2] * options.threshold_margin).max(1e-6);
     if !model.threshold.is_finite() || model.components.iter().flatten().any(|x| !x.is_finite()) {
         return Err(TrainError::Fit("non-finite decomposition".into()));
     }

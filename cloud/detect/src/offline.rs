@@ -21,8 +21,12 @@
 //! `timestamp`) may hold RFC 3339 / ISO 8601 (`2026-01-01T00:00:00Z`, offsets, fractions),
 //! `YYYY-MM-DD HH:MM:SS[.fff]` (UTC), or numeric epoch seconds or milliseconds (above 10¹¹
 //! = ms). With `sample_period_ms` the times are the row index × period instead (the column
-//! may then be absent). Value columns: `value_columns`, default every other column. An
-//! empty cell is a missing value; anything else must be a number.
+//! may then be absent). Value columns: `value_columns`, default every other column except
+//! ground-truth labels ([`LABEL_COLUMNS`]: `anomaly`, `changepoint`, ...). An empty cell
+//! (or `nan`) is a missing value; anything else must be a number. The delimiter is sniffed
+//! from the header (`,`, `;` or tab) unless given.
+//!
+//! The whole input is read into memory (the model trains on its head).
 //!
 //! # Scoring
 //!
@@ -63,8 +67,22 @@ pub struct OfflineOptions {
     pub threshold: f64,
     /// Share of the rows the PCA model trains on (0 disables it).
     pub train_fraction: f64,
+    /// Field delimiter; None: sniffed from the header line (`,`, `;` or tab).
+    pub delimiter: Option<u8>,
     /// Detector tuning (`warmup_samples`, `z_threshold`).
     pub detect: DetectOptions,
+}
+
+/// Columns never scored by default: ground-truth labels of labelled data sets.
+pub const LABEL_COLUMNS: &[&str] = &["anomaly", "changepoint", "label", "labels", "is_anomaly"];
+
+/// The delimiter of a header line: the most frequent of `,`, `;` and tab (`,` on a tie).
+fn sniff(header: &[u8]) -> u8 {
+    let count = |c: u8| header.iter().filter(|b| **b == c).count();
+    [b';', b'\t'].into_iter().fold(
+        b',',
+        |best, c| if count(c) > count(best) { c } else { best },
+    )
 }
 
 impl Default for OfflineOptions {
@@ -75,6 +93,7 @@ impl Default for OfflineOptions {
             sample_period_ms: None,
             threshold: 1.0,
             train_fraction: 0.2,
+            delimiter: None,
             detect: DetectOptions::default(),
         }
     }
@@ -221,10 +240,19 @@ pub fn parse_time(cell: &str) -> Option<i64> {
 
 /// Reads and scores `input`; the rows and the summary.
 pub fn score_rows<R: Read>(
-    input: R,
+    mut input: R,
     options: &OfflineOptions,
 ) -> Result<(Vec<ScoredRow>, OfflineSummary), OfflineError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|e| OfflineError::Csv(e.to_string()))?;
+    let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let delimiter = options.delimiter.unwrap_or_else(|| sniff(first_line));
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .delimiter(delimiter)
+        .from_reader(bytes.as_slice());
     let header: Vec<String> = rdr
         .headers()
         .map_err(|e| OfflineError::Csv(e.to_string()))?
@@ -252,7 +280,9 @@ pub fn score_rows<R: Read>(
         None => header
             .iter()
             .enumerate()
-            .filter(|(i, _)| Some(*i) != time_idx)
+            .filter(|(i, h)| {
+                Some(*i) != time_idx && !LABEL_COLUMNS.contains(&h.to_ascii_lowercase().as_str())
+            })
             .map(|(i, h)| (i, h.clone()))
             .collect(),
     };
@@ -453,6 +483,34 @@ mod tests {
                 value: "x".into()
             }
         );
+    }
+
+    #[test]
+    fn semicolon_files_with_labels_score_their_sensors_only() {
+        let mut text = String::from("datetime;Accelerometer1RMS;Pressure;anomaly;changepoint\n");
+        for i in 0..100 {
+            let p = if i >= 80 {
+                5.0
+            } else {
+                1.0 + 0.01 * ((i * 7) % 5) as f64
+            };
+            text.push_str(&format!(
+                "2020-03-09 10:{:02}:{:02};0.{};{p};{};0\n",
+                i / 60,
+                i % 60,
+                20 + (i * 3) % 7,
+                u8::from(i >= 80)
+            ));
+        }
+        let opts = OfflineOptions {
+            time_column: "datetime".into(),
+            ..OfflineOptions::default()
+        };
+        let (rows, summary) = score_rows(text.as_bytes(), &opts).unwrap();
+        assert_eq!(summary.columns, vec!["Accelerometer1RMS", "Pressure"]);
+        assert!(rows[80].flag);
+        assert_eq!(rows[80].column.as_deref(), Some("Pressure"));
+        assert!(rows[40..79].iter().all(|r| !r.flag));
     }
 
     #[test]

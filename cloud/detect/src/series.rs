@@ -77,7 +77,7 @@ pub struct SeriesState {
     #[serde(default)]
     pub rate: Baseline,
     /// Hour-of-day baselines.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Seasonal::is_empty")]
     pub seasonal: Seasonal,
     /// Baseline of absolute sample-to-sample steps (normal jitter).
     #[serde(default)]
@@ -134,7 +134,7 @@ impl SeriesState {
         };
         let rate_z = match (self.last_ts, self.last_value) {
             (Some(t0), Some(x0)) if ts > t0 => {
-                // A step of a few quanta (resolution, or 1 % of the level) within one
+                // A step of a few quanta (resolution, or 0.1 % of the level) within one
                 // sample is never a rate anomaly, whatever the learnt spread of rates.
                 let dt = (ts - t0) as f64 / 1000.0;
                 let quantum = self
@@ -149,17 +149,31 @@ impl SeriesState {
             }
             _ => None,
         };
+        // The typical step between consecutive samples floors the scale too: ≈ σ for
+        // white noise, ≈ the deadband for report-by-exception data.
+        let scale = base.scale().map(|s| s.max(self.step.level.unwrap_or(0.0)));
+        let z = match (base.level, scale) {
+            (Some(l), Some(s)) => Some((x - l) / s),
+            _ => None,
+        };
         Score {
-            z: base.z(x),
+            z,
             level: base.level,
-            scale: base.scale(),
+            scale,
             seasonal,
             rate_z,
         }
     }
 
-    /// Learns `x` at `ts` (newer than `last_ts`), `anomalous` as scored.
+    /// Learns `x` at `ts` (newer than `last_ts`), `anomalous` as scored, hour-of-day
+    /// baselines included.
     pub fn learn(&mut self, ts: i64, x: f64, warmup: u32, anomalous: bool) {
+        self.learn_with(ts, x, warmup, anomalous, true);
+    }
+
+    /// [`SeriesState::learn`], with the hour-of-day baselines only if `seasonal` (they
+    /// are most of a series' state: kept only for series whose level is judged).
+    pub fn learn_with(&mut self, ts: i64, x: f64, warmup: u32, anomalous: bool, seasonal: bool) {
         if let (Some(t0), Some(x0)) = (self.last_ts, self.last_value)
             && ts > t0
         {
@@ -197,8 +211,10 @@ impl SeriesState {
             self.run_len = 1;
             self.run_start = ts;
         }
-        self.seasonal
-            .update(ts, x, self.level.level, warmup, anomalous);
+        if seasonal {
+            self.seasonal
+                .update(ts, x, self.level.level, warmup, anomalous);
+        }
         self.level.update(x, warmup, anomalous);
         self.last_ts = Some(ts);
         self.last_value = Some(x);
