@@ -39,7 +39,19 @@
 //! broker → commit), `e2e_samples_per_s`, and the agents' batching settings. Context lines
 //! start with `#`.
 //!
-//! Runs with `cargo bench -p tests --bench e2e` (~2 minutes); without `--bench` on the
+//! # Alerts under that load
+//!
+//! During the window, [`ALERT_DEVICES`] real devices are made to answer every request with
+//! a Modbus exception (simulator failure injection), a few per second. Each becomes a
+//! `sensor_failure` alert (detection runs in the ingest transaction, shipped defaults)
+//! delivered by the in-process outbox worker to a signed webhook on loopback.
+//! `alert_latency_*` = arrival of the webhook − `started_at` of its alert, which is the
+//! timestamp of the sample that made the condition fire (the agent's clock at that
+//! Modbus read). How many reads a condition needs before it fires is detection's
+//! business (`cargo bench -p detect --bench quality`: delay per failure type); this
+//! measures what follows the read. Every injected device must alert, exactly once.
+//!
+//! Runs with `cargo bench -p tests --bench e2e` (~3 minutes); without `--bench` on the
 //! command line (e.g. `cargo test --benches`) it only prints how to run it.
 
 use std::path::{Path, PathBuf};
@@ -83,6 +95,14 @@ const WINDOW: Duration = Duration::from_secs(60);
 const GRACE: Duration = Duration::from_secs(20);
 /// Tenant of every gateway.
 const TENANT: &str = "bench";
+/// Devices made to fail during the window, each raising one alert.
+const ALERT_DEVICES: usize = 60;
+/// Pause between two injected failures.
+const ALERT_SPACING: Duration = Duration::from_millis(400);
+/// Longest wait for every alert after the last injection.
+const ALERT_GRACE: Duration = Duration::from_secs(150);
+/// Seals the webhook's signing secret (as `[tenancy] ca_key` does).
+const SEALING_KEY: &str = "bench-alert-sealing-secret-0123456789abcdef";
 /// The ingester's (and the probe's) broker login.
 const INGEST_USER: &str = "ingester";
 const INGEST_PASSWORD: &str = "bench-ingester-secret-0123456789";
@@ -133,6 +153,8 @@ struct Stack {
     ingester: Ingester,
     probe: Probe,
     agents: Vec<Agent>,
+    hook: testkit::receiver::Receiver,
+    outbox: JoinHandle<()>,
 }
 
 /// One in-process agent.
@@ -194,6 +216,16 @@ impl Stack {
         let simulator = Simulator::start(fleet, [127, 0, 0, 1].into())
             .await
             .context("simulator")?;
+        let hook = testkit::receiver::Receiver::start(&[]).await;
+        let key = store::certificates::CaKey::from_secret(SEALING_KEY)?;
+        webhook_destination(&db, &key, &hook.url("/hook")).await?;
+        let outbox = alerts::outbox::Outbox::new(
+            db.clone(),
+            Some(key),
+            alerts::outbox::OutboxOptions::default(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let outbox = tokio::spawn(outbox.run());
         let mut stack = Stack {
             dir,
             db,
@@ -202,6 +234,8 @@ impl Stack {
             ingester,
             probe,
             agents: Vec::new(),
+            hook,
+            outbox,
         };
         stack.start_agents(v4.port()).await?;
         Ok(stack)
@@ -242,6 +276,7 @@ impl Stack {
             );
         }
         self.ingester.abort();
+        self.outbox.abort();
         self.probe.stop();
         self.simulator.shutdown().await;
         self.db.pool().close().await;
@@ -358,7 +393,8 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
     tokio::time::sleep(SETTLE).await;
 
     let from = wall_ms();
-    tokio::time::sleep(WINDOW).await;
+    let failing = inject_failures(stack).await;
+    tokio::time::sleep(WINDOW.saturating_sub(ALERT_SPACING * ALERT_DEVICES as u32)).await;
     let to = wall_ms();
     wait_committed(&stack.probe, from, to).await;
     let stored = rows_between(&stack.db, from, to).await?;
@@ -400,6 +436,7 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
     println!("BENCH e2e_cloud_latency_p50_ms {:.1} ms", agents.cloud.p50);
     println!("BENCH e2e_cloud_latency_p99_ms {:.1} ms", agents.cloud.p99);
 
+    alert_latencies(stack, &failing).await?;
     synthetic.stop().await?;
     ensure!(
         undecodable == 0 && disconnects == 0,
@@ -415,6 +452,106 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
         agents.unacked_samples
     );
     Ok(())
+}
+
+/// The tenant's webhook destination, its signing secret sealed with `key`.
+async fn webhook_destination(
+    db: &Db,
+    key: &store::certificates::CaKey,
+    url: &str,
+) -> anyhow::Result<()> {
+    let tenant = db.create_tenant(TENANT, "Bench Operating").await?;
+    let secret = alerts::deliver::webhook::generate_secret();
+    let sealed = key.seal_as(store::alerts::DESTINATION_SECRET, tenant, secret.as_bytes())?;
+    let mut tx = db.begin_tenant(tenant).await?;
+    store::alerts::create_destination(
+        &mut tx,
+        tenant,
+        &store::alerts::DestinationInput {
+            name: "bench",
+            kind: "webhook",
+            url,
+            min_severity: "info",
+            enabled: true,
+        },
+        Some(&sealed),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Makes [`ALERT_DEVICES`] gas detectors answer with Modbus exceptions, spaced by
+/// [`ALERT_SPACING`]; returns their names.
+async fn inject_failures(stack: &Stack) -> Vec<String> {
+    let devices: Vec<String> = stack
+        .simulator
+        .endpoints()
+        .into_iter()
+        .filter(|e| e.profile == "gas-detector")
+        .take(ALERT_DEVICES)
+        .map(|e| e.device)
+        .collect();
+    for device in &devices {
+        stack.simulator.inject(
+            device,
+            simulator::Failure::Exception(4),
+            Duration::from_secs(600),
+        );
+        tokio::time::sleep(ALERT_SPACING).await;
+    }
+    devices
+}
+
+/// Waits for one firing webhook per failing device and prints the latency figures.
+async fn alert_latencies(stack: &Stack, failing: &[String]) -> anyhow::Result<usize> {
+    let deadline = tokio::time::Instant::now() + ALERT_GRACE;
+    let mut latencies = std::collections::BTreeMap::new();
+    while latencies.len() < failing.len() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(r) = stack.hook.next(left).await else {
+            break;
+        };
+        let event = r.json();
+        let alert = &event["data"]["alert"];
+        if event["type"] != "com.wellpulse.alert.firing" || alert["kind"] != "sensor_failure" {
+            continue;
+        }
+        let device = alert["labels"]["device"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !failing.contains(&device) {
+            continue;
+        }
+        let started =
+            chrono::DateTime::parse_from_rfc3339(alert["started_at"].as_str().unwrap_or(""))
+                .context("started_at")?;
+        let arrived = chrono::DateTime::<chrono::Utc>::from(r.at);
+        let ms = (arrived - started.with_timezone(&chrono::Utc))
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1000.0;
+        ensure!(
+            latencies.insert(device.clone(), ms).is_none(),
+            "{device} alerted twice"
+        );
+    }
+    let mut values: Vec<f64> = latencies.values().copied().collect();
+    values.sort_by(f64::total_cmp);
+    ensure!(!values.is_empty(), "no alert arrived");
+    let pct = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
+    println!("BENCH alert_latency_p50_ms {:.1} ms", pct(0.50));
+    println!("BENCH alert_latency_p99_ms {:.1} ms", pct(0.99));
+    println!("BENCH alert_latency_max_ms {:.1} ms", pct(1.0));
+    println!("BENCH alerts_delivered {} count", values.len());
+    ensure!(
+        values.len() == failing.len(),
+        "{} of {} failing devices alerted",
+        values.len(),
+        failing.len()
+    );
+    Ok(values.len())
 }
 
 /// The `[buffer]` settings the real agents ran with (their config files, as parsed).

@@ -225,7 +225,9 @@ fn not_found(scope: &TenantScope, id: i64) -> ApiError {
     tag = "alerts",
     operation_id = "list_alert_destinations",
     params(TenantScope),
-    responses((status = 200, description = "The tenant's destinations with their delivery health", body = [DestinationDto]))
+    responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 200, description = "The tenant's destinations with their delivery health", body = [DestinationDto]))
 )]
 async fn list_destinations(
     State(state): State<ApiState>,
@@ -307,6 +309,7 @@ async fn create_destination(
     operation_id = "get_alert_destination",
     params(TenantScope, DestinationParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "The destination", body = DestinationDto),
         (status = 404, description = "Unknown destination", body = ErrorResponse),
     )
@@ -383,6 +386,7 @@ async fn update_destination(
     operation_id = "delete_alert_destination",
     params(TenantScope, DestinationParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 204, description = "Deleted with its delivery log; messages still waiting are dropped"),
         (status = 404, description = "Unknown destination", body = ErrorResponse),
     )
@@ -429,6 +433,7 @@ pub struct TestQueuedDto {
     operation_id = "test_alert_destination",
     params(TenantScope, DestinationParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 202, description = "A test alert is queued; its outcome shows in the delivery log", body = TestQueuedDto),
         (status = 404, description = "Unknown destination", body = ErrorResponse),
     )

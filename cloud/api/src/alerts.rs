@@ -376,6 +376,7 @@ async fn change(
     operation_id = "acknowledge_alert",
     params(TenantScope, AlertParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "Acknowledged (or already was); destinations told of its firing are told", body = AlertDto),
         (status = 404, description = "Unknown alert", body = ErrorResponse),
         (status = 409, description = "The alert is resolved", body = ErrorResponse),
@@ -407,6 +408,7 @@ async fn acknowledge_alert(
     operation_id = "resolve_alert",
     params(TenantScope, AlertParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "Resolved (or already was); a condition still active does not re-open it until it clears and fires again", body = AlertDto),
         (status = 404, description = "Unknown alert", body = ErrorResponse),
     )
@@ -535,6 +537,17 @@ async fn comment_alert(
     Ok((StatusCode::CREATED, Json(comment.into())))
 }
 
+/// One server-sent event of the alert stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertStreamEvent {
+    /// `ready`, `alert` or `resync`.
+    pub event: String,
+    /// For `alert`: JSON `{"event", "alert"}`; for `ready`: the tenant.
+    pub data: String,
+    /// For `alert`: the alert's id.
+    pub id: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/alerts/stream",
@@ -543,7 +556,8 @@ async fn comment_alert(
     operation_id = "alert_stream",
     params(TenantScope),
     responses(
-        (status = 200, description = "Server-sent events: `ready` once, then one `alert` event (the alert as `get_alert` shows it, without history) per change of one of the tenant's alerts, and `resync` when this stream fell behind (read the list again). A comment line every 15 s keeps it open.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 200, description = "Server-sent events: `ready` once (data: the tenant), then one `alert` event per change of one of the tenant's alerts (data: `{\"event\": what happened, \"alert\": the alert as the list shows it}`, id: the alert's id), and `resync` when this stream fell behind (read the list again). A comment line every 15 s keeps it open.", content_type = "text/event-stream", body = AlertStreamEvent),
     )
 )]
 async fn alert_stream(
@@ -923,6 +937,7 @@ async fn create_silence(
     operation_id = "expire_silence",
     params(TenantScope, SilenceParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "Ended now (kept in the list); open alerts it held back are told at the next lifecycle run", body = SilenceDto),
         (status = 404, description = "Unknown silence", body = ErrorResponse),
     )

@@ -222,7 +222,9 @@ fn rule_not_found(scope: &TenantScope, id: i64) -> ApiError {
     tag = "detection",
     operation_id = "list_detection_rules",
     params(TenantScope),
-    responses((status = 200, description = "The tenant's rules", body = [RuleDto]))
+    responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 200, description = "The tenant's rules", body = [RuleDto]))
 )]
 async fn list_rules(
     State(state): State<ApiState>,
@@ -284,6 +286,7 @@ async fn create_rule(
     operation_id = "get_detection_rule",
     params(TenantScope, RuleParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "The rule", body = RuleDto),
         (status = 404, description = "Unknown rule", body = ErrorResponse),
     )
@@ -356,6 +359,7 @@ async fn update_rule(
     operation_id = "delete_detection_rule",
     params(TenantScope, RuleParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 204, description = "Deleted; its open alerts resolve as usual"),
         (status = 404, description = "Unknown rule", body = ErrorResponse),
     )
@@ -442,6 +446,7 @@ impl From<ModelRow> for ModelDto {
     operation_id = "list_well_models",
     params(TenantScope, WellParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "Every model version of the well's devices, newest first", body = [ModelDto]),
         (status = 404, description = "Unknown well", body = ErrorResponse),
     )
@@ -495,6 +500,7 @@ pub struct SkippedDto {
     operation_id = "train_well_models",
     params(TenantScope, WellParam),
     responses(
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 200, description = "Trained on the recent history of the well's devices; the new versions are active", body = TrainingDto),
         (status = 404, description = "Unknown well", body = ErrorResponse),
     )

@@ -166,6 +166,8 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
         member("promoted@acme.test").await,
         member("removed@acme.test").await,
     );
+    // Alerts opened as detection opens them, a silence, rules and destinations to act on.
+    let alerting = testkit::api::seed_alerts(db, &fleet).await;
 
     // A complete March 2024 for the reports, two years of oil for the decline curve, and an
     // emission source, in a tenant of their own.
@@ -332,6 +334,86 @@ include-operation-id = "set_emission_source_counts"
 parameters = {{ tenant = "filings", source = {source} }}
 
 [[operations]]
+include-operation-id = "alert_stream"
+max-stream-events = 1
+
+[[operations]]
+include-operation-id = "get_alert"
+parameters = {{ tenant = "acme", alert = {alert_c} }}
+
+[[operations]]
+include-operation-id = "acknowledge_alert"
+parameters = {{ tenant = "acme", alert = {alert_a} }}
+
+[[operations]]
+include-operation-id = "resolve_alert"
+parameters = {{ tenant = "acme", alert = {alert_b} }}
+
+[[operations]]
+include-operation-id = "assign_alert"
+parameters = {{ tenant = "acme", alert = {alert_c}, "body.user_id" = {promoted} }}
+
+[[operations]]
+include-operation-id = "comment_alert"
+parameters = {{ tenant = "acme", alert = {alert_c}, "body.body" = "crew dispatched" }}
+
+[[operations]]
+include-operation-id = "create_silence"
+parameters = {{ tenant = "acme", "body.kind" = "pump_off", "body.duration" = "2h", "body.comment" = "workover" }}
+
+[[operations]]
+include-operation-id = "expire_silence"
+parameters = {{ tenant = "acme", silence = {silence} }}
+
+[[operations]]
+include-operation-id = "create_detection_rule"
+parameters = {{ tenant = "acme", "body.name" = "High tubing", "body.metric" = "tubing_pressure_psi", "body.severity" = "warning", "body.for_ms" = 0 }}
+
+[[operations]]
+include-operation-id = "get_detection_rule"
+parameters = {{ tenant = "acme", rule = {rule_kept} }}
+
+[[operations]]
+include-operation-id = "update_detection_rule"
+parameters = {{ tenant = "acme", rule = {rule_kept}, "body.name" = "Kept rule", "body.metric" = "casing_pressure_psi", "body.severity" = "critical", "body.for_ms" = 60000 }}
+
+[[operations]]
+include-operation-id = "delete_detection_rule"
+parameters = {{ tenant = "acme", rule = {rule_spare} }}
+
+[[operations]]
+include-operation-id = "list_well_models"
+parameters = {{ tenant = "acme", well = {smith} }}
+
+[[operations]]
+include-operation-id = "train_well_models"
+parameters = {{ tenant = "acme", well = {smith} }}
+
+[[operations]]
+include-operation-id = "create_alert_destination"
+parameters = {{ tenant = "acme", "body.kind" = "alertmanager", "body.url" = "http://127.0.0.1:9/am", "body.min_severity" = "warning" }}
+
+[[operations]]
+include-operation-id = "get_alert_destination"
+parameters = {{ tenant = "acme", destination = {dest_kept} }}
+
+[[operations]]
+include-operation-id = "update_alert_destination"
+parameters = {{ tenant = "acme", destination = {dest_kept}, "body.name" = "kept-am", "body.kind" = "alertmanager", "body.url" = "http://127.0.0.1:9/am2", "body.min_severity" = "critical" }}
+
+[[operations]]
+include-operation-id = "delete_alert_destination"
+parameters = {{ tenant = "acme", destination = {dest_spare} }}
+
+[[operations]]
+include-operation-id = "test_alert_destination"
+parameters = {{ tenant = "acme", destination = {dest_kept} }}
+
+[[operations]]
+include-operation-id = "list_alert_deliveries"
+parameters = {{ tenant = "acme", destination = {dest_kept} }}
+
+[[operations]]
 include-operation-id = "sign_in"
 parameters = {{ "body.email" = "{signer}", "body.password" = "{PASSWORD}" }}
 
@@ -355,6 +437,14 @@ parameters = {{ "body.token" = "{reset}", "body.password" = "{PASSWORD}" }}
         decline_well = history.well.0,
         jones = fleet.jones.0,
         smith = fleet.smith.0,
+        alert_a = alerting.alerts[0],
+        alert_b = alerting.alerts[1],
+        alert_c = alerting.alerts[2],
+        silence = alerting.silence,
+        rule_kept = alerting.rules[0],
+        rule_spare = alerting.rules[1],
+        dest_kept = alerting.destinations[0],
+        dest_spare = alerting.destinations[1],
     );
     std::fs::write(report.path().join("schemathesis.toml"), config).unwrap();
     let spec = format!("http://{}/api/openapi.json", api.addr);

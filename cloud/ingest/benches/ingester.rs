@@ -11,7 +11,10 @@
 //!   every 250 ms for 15 s; latency from publish to the application ack covering it
 //!   (includes the ingester's default `max_batch_delay` of 20 ms).
 //!
-//! Default ingest options (48 messages per transaction, 20 ms batch delay).
+//! Default ingest options (48 messages per transaction, 20 ms batch delay), each figure
+//! measured with live detection (the shipped default) and without it
+//! (`…_without_detection`), two alternated runs of each on fresh databases, the better one
+//! kept; `ingester_detection_rate_ratio` is with / without.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -206,9 +209,62 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
+/// What one run measured.
+struct Figures {
+    samples_per_s: f64,
+    batches_per_s: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     testkit::mqtt::init_tracing();
+    // Detection on (the shipped default) and off, alternated so drift hits both alike;
+    // the better of two runs each.
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for _ in 0..2 {
+        off.push(run(false).await);
+        on.push(run(true).await);
+    }
+    let best = |runs: &[Figures]| {
+        runs.iter()
+            .max_by(|a, b| a.samples_per_s.total_cmp(&b.samples_per_s))
+            .map(|f| (f.samples_per_s, f.batches_per_s))
+            .unwrap_or_default()
+    };
+    let ((on_samples, on_batches), (off_samples, off_batches)) = (best(&on), best(&off));
+    println!("BENCH ingester_e2e_samples_per_s {on_samples:.0} samples/s");
+    println!("BENCH ingester_e2e_batches_per_s {on_batches:.0} batches/s");
+    println!("BENCH ingester_e2e_samples_per_s_without_detection {off_samples:.0} samples/s");
+    println!("BENCH ingester_e2e_batches_per_s_without_detection {off_batches:.0} batches/s");
+    println!(
+        "BENCH ingester_detection_rate_ratio {:.3} ratio",
+        on_samples / off_samples
+    );
+    let p =
+        |runs: &[Figures], f: fn(&Figures) -> f64| runs.iter().map(f).fold(f64::INFINITY, f64::min);
+    println!(
+        "BENCH ingester_ack_latency_p50_ms {:.1} ms",
+        p(&on, |f| f.p50_ms)
+    );
+    println!(
+        "BENCH ingester_ack_latency_p95_ms {:.1} ms",
+        p(&on, |f| f.p95_ms)
+    );
+    println!(
+        "BENCH ingester_ack_latency_p50_ms_without_detection {:.1} ms",
+        p(&off, |f| f.p50_ms)
+    );
+    println!(
+        "BENCH ingester_ack_latency_p95_ms_without_detection {:.1} ms",
+        p(&off, |f| f.p95_ms)
+    );
+}
+
+/// One full run on a fresh database, broker and ingester.
+async fn run(detection: bool) -> Figures {
     let test = TestDb::new("bench_ingester").await;
     // Each gateway publishes all its batches at once, far above a real gateway's rate:
     // lift the front listener's per-gateway limits, this measures the ingester.
@@ -220,7 +276,10 @@ async fn main() {
         ..broker::FrontOptions::default()
     };
     let broker = Broker::start_with(&test.db, limits).await;
-    let options = IngestOptions::default();
+    let options = IngestOptions {
+        detection: detection.then(ingest::DetectionOptions::default),
+        ..IngestOptions::default()
+    };
     let ingester = start_ingester(&test.db, &broker.ingester_endpoint("bench"), options).await;
     let mut gateways = Vec::new();
     for g in 0..GATEWAYS {
@@ -279,14 +338,6 @@ async fn main() {
         samples,
         "every sample stored once"
     );
-    println!(
-        "BENCH ingester_e2e_samples_per_s {:.0} samples/s",
-        samples / elapsed
-    );
-    println!(
-        "BENCH ingester_e2e_batches_per_s {:.0} batches/s",
-        batches / elapsed
-    );
 
     // Latency: paced live traffic.
     let mut sent: Vec<(usize, u64, Instant)> = Vec::new();
@@ -317,8 +368,20 @@ async fn main() {
         .collect();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    println!("BENCH ingester_ack_latency_p50_ms {:.1} ms", pct(0.50));
-    println!("BENCH ingester_ack_latency_p95_ms {:.1} ms", pct(0.95));
+    let figures = Figures {
+        samples_per_s: samples / elapsed,
+        batches_per_s: batches / elapsed,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+    };
+    if detection {
+        let scored = ingester.stats().snapshot().samples_scored as f64;
+        assert!(
+            scored >= samples,
+            "detection scored {scored} of {samples} samples"
+        );
+    }
     ingester.abort();
     test.finish().await;
+    figures
 }

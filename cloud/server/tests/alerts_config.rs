@@ -14,7 +14,10 @@ fn the_example_documents_the_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cloud.toml");
     let cfg = CloudConfig::load(&path).unwrap();
     let minimal = CloudConfig::parse(MINIMAL, Path::new("/")).unwrap();
-    assert_eq!(cfg.detection, minimal.detection, "the example shows the defaults");
+    assert_eq!(
+        cfg.detection, minimal.detection,
+        "the example shows the defaults"
+    );
     assert_eq!(cfg.alerts, minimal.alerts);
     let ingest = cfg.ingest_options();
     let detection = ingest.detection.expect("detection on by default");
@@ -43,25 +46,40 @@ public_url = \"https://wells.example.com\"
 "
     );
     let cfg = CloudConfig::parse(&text, Path::new("/")).unwrap();
-    assert!(cfg.ingest_options().detection.is_none(), "disabled: nothing scored");
+    assert!(
+        cfg.ingest_options().detection.is_none(),
+        "disabled: nothing scored"
+    );
     assert_eq!(cfg.detection.detect_options().z_threshold, 4.5);
     assert_eq!(cfg.detection.detect_options().silent_min_ms, 120_000);
-    assert_eq!(cfg.api_options().training.window, Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(
+        cfg.api_options().training.window,
+        Duration::from_secs(3 * 24 * 3600)
+    );
     assert_eq!(cfg.alerts.policy().hold, chrono::Duration::seconds(30));
     let outbox = cfg.alerts.outbox_options();
-    assert_eq!((outbox.retry_max, outbox.public_url.as_str()), (Duration::from_secs(60), "https://wells.example.com"));
+    assert_eq!(
+        (outbox.retry_max, outbox.public_url.as_str()),
+        (Duration::from_secs(60), "https://wells.example.com")
+    );
 }
 
 #[test]
 fn bad_values_are_refused_naming_the_field() {
     for (section, expected) in [
         ("[detection]\nz_threshold = -1.0", "z_threshold"),
-        ("[detection]\nh2s_warning_ppm = 30.0\nh2s_critical_ppm = 20.0", "critical gas thresholds"),
+        (
+            "[detection]\nh2s_warning_ppm = 30.0\nh2s_critical_ppm = 20.0",
+            "critical gas thresholds",
+        ),
         ("[detection]\nsustain_samples = 0", "sustain_samples"),
         ("[detection]\nsilence_check = \"soon\"", "silence_check"),
         ("[detection]\nthreshold = 3.0", "unknown field"),
         ("[detection.training]\nmin_rows = 2", "min_rows"),
-        ("[alerts]\nretry_min = \"10m\"\nretry_max = \"1m\"", "retry_min"),
+        (
+            "[alerts]\nretry_min = \"10m\"\nretry_max = \"1m\"",
+            "retry_min",
+        ),
         ("[alerts]\nflap_threshold = 0", "flap_threshold"),
         ("[alerts]\npublic_url = \"ftp://x\"", "public_url"),
         ("[alerts]\nwebhook = \"x\"", "unknown field"),

@@ -219,5 +219,7 @@ BEGIN
 END $$;
 GRANT SELECT ON detector_states, detection_models, findings TO wellpulse_tenant;
 GRANT SELECT, INSERT, UPDATE, DELETE ON detection_rules, alert_destinations TO wellpulse_tenant;
-GRANT SELECT, INSERT, UPDATE ON alerts, alert_silences, alert_deliveries TO wellpulse_tenant;
+GRANT SELECT, INSERT, UPDATE ON alerts, alert_silences TO wellpulse_tenant;
+-- A destination deleted takes its delivery log with it.
+GRANT SELECT, INSERT, UPDATE, DELETE ON alert_deliveries TO wellpulse_tenant;
 GRANT SELECT, INSERT ON alert_events, alert_comments TO wellpulse_tenant;

@@ -531,3 +531,129 @@ where
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
+
+/// acme's alerting records, for API tests that need ids to act on.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertRecords {
+    /// Three firing alerts (on rpc-1: pump-off, rod part, tubing pressure).
+    pub alerts: [i64; 3],
+    /// A silence in force.
+    pub silence: i64,
+    /// Two rules (one to keep, one to delete).
+    pub rules: [i64; 2],
+    /// Two Alertmanager destinations (one to keep, one to delete).
+    pub destinations: [i64; 2],
+    /// rpc-1's device id.
+    pub device: store::DeviceId,
+}
+
+/// Opens three alerts on acme's rpc-1 through `store::alerts::record_signals` (as detection
+/// does) and writes a silence, two rules and two destinations.
+pub async fn seed_alerts(db: &Db, fleet: &Fleet) -> AlertRecords {
+    use store::alerts::{self, AlertPolicy, DestinationInput, NewSilence, SignalRecord};
+    let device: store::DeviceId = sqlx::query_scalar(
+        "SELECT d.id FROM devices d WHERE d.tenant_id = $1 AND d.name = 'rpc-1'",
+    )
+    .bind(fleet.acme)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    let policy = AlertPolicy {
+        hold: chrono::Duration::minutes(5),
+        flap_window: chrono::Duration::hours(1),
+        flap_threshold: 3,
+    };
+    let signal = |kind: &'static str, subject: Option<&'static str>| SignalRecord {
+        tenant: fleet.acme,
+        device,
+        kind,
+        subject,
+        severity: "warning",
+        active: true,
+        page: true,
+        at: Utc::now(),
+        evidence: serde_json::json!({ "detector": kind, "detail": "seeded" }),
+        summary: format!("{kind} on rpc-1"),
+    };
+    let mut tx = db.pool().begin().await.unwrap();
+    alerts::record_signals(
+        &mut tx,
+        &[
+            signal("pump_off", None),
+            signal("rod_part", None),
+            signal("pressure_anomaly", Some("tubing_pressure_psi")),
+        ],
+        &policy,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM alerts WHERE tenant_id = $1 ORDER BY id")
+            .bind(fleet.acme)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let mut tx = db.begin_tenant(fleet.acme).await.unwrap();
+    let silence = alerts::create_silence(
+        &mut tx,
+        fleet.acme,
+        &NewSilence {
+            kind: Some("gas_lock"),
+            well: None,
+            device: None,
+            starts_at: None,
+            ends_at: Utc::now() + chrono::Duration::hours(2),
+            comment: "workover",
+            created_by: "seed",
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let mut rules = [0; 2];
+    for (i, name) in ["kept rule", "spare rule"].into_iter().enumerate() {
+        let condition = serde_json::json!({ "type": "above", "value": 1500.0 });
+        rules[i] = store::detection::create_rule(
+            &mut tx,
+            fleet.acme,
+            &store::detection::RuleInput {
+                name,
+                metric: "tubing_pressure_psi",
+                condition: &condition,
+                severity: "warning",
+                for_ms: 0,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    }
+    let mut destinations = [0; 2];
+    for (i, name) in ["kept-am", "spare-am"].into_iter().enumerate() {
+        destinations[i] = alerts::create_destination(
+            &mut tx,
+            fleet.acme,
+            &DestinationInput {
+                name,
+                kind: "alertmanager",
+                url: "http://127.0.0.1:9/am",
+                min_severity: "critical",
+                enabled: true,
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .id;
+    }
+    tx.commit().await.unwrap();
+    AlertRecords {
+        alerts: [ids[0], ids[1], ids[2]],
+        silence,
+        rules,
+        destinations,
+        device,
+    }
+}

@@ -134,9 +134,31 @@ async fn exchange(
     if let Some(body) = body {
         stream.write_all(body).await?;
     }
+    // Read to the end; a server-sent-events stream never ends, so it is read up to its
+    // first event (the answer a test checks) and the connection dropped.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if first_event_read(&raw) {
+            break;
+        }
+    }
     parse(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Whether `raw` is an event stream's head and its first complete event.
+fn first_event_read(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    head.contains("content-type: text/event-stream")
+        && raw[split + 4..].windows(2).any(|w| w == b"\n\n")
 }
 
 fn parse(raw: &[u8]) -> Result<Response, String> {
@@ -160,8 +182,12 @@ fn parse(raw: &[u8]) -> Result<Response, String> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let stream = headers
+        .iter()
+        .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream"));
     let body = if chunked {
-        dechunk(body)?
+        // An event stream was not read to its end: the chunks read so far.
+        dechunk(body, stream)?
     } else {
         body.to_vec()
     };
@@ -172,13 +198,16 @@ fn parse(raw: &[u8]) -> Result<Response, String> {
     })
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+fn dechunk(mut body: &[u8], partial: bool) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunk")?;
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return if partial {
+                Ok(out)
+            } else {
+                Err("bad chunk".into())
+            };
+        };
         let size_text = std::str::from_utf8(&body[..line_end]).map_err(|e| e.to_string())?;
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
@@ -186,7 +215,16 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
         if size == 0 {
             return Ok(out);
         }
-        out.extend_from_slice(body.get(..size).ok_or("truncated chunk")?);
-        body = body.get(size + 2..).ok_or("truncated chunk")?;
+        match (body.get(..size), body.get(size + 2..)) {
+            (Some(data), Some(rest)) => {
+                out.extend_from_slice(data);
+                body = rest;
+            }
+            _ if partial => {
+                out.extend_from_slice(&body[..size.min(body.len())]);
+                return Ok(out);
+            }
+            _ => return Err("truncated chunk".into()),
+        }
     }
 }
