@@ -877,7 +877,7 @@ async fn create_silence(
     }
     let mut tx = scope.begin(state.db()).await?;
     if let Some(w) = well
-        && !store::wells::well(&mut tx, scope.id, w).await?.is_some()
+        && store::wells::well(&mut tx, scope.id, w).await?.is_none()
     {
         return Err(ApiError::NotFound(format!(
             "well {w} of tenant `{}`",

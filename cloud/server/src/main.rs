@@ -151,6 +151,9 @@ enum Command {
         /// Share of the rows the multivariate (PCA) model trains on; 0 disables it.
         #[arg(long, default_value_t = 0.2)]
         train_fraction: f64,
+        /// Field delimiter (default: detected from the header: `,`, `;` or tab).
+        #[arg(long)]
+        delimiter: Option<char>,
     },
 }
 
@@ -231,7 +234,13 @@ async fn command(command: Command) -> Result<()> {
             threshold,
             z_threshold,
             train_fraction,
+            delimiter,
         } => {
+            let delimiter = match delimiter {
+                None => None,
+                Some(c) if c.is_ascii() => Some(c as u8),
+                Some(c) => bail!("--delimiter must be one ASCII character, got {c:?}"),
+            };
             let mut detect = detect::DetectOptions::default();
             if let Some(z) = z_threshold {
                 detect.z_threshold = z;
@@ -242,6 +251,7 @@ async fn command(command: Command) -> Result<()> {
                 sample_period_ms: period.map(|p| i64::try_from(p.as_millis()).unwrap_or(i64::MAX)),
                 threshold,
                 train_fraction,
+                delimiter,
                 detect,
             };
             detect_file(&input, output.as_deref(), &options)

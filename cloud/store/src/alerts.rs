@@ -120,6 +120,9 @@ fn rank(severity: &str) -> u8 {
     }
 }
 
+/// An open alert of a fingerprint: id, condition cleared at, severity, told at.
+type OpenAlert = (i64, Option<DateTime<Utc>>, String, Option<DateTime<Utc>>);
+
 /// Stores `signals` as findings and applies the paging ones to alerts (in the caller's
 /// transaction: the ingest transaction or the silence sweep's).
 pub async fn record_signals(
@@ -150,7 +153,7 @@ pub async fn record_signals(
             continue;
         }
         let print = fingerprint(s.tenant, s.device, s.kind, s.subject);
-        let open: Option<(i64, Option<DateTime<Utc>>, String, Option<DateTime<Utc>>)> =
+        let open: Option<OpenAlert> =
             sqlx::query_as(
                 "SELECT id, condition_cleared_at, severity, notified_at FROM alerts
                  WHERE tenant_id = $1 AND fingerprint = $2 AND state <> 'resolved' FOR UPDATE",

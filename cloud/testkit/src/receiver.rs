@@ -57,6 +57,12 @@ pub struct Receiver {
     server: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.server.abort();
