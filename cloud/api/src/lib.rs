@@ -336,6 +336,8 @@ impl ApiState {
         (name = "auth", description = "Sign-in, token refresh, sign-out, password reset, invitations"),
         (name = "people", description = "A tenant's members, API keys and audit log (tenant admins)"),
         (name = "admin", description = "Platform administration: tenants and the whole audit log"),
+        (name = "alerts", description = "Alerts (lifecycle, live stream), findings, silences and alert destinations with their delivery log"),
+        (name = "detection", description = "Tenant detection rules and the per-well multivariate models"),
     ),
     components(schemas(ErrorResponse)),
     modifiers(&BearerScheme)

@@ -153,15 +153,14 @@ pub async fn record_signals(
             continue;
         }
         let print = fingerprint(s.tenant, s.device, s.kind, s.subject);
-        let open: Option<OpenAlert> =
-            sqlx::query_as(
-                "SELECT id, condition_cleared_at, severity, notified_at FROM alerts
+        let open: Option<OpenAlert> = sqlx::query_as(
+            "SELECT id, condition_cleared_at, severity, notified_at FROM alerts
                  WHERE tenant_id = $1 AND fingerprint = $2 AND state <> 'resolved' FOR UPDATE",
-            )
-            .bind(s.tenant)
-            .bind(&print)
-            .fetch_optional(&mut *conn)
-            .await?;
+        )
+        .bind(s.tenant)
+        .bind(&print)
+        .fetch_optional(&mut *conn)
+        .await?;
         let alert = match (open, s.active) {
             (None, false) => None,
             (None, true) => {
@@ -302,7 +301,10 @@ async fn notify_if_due(conn: &mut PgConnection, tenant: TenantId, id: i64) -> Re
     enqueue(conn, tenant, id, "firing", None).await
 }
 
-/// Appends to an alert's history and tells live streams.
+/// Appends to an alert's history and tells live streams. Changes the system makes
+/// (detection opening, refiring or clearing, the lifecycle jobs resolving, escalating or
+/// telling) are also written to the audit log with actor `system`; people's changes are
+/// audited by the API with their identity, origin and request id.
 pub async fn event(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -321,10 +323,27 @@ pub async fn event(
     .bind(alert)
     .bind(name)
     .bind(actor)
-    .bind(detail)
+    .bind(&detail)
     .bind(ALERTS_CHANNEL)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if actor.is_none_or(|a| a == "auto") {
+        let target = format!("alert:{alert}");
+        crate::audit::record(
+            conn,
+            &crate::audit::AuditEntry {
+                tenant: Some(tenant),
+                actor: "system",
+                action: &format!("alert.{name}"),
+                target: &target,
+                before: None,
+                after: Some(serde_json::json!({ "alert_id": alert, "detail": detail })),
+                client_addr: None,
+                request_id: None,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
