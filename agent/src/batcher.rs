@@ -23,9 +23,12 @@
 //! shutdown flushes everything). Set `flush_min_samples = 1` and `flush_interval = "1s"`
 //! for the old behaviour. **Urgent frames** do not wait: a frame holding a safety metric
 //! ([`firmware_profiles::vocabulary::SAFETY_METRICS`]: H2S, LEL, the detector's alarms and
-//! faults) or a sample whose quality is not good (a device that stopped answering, a value
-//! out of range) is cut with its poll cycle, `flush_quiet` after the burst, as on a busy
-//! site — an H2S reading or a failing device reaches the cloud within a poll cycle. The buffer wakes the uplink
+//! faults), a state metric (kind `state`: a pump's run state, an alarm, a valve, a
+//! plunger's arrival — deadbanded, so sent when it changes and at its heartbeat) or a
+//! sample whose quality is not good (a device that stopped answering, a value out of
+//! range) is cut with its poll cycle, `flush_quiet` after the burst, as on a busy site —
+//! an H2S reading, a tripped pump or a failing device reaches the cloud's detection within
+//! a poll cycle. The buffer wakes the uplink
 //! itself after every append, so the poller → network path has no other coupling: the
 //! pollers never wait on the disk, the disk never waits on the network.
 //!
@@ -134,15 +137,17 @@ pub struct Batcher {
     /// Batches and samples dropped before reaching the buffer and not yet added to its
     /// durable drop counters.
     unrecorded: (u64, u64),
-    /// Per device alias, per metric alias: whether the metric is a safety metric (see
-    /// "Urgent frames" in the module docs), from the birth's catalog.
-    safety: Vec<Vec<bool>>,
+    /// Per device alias, per metric alias: whether the metric makes its frame urgent (a
+    /// safety or a state metric; see "Urgent frames" in the module docs), from the birth's
+    /// catalog.
+    urgent_metrics: Vec<Vec<bool>>,
     /// The pending batch holds an urgent frame.
     urgent: bool,
 }
 
-/// Which metrics of each device are [`firmware_profiles::vocabulary::SAFETY_METRICS`].
-fn safety_table(birth: &Birth) -> Vec<Vec<bool>> {
+/// Which metrics of each device make a frame urgent: the
+/// [`firmware_profiles::vocabulary::SAFETY_METRICS`] and every metric of kind `state`.
+fn urgent_table(birth: &Birth) -> Vec<Vec<bool>> {
     let mut table: Vec<Vec<bool>> = Vec::new();
     for device in &birth.devices {
         let d = usize::from(device.alias);
@@ -154,7 +159,13 @@ fn safety_table(birth: &Birth) -> Vec<Vec<bool>> {
             if table[d].len() <= a {
                 table[d].resize(a + 1, false);
             }
-            table[d][a] = firmware_profiles::vocabulary::is_safety(&m.canonical);
+            let state = match m.kind {
+                Some(kind) => kind == wire::MetricKind::State,
+                None => firmware_profiles::vocabulary::lookup(&m.canonical).is_some_and(|def| {
+                    def.kind == firmware_profiles::vocabulary::MetricKind::State
+                }),
+            };
+            table[d][a] = firmware_profiles::vocabulary::is_safety(&m.canonical) || state;
         }
     }
     table
@@ -228,13 +239,13 @@ impl Batcher {
         stats: Arc<BatcherStats>,
     ) -> (Batcher, watch::Receiver<BirthState>) {
         let missing_info: BTreeSet<u16> = info_devices.into_iter().collect();
-        let safety = safety_table(&birth);
+        let urgent_metrics = urgent_table(&birth);
         let (births, births_rx) = watch::channel(BirthState {
             birth: Arc::new(birth.clone()),
             missing_info: missing_info.len(),
         });
         let batcher = Batcher {
-            safety,
+            urgent_metrics,
             urgent: false,
             rx,
             buffer,
@@ -293,10 +304,10 @@ impl Batcher {
         self.urgent |= frame.samples.iter().any(|s| {
             s.quality != wire::Quality::Good
                 || self
-                    .safety
+                    .urgent_metrics
                     .get(usize::from(frame.device))
                     .and_then(|d| d.get(usize::from(s.metric)))
-                    .is_some_and(|&safety| safety)
+                    .is_some_and(|&urgent| urgent)
         });
         self.due = Some(
             if self.urgent || self.samples >= self.settings.flush_min_samples {

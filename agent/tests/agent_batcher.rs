@@ -273,8 +273,9 @@ async fn a_sparse_site_collects_poll_cycles_until_the_flush_interval() {
     assert_eq!(records[1].block.frames().unwrap(), sent[4..]);
 }
 
-/// A sparse site's safety readings (H2S here) and failing samples do not wait for the
-/// flush interval: they are cut with their poll cycle.
+/// A sparse site's safety readings (H2S here), state changes (a tank's high-level switch)
+/// and failing samples do not wait for the flush interval: they are cut with their poll
+/// cycle.
 #[tokio::test]
 async fn urgent_frames_are_cut_with_their_poll_cycle_on_a_sparse_site() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +289,8 @@ async fn urgent_frames_are_cut_with_their_poll_cycle_on_a_sparse_site() {
     let (tx, rx) = mpsc::channel(64);
     let birth = batcher::build_birth(&config(), 5);
     let stats = Arc::new(BatcherStats::default());
-    let (batcher, _births) = Batcher::new(rx, Arc::clone(&buffer), settings, birth, [], stats);
+    let (batcher, _births) =
+        Batcher::new(rx, Arc::clone(&buffer), settings, birth.clone(), [], stats);
     let task = tokio::spawn(batcher.run());
     // Device 0 is the gas detector: its alias 0 is h2s_ppm.
     let h2s = frame(0, 1_000, &[12]);
@@ -312,15 +314,33 @@ async fn urgent_frames_are_cut_with_their_poll_cycle_on_a_sparse_site() {
     };
     tx.send(PollerEvent::Frame(failed)).await.unwrap();
     wait_batches(&buffer, 2, Duration::from_secs(10)).await;
+    // The tank's high-level switch changing (a state metric): urgent too.
+    let high = birth.devices[1]
+        .metrics
+        .iter()
+        .find(|m| m.canonical == "tank_high_level")
+        .expect("the tank gauge reports its high-level switch")
+        .alias;
+    let switch = Frame {
+        device: 1,
+        ts_ms: 2_500,
+        samples: vec![Sample {
+            metric: high,
+            value: Some(Value::Int(1)),
+            quality: Quality::Good,
+        }],
+    };
+    tx.send(PollerEvent::Frame(switch)).await.unwrap();
+    wait_batches(&buffer, 3, Duration::from_secs(10)).await;
     // A plain tank reading waits for the interval (60 s here): nothing more is cut.
     tx.send(PollerEvent::Frame(frame(1, 3_000, &[42])))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(buffer.stats().pending_batches, 2, "a sparse reading waits");
+    assert_eq!(buffer.stats().pending_batches, 3, "a sparse reading waits");
     drop(tx);
     task.await.unwrap();
-    assert_eq!(buffer.stats().pending_batches, 3, "shutdown flushes it");
+    assert_eq!(buffer.stats().pending_batches, 4, "shutdown flushes it");
 }
 
 #[tokio::test]
