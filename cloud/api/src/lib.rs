@@ -41,6 +41,8 @@
 //!   emissions.rs  GET /api/v1/tenants/{tenant}/emissions[/intensity]
 //!   reports.rs    GET /api/v1/tenants/{tenant}/reports/{form-pr,c115}
 //!   decline.rs    GET /api/v1/tenants/{tenant}/wells/{well}/decline
+//!   web.rs        the web app's built files (`web_dir`): the fallback for paths outside
+//!                 `/api`, static files only
 //! ```
 //!
 //! Each area file exposes `pub(crate) fn routes() -> OpenApiRouter<ApiState>` built only
@@ -115,6 +117,7 @@ mod reports;
 mod session;
 mod sites;
 mod telemetry;
+mod web;
 mod wells;
 
 use std::future::Future;
@@ -146,6 +149,7 @@ pub use error::{
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
+pub use web::check_web_dir;
 
 /// Runtime options of the API (from `[api]` in `cloud.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +180,9 @@ pub struct ApiOptions {
     pub gateway_certificate_validity: Duration,
     /// On-demand model training (`POST …/models/train`): window and minimum history.
     pub training: ::alerts::training::TrainingOptions,
+    /// The web app's built files (`web/dist`), served from this origin for paths outside
+    /// `/api`; without it such paths are the JSON 404 like any unknown path.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiOptions {
@@ -203,6 +210,7 @@ impl Default for ApiOptions {
             ca_key: None,
             gateway_certificate_validity: store::certificates::DEFAULT_VALIDITY,
             training: ::alerts::training::TrainingOptions::default(),
+            web_dir: None,
         }
     }
 }
@@ -415,13 +423,23 @@ pub fn router(state: ApiState) -> Router {
         state: state.clone(),
         policies: Arc::new(policies),
     };
-    routes
+    let routes = routes
         .route_layer(axum::middleware::from_fn_with_state(
             guard,
             access::authorize,
         ))
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    // What no route matched: the web app's files when configured (never under `/api`,
+    // see `web`), else the JSON 404. The access layer above guards every route; the
+    // fallback serves no API data.
+    let routes = match &state.options().web_dir {
+        Some(dir) => {
+            let files = web::WebFiles::new(dir);
+            routes.fallback(move |request: axum::extract::Request| web::fallback(files, request))
+        }
+        None => routes.fallback(error::no_route),
+    };
+    routes
         .layer(Extension(docs::SpecDocument::new(&spec)))
         // Innermost first; see `middleware` for what each layer does.
         .layer(TimeoutLayer::with_status_code(
