@@ -91,7 +91,7 @@ test('an alert that fires after the page loaded arrives live; the operator ackno
   // The fleet counts it too, from the same stream.
   await shot(page, 'inbox-live');
 
-  await row.getByRole('link').click();
+  await row.getByRole('link').first().click();
   const detail = page.getByRole('complementary');
   await expect(detail.getByTestId('alert-state')).toHaveText('firing');
   await expect(detail.getByText('Evidence')).toBeVisible();
@@ -121,7 +121,7 @@ test('a viewer sees the alert but no button it cannot use', async ({ page }) => 
   await signIn(page, viewer);
   await page.getByRole('link', { name: /Alerts/ }).click();
   const row = page.getByRole('table', { name: 'open alerts' }).getByRole('row', { name: new RegExp(wellName) });
-  await row.getByRole('link').click();
+  await row.getByRole('link').first().click();
   const detail = page.getByRole('complementary');
   await expect(detail.getByTestId('alert-state')).toHaveText('acknowledged');
   await expect(detail.getByText('Crew on the way')).toBeVisible();

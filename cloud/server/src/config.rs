@@ -1541,6 +1541,7 @@ impl Default for ApiConfig {
             auth: AuthConfig::default(),
             default_plan: default_plan_name(),
             gateway_mqtt_url: default_gateway_mqtt_url(),
+            web_dir: None,
         }
     }
 }

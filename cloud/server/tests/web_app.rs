@@ -60,6 +60,7 @@ max_batch_delay = "20ms"
 backend = "postgres"
 [api]
 listen = "127.0.0.1:0"
+request_timeout = "60s"
 web_dir = "{web}"
 [mail]
 host = "127.0.0.1"
@@ -299,10 +300,34 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     // The gateway comes online and reports a normal pressure (50 psi).
     let gw = FakeGateway::connect(broker, TENANT, "gw-1", &secret).await;
     gw.send_birth(&test, &birth(1)).await;
+    let detail = http::send_as(addr, &boss, "GET", &tenant("/gateways/gw-1"), None).await;
+    let detail = ok(&detail, "the gateway");
+    let device = detail["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "pump-1"))
+        .and_then(|d| d["id"].as_i64())
+        .unwrap_or_else(|| panic!("pump-1 on the gateway: {detail}"));
+    let linked = http::send_as(
+        addr,
+        &boss,
+        "PUT",
+        &tenant(&format!("/devices/{device}")),
+        Some(&json!({ "well_id": well })),
+    )
+    .await;
+    ok(&linked, "link the device to the well");
     gw.send_until_acked(&batch(1, 1, now_ms() - 60_000, 500))
         .await;
     gw.send_until_acked(&batch(2, 1, now_ms(), 500)).await;
     let trigger = serve_trigger(Arc::new(gw), Arc::new(AtomicU64::new(3))).await;
+    let metrics = http::send_as(addr, &boss, "GET", &tenant(&format!("/wells/{well}/metrics")), None).await;
+    let metrics = ok(&metrics, "the well's metrics");
+    assert!(
+        metrics["metrics"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["metric"] == "tubing_pressure_psi")),
+        "the device is the well's: {metrics}"
+    );
 
     // The browser.
     let (operator, viewer) = (&people[0], &people[1]);

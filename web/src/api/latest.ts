@@ -1,6 +1,7 @@
 // The latest value of a well's key metrics. The API has no "latest value" endpoint yet, so
-// this reads the last hour in 1-minute buckets and keeps the newest bucket's mean (the
-// fleet table says so in its column headers).
+// this reads the raw samples of the last 15 minutes (following `next_from` when the
+// response was cut) and keeps the newest good one. Rollups are not used: they lag behind
+// the raw data by up to a maintenance interval.
 import { get, tenantPath } from './client';
 import type { Telemetry } from './types';
 
@@ -9,20 +10,26 @@ export const KEY_METRICS = [
   { metric: 'casing_pressure_psi', label: 'Casing psi' },
 ] as const;
 
+export const LATEST_WINDOW_MIN = 15;
+
 export interface Latest {
   value: number;
   time: string;
 }
 
 export async function latest(tenant: string, well: number, metric: string, signal: AbortSignal): Promise<Latest | null> {
-  const to = new Date(Date.now() + 60_000);
-  const from = new Date(to.getTime() - 3_660_000);
-  const q = new URLSearchParams({ metric, bucket: '1m', from: from.toISOString(), to: to.toISOString() });
-  const t = await get<Telemetry>(tenantPath(tenant, `/wells/${well}/telemetry?${q}`), signal);
+  const to = new Date(Date.now() + 60_000).toISOString();
+  let from: string | null = new Date(Date.now() - LATEST_WINDOW_MIN * 60_000).toISOString();
   let best: Latest | null = null;
-  for (const s of t.series) {
-    const last = s.buckets?.[s.buckets.length - 1];
-    if (last && (!best || last.time > best.time)) best = { value: last.avg, time: last.time };
+  for (let page = 0; from && page < 20; page++) {
+    const q = new URLSearchParams({ metric, bucket: 'raw', from, to });
+    const t: Telemetry = await get<Telemetry>(tenantPath(tenant, `/wells/${well}/telemetry?${q}`), signal);
+    for (const s of t.series) {
+      for (const p of s.samples ?? []) {
+        if (p.value !== null && p.quality === 'good' && (!best || p.time >= best.time)) best = { value: p.value, time: p.time };
+      }
+    }
+    from = t.next_from;
   }
   return best;
 }

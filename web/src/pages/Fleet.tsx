@@ -1,6 +1,6 @@
 import type { ColumnDef } from '@tanstack/react-table';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { KEY_METRICS, type Latest, inBatches, latest } from '../api/latest';
+import { KEY_METRICS, LATEST_WINDOW_MIN, type Latest, inBatches, latest } from '../api/latest';
 import { all } from '../api/lists';
 import type { Alert, Gateway, Well } from '../api/types';
 import { DataTable } from '../components/DataTable';
@@ -105,13 +105,13 @@ export function Fleet() {
       },
       ...KEY_METRICS.map<ColumnDef<Row, any>>((k) => ({
         id: k.metric,
-        header: `${k.label} (last min)`,
+        header: `${k.label} (latest)`,
         accessorFn: (r) => r.latest[k.metric]?.value ?? null,
         sortUndefined: 'last',
         cell: (c) => {
           const v = c.row.original.latest[k.metric];
           if (v === undefined) return <span class="muted">…</span>;
-          return v ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">no data</span>;
+          return v ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">none in {LATEST_WINDOW_MIN} min</span>;
         },
       })),
     ],
