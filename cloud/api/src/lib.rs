@@ -49,8 +49,10 @@
 //! with `utoipa_axum::routes!` over handlers annotated with `#[utoipa::path]`: a route is
 //! registered with axum and documented in the OpenAPI document by the same call, so the
 //! served routes and the spec cannot drift apart (a test checks it from the outside too).
-//! The one exception is the docs page's Swagger UI files, which are files, not
-//! operations: `docs.rs` registers each of the fixed [`DOCS_ASSETS`] paths explicitly.
+//! The exceptions are files, not operations: the docs page's Swagger UI files (`docs.rs`
+//! registers each of the fixed [`DOCS_ASSETS`] paths explicitly) and, when
+//! [`ApiOptions::web_dir`] is set, the web app's built files, served by `web.rs` as the
+//! router's fallback (only what no route matched, never under `/api`).
 //!
 //! Area files never import from one another: what two areas share lives in `extract.rs`
 //! (errors in `error.rs`).

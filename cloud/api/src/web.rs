@@ -59,7 +59,9 @@ fn is_api(path: &str) -> bool {
 
 /// Whether the last segment of a path names a file (has an extension).
 fn names_file(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|last| last.contains('.'))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
 }
 
 /// The fallback: a file, `index.html` for a client-side route, or the API's JSON error.
@@ -96,7 +98,10 @@ pub(crate) async fn fallback(web: WebFiles, request: Request) -> Response {
         "no-cache"
     };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

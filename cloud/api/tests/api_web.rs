@@ -73,7 +73,12 @@ async fn the_fallback_serves_the_app_and_never_hides_api_errors() {
     }
 
     // The API keeps its JSON errors: unknown paths under /api, other methods.
-    for target in ["/api", "/api/nope", "/api/v1/tenants", "/api/docs/index.html"] {
+    for target in [
+        "/api",
+        "/api/nope",
+        "/api/v1/tenants",
+        "/api/docs/index.html",
+    ] {
         let response = api.get(target).await;
         assert_eq!(response.status, 404, "{target}");
         assert_eq!(response.error_code(), "no_route", "{target}");

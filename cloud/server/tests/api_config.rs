@@ -192,7 +192,10 @@ fn web_dir_is_optional_documented_and_relative_to_the_file() {
         .iter()
         .position(|l| l.starts_with("# web_dir = "))
         .expect("web_dir documented in [api]");
-    assert!(lines[at - 1].starts_with('#'), "web_dir has no comment above it");
+    assert!(
+        lines[at - 1].starts_with('#'),
+        "web_dir has no comment above it"
+    );
     let value = lines[at].trim_start_matches("# ");
     let cfg = CloudConfig::parse(
         &format!("{MINIMAL}\n[api]\n{value}"),

@@ -133,14 +133,13 @@ async fn serve_trigger(gateway: Arc<FakeGateway>, seq: Arc<AtomicU64>) -> String
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
+                {
                     head.push(byte[0]);
                 }
                 let n = seq.fetch_add(1, Ordering::SeqCst);
                 // 250 psi (raw × 0.1), well above the rule's 100 psi.
-                gateway
-                    .send_until_acked(&batch(n, 1, now_ms(), 2500))
-                    .await;
+                gateway.send_until_acked(&batch(n, 1, now_ms(), 2500)).await;
                 let _ = socket
                     .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
                     .await;
@@ -178,13 +177,23 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     // The first platform administrator, password from the environment only.
     let admin_password = password();
     let out = Command::new(BIN)
-        .args(["create-admin", "--config", config, "--email", "root@wellpulse.test"])
+        .args([
+            "create-admin",
+            "--config",
+            config,
+            "--email",
+            "root@wellpulse.test",
+        ])
         .env("WELLPULSE_ADMIN_PASSWORD", &admin_password)
         .env("RUST_LOG", "warn")
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut child = Command::new(BIN)
         .args(["run", "--config", config])
@@ -267,8 +276,10 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         &boss,
         "POST",
         &tenant("/wells"),
-        Some(&json!({ "site_id": site, "api_number": API_NUMBER, "name": WELL,
-                      "lease": "Smith", "field": "Spraberry", "county": "Midland", "state": "TX" })),
+        Some(
+            &json!({ "site_id": site, "api_number": API_NUMBER, "name": WELL,
+                      "lease": "Smith", "field": "Spraberry", "county": "Midland", "state": "TX" }),
+        ),
     )
     .await;
     let well = ok(&well, "create the well")["id"].as_i64().unwrap();
@@ -277,8 +288,10 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         &boss,
         "POST",
         &tenant("/detection-rules"),
-        Some(&json!({ "name": "Tubing pressure high", "metric": "tubing_pressure_psi",
-                      "condition": { "type": "above", "value": 100.0 }, "severity": "critical" })),
+        Some(
+            &json!({ "name": "Tubing pressure high", "metric": "tubing_pressure_psi",
+                      "condition": { "type": "above", "value": 100.0 }, "severity": "critical" }),
+        ),
     )
     .await;
     ok(&rule, "create the rule");
@@ -320,7 +333,14 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .await;
     gw.send_until_acked(&batch(2, 1, now_ms(), 500)).await;
     let trigger = serve_trigger(Arc::new(gw), Arc::new(AtomicU64::new(3))).await;
-    let metrics = http::send_as(addr, &boss, "GET", &tenant(&format!("/wells/{well}/metrics")), None).await;
+    let metrics = http::send_as(
+        addr,
+        &boss,
+        "GET",
+        &tenant(&format!("/wells/{well}/metrics")),
+        None,
+    )
+    .await;
     let metrics = ok(&metrics, "the well's metrics");
     assert!(
         metrics["metrics"]
@@ -353,7 +373,10 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .await
         .expect("the browser tests finish within 5 minutes")
         .unwrap();
-    assert!(status.success(), "the browser tests failed (their output is above)");
+    assert!(
+        status.success(),
+        "the browser tests failed (their output is above)"
+    );
     assert!(child.try_wait().unwrap().is_none(), "run is still running");
 
     // What the browser did is what the API has: the operator acknowledged the alert.

@@ -153,15 +153,14 @@ pub async fn record_signals(
             continue;
         }
         let print = fingerprint(s.tenant, s.device, s.kind, s.subject);
-        let open: Option<OpenAlert> =
-            sqlx::query_as(
-                "SELECT id, condition_cleared_at, severity, notified_at FROM alerts
+        let open: Option<OpenAlert> = sqlx::query_as(
+            "SELECT id, condition_cleared_at, severity, notified_at FROM alerts
                  WHERE tenant_id = $1 AND fingerprint = $2 AND state <> 'resolved' FOR UPDATE",
-            )
-            .bind(s.tenant)
-            .bind(&print)
-            .fetch_optional(&mut *conn)
-            .await?;
+        )
+        .bind(s.tenant)
+        .bind(&print)
+        .fetch_optional(&mut *conn)
+        .await?;
         let alert = match (open, s.active) {
             (None, false) => None,
             (None, true) => {

@@ -17,3 +17,9 @@ export function num(v: number | null | undefined, digits = 1): string {
 }
 
 export const SEVERITY_RANK: Record<string, number> = { info: 0, warning: 1, critical: 2 };
+
+/** How the audit log names a person (`user:12 ana@example.com`), as people read it. */
+export function who(actor: string | null | undefined): string {
+  if (!actor) return '—';
+  return actor.replace(/^user:\d+ /, '').replace(/^key:/, 'API key ');
+}

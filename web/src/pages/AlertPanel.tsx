@@ -5,7 +5,7 @@ import { api, get, tenantPath } from '../api/client';
 import type { Alert, AlertDetail, Member, Page } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
 import { Link } from '../components/Link';
-import { when } from '../components/format';
+import { when, who } from '../components/format';
 import { can } from '../roles';
 import { alertsPath, wellPath } from '../router';
 import { useTenant } from '../tenant';
@@ -80,7 +80,7 @@ export function AlertPanel({ id, live }: { id: number; live?: Alert }) {
         <dt>Started</dt>
         <dd>{when(a.started_at)}</dd>
         <dt>Acknowledged</dt>
-        <dd>{a.acknowledged_at ? `${when(a.acknowledged_at)} by ${a.acknowledged_by}` : '—'}</dd>
+        <dd>{a.acknowledged_at ? `${when(a.acknowledged_at)} by ${who(a.acknowledged_by)}` : '—'}</dd>
         <dt>Assignee</dt>
         <dd>{a.assignee ?? '—'}</dd>
       </dl>
@@ -155,7 +155,7 @@ export function AlertPanel({ id, live }: { id: number; live?: Alert }) {
       <ol class="history">
         {a.events.map((e, i) => (
           <li key={i}>
-            <time dateTime={e.at}>{when(e.at)}</time> {e.event.replace(/_/g, ' ')}{e.actor ? ` by ${e.actor}` : ''}
+            <time dateTime={e.at}>{when(e.at)}</time> {e.event.replace(/_/g, ' ')}{e.actor ? ` by ${who(e.actor)}` : ''}
           </li>
         ))}
       </ol>
@@ -166,7 +166,7 @@ export function AlertPanel({ id, live }: { id: number; live?: Alert }) {
         {a.comments.map((c) => (
           <li key={c.id}>
             <p>{c.body}</p>
-            <span class="muted">{c.author}, {when(c.created_at)}</span>
+            <span class="muted">{who(c.author)}, {when(c.created_at)}</span>
           </li>
         ))}
       </ul>
