@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -90,6 +90,9 @@ pub(crate) async fn fallback(web: WebFiles, request: Request) -> Response {
     };
     let mut response = match answer {
         Ok(response) => response.map(Body::new),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            (StatusCode::NOT_FOUND, "not found").into_response()
+        }
         Err(error) => return ApiError::Internal(Box::new(error)).into_response(),
     };
     let cache = if path.starts_with("/assets/") && response.status().is_success() {

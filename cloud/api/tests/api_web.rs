@@ -1,6 +1,6 @@
 //! The web app's files (`web_dir`) served as the router's fallback: `index.html` for the
 //! app's own routes, the built assets, a 404 for a missing file, and never anything but
-//! the API's JSON errors under `/api`.
+//! the API's JSON errors under `/api`; no credential needed (they are static files).
 
 use testkit::api::{Setup, TestApi};
 use testkit::http;
@@ -31,7 +31,7 @@ async fn the_fallback_serves_the_app_and_never_hides_api_errors() {
 
     // The page, at the root and at any client-side route, with the strict policy.
     for target in ["/", "/alerts", "/wells/7", "/t/acme/fleet?sort=name"] {
-        let response = api.get(target).await;
+        let response = http::get(api.addr, target).await;
         assert_eq!(response.status, 200, "{target}");
         assert_eq!(response.text(), INDEX, "{target}");
         assert!(
@@ -50,7 +50,7 @@ async fn the_fallback_serves_the_app_and_never_hides_api_errors() {
     }
 
     // Built files as they are, cached for good (their names carry a content hash).
-    let response = api.get("/assets/app-1a2b.js").await;
+    let response = http::get(api.addr, "/assets/app-1a2b.js").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), SCRIPT);
     assert!(
@@ -67,7 +67,7 @@ async fn the_fallback_serves_the_app_and_never_hides_api_errors() {
     );
     // A missing file is a 404, not the page; no escape from the directory.
     for target in ["/assets/missing.js", "/favicon.ico", "/../Cargo.toml"] {
-        let response = api.get(target).await;
+        let response = http::get(api.addr, target).await;
         assert_eq!(response.status, 404, "{target}");
         assert_ne!(response.text(), INDEX, "{target}");
     }
@@ -79,7 +79,7 @@ async fn the_fallback_serves_the_app_and_never_hides_api_errors() {
         "/api/v1/tenants",
         "/api/docs/index.html",
     ] {
-        let response = api.get(target).await;
+        let response = http::get(api.addr, target).await;
         assert_eq!(response.status, 404, "{target}");
         assert_eq!(response.error_code(), "no_route", "{target}");
         assert!(response.json()["error"]["request_id"].is_string());
@@ -88,8 +88,8 @@ async fn the_fallback_serves_the_app_and_never_hides_api_errors() {
     assert_eq!(response.status, 405);
     assert_eq!(response.error_code(), "method_not_allowed");
     // Documented routes are untouched, and still guarded.
-    assert_eq!(api.get("/health").await.status, 200);
-    let response = api.get("/api/v1/tenants/acme/wells").await;
+    assert_eq!(http::get(api.addr, "/health").await.status, 200);
+    let response = http::get(api.addr, "/api/v1/tenants/acme/wells").await;
     assert_eq!(response.status, 401);
     assert_eq!(response.error_code(), "unauthenticated");
     api.finish().await;
