@@ -88,10 +88,10 @@ test('an alert that fires after the page loaded arrives live; the operator ackno
   await expect(row).toContainText('critical');
   expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
   await expect(page.getByRole('link', { name: /Alerts/ })).toContainText('1');
-  // The fleet counts it too, from the same stream.
   await shot(page, 'inbox-live');
 
   await row.getByRole('link').first().click();
+  const alertId = page.url().split('/').pop();
   const detail = page.getByRole('complementary');
   await expect(detail.getByTestId('alert-state')).toHaveText('firing');
   await expect(detail.getByText('Evidence')).toBeVisible();
@@ -101,9 +101,12 @@ test('an alert that fires after the page loaded arrives live; the operator ackno
   await detail.getByRole('button', { name: 'Comment' }).click();
   await expect(detail.locator('.comments')).toContainText('Crew on the way');
   await shot(page, 'alert-acknowledged');
+  // The fleet counts it from the same live feed (navigating in the app, no reload).
+  await page.getByRole('link', { name: 'Fleet' }).click();
+  await expect(page.getByRole('table', { name: 'wells' }).getByRole('row', { name: new RegExp(wellName) })).toContainText('1 (critical)');
+  expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
 
   // The API agrees.
-  const alertId = page.url().split('/').pop();
   const api = await request.newContext({ baseURL: env('WP_BASE_URL') });
   const tokens = await (await api.post('/api/v1/auth/sign-in', { data: operator })).json();
   const answer = await api.get(`/api/v1/tenants/${tenant}/alerts/${alertId}`, {
