@@ -26,9 +26,10 @@ if ! psql "$admin_url" -Atqc "select 1 from pg_database where datname = 'wellpul
   psql "$admin_url" -qc "create database wellpulse" >/dev/null
 fi
 
-# 2. Build.
+# 2. Build: the binaries and the web app (web/dist, served by the cloud at http://$API/).
 echo "[demo] building (release)…" >&2
 cargo build --release -q -p server -p agent -p simulator
+wp_ensure_web
 bin="$PWD/target/release"
 
 # 3. Secrets, made once and kept private (never printed).
@@ -44,6 +45,7 @@ source "$DEMO/secrets"
 
 sed -e "s|@DATABASE_URL@|$db_url|" -e "s|@INGESTER_PASSWORD@|$INGESTER_PASSWORD|" \
     -e "s|@BROKER_CONFIG@|$PWD/broker-config/rumqttd-demo.toml|" -e "s|@API@|$API|" \
+    -e "s|@WEB_DIR@|$PWD/web/dist|" \
     deploy/demo/cloud.toml > "$DEMO/cloud.toml"
 chmod 600 "$DEMO/cloud.toml"
 
@@ -121,8 +123,9 @@ cat <<MSG
 
   WellPulse demo is running: $WELLS wells, $i gateway agents, embedded MQTT broker, cloud.
 
-  Sign in                admin@wellpulse.demo, password in $DEMO/admin-password
-                         (POST http://$API/api/v1/auth/sign-in, then Authorization: Bearer <access_token>)
+  Web app                http://$API/   (open tenant "$TENANT" after signing in)
+  Sign in                admin@wellpulse.demo, password: the line in $DEMO/admin-password
+                         (the API: POST http://$API/api/v1/auth/sign-in, then Authorization: Bearer <access_token>)
   API docs (browsable)   http://$API/api/docs
   OpenAPI spec           http://$API/api/openapi.json
   Gateways               http://$API/api/v1/tenants/$TENANT/gateways

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure what the tests and the demo need is installed and running on this machine:
 # PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, aiosmtpd,
-# schemathesis, standardwebhooks and jsonschema (with its format checkers), and Chromium
-# (the API test that renders the docs page in a headless browser).
+# schemathesis, standardwebhooks and jsonschema (with its format checkers), Chromium
+# (the API test that renders the docs page in a headless browser, and the web app's
+# Playwright tests), Node.js and npm (the web app in web/, built by wp_ensure_web).
 # Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
 #
 # Order of preference for PostgreSQL:
@@ -120,6 +121,26 @@ wp_ensure_schemathesis() { command -v schemathesis >/dev/null || wp_ensure_py sc
 
 # Debian's chromium, at the path the API's docs test runs it from.
 wp_ensure_chromium() { [ -x /usr/bin/chromium ] || wp_apt_install chromium; }
+
+# Debian's Node.js and npm (the web app's build and browser tests).
+wp_ensure_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || wp_apt_install nodejs npm
+}
+
+# The web app: its npm packages as package-lock.json pins them (npm ci, again only when the
+# lock file changed) and a fresh build in web/dist, which `[api] web_dir` serves.
+wp_ensure_web() {
+  wp_ensure_node || return 1
+  local web="$wp_root/web"
+  if [ ! -f "$web/node_modules/.package-lock.json" ] ||
+     ! cmp -s "$web/package-lock.json" "$web/node_modules/.wp-package-lock.json"; then
+    wp_log "installing the web app's packages (npm ci)"
+    (cd "$web" && npm ci --no-audit --no-fund >&2) || return 1
+    cp "$web/package-lock.json" "$web/node_modules/.wp-package-lock.json"
+  fi
+  wp_log "building the web app (vite build → web/dist)"
+  (cd "$web" && npm run --silent build >&2)
+}
 
 wp_ensure_all() {
   wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2 &&

@@ -41,14 +41,18 @@
 //!   emissions.rs  GET /api/v1/tenants/{tenant}/emissions[/intensity]
 //!   reports.rs    GET /api/v1/tenants/{tenant}/reports/{form-pr,c115}
 //!   decline.rs    GET /api/v1/tenants/{tenant}/wells/{well}/decline
+//!   web.rs        the web app's built files (`web_dir`): the fallback for paths outside
+//!                 `/api`, static files only
 //! ```
 //!
 //! Each area file exposes `pub(crate) fn routes() -> OpenApiRouter<ApiState>` built only
 //! with `utoipa_axum::routes!` over handlers annotated with `#[utoipa::path]`: a route is
 //! registered with axum and documented in the OpenAPI document by the same call, so the
 //! served routes and the spec cannot drift apart (a test checks it from the outside too).
-//! The one exception is the docs page's Swagger UI files, which are files, not
-//! operations: `docs.rs` registers each of the fixed [`DOCS_ASSETS`] paths explicitly.
+//! The exceptions are files, not operations: the docs page's Swagger UI files (`docs.rs`
+//! registers each of the fixed [`DOCS_ASSETS`] paths explicitly) and, when
+//! [`ApiOptions::web_dir`] is set, the web app's built files, served by `web.rs` as the
+//! router's fallback (only what no route matched, never under `/api`).
 //!
 //! Area files never import from one another: what two areas share lives in `extract.rs`
 //! (errors in `error.rs`).
@@ -115,6 +119,7 @@ mod reports;
 mod session;
 mod sites;
 mod telemetry;
+mod web;
 mod wells;
 
 use std::future::Future;
@@ -146,6 +151,7 @@ pub use error::{
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
+pub use web::check_web_dir;
 
 /// Runtime options of the API (from `[api]` in `cloud.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +182,9 @@ pub struct ApiOptions {
     pub gateway_certificate_validity: Duration,
     /// On-demand model training (`POST …/models/train`): window and minimum history.
     pub training: ::alerts::training::TrainingOptions,
+    /// The web app's built files (`web/dist`), served from this origin for paths outside
+    /// `/api`; without it such paths are the JSON 404 like any unknown path.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiOptions {
@@ -203,6 +212,7 @@ impl Default for ApiOptions {
             ca_key: None,
             gateway_certificate_validity: store::certificates::DEFAULT_VALIDITY,
             training: ::alerts::training::TrainingOptions::default(),
+            web_dir: None,
         }
     }
 }
@@ -417,13 +427,23 @@ pub fn router(state: ApiState) -> Router {
         state: state.clone(),
         policies: Arc::new(policies),
     };
-    routes
+    let routes = routes
         .route_layer(axum::middleware::from_fn_with_state(
             guard,
             access::authorize,
         ))
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    // What no route matched: the web app's files when configured (never under `/api`,
+    // see `web`), else the JSON 404. The access layer above guards every route; the
+    // fallback serves no API data.
+    let routes = match &state.options().web_dir {
+        Some(dir) => {
+            let files = web::WebFiles::new(dir);
+            routes.fallback(move |request: axum::extract::Request| web::fallback(files, request))
+        }
+        None => routes.fallback(error::no_route),
+    };
+    routes
         .layer(Extension(docs::SpecDocument::new(&spec)))
         // Innermost first; see `middleware` for what each layer does.
         .layer(TimeoutLayer::with_status_code(

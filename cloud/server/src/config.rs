@@ -1056,6 +1056,9 @@ impl CloudConfig {
             resolve(&mut e.config);
         }
         resolve(&mut self.tenancy.export_dir);
+        if let Some(dir) = &mut self.api.web_dir {
+            resolve(dir);
+        }
         if let Some(ca) = self
             .broker
             .external
@@ -1266,6 +1269,11 @@ pub struct ApiConfig {
     /// the `agent.toml` the API issues when it provisions a gateway.
     #[serde(default = "default_gateway_mqtt_url")]
     pub gateway_mqtt_url: String,
+    /// The web app's built files (`web/dist`, relative to this file), served from the
+    /// API's origin for every path outside `/api`; absent: no web app (such paths are
+    /// the API's JSON 404).
+    #[serde(default)]
+    pub web_dir: Option<PathBuf>,
 }
 
 fn default_gateway_mqtt_url() -> String {
@@ -1533,6 +1541,7 @@ impl Default for ApiConfig {
             auth: AuthConfig::default(),
             default_plan: default_plan_name(),
             gateway_mqtt_url: default_gateway_mqtt_url(),
+            web_dir: None,
         }
     }
 }
@@ -1546,6 +1555,7 @@ impl ApiConfig {
             auth: self.auth.options(),
             default_plan: self.default_plan.clone(),
             gateway_mqtt_url: self.gateway_mqtt_url.clone(),
+            web_dir: self.web_dir.clone(),
             ..api::ApiOptions::default()
         }
     }

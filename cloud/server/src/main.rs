@@ -402,6 +402,10 @@ async fn run(config: &Path) -> Result<()> {
         jobs.run().await;
         bail!("the job scheduler stopped")
     });
+    if let Some(dir) = &cfg.api.web_dir {
+        api::check_web_dir(dir).map_err(|e| anyhow::anyhow!("[api] web_dir: {e}"))?;
+        tracing::info!(dir = %dir.display(), "serving the web app");
+    }
     let mut api_state = ApiState::new(db.clone(), cfg.api_options()).with_ingester(ingest_stats);
     if let Some(mail) = &cfg.mail {
         let mailer = mail::Mailer::new(mail.options()).context("setting up [mail]")?;

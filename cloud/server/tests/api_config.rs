@@ -175,3 +175,55 @@ fn bad_api_values_are_refused_with_the_field_named() {
         assert!(err.contains(expected), "{line}: {err}");
     }
 }
+
+#[test]
+fn web_dir_is_optional_documented_and_relative_to_the_file() {
+    let cfg = CloudConfig::parse(MINIMAL, Path::new(".")).unwrap();
+    assert_eq!(cfg.api.web_dir, None);
+    assert_eq!(cfg.api_options().web_dir, None);
+
+    // The example documents it (commented out: the API alone by default), and its value
+    // parses as written.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cloud.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let section = text.split("[api]").nth(1).expect("an [api] section");
+    let lines: Vec<&str> = section.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("# web_dir = "))
+        .expect("web_dir documented in [api]");
+    assert!(
+        lines[at - 1].starts_with('#'),
+        "web_dir has no comment above it"
+    );
+    let value = lines[at].trim_start_matches("# ");
+    let cfg = CloudConfig::parse(
+        &format!("{MINIMAL}\n[api]\n{value}"),
+        Path::new("/srv/wellpulse"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.api_options().web_dir,
+        Some(Path::new("/srv/wellpulse/../../../web/dist").to_owned())
+    );
+
+    // Relative to the file; an absolute path stays as it is.
+    let cfg = CloudConfig::parse(
+        &format!("{MINIMAL}\n[api]\nweb_dir = \"web/dist\""),
+        Path::new("/etc/wellpulse"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.api.web_dir.as_deref(),
+        Some(Path::new("/etc/wellpulse/web/dist"))
+    );
+    let cfg = CloudConfig::parse(
+        &format!("{MINIMAL}\n[api]\nweb_dir = \"/opt/wellpulse/web\""),
+        Path::new("/etc/wellpulse"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.api_options().web_dir.as_deref(),
+        Some(Path::new("/opt/wellpulse/web"))
+    );
+}

@@ -141,6 +141,11 @@ async fn the_deployment_files_are_consistent_and_their_config_loads() {
         .replace("@DATABASE_URL@", "postgres://postgres@127.0.0.1/wp")
         .replace("@INGESTER_PASSWORD@", "demo-ingester-secret")
         .replace("@BROKER_CONFIG@", "../../broker-config/rumqttd-dev.toml")
-        .replace("@API@", "127.0.0.1:8080");
-    server::config::CloudConfig::parse(&demo, &root.join("deploy/demo")).unwrap();
+        .replace("@API@", "127.0.0.1:8080")
+        .replace("@WEB_DIR@", "../../web/dist");
+    let demo = server::config::CloudConfig::parse(&demo, &root.join("deploy/demo")).unwrap();
+    assert_eq!(
+        demo.api.web_dir,
+        Some(root.join("deploy/demo/../../web/dist"))
+    );
 }

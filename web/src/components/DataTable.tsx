@@ -1,0 +1,108 @@
+// Tables of the app: TanStack Table (headless) for sorting and filtering, rendered as a
+// plain accessible <table>; sortable headers are buttons, so the keyboard works.
+import {
+  type ColumnDef,
+  type SortingState,
+  flexRender,
+  getCoreRowModel,
+  getFilteredRowModel,
+  getSortedRowModel,
+  useReactTable,
+} from '@tanstack/react-table';
+import { useState } from 'preact/hooks';
+
+interface Props<T> {
+  label: string;
+  data: T[];
+  columns: ColumnDef<T, any>[];
+  initialSort?: SortingState;
+  filterPlaceholder?: string;
+  empty: string;
+  rowKey: (row: T) => string;
+  onOpen?: (row: T) => void;
+}
+
+export function DataTable<T>({ label, data, columns, initialSort = [], filterPlaceholder, empty, rowKey, onOpen }: Props<T>) {
+  const [sorting, setSorting] = useState<SortingState>(initialSort);
+  const [filter, setFilter] = useState('');
+  const table = useReactTable({
+    data,
+    columns,
+    state: { sorting, globalFilter: filter },
+    onSortingChange: setSorting,
+    onGlobalFilterChange: setFilter,
+    getRowId: rowKey,
+    getCoreRowModel: getCoreRowModel(),
+    getSortedRowModel: getSortedRowModel(),
+    getFilteredRowModel: getFilteredRowModel(),
+  });
+  const rows = table.getRowModel().rows;
+  return (
+    <div class="table-block">
+      <div class="table-tools">
+        <label>
+          <span class="visually-hidden">Filter {label}</span>
+          <input
+            type="search"
+            placeholder={filterPlaceholder ?? `Filter ${label}`}
+            value={filter}
+            onInput={(e) => setFilter((e.target as HTMLInputElement).value)}
+          />
+        </label>
+        <span class="muted" aria-live="polite">
+          {rows.length} of {data.length}
+        </span>
+      </div>
+      <div class="table-scroll">
+        <table aria-label={label}>
+          <thead>
+            {table.getHeaderGroups().map((group) => (
+              <tr key={group.id}>
+                {group.headers.map((header) => {
+                  const sorted = header.column.getIsSorted();
+                  return (
+                    <th
+                      key={header.id}
+                      scope="col"
+                      aria-sort={sorted === 'asc' ? 'ascending' : sorted === 'desc' ? 'descending' : 'none'}
+                    >
+                      {header.column.getCanSort() ? (
+                        <button type="button" class="sort" onClick={header.column.getToggleSortingHandler()}>
+                          {flexRender(header.column.columnDef.header, header.getContext())}
+                          <span aria-hidden="true">{sorted === 'asc' ? ' ▲' : sorted === 'desc' ? ' ▼' : ''}</span>
+                        </button>
+                      ) : (
+                        flexRender(header.column.columnDef.header, header.getContext())
+                      )}
+                    </th>
+                  );
+                })}
+              </tr>
+            ))}
+          </thead>
+          <tbody>
+            {rows.length === 0 ? (
+              <tr>
+                <td colSpan={columns.length} class="muted">
+                  {data.length === 0 ? empty : 'Nothing matches the filter.'}
+                </td>
+              </tr>
+            ) : (
+              rows.map((row) => (
+                <tr
+                  key={row.id}
+                  class={onOpen ? 'clickable' : undefined}
+                  onClick={onOpen ? (e) => (e.target as HTMLElement).closest('a,button') || onOpen(row.original) : undefined}
+                >
+                  {row.getVisibleCells().map((cell) => (
+                    <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
+                  ))}
+                </tr>
+              ))
+            )}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}

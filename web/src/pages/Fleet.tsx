@@ -1,0 +1,173 @@
+import type { ColumnDef } from '@tanstack/react-table';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { KEY_METRICS, LATEST_WINDOW_MIN, type Latest, inBatches, latest } from '../api/latest';
+import { all } from '../api/lists';
+import type { Alert, Gateway, Well } from '../api/types';
+import { DataTable } from '../components/DataTable';
+import { ErrorBox } from '../components/ErrorBox';
+import { Link } from '../components/Link';
+import { SEVERITY_RANK, ago, num } from '../components/format';
+import { navigate, wellPath } from '../router';
+import { useFeed, useTenant } from '../tenant';
+
+interface Row {
+  well: Well;
+  gatewaysOnline: number;
+  gatewaysTotal: number;
+  backlog: number;
+  alerts: number;
+  worst: string | null;
+  latest: Record<string, Latest | null | undefined>;
+}
+
+function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
+  const m = new Map<number, Alert[]>();
+  for (const a of alerts) if (a.well_id !== null) m.set(a.well_id, [...(m.get(a.well_id) ?? []), a]);
+  return m;
+}
+
+export function Fleet() {
+  const { tenant, feed } = useTenant();
+  const { alerts } = useFeed(feed);
+  const [wells, setWells] = useState<Well[] | null>(null);
+  const [gateways, setGateways] = useState<Gateway[] | null>(null);
+  const [values, setValues] = useState<Record<string, Latest | null>>({});
+  const [error, setError] = useState<unknown>(null);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    setError(null);
+    Promise.all([all<Well>(tenant, '/wells', abort.signal), all<Gateway>(tenant, '/gateways', abort.signal)]).then(
+      async ([w, g]) => {
+        setWells(w);
+        setGateways(g);
+        const found: Record<string, Latest | null> = {};
+        const jobs = w.flatMap((well) => KEY_METRICS.map((k) => ({ well: well.id, metric: k.metric })));
+        await inBatches(jobs, 4, async ({ well, metric }) => {
+          found[`${well}/${metric}`] = await latest(tenant, well, metric, abort.signal);
+        });
+        setValues(found);
+      },
+      (e) => (e as Error).name === 'AbortError' || setError(e),
+    ).catch((e) => (e as Error).name === 'AbortError' || setError(e));
+    return () => abort.abort();
+  }, [tenant]);
+
+  const rows = useMemo<Row[]>(() => {
+    if (!wells || !gateways) return [];
+    const open = alertsByWell(alerts);
+    return wells.map((well) => {
+      const here = gateways.filter((g) => g.site.id === well.site.id);
+      const mine = open.get(well.id) ?? [];
+      const worst = mine.reduce<string | null>((w, a) => (w === null || SEVERITY_RANK[a.severity] > SEVERITY_RANK[w] ? a.severity : w), null);
+      return {
+        well,
+        gatewaysOnline: here.filter((g) => g.status === 'online').length,
+        gatewaysTotal: here.length,
+        backlog: here.reduce((n, g) => n + (g.buffer?.pending_batches ?? 0), 0),
+        alerts: mine.length,
+        worst,
+        latest: Object.fromEntries(KEY_METRICS.map((k) => [k.metric, values[`${well.id}/${k.metric}`]])),
+      };
+    });
+  }, [wells, gateways, alerts, values]);
+
+  const wellColumns = useMemo<ColumnDef<Row, any>[]>(
+    () => [
+      {
+        id: 'well',
+        header: 'Well',
+        accessorFn: (r) => r.well.name,
+        cell: (c) => <Link href={wellPath(tenant, c.row.original.well.id)}>{c.getValue()}</Link>,
+      },
+      { id: 'api', header: 'API number', accessorFn: (r) => r.well.api_number },
+      { id: 'site', header: 'Site', accessorFn: (r) => r.well.site.name },
+      { id: 'status', header: 'Status', accessorFn: (r) => r.well.status },
+      {
+        id: 'gateways',
+        header: 'Gateways online',
+        accessorFn: (r) => (r.gatewaysTotal ? r.gatewaysOnline / r.gatewaysTotal : -1),
+        cell: (c) => {
+          const r = c.row.original;
+          if (!r.gatewaysTotal) return <span class="muted">none at site</span>;
+          return <span class={r.gatewaysOnline < r.gatewaysTotal ? 'bad' : 'good'}>{r.gatewaysOnline} / {r.gatewaysTotal}</span>;
+        },
+      },
+      { id: 'backlog', header: 'Backlog (batches)', accessorFn: (r) => r.backlog },
+      {
+        id: 'alerts',
+        header: 'Open alerts',
+        accessorFn: (r) => r.alerts * 10 + (r.worst ? SEVERITY_RANK[r.worst] : 0),
+        cell: (c) => {
+          const r = c.row.original;
+          return r.alerts ? <span class={`sev ${r.worst}`}>{r.alerts} ({r.worst})</span> : <span class="muted">0</span>;
+        },
+      },
+      ...KEY_METRICS.map<ColumnDef<Row, any>>((k) => ({
+        id: k.metric,
+        header: `${k.label} (latest)`,
+        accessorFn: (r) => r.latest[k.metric]?.value ?? null,
+        sortUndefined: 'last',
+        cell: (c) => {
+          const v = c.row.original.latest[k.metric];
+          if (v === undefined) return <span class="muted">…</span>;
+          return v ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">none in {LATEST_WINDOW_MIN} min</span>;
+        },
+      })),
+    ],
+    [tenant],
+  );
+
+  const gatewayColumns = useMemo<ColumnDef<Gateway, any>[]>(
+    () => [
+      { id: 'id', header: 'Gateway', accessorFn: (g) => g.id },
+      { id: 'site', header: 'Site', accessorFn: (g) => g.site.name },
+      { id: 'status', header: 'Status', accessorFn: (g) => g.status, cell: (c) => <span class={`gw ${c.getValue()}`}>{c.getValue()}</span> },
+      { id: 'seen', header: 'Last seen', accessorFn: (g) => g.last_seen ?? '', cell: (c) => ago(c.row.original.last_seen) },
+      { id: 'pending', header: 'Backlog (batches)', accessorFn: (g) => g.buffer?.pending_batches ?? 0 },
+      {
+        id: 'oldest',
+        header: 'Oldest unsent',
+        accessorFn: (g) => g.buffer?.oldest_age_ms ?? 0,
+        cell: (c) => (c.row.original.buffer?.pending_batches ? `${Math.round((c.row.original.buffer.oldest_age_ms ?? 0) / 1000)} s` : '—'),
+      },
+      { id: 'devices', header: 'Devices', accessorFn: (g) => g.device_count },
+    ],
+    [],
+  );
+
+  return (
+    <>
+      <h1>Fleet</h1>
+      <ErrorBox error={error} what="load the fleet" />
+      {!wells && !error ? <p aria-busy="true">Loading wells…</p> : null}
+      {wells ? (
+        <section aria-labelledby="wells-h">
+          <h2 id="wells-h">Wells</h2>
+          <DataTable
+            label="wells"
+            data={rows}
+            columns={wellColumns}
+            initialSort={[{ id: 'alerts', desc: true }]}
+            empty="This tenant has no wells yet."
+            rowKey={(r) => String(r.well.id)}
+            onOpen={(r) => navigate(wellPath(tenant, r.well.id))}
+          />
+        </section>
+      ) : null}
+      {gateways ? (
+        <section aria-labelledby="gw-h">
+          <h2 id="gw-h">Gateways</h2>
+          <DataTable
+            label="gateways"
+            data={gateways}
+            columns={gatewayColumns}
+            initialSort={[{ id: 'status', desc: false }]}
+            empty="This tenant has no gateways yet."
+            rowKey={(g) => g.id}
+          />
+        </section>
+      ) : null}
+    </>
+  );
+}

@@ -1,0 +1,129 @@
+// A well: one metric over a chosen range (rollups picked by range), with the well's alerts
+// marked where they fired. Reads again when one of its alerts changes on the live stream.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { get, tenantPath } from '../api/client';
+import type { Alert, MetricInfo, Page, Telemetry, Well } from '../api/types';
+import { Chart, type Marker } from '../components/Chart';
+import { ErrorBox } from '../components/ErrorBox';
+import { Link } from '../components/Link';
+import { alertsPath } from '../router';
+import { useFeed, useTenant } from '../tenant';
+
+const RANGES = [
+  { label: 'Last hour', ms: 3_600_000, bucket: 'raw' },
+  { label: 'Last 6 hours', ms: 6 * 3_600_000, bucket: '1m' },
+  { label: 'Last day', ms: 86_400_000, bucket: '1m' },
+  { label: 'Last 7 days', ms: 7 * 86_400_000, bucket: '5m' },
+  { label: 'Last 30 days', ms: 30 * 86_400_000, bucket: '1h' },
+];
+
+export function WellPage({ well }: { well: number }) {
+  const { tenant, feed } = useTenant();
+  const { alerts: open } = useFeed(feed);
+  const [info, setInfo] = useState<Well | null>(null);
+  const [metrics, setMetrics] = useState<MetricInfo[] | null>(null);
+  const [metric, setMetric] = useState<string>('');
+  const [range, setRange] = useState(0);
+  const [data, setData] = useState<Telemetry | null>(null);
+  const [history, setHistory] = useState<Alert[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [tick, setTick] = useState(0);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    setError(null);
+    Promise.all([
+      get<Well>(tenantPath(tenant, `/wells/${well}`), abort.signal),
+      get<{ metrics: MetricInfo[] }>(tenantPath(tenant, `/wells/${well}/metrics`), abort.signal),
+    ]).then(([w, m]) => {
+      setInfo(w);
+      const usable = m.metrics.filter((x) => x.namespace !== 'vendor');
+      setMetrics(usable);
+      setMetric((current) => current || (usable.find((x) => x.metric === 'tubing_pressure_psi') ?? usable[0])?.metric || '');
+    }, (e) => (e as Error).name === 'AbortError' || setError(e));
+    return () => abort.abort();
+  }, [tenant, well]);
+
+  // This well's open alerts, as a key: a change on the stream reads chart and markers again.
+  const alertKey = open.filter((a) => a.well_id === well).map((a) => `${a.id}:${a.state}:${a.last_fired_at}`).join(',');
+
+  useEffect(() => {
+    if (!metric) return;
+    const abort = new AbortController();
+    const r = RANGES[range];
+    const to = new Date(Date.now() + 60_000);
+    const from = new Date(to.getTime() - r.ms);
+    const q = new URLSearchParams({ metric, bucket: r.bucket, from: from.toISOString(), to: to.toISOString() });
+    Promise.all([
+      get<Telemetry>(tenantPath(tenant, `/wells/${well}/telemetry?${q}`), abort.signal),
+      get<Page<Alert>>(tenantPath(tenant, `/alerts?well=${well}&limit=200`), abort.signal),
+    ]).then(([t, a]) => {
+      setData(t);
+      setHistory(a.items);
+      setError(null);
+    }, (e) => (e as Error).name === 'AbortError' || setError(e));
+    return () => abort.abort();
+  }, [tenant, well, metric, range, alertKey, tick]);
+
+  const chart = useMemo(() => {
+    if (!data) return null;
+    const times = new Set<number>();
+    const bySeries = data.series.map((s) => {
+      const points = new Map<number, number | null>();
+      for (const p of s.samples ?? []) points.set(Date.parse(p.time) / 1000, p.value);
+      for (const p of s.buckets ?? []) points.set(Date.parse(p.time) / 1000, p.avg);
+      points.forEach((_, t) => times.add(t));
+      return { label: s.device, points };
+    });
+    const axis = [...times].sort((a, b) => a - b);
+    const series = bySeries.map((s) => ({ label: s.label, values: axis.map((t) => s.points.get(t) ?? null) }));
+    const markers: Marker[] = history.map((a) => ({ time: Date.parse(a.started_at) / 1000, label: a.summary, critical: a.severity === 'critical' }));
+    return { times: axis, series, markers };
+  }, [data, history]);
+
+  return (
+    <>
+      <h1>{info ? `${info.name}` : `Well ${well}`}</h1>
+      {info ? <p class="muted">API {info.api_number} · {info.site.name} · {info.field}, {info.county} {info.state} · {info.status}</p> : null}
+      <ErrorBox error={error} what="load this well" />
+      {metrics && metrics.length === 0 ? <p>No metrics reported for this well yet.</p> : null}
+      {metrics && metrics.length > 0 ? (
+        <form class="inline" onSubmit={(e) => { e.preventDefault(); setTick((t) => t + 1); }}>
+          <label>
+            Metric
+            <select value={metric} onChange={(e) => setMetric((e.target as HTMLSelectElement).value)}>
+              {metrics.map((m) => <option key={m.metric} value={m.metric}>{m.metric} ({m.unit})</option>)}
+            </select>
+          </label>
+          <label>
+            Range
+            <select value={range} onChange={(e) => setRange(Number((e.target as HTMLSelectElement).value))}>
+              {RANGES.map((r, i) => <option key={r.label} value={i}>{r.label}</option>)}
+            </select>
+          </label>
+          <button type="submit">Refresh</button>
+        </form>
+      ) : null}
+      {chart && data ? (
+        chart.times.length ? (
+          <Chart title={`${data.metric} (${data.unit})`} unit={data.unit} times={chart.times} series={chart.series} markers={chart.markers} />
+        ) : (
+          <p>No {data.metric} data in this range.</p>
+        )
+      ) : null}
+      {history.length ? (
+        <section aria-labelledby="wa-h">
+          <h2 id="wa-h">Alerts at this well</h2>
+          <ul>
+            {history.map((a) => (
+              <li key={a.id}>
+                <Link href={alertsPath(tenant, a.id)}>{a.summary || a.kind}</Link> <span class={`sev ${a.severity}`}>{a.severity}</span>{' '}
+                <span class="muted">{a.state}, {new Date(a.started_at).toLocaleString()}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+    </>
+  );
+}

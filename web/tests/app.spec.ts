@@ -1,0 +1,157 @@
+// The web app against a real cloud (see cloud/server/tests/web_app.rs for the set-up).
+import { type Page, expect, request, test } from '@playwright/test';
+import path from 'node:path';
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run these tests through cloud/server/tests/web_app.rs (./test.sh)`);
+  return value;
+}
+
+const tenant = env('WP_TENANT');
+const wellName = env('WP_WELL');
+const wellId = env('WP_WELL_ID');
+const operator = { email: env('WP_OPERATOR_EMAIL'), password: env('WP_OPERATOR_PASSWORD') };
+const viewer = { email: env('WP_VIEWER_EMAIL'), password: env('WP_VIEWER_PASSWORD') };
+const shots = env('WP_SCREENSHOTS');
+
+test.describe.configure({ mode: 'serial' });
+
+// Requests the browser made to another origin: none are allowed.
+function watchOrigins(page: Page): string[] {
+  const foreign: string[] = [];
+  const origin = new URL(env('WP_BASE_URL')).origin;
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== 'data:' && u.origin !== origin) foreign.push(r.url());
+  });
+  return foreign;
+}
+
+async function signIn(page: Page, who: { email: string; password: string }) {
+  await page.goto('/');
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // One tenant: straight to its fleet.
+  await expect(page).toHaveURL(new RegExp(`/t/${tenant}$`));
+  await expect(page.locator('.live')).toHaveText('live');
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+
+test('a wrong password is told in words', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/');
+  await page.getByLabel('Email').fill(operator.email);
+  await page.getByLabel('Password').fill('not-the-password-at-all');
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('alert')).toContainText('the email or the password is wrong');
+  await shot(page, 'sign-in-error');
+  expect(errors).toEqual([]);
+});
+
+test('the operator sees the fleet: the well, its gateway online, its latest pressure', async ({ page }) => {
+  const foreign = watchOrigins(page);
+  await signIn(page, operator);
+  const wells = page.getByRole('table', { name: 'wells' });
+  const row = wells.getByRole('row', { name: new RegExp(wellName) });
+  await expect(row).toContainText('1 / 1');
+  await expect(row).toContainText('50.0');
+  await expect(page.getByRole('table', { name: 'gateways' }).getByRole('row', { name: /gw-1/ })).toContainText('online');
+  // Filter and sort with the keyboard.
+  await page.getByLabel('Filter wells').fill('no such well');
+  await expect(wells).toContainText('Nothing matches the filter.');
+  await page.getByLabel('Filter wells').fill('smith');
+  await expect(row).toBeVisible();
+  await wells.getByRole('button', { name: /API number/ }).press('Enter');
+  await expect(wells.getByRole('columnheader', { name: /API number/ })).toHaveAttribute('aria-sort', 'ascending');
+  await shot(page, 'fleet');
+  expect(foreign).toEqual([]);
+});
+
+test('an alert that fires after the page loaded arrives live; the operator acknowledges it', async ({ page }) => {
+  await signIn(page, operator);
+  await page.getByRole('link', { name: /Alerts/ }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${tenant}/alerts$`));
+  const inbox = page.getByRole('table', { name: 'open alerts' });
+  await expect(inbox).toContainText('No open alerts.');
+  // Marks this document: a reload would lose it.
+  await page.evaluate(() => ((window as unknown as { wpMark: number }).wpMark = 1));
+
+  const fired = await fetch(env('WP_TRIGGER_URL'), { method: 'POST' });
+  expect(fired.status).toBe(204);
+
+  const row = inbox.getByRole('row', { name: new RegExp(wellName) });
+  await expect(row).toBeVisible({ timeout: 30_000 });
+  await expect(row).toContainText('critical');
+  expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
+  await expect(page.getByRole('link', { name: /Alerts/ })).toContainText('1');
+  await shot(page, 'inbox-live');
+
+  await row.getByRole('link').first().click();
+  const alertId = page.url().split('/').pop();
+  const detail = page.getByRole('complementary');
+  await expect(detail.getByTestId('alert-state')).toHaveText('firing');
+  await expect(detail.getByText('Evidence')).toBeVisible();
+  await detail.getByRole('button', { name: 'Acknowledge' }).click();
+  await expect(detail.getByTestId('alert-state')).toHaveText('acknowledged');
+  await detail.getByLabel('Add a comment').fill('Crew on the way');
+  await detail.getByRole('button', { name: 'Comment' }).click();
+  await expect(detail.locator('.comments')).toContainText('Crew on the way');
+  await shot(page, 'alert-acknowledged');
+  // The fleet counts it from the same live feed (navigating in the app, no reload).
+  await page.getByRole('link', { name: 'Fleet' }).click();
+  await expect(page.getByRole('table', { name: 'wells' }).getByRole('row', { name: new RegExp(wellName) })).toContainText('1 (critical)');
+  expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
+
+  // The API agrees.
+  const api = await request.newContext({ baseURL: env('WP_BASE_URL') });
+  const tokens = await (await api.post('/api/v1/auth/sign-in', { data: operator })).json();
+  const answer = await api.get(`/api/v1/tenants/${tenant}/alerts/${alertId}`, {
+    headers: { authorization: `Bearer ${tokens.access_token}` },
+  });
+  expect(answer.status()).toBe(200);
+  const alert = await answer.json();
+  expect(alert.state).toBe('acknowledged');
+  expect(alert.acknowledged_by).toContain(operator.email);
+  expect(alert.comments.map((c: { body: string }) => c.body)).toContain('Crew on the way');
+  await api.dispose();
+});
+
+test('a viewer sees the alert but no button it cannot use', async ({ page }) => {
+  await signIn(page, viewer);
+  await page.getByRole('link', { name: /Alerts/ }).click();
+  const row = page.getByRole('table', { name: 'open alerts' }).getByRole('row', { name: new RegExp(wellName) });
+  await row.getByRole('link').first().click();
+  const detail = page.getByRole('complementary');
+  await expect(detail.getByTestId('alert-state')).toHaveText('acknowledged');
+  await expect(detail.getByText('Crew on the way')).toBeVisible();
+  for (const name of ['Acknowledge', 'Resolve', 'Silence', 'Comment', 'Assign to me', 'Unassign']) {
+    await expect(page.getByRole('button', { name, exact: true })).toHaveCount(0);
+  }
+  await expect(page.getByRole('group', { name: 'Alert actions' })).toHaveCount(0);
+  await expect(page.getByLabel('Add a comment')).toHaveCount(0);
+  await shot(page, 'alert-viewer');
+});
+
+test('the well page charts the pressure with the alert marked', async ({ page }) => {
+  await signIn(page, operator);
+  await page.getByRole('table', { name: 'wells' }).getByRole('link', { name: wellName }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${tenant}/wells/${wellId}$`));
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText(wellName);
+  const chart = page.getByRole('img', { name: /tubing_pressure_psi/ });
+  await expect(chart).toHaveAttribute('aria-label', /1 alert markers/);
+  await expect(chart.locator('canvas')).toBeVisible();
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await shot(page, 'well-tablet');
+});
+
+test('an unknown tenant and an unknown page are told in words', async ({ page }) => {
+  await signIn(page, operator);
+  await page.goto(`/t/no-such-tenant`);
+  await expect(page.getByRole('alert').first()).toContainText(/not found|no-such-tenant/i);
+  await page.goto('/nowhere/at/all');
+  await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
+});
