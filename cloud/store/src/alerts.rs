@@ -778,43 +778,7 @@ pub async fn acknowledge(
     id: i64,
     actor: &str,
 ) -> Result<Change, DbError> {
-    let state: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT state, notified_at FROM alerts WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match state.as_ref().map(|(s, n)| (s.as_str(), n)) {
-        None => Ok(Change::NotFound),
-        Some(("resolved", _)) => Ok(Change::Conflict("the alert is resolved".to_owned())),
-        Some(("acknowledged", _)) => after(conn, tenant, id, false).await,
-        Some((_, notified)) => {
-            sqlx::query(
-                "UPDATE alerts SET state = 'acknowledged', acknowledged_at = now(),
-                        acknowledged_by = $3, updated_at = now()
-                 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(actor)
-            .execute(&mut *conn)
-            .await?;
-            event(
-                conn,
-                tenant,
-                id,
-                "acknowledged",
-                Some(actor),
-                serde_json::json!({}),
-            )
-            .await?;
-            if notified.is_some() {
-                enqueue(conn, tenant, id, "acknowledged", None).await?;
-            }
-            after(conn, tenant, id, true).await
-        }
-    }
+    by_hand(conn, tenant, id, actor, "acknowledged").await
 }
 
 /// Resolves an open alert by hand (told where its firing was). A condition still active
@@ -825,6 +789,19 @@ pub async fn resolve(
     id: i64,
     actor: &str,
 ) -> Result<Change, DbError> {
+    by_hand(conn, tenant, id, actor, "resolved").await
+}
+
+/// A person moving an open alert to `to` (`acknowledged` or `resolved`): recorded with
+/// who and when, appended to its history, told where its firing was told. Already there:
+/// unchanged; acknowledging a resolved alert: a conflict.
+async fn by_hand(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: i64,
+    actor: &str,
+    to: &'static str,
+) -> Result<Change, DbError> {
     let state: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT state, notified_at FROM alerts WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
     )
@@ -832,35 +809,33 @@ pub async fn resolve(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    match state {
-        None => Ok(Change::NotFound),
-        Some((s, _)) if s == "resolved" => after(conn, tenant, id, false).await,
-        Some((_, notified)) => {
-            sqlx::query(
-                "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = $3,
-                        updated_at = now()
-                 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(actor)
-            .execute(&mut *conn)
-            .await?;
-            event(
-                conn,
-                tenant,
-                id,
-                "resolved",
-                Some(actor),
-                serde_json::json!({}),
-            )
-            .await?;
-            if notified.is_some() {
-                enqueue(conn, tenant, id, "resolved", None).await?;
-            }
-            after(conn, tenant, id, true).await
+    let notified = match state {
+        None => return Ok(Change::NotFound),
+        Some((s, _)) if s == to => return after(conn, tenant, id, false).await,
+        Some((s, _)) if s == "resolved" => {
+            return Ok(Change::Conflict("the alert is resolved".to_owned()));
         }
+        Some((_, notified)) => notified,
+    };
+    sqlx::query(
+        "UPDATE alerts SET state = $3, updated_at = now(),
+                acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now() ELSE acknowledged_at END,
+                acknowledged_by = CASE WHEN $3 = 'acknowledged' THEN $4 ELSE acknowledged_by END,
+                resolved_at = CASE WHEN $3 = 'resolved' THEN now() ELSE resolved_at END,
+                resolved_by = CASE WHEN $3 = 'resolved' THEN $4 ELSE resolved_by END
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(to)
+    .bind(actor)
+    .execute(&mut *conn)
+    .await?;
+    event(conn, tenant, id, to, Some(actor), serde_json::json!({})).await?;
+    if notified.is_some() {
+        enqueue(conn, tenant, id, to, None).await?;
     }
+    after(conn, tenant, id, true).await
 }
 
 /// Assigns an alert to a member of the tenant (`None` unassigns). `Conflict` when the
