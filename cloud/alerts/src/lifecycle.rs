@@ -21,7 +21,7 @@ use store::alerts::AlertPolicy;
 use store::detection::StateUpdate;
 use store::{Db, DbError};
 
-use crate::signals::{decode_state, signal_records};
+use crate::signals::{decode_state, encode_state, signal_records};
 use crate::training::{self, TrainingOptions};
 
 /// Timing of the lifecycle jobs (from `[alerts]` and `[detection]`).
@@ -104,7 +104,7 @@ pub async fn sweep_silent(
     let mut found = 0;
     let mut updates = Vec::with_capacity(quiet.len());
     for q in quiet {
-        let mut state = decode_state(q.device, Some(q.state));
+        let mut state = decode_state(q.device, Some(&q.state));
         if let Some(signal) = detector.check_silence(&mut state, now.timestamp_millis()) {
             let name = store::devices::device_name(&mut tx, q.device).await?;
             let signals = [signal];
@@ -114,7 +114,7 @@ pub async fn sweep_silent(
         }
         updates.push(StateUpdate {
             device: q.device,
-            state: serde_json::to_value(&state).unwrap_or_default(),
+            state: encode_state(&state),
             last_sample_at: None,
         });
     }

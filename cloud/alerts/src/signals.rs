@@ -8,6 +8,12 @@ use store::alerts::SignalRecord;
 use store::{DeviceId, TenantId};
 use tracing::warn;
 
+/// A device's state as the store keeps it (JSON bytes).
+pub fn encode_state(state: &DeviceState) -> Vec<u8> {
+    // A DeviceState is plain data: serialising it cannot fail.
+    serde_json::to_vec(state).unwrap_or_default()
+}
+
 /// A stored rule as the detector's [`Rule`].
 pub fn rule_of(row: &store::detection::RuleRow) -> Result<Rule, String> {
     let condition = serde_json::from_value(row.condition.clone()).map_err(|e| e.to_string())?;
@@ -32,8 +38,8 @@ pub fn summary(signal: &Signal, device: &str) -> String {
 }
 
 /// A device's state from its JSON (a fresh one when absent or unreadable).
-pub fn decode_state(device: DeviceId, json: Option<serde_json::Value>) -> DeviceState {
-    match json.map(serde_json::from_value::<DeviceState>) {
+pub fn decode_state(device: DeviceId, json: Option<&[u8]>) -> DeviceState {
+    match json.map(serde_json::from_slice::<DeviceState>) {
         None => DeviceState::default(),
         Some(Ok(state)) => state,
         Some(Err(e)) => {

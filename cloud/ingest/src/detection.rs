@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alerts::signals::{decode_state, rule_of, signal_records};
+use alerts::signals::{decode_state, encode_state, rule_of, signal_records};
 use chrono::{DateTime, Utc};
 use detect::{Detector, DeviceContext, DeviceState, Rule, Sample, Signal, WellModel};
 use store::alerts::AlertPolicy;
@@ -277,7 +277,7 @@ impl Prepared {
             store::detection::lock_states(conn, &devices)
                 .await?
                 .into_iter()
-                .map(|(d, json)| (d, decode_state(d, json)))
+                .map(|(d, json)| (d, decode_state(d, json.as_deref())))
                 .collect();
         let profiles: HashMap<DeviceId, &SeriesInfo> = self
             .series
@@ -322,7 +322,7 @@ impl Prepared {
                 last_sample_at: state
                     .last_ts_ms
                     .and_then(DateTime::<Utc>::from_timestamp_millis),
-                state: serde_json::to_value(&state).unwrap_or_default(),
+                state: encode_state(&state),
             })
             .collect();
         store::detection::save_states(conn, &updates).await?;

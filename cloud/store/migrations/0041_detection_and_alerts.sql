@@ -7,16 +7,19 @@
 -- is never stored, so never scored), and an alert's notification is committed with the
 -- alert or not at all.
 
--- One row per device: the `detect::DeviceState` as JSON.
+-- One row per device: the `detect::DeviceState` as JSON text in `bytea` (NULL until the
+-- device's first batch). Written with every batch and read only by the code that wrote it,
+-- so the server never parses it (no jsonb) nor compresses it (STORAGE EXTERNAL).
 CREATE TABLE detector_states (
     device_id       bigint PRIMARY KEY,
     tenant_id       bigint NOT NULL,
-    state           jsonb NOT NULL,
+    state           bytea,
     -- Newest sample seen (the silence sweep's question).
     last_sample_at  timestamptz,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     FOREIGN KEY (tenant_id, device_id) REFERENCES devices (tenant_id, id)
 );
+ALTER TABLE detector_states ALTER COLUMN state SET STORAGE EXTERNAL;
 CREATE INDEX detector_states_last_sample ON detector_states (last_sample_at);
 
 -- Tenant rules on canonical metrics (`detect::Rule`).

@@ -2,8 +2,8 @@
 //! the ingest transaction), the tenants' rules, the per-well models and the training data
 //! they are fitted on.
 //!
-//! The state and the models are JSON documents this crate does not interpret
-//! (`detect::DeviceState`, `detect::WellModel`): the `detect` crate owns their shape, the
+//! The state (JSON bytes) and the models (jsonb) are documents this crate does not
+//! interpret (`detect::DeviceState`, `detect::WellModel`): the `detect` crate owns their shape, the
 //! store keeps them. Rows of one transaction are locked in device-id order, so two
 //! ingesters scoring batches of the same devices never deadlock.
 
@@ -65,7 +65,7 @@ impl Db {
 pub async fn lock_states(
     conn: &mut PgConnection,
     devices: &[(DeviceId, TenantId)],
-) -> Result<HashMap<DeviceId, Option<serde_json::Value>>, DbError> {
+) -> Result<HashMap<DeviceId, Option<Vec<u8>>>, DbError> {
     let mut sorted = devices.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -73,7 +73,7 @@ pub async fn lock_states(
     // Rows appear once per device; the insert takes no lock when they exist.
     sqlx::query(
         "INSERT INTO detector_states (device_id, tenant_id, state)
-         SELECT d, t, 'null'::jsonb FROM unnest($1::bigint[], $2::bigint[]) AS x(d, t)
+         SELECT d, t, NULL FROM unnest($1::bigint[], $2::bigint[]) AS x(d, t)
          ON CONFLICT (device_id) DO NOTHING",
     )
     .bind(&ids)
@@ -89,8 +89,7 @@ pub async fn lock_states(
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
-        let state: serde_json::Value = r.try_get("state")?;
-        out.insert(r.try_get("device_id")?, (!state.is_null()).then_some(state));
+        out.insert(r.try_get("device_id")?, r.try_get("state")?);
     }
     Ok(out)
 }
@@ -100,8 +99,8 @@ pub async fn lock_states(
 pub struct StateUpdate {
     /// Device.
     pub device: DeviceId,
-    /// `detect::DeviceState` as JSON.
-    pub state: serde_json::Value,
+    /// `detect::DeviceState` as JSON bytes.
+    pub state: Vec<u8>,
     /// Newest sample seen.
     pub last_sample_at: Option<DateTime<Utc>>,
 }
@@ -112,13 +111,13 @@ pub async fn save_states(conn: &mut PgConnection, updates: &[StateUpdate]) -> Re
         return Ok(());
     }
     let ids: Vec<DeviceId> = updates.iter().map(|u| u.device).collect();
-    let states: Vec<&serde_json::Value> = updates.iter().map(|u| &u.state).collect();
+    let states: Vec<&[u8]> = updates.iter().map(|u| u.state.as_slice()).collect();
     let last: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.last_sample_at).collect();
     sqlx::query(
         "UPDATE detector_states s
          SET state = x.state, updated_at = now(),
              last_sample_at = GREATEST(s.last_sample_at, x.last_sample_at)
-         FROM unnest($1::bigint[], $2::jsonb[], $3::timestamptz[]) AS x(device_id, state, last_sample_at)
+         FROM unnest($1::bigint[], $2::bytea[], $3::timestamptz[]) AS x(device_id, state, last_sample_at)
          WHERE s.device_id = x.device_id",
     )
     .bind(&ids)
@@ -137,8 +136,8 @@ pub struct QuietDevice {
     pub tenant: TenantId,
     /// Device.
     pub device: DeviceId,
-    /// Its state.
-    pub state: serde_json::Value,
+    /// Its state (JSON bytes).
+    pub state: Vec<u8>,
 }
 
 /// Devices with a state whose newest sample is older than `before`, locked (skipping rows
@@ -151,7 +150,7 @@ pub async fn quiet_devices(
     let rows = sqlx::query(
         "SELECT s.device_id, s.tenant_id, s.state FROM detector_states s
          JOIN tenants t ON t.id = s.tenant_id
-         WHERE s.last_sample_at < $1 AND s.state <> 'null'::jsonb AND t.status = 'active'
+         WHERE s.last_sample_at < $1 AND s.state IS NOT NULL AND t.status = 'active'
          ORDER BY s.device_id LIMIT $2
          FOR UPDATE OF s SKIP LOCKED",
     )
