@@ -276,10 +276,13 @@ pub struct AlertsConfig {
 impl Default for AlertsConfig {
     fn default() -> Self {
         let o = alerts::outbox::OutboxOptions::default();
+        // The lifecycle's defaults are the ingester's (one place says them).
+        let p = ingest::DetectionOptions::default().policy;
+        let std = |d: chrono::Duration| d.to_std().unwrap_or_default();
         AlertsConfig {
-            hold: Duration::from_secs(300),
-            flap_window: Duration::from_secs(3600),
-            flap_threshold: 3,
+            hold: std(p.hold),
+            flap_window: std(p.flap_window),
+            flap_threshold: p.flap_threshold,
             escalate_after: Duration::from_secs(1800),
             alertmanager_resend: Duration::from_secs(60),
             lifecycle_interval: Duration::from_secs(5),

@@ -735,13 +735,15 @@ pub async fn comments(
     .bind(id)
     .fetch_all(conn)
     .await?;
-    crate::collect(&rows, |r| {
-        Ok(CommentRow {
-            id: r.try_get("id")?,
-            author: r.try_get("author")?,
-            body: r.try_get("body")?,
-            created_at: r.try_get("created_at")?,
-        })
+    crate::collect(&rows, comment_row)
+}
+
+fn comment_row(r: &PgRow) -> Result<CommentRow, sqlx::Error> {
+    Ok(CommentRow {
+        id: r.try_get("id")?,
+        author: r.try_get("author")?,
+        body: r.try_get("body")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -897,12 +899,7 @@ pub async fn comment(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    let c = CommentRow {
-        id: r.try_get("id")?,
-        author: r.try_get("author")?,
-        body: r.try_get("body")?,
-        created_at: r.try_get("created_at")?,
-    };
+    let c = comment_row(&r)?;
     event(
         conn,
         tenant,
