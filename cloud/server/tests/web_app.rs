@@ -11,6 +11,13 @@
 //! The browser makes the alert fire through a one-route helper this test serves
 //! (`WP_TRIGGER_URL`): each `POST` publishes one sealed batch with a tubing pressure above
 //! the rule's limit from the gateway's MQTT session and answers once the cloud acked it.
+//! A second helper (`WP_MAIL_URL`) hands the browser the emails the cloud sends after the
+//! set-up (invitations, password resets), so it follows their links as people would.
+//!
+//! `web/tests/admin.spec.ts` covers the administration pages (as the tenant administrator
+//! and the platform administrator), the pages of emailed links, the role checks and the
+//! reports; every page is checked with axe-core. Screenshots go to
+//! `target/tmp/web-screenshots/`, one PNG per page.
 //!
 //! Needs Node.js, `web/node_modules` and a built `web/dist` (`scripts/services.sh`:
 //! `wp_ensure_web`, which `./test.sh` runs); without them the test fails saying so.
@@ -62,6 +69,12 @@ backend = "postgres"
 listen = "127.0.0.1:0"
 request_timeout = "60s"
 web_dir = "{web}"
+[api.auth]
+public_requests_per_minute = 600
+[plans.standard]
+[plans.starter]
+max_wells = 25
+max_gateways = 10
 [mail]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -143,6 +156,41 @@ async fn serve_trigger(gateway: Arc<FakeGateway>, seq: Arc<AtomicU64>) -> String
                 let _ = socket
                     .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
                     .await;
+            });
+        }
+    });
+    url
+}
+
+/// Serves `GET /` on loopback: the next email the cloud sends (JSON: `to`, `subject`,
+/// `body`), waiting up to 30 s for it; 504 when none comes.
+async fn serve_mail(mail: SmtpSink) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let mail = Arc::new(tokio::sync::Mutex::new(mail));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mail = Arc::clone(&mail);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let next = mail.lock().await.next(Duration::from_secs(30)).await;
+                let (status, body) = match next {
+                    Some(m) => (
+                        "200 OK",
+                        json!({ "to": m.to, "subject": m.subject, "body": m.body }).to_string(),
+                    ),
+                    None => ("504 Gateway Timeout", json!({ "error": "no email" }).to_string()),
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
             });
         }
     });
@@ -351,7 +399,9 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
 
     // The browser.
     let (operator, viewer) = (&people[0], &people[1]);
-    let shots = web.join("screenshots");
+    let mail_url = serve_mail(mail).await;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
     let mut playwright = Command::new("npx")
         .args(["--no-install", "playwright", "test"])
         .current_dir(&web)
@@ -364,6 +414,11 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .env("WP_VIEWER_EMAIL", viewer.0)
         .env("WP_VIEWER_PASSWORD", &viewer.1)
         .env("WP_TRIGGER_URL", &trigger)
+        .env("WP_MAIL_URL", &mail_url)
+        .env("WP_ADMIN_EMAIL", "boss@acme.test")
+        .env("WP_ADMIN_PASSWORD", &boss_password)
+        .env("WP_ROOT_EMAIL", "root@wellpulse.test")
+        .env("WP_ROOT_PASSWORD", &admin_password)
         .env("WP_SCREENSHOTS", &shots)
         .env("CI", "1")
         .kill_on_drop(true)

@@ -121,7 +121,7 @@ export function ResetPassword() {
   };
   return (
     <Card title="Choose a new password">
-      <form aria-label="Choose a new password" onSubmit={(e) => void confirm(e)}>
+      <form aria-label="Password reset" onSubmit={(e) => void confirm(e)}>
         <label>
           New password
           <input type="password" autoComplete="new-password" required value={password} onInput={(e) => setPassword(value(e))} />

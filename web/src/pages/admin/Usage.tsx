@@ -1,12 +1,12 @@
 // A tenant's plan, quotas and daily usage (`/tenants/{t}/usage`, or `/admin/tenants/{t}/usage`
 // on the platform page).
 import type { ColumnDef } from '@tanstack/react-table';
-import { useMemo } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { get, tenantPath } from '../../api/client';
 import type { Quotas, Usage, UsageDay } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { ErrorBox } from '../../components/ErrorBox';
-import { useLoad } from '../../components/hooks';
+import { useLoad, value } from '../../components/hooks';
 import { useTenant } from '../../tenant';
 
 const QUOTAS: [keyof Quotas, string][] = [
@@ -17,9 +17,16 @@ const QUOTAS: [keyof Quotas, string][] = [
   ['retention_days', 'Retention (days)'],
 ];
 
+const day = (d: Date) => d.toISOString().slice(0, 10);
+
 /** `refresh`: a number to change when the usage may have changed (after a plan change). */
 export function UsageView({ path, refresh = 0 }: { path: string; refresh?: number }) {
-  const usage = useLoad((signal) => get<Usage>(path, signal), [path, refresh]);
+  const [from, setFrom] = useState(() => day(new Date(Date.now() - 30 * 86_400_000)));
+  const [to, setTo] = useState(() => day(new Date()));
+  const usage = useLoad(
+    (signal) => get<Usage>(`${path}?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, signal),
+    [path, refresh, from, to],
+  );
   const columns = useMemo<ColumnDef<UsageDay, any>[]>(
     () => [
       { id: 'day', header: 'Day', accessorFn: (d) => d.day },
@@ -48,6 +55,16 @@ export function UsageView({ path, refresh = 0 }: { path: string; refresh?: numbe
             ))}
           </dl>
           <h2>Daily usage</h2>
+          <div class="inline">
+            <label>
+              From
+              <input type="date" required value={from} onChange={(e) => setFrom(value(e))} />
+            </label>
+            <label>
+              To
+              <input type="date" required value={to} onChange={(e) => setTo(value(e))} />
+            </label>
+          </div>
           <DataTable label="daily usage" data={u.days} columns={columns} rowKey={(d) => d.day} empty="No usage recorded yet." initialSort={[{ id: 'day', desc: true }]} />
         </>
       ) : null}
