@@ -184,7 +184,10 @@ async fn serve_mail(mail: SmtpSink) -> String {
                         "200 OK",
                         json!({ "to": m.to, "subject": m.subject, "body": m.body }).to_string(),
                     ),
-                    None => ("504 Gateway Timeout", json!({ "error": "no email" }).to_string()),
+                    None => (
+                        "504 Gateway Timeout",
+                        json!({ "error": "no email" }).to_string(),
+                    ),
                 };
                 let answer = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
