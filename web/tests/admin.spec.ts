@@ -69,8 +69,9 @@ test('the tenant administrator provisions a site, a well and a gateway and downl
   await newWell.getByLabel('Site').selectOption({ label: 'Pad 2' });
   await newWell.getByLabel('API number').fill('42-329-40002');
   await newWell.getByLabel('Well name').fill('Jones 2H');
-  await newWell.getByLabel('County').fill('Midland');
-  await newWell.getByLabel('State').fill('TX');
+  await newWell.getByLabel('County').fill('Lea');
+  // New Mexico: the Form PR of the reports test has only the seeded Texas lease.
+  await newWell.getByLabel('State').fill('NM');
   await newWell.getByRole('button', { name: 'Create well' }).click();
   await expect(page.getByRole('table', { name: 'wells' }).getByRole('row', { name: /Jones 2H/ })).toContainText('Pad 2');
   await shot(page, 'admin-wells');
@@ -284,7 +285,8 @@ test('plan and usage of the tenant', async ({ page }) => {
   await expectAccessible(page, 'the usage page');
 });
 
-test('reports: a month that cannot be filed says why; a viewer may preview', async ({ page }) => {
+test('reports: previewed, downloaded as CSV, printed; a month that cannot be filed says why', async ({ page }) => {
+  // A viewer may read reports.
   await signIn(page, viewer);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Reports' }).click();
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Reports');
@@ -296,7 +298,32 @@ test('reports: a month that cannot be filed says why; a viewer may preview', asy
   await expect(problem).toContainText('Could not make the report');
   await expect(problem.getByRole('listitem').first()).toBeVisible();
   await shot(page, 'reports-problems');
-  await expectAccessible(page, 'the reports page');
+  await expectAccessible(page, 'the reports page with problems');
+
+  // March 2024 is complete (seeded by the test): preview, CSV, printable page.
+  await page.getByLabel('Month').fill('2024-03');
+  await page.getByRole('button', { name: 'Preview' }).click();
+  const table = page.getByRole('table', { name: /Form PR.*\(2024-03\)/ });
+  await expect(table).toBeVisible();
+  const oil = table.getByRole('row', { name: /oil production/ });
+  await expect(oil).toContainText('3100');
+  await shot(page, 'reports-preview');
+  await expectAccessible(page, 'a report preview');
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+  expect(csv.suggestedFilename()).toBe('form-pr-2024-03.csv');
+  const text = readFileSync(await csv.path(), 'utf8');
+  expect(text).toContain(',oil,production,,3100,,');
+  await page.getByRole('button', { name: 'Printable page' }).click();
+  const printable = page.getByRole('article', { name: 'Printable report' });
+  await expect(printable.getByRole('table', { name: /Form PR.*\(2024-03\)/ })).toBeVisible();
+  await page.emulateMedia({ media: 'print' });
+  await expect(page.locator('header.top')).toBeHidden();
+  await expect(printable.getByRole('button', { name: 'Print' })).toBeHidden();
+  await shot(page, 'reports-printable');
+  await page.emulateMedia({ media: 'screen' });
+  await expectAccessible(page, 'the printable report');
+  await printable.getByRole('button', { name: 'Back to the reports' }).click();
+  await expect(page.getByRole('form', { name: 'Choose a report' })).toBeVisible();
 });
 
 test('platform administration: a tenant created, its administrator joins, suspended, reactivated, re-planned', async ({ page }) => {

@@ -65,6 +65,8 @@ listener = "dev5"
 max_batch_delay = "20ms"
 [storage]
 backend = "postgres"
+# The reports' seeded month is in 2024.
+retention = "forever"
 [api]
 listen = "127.0.0.1:0"
 request_timeout = "60s"
@@ -329,7 +331,7 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         &tenant("/wells"),
         Some(
             &json!({ "site_id": site, "api_number": API_NUMBER, "name": WELL,
-                      "lease": "Smith", "field": "Spraberry", "county": "Midland", "state": "TX" }),
+                      "lease": "Smith", "field": "Spraberry", "county": "Midland", "state": "NM" }),
         ),
     )
     .await;
@@ -399,6 +401,39 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
             .is_some_and(|m| m.iter().any(|m| m["metric"] == "tubing_pressure_psi")),
         "the device is the well's: {metrics}"
     );
+
+    // A month that can be filed (March 2024, seeded as the analytics tests do) for the
+    // reports page, on its own site and gateway: the tenant's one Texas well (Smith 1H is
+    // in New Mexico, so the Form PR has no lease without data). Seeded through a handle
+    // without retention, which would refuse 2024 samples.
+    let seeding = store::Db::connect_with(
+        test.scratch.url(),
+        store::StorageOptions {
+            backend: store::BackendChoice::Postgres,
+            retention: None,
+            ..store::StorageOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let tenant_id = seeding
+        .tenant_by_slug(TENANT)
+        .await
+        .unwrap()
+        .expect("the tenant");
+    let mut filed = testkit::analytics::WellSite::create_in(
+        &seeding,
+        tenant_id,
+        TENANT,
+        "Pad R",
+        "gw-report",
+        "42-329-30001",
+        "TX",
+    )
+    .await;
+    testkit::analytics::seed_march(&seeding, &mut filed, &[]).await;
+    testkit::analytics::register_filings(&seeding, tenant_id, &filed, None).await;
+    seeding.pool().close().await;
 
     // The browser.
     let (operator, viewer) = (&people[0], &people[1]);

@@ -88,10 +88,11 @@ function ReportTable({ report, tenant }: { report: ReportJson; tenant: string })
   return (
     <section aria-label="Report preview">
       <h2>
-        {report.title}, {report.month} <span class="muted">({tenant})</span>
+        {report.title.includes(report.month) ? report.title : `${report.title}, ${report.month}`} <span class="muted">({tenant})</span>
       </h2>
-      <div class="table-scroll">
-        <table aria-label={`${report.title} ${report.month}`}>
+      {/* Focusable, so a wide report scrolls sideways with the keyboard. */}
+      <div class="table-scroll" tabIndex={0} role="region" aria-label="Report rows">
+        <table aria-label={`${report.title} (${report.month})`}>
           <thead>
             <tr>{report.columns.map((c) => <th key={c} scope="col">{c}</th>)}</tr>
           </thead>
