@@ -197,6 +197,7 @@ test('people: an invitation is accepted from its email, roles change, a password
 
   // She forgot her password: the sign-in page's link, the email, a new password.
   await her.getByRole('button', { name: 'Sign out' }).click();
+  await expect(her.getByRole('button', { name: 'Sign in' })).toBeVisible();
   await her.getByRole('link', { name: 'Forgot your password?' }).click();
   await her.getByLabel('Email').fill(newbie.email);
   await her.getByRole('button', { name: 'Send the link' }).click();
@@ -377,6 +378,7 @@ test('platform administration: a tenant created, its administrator joins, suspen
 
   // A tenant administrator is not a platform administrator.
   await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByRole('button', { name: 'Sign in' })).toBeVisible();
   await signIn(page, boss);
   await page.goto('/admin/tenants');
   await expect(page.getByRole('heading', { name: 'Not allowed' })).toBeVisible();

@@ -19,11 +19,18 @@ export const tenant = env('WP_TENANT');
 
 /** Signs in from the sign-in form; `landing` is where the app should go. */
 export async function signIn(page: Page, who: Who, landing: RegExp = new RegExp(`/t/${tenant}$`)) {
+  // What the API answered on the way, to say why if the landing page never comes.
+  const answers: string[] = [];
+  const note = (r: import('@playwright/test').Response) => {
+    if (r.url().includes('/api/')) answers.push(`${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}`);
+  };
+  page.on('response', note);
   await page.goto('/');
   await page.getByLabel('Email').fill(who.email);
   await page.getByLabel('Password').fill(who.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page).toHaveURL(landing);
+  await expect(page, `signed in as ${who.email}; the API answered: ${answers.join(', ')}`).toHaveURL(landing);
+  page.off('response', note);
   if (landing.source.startsWith('/t/')) await expect(page.locator('.live')).toHaveText('live');
 }
 

@@ -202,6 +202,87 @@ async fn serve_mail(mail: SmtpSink) -> String {
     url
 }
 
+/// Agents the browser started, stopped at the end of the test.
+type Agents = Arc<
+    tokio::sync::Mutex<
+        Vec<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<anyhow::Result<()>>,
+        )>,
+    >,
+>;
+
+/// Serves `POST /` on loopback: the body is an `agent.toml` the browser downloaded; the
+/// real agent is started with it, after the installer's three local choices are made
+/// (where the buffer lives, where metrics listen, and the broker's address, which this
+/// test's embedded broker picked at start). Answers 204 once the agent task runs.
+async fn serve_agent(dir: PathBuf, broker: std::net::SocketAddr, agents: Agents) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (dir, agents) = (dir.clone(), Arc::clone(&agents));
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                socket.read_exact(&mut body).await.unwrap();
+                let issued = String::from_utf8(body).unwrap();
+                let gateway = issued
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id = "))
+                    .map(|v| v.trim_matches('"').to_owned())
+                    .expect("the agent.toml names its gateway");
+                let data_dir = dir.join(&gateway);
+                std::fs::create_dir_all(&data_dir).unwrap();
+                let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap();
+                let toml: String = issued
+                    .lines()
+                    .map(|line| {
+                        if line.starts_with("data_dir = ") {
+                            format!("data_dir = {:?}", data_dir.display().to_string())
+                        } else if line.starts_with("listen = ") {
+                            format!("listen = \"{metrics}\"")
+                        } else if line.starts_with("url = \"mqtt://") {
+                            format!("url = \"mqtt://{broker}\"")
+                        } else {
+                            line.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let path = dir.join(format!("{gateway}.toml"));
+                std::fs::write(&path, toml).unwrap();
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(async move {
+                    agent::run(&path, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                });
+                agents.lock().await.push((stop, task));
+                let _ = socket
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    url
+}
+
 fn now_ms() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
@@ -435,6 +516,30 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     testkit::analytics::register_filings(&seeding, tenant_id, &filed, None).await;
     seeding.pool().close().await;
 
+    // The Modbus well the scenario's agent polls (one rod-pump controller), and the helper
+    // that starts the agent with the configuration the browser downloaded.
+    let simulator = simulator::Simulator::start(
+        simulator::FleetConfig {
+            seed: 11,
+            wells: 1,
+            devices_per_well: vec!["rod-pump-controller".to_owned()],
+            // An hour of the well per minute, so its values move past the agent's
+            // deadbands while the browser watches.
+            time_scale: 60.0,
+            ..simulator::FleetConfig::default()
+        },
+        [127, 0, 0, 1].into(),
+    )
+    .await
+    .unwrap();
+    let pump = simulator
+        .endpoints()
+        .into_iter()
+        .next()
+        .expect("a simulated device");
+    let agents: Agents = Arc::default();
+    let agent_url = serve_agent(dir.path().to_owned(), broker, Arc::clone(&agents)).await;
+
     // The browser.
     let (operator, viewer) = (&people[0], &people[1]);
     let mail_url = serve_mail(mail).await;
@@ -453,6 +558,10 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .env("WP_VIEWER_PASSWORD", &viewer.1)
         .env("WP_TRIGGER_URL", &trigger)
         .env("WP_MAIL_URL", &mail_url)
+        .env("WP_AGENT_URL", &agent_url)
+        .env("WP_SIM_TCP", pump.addr.to_string())
+        .env("WP_SIM_UNIT", pump.unit_id.to_string())
+        .env("WP_SIM_PROFILE", &pump.profile)
         .env("WP_ADMIN_EMAIL", "boss@acme.test")
         .env("WP_ADMIN_PASSWORD", &boss_password)
         .env("WP_ROOT_EMAIL", "root@wellpulse.test")
@@ -476,7 +585,11 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     let operator_token = sign_in(addr, operator.0, &operator.1).await;
     let alerts = http::send_as(addr, &operator_token, "GET", &tenant("/alerts"), None).await;
     let alerts = ok(&alerts, "list alerts");
-    let alert = &alerts["items"][0];
+    // (The scenario's simulated well fires the same rule: its alert is not this one.)
+    let alert = alerts["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["well_id"] == well))
+        .unwrap_or_else(|| panic!("an alert at {WELL}: {alerts}"));
     assert_eq!(alert["state"], "acknowledged", "{alerts}");
     assert_eq!(alert["well_id"], well, "{alerts}");
     assert!(
@@ -486,6 +599,10 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         "{alerts}"
     );
 
+    for (stop, task) in agents.lock().await.drain(..) {
+        let _ = stop.send(());
+        task.await.unwrap().expect("the agent stops cleanly");
+    }
     child.kill().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     test.finish().await;

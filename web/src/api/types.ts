@@ -203,6 +203,7 @@ export interface NewDevice {
   profile: string;
   tcp: string;
   well?: string;
+  unit_id?: number;
 }
 
 export interface IssuedCredentials {

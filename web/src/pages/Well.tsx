@@ -78,7 +78,18 @@ export function WellPage({ well }: { well: number }) {
     const axis = [...times].sort((a, b) => a - b);
     const series = bySeries.map((s) => ({ label: s.label, values: axis.map((t) => s.points.get(t) ?? null) }));
     const markers: Marker[] = history.map((a) => ({ time: Date.parse(a.started_at) / 1000, label: a.summary, critical: a.severity === 'critical' }));
-    return { times: axis, series, markers };
+    // The newest value of any series, shown in words beside the chart.
+    let latest: { time: number; value: number } | null = null;
+    for (const s of series) {
+      for (let i = axis.length - 1; i >= 0; i--) {
+        const v = s.values[i];
+        if (v !== null) {
+          if (!latest || axis[i] > latest.time) latest = { time: axis[i], value: v };
+          break;
+        }
+      }
+    }
+    return { times: axis, series, markers, latest };
   }, [data, history]);
 
   return (
@@ -103,6 +114,12 @@ export function WellPage({ well }: { well: number }) {
           </label>
           <button type="submit">Refresh</button>
         </form>
+      ) : null}
+      {chart?.latest && data ? (
+        <p data-testid="latest-value">
+          Latest {data.metric}: <strong>{chart.latest.value.toFixed(2)} {data.unit}</strong>{' '}
+          <span class="muted">at {new Date(chart.latest.time * 1000).toLocaleTimeString()}</span>
+        </p>
       ) : null}
       {chart && data ? (
         chart.times.length ? (

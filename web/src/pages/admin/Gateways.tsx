@@ -96,11 +96,20 @@ function Provision({ onIssued }: { onIssued: (i: IssuedCredentials) => void }) {
   const [id, setId] = useState('');
   const [site, setSite] = useState('');
   const [device, setDevice] = useState<NewDevice>({ name: '', profile: PROFILES[0], tcp: '', well: '' });
+  const [unit, setUnit] = useState('');
 
   const submit = async (e: Event) => {
     e.preventDefault();
     const devices = device.name.trim()
-      ? [{ name: device.name.trim(), profile: device.profile, tcp: device.tcp.trim(), ...(device.well ? { well: device.well } : {}) }]
+      ? [
+          {
+            name: device.name.trim(),
+            profile: device.profile,
+            tcp: device.tcp.trim(),
+            ...(device.well ? { well: device.well } : {}),
+            ...(unit.trim() ? { unit_id: Number(unit) } : {}),
+          },
+        ]
       : [];
     const made = await action.run(() =>
       api<IssuedCredentials>('POST', tenantPath(tenant, '/gateways'), { gateway: id.trim(), site_id: Number(site || sites.data?.[0]?.id), devices }),
@@ -108,6 +117,7 @@ function Provision({ onIssued }: { onIssued: (i: IssuedCredentials) => void }) {
     if (made) {
       setId('');
       setDevice({ name: '', profile: PROFILES[0], tcp: '', well: '' });
+      setUnit('');
       onIssued(made);
     }
   };
@@ -144,6 +154,10 @@ function Provision({ onIssued }: { onIssued: (i: IssuedCredentials) => void }) {
           <label>
             Modbus TCP address
             <input value={device.tcp} placeholder="10.17.0.11:502" required={device.name.trim() !== ''} onInput={(e) => setDevice({ ...device, tcp: value(e) })} />
+          </label>
+          <label>
+            Modbus unit id (optional)
+            <input type="number" min={0} max={247} value={unit} onInput={(e) => setUnit(value(e))} />
           </label>
           <label>
             Well it measures
