@@ -1,5 +1,9 @@
 // The web app against a real cloud (see cloud/server/tests/web_app.rs for the set-up).
 import { type Page, expect, request, test } from '@playwright/test';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { env, expectAccessible, shot, signIn, tenant } from './helpers';
 
 const wellName = env('WP_WELL');
@@ -51,6 +55,19 @@ test('the operator sees the fleet: the well, its gateway online, its latest pres
   await shot(page, 'fleet');
   await expectAccessible(page, 'the fleet');
   expect(foreign).toEqual([]);
+
+  // Figures: the fleet page reloaded (signed in; the browser may reuse its cache), from navigation start
+  // to the well's row with its latest value on screen (an upper bound: read after it
+  // shows), and the JavaScript the build ships, gzipped.
+  await page.reload();
+  await expect(row).toContainText('50.0');
+  const loadMs = await page.evaluate(() => performance.now());
+  const dist = fileURLToPath(new URL('../dist/assets', import.meta.url));
+  const jsGzip = readdirSync(dist)
+    .filter((f) => f.endsWith('.js'))
+    .reduce((n, f) => n + gzipSync(readFileSync(path.join(dist, f)), { level: 9 }).length, 0);
+  console.log(`BENCH web_fleet_load_ms=${loadMs.toFixed(0)} (localhost, 1 well, to its latest value on screen)`);
+  console.log(`BENCH web_js_gzip_bytes=${jsGzip}`);
 });
 
 test('an alert that fires after the page loaded arrives live; the operator acknowledges it', async ({ page }) => {

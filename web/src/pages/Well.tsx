@@ -95,7 +95,13 @@ export function WellPage({ well }: { well: number }) {
   return (
     <>
       <h1>{info ? `${info.name}` : `Well ${well}`}</h1>
-      {info ? <p class="muted">API {info.api_number} · {info.site.name} · {info.field}, {info.county} {info.state} · {info.status}</p> : null}
+      {info ? (
+        <p class="muted">
+          {[`API ${info.api_number}`, info.site.name, [info.field, [info.county, info.state].filter(Boolean).join(' ')].filter(Boolean).join(', '), info.status]
+            .filter(Boolean)
+            .join(' · ')}
+        </p>
+      ) : null}
       <ErrorBox error={error} what="load this well" />
       {metrics && metrics.length === 0 ? <p>No metrics reported for this well yet.</p> : null}
       {metrics && metrics.length > 0 ? (
