@@ -156,6 +156,7 @@ test('people: an invitation is accepted from its email, roles change, a password
   await expect(page.getByRole('status')).toContainText(`Invitation sent to ${newbie.email} as viewer`);
   await shot(page, 'admin-people');
   await expectAccessible(page, 'the people page');
+  await expectKeyboardReachable(page, 'main');
 
   const mail = await nextMail();
   expect(mail.to).toContain(newbie.email);
@@ -273,6 +274,11 @@ test('alert destinations: added, a test alert sent and its delivery listed', asy
   await expect(deliveries).toContainText('(test)');
   await shot(page, 'admin-destinations');
   await expectAccessible(page, 'the alert destinations page');
+  await expectKeyboardReachable(page, 'main');
+  // On a tablet in the field.
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await shot(page, 'admin-destinations-tablet');
+  await expectAccessible(page, 'the alert destinations page on a tablet');
   await row.getByRole('button', { name: 'Disable' }).click();
   await expect(row.getByRole('cell').nth(4)).toHaveText('no');
 });
@@ -310,6 +316,7 @@ test('reports: previewed, downloaded as CSV, printed; a month that cannot be fil
   await expect(oil).toContainText('3100');
   await shot(page, 'reports-preview');
   await expectAccessible(page, 'a report preview');
+  await expectKeyboardReachable(page, 'main');
   const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
   expect(csv.suggestedFilename()).toBe('form-pr-2024-03.csv');
   const text = readFileSync(await csv.path(), 'utf8');
