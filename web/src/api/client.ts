@@ -42,7 +42,8 @@ export function refreshSession(): Promise<boolean> {
         body: JSON.stringify({ refresh_token: s.refresh }),
       });
       if (!response.ok) {
-        clear();
+        // Only the session this refresh was for: a sign-in meanwhile stays.
+        if (session() === s) clear();
         return false;
       }
       store((await response.json()) as Tokens, s.email);
@@ -72,16 +73,20 @@ async function request(method: string, path: string, body?: unknown, signal?: Ab
     return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
   };
   let response: Response;
+  // The session the request went out with: a 401 ends that session only, never one a
+  // sign-in started while the request was on its way.
+  let sentWith = session();
   try {
     response = await send();
     if (response.status === 401 && session() && (await refreshSession())) {
+      sentWith = session();
       response = await send();
     }
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'the server cannot be reached; check the connection and try again');
   }
-  if (response.status === 401) clear();
+  if (response.status === 401 && sentWith !== null && session() === sentWith) clear();
   if (!response.ok) throw await toError(response);
   return response;
 }
