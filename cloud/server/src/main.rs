@@ -386,6 +386,19 @@ async fn run(config: &Path) -> Result<()> {
             ),
             Scheduler::with_job,
         );
+    // `[billing]`: its jobs and, below, its API operations. A missing key or secret was
+    // already refused when the file was loaded; without the section the product runs
+    // unbilled.
+    let jobs = match &cfg.billing {
+        Some(b) => api::billing_jobs::jobs(b.options(), cfg.api_options().plans, b.intervals())
+            .context("setting up [billing]")?
+            .into_iter()
+            .fold(jobs, Scheduler::with_job),
+        None => {
+            info!("billing is not configured ([billing]): the product runs unbilled");
+            jobs
+        }
+    };
     let ca_key = match &cfg.tenancy.ca_key {
         Some(secret) => Some(
             store::certificates::CaKey::from_secret(secret.expose()).context("[tenancy] ca_key")?,
@@ -410,6 +423,12 @@ async fn run(config: &Path) -> Result<()> {
     if let Some(mail) = &cfg.mail {
         let mailer = mail::Mailer::new(mail.options()).context("setting up [mail]")?;
         api_state = api_state.with_mailer(mailer);
+    }
+    if let Some(b) = &cfg.billing {
+        api_state = api_state
+            .with_billing(b.options())
+            .context("setting up [billing]")?;
+        info!(api_base = %b.api_base, "billing with Stripe enabled");
     }
     api_state.register_metrics(|registry| job_metrics.register(registry));
     if let Some(b) = &broker {
