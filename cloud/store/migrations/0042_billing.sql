@@ -19,7 +19,8 @@ CREATE TABLE billing_accounts (
     latest_invoice_paid   boolean,
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
-    CHECK ((status = 'past_due') = (grace_until IS NOT NULL)),
+    -- A suspended account keeps the end of the grace period that suspended it.
+    CHECK (status <> 'past_due' OR grace_until IS NOT NULL),
     CHECK ((status = 'canceled') = (delete_at IS NOT NULL)),
     CHECK ((latest_invoice_id IS NULL) = (latest_invoice_created IS NULL))
 );
