@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base::{Backoff, Secret, Transience};
+/// The HTTP method of [`Stripe::call`].
+pub use reqwest::Method;
 use serde_json::Value;
 
 /// Where and how to reach Stripe.
@@ -278,7 +280,9 @@ impl Stripe {
     }
 
     /// Creates a subscription of `customer` to `prices` (the plan's base price and the
-    /// metered usage prices). Returns the subscription object.
+    /// metered usage prices). Returns the subscription object. Items name their price as
+    /// `items[n][plan]`: Stripe takes a price id there (prices are compatible with the
+    /// Plans API), and so does localstripe, which has no `price` parameter.
     pub async fn create_subscription(
         &self,
         customer: &str,
@@ -288,7 +292,7 @@ impl Stripe {
         let mut form = Form::new();
         param(&mut form, "customer", customer);
         for (i, price) in prices.iter().enumerate() {
-            param(&mut form, format!("items[{i}][price]"), *price);
+            param(&mut form, format!("items[{i}][plan]"), *price);
         }
         self.call(
             reqwest::Method::POST,

@@ -26,7 +26,7 @@ pub struct Event {
 pub enum Object {
     /// `checkout.session.completed`.
     CheckoutCompleted(CheckoutSession),
-    /// `invoice.paid`.
+    /// `invoice.paid` (or `invoice.payment_succeeded`, which Stripe sends with it).
     InvoicePaid(Invoice),
     /// `invoice.payment_failed`.
     InvoicePaymentFailed(Invoice),
@@ -163,7 +163,8 @@ impl Event {
                 client_reference_id: text(o, "client_reference_id"),
                 created: created_of(o)?,
             }),
-            "invoice.paid" => Object::InvoicePaid(invoice(o)?),
+            // Stripe sends both for a payment; either applies once (same invoice).
+            "invoice.paid" | "invoice.payment_succeeded" => Object::InvoicePaid(invoice(o)?),
             "invoice.payment_failed" => Object::InvoicePaymentFailed(invoice(o)?),
             "customer.subscription.deleted" => Object::SubscriptionDeleted(subscription(o)?),
             _ => Object::Other,

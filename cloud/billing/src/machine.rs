@@ -16,7 +16,8 @@
 //! older than the newest one applied is ignored (the newer invoice decides). A payment
 //! failure reported for the very invoice already applied as paid contradicts what we know:
 //! the machine asks for the current invoice ([`Decision::FetchCurrent`]) and decides on its
-//! fetched status. `checkout.session.completed` only activates a tenant that has no
+//! fetched status (invoices created in the same second, which only different subscriptions
+//! produce, are taken in arrival order). `checkout.session.completed` only activates a tenant that has no
 //! subscription yet (or a new one after a cancellation): a completed checkout arriving
 //! after a payment failure links, it never hides the failure. A deletion of a subscription
 //! other than the tenant's current one is ignored.
@@ -254,8 +255,9 @@ fn invoice_decision(
         return Decision::Ignore("invoice of another subscription");
     }
     if let Some(latest) = &account.latest_invoice {
-        // Ordered by (created, id): two invoices of the same second still have one order.
-        if (invoice.created, invoice.id.as_str()) < (latest.created, latest.id.as_str()) {
+        // Ordered by `created`. Two invoices of the same second (only ever of different
+        // subscriptions) are taken in arrival order.
+        if invoice.created < latest.created {
             return Decision::Ignore("older than the newest invoice applied");
         }
         if latest.id == invoice.id && latest.paid == paid {

@@ -97,7 +97,9 @@ async fn a_due_deletion_exports_then_purges_only_that_tenant() {
         .await
         .unwrap();
     // Billing records, kept after the purge (what was billed outlives the tenant).
-    store::billing::lock_account(&mut conn, a.tenant).await.unwrap();
+    store::billing::lock_account(&mut conn, a.tenant)
+        .await
+        .unwrap();
     store::billing::link_customer(&mut conn, a.tenant, "cus_acme")
         .await
         .unwrap();

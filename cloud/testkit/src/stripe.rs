@@ -69,6 +69,24 @@ impl LocalStripe {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Makes localstripe deliver every event to `url`, signed with `secret` (its own
+    /// `/_config/webhooks` extension).
+    pub async fn register_webhook(&self, url: &str, secret: &str) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("url", url)
+            .append_pair("secret", secret)
+            .finish();
+        let r = crate::http::send(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.port)),
+            "POST",
+            "/_config/webhooks/wellpulse",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+        )
+        .await;
+        assert_eq!(r.status, 200, "registering the webhook: {}", r.text());
+    }
 }
 
 /// A `Stripe-Signature` header for `payload` signed at `timestamp` with `secret`, made by
