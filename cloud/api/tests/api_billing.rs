@@ -14,10 +14,9 @@
 //! - the tenant's overview, the Customer Portal, and the platform's revenue CSV.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use api::ApiOptions;
-use billing::{BillingOptions, Meter, PlanPrices, Policy, StripeOptions};
+use billing::BillingOptions;
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use store::identity::Role;
@@ -30,45 +29,7 @@ const PREVIOUS: &str = "whsec_test_previous";
 const GRACE: i64 = 7 * 86_400;
 
 fn options(stripe_url: &str) -> BillingOptions {
-    BillingOptions {
-        stripe: StripeOptions {
-            api_base: stripe_url.parse().unwrap(),
-            api_key: base::Secret::new("sk_test_wellpulse"),
-            api_version: billing::client::DEFAULT_API_VERSION.to_owned(),
-            timeout: Duration::from_secs(5),
-            // One attempt: the metering test drives retries run by run.
-            max_attempts: 1,
-            backoff_min: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(20),
-        },
-        webhook_secrets: vec![base::Secret::new(SECRET), base::Secret::new(PREVIOUS)],
-        tolerance_secs: 300,
-        policy: Policy {
-            grace_secs: GRACE,
-            retention_secs: 30 * 86_400,
-        },
-        plans: [(
-            "standard".to_owned(),
-            PlanPrices {
-                base_price: "price_standard_base".into(),
-                active_wells_price: "price_standard_wells".into(),
-                samples_price: "price_standard_samples".into(),
-                monthly_fee: 49_900,
-            },
-        )]
-        .into(),
-        active_wells_meter: Meter {
-            event_name: "wellpulse_active_wells".into(),
-            id: "mtr_wells".into(),
-        },
-        samples_meter: Meter {
-            event_name: "wellpulse_samples".into(),
-            id: "mtr_samples".into(),
-        },
-        success_url: "https://wellpulse.test/billing?done={CHECKOUT_SESSION_ID}".into(),
-        cancel_url: "https://wellpulse.test/billing".into(),
-        portal_return_url: "https://wellpulse.test/billing".into(),
-    }
+    testkit::stripe::billing_options(stripe_url, &[SECRET, PREVIOUS])
 }
 
 fn plans() -> BTreeMap<String, PlanLimits> {
@@ -83,11 +44,7 @@ fn plans() -> BTreeMap<String, PlanLimits> {
 }
 
 async fn start(prefix: &str) -> (TestApi, FakeStripe) {
-    let fake = FakeStripe::start(&[
-        ("mtr_wells", "wellpulse_active_wells"),
-        ("mtr_samples", "wellpulse_samples"),
-    ])
-    .await;
+    let fake = FakeStripe::start(&testkit::stripe::FAKE_METERS).await;
     let api = TestApi::with(
         prefix,
         Setup {

@@ -6,11 +6,9 @@
 //! localstripe emits no `invoice.payment_failed` for it, so that one event is delivered by
 //! the test around localstripe's invoice object (signed by Stripe's library) → past due.
 
-use std::time::Duration;
-
 use api::ApiOptions;
 use billing::client::{Form, Method};
-use billing::{BillingOptions, Meter, PlanPrices, Policy, Stripe, StripeOptions};
+use billing::{BillingOptions, Stripe};
 use store::identity::Role;
 use testkit::api::{Setup, TestApi, wait_until};
 use testkit::stripe::LocalStripe;
@@ -18,44 +16,9 @@ use testkit::stripe::LocalStripe;
 const SECRET: &str = "whsec_localstripe_test";
 
 fn options(api_base: &str) -> BillingOptions {
-    BillingOptions {
-        stripe: StripeOptions {
-            api_base: api_base.parse().unwrap(),
-            api_key: base::Secret::new("sk_test_localstripe"),
-            api_version: billing::client::DEFAULT_API_VERSION.to_owned(),
-            timeout: Duration::from_secs(10),
-            max_attempts: 3,
-            backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_millis(200),
-        },
-        webhook_secrets: vec![base::Secret::new(SECRET)],
-        tolerance_secs: 300,
-        policy: Policy {
-            grace_secs: 7 * 86_400,
-            retention_secs: 30 * 86_400,
-        },
-        plans: [(
-            "standard".to_owned(),
-            PlanPrices {
-                base_price: "price_ls_base".into(),
-                active_wells_price: "price_ls_wells".into(),
-                samples_price: "price_ls_samples".into(),
-                monthly_fee: 4_990,
-            },
-        )]
-        .into(),
-        active_wells_meter: Meter {
-            event_name: "wellpulse_active_wells".into(),
-            id: "mtr_wells".into(),
-        },
-        samples_meter: Meter {
-            event_name: "wellpulse_samples".into(),
-            id: "mtr_samples".into(),
-        },
-        success_url: "https://wellpulse.test/billing".into(),
-        cancel_url: "https://wellpulse.test/billing".into(),
-        portal_return_url: "https://wellpulse.test/billing".into(),
-    }
+    let mut options = testkit::stripe::billing_options(api_base, &[SECRET]);
+    options.stripe.max_attempts = 3;
+    options
 }
 
 fn form(pairs: &[(&str, &str)]) -> Form {
@@ -154,7 +117,7 @@ async fn customer_subscription_invoices_and_payment_failure_against_localstripe(
             Method::POST,
             "/v1/plans",
             &form(&[
-                ("id", "price_ls_base"),
+                ("id", "price_standard_base"),
                 ("amount", "4990"),
                 ("currency", "usd"),
                 ("interval", "month"),
@@ -168,7 +131,7 @@ async fn customer_subscription_invoices_and_payment_failure_against_localstripe(
     // A good card: the subscription's first invoice is paid; the webhook activates.
     card(&stripe, &customer, "4242424242424242").await;
     let sub = stripe
-        .create_subscription(&customer, &["price_ls_base"], "wp-sub-acme-1")
+        .create_subscription(&customer, &["price_standard_base"], "wp-sub-acme-1")
         .await
         .unwrap();
     assert_eq!(sub["status"], "active", "{sub}");
@@ -190,7 +153,7 @@ async fn customer_subscription_invoices_and_payment_failure_against_localstripe(
     // library, as Stripe would.
     card(&stripe, &customer, "4000000000000341").await;
     let failed_sub = stripe
-        .create_subscription(&customer, &["price_ls_base"], "wp-sub-acme-2")
+        .create_subscription(&customer, &["price_standard_base"], "wp-sub-acme-2")
         .await
         .unwrap();
     assert_eq!(failed_sub["status"], "incomplete", "{failed_sub}");

@@ -28,6 +28,58 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Billing options for tests against a fake or local Stripe at `api_base`: the `standard`
+/// plan with prices `price_standard_{base,wells,samples}`, meters `mtr_wells`
+/// (`wellpulse_active_wells`) and `mtr_samples` (`wellpulse_samples`), webhook secrets
+/// `secrets`, a 7-day grace and a 30-day retention, one attempt per call (tests drive
+/// retries themselves).
+pub fn billing_options(api_base: &str, secrets: &[&str]) -> billing::BillingOptions {
+    billing::BillingOptions {
+        stripe: billing::StripeOptions {
+            api_base: api_base.parse().expect("a URL"),
+            api_key: base::Secret::new("sk_test_wellpulse"),
+            api_version: billing::client::DEFAULT_API_VERSION.to_owned(),
+            timeout: std::time::Duration::from_secs(10),
+            max_attempts: 1,
+            backoff_min: std::time::Duration::from_millis(10),
+            backoff_max: std::time::Duration::from_millis(20),
+        },
+        webhook_secrets: secrets.iter().map(|s| base::Secret::new(*s)).collect(),
+        tolerance_secs: billing::signature::DEFAULT_TOLERANCE_SECS,
+        policy: billing::Policy {
+            grace_secs: 7 * 86_400,
+            retention_secs: 30 * 86_400,
+        },
+        plans: [(
+            "standard".to_owned(),
+            billing::PlanPrices {
+                base_price: "price_standard_base".into(),
+                active_wells_price: "price_standard_wells".into(),
+                samples_price: "price_standard_samples".into(),
+                monthly_fee: 49_900,
+            },
+        )]
+        .into(),
+        active_wells_meter: billing::Meter {
+            event_name: "wellpulse_active_wells".into(),
+            id: "mtr_wells".into(),
+        },
+        samples_meter: billing::Meter {
+            event_name: "wellpulse_samples".into(),
+            id: "mtr_samples".into(),
+        },
+        success_url: "https://wellpulse.test/billing?done={CHECKOUT_SESSION_ID}".into(),
+        cancel_url: "https://wellpulse.test/billing".into(),
+        portal_return_url: "https://wellpulse.test/billing".into(),
+    }
+}
+
+/// The meters of [`billing_options`], for [`FakeStripe::start`].
+pub const FAKE_METERS: [(&str, &str); 2] = [
+    ("mtr_wells", "wellpulse_active_wells"),
+    ("mtr_samples", "wellpulse_samples"),
+];
+
 /// A running localstripe on 127.0.0.1.
 pub struct LocalStripe {
     port: u16,
