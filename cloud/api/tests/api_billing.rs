@@ -717,3 +717,48 @@ async fn without_billing_configured_its_operations_answer_503() {
     assert_eq!(r.status, 503);
     api.finish().await;
 }
+
+#[tokio::test]
+async fn the_client_retries_a_lost_response_with_the_same_identifier_and_stripe_counts_once() {
+    let fake = FakeStripe::start(&testkit::stripe::FAKE_METERS).await;
+    let mut options = options(&fake.url());
+    options.stripe.max_attempts = 3;
+    let stripe = billing::Stripe::new(options.stripe.clone()).unwrap();
+    fake.lose_meter_responses(2);
+    let at = Utc::now().timestamp() - 3600;
+    stripe
+        .meter_event(
+            "wellpulse_samples",
+            "cus_retry",
+            42,
+            "wp-1-2026-12-06-samples",
+            at,
+        )
+        .await
+        .expect("the third attempt is answered");
+    let attempts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/billing/meter_events")
+        .collect();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|r| {
+        r.param("identifier") == Some("wp-1-2026-12-06-samples")
+            && r.idempotency_key.as_deref() == Some("wp-1-2026-12-06-samples")
+    }));
+    assert_eq!(fake.counted().len(), 1);
+    assert_eq!(fake.counted()[0].value, 42);
+    // A refusal (4xx) is not retried.
+    let err = stripe
+        .meter_event("no_such_meter", "cus_retry", 1, "wp-x", at)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.param("identifier") == Some("wp-x"))
+            .count(),
+        1
+    );
+}
