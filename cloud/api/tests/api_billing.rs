@@ -762,3 +762,53 @@ async fn the_client_retries_a_lost_response_with_the_same_identifier_and_stripe_
         1
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_subscription_schedules_deletion_and_a_new_one_cancels_it() {
+    let (api, _fake) = start("bill_cancel").await;
+    let f = testkit::db::fixture(&api.db, "acme").await;
+    link(&api.db, f.tenant, "cus_cancel").await;
+    let now = Utc::now().timestamp();
+    let checkout = event(
+        "evt_c1",
+        "checkout.session.completed",
+        now,
+        checkout_completed("cus_cancel", now - 100),
+    );
+    assert_eq!(deliver(&api, &checkout).await, "applied:activate");
+    let deleted = event(
+        "evt_c2",
+        "customer.subscription.deleted",
+        now,
+        json!({ "id": "sub_1", "object": "subscription", "customer": "cus_cancel",
+                "status": "canceled", "created": now - 100 }),
+    );
+    assert_eq!(deliver(&api, &deleted).await, "applied:cancel");
+    let tenant = |db: store::Db| async move {
+        let mut conn = db.pool().acquire().await.unwrap();
+        store::tenants::tenant_by_slug(&mut conn, "acme")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let t = tenant(api.db.clone()).await;
+    assert_eq!(t.status, store::tenants::TenantStatus::Deleting);
+    let due = t.deletion_due_at.unwrap().timestamp();
+    assert!(
+        (due - (now + 30 * 86_400)).abs() < 60,
+        "after the retention"
+    );
+    assert_eq!(
+        audit_count(&api.db, "tenant.schedule_deletion", "stripe").await,
+        1
+    );
+    // A new subscription before the deletion: back in service, deletion cancelled.
+    let mut again = checkout_completed("cus_cancel", now - 10);
+    again["subscription"] = json!("sub_2");
+    let again = event("evt_c3", "checkout.session.completed", now, again);
+    assert_eq!(deliver(&api, &again).await, "applied:activate");
+    let t = tenant(api.db.clone()).await;
+    assert_eq!(t.status, store::tenants::TenantStatus::Active);
+    assert_eq!(t.deletion_due_at, None);
+    api.finish().await;
+}
