@@ -377,8 +377,8 @@ async fn create_portal(
 /// An invoice.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceDto {
-    /// `in_…`.
-    pub id: String,
+    /// `in_…` (absent on the upcoming invoice, which is a preview).
+    pub id: Option<String>,
     /// `draft`, `open`, `paid`, `uncollectible`, `void`.
     pub status: Option<String>,
     /// Amount due, smallest currency unit.
@@ -403,7 +403,7 @@ fn invoice_dto(v: &serde_json::Value) -> InvoiceDto {
     };
     let int = |k: &str| v.get(k).and_then(serde_json::Value::as_i64);
     InvoiceDto {
-        id: text("id").unwrap_or_default(),
+        id: text("id"),
         status: text("status"),
         amount_due: int("amount_due").unwrap_or(0),
         amount_paid: int("amount_paid").unwrap_or(0),

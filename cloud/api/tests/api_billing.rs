@@ -812,3 +812,34 @@ async fn a_cancelled_subscription_schedules_deletion_and_a_new_one_cancels_it() 
     assert_eq!(t.deletion_due_at, None);
     api.finish().await;
 }
+
+#[tokio::test]
+async fn a_payment_told_twice_counts_once_in_revenue() {
+    let (api, _fake) = start("bill_revenue").await;
+    let f = testkit::db::fixture(&api.db, "acme").await;
+    link(&api.db, f.tenant, "cus_rev").await;
+    let now = Utc::now().timestamp();
+    let inv = invoice("in_rev", "cus_rev", now - 10, "paid", 12_300);
+    // Stripe sends both events for one payment.
+    assert_eq!(
+        deliver(
+            &api,
+            &event("evt_r1", "invoice.payment_succeeded", now, inv.clone())
+        )
+        .await,
+        "applied:paid"
+    );
+    assert_eq!(
+        deliver(&api, &event("evt_r2", "invoice.paid", now, inv)).await,
+        "ignored:invoice already applied"
+    );
+    let month = Utc::now().format("%Y-%m").to_string();
+    let r = api
+        .get(&format!(
+            "/api/v1/admin/billing/revenue?from={month}&to={month}"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rows"][0]["mrr"], 12_300);
+    api.finish().await;
+}

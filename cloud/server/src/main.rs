@@ -619,7 +619,10 @@ fn scheduler(
 async fn billing_link(config: &Path, slug: &str, customer: &str) -> Result<()> {
     let cfg = load(config)?;
     if cfg.billing.is_none() {
-        bail!("billing is not configured: add [billing] to {}", config.display());
+        bail!(
+            "billing is not configured: add [billing] to {}",
+            config.display()
+        );
     }
     let valid = customer.starts_with("cus_")
         && customer.len() <= 254

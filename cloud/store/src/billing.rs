@@ -544,8 +544,9 @@ pub struct TenantMonth {
     pub plan: String,
     /// Billing status now (`none` without an account).
     pub billing_status: String,
-    /// Sum of `amount_paid` of the invoices paid that month (Stripe's `invoice.paid`
-    /// events, each stored once), in the smallest currency unit.
+    /// Sum of `amount_paid` of the invoices paid that month (Stripe's `invoice.paid` and
+    /// `invoice.payment_succeeded` events, each invoice counted once), in the smallest
+    /// currency unit.
     pub revenue: i64,
     /// The currency of those invoices (`None` without any).
     pub currency: Option<String>,
@@ -570,17 +571,24 @@ pub async fn tenant_months(
                     max(active_wells)::int AS wells, sum(samples_ingested)::bigint AS samples,
                     sum(api_calls)::bigint AS calls
              FROM tenant_usage_daily WHERE day >= $1 AND day < $2 GROUP BY 1, 2
-         ), paid AS (
-             SELECT tenant_id, date_trunc('month', created AT TIME ZONE 'UTC')::date AS month,
-                    sum(CASE WHEN jsonb_typeof(payload #> '{data,object,amount_paid}') = 'number'
-                             THEN (payload #>> '{data,object,amount_paid}')::numeric ELSE 0 END
-                       )::bigint AS revenue,
-                    min(payload #>> '{data,object,currency}') AS currency
+         ), invoices AS (
+             -- Stripe sends invoice.paid and invoice.payment_succeeded for one payment:
+             -- each invoice counts once.
+             SELECT DISTINCT ON (payload #>> '{data,object,id}')
+                    tenant_id, date_trunc('month', created AT TIME ZONE 'UTC')::date AS month,
+                    CASE WHEN jsonb_typeof(payload #> '{data,object,amount_paid}') = 'number'
+                         THEN (payload #>> '{data,object,amount_paid}')::numeric ELSE 0 END
+                        AS amount,
+                    payload #>> '{data,object,currency}' AS currency
              FROM stripe_events
-             WHERE type = 'invoice.paid' AND tenant_id IS NOT NULL
+             WHERE type IN ('invoice.paid', 'invoice.payment_succeeded')
+               AND tenant_id IS NOT NULL
                AND created >= $1::date::timestamp AT TIME ZONE 'UTC'
                AND created < $2::date::timestamp AT TIME ZONE 'UTC'
-             GROUP BY 1, 2
+             ORDER BY payload #>> '{data,object,id}', created
+         ), paid AS (
+             SELECT tenant_id, month, sum(amount)::bigint AS revenue, min(currency) AS currency
+             FROM invoices GROUP BY 1, 2
          )
          SELECT t.slug, coalesce(u.month, p.month) AS month, t.plan,
                 coalesce(b.status, 'none') AS billing_status,
