@@ -355,6 +355,7 @@ async fn create_checkout(
     params(TenantScope),
     responses(
         (status = 200, description = "A Stripe Customer Portal page (payment method, plan, cancel)", body = SessionDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 503, description = "Billing not configured or Stripe unreachable", body = ErrorResponse),
     )
 )]
@@ -465,6 +466,7 @@ pub struct BillingOverview {
     params(TenantScope),
     responses(
         (status = 200, description = "Plan, status, usage this period against quota, upcoming invoice, past invoices", body = BillingOverview),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 503, description = "Billing not configured or Stripe unreachable", body = ErrorResponse),
     )
 )]
