@@ -277,7 +277,7 @@ impl Prepared {
             store::detection::lock_states(conn, &devices)
                 .await?
                 .into_iter()
-                .map(|(d, json)| (d, decode_state(d, json.as_deref())))
+                .map(|(d, stored)| (d, decode_state(d, stored.as_deref())))
                 .collect();
         let profiles: HashMap<DeviceId, &SeriesInfo> = self
             .series

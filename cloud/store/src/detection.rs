@@ -2,9 +2,9 @@
 //! the ingest transaction), the tenants' rules, the per-well models and the training data
 //! they are fitted on.
 //!
-//! The state (JSON bytes) and the models (jsonb) are documents this crate does not
-//! interpret (`detect::DeviceState`, `detect::WellModel`): the `detect` crate owns their shape, the
-//! store keeps them. Rows of one transaction are locked in device-id order, so two
+//! The state (opaque bytes, `detect::DeviceState::to_bytes`) and the models (jsonb) are
+//! documents this crate does not interpret (`detect::DeviceState`, `detect::WellModel`):
+//! the `detect` crate owns their shape, the store keeps them. Rows of one transaction are locked in device-id order, so two
 //! ingesters scoring batches of the same devices never deadlock.
 
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ pub async fn lock_states(
 pub struct StateUpdate {
     /// Device.
     pub device: DeviceId,
-    /// `detect::DeviceState` as JSON bytes.
+    /// `detect::DeviceState` in its stored form.
     pub state: Vec<u8>,
     /// Newest sample seen.
     pub last_sample_at: Option<DateTime<Utc>>,
@@ -136,7 +136,7 @@ pub struct QuietDevice {
     pub tenant: TenantId,
     /// Device.
     pub device: DeviceId,
-    /// Its state (JSON bytes).
+    /// Its state (stored form).
     pub state: Vec<u8>,
 }
 
