@@ -9,8 +9,8 @@
 //! `invalid_signature`. In one transaction the event is stored by id (a replay finds it and
 //! is acknowledged without effect), the tenant's account is locked, the `billing` state
 //! machine decides, and the decision (account, tenant status, audit entries with actor
-//! `stripe`) is written. When the machine is in doubt it fetches the current invoice from
-//! Stripe first; if Stripe cannot be reached the transaction is rolled back and the answer
+//! `stripe`) is written. When the machine is in doubt (and for every subscription update: a
+//! plan change in the Customer Portal) it fetches the current object from Stripe first; if Stripe cannot be reached the transaction is rolled back and the answer
 //! is 503, so Stripe delivers the event again later. A suspended tenant's gateways are
 //! disconnected after the commit.
 //!
@@ -165,12 +165,27 @@ async fn apply_event(
     let current = db::lock_account(&mut tx, tenant).await?;
     let policy = billing.options.policy;
     let mut decision = machine::apply(&current.account, &event.object, now, policy);
-    if let Decision::FetchCurrent(ObjectRef::Invoice(id)) = &decision {
-        let fetched = billing.stripe.invoice(id).await.map_err(stripe_failed)?;
-        let invoice = ::billing::event::invoice(&fetched).map_err(|e| {
-            ApiError::BillingUnavailable(format!("the payment provider's invoice: {e}"))
-        })?;
-        decision = machine::apply_fetched(&current.account, &invoice, now, policy);
+    match &decision {
+        Decision::FetchCurrent(ObjectRef::Invoice(id)) => {
+            let fetched = billing.stripe.invoice(id).await.map_err(stripe_failed)?;
+            let invoice = ::billing::event::invoice(&fetched).map_err(|e| {
+                ApiError::BillingUnavailable(format!("the payment provider's invoice: {e}"))
+            })?;
+            decision = machine::apply_fetched(&current.account, &invoice, now, policy);
+        }
+        Decision::FetchCurrent(ObjectRef::Subscription(id)) => {
+            let fetched = billing
+                .stripe
+                .subscription(id)
+                .await
+                .map_err(stripe_failed)?;
+            let sub = ::billing::event::subscription(&fetched).map_err(|e| {
+                ApiError::BillingUnavailable(format!("the payment provider's subscription: {e}"))
+            })?;
+            let plan = billing.options.plan_of(&sub.prices);
+            decision = machine::apply_subscription(&current.account, &sub, plan);
+        }
+        _ => {}
     }
     let (outcome, applied) = match decision {
         Decision::Apply {
@@ -198,7 +213,7 @@ async fn apply_event(
     };
     db::finish_event(&mut tx, &event.id, Some(tenant), &outcome).await?;
     tx.commit().await.map_err(DbError::from)?;
-    if applied.suspended || applied.reactivated {
+    if applied.suspended || applied.reactivated || applied.plan_changed {
         state.access().forget();
     }
     if applied.suspended

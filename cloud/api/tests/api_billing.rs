@@ -29,17 +29,30 @@ const PREVIOUS: &str = "whsec_test_previous";
 const GRACE: i64 = 7 * 86_400;
 
 fn options(stripe_url: &str) -> BillingOptions {
-    testkit::stripe::billing_options(stripe_url, &[SECRET, PREVIOUS])
+    let mut options = testkit::stripe::billing_options(stripe_url, &[SECRET, PREVIOUS]);
+    options.plans.insert(
+        "pro".to_owned(),
+        billing::PlanPrices {
+            base_price: "price_pro_base".into(),
+            active_wells_price: "price_pro_wells".into(),
+            samples_price: "price_pro_samples".into(),
+            monthly_fee: 99_900,
+        },
+    );
+    options
 }
 
 fn plans() -> BTreeMap<String, PlanLimits> {
-    [(
-        "standard".to_owned(),
-        PlanLimits {
-            max_samples_per_day: Some(1_000),
-            ..PlanLimits::default()
-        },
-    )]
+    [
+        (
+            "standard".to_owned(),
+            PlanLimits {
+                max_samples_per_day: Some(1_000),
+                ..PlanLimits::default()
+            },
+        ),
+        ("pro".to_owned(), PlanLimits::default()),
+    ]
     .into()
 }
 
@@ -841,5 +854,68 @@ async fn a_payment_told_twice_counts_once_in_revenue() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["rows"][0]["mrr"], 12_300);
+    api.finish().await;
+}
+
+#[tokio::test]
+async fn a_plan_changed_in_the_portal_follows_the_current_subscription() {
+    let (api, fake) = start("bill_plan").await;
+    let f = testkit::db::fixture(&api.db, "acme").await;
+    link(&api.db, f.tenant, "cus_plan").await;
+    let now = Utc::now().timestamp();
+    let checkout = event(
+        "evt_p1",
+        "checkout.session.completed",
+        now,
+        checkout_completed("cus_plan", now - 100),
+    );
+    assert_eq!(deliver(&api, &checkout).await, "applied:activate");
+    let sub = |price: &str| {
+        json!({ "id": "sub_1", "object": "subscription", "customer": "cus_plan",
+                "status": "active", "created": now - 100,
+                "items": { "object": "list", "data": [
+                    { "id": "si_1", "price": { "id": price } },
+                    { "id": "si_2", "price": { "id": "price_pro_wells" } },
+                ] } })
+    };
+    // Upgraded to pro, then the older "standard" update arrives late: Stripe says pro.
+    fake.set_subscription(sub("price_pro_base"));
+    let upgraded = event(
+        "evt_p2",
+        "customer.subscription.updated",
+        now,
+        sub("price_pro_base"),
+    );
+    assert_eq!(deliver(&api, &upgraded).await, "applied:plan");
+    let stale = event(
+        "evt_p3",
+        "customer.subscription.updated",
+        now - 50,
+        sub("price_standard_base"),
+    );
+    assert_eq!(deliver(&api, &stale).await, "applied:plan");
+    let plan = |db: store::Db| async move {
+        let mut conn = db.pool().acquire().await.unwrap();
+        store::tenants::tenant_by_slug(&mut conn, "acme")
+            .await
+            .unwrap()
+            .unwrap()
+            .plan
+    };
+    assert_eq!(plan(api.db.clone()).await, "pro");
+    assert_eq!(audit_count(&api.db, "tenant.set_plan", "stripe").await, 1);
+    // A price no plan has changes nothing.
+    fake.set_subscription(sub("price_unknown"));
+    let unknown = event(
+        "evt_p4",
+        "customer.subscription.updated",
+        now,
+        sub("price_unknown"),
+    );
+    assert_eq!(
+        deliver(&api, &unknown).await,
+        "ignored:no configured plan has this subscription's prices"
+    );
+    assert_eq!(plan(api.db.clone()).await, "pro");
     api.finish().await;
 }

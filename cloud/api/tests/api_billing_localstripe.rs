@@ -147,32 +147,33 @@ async fn customer_subscription_invoices_and_payment_failure_against_localstripe(
     let upcoming = stripe.upcoming_invoice(&customer).await.unwrap();
     assert!(upcoming.is_some_and(|u| u["amount_due"] == 4990));
 
-    // A declined card: the next subscription's invoice stays open with a failed charge.
+    // A declined card: the subscription's next invoice stays open with a failed charge.
     // localstripe records the decline but does not emit `invoice.payment_failed`, so the
     // test delivers that event around localstripe's own invoice object, signed by Stripe's
     // library, as Stripe would.
     card(&stripe, &customer, "4000000000000341").await;
-    let failed_sub = stripe
-        .create_subscription(&customer, &["price_standard_base"], "wp-sub-acme-2")
+    let next = stripe
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &form(&[
+                ("customer", &customer),
+                ("subscription", sub["id"].as_str().unwrap()),
+            ]),
+            None,
+        )
         .await
         .unwrap();
-    assert_eq!(failed_sub["status"], "incomplete", "{failed_sub}");
-    let open = stripe
-        .list_invoices(&customer, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i["status"] == "open")
-        .expect("the declined invoice is open");
     let paid = stripe
         .call(
             Method::POST,
-            &format!("/v1/invoices/{}/pay", open["id"].as_str().unwrap()),
+            &format!("/v1/invoices/{}/pay", next["id"].as_str().unwrap()),
             &Form::new(),
             None,
         )
         .await
         .unwrap();
+    assert_eq!(paid["status"], "open", "{paid}");
     assert_eq!(paid["charge"]["failure_code"], "card_declined", "{paid}");
     let body = serde_json::to_vec(&serde_json::json!({
         "id": "evt_localstripe_failed", "object": "event", "type": "invoice.payment_failed",

@@ -403,6 +403,17 @@ impl Stripe {
         .await
     }
 
+    /// The current state of a subscription (to decide a plan change).
+    pub async fn subscription(&self, id: &str) -> Result<Value, StripeError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/subscriptions/{}", path_segment(id)?),
+            &Form::new(),
+            None,
+        )
+        .await
+    }
+
     /// Sends one Billing Meter event: `value` for `customer` on the meter whose
     /// `event_name` it is, at `timestamp` (unix seconds), under `identifier` (Stripe
     /// counts an identifier once).

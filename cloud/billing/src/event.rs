@@ -32,6 +32,9 @@ pub enum Object {
     InvoicePaymentFailed(Invoice),
     /// `customer.subscription.deleted`.
     SubscriptionDeleted(Subscription),
+    /// `customer.subscription.created` or `customer.subscription.updated` (a plan
+    /// change in the Customer Portal): decided on the subscription as Stripe has it now.
+    SubscriptionChanged(Subscription),
     /// Any other type: acknowledged, no effect.
     Other,
 }
@@ -42,7 +45,9 @@ impl Object {
         match self {
             Object::CheckoutCompleted(s) => s.customer.as_deref(),
             Object::InvoicePaid(i) | Object::InvoicePaymentFailed(i) => i.customer.as_deref(),
-            Object::SubscriptionDeleted(s) => s.customer.as_deref(),
+            Object::SubscriptionDeleted(s) | Object::SubscriptionChanged(s) => {
+                s.customer.as_deref()
+            }
             Object::Other => None,
         }
     }
@@ -89,6 +94,8 @@ pub struct Subscription {
     pub status: Option<String>,
     /// Unix seconds.
     pub created: i64,
+    /// The prices of its items (`items.data[].price.id`, or `plan.id` on older objects).
+    pub prices: Vec<String>,
 }
 
 /// Why an event body is unusable (a 400 at the webhook).
@@ -133,11 +140,22 @@ pub fn invoice(o: &Value) -> Result<Invoice, EventError> {
 
 /// Reads a subscription object (from an event or fetched).
 pub fn subscription(o: &Value) -> Result<Subscription, EventError> {
+    let prices = o
+        .pointer("/items/data")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| text(i, "price").or_else(|| text(i, "plan")))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Subscription {
         id: required(o, "id")?,
         customer: text(o, "customer"),
         status: text(o, "status"),
         created: created_of(o)?,
+        prices,
     })
 }
 
@@ -167,6 +185,9 @@ impl Event {
             "invoice.paid" | "invoice.payment_succeeded" => Object::InvoicePaid(invoice(o)?),
             "invoice.payment_failed" => Object::InvoicePaymentFailed(invoice(o)?),
             "customer.subscription.deleted" => Object::SubscriptionDeleted(subscription(o)?),
+            "customer.subscription.created" | "customer.subscription.updated" => {
+                Object::SubscriptionChanged(subscription(o)?)
+            }
             _ => Object::Other,
         };
         Ok(Event {

@@ -119,7 +119,7 @@ pub struct Policy {
 }
 
 /// What the tenant itself must undergo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Suspend the tenant (data kept; people and gateways refused).
     Suspend,
@@ -127,6 +127,8 @@ pub enum Effect {
     Reactivate,
     /// Schedule the tenant's deletion at this unix time.
     ScheduleDeletion(i64),
+    /// Put the tenant on this plan (its quotas follow at once).
+    SetPlan(String),
 }
 
 /// A Stripe object to fetch before deciding.
@@ -134,6 +136,8 @@ pub enum Effect {
 pub enum ObjectRef {
     /// `GET /v1/invoices/{id}`.
     Invoice(String),
+    /// `GET /v1/subscriptions/{id}`.
+    Subscription(String),
 }
 
 /// What to do with an event.
@@ -205,8 +209,53 @@ pub fn apply(account: &Account, object: &Object, now: i64, policy: Policy) -> De
             invoice_event(account, invoice, false, now, policy)
         }
         Object::SubscriptionDeleted(sub) => subscription_deleted(account, sub, now, policy),
+        // Plan changes arrive as updates in any order: the current subscription decides.
+        Object::SubscriptionChanged(sub) => {
+            if account
+                .subscription
+                .as_ref()
+                .is_some_and(|ours| *ours != sub.id)
+            {
+                Decision::Ignore("not the tenant's current subscription")
+            } else {
+                Decision::FetchCurrent(ObjectRef::Subscription(sub.id.clone()))
+            }
+        }
         Object::Other => Decision::Ignore("event type not acted on"),
     }
+}
+
+/// Decides with a subscription fetched after [`Decision::FetchCurrent`]: while it is in
+/// force (`active`, `trialing`, `past_due`), the tenant is on the plan whose base price it
+/// holds (`plan`, resolved by the caller from the configured prices).
+pub fn apply_subscription(
+    account: &Account,
+    current: &Subscription,
+    plan: Option<&str>,
+) -> Decision {
+    if account
+        .subscription
+        .as_ref()
+        .is_some_and(|ours| *ours != current.id)
+    {
+        return Decision::Ignore("not the tenant's current subscription");
+    }
+    if account.status == Status::Canceled {
+        return Decision::Ignore("subscription ended");
+    }
+    if !matches!(
+        current.status.as_deref(),
+        Some("active" | "trialing" | "past_due")
+    ) {
+        return Decision::Ignore("subscription not in force");
+    }
+    let Some(plan) = plan else {
+        return Decision::Ignore("no configured plan has this subscription's prices");
+    };
+    let mut next = account.clone();
+    next.subscription = Some(current.id.clone());
+    next.subscription_created.get_or_insert(current.created);
+    changed(next, vec![Effect::SetPlan(plan.to_owned())], "plan")
 }
 
 /// Decides with an invoice fetched after [`Decision::FetchCurrent`]: its current
@@ -380,7 +429,48 @@ mod tests {
             customer: Some("cus_1".into()),
             status: Some("canceled".into()),
             created: 1,
+            prices: vec![],
         })
+    }
+
+    #[test]
+    fn plan_changes_follow_the_current_subscription() {
+        let (a, _) = run(&[checkout("sub_1", 1)], 100);
+        let changed = Object::SubscriptionChanged(Subscription {
+            id: "sub_1".into(),
+            customer: Some("cus_1".into()),
+            status: Some("active".into()),
+            created: 1,
+            prices: vec!["price_pro".into()],
+        });
+        // Whatever the event says, the current subscription is fetched.
+        assert_eq!(
+            apply(&a, &changed, 100, POLICY),
+            Decision::FetchCurrent(ObjectRef::Subscription("sub_1".into()))
+        );
+        let Object::SubscriptionChanged(current) = changed else {
+            unreachable!()
+        };
+        let Decision::Apply { effects, .. } = apply_subscription(&a, &current, Some("pro")) else {
+            panic!()
+        };
+        assert_eq!(effects, vec![Effect::SetPlan("pro".into())]);
+        assert_eq!(
+            apply_subscription(&a, &current, None),
+            Decision::Ignore("no configured plan has this subscription's prices")
+        );
+        let mut other = current.clone();
+        other.id = "sub_9".into();
+        assert_eq!(
+            apply_subscription(&a, &other, Some("pro")),
+            Decision::Ignore("not the tenant's current subscription")
+        );
+        let mut ended = current;
+        ended.status = Some("incomplete_expired".into());
+        assert_eq!(
+            apply_subscription(&a, &ended, Some("pro")),
+            Decision::Ignore("subscription not in force")
+        );
     }
 
     /// Applies events in order (fetching resolves to `current`), returning the account

@@ -65,6 +65,14 @@ impl BillingOptions {
         }
     }
 
+    /// The plan whose base price is among `prices` (a subscription's items).
+    pub fn plan_of(&self, prices: &[String]) -> Option<&str> {
+        self.plans
+            .iter()
+            .find(|(_, p)| prices.contains(&p.base_price))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The webhook secrets as bytes, for [`crate::signature::verify`].
     pub fn secrets(&self) -> Vec<&[u8]> {
         self.webhook_secrets

@@ -172,6 +172,8 @@ pub struct Applied {
     pub suspended: bool,
     /// The tenant was reactivated.
     pub reactivated: bool,
+    /// The tenant's plan changed (its quotas and rate follow).
+    pub plan_changed: bool,
 }
 
 /// Stores `after` as the tenant's account and carries out `effects`, auditing the
@@ -230,7 +232,7 @@ pub async fn apply(
     let mut applied = Applied::default();
     let tenant_target = format!("tenant:{}", current.slug);
     for effect in effects {
-        let (action, change) = match *effect {
+        let (action, change) = match effect {
             Effect::Suspend => (
                 "tenant.suspend",
                 tenants::set_tenant_status(conn, &current.slug, TenantStatus::Suspended).await?,
@@ -241,20 +243,30 @@ pub async fn apply(
             ),
             Effect::ScheduleDeletion(at) => (
                 "tenant.schedule_deletion",
-                tenants::schedule_deletion(conn, &current.slug, ts(at)?).await?,
+                tenants::schedule_deletion(conn, &current.slug, ts(*at)?).await?,
+            ),
+            Effect::SetPlan(plan) => (
+                "tenant.set_plan",
+                tenants::set_tenant_plan(conn, &current.slug, plan).await?,
             ),
         };
         let Some((before, after)) = change else {
             return Err(DbError::NotFound(format!("tenant `{}`", current.slug)));
         };
-        if before.status == after.status && before.deletion_due_at == after.deletion_due_at {
+        if before.status == after.status
+            && before.deletion_due_at == after.deletion_due_at
+            && before.plan == after.plan
+        {
             continue;
         }
         applied.suspended |= after.status == TenantStatus::Suspended;
-        applied.reactivated |= after.status == TenantStatus::Active;
+        applied.reactivated |=
+            after.status == TenantStatus::Active && before.status != TenantStatus::Active;
+        applied.plan_changed |= before.plan != after.plan;
         let view = |t: &tenants::Tenant| {
             serde_json::json!({
-                "slug": t.slug, "status": t.status.as_str(), "deletion_due_at": t.deletion_due_at,
+                "slug": t.slug, "status": t.status.as_str(), "plan": t.plan,
+                "deletion_due_at": t.deletion_due_at,
             })
         };
         crate::audit::record(

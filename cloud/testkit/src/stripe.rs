@@ -245,6 +245,7 @@ struct FakeState {
     events: BTreeMap<String, CountedEvent>,
     lose_meter_responses: u32,
     invoices: BTreeMap<String, Value>,
+    subscriptions: BTreeMap<String, Value>,
     next: u64,
 }
 
@@ -316,6 +317,7 @@ impl FakeStripe {
             .route("/v1/invoices", get(list_invoices))
             .route("/v1/invoices/upcoming", get(upcoming))
             .route("/v1/invoices/{id}", get(invoice))
+            .route("/v1/subscriptions/{id}", get(subscription))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -350,6 +352,19 @@ impl FakeStripe {
     /// lost on the way back.
     pub fn lose_meter_responses(&self, n: u32) {
         self.state.lock().unwrap().lose_meter_responses = n;
+    }
+
+    /// Sets what `GET /v1/subscriptions/{id}` answers for a subscription.
+    pub fn set_subscription(&self, subscription: Value) {
+        let id = subscription["id"]
+            .as_str()
+            .expect("subscription id")
+            .to_owned();
+        self.state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .insert(id, subscription);
     }
 
     /// Sets what `GET /v1/invoices/{id}` (and the list) answer for an invoice.
@@ -726,5 +741,25 @@ async fn invoice(State(s): Shared, Path(id): Path<String>, headers: HeaderMap) -
     match s.lock().unwrap().invoices.get(&id) {
         Some(i) => axum::Json(i.clone()).into_response(),
         None => stripe_error(StatusCode::NOT_FOUND, format!("No such invoice: '{id}'")),
+    }
+}
+
+async fn subscription(State(s): Shared, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    record(
+        &s,
+        &Method::GET,
+        &format!("/v1/subscriptions/{id}"),
+        &headers,
+        &[],
+    );
+    if let Some(r) = unauthorized(&headers) {
+        return r;
+    }
+    match s.lock().unwrap().subscriptions.get(&id) {
+        Some(v) => axum::Json(v.clone()).into_response(),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            format!("No such subscription: '{id}'"),
+        ),
     }
 }
