@@ -69,22 +69,42 @@ pub async fn lock_states(
     let mut sorted = devices.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let (ids, tenants): (Vec<DeviceId>, Vec<TenantId>) = sorted.into_iter().unzip();
-    // Rows appear once per device; the insert takes no lock when they exist.
+    let ids: Vec<DeviceId> = sorted.iter().map(|(d, _)| *d).collect();
+    let mut out = select_states(conn, &ids).await?;
+    if out.len() == ids.len() {
+        return Ok(out);
+    }
+    // A device's first batch: its row appears (the insert takes no lock on rows that
+    // exist), then it is locked like the others. Locks stay in device-id order: the new
+    // ids are locked after the existing ones, but rows no other transaction could lock
+    // before they existed.
+    let (new_ids, new_tenants): (Vec<DeviceId>, Vec<TenantId>) = sorted
+        .into_iter()
+        .filter(|(d, _)| !out.contains_key(d))
+        .unzip();
     sqlx::query(
         "INSERT INTO detector_states (device_id, tenant_id, state)
          SELECT d, t, NULL FROM unnest($1::bigint[], $2::bigint[]) AS x(d, t)
          ON CONFLICT (device_id) DO NOTHING",
     )
-    .bind(&ids)
-    .bind(&tenants)
+    .bind(&new_ids)
+    .bind(&new_tenants)
     .execute(&mut *conn)
     .await?;
+    out.extend(select_states(conn, &new_ids).await?);
+    Ok(out)
+}
+
+/// The states of `ids` (sorted), locked in that order.
+async fn select_states(
+    conn: &mut PgConnection,
+    ids: &[DeviceId],
+) -> Result<HashMap<DeviceId, Option<Vec<u8>>>, DbError> {
     let rows = sqlx::query(
         "SELECT device_id, state FROM detector_states
          WHERE device_id = ANY($1) ORDER BY device_id FOR UPDATE",
     )
-    .bind(&ids)
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
