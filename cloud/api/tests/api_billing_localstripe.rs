@@ -210,6 +210,23 @@ async fn customer_subscription_invoices_and_payment_failure_against_localstripe(
         stored.iter().any(|t| t == "invoice.payment_failed"),
         "{stored:?}"
     );
+    // The subscription's creation was decided on the subscription fetched back from
+    // localstripe: the tenant is on the plan whose base price it holds.
+    let outcome = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT outcome FROM stripe_events WHERE type = 'customer.subscription.created'
+             AND tenant_id = $1 ORDER BY received_at LIMIT 1",
+        )
+        .bind(f.tenant)
+        .fetch_optional(api.db.pool())
+        .await
+        .unwrap()
+    };
+    wait_until("the subscription's creation is delivered", || async {
+        outcome().await.is_some()
+    })
+    .await;
+    assert_eq!(outcome().await.as_deref(), Some("applied:plan"));
 
     // The tenant's overview reads its invoices from localstripe.
     let admin = testkit::auth::member_token(&api.db, f.tenant, Role::TenantAdmin).await;
