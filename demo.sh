@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full WellPulse demo on one machine:
 #   private PostgreSQL (unless DATABASE_URL is set) → cloud (embedded MQTT broker, ingester,
-#   maintenance, HTTP API) → simulator (20 wells) → one agent per well.
+#   maintenance, HTTP API, billing against a local localstripe) → simulator (20 wells) → one
+#   agent per well.
 # Ctrl-C stops everything cleanly. State lives in .demo/ (database, agent buffers, secrets),
 # so data survives a restart of the demo. WELLS=N changes the fleet size.
 set -euo pipefail
@@ -41,7 +42,13 @@ if [ ! -f "$DEMO/secrets" ]; then
   } > "$DEMO/secrets"
   umask 022
 fi
+# The webhook signing secret shared with localstripe (demos made before billing lack it).
+if ! grep -q '^STRIPE_WEBHOOK_SECRET=' "$DEMO/secrets"; then
+  echo "STRIPE_WEBHOOK_SECRET=whsec_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> "$DEMO/secrets"
+fi
 source "$DEMO/secrets"
+# localstripe takes any key; the real one would come from the environment or a file too.
+export STRIPE_API_KEY=sk_test_wellpulse_demo STRIPE_WEBHOOK_SECRET
 
 sed -e "s|@DATABASE_URL@|$db_url|" -e "s|@INGESTER_PASSWORD@|$INGESTER_PASSWORD|" \
     -e "s|@BROKER_CONFIG@|$PWD/broker-config/rumqttd-demo.toml|" -e "s|@API@|$API|" \
@@ -98,14 +105,66 @@ while read -r gw well api; do
     --well "$well" --api-number "$api" >/dev/null
 done < "$DEMO/agents/wells.txt"
 
-# 6. Cloud: embedded broker, ingester, maintenance, API.
+# 6. Billing: localstripe (a local Stripe-compatible server; its state persists in
+#    /tmp/localstripe.pickle) on 127.0.0.1:8420.
+wp_ensure_localstripe
+localstripe --port 8420 > "$DEMO/logs/localstripe.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 150); do wp_port_open 8420 && break; sleep 0.2; done
+wp_port_open 8420 || { echo "[demo] localstripe did not start; see $DEMO/logs/localstripe.log" >&2; exit 1; }
+
+# 7. Cloud: embedded broker, ingester, maintenance, API, billing.
 RUST_LOG="${RUST_LOG:-info,rumqttd=warn}" "$bin/wellpulse-cloud" run --config "$DEMO/cloud.toml" \
   > "$DEMO/logs/cloud.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 150); do wp_port_open 18830 && wp_port_open "${API#*:}" && break; sleep 0.2; done
 wp_port_open "${API#*:}" || { echo "[demo] the cloud did not start; see $DEMO/logs/cloud.log" >&2; exit 1; }
 
-# 7. Agents, each with its own buffer and /metrics port.
+# 8. The demo tenant as a paying customer: localstripe delivers its signed events to the
+#    cloud's webhook; the first time, a customer with a test card is created, linked to the
+#    tenant and subscribed to the standard plan's base price (localstripe has no metered
+#    prices and no Billing Meters: usage shows in WellPulse, the meters are tested with a
+#    fake). Its paid invoice activates the tenant's billing.
+STRIPE_WEBHOOK_URL="http://$API/api/v1/billing/webhook" python3 - <<'PY'
+import json, os, urllib.parse, urllib.request
+req = urllib.request.Request("http://127.0.0.1:8420/_config/webhooks/wellpulse", method="POST",
+    data=urllib.parse.urlencode({"url": os.environ["STRIPE_WEBHOOK_URL"],
+                                 "secret": os.environ["STRIPE_WEBHOOK_SECRET"]}).encode())
+urllib.request.urlopen(req).read()
+PY
+linked=$(psql "$db_url" -Atqc "select b.customer_id from billing_accounts b join tenants t on t.id = b.tenant_id where t.slug = '$TENANT'" 2>/dev/null || true)
+if [ -z "$linked" ]; then
+  customer=$(python3 - <<'PY'
+import json, os, urllib.parse, urllib.request
+def call(path, data):
+    req = urllib.request.Request("http://127.0.0.1:8420" + path, method="POST",
+        data=urllib.parse.urlencode(data).encode(),
+        headers={"Authorization": "Bearer " + os.environ["STRIPE_API_KEY"]})
+    return json.loads(urllib.request.urlopen(req).read())
+cus = call("/v1/customers", {"name": "Demo Operating", "description": "WellPulse tenant demo"})["id"]
+try:
+    call("/v1/plans", {"id": "price_demo_base", "amount": "49900", "currency": "usd",
+                       "interval": "month", "product[name]": "WellPulse standard"})
+except urllib.error.HTTPError:
+    pass  # made by an earlier run
+tok = call("/v1/tokens", {"card[number]": "4242424242424242", "card[exp_month]": "12",
+                          "card[exp_year]": "2035", "card[cvc]": "123"})["id"]
+call("/v1/customers/%s/sources" % cus, {"source": tok})
+print(cus)
+PY
+)
+  "$bin/wellpulse-cloud" billing-link --config "$DEMO/cloud.toml" --tenant "$TENANT" --customer "$customer" >/dev/null
+  CUSTOMER="$customer" python3 - <<'PY'
+import json, os, urllib.parse, urllib.request
+req = urllib.request.Request("http://127.0.0.1:8420/v1/subscriptions", method="POST",
+    data=urllib.parse.urlencode({"customer": os.environ["CUSTOMER"],
+                                 "items[0][plan]": "price_demo_base"}).encode(),
+    headers={"Authorization": "Bearer " + os.environ["STRIPE_API_KEY"]})
+urllib.request.urlopen(req).read()
+PY
+fi
+
+# 9. Agents, each with its own buffer and /metrics port.
 i=0
 while read -r gw well api; do
   i=$((i + 1))
@@ -131,6 +190,9 @@ cat <<MSG
   Gateways               http://$API/api/v1/tenants/$TENANT/gateways
   Wells                  http://$API/api/v1/tenants/$TENANT/wells
   Telemetry (example)    http://$API/api/v1/tenants/$TENANT/wells/<well>/telemetry?metric=tubing_pressure_psi&bucket=1m&from=…&to=…
+  Billing (tenant)       http://$API/api/v1/tenants/$TENANT/billing  (plan, usage this month, upcoming and past invoices)
+  Revenue (platform)     http://$API/api/v1/admin/billing/revenue?format=csv
+  localstripe            http://127.0.0.1:8420  (a local Stripe; nothing leaves this machine)
   Agent metrics          http://127.0.0.1:9201/metrics  (gw-01; gw-NN on 9200+NN)
   MQTT                   mqtt://127.0.0.1:18830 (3.1.1), :18840 (5)
   Database               $db_url

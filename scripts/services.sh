@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what the tests and the demo need is installed and running on this machine:
 # PostgreSQL (15+), Mosquitto, socat (virtual serial ports), Python's cbor2, aiosmtpd,
-# schemathesis, standardwebhooks and jsonschema (with its format checkers), Chromium
+# schemathesis, standardwebhooks and jsonschema (with its format checkers), localstripe
+# and Stripe's Python library (the billing tests), Chromium
 # (the API test that renders the docs page in a headless browser, and the web app's
 # Playwright tests), Node.js and npm (the web app in web/, built by wp_ensure_web).
 # Source it: it exports DATABASE_URL (an admin URL tests create their databases from).
@@ -116,6 +117,10 @@ wp_ensure_jsonschema() {
 # The SMTP sink the mail tests start (cloud/testkit/smtp_sink.py).
 wp_ensure_aiosmtpd() { wp_ensure_py aiosmtpd aiosmtpd; }
 
+# The billing tests: localstripe (a local Stripe-compatible server the tests start on a
+# free port) and Stripe's official library (it signs the webhook payloads the tests send).
+wp_ensure_localstripe() { wp_ensure_py localstripe localstripe && wp_ensure_py stripe stripe; }
+
 # The API's property-based test against its OpenAPI document.
 wp_ensure_schemathesis() { command -v schemathesis >/dev/null || wp_ensure_py schemathesis schemathesis; }
 
@@ -145,5 +150,5 @@ wp_ensure_web() {
 wp_ensure_all() {
   wp_ensure_postgres && wp_ensure_mosquitto && wp_ensure_socat && wp_ensure_cbor2 &&
     wp_ensure_standardwebhooks && wp_ensure_jsonschema && wp_ensure_aiosmtpd &&
-    wp_ensure_schemathesis && wp_ensure_chromium
+    wp_ensure_schemathesis && wp_ensure_localstripe && wp_ensure_chromium
 }

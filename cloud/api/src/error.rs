@@ -17,6 +17,8 @@
 //! | `MailUnavailable`    | 503    | `mail_unavailable`   | mail not configured or refused    |
 //! | `CertificatesUnavailable` | 503 | `certificates_unavailable` | no usable `[tenancy] ca_key` |
 //! | `SecretsUnavailable` | 503 | `secrets_unavailable` | destination secrets cannot be sealed |
+//! | `InvalidSignature`   | 400    | `invalid_signature`  | why a webhook signature is refused |
+//! | `BillingUnavailable` | 503    | `billing_unavailable` | billing not configured, or Stripe unreachable |
 //! | `Unprocessable`      | 422    | `unprocessable`      | summary, plus `problems`          |
 //! | `TooManyRequests`    | 429    | `rate_limited`       | which limit; `Retry-After` header |
 //! | `Unavailable`        | 503    | `unavailable`        | generic; details only in the log  |
@@ -147,6 +149,13 @@ pub enum ApiError {
     /// set, or does not open it.
     #[error("{0}")]
     SecretsUnavailable(String),
+    /// A webhook whose signature does not verify (missing, garbled, stale, wrong).
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// Billing is not configured on this server (`[billing]`), or Stripe cannot be
+    /// reached or refused the call.
+    #[error("{0}")]
+    BillingUnavailable(String),
     /// No route has this path.
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -215,7 +224,9 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidParameter { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidParameter { .. }
+            | ApiError::BadRequest(_)
+            | ApiError::InvalidSignature(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::TenantSuspended(_)
@@ -228,7 +239,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MailUnavailable(_)
             | ApiError::CertificatesUnavailable(_)
-            | ApiError::SecretsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::SecretsUnavailable(_)
+            | ApiError::BillingUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -254,6 +266,8 @@ impl ApiError {
             ApiError::MailUnavailable(_) => "mail_unavailable",
             ApiError::CertificatesUnavailable(_) => "certificates_unavailable",
             ApiError::SecretsUnavailable(_) => "secrets_unavailable",
+            ApiError::InvalidSignature(_) => "invalid_signature",
+            ApiError::BillingUnavailable(_) => "billing_unavailable",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",

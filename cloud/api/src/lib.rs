@@ -41,6 +41,9 @@
 //!   emissions.rs  GET /api/v1/tenants/{tenant}/emissions[/intensity]
 //!   reports.rs    GET /api/v1/tenants/{tenant}/reports/{form-pr,c115}
 //!   decline.rs    GET /api/v1/tenants/{tenant}/wells/{well}/decline
+//!   billing.rs    POST /api/v1/billing/webhook (Stripe, signature only), POST …/billing/
+//!                 {checkout,portal}, GET …/billing, GET /api/v1/admin/billing/{revenue,
+//!                 reconciliation}
 //!   web.rs        the web app's built files (`web_dir`): the fallback for paths outside
 //!                 `/api`, static files only
 //! ```
@@ -97,6 +100,8 @@ mod access;
 mod admin;
 mod alert_destinations;
 mod alerts;
+mod billing;
+pub mod billing_jobs;
 mod credentials;
 mod decline;
 mod detection;
@@ -228,6 +233,7 @@ pub struct ApiState {
     registry: Arc<Mutex<Registry>>,
     access: Arc<access::Access>,
     mailer: Option<Arc<mail::Mailer>>,
+    billing: Option<Arc<billing::Billing>>,
     alert_feed: ::alerts::stream::AlertFeed,
 }
 
@@ -255,6 +261,7 @@ impl ApiState {
         ApiState {
             access,
             mailer: None,
+            billing: None,
             alert_feed,
             db,
             options: Arc::new(options),
@@ -306,6 +313,20 @@ impl ApiState {
     }
 
     /// Alert changes of every tenant, live (the SSE stream filters them).
+    /// Turns billing on (`[billing]`): the webhook, checkout, portal and overview
+    /// operations, which otherwise answer 503 `billing_unavailable`.
+    pub fn with_billing(
+        mut self,
+        options: ::billing::BillingOptions,
+    ) -> Result<ApiState, ::billing::StripeError> {
+        self.billing = Some(Arc::new(billing::Billing::new(options)?));
+        Ok(self)
+    }
+
+    pub(crate) fn billing(&self) -> Option<&Arc<billing::Billing>> {
+        self.billing.as_ref()
+    }
+
     pub(crate) fn alert_feed(&self) -> &::alerts::stream::AlertFeed {
         &self.alert_feed
     }
@@ -348,6 +369,7 @@ impl ApiState {
         (name = "admin", description = "Platform administration: tenants and the whole audit log"),
         (name = "alerts", description = "Alerts (lifecycle, live stream), findings, silences and alert destinations with their delivery log"),
         (name = "detection", description = "Tenant detection rules and the per-well multivariate models"),
+        (name = "billing", description = "Billing with Stripe: the webhook, Checkout and Customer Portal sessions, a tenant's plan, usage and invoices; revenue, usage and metering reconciliation for platform administrators"),
     ),
     components(schemas(ErrorResponse)),
     modifiers(&BearerScheme)
@@ -402,6 +424,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(alerts::routes())
         .merge(detection::routes())
         .merge(alert_destinations::routes())
+        .merge(billing::routes())
 }
 
 /// The OpenAPI 3.1 document of the API, as served at `/api/openapi.json`.

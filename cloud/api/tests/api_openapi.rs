@@ -184,6 +184,8 @@ fn concrete(path: &str, well: i64) -> String {
 
 #[tokio::test]
 async fn the_router_serves_exactly_the_documented_routes() {
+    // Billing against the fake Stripe (else a 503 by design).
+    let stripe = testkit::stripe::FakeStripe::start(&testkit::stripe::FAKE_METERS).await;
     let api = TestApi::with(
         "api_openapi_routes",
         Setup {
@@ -192,6 +194,10 @@ async fn the_router_serves_exactly_the_documented_routes() {
                 ca_key: Some(base::Secret::new(testkit::mtls::CA_KEY)),
                 ..api::ApiOptions::default()
             },
+            billing: Some(testkit::stripe::billing_options(
+                &stripe.url(),
+                &["whsec_routes"],
+            )),
             ..Setup::default()
         },
     )

@@ -83,6 +83,319 @@ pub struct CloudConfig {
     /// `[alerts]`: the alert lifecycle and delivery.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[billing]`: billing with Stripe; optional (without it the product runs unbilled).
+    #[serde(default)]
+    pub billing: Option<BillingConfig>,
+}
+
+/// `[billing]`: plans sold through Stripe, usage reported to Stripe Billing Meters, the
+/// tenant lifecycle following payment. `examples/billing.toml` documents every field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Stripe's API (default `https://api.stripe.com`); a local Stripe-compatible server
+    /// for tests and the demo.
+    #[serde(default = "default_stripe_api_base")]
+    pub api_base: String,
+    /// The secret API key: `{ env = "NAME" }` or `{ file = "/path" }` (a value works but
+    /// keeps the key in the file). Required: a missing key refuses to start billing.
+    #[serde(deserialize_with = "secret_setting")]
+    pub api_key: Secret,
+    /// The webhook endpoint's signing secrets (`whsec_…`), each a secret setting; two
+    /// during a rotation.
+    #[serde(deserialize_with = "secret_list")]
+    pub webhook_secrets: Vec<Secret>,
+    /// The pinned `Stripe-Version`.
+    #[serde(default = "default_stripe_api_version")]
+    pub api_version: String,
+    /// From a failed payment to suspension (1h-90d; default 7d).
+    #[serde(default = "default_grace_period", with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// From the end of a subscription to the tenant's deletion (1d-365d; default 30d).
+    #[serde(default = "default_billing_retention", with = "humantime_serde")]
+    pub retention: Duration,
+    /// Longest one Stripe request may take (default 10s).
+    #[serde(default = "default_stripe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Attempts per Stripe call on temporary failures (1-10; default 4).
+    #[serde(default = "default_stripe_attempts")]
+    pub max_attempts: u32,
+    /// Where Checkout returns after payment.
+    pub success_url: String,
+    /// Where Checkout returns when abandoned.
+    pub cancel_url: String,
+    /// Where the Customer Portal returns.
+    pub portal_return_url: String,
+    /// How often ended grace periods are looked for (default 1m).
+    #[serde(default = "default_grace_check", with = "humantime_serde")]
+    pub grace_check_interval: Duration,
+    /// How often completed days are reported to the meters (default 1h).
+    #[serde(default = "default_meter_interval", with = "humantime_serde")]
+    pub meter_interval: Duration,
+    /// How often Stripe's meter summaries are read back (default 6h).
+    #[serde(default = "default_reconcile_interval", with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    /// `[billing.meters]`: the two Billing Meters.
+    pub meters: BillingMetersConfig,
+    /// `[billing.plans.<name>]`: the Stripe prices of each plan that can be bought (each a
+    /// plan of `[plans.*]`).
+    pub plans: std::collections::BTreeMap<String, PlanPricesConfig>,
+}
+
+/// `[billing.meters]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingMetersConfig {
+    /// Active wells per day (summed into well-days).
+    pub active_wells: MeterConfig,
+    /// Samples beyond the plan's daily allowance.
+    pub samples_over_allowance: MeterConfig,
+}
+
+/// One Billing Meter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterConfig {
+    /// Its `event_name`.
+    pub event_name: String,
+    /// Its id (`mtr_…`), to read its summaries.
+    pub id: String,
+}
+
+/// `[billing.plans.<name>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPricesConfig {
+    /// The base fee's price (`price_…`, licensed, monthly).
+    pub base_price: String,
+    /// The active-wells meter's price (per well-day).
+    pub active_wells_price: String,
+    /// The samples meter's price.
+    pub samples_price: String,
+    /// The base fee per month in the smallest currency unit (cents), as shown to admins.
+    pub monthly_fee: i64,
+}
+
+fn default_stripe_api_base() -> String {
+    "https://api.stripe.com".to_owned()
+}
+fn default_stripe_api_version() -> String {
+    billing::client::DEFAULT_API_VERSION.to_owned()
+}
+fn default_grace_period() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_billing_retention() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+fn default_stripe_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_stripe_attempts() -> u32 {
+    4
+}
+fn default_grace_check() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_meter_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_reconcile_interval() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+/// A list of secret settings (each as [`secret_setting`]).
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    struct One(Secret);
+    impl<'de> Deserialize<'de> for One {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<One, D::Error> {
+            secret_setting(d).map(One)
+        }
+    }
+    Ok(Vec::<One>::deserialize(d)?
+        .into_iter()
+        .map(|o| o.0)
+        .collect())
+}
+
+fn stripe_id(what: &str, prefix: &str, id: &str) -> Result<(), String> {
+    let ok = id.starts_with(prefix)
+        && id.len() > prefix.len()
+        && id.len() <= 255
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "[billing] {what} must be a Stripe id {prefix}…, got {id:?}"
+        ))
+    }
+}
+
+impl BillingConfig {
+    fn validate(
+        &self,
+        plans: &std::collections::BTreeMap<String, PlanConfig>,
+    ) -> Result<(), String> {
+        match url::Url::parse(&self.api_base) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host_str().is_some() => {}
+            _ => {
+                return Err(format!(
+                    "[billing] api_base must be an http(s) URL, got {:?}",
+                    self.api_base
+                ));
+            }
+        }
+        if self.webhook_secrets.is_empty() {
+            return Err("[billing] webhook_secrets needs at least one signing secret".to_owned());
+        }
+        for (name, url) in [
+            ("success_url", &self.success_url),
+            ("cancel_url", &self.cancel_url),
+            ("portal_return_url", &self.portal_return_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!(
+                    "[billing] {name} must be an http(s) URL, got {url:?}"
+                ));
+            }
+        }
+        if !(Duration::from_secs(3600)..=Duration::from_secs(90 * 86_400))
+            .contains(&self.grace_period)
+        {
+            return Err(format!(
+                "[billing] grace_period must be from 1h to 90d, got {}",
+                humantime::format_duration(self.grace_period)
+            ));
+        }
+        if !(Duration::from_secs(86_400)..=Duration::from_secs(365 * 86_400))
+            .contains(&self.retention)
+        {
+            return Err(format!(
+                "[billing] retention must be from 1d to 365d, got {}",
+                humantime::format_duration(self.retention)
+            ));
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            return Err("[billing] max_attempts must be from 1 to 10".to_owned());
+        }
+        for (name, d) in [
+            ("timeout", self.timeout),
+            ("grace_check_interval", self.grace_check_interval),
+            ("meter_interval", self.meter_interval),
+            ("reconcile_interval", self.reconcile_interval),
+        ] {
+            if d < Duration::from_secs(1) {
+                return Err(format!("[billing] {name} must be at least 1s"));
+            }
+        }
+        for (name, meter) in [
+            ("meters.active_wells", &self.meters.active_wells),
+            (
+                "meters.samples_over_allowance",
+                &self.meters.samples_over_allowance,
+            ),
+        ] {
+            stripe_id(&format!("{name}.id"), "mtr_", &meter.id)?;
+            if meter.event_name.is_empty() || meter.event_name.len() > 100 {
+                return Err(format!(
+                    "[billing] {name}.event_name must be 1-100 characters"
+                ));
+            }
+        }
+        if self.meters.active_wells.event_name == self.meters.samples_over_allowance.event_name {
+            return Err("[billing] the two meters need different event names".to_owned());
+        }
+        if self.plans.is_empty() {
+            return Err("[billing] needs at least one [billing.plans.<name>]".to_owned());
+        }
+        for (name, prices) in &self.plans {
+            if !plans.contains_key(name) {
+                return Err(format!(
+                    "[billing.plans.{name}]: there is no [plans.{name}] (its quotas)"
+                ));
+            }
+            stripe_id(
+                &format!("plans.{name}.base_price"),
+                "price_",
+                &prices.base_price,
+            )?;
+            stripe_id(
+                &format!("plans.{name}.active_wells_price"),
+                "price_",
+                &prices.active_wells_price,
+            )?;
+            stripe_id(
+                &format!("plans.{name}.samples_price"),
+                "price_",
+                &prices.samples_price,
+            )?;
+            if prices.monthly_fee < 0 {
+                return Err(format!(
+                    "[billing.plans.{name}] monthly_fee must not be negative"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Billing's runtime options.
+    pub fn options(&self) -> billing::BillingOptions {
+        billing::BillingOptions {
+            stripe: billing::StripeOptions {
+                // Validated as a URL.
+                api_base: url::Url::parse(&self.api_base)
+                    .unwrap_or_else(|_| url::Url::parse("https://api.stripe.com").expect("valid")),
+                api_key: self.api_key.clone(),
+                api_version: self.api_version.clone(),
+                timeout: self.timeout,
+                max_attempts: self.max_attempts,
+                backoff_min: Duration::from_millis(500),
+                backoff_max: Duration::from_secs(8),
+            },
+            webhook_secrets: self.webhook_secrets.clone(),
+            tolerance_secs: billing::signature::DEFAULT_TOLERANCE_SECS,
+            policy: billing::Policy {
+                grace_secs: i64::try_from(self.grace_period.as_secs()).unwrap_or(i64::MAX),
+                retention_secs: i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX),
+            },
+            plans: self
+                .plans
+                .iter()
+                .map(|(name, p)| {
+                    (
+                        name.clone(),
+                        billing::PlanPrices {
+                            base_price: p.base_price.clone(),
+                            active_wells_price: p.active_wells_price.clone(),
+                            samples_price: p.samples_price.clone(),
+                            monthly_fee: p.monthly_fee,
+                        },
+                    )
+                })
+                .collect(),
+            active_wells_meter: billing::Meter {
+                event_name: self.meters.active_wells.event_name.clone(),
+                id: self.meters.active_wells.id.clone(),
+            },
+            samples_meter: billing::Meter {
+                event_name: self.meters.samples_over_allowance.event_name.clone(),
+                id: self.meters.samples_over_allowance.id.clone(),
+            },
+            success_url: self.success_url.clone(),
+            cancel_url: self.cancel_url.clone(),
+            portal_return_url: self.portal_return_url.clone(),
+        }
+    }
+
+    /// The billing jobs' intervals.
+    pub fn intervals(&self) -> api::billing_jobs::BillingIntervals {
+        api::billing_jobs::BillingIntervals {
+            grace: self.grace_check_interval,
+            meters: self.meter_interval,
+            reconcile: self.reconcile_interval,
+        }
+    }
 }
 
 /// `[detection]`: the detectors run on every batch inside its ingest transaction.
@@ -1027,6 +1340,9 @@ impl CloudConfig {
         }
         if let Some(mail) = &self.mail {
             mail.validate()?;
+        }
+        if let Some(billing) = &self.billing {
+            billing.validate(&self.plans)?;
         }
         if let Some(key) = &self.tenancy.ca_key {
             store::certificates::CaKey::from_secret(key.expose())

@@ -107,6 +107,20 @@ enum Command {
         #[arg(long, requires = "well")]
         api_number: Option<String>,
     },
+    /// Link a tenant to an existing Stripe customer (`cus_…`) made outside Checkout: a
+    /// customer invoiced by sales, one moved from another system, the demo's. Its invoices
+    /// and payments then drive the tenant like any other's. A tenant is linked once.
+    BillingLink {
+        /// Cloud configuration file (needs `[billing]`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Tenant id, e.g. `acme`.
+        #[arg(long)]
+        tenant: String,
+        /// The Stripe customer id.
+        #[arg(long)]
+        customer: String,
+    },
     /// Run only the embedded MQTT broker (with database-backed gateway authentication).
     Broker {
         /// Cloud configuration file.
@@ -252,6 +266,11 @@ async fn command(command: Command) -> Result<()> {
         }
         Command::Broker { config } => broker_only(&config).await,
         Command::MosquittoAcl { config, ingesters } => mosquitto_acl(&config, ingesters).await,
+        Command::BillingLink {
+            config,
+            tenant,
+            customer,
+        } => billing_link(&config, &tenant, &customer).await,
         Command::MosquittoDynsec {
             config,
             ingesters,
@@ -439,6 +458,19 @@ async fn run(config: &Path) -> Result<()> {
             ),
             Scheduler::with_job,
         );
+    // `[billing]`: its jobs and, below, its API operations. A missing key or secret was
+    // already refused when the file was loaded; without the section the product runs
+    // unbilled.
+    let jobs = match &cfg.billing {
+        Some(b) => api::billing_jobs::jobs(b.options(), cfg.api_options().plans, b.intervals())
+            .context("setting up [billing]")?
+            .into_iter()
+            .fold(jobs, Scheduler::with_job),
+        None => {
+            info!("billing is not configured ([billing]): the product runs unbilled");
+            jobs
+        }
+    };
     let ca_key = match &cfg.tenancy.ca_key {
         Some(secret) => Some(
             store::certificates::CaKey::from_secret(secret.expose()).context("[tenancy] ca_key")?,
@@ -463,6 +495,12 @@ async fn run(config: &Path) -> Result<()> {
     if let Some(mail) = &cfg.mail {
         let mailer = mail::Mailer::new(mail.options()).context("setting up [mail]")?;
         api_state = api_state.with_mailer(mailer);
+    }
+    if let Some(b) = &cfg.billing {
+        api_state = api_state
+            .with_billing(b.options())
+            .context("setting up [billing]")?;
+        info!(api_base = %b.api_base, "billing with Stripe enabled");
     }
     api_state.register_metrics(|registry| job_metrics.register(registry));
     if let Some(b) = &broker {
@@ -629,6 +667,50 @@ fn scheduler(
             }
             Ok(format!("{tenants} tenant-days of usage refreshed"))
         }))
+}
+
+async fn billing_link(config: &Path, slug: &str, customer: &str) -> Result<()> {
+    let cfg = load(config)?;
+    if cfg.billing.is_none() {
+        bail!(
+            "billing is not configured: add [billing] to {}",
+            config.display()
+        );
+    }
+    let valid = customer.starts_with("cus_")
+        && customer.len() <= 254
+        && customer[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+        && customer.len() > 4;
+    if !valid {
+        bail!("--customer must be a Stripe customer id (cus_…), got {customer:?}");
+    }
+    let db = database(&cfg)?;
+    let mut tx = db.pool().begin().await.context("database")?;
+    let tenant = store::tenants::tenant_by_slug(&mut tx, slug)
+        .await?
+        .with_context(|| format!("no tenant {slug:?}"))?;
+    store::billing::lock_account(&mut tx, tenant.id).await?;
+    store::billing::link_customer(&mut tx, tenant.id, customer)
+        .await
+        .with_context(|| format!("linking tenant {slug:?}"))?;
+    let target = format!("billing:{slug}");
+    store::audit::record(
+        &mut tx,
+        &store::audit::AuditEntry {
+            tenant: Some(tenant.id),
+            actor: "cli",
+            action: "billing.link_customer",
+            target: &target,
+            before: None,
+            after: Some(serde_json::json!({ "customer_id": customer })),
+            client_addr: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    tx.commit().await.context("database")?;
+    println!("tenant {slug} linked to Stripe customer {customer}");
+    Ok(())
 }
 
 async fn migrate(config: &Path) -> Result<()> {

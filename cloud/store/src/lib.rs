@@ -48,6 +48,8 @@
 //! - [`usage`]: usage per tenant per day (samples, active wells, gateways, API calls,
 //!   storage) for quotas, admin pages and billing.
 //! - [`audit`]: the append-only audit log, written in the transaction of each mutation.
+//! - [`billing`]: tenants' Stripe customers and billing state, Stripe events stored once,
+//!   usage reported to Stripe Billing Meters and its reconciliation.
 //! - [`gateways`]: provisioning, activity and offline sweep, gateway status reads.
 //! - [`certificates`]: per-tenant CAs (keys sealed at rest), gateway client certificates,
 //!   their revocation and the broker's question about a presented one.
@@ -79,6 +81,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod billing;
 pub mod certificates;
 pub mod copy;
 pub mod detection;

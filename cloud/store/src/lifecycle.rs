@@ -40,7 +40,7 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 42] = [
+pub const TENANT_TABLES: [(&str, Owned); 45] = [
     ("alert_deliveries", Owned::ByTenant),
     ("alert_comments", Owned::ByTenant),
     ("alert_events", Owned::ByTenant),
@@ -83,10 +83,13 @@ pub const TENANT_TABLES: [(&str, Owned); 42] = [
     ("wells", Owned::ByTenant),
     ("sites", Owned::ByTenant),
     ("tenant_usage_daily", Owned::ByTenant),
+    ("billing_meter_reports", Owned::ByTenant),
+    ("stripe_events", Owned::ByTenant),
+    ("billing_accounts", Owned::ByTenant),
 ];
 
 /// Tables with a `tenant_id` that the purge keeps, with the reason (exported all the same).
-pub const KEPT: [(&str, &str); 2] = [
+pub const KEPT: [(&str, &str); 5] = [
     (
         "audit_log",
         "the record of who did what outlives the tenant",
@@ -94,6 +97,18 @@ pub const KEPT: [(&str, &str); 2] = [
     (
         "tenant_usage_daily",
         "what was used (and billed) outlives the tenant",
+    ),
+    (
+        "billing_meter_reports",
+        "what was reported to Stripe and billed outlives the tenant",
+    ),
+    (
+        "stripe_events",
+        "the payment record (what Stripe told us) outlives the tenant",
+    ),
+    (
+        "billing_accounts",
+        "the tenant's Stripe customer stays linked for refunds and disputes",
     ),
 ];
 

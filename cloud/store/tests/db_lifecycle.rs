@@ -96,6 +96,35 @@ async fn a_due_deletion_exports_then_purges_only_that_tenant() {
     store::usage::refresh_day(&mut conn, now.date_naive())
         .await
         .unwrap();
+    // Billing records, kept after the purge (what was billed outlives the tenant).
+    store::billing::lock_account(&mut conn, a.tenant)
+        .await
+        .unwrap();
+    store::billing::link_customer(&mut conn, a.tenant, "cus_acme")
+        .await
+        .unwrap();
+    store::billing::claim_event(
+        &mut conn,
+        "evt_acme",
+        "invoice.paid",
+        now.timestamp(),
+        &serde_json::json!({ "id": "evt_acme" }),
+    )
+    .await
+    .unwrap();
+    store::billing::finish_event(&mut conn, "evt_acme", Some(a.tenant), "applied:paid")
+        .await
+        .unwrap();
+    store::billing::record_report(
+        &mut conn,
+        a.tenant,
+        now.date_naive(),
+        "active_wells",
+        1,
+        "wp-acme",
+    )
+    .await
+    .unwrap();
     // Not due yet: nothing happens.
     tenants::schedule_deletion(&mut conn, "acme", now + TimeDelta::days(30))
         .await

@@ -38,6 +38,8 @@ pub struct Setup {
     pub migrate: bool,
     /// Send invitations and resets through this mailer.
     pub mailer: Option<mail::Mailer>,
+    /// Turn billing on (`[billing]`), e.g. against a [`crate::stripe::FakeStripe`].
+    pub billing: Option<billing::BillingOptions>,
 }
 
 impl Default for Setup {
@@ -48,6 +50,7 @@ impl Default for Setup {
             ingester: true,
             migrate: true,
             mailer: None,
+            billing: None,
         }
     }
 }
@@ -116,6 +119,9 @@ impl TestApi {
         }
         if let Some(mailer) = setup.mailer {
             state = state.with_mailer(mailer);
+        }
+        if let Some(billing) = setup.billing {
+            state = state.with_billing(billing).expect("billing client");
         }
         let token = if setup.migrate {
             crate::auth::platform_admin_token(&db).await

@@ -18,6 +18,9 @@
 //! - [`proxy`]: the one TCP proxy a test can cut or stall (a database that goes away).
 //! - [`receiver`]: an HTTP receiver for outgoing deliveries, failing on demand.
 //! - [`smtp`]: a local SMTP sink (aiosmtpd) that mail tests read messages back from.
+//! - [`stripe`]: localstripe started on a free port, a fake Stripe for what localstripe
+//!   lacks (Checkout, Customer Portal, Billing Meters) checking request bodies against
+//!   the documented parameters, and webhook signatures made by Stripe's Python library.
 
 // Fixtures hold sockets, tasks and pools; they are not worth a Debug impl each.
 #![allow(missing_debug_implementations)]
@@ -34,6 +37,7 @@ pub mod proxy;
 pub mod receiver;
 pub mod scratch;
 pub mod smtp;
+pub mod stripe;
 
 /// The smallest `cloud.toml` the server's config tests build on: a database, the ingester's
 /// login and the embedded broker's internal listener; tests append the section they check.
