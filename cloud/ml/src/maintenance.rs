@@ -613,34 +613,39 @@ pub fn evaluate_scores(
     let mut auc = BTreeMap::new();
     let mut precision_top10 = BTreeMap::new();
     let mut prevalence = BTreeMap::new();
-    let mut threshold30 = f64::INFINITY;
+    // The alert set: the top 10 % of well-days by 30-day risk. Ties are broken by a
+    // fixed hash of (well, day), so a scorer that cannot rank (a constant) alerts on an
+    // arbitrary 10 %, not on everything.
+    let mut alerted: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
     let mut well_days = 0;
+    let tie =
+        |w: usize, i: usize| (w as u64 * 1_000_003 + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     for (hi, horizon) in HORIZONS.into_iter().enumerate() {
-        let mut pairs: Vec<(f64, bool)> = Vec::new();
+        let mut ranked: Vec<(f64, u64, bool, usize, usize)> = Vec::new();
         for (w, days) in scored {
             for (i, p) in days {
-                pairs.push((p[hi], label(&wells[*w], *i, horizon)));
+                ranked.push((p[hi], tie(*w, *i), label(&wells[*w], *i, horizon), *w, *i));
             }
         }
-        well_days = pairs.len();
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let top = (pairs.len() / 10).max(1).min(pairs.len());
-        let hits = pairs[..top].iter().filter(|p| p.1).count();
+        well_days = ranked.len();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let top = (ranked.len() / 10).max(1).min(ranked.len());
+        let hits = ranked[..top].iter().filter(|p| p.2).count();
         precision_top10.insert(horizon, hits as f64 / top as f64);
+        let pairs: Vec<(f64, bool)> = ranked.iter().map(|r| (r.0, r.2)).collect();
         let pos = pairs.iter().filter(|p| p.1).count();
         prevalence.insert(horizon, pos as f64 / pairs.len().max(1) as f64);
         auc.insert(horizon, roc_auc(&pairs));
-        if horizon == 30 && !pairs.is_empty() {
-            threshold30 = pairs[top - 1].0;
+        if horizon == 30 {
+            alerted = ranked[..top].iter().map(|r| (r.3, r.4)).collect();
         }
     }
-    // Lead time: for each failure, the earliest day of the unbroken run of alerts
-    // (p30 ≥ the top-10 % threshold) ending the day before it.
+    // Lead time: for each failure, the earliest day of the unbroken run of alerts ending
+    // the day before it (at most 60 days counted).
     let mut leads = Vec::new();
     let mut failures = 0;
-    for (w, days) in scored {
+    for (w, _) in scored {
         let h = &wells[*w];
-        let by_day: BTreeMap<usize, f64> = days.iter().map(|(i, p)| (*i, p[2])).collect();
         for f in &h.failures {
             let o = offset(h, *f);
             if o < MIN_HISTORY_DAYS as i64 || o as usize > h.days.len() {
@@ -650,12 +655,11 @@ pub fn evaluate_scores(
             let mut lead = 0;
             let mut d = o - 1;
             while d >= 0 && lead < 60 {
-                match by_day.get(&(d as usize)) {
-                    Some(p) if *p >= threshold30 => {
-                        lead += 1;
-                        d -= 1;
-                    }
-                    _ => break,
+                if alerted.contains(&(*w, d as usize)) {
+                    lead += 1;
+                    d -= 1;
+                } else {
+                    break;
                 }
             }
             if lead > 0 {
@@ -790,8 +794,7 @@ mod tests {
         assert!(!p.factors.is_empty(), "{p:?}");
         assert!(!p.factors[0].words.is_empty());
         // The registry stores the model as JSON: it predicts the same after a round trip.
-        let stored: Model =
-            serde_json::from_str(&serde_json::to_string(&model).unwrap()).unwrap();
+        let stored: Model = serde_json::from_str(&serde_json::to_string(&model).unwrap()).unwrap();
         let again = stored.predict_at(w, offset(w, f) as usize - 2);
         for (a, b) in p.probability.iter().zip(again.probability) {
             assert!((a - b).abs() < 1e-9);

@@ -64,6 +64,8 @@
 //! - [`lifecycle`]: a tenant's export (CSV files and a manifest) and purge.
 //! - [`locks`]: one leader per periodic job (advisory locks).
 //! - [`production`], [`emissions`], [`regulatory`]: daily figures, emission sources, filings.
+//! - [`history`]: the history import (wells, daily production and hours on from a tenant's
+//!   records), idempotent by natural keys.
 //!
 //! # Errors
 //!
@@ -85,6 +87,7 @@ pub mod detection;
 pub mod devices;
 pub mod emissions;
 pub mod gateways;
+pub mod history;
 pub mod identity;
 pub mod interventions;
 pub mod lifecycle;

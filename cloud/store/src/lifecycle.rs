@@ -40,7 +40,7 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 42] = [
+pub const TENANT_TABLES: [(&str, Owned); 43] = [
     ("alert_deliveries", Owned::ByTenant),
     ("alert_comments", Owned::ByTenant),
     ("alert_events", Owned::ByTenant),
@@ -61,6 +61,7 @@ pub const TENANT_TABLES: [(&str, Owned); 42] = [
     ("emission_sources", Owned::ByTenant),
     ("production_watermarks", Owned::ByTenant),
     ("daily_production", Owned::ByTenant),
+    ("daily_runtime", Owned::ByTenant),
     ("production_corrections", Owned::ByTenant),
     ("haul_tickets", Owned::ByTenant),
     ("tank_strapping_points", Owned::ByTenant),
