@@ -712,10 +712,255 @@ pub fn roc_auc(sorted_desc: &[(f64, bool)]) -> f64 {
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
+/// Canonical metrics whose daily rollups the features read.
+pub const ROLLUP_METRICS: [&str; 7] = [
+    "pump_fillage_pct",
+    "rod_load_peak_lbf",
+    "rod_load_min_lbf",
+    "motor_current_a",
+    "pump_runtime_today_hr",
+    "pump_cycles_today",
+    "plunger_arrivals_total",
+];
+
+/// One daily rollup of one of a well's series (good samples only), as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollupRow<'a> {
+    /// Day (UTC).
+    pub day: NaiveDate,
+    /// Canonical metric (one of [`ROLLUP_METRICS`]).
+    pub metric: &'a str,
+    /// Mean of the day.
+    pub avg: f64,
+    /// Minimum of the day.
+    pub min: f64,
+    /// Maximum of the day.
+    pub max: f64,
+}
+
+/// The lift type a well's metrics show: rod loads → rod pump, plunger arrivals → plunger
+/// lift, motor current without rod loads → ESP; none of them → not a lift well.
+pub fn lift_from_metrics<'a>(metrics: impl IntoIterator<Item = &'a str>) -> Option<Lift> {
+    let (mut rod, mut plunger, mut current) = (false, false, false);
+    for m in metrics {
+        match m {
+            "rod_load_peak_lbf" | "rod_load_min_lbf" | "pump_fillage_pct" => rod = true,
+            "plunger_arrivals_total" => plunger = true,
+            "motor_current_a" => current = true,
+            _ => {}
+        }
+    }
+    if rod {
+        Some(Lift::RodPump)
+    } else if plunger {
+        Some(Lift::PlungerLift)
+    } else if current {
+        Some(Lift::Esp)
+    } else {
+        None
+    }
+}
+
+/// A well's history for days in `[from, to)` from its rollups and registry events
+/// (`None` when its metrics show no lift type). Several series of one metric (two
+/// devices) are averaged.
+pub fn history_from_rollups(
+    well: String,
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: &[RollupRow<'_>],
+    mut failures: Vec<NaiveDate>,
+    mut workovers: Vec<NaiveDate>,
+) -> Option<WellHistory> {
+    let lift = lift_from_metrics(rows.iter().map(|r| r.metric))?;
+    let n = usize::try_from((to - from).num_days())
+        .ok()
+        .filter(|n| *n > 0)?;
+    // Per day and metric: (sum, count) of the chosen statistic.
+    let mut acc: Vec<[(f64, u32); 7]> = vec![[(0.0, 0); 7]; n];
+    for r in rows {
+        let Some(m) = ROLLUP_METRICS.iter().position(|x| *x == r.metric) else {
+            continue;
+        };
+        let Ok(i) = usize::try_from((r.day - from).num_days()) else {
+            continue;
+        };
+        if i >= n {
+            continue;
+        }
+        let value = match r.metric {
+            // Counters and "today" registers: the day's figure is its maximum (or the
+            // counter's increase).
+            "pump_runtime_today_hr" | "pump_cycles_today" => r.max,
+            "plunger_arrivals_total" => r.max - r.min,
+            _ => r.avg,
+        };
+        if value.is_finite() {
+            acc[i][m].0 += value;
+            acc[i][m].1 += 1;
+        }
+    }
+    let get = |a: &[(f64, u32); 7], m: usize| (a[m].1 > 0).then(|| a[m].0 / f64::from(a[m].1));
+    let days = acc
+        .iter()
+        .map(|a| DailyRollup {
+            fillage_pct: get(a, 0),
+            load_range_lbf: get(a, 1).zip(get(a, 2)).map(|(p, m)| p - m),
+            motor_current_a: get(a, 3),
+            runtime_hr: get(a, 4),
+            cycles: get(a, 6).or(get(a, 5)),
+        })
+        .collect();
+    failures.sort();
+    workovers.sort();
+    Some(WellHistory {
+        well,
+        lift,
+        start: from,
+        days,
+        workovers,
+        failures,
+        age_at_start: None,
+    })
+}
+
+/// A model trained for a tenant and how it compares with the one in use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    /// The new model.
+    pub model: Model,
+    /// Its metrics on the held-out wells.
+    pub metrics: Metrics,
+    /// The active model's metrics on the same held-out wells.
+    pub active_metrics: Option<Metrics>,
+    /// Whether it replaces the active model.
+    pub promote: bool,
+    /// Why (or why not), in words.
+    pub reason: String,
+    /// Wells trained on and held out.
+    pub wells: (usize, usize),
+}
+
+fn mean_auc(m: &Metrics) -> f64 {
+    m.auc.values().sum::<f64>() / m.auc.len().max(1) as f64
+}
+
+/// Trains on all but every third well (in the given order), evaluates the new model and
+/// the active one on those held-out wells, and promotes the new one only when its mean
+/// ROC AUC over the horizons is higher by more than 0.001.
+pub fn train_and_compare(
+    wells: &[WellHistory],
+    active: Option<&Model>,
+    options: TrainOptions,
+) -> Result<TrainOutcome, TrainError> {
+    if wells.len() < 3 {
+        return Err(TrainError::OneClass(format!(
+            "{} lift wells with history: at least 3 are needed (a third is held out)",
+            wells.len()
+        )));
+    }
+    let (train, held): (Vec<_>, Vec<_>) = wells.iter().enumerate().partition(|(i, _)| i % 3 != 2);
+    let train: Vec<WellHistory> = train.into_iter().map(|(_, w)| w.clone()).collect();
+    let held: Vec<WellHistory> = held.into_iter().map(|(_, w)| w.clone()).collect();
+    let model = Model::train(&train, &FEATURES, options)?;
+    let metrics = model.evaluate(&held);
+    let active_metrics = active.map(|a| a.evaluate(&held));
+    let (promote, reason) = match &active_metrics {
+        None => (true, "no model in use".to_owned()),
+        Some(a) => {
+            let (new, old) = (mean_auc(&metrics), mean_auc(a));
+            if new > old + 0.001 {
+                (
+                    true,
+                    format!("held-out mean ROC AUC {new:.3} beats {old:.3} of the model in use"),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "held-out mean ROC AUC {new:.3} does not beat {old:.3} of the model in use"
+                    ),
+                )
+            }
+        }
+    };
+    Ok(TrainOutcome {
+        model,
+        metrics,
+        active_metrics,
+        promote,
+        reason,
+        wells: (train.len(), held.len()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wear::{WearFleet, WearOptions};
+
+    #[test]
+    fn histories_from_rollups_infer_the_lift_and_the_daily_figures() {
+        let d = |n| NaiveDate::from_ymd_opt(2025, 1, n).unwrap();
+        let row = |day, metric, avg, min, max| RollupRow {
+            day,
+            metric,
+            avg,
+            min,
+            max,
+        };
+        let rows = [
+            row(d(1), "pump_fillage_pct", 80.0, 60.0, 95.0),
+            row(d(1), "rod_load_peak_lbf", 12000.0, 11000.0, 13000.0),
+            row(d(1), "rod_load_min_lbf", 4000.0, 3500.0, 4500.0),
+            row(d(1), "pump_runtime_today_hr", 10.0, 0.0, 21.5),
+            row(d(2), "pump_cycles_today", 3.0, 0.0, 7.0),
+            row(d(9), "pump_fillage_pct", 1.0, 1.0, 1.0),
+            row(d(1), "tubing_pressure_psi", 1.0, 1.0, 1.0),
+        ];
+        let h = history_from_rollups("w".into(), d(1), d(4), &rows, vec![d(3)], vec![]).unwrap();
+        assert_eq!(h.lift, Lift::RodPump);
+        assert_eq!(h.days.len(), 3);
+        assert_eq!(h.days[0].fillage_pct, Some(80.0));
+        assert_eq!(h.days[0].load_range_lbf, Some(8000.0));
+        assert_eq!(
+            h.days[0].runtime_hr,
+            Some(21.5),
+            "a today-register's day is its maximum"
+        );
+        assert_eq!(h.days[1].cycles, Some(7.0));
+        assert_eq!(h.days[2], DailyRollup::default());
+        assert_eq!(lift_from_metrics(["motor_current_a"]), Some(Lift::Esp));
+        assert_eq!(
+            lift_from_metrics(["motor_current_a", "plunger_arrivals_total"]),
+            Some(Lift::PlungerLift)
+        );
+        assert!(history_from_rollups("w".into(), d(1), d(4), &rows[6..], vec![], vec![]).is_none());
+    }
+
+    #[test]
+    fn a_model_is_promoted_only_when_it_beats_the_one_in_use() {
+        let fleet = WearFleet::generate(&WearOptions {
+            wells: 60,
+            days: 200,
+            seed: 3,
+            ..WearOptions::default()
+        });
+        let first = train_and_compare(&fleet.wells, None, TrainOptions::default()).unwrap();
+        assert!(first.promote, "{}", first.reason);
+        assert_eq!(first.wells, (40, 20));
+        // The same data again: no better than the model in use.
+        let again =
+            train_and_compare(&fleet.wells, Some(&first.model), TrainOptions::default()).unwrap();
+        assert!(!again.promote, "{}", again.reason);
+        assert!(again.reason.contains("does not beat"));
+        // Against an age-only model, the full model wins.
+        let (train, _) = fleet.split(1.0 / 3.0);
+        let age = Model::train(&train, &AGE_FEATURES, TrainOptions::default()).unwrap();
+        let better = train_and_compare(&fleet.wells, Some(&age), TrainOptions::default()).unwrap();
+        assert!(better.promote, "{}", better.reason);
+        assert!(train_and_compare(&fleet.wells[..2], None, TrainOptions::default()).is_err());
+    }
 
     #[test]
     fn auc_of_perfect_inverse_and_tied_rankings() {
