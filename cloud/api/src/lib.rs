@@ -106,6 +106,7 @@ mod emissions;
 mod equipment;
 mod error;
 mod extract;
+mod failure_risk;
 mod gateway_certificates;
 mod gateway_credentials;
 mod gateways;
@@ -348,6 +349,7 @@ impl ApiState {
         (name = "admin", description = "Platform administration: tenants and the whole audit log"),
         (name = "alerts", description = "Alerts (lifecycle, live stream), findings, silences and alert destinations with their delivery log"),
         (name = "detection", description = "Tenant detection rules and the per-well multivariate models"),
+        (name = "maintenance", description = "Predictive maintenance: failure risk per well and ranked per fleet, the model registry, training"),
     ),
     components(schemas(ErrorResponse)),
     modifiers(&BearerScheme)
@@ -392,6 +394,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(decline::routes())
         .merge(sites::routes())
         .merge(interventions::routes())
+        .merge(failure_risk::routes())
         .merge(equipment::routes())
         .merge(gateway_credentials::routes())
         .merge(gateway_certificates::routes())
