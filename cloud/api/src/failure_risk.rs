@@ -173,7 +173,8 @@ pub struct WellRiskResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FleetQuery {
-    /// At most this many wells (1–1000, default 100).
+    /// At most this many wells: 1 to the server's `max_page_size` (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, example = 100)]
     pub limit: Option<String>,
 }
 
@@ -255,6 +256,8 @@ async fn histories(
     params(TenantScope),
     responses(
         (status = 200, description = "Every model trained for the tenant, newest first", body = FailureRiskModelList),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
     )
 )]
 async fn list_models(
@@ -278,6 +281,8 @@ async fn list_models(
     params(TenantScope),
     responses(
         (status = 201, description = "Trained and registered; active if it beat the model in use on held-out wells (then every well's risk was recomputed with it)", body = FailureRiskModelDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
         (status = 422, description = "Not enough data: fewer than 3 lift wells with 44 days of rollups, or no failure recorded", body = ErrorResponse),
     )
 )]
@@ -377,6 +382,7 @@ async fn train_model(
     responses(
         (status = 200, description = "Wells ranked by the probability of a failure within 30 days (cached predictions of the active model)", body = FleetRiskDto),
         (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
     )
 )]
 async fn fleet_risk(
@@ -384,7 +390,7 @@ async fn fleet_risk(
     scope: TenantScope,
     ApiQuery(query): ApiQuery<FleetQuery>,
 ) -> Result<Json<FleetRiskDto>, ApiError> {
-    let limit = parse_limit(query.limit.as_deref(), 100, 1000)?;
+    let limit = parse_limit(query.limit.as_deref(), 100, state.options().max_page_size)?;
     let mut tx = scope.begin(state.db()).await?;
     let rows = sql::ranked(&mut tx, scope.id, i64::from(limit)).await?;
     tx.commit().await?;
