@@ -19,7 +19,8 @@
 use std::time::Instant;
 
 use ml::maintenance::{
-    AGE_FEATURES, FEATURES, HORIZONS, Metrics, Model, TrainOptions, evaluate_scores, scored_days,
+    AGE_FEATURES, FEATURES, HORIZONS, Metrics, Model, TrainOptions, WellScores, evaluate_scores,
+    scored_days,
 };
 use ml::wear::{WearFleet, WearOptions};
 
@@ -69,7 +70,7 @@ fn main() {
     print("pdm_model", &m);
 
     // Baseline 1: the fleet-average failure rate — one score for every well-day.
-    let constant: Vec<(usize, Vec<(usize, [f64; 3])>)> = test
+    let constant: Vec<WellScores> = test
         .iter()
         .enumerate()
         .map(|(w, h)| {

@@ -590,7 +590,7 @@ impl Model {
     /// Held-out metrics on `wells`.
     pub fn evaluate(&self, wells: &[WellHistory]) -> Metrics {
         let cols = self.columns();
-        let scored: Vec<(usize, Vec<(usize, [f64; 3])>)> = wells
+        let scored: Vec<WellScores> = wells
             .iter()
             .enumerate()
             .map(|(w, h)| {
@@ -605,11 +605,11 @@ impl Model {
     }
 }
 
+/// A well's scores: (index in the wells, (day index, p7/p14/p30) per scored day).
+pub type WellScores = (usize, Vec<(usize, [f64; 3])>);
+
 /// Metrics of any scorer: `scored[w]` = (well index, (day index, p7/p14/p30) per scored day).
-pub fn evaluate_scores(
-    wells: &[WellHistory],
-    scored: &[(usize, Vec<(usize, [f64; 3])>)],
-) -> Metrics {
+pub fn evaluate_scores(wells: &[WellHistory], scored: &[WellScores]) -> Metrics {
     let mut auc = BTreeMap::new();
     let mut precision_top10 = BTreeMap::new();
     let mut prevalence = BTreeMap::new();

@@ -60,16 +60,19 @@ async fn import(
     )
 }
 
+/// API number, day, quantity, volume, method, disposition, notes.
+type FigureRow = (
+    String,
+    String,
+    String,
+    Option<f64>,
+    String,
+    Option<String>,
+    Vec<String>,
+);
+
 async fn snapshot(db: &store::Db) -> Vec<String> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        Option<f64>,
-        String,
-        Option<String>,
-        Vec<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<FigureRow> = sqlx::query_as(
         "SELECT w.api_number, p.day::text, p.quantity, p.volume, p.method, p.disposition,
                     p.notes
              FROM daily_production p JOIN wells w ON w.id = p.well_id
