@@ -7,8 +7,9 @@
 //! A trained model is registered with its algorithm, features, training window, data hash
 //! and held-out metrics; it becomes the active model only when it beats the one in use on
 //! the same held-out wells (`ml::maintenance::train_and_compare`). Promotion recomputes
-//! every well's prediction once and caches it stamped with the model version; reads never
-//! recompute. Training is audited.
+//! every well's prediction once and caches it stamped with the model version; the server's
+//! hourly `failure_risk` job ([`refresh_failure_risk`]) recomputes the cache with the
+//! active model from newer rollups; reads never recompute. Training is audited.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -186,24 +187,22 @@ fn lift_name(l: Lift) -> &'static str {
     }
 }
 
-/// Every lift well's history from the tenant's rollups and interventions.
+/// Lift wells' histories with their well ids.
+type Histories = Vec<(store::WellId, WellHistory)>;
+
+/// Every lift well's history from the tenant's rollups and interventions, and the active
+/// model (version, document).
 async fn histories(
-    state: &ApiState,
-    scope: &TenantScope,
+    db: &store::Db,
+    tenant: store::TenantId,
     today: NaiveDate,
-) -> Result<
-    (
-        Vec<(store::WellId, WellHistory)>,
-        Option<(i32, serde_json::Value)>,
-    ),
-    ApiError,
-> {
+) -> Result<(Histories, Option<(i32, serde_json::Value)>), ApiError> {
     let to = today + chrono::Days::new(1);
     let from = to - chrono::Days::new(HISTORY_DAYS);
-    let mut tx = scope.begin(state.db()).await?;
-    let rollups = sql::rollups(&mut tx, scope.id, &maintenance::ROLLUP_METRICS, from, to).await?;
-    let events = sql::events(&mut tx, scope.id).await?;
-    let active = sql::active_model(&mut tx, scope.id).await?;
+    let mut tx = db.begin_tenant(tenant).await?;
+    let rollups = sql::rollups(&mut tx, tenant, &maintenance::ROLLUP_METRICS, from, to).await?;
+    let events = sql::events(&mut tx, tenant).await?;
+    let active = sql::active_model(&mut tx, tenant).await?;
     tx.commit().await?;
     let mut by_well: BTreeMap<store::WellId, Vec<&sql::WellRollup>> = BTreeMap::new();
     for r in &rollups {
@@ -245,6 +244,72 @@ async fn histories(
         }
     }
     Ok((out, active))
+}
+
+/// Each lift well's risk on its latest scored day.
+fn predictions(
+    model: &Model,
+    version: i32,
+    wells: &Histories,
+    now: DateTime<Utc>,
+) -> Vec<PredictionRow> {
+    let mut rows = Vec::new();
+    for (well, h) in wells {
+        let Some(i) = maintenance::scored_days(h).last().copied() else {
+            continue;
+        };
+        let p = model.predict_at(h, i);
+        rows.push(PredictionRow {
+            well: *well,
+            day: p.day,
+            model_version: version,
+            lift: lift_name(h.lift).to_owned(),
+            p7: p.probability[0],
+            p14: p.probability[1],
+            p30: p.probability[2],
+            factors: serde_json::to_value(&p.factors).unwrap_or_default(),
+            computed_at: now,
+        });
+    }
+    rows
+}
+
+/// Recomputes every tenant's cached risks with its active model from the current rollups
+/// (no training): the server's `failure_risk` job, so new data reaches the predictions
+/// without a request recomputing anything. Returns the wells scored per tenant.
+pub async fn refresh_failure_risk(
+    db: &store::Db,
+    now: DateTime<Utc>,
+) -> Result<Vec<(store::TenantId, usize)>, ApiError> {
+    let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
+    let tenants = sql::tenants_with_active_model(&mut conn).await?;
+    drop(conn);
+    let mut out = Vec::new();
+    for tenant in tenants {
+        let (wells, active) = histories(db, tenant, now.date_naive()).await?;
+        let Some((version, doc)) = active else {
+            continue;
+        };
+        let Ok(model) = serde_json::from_value::<Model>(doc) else {
+            tracing::warn!(
+                tenant = tenant.0,
+                version,
+                "the active failure-risk model does not decode: predictions kept"
+            );
+            continue;
+        };
+        let rows = tokio::task::spawn_blocking(move || predictions(&model, version, &wells, now))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let mut tx = db.begin_tenant(tenant).await?;
+        // Only while that model is still the active one (a promotion may have raced us).
+        if sql::active_model(&mut tx, tenant).await?.map(|a| a.0) == Some(version) {
+            sql::replace_predictions(&mut tx, tenant, &rows).await?;
+        }
+        tx.commit().await?;
+        out.push((tenant, rows.len()));
+    }
+    Ok(out)
 }
 
 #[utoipa::path(
@@ -292,7 +357,7 @@ async fn train_model(
     caller: Caller,
 ) -> Result<(StatusCode, Json<FailureRiskModelDto>), ApiError> {
     let now = Utc::now();
-    let (wells, active) = histories(&state, &scope, now.date_naive()).await?;
+    let (wells, active) = histories(state.db(), scope.id, now.date_naive()).await?;
     let active_model: Option<Model> = active
         .as_ref()
         .and_then(|(_, doc)| serde_json::from_value(doc.clone()).ok());
@@ -333,24 +398,7 @@ async fn train_model(
     )
     .await?;
     if outcome.promote {
-        let mut rows = Vec::new();
-        for (well, h) in &wells {
-            let Some(i) = maintenance::scored_days(h).last().copied() else {
-                continue;
-            };
-            let p = outcome.model.predict_at(h, i);
-            rows.push(PredictionRow {
-                well: *well,
-                day: p.day,
-                model_version: record.version,
-                lift: lift_name(h.lift).to_owned(),
-                p7: p.probability[0],
-                p14: p.probability[1],
-                p30: p.probability[2],
-                factors: serde_json::to_value(&p.factors).unwrap_or_default(),
-                computed_at: now,
-            });
-        }
+        let rows = predictions(&outcome.model, record.version, &wells, now);
         sql::replace_predictions(&mut tx, scope.id, &rows).await?;
     }
     let target = format!("failure_risk_model:{}", record.version);

@@ -150,6 +150,7 @@ pub use error::{
     UnprocessableResponse,
 };
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
+pub use failure_risk::refresh_failure_risk;
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
 pub use web::check_web_dir;

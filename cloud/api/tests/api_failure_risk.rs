@@ -114,6 +114,27 @@ async fn a_trained_model_is_registered_promoted_once_and_its_risks_served_ranked
         .await;
     assert_eq!(r.json()["items"], Value::Array(vec![]));
 
+    // The periodic refresh recomputes the cache with the active model, nothing else.
+    let computed = |items: &[Value]| items[0]["computed_at"].as_str().unwrap().to_owned();
+    let before = computed(&items);
+    let done =
+        api::refresh_failure_risk(&api.db, chrono::Utc::now() + chrono::TimeDelta::seconds(5))
+            .await
+            .unwrap();
+    assert_eq!(done, vec![(fleet.acme, 9)]);
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            "/api/v1/tenants/acme/failure-risk?limit=20",
+            None,
+        )
+        .await;
+    let refreshed = r.json()["items"].as_array().unwrap().clone();
+    assert_eq!(refreshed.len(), 9);
+    assert_ne!(computed(&refreshed), before);
+    assert!(refreshed.iter().all(|i| i["model_version"] == 1));
+
     // The same data again: registered as a candidate, the active model and cache unchanged.
     let r = api.request_as(&admin, "POST", models, None).await;
     assert_eq!(r.status, 201, "{}", r.text());

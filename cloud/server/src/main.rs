@@ -711,6 +711,15 @@ fn scheduler(
             let report = production::run_once(&db, &production, chrono::Utc::now()).await?;
             Ok(format!("{report:?}"))
         }))
+        // Failure risk: every tenant's cached predictions recomputed with its active model
+        // from the latest daily rollups (training stays on demand).
+        .with_job(Job::new("failure_risk", Duration::from_secs(3600), |db| async move {
+            let done = api::refresh_failure_risk(&db, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let wells: usize = done.iter().map(|(_, n)| n).sum();
+            Ok(format!("{} tenants, {wells} wells scored", done.len()))
+        }))
         .with_job(Job::new("tenant_deletion", cfg.interval, move |db| {
             let export_dir = export_dir.clone();
             async move {

@@ -222,6 +222,15 @@ pub async fn models(
     collect(&rows, model_record)
 }
 
+/// Tenants with an active model (owner connection: the periodic refresh).
+pub async fn tenants_with_active_model(conn: &mut PgConnection) -> Result<Vec<TenantId>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT tenant_id FROM failure_risk_models WHERE status = 'active' ORDER BY tenant_id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
 /// The active model's version and document.
 pub async fn active_model(
     conn: &mut PgConnection,
