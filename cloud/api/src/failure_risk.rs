@@ -1,6 +1,7 @@
 //! Predictive maintenance (failure risk) per tenant:
 //! `POST …/failure-risk/models` trains a model now on the tenant's daily rollups and
 //! failure records (tenant admins), `GET …/failure-risk/models` is the model registry,
+//! `POST …/failure-risk/models/{version}/activate` rolls back (or picks a candidate) by hand,
 //! `GET …/failure-risk` the fleet ranked by 30-day risk and
 //! `GET …/wells/{well}/failure-risk` one well's risk with its top factors in words.
 //!
@@ -26,12 +27,13 @@ use ml::maintenance::{self, Lift, Model, RollupRow, TrainOptions, WellHistory};
 use store::failure_risk::{self as sql, ModelRecord, NewModel, PredictionRow};
 
 use crate::access::Caller;
-use crate::extract::{parse_limit, require_well};
+use crate::extract::{ModelVersionParam, parse_limit, require_well};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_models, train_model))
+        .routes(routes!(activate_model))
         .routes(routes!(fleet_risk))
         .routes(routes!(well_risk))
 }
@@ -418,6 +420,58 @@ async fn train_model(
     .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/failure-risk/models/{version}/activate",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "maintenance",
+    operation_id = "activate_failure_risk_model",
+    params(TenantScope, ModelVersionParam),
+    responses(
+        (status = 200, description = "The model is the active one (a rollback, or a candidate chosen by hand); every well's risk was recomputed with it", body = FailureRiskModelDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant or model version", body = ErrorResponse),
+    )
+)]
+async fn activate_model(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+    ModelVersionParam(version): ModelVersionParam,
+) -> Result<Json<FailureRiskModelDto>, ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "failure-risk model version {version} in tenant `{}`",
+            scope.slug
+        ))
+    };
+    let version = i32::try_from(version).map_err(|_| not_found())?;
+    let now = Utc::now();
+    let (wells, _) = histories(state.db(), scope.id, now.date_naive()).await?;
+    let mut tx = scope.begin(state.db()).await?;
+    let before: Option<i32> = sql::active_model(&mut tx, scope.id).await?.map(|a| a.0);
+    let (record, doc) = sql::activate(&mut tx, scope.id, version)
+        .await?
+        .ok_or_else(not_found)?;
+    let model: Model = serde_json::from_value(doc).map_err(|e| ApiError::Internal(e.into()))?;
+    let rows = predictions(&model, version, &wells, now);
+    sql::replace_predictions(&mut tx, scope.id, &rows).await?;
+    let target = format!("failure_risk_model:{version}");
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "failure_risk_model.activate",
+            &target,
+            Some(serde_json::json!({ "active_version": before })),
+            Some(serde_json::json!({ "active_version": version })),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(record.into()))
 }
 
 #[utoipa::path(

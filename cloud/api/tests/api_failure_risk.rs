@@ -166,7 +166,54 @@ async fn a_trained_model_is_registered_promoted_once_and_its_risks_served_ranked
             .all(|i| i["model_version"] == 1)
     );
 
-    // Viewers may not train; training is audited.
+    // Rollback by hand: version 2 activated, then version 1 again; the cache follows.
+    let activate = |v: i32| format!("{models}/{v}/activate");
+    let r = api.request_as(&admin, "POST", &activate(2), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (r.json()["status"].as_str(), r.json()["reason"].as_str()),
+        (Some("active"), Some("activated by hand"))
+    );
+    let r = api
+        .request_as(&viewer, "GET", "/api/v1/tenants/acme/failure-risk", None)
+        .await;
+    assert!(
+        r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["model_version"] == 2)
+    );
+    let r = api.request_as(&admin, "POST", &activate(1), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = api.request_as(&viewer, "GET", models, None).await;
+    let statuses: Vec<Value> = r.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec!["retired", "active"]);
+    assert_eq!(
+        api.request_as(&admin, "POST", &activate(7), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.request_as(&admin, "POST", &format!("{models}/x/activate"), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.request_as(&viewer, "POST", &activate(1), None)
+            .await
+            .status,
+        403
+    );
+
+    // Viewers may not train; training and activations are audited.
     let r = api.request_as(&viewer, "POST", models, None).await;
     assert_eq!(r.status, 403);
     let log = api
@@ -180,6 +227,13 @@ async fn a_trained_model_is_registered_promoted_once_and_its_risks_served_ranked
         .filter(|e| e["action"] == "failure_risk_model.train")
         .count();
     assert_eq!(trained, 2, "{log}");
+    let activated = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "failure_risk_model.activate")
+        .count();
+    assert_eq!(activated, 2, "{log}");
     let r = api
         .request_as(
             &viewer,

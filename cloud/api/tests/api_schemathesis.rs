@@ -112,6 +112,13 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
         .as_i64()
         .unwrap();
     let id_of = |v: Value| v["id"].as_i64().unwrap();
+    // A failure-risk model (version 1) to activate.
+    admin_as(
+        "POST",
+        "/api/v1/tenants/acme/failure-risk/models".into(),
+        Value::Null,
+    )
+    .await;
     // A gateway client certificate to revoke.
     let spare_serial = admin_as(
         "POST",
@@ -399,6 +406,10 @@ parameters = {{ tenant = "acme" }}
 [[operations]]
 include-operation-id = "list_failure_risk_models"
 parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "activate_failure_risk_model"
+parameters = {{ tenant = "acme", version = 1 }}
 
 [[operations]]
 include-operation-id = "fleet_failure_risk"

@@ -207,6 +207,58 @@ pub async fn insert_model(
     Ok(model_record(&row)?)
 }
 
+/// Makes `version` the active model by hand (a rollback, or a candidate an engineer
+/// trusts), retiring the active one; returns it with its document (`None`: no such
+/// version). Activating the active model changes nothing.
+pub async fn activate(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    version: i32,
+) -> Result<Option<(ModelRecord, Json)>, DbError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('failure_risk_models'), $1::int)")
+        .bind(i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or(0))
+        .execute(&mut *conn)
+        .await?;
+    let exists: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM failure_risk_models WHERE tenant_id = $1 AND version = $2",
+    )
+    .bind(tenant)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match exists.as_deref() {
+        None => return Ok(None),
+        Some("active") => {}
+        Some(_) => {
+            sqlx::query(
+                "UPDATE failure_risk_models SET status = 'retired'
+                 WHERE tenant_id = $1 AND status = 'active'",
+            )
+            .bind(tenant)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE failure_risk_models
+                 SET status = 'active', promoted_at = now(), reason = 'activated by hand'
+                 WHERE tenant_id = $1 AND version = $2",
+            )
+            .bind(tenant)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {MODEL_COLUMNS}, model FROM failure_risk_models
+         WHERE tenant_id = $1 AND version = $2"
+    ))
+    .bind(tenant)
+    .bind(version)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((model_record(&row)?, row.try_get("model")?)))
+}
+
 /// The tenant's models, newest first.
 pub async fn models(
     conn: &mut PgConnection,
