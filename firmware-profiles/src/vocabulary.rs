@@ -880,9 +880,16 @@ static METRICS: &[MetricDef] = &[
     ),
 ];
 
-/// The definition of a canonical metric, if `name` is one.
+/// The definition of a canonical metric, if `name` is one. A hash lookup: the cloud asks
+/// it for every sample it scores.
 pub fn lookup(name: &str) -> Option<&'static MetricDef> {
-    METRICS.iter().find(|m| m.name == name)
+    static BY_NAME: std::sync::OnceLock<
+        std::collections::HashMap<&'static str, &'static MetricDef>,
+    > = std::sync::OnceLock::new();
+    BY_NAME
+        .get_or_init(|| METRICS.iter().map(|m| (m.name, m)).collect())
+        .get(name)
+        .copied()
 }
 
 /// Every canonical metric, in vocabulary order.

@@ -5,12 +5,16 @@ import { onChange, session } from './api/session';
 import type { Me, Page } from './api/types';
 import { ErrorBox } from './components/ErrorBox';
 import { Link } from './components/Link';
+import { AcceptInvitation, ResetPassword } from './pages/Account';
+import { Admin } from './pages/admin/Admin';
 import { Fleet } from './pages/Fleet';
 import { Inbox } from './pages/Inbox';
+import { Platform } from './pages/Platform';
+import { Reports } from './pages/Reports';
 import { SignIn } from './pages/SignIn';
 import { WellPage } from './pages/Well';
-import { roleIn } from './roles';
-import { alertsPath, fleetPath, navigate, parse, useLocation } from './router';
+import { can, roleIn } from './roles';
+import { adminPath, alertsPath, fleetPath, navigate, parse, platformTenantsPath, reportsPath, useLocation } from './router';
 import { Tenant, useFeed } from './tenant';
 
 export function App() {
@@ -30,6 +34,9 @@ export function App() {
     get<Me>('/api/v1/auth/me').then(setMe, setError);
   }, [signedIn]);
 
+  // The links of emails work signed out (and signed in as someone else).
+  if (route.page === 'accept-invitation') return <AcceptInvitation />;
+  if (route.page === 'reset-password') return <ResetPassword />;
   if (!signedIn) {
     return <SignIn onSignedIn={() => (route.page === 'sign-in' ? navigate('/', true) : undefined)} />;
   }
@@ -42,15 +49,27 @@ export function App() {
       return <Home me={me} />;
     case 'not-found':
       return <Frame><h1>Not found</h1><p>There is no page at {path}.</p><Link href="/">Go to the start page</Link></Frame>;
+    case 'platform-tenants':
+      return <Frame me={me}><Platform me={me} slug={route.slug} /></Frame>;
     default:
       return <TenantShell me={me} tenant={route.tenant} route={route} />;
   }
 }
 
-function Frame({ children }: { children: preact.ComponentChildren }) {
+function Frame({ children, me }: { children: preact.ComponentChildren; me?: Me }) {
   return (
     <>
-      <header class="top"><span class="brand">WellPulse</span><SignOut /></header>
+      <a class="skip" href="#main">Skip to content</a>
+      <header class="top">
+        <span class="brand">WellPulse</span>
+        {me?.platform_admin ? (
+          <nav aria-label="Main">
+            <Link href="/">Start</Link>
+            <Link href={platformTenantsPath()}>Tenants</Link>
+          </nav>
+        ) : null}
+        <span class="who"><SignOut /></span>
+      </header>
       <main id="main">{children}</main>
     </>
   );
@@ -75,7 +94,7 @@ function Home({ me }: { me: Me }) {
     }
   }, [me]);
   return (
-    <Frame>
+    <Frame me={me}>
       <h1>Tenants</h1>
       {me.tenants.length === 0 && !me.platform_admin ? <p>You have no role in any tenant yet; ask a tenant administrator to invite you.</p> : null}
       <ul>
@@ -88,6 +107,7 @@ function Home({ me }: { me: Me }) {
       {me.platform_admin ? (
         <>
           <h2>Every tenant (platform administration)</h2>
+          <p><Link href={platformTenantsPath()}>Manage tenants: create, suspend, plans and usage</Link></p>
           <ErrorBox error={error} what="list the tenants" />
           <ul>
             {all.map((t) => (
@@ -121,6 +141,17 @@ function TenantShell({ me, tenant, route }: { me: Me; tenant: string; route: Ten
   }, [feed]);
   const state = useFeed(feed);
   const role = roleIn(me, tenant);
+  if (role === null) {
+    // Not one of the caller's tenants (or none at all): the same answer either way.
+    return (
+      <Frame me={me}>
+        <h1>Not found</h1>
+        <p role="alert" class="error">Tenant {tenant} not found: there is no such tenant, or you have no role in it.</p>
+        <Link href="/">Go to the start page</Link>
+      </Frame>
+    );
+  }
+  const admin = can(me, tenant, 'tenant_admin');
   return (
     <Tenant.Provider value={{ tenant, me, feed }}>
       <a class="skip" href="#main">Skip to content</a>
@@ -129,8 +160,10 @@ function TenantShell({ me, tenant, route }: { me: Me; tenant: string; route: Ten
         <nav aria-label="Main">
           <Link href={fleetPath(tenant)} class={route.page === 'fleet' || route.page === 'well' ? 'active' : undefined}>Fleet</Link>
           <Link href={alertsPath(tenant)} class={route.page === 'alerts' ? 'active' : undefined}>
-            Alerts <span class="badge" aria-label={`${state.alerts.length} open`}>{state.alerts.length}</span>
+            Alerts <span class="badge">{state.alerts.length}<span class="visually-hidden"> open</span></span>
           </Link>
+          <Link href={reportsPath(tenant)} class={route.page === 'reports' ? 'active' : undefined}>Reports</Link>
+          {admin ? <Link href={adminPath(tenant)} class={route.page === 'admin' ? 'active' : undefined}>Admin</Link> : null}
         </nav>
         <span class="who">
           <span class="tenant">{tenant}</span>
@@ -145,6 +178,8 @@ function TenantShell({ me, tenant, route }: { me: Me; tenant: string; route: Ten
         {route.page === 'fleet' ? <Fleet /> : null}
         {route.page === 'alerts' ? <Inbox selected={route.alert} /> : null}
         {route.page === 'well' ? <WellPage well={route.well} /> : null}
+        {route.page === 'reports' ? <Reports /> : null}
+        {route.page === 'admin' ? <Admin section={route.section} item={route.item} /> : null}
       </main>
     </Tenant.Provider>
   );

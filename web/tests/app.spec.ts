@@ -1,19 +1,15 @@
 // The web app against a real cloud (see cloud/server/tests/web_app.rs for the set-up).
 import { type Page, expect, request, test } from '@playwright/test';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { env, expectAccessible, shot, signIn, tenant } from './helpers';
 
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run these tests through cloud/server/tests/web_app.rs (./test.sh)`);
-  return value;
-}
-
-const tenant = env('WP_TENANT');
 const wellName = env('WP_WELL');
 const wellId = env('WP_WELL_ID');
 const operator = { email: env('WP_OPERATOR_EMAIL'), password: env('WP_OPERATOR_PASSWORD') };
 const viewer = { email: env('WP_VIEWER_EMAIL'), password: env('WP_VIEWER_PASSWORD') };
-const shots = env('WP_SCREENSHOTS');
 
 test.describe.configure({ mode: 'serial' });
 
@@ -28,18 +24,6 @@ function watchOrigins(page: Page): string[] {
   return foreign;
 }
 
-async function signIn(page: Page, who: { email: string; password: string }) {
-  await page.goto('/');
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  // One tenant: straight to its fleet.
-  await expect(page).toHaveURL(new RegExp(`/t/${tenant}$`));
-  await expect(page.locator('.live')).toHaveText('live');
-}
-
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-
 test('a wrong password is told in words', async ({ page }) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -49,6 +33,7 @@ test('a wrong password is told in words', async ({ page }) => {
   await page.keyboard.press('Enter');
   await expect(page.getByRole('alert')).toContainText('the email or the password is wrong');
   await shot(page, 'sign-in-error');
+  await expectAccessible(page, 'the sign-in page');
   expect(errors).toEqual([]);
 });
 
@@ -68,7 +53,21 @@ test('the operator sees the fleet: the well, its gateway online, its latest pres
   await wells.getByRole('button', { name: /API number/ }).press('Enter');
   await expect(wells.getByRole('columnheader', { name: /API number/ })).toHaveAttribute('aria-sort', 'ascending');
   await shot(page, 'fleet');
+  await expectAccessible(page, 'the fleet');
   expect(foreign).toEqual([]);
+
+  // Figures: the fleet page reloaded (signed in; the browser may reuse its cache), from navigation start
+  // to the well's row with its latest value on screen (an upper bound: read after it
+  // shows), and the JavaScript the build ships, gzipped.
+  await page.reload();
+  await expect(row).toContainText('50.0');
+  const loadMs = await page.evaluate(() => performance.now());
+  const dist = fileURLToPath(new URL('../dist/assets', import.meta.url));
+  const jsGzip = readdirSync(dist)
+    .filter((f) => f.endsWith('.js'))
+    .reduce((n, f) => n + gzipSync(readFileSync(path.join(dist, f)), { level: 9 }).length, 0);
+  console.log(`BENCH web_fleet_load_ms=${loadMs.toFixed(0)} (localhost, 1 well, to its latest value on screen)`);
+  console.log(`BENCH web_js_gzip_bytes=${jsGzip}`);
 });
 
 test('an alert that fires after the page loaded arrives live; the operator acknowledges it', async ({ page }) => {
@@ -89,6 +88,7 @@ test('an alert that fires after the page loaded arrives live; the operator ackno
   expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
   await expect(page.getByRole('link', { name: /Alerts/ })).toContainText('1');
   await shot(page, 'inbox-live');
+  await expectAccessible(page, 'the alert inbox');
 
   await row.getByRole('link').first().click();
   const alertId = page.url().split('/').pop();
@@ -101,6 +101,7 @@ test('an alert that fires after the page loaded arrives live; the operator ackno
   await detail.getByRole('button', { name: 'Comment' }).click();
   await expect(detail.locator('.comments')).toContainText('Crew on the way');
   await shot(page, 'alert-acknowledged');
+  await expectAccessible(page, 'an alert');
   // The fleet counts it from the same live feed (navigating in the app, no reload).
   await page.getByRole('link', { name: 'Fleet' }).click();
   await expect(page.getByRole('table', { name: 'wells' }).getByRole('row', { name: new RegExp(wellName) })).toContainText('1 (critical)');
@@ -146,12 +147,15 @@ test('the well page charts the pressure with the alert marked', async ({ page })
   await expect(chart.locator('canvas')).toBeVisible();
   await page.setViewportSize({ width: 820, height: 1180 });
   await shot(page, 'well-tablet');
+  await expectAccessible(page, 'the well page');
 });
 
 test('an unknown tenant and an unknown page are told in words', async ({ page }) => {
   await signIn(page, operator);
   await page.goto(`/t/no-such-tenant`);
+  await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
   await expect(page.getByRole('alert').first()).toContainText(/not found|no-such-tenant/i);
+  await expectAccessible(page, 'an unknown tenant');
   await page.goto('/nowhere/at/all');
   await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
 });

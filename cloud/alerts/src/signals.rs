@@ -1,4 +1,4 @@
-//! Between detection and the store: a device's state from and to its JSON, rules from
+//! Between detection and the store: a device's state from and to its stored form, rules from
 //! their rows, and signals as the rows `store::alerts::record_signals` takes. Used by the
 //! ingester (in its transaction) and by the silence sweep.
 
@@ -8,10 +8,9 @@ use store::alerts::SignalRecord;
 use store::{DeviceId, TenantId};
 use tracing::warn;
 
-/// A device's state as the store keeps it (JSON bytes).
+/// A device's state as the store keeps it ([`DeviceState::to_bytes`]).
 pub fn encode_state(state: &DeviceState) -> Vec<u8> {
-    // A DeviceState is plain data: serialising it cannot fail.
-    serde_json::to_vec(state).unwrap_or_default()
+    state.to_bytes()
 }
 
 /// A stored rule as the detector's [`Rule`].
@@ -37,9 +36,9 @@ pub fn summary(signal: &Signal, device: &str) -> String {
     }
 }
 
-/// A device's state from its JSON (a fresh one when absent or unreadable).
-pub fn decode_state(device: DeviceId, json: Option<&[u8]>) -> DeviceState {
-    match json.map(serde_json::from_slice::<DeviceState>) {
+/// A device's state from its stored form (a fresh one when absent or unreadable).
+pub fn decode_state(device: DeviceId, stored: Option<&[u8]>) -> DeviceState {
+    match stored.map(DeviceState::from_bytes) {
         None => DeviceState::default(),
         Some(Ok(state)) => state,
         Some(Err(e)) => {

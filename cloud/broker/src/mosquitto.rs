@@ -16,6 +16,8 @@
 
 use wire::topic::Kind;
 
+pub mod dynsec;
+
 /// What a gateway publishes.
 const GATEWAY_WRITES: [Kind; 4] = [Kind::Birth, Kind::Death, Kind::Data, Kind::CmdResult];
 /// What a gateway receives.

@@ -30,7 +30,10 @@ fn topic((tenant, gateway): (&str, &str), kind: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Embedded,
+    /// Mosquitto with the shipped `mosquitto.conf` (password file, acl_file).
     Mosquitto,
+    /// Mosquitto with the shipped `mosquitto-dynsec.conf` (dynamic-security plugin).
+    MosquittoDynsec,
 }
 
 /// A broker under attack: where gateways (3.1.1 / 5) and the ingester connect.
@@ -73,6 +76,21 @@ impl Target {
         }
     }
 
+    async fn mosquitto_dynsec() -> Target {
+        init_tracing();
+        let (sa, sb) = (secret(A), secret(B));
+        let (ua, ub) = (user(A), user(B));
+        let m = Mosquitto::start_dynsec(&[(ua.as_str(), sa.as_str()), (ub.as_str(), sb.as_str())])
+            .await;
+        Target {
+            kind: Kind::MosquittoDynsec,
+            v4: m.plain,
+            v5: m.plain,
+            embedded: None,
+            _mosquitto: Some(m),
+        }
+    }
+
     fn addr(&self, version: Version) -> SocketAddr {
         match version {
             Version::V4 => self.v4,
@@ -108,13 +126,19 @@ impl Target {
     }
 
     /// The SUBACK code a refused filter gets. Mosquitto 2.0's acl_file grants every
-    /// SUBSCRIBE (3.1.1 and 5) and then delivers nothing the ACL forbids (checked below).
+    /// SUBSCRIBE (3.1.1 and 5) and then delivers nothing the ACL forbids (checked below);
+    /// its dynamic-security plugin refuses as the embedded broker does.
     fn refused_filter_code(&self, version: Version) -> u8 {
         match (self.kind, version) {
-            (Kind::Embedded, Version::V4) => 0x80,
-            (Kind::Embedded, Version::V5) => 0x87,
+            (Kind::Embedded | Kind::MosquittoDynsec, Version::V4) => 0x80,
+            (Kind::Embedded | Kind::MosquittoDynsec, Version::V5) => 0x87,
             (Kind::Mosquitto, _) => 1,
         }
+    }
+
+    /// Whether a gateway's SUBSCRIBE to the ingesters' shared group is refused.
+    fn refuses_shared_group(&self) -> bool {
+        self.kind != Kind::Mosquitto
     }
 
     async fn finish(self) {
@@ -148,7 +172,7 @@ async fn subscriptions_stay_within_the_prefix(target: &Target, version: Version)
         "wp/v1/globex/#".to_owned(),
         "$SYS/#".to_owned(),
     ];
-    if target.kind == Kind::Embedded {
+    if target.refuses_shared_group() {
         // Mosquitto's acl_file lets a gateway join the group: see
         // `mosquitto_acl_file_lets_a_gateway_join_the_ingesters_shared_group`.
         filters.push("$share/ingest/wp/v1/+/+/data".to_owned());
@@ -163,8 +187,8 @@ async fn subscriptions_stay_within_the_prefix(target: &Target, version: Version)
         );
     }
 
-    // B's data reaches the ingester's group; on the embedded broker all of it (A could
-    // not join the group and take a share).
+    // B's data reaches the ingester's group; where A could not join the group and take a
+    // share, all of it.
     const N: usize = 6;
     for i in 0..N {
         b.publish_acked(&topic(B, "data"), format!("b-{i}").as_bytes())
@@ -184,7 +208,7 @@ async fn subscriptions_stay_within_the_prefix(target: &Target, version: Version)
         "{:?} {version:?}: A received another gateway's messages: {topics:?}",
         target.kind
     );
-    if target.kind == Kind::Embedded {
+    if target.refuses_shared_group() {
         assert_eq!(ingester.seen().received.len(), N + 1);
     }
 }
@@ -261,6 +285,17 @@ async fn embedded_gateways_cannot_subscribe_outside_their_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_gateways_cannot_subscribe_outside_their_prefix() {
     let target = Target::mosquitto();
+    subscriptions_stay_within_the_prefix(&target, Version::V4).await;
+    subscriptions_stay_within_the_prefix(&target, Version::V5).await;
+}
+
+/// The gap below, closed: with the shipped `mosquitto-dynsec.conf` and the roles
+/// `wellpulse-cloud mosquitto-dynsec` applies, a gateway can subscribe to nothing but its
+/// own `ack`, `cmd` and the state topics — not the ingesters' shared group — and every
+/// message of B reaches the ingester.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_dynsec_gateways_cannot_subscribe_outside_their_prefix_nor_join_the_group() {
+    let target = Target::mosquitto_dynsec().await;
     subscriptions_stay_within_the_prefix(&target, Version::V4).await;
     subscriptions_stay_within_the_prefix(&target, Version::V5).await;
 }

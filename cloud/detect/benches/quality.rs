@@ -333,7 +333,7 @@ fn main() {
     rt.block_on(sim.shutdown());
     let state_bytes = devs
         .iter()
-        .map(|d| serde_json::to_string(&d.state).map_or(0, |j| j.len()))
+        .map(|d| d.state.to_bytes().len())
         .max()
         .unwrap_or(0);
 
@@ -444,7 +444,7 @@ fn main() {
         "BENCH detect_samples_per_s {:.0} samples/s",
         samples_total as f64 / detect_time.as_secs_f64().max(1e-9)
     );
-    println!("BENCH detect_state_json_max {state_bytes} bytes");
+    println!("BENCH detect_state_bytes_max {state_bytes} bytes");
     let model_signals: Vec<_> = signals
         .iter()
         .filter(|(_, _, s)| s.kind == FindingKind::WellAnomaly)

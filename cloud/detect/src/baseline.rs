@@ -57,7 +57,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Baseline {
     /// Values collected during warm-up (emptied once warm).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub warm: Vec<f64>,
     /// Level (None until warm).
     #[serde(default)]

@@ -40,6 +40,58 @@ pub struct Check {
     pub evidence: Evidence,
 }
 
+impl Check {
+    /// A check with its evidence, or `None` when it cannot change its condition: a normal
+    /// check of a condition that is neither active nor part-way to activating is a no-op
+    /// in [`Condition::step`]. Most checks are such, so their evidence (strings, value
+    /// maps) is never built.
+    #[allow(clippy::too_many_arguments)] // the fields of a check, each named at the call
+    pub fn gated(
+        tracked: &Tracked<'_>,
+        kind: FindingKind,
+        subject: Option<&str>,
+        anomalous: bool,
+        severity: Severity,
+        ts_ms: i64,
+        evidence: impl FnOnce() -> Evidence,
+    ) -> Option<Check> {
+        tracked.wants(kind, subject, anomalous).then(|| Check {
+            kind,
+            subject: subject.map(str::to_owned),
+            anomalous,
+            immediate: false,
+            sustain: None,
+            clear_hold_ms: 0,
+            severity,
+            ts_ms,
+            evidence: evidence(),
+        })
+    }
+}
+
+/// The conditions a normal check can still change: active ones, and inactive ones with
+/// a streak of anomalous checks under way.
+#[derive(Debug, Default)]
+pub struct Tracked<'a>(Vec<(FindingKind, Option<&'a str>)>);
+
+impl<'a> Tracked<'a> {
+    /// The tracked conditions among `conditions`.
+    pub fn of(conditions: impl IntoIterator<Item = &'a Condition>) -> Tracked<'a> {
+        Tracked(
+            conditions
+                .into_iter()
+                .filter(|c| c.active || c.streak > 0)
+                .map(|c| (c.kind, c.subject.as_deref()))
+                .collect(),
+        )
+    }
+
+    /// Whether a check of `kind` on `subject` can change its condition.
+    pub fn wants(&self, kind: FindingKind, subject: Option<&str>, anomalous: bool) -> bool {
+        anomalous || self.0.iter().any(|(k, s)| *k == kind && *s == subject)
+    }
+}
+
 /// Key of a condition in [`crate::DeviceState`]: `kind` or `kind/subject`.
 pub fn key(kind: FindingKind, subject: Option<&str>) -> String {
     match subject {
@@ -72,7 +124,7 @@ pub struct Condition {
     #[serde(default)]
     pub severity: Severity,
     /// Evidence of the activation (re-emitted when paged late).
-    #[serde(default)]
+    #[serde(default, with = "stored_evidence")]
     pub evidence: Option<Evidence>,
     /// Time of the activation.
     #[serde(default)]
@@ -165,6 +217,40 @@ impl Condition {
             self.evidence = Some(ev.clone());
         }
         self.signal(active, true, ts_ms, ev)
+    }
+}
+
+/// A condition's evidence in the stored device state: itself in a human-readable form
+/// (JSON, how states were first stored) and its JSON text in the compact one
+/// ([`crate::DeviceState::to_bytes`]): `Evidence` leaves out empty fields, which a
+/// non-self-describing format cannot. Only active conditions carry evidence.
+mod stored_evidence {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::Evidence;
+
+    pub fn serialize<S: Serializer>(e: &Option<Evidence>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return e.serialize(s);
+        }
+        let text = e
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(S::Error::custom)?;
+        text.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Evidence>, D::Error> {
+        if d.is_human_readable() {
+            return Option::<Evidence>::deserialize(d);
+        }
+        Option::<String>::deserialize(d)?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(D::Error::custom)
     }
 }
 

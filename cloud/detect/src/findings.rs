@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::condition::Check;
+use crate::condition::{Check, Tracked};
 use crate::series::{Score, SeriesState};
 use crate::{DetectOptions, Evidence, FindingKind, Severity};
 
@@ -59,6 +59,8 @@ pub struct View<'a> {
     pub opts: &'a DetectOptions,
     /// Device-level conditions active before this instant.
     pub active: &'a [FindingKind],
+    /// The conditions a normal check can change (the others' evidence is not built).
+    pub tracked: &'a Tracked<'a>,
 }
 
 impl View<'_> {
@@ -77,25 +79,24 @@ impl View<'_> {
             .collect()
     }
 
+    /// A check at this instant, if it can change its condition ([`Check::gated`]).
     fn check(
         &self,
         kind: FindingKind,
         subject: Option<&str>,
         anomalous: bool,
         severity: Severity,
-        evidence: Evidence,
-    ) -> Check {
-        Check {
+        evidence: impl FnOnce() -> Evidence,
+    ) -> Option<Check> {
+        Check::gated(
+            self.tracked,
             kind,
-            subject: subject.map(str::to_owned),
+            subject,
             anomalous,
-            immediate: false,
-            sustain: None,
-            clear_hold_ms: 0,
             severity,
-            ts_ms: self.ts,
+            self.ts,
             evidence,
-        }
+        )
     }
 }
 
@@ -110,14 +111,24 @@ fn evidence(detector: &str, metric: Option<&str>, value: Option<f64>, detail: St
 }
 
 /// Lift checks (rod pump or ESP), if the device is lift equipment.
-pub fn lift(v: &View<'_>) -> Vec<Check> {
+pub fn lift(v: &View<'_>, out: &mut Vec<Check>) {
     let Some(state) = v.get("pump_state") else {
-        return Vec::new();
+        return;
     };
     let running = state == 1.0;
-    let (rod_part, pump_off, gas_lock, slow_pump_off, ev) = if let Some(fill) =
-        v.get("pump_fillage_pct")
-    {
+    // The evidence's related values: metric names read at the instant, plus derived ones.
+    type Extras = [(&'static str, Option<f64>); 2];
+    let (rod_part, pump_off, gas_lock, slow_pump_off, names, extras, value, range, base): (
+        _,
+        _,
+        _,
+        _,
+        &[&str],
+        Extras,
+        _,
+        _,
+        _,
+    ) = if let Some(fill) = v.get("pump_fillage_pct") {
         let range = match (v.get("rod_load_peak_lbf"), v.get("rod_load_min_lbf")) {
             (Some(p), Some(m)) => Some(p - m),
             _ => None,
@@ -134,19 +145,6 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
             && !gas_lock
             && !v.active(FindingKind::GasLock)
             && (state == 2.0 || (running && fill < 55.0 && erratic.is_none()));
-        let mut values = v.values(&[
-            "pump_state",
-            "pump_fillage_pct",
-            "rod_load_peak_lbf",
-            "rod_load_min_lbf",
-            "motor_current_a",
-        ]);
-        if let Some(b) = range_base {
-            values.insert("load_range_baseline_lbf".into(), b);
-        }
-        if let Some(r) = erratic {
-            values.insert("fillage_jitter_ratio".into(), r);
-        }
         // Low fillage alone must outlast the erratic test's window (a gas lock's first
         // samples look like a pump-off's); an idling controller is proof at once.
         let slow = state != 2.0 && !rod_part;
@@ -155,7 +153,20 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
             pump_off,
             gas_lock,
             slow,
-            (values, Some(fill), range, range_base),
+            &[
+                "pump_state",
+                "pump_fillage_pct",
+                "rod_load_peak_lbf",
+                "rod_load_min_lbf",
+                "motor_current_a",
+            ],
+            [
+                ("load_range_baseline_lbf", range_base),
+                ("fillage_jitter_ratio", erratic),
+            ],
+            Some(fill),
+            range,
+            range_base,
         )
     } else if let Some(current) = v.get("motor_current_a") {
         let series = v.series.get("motor_current_a");
@@ -170,92 +181,105 @@ pub fn lift(v: &View<'_>) -> Vec<Check> {
             && !gas_lock
             && !v.active(FindingKind::GasLock)
             && (state == 2.0 || (low(0.8) && underload && erratic.is_none()));
-        let mut values = v.values(&[
-            "pump_state",
-            "motor_current_a",
-            "underload_alarm",
-            "pump_intake_pressure_psi",
-        ]);
-        if let Some(b) = base {
-            values.insert("current_baseline_a".into(), b);
-        }
-        if let Some(r) = erratic {
-            values.insert("current_jitter_ratio".into(), r);
-        }
         let slow = state != 2.0 && !rod_part;
         (
             rod_part,
             pump_off,
             gas_lock,
             slow,
-            (values, Some(current), None, base),
+            &[
+                "pump_state",
+                "motor_current_a",
+                "underload_alarm",
+                "pump_intake_pressure_psi",
+            ],
+            [
+                ("current_baseline_a", base),
+                ("current_jitter_ratio", erratic),
+            ],
+            Some(current),
+            None,
+            base,
         )
     } else {
-        return Vec::new();
+        return;
     };
-    let (values, value, range, base) = ev;
-    let make = |kind: FindingKind, anomalous: bool, severity: Severity, detail: String| {
-        let mut e = evidence(kind.as_str(), None, value, detail);
-        e.values = values.clone();
-        e.baseline = base;
-        e.score = range;
-        let mut c = v.check(kind, None, anomalous, severity, e);
+    let make = |kind: FindingKind,
+                anomalous: bool,
+                severity: Severity,
+                detail: &dyn Fn() -> String|
+     -> Option<Check> {
+        let mut c = v.check(kind, None, anomalous, severity, || {
+            let mut e = evidence(kind.as_str(), None, value, detail());
+            e.values = v.values(names);
+            for (name, x) in extras {
+                if let Some(x) = x {
+                    e.values.insert(name.to_owned(), x);
+                }
+            }
+            e.baseline = base;
+            e.score = range;
+            e
+        })?;
         c.clear_hold_ms = PROCESS_CLEAR_HOLD_MS;
-        c
+        Some(c)
     };
-    let mut pump_off_check = make(
-        FindingKind::PumpOff,
-        pump_off,
-        Severity::Warning,
-        format!(
-            "pump state {state}, fillage/current {}: the pump displaces more than flows in",
-            value.map_or("unknown".into(), |x| format!("{x:.1}"))
-        ),
-    );
-    if slow_pump_off {
-        pump_off_check.sustain = Some(2 * crate::series::RECENT_STEPS as u32);
-    }
-    vec![
-        make(
-            FindingKind::RodPart,
-            rod_part,
-            Severity::Critical,
+    let shown =
+        |x: Option<f64>, digits: usize| x.map_or("unknown".into(), |x| format!("{x:.digits$}"));
+    out.extend(make(
+        FindingKind::RodPart,
+        rod_part,
+        Severity::Critical,
+        &|| {
             format!(
                 "pump state {state}: loads or current collapsed toward the hanging weight \
                  (baseline {}), the string is parted or the controller tripped",
-                base.map_or("unknown".into(), |b| format!("{b:.0}"))
-            ),
-        ),
-        pump_off_check,
-        make(
-            FindingKind::GasLock,
-            gas_lock,
-            Severity::Warning,
+                shown(base, 0)
+            )
+        },
+    ));
+    if let Some(mut c) = make(FindingKind::PumpOff, pump_off, Severity::Warning, &|| {
+        format!(
+            "pump state {state}, fillage/current {}: the pump displaces more than flows in",
+            shown(value, 1)
+        )
+    }) {
+        if slow_pump_off {
+            c.sustain = Some(2 * crate::series::RECENT_STEPS as u32);
+        }
+        out.push(c);
+    }
+    out.extend(make(
+        FindingKind::GasLock,
+        gas_lock,
+        Severity::Warning,
+        &|| {
             format!(
                 "running with low, erratic fillage/current ({}): gas interference",
-                value.map_or("unknown".into(), |x| format!("{x:.1}"))
-            ),
-        ),
-    ]
+                shown(value, 1)
+            )
+        },
+    ));
 }
 
 /// Threshold checks: plunger, tank, gas, device fault flags.
-pub fn thresholds(v: &View<'_>) -> Vec<Check> {
-    let mut out = Vec::new();
+pub fn thresholds(v: &View<'_>, out: &mut Vec<Check>) {
     if let Some(alarm) = v.get("plunger_non_arrival_alarm") {
-        let mut e = evidence(
-            "plunger_non_arrival",
-            Some("plunger_non_arrival_alarm"),
-            Some(alarm),
-            "the controller reports the plunger did not arrive at surface".into(),
-        );
-        e.values = v.values(&["plunger_misses_today", "plunger_travel_time_s"]);
-        out.push(v.check(
+        out.extend(v.check(
             FindingKind::PlungerNotArriving,
             None,
             alarm == 1.0,
             Severity::Warning,
-            e,
+            || {
+                let mut e = evidence(
+                    "plunger_non_arrival",
+                    Some("plunger_non_arrival_alarm"),
+                    Some(alarm),
+                    "the controller reports the plunger did not arrive at surface".into(),
+                );
+                e.values = v.values(&["plunger_misses_today", "plunger_travel_time_s"]);
+                e
+            },
         ));
     }
     let level = match (v.get("oil_level_in"), v.get("water_level_in")) {
@@ -266,19 +290,27 @@ pub fn thresholds(v: &View<'_>) -> Vec<Check> {
     let switch = v.get("tank_high_level");
     if level.is_some() || switch.is_some() {
         let high = switch == Some(1.0) || matches!((level, setpoint), (Some(l), Some(s)) if l >= s);
-        let mut e = evidence(
-            "tank_high_level",
-            Some("oil_level_in"),
-            level,
-            format!(
-                "tank level {} in against a high-level setpoint of {} in",
-                level.map_or("unknown".into(), |l| format!("{l:.1}")),
-                setpoint.map_or("unknown".into(), |s| format!("{s:.1}"))
-            ),
-        );
-        e.threshold = setpoint;
-        e.values = v.values(&["tank_high_level", "water_level_in", "oil_level_in"]);
-        out.push(v.check(FindingKind::TankHighLevel, None, high, Severity::Warning, e));
+        out.extend(v.check(
+            FindingKind::TankHighLevel,
+            None,
+            high,
+            Severity::Warning,
+            || {
+                let mut e = evidence(
+                    "tank_high_level",
+                    Some("oil_level_in"),
+                    level,
+                    format!(
+                        "tank level {} in against a high-level setpoint of {} in",
+                        level.map_or("unknown".into(), |l| format!("{l:.1}")),
+                        setpoint.map_or("unknown".into(), |s| format!("{s:.1}"))
+                    ),
+                );
+                e.threshold = setpoint;
+                e.values = v.values(&["tank_high_level", "water_level_in", "oil_level_in"]);
+                e
+            },
+        ));
     }
     let gas = [
         (
@@ -303,51 +335,74 @@ pub fn thresholds(v: &View<'_>) -> Vec<Check> {
         } else {
             Severity::Warning
         };
-        let mut e = evidence(
-            metric,
-            Some(metric),
-            Some(x),
-            format!("{metric} at {x:.1} {unit} (warning {warn}, critical {crit})"),
-        );
-        e.threshold = Some(if x >= crit { crit } else { warn });
-        let mut c = v.check(kind, Some(metric), x >= warn, severity, e);
-        c.immediate = true;
-        out.push(c);
+        let check = v.check(kind, Some(metric), x >= warn, severity, || {
+            let mut e = evidence(
+                metric,
+                Some(metric),
+                Some(x),
+                format!("{metric} at {x:.1} {unit} (warning {warn}, critical {crit})"),
+            );
+            e.threshold = Some(if x >= crit { crit } else { warn });
+            e
+        });
+        if let Some(mut c) = check {
+            c.immediate = true;
+            out.push(c);
+        }
     }
     for metric in ["detector_fault", "gauge_fault", "gauge_comm_fault"] {
         let Some(x) = v.get(metric) else { continue };
-        let e = evidence(
-            "device_fault",
-            Some(metric),
-            Some(x),
-            format!("the device reports its own fault ({metric})"),
-        );
-        out.push(v.check(
+        out.extend(v.check(
             FindingKind::SensorFailure,
             Some(metric),
             x == 1.0,
             Severity::Warning,
-            e,
+            || {
+                evidence(
+                    "device_fault",
+                    Some(metric),
+                    Some(x),
+                    format!("the device reports its own fault ({metric})"),
+                )
+            },
         ));
     }
-    out
 }
 
-/// A production rate metric.
-pub fn is_production(metric: &str) -> bool {
-    (metric.ends_with("_rate_mcfd") || metric.ends_with("_rate_bpd"))
+/// The metrics the baseline checks judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    /// A production rate (`*_rate_mcfd`, `*_rate_bpd`, not flare/fuel/vent).
+    Production,
+    /// A process pressure (`*_pressure_psi`, not setpoints or limits).
+    Pressure,
+}
+
+/// Whether (and as what) the baseline checks judge `metric`. Asked once per sample.
+pub fn judged(metric: &str) -> Option<Judged> {
+    if (metric.ends_with("_rate_mcfd") || metric.ends_with("_rate_bpd"))
         && !["flare_", "fuel_", "vent_"]
             .iter()
             .any(|p| metric.starts_with(p))
+    {
+        return Some(Judged::Production);
+    }
+    let pressure = metric.ends_with("_pressure_psi")
+        && !metric
+            .split('_')
+            .any(|word| word == "setpoint" || word == "limit");
+    pressure.then_some(Judged::Pressure)
 }
 
-/// A process pressure metric.
-pub fn is_pressure(metric: &str) -> bool {
-    metric.ends_with("_pressure_psi") && !metric.contains("setpoint") && !metric.contains("limit")
-}
-
-/// Baseline checks of one metric's new value.
-pub fn baseline(v: &View<'_>, metric: &str, x: f64, s: &Score) -> Vec<Check> {
+/// Baseline checks of one judged metric's new value.
+pub fn baseline(
+    v: &View<'_>,
+    metric: &str,
+    judged: Judged,
+    x: f64,
+    s: &Score,
+    out: &mut Vec<Check>,
+) {
     let thr = v.opts.z_threshold;
     let detector = if s.seasonal {
         "seasonal"
@@ -355,7 +410,7 @@ pub fn baseline(v: &View<'_>, metric: &str, x: f64, s: &Score) -> Vec<Check> {
         "robust_ewma"
     };
     let make = |kind: FindingKind, anomalous: bool, severity, score: Option<f64>, det: &str| {
-        let e = Evidence {
+        v.check(kind, Some(metric), anomalous, severity, || Evidence {
             metric: Some(metric.to_owned()),
             value: Some(x),
             baseline: s.level,
@@ -370,29 +425,25 @@ pub fn baseline(v: &View<'_>, metric: &str, x: f64, s: &Score) -> Vec<Check> {
                 s.level.map_or("unknown".into(), |l| format!("{l:.2}")),
                 score.map_or("unknown".into(), |z| format!("{z:.1}"))
             ),
-        };
-        v.check(kind, Some(metric), anomalous, severity, e)
+        })
     };
-    if is_production(metric) {
+    if judged == Judged::Production {
         let z = s.z;
-        return vec![
-            make(
-                FindingKind::ProductionDrop,
-                z.is_some_and(|z| z < -thr),
-                Severity::Warning,
-                z,
-                detector,
-            ),
-            make(
-                FindingKind::ProductionSpike,
-                z.is_some_and(|z| z > thr),
-                Severity::Info,
-                z,
-                detector,
-            ),
-        ];
-    }
-    if is_pressure(metric) {
+        out.extend(make(
+            FindingKind::ProductionDrop,
+            z.is_some_and(|z| z < -thr),
+            Severity::Warning,
+            z,
+            detector,
+        ));
+        out.extend(make(
+            FindingKind::ProductionSpike,
+            z.is_some_and(|z| z > thr),
+            Severity::Info,
+            z,
+            detector,
+        ));
+    } else {
         let level = s.z.is_some_and(|z| z.abs() > thr);
         let rate = s.rate_z.is_some_and(|z| z.abs() > thr);
         let (score, det) = if level || !rate {
@@ -400,15 +451,14 @@ pub fn baseline(v: &View<'_>, metric: &str, x: f64, s: &Score) -> Vec<Check> {
         } else {
             (s.rate_z, "rate")
         };
-        return vec![make(
+        out.extend(make(
             FindingKind::PressureAnomaly,
             level || rate,
             Severity::Warning,
             score,
             det,
-        )];
+        ));
     }
-    Vec::new()
 }
 
 /// Water-share tracking of a tank.
@@ -449,30 +499,32 @@ pub fn water_cut(wc: &mut WaterCut, v: &View<'_>) -> Option<Check> {
     let anomalous =
         score.z.is_some_and(|z| z > thr) && score.level.is_some_and(|l| share - l >= 0.10);
     wc.share.learn_with(v.ts, share, warmup, anomalous, false);
-    let mut e = evidence(
-        "water_cut",
-        Some(water_m),
-        Some(share),
-        format!(
-            "water is {:.0} % of the tank's gain over the last window, baseline {}",
-            100.0 * share,
-            score
-                .level
-                .map_or("unknown".into(), |l| format!("{:.0} %", 100.0 * l))
-        ),
-    );
-    e.baseline = score.level;
-    e.scale = score.scale;
-    e.score = score.z;
-    e.threshold = Some(thr);
-    e.values = BTreeMap::from([(oil_m.to_owned(), d_oil), (water_m.to_owned(), d_water)]);
     let mut c = v.check(
         FindingKind::WaterCutSpike,
         None,
         anomalous,
         Severity::Warning,
-        e,
-    );
+        || {
+            let mut e = evidence(
+                "water_cut",
+                Some(water_m),
+                Some(share),
+                format!(
+                    "water is {:.0} % of the tank's gain over the last window, baseline {}",
+                    100.0 * share,
+                    score
+                        .level
+                        .map_or("unknown".into(), |l| format!("{:.0} %", 100.0 * l))
+                ),
+            );
+            e.baseline = score.level;
+            e.scale = score.scale;
+            e.score = score.z;
+            e.threshold = Some(thr);
+            e.values = BTreeMap::from([(oil_m.to_owned(), d_oil), (water_m.to_owned(), d_water)]);
+            e
+        },
+    )?;
     c.sustain = Some(2);
     Some(c)
 }

@@ -71,9 +71,16 @@ impl Rule {
         format!("rule:{}", self.id)
     }
 
-    /// Applies a new value `x` at `ts`; the check (anomalous once the condition has held
-    /// for `for_ms`).
-    pub fn evaluate(&self, st: &mut RuleState, ts: i64, x: f64) -> crate::condition::Check {
+    /// Applies a new value `x` at `ts`: the rule's check of value `x` at `ts` (None when it cannot change its condition,
+    /// see [`crate::condition::Check::gated`]); the rule's state advances either way. The check is anomalous once the
+    /// condition has held for `for_ms`.
+    pub fn evaluate(
+        &self,
+        st: &mut RuleState,
+        ts: i64,
+        x: f64,
+        tracked: &crate::condition::Tracked<'_>,
+    ) -> Option<crate::condition::Check> {
         let (holds, limit, observed) = match self.condition {
             RuleCondition::Above { value } => (x > value, value, x),
             RuleCondition::Below { value } => (x < value, value, x),
@@ -107,22 +114,20 @@ impl Rule {
             RuleCondition::Rate { .. } => "changed by more than",
         };
         let subject = self.subject();
-        crate::condition::Check {
-            kind: self.kind(),
-            subject: Some(subject.clone()),
-            anomalous: holds && held >= self.for_ms,
-            immediate: true,
-            sustain: Some(1),
-            clear_hold_ms: 0,
-            severity: self.severity,
-            ts_ms: ts,
-            evidence: crate::Evidence {
+        let mut check = crate::condition::Check::gated(
+            tracked,
+            self.kind(),
+            Some(&subject),
+            holds && held >= self.for_ms,
+            self.severity,
+            ts,
+            || crate::Evidence {
                 metric: Some(self.metric.clone()),
                 value: Some(x),
                 baseline: Some(limit),
                 score: Some(observed),
                 threshold: Some(limit),
-                detector: subject,
+                detector: subject.clone(),
                 detail: format!(
                     "{} {} {what} {limit} for {} s (rule {})",
                     self.metric,
@@ -132,7 +137,10 @@ impl Rule {
                 ),
                 ..crate::Evidence::default()
             },
-        }
+        )?;
+        check.immediate = true;
+        check.sustain = Some(1);
+        Some(check)
     }
 }
 
@@ -150,17 +158,38 @@ mod tests {
         }
     }
 
+    /// The rule's check as seen by an active condition (which sees every check).
+    fn check(r: &Rule, st: &mut RuleState, ts: i64, x: f64) -> crate::condition::Check {
+        let mut c = crate::condition::Condition::new(r.kind(), Some(r.subject()));
+        c.active = true;
+        let tracked = crate::condition::Tracked::of([&c]);
+        r.evaluate(st, ts, x, &tracked)
+            .expect("an active condition sees every check")
+    }
+
     #[test]
     fn above_fires_after_its_hold() {
         let r = rule(RuleCondition::Above { value: 100.0 }, 60_000);
         let mut st = RuleState::default();
-        assert!(!r.evaluate(&mut st, 0, 150.0).anomalous);
-        assert!(!r.evaluate(&mut st, 30_000, 150.0).anomalous);
-        let c = r.evaluate(&mut st, 60_000, 150.0);
+        assert!(!check(&r, &mut st, 0, 150.0).anomalous);
+        assert!(!check(&r, &mut st, 30_000, 150.0).anomalous);
+        let c = check(&r, &mut st, 60_000, 150.0);
         assert!(c.anomalous);
         assert_eq!(c.subject.as_deref(), Some("rule:7"));
         assert_eq!(c.kind, crate::FindingKind::ThresholdRule);
-        assert!(!r.evaluate(&mut st, 70_000, 90.0).anomalous);
+        assert!(!check(&r, &mut st, 70_000, 90.0).anomalous);
+    }
+
+    #[test]
+    fn a_normal_check_of_an_untracked_condition_is_not_built() {
+        let r = rule(RuleCondition::Above { value: 100.0 }, 0);
+        let mut st = RuleState::default();
+        let none = crate::condition::Tracked::default();
+        assert!(r.evaluate(&mut st, 0, 90.0, &none).is_none());
+        assert!(
+            r.evaluate(&mut st, 1_000, 150.0, &none)
+                .is_some_and(|c| c.anomalous)
+        );
     }
 
     #[test]
@@ -173,9 +202,9 @@ mod tests {
             0,
         );
         let mut st = RuleState::default();
-        assert!(!r.evaluate(&mut st, 0, 100.0).anomalous);
-        assert!(!r.evaluate(&mut st, 120_000, 140.0).anomalous);
-        assert!(r.evaluate(&mut st, 150_000, 200.0).anomalous);
+        assert!(!check(&r, &mut st, 0, 100.0).anomalous);
+        assert!(!check(&r, &mut st, 120_000, 140.0).anomalous);
+        assert!(check(&r, &mut st, 150_000, 200.0).anomalous);
         assert_eq!(r.kind(), crate::FindingKind::RateRule);
     }
 }

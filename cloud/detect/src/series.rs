@@ -77,7 +77,7 @@ pub struct SeriesState {
     #[serde(default)]
     pub rate: Baseline,
     /// Hour-of-day baselines.
-    #[serde(default, skip_serializing_if = "Seasonal::is_empty")]
+    #[serde(default)]
     pub seasonal: Seasonal,
     /// Baseline of absolute sample-to-sample steps (normal jitter).
     #[serde(default)]

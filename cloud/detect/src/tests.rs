@@ -1,5 +1,6 @@
 //! Detector-level tests: each finding fires on an injected anomaly and not on noise or
-//! steady deadbanded data; state survives JSON; historical data pages late; silence.
+//! steady deadbanded data; state survives its stored form; historical data pages late;
+//! silence.
 
 use proptest::prelude::*;
 use wire::Quality;
@@ -365,22 +366,93 @@ fn silence_is_signalled_once_and_cleared_by_the_next_sample() {
 }
 
 #[test]
-fn state_round_trips_through_json_and_old_states_load() {
+fn state_round_trips_through_its_stored_form_and_json_states_load() {
     let d = Detector::default();
     let mut st = DeviceState::default();
     run(&d, &mut st, &ctx(), 0, 3000, true, |i| {
         vec![good("gas_rate_mcfd", 500.0 + 5.0 * noise(i, 1))]
     });
-    let json = serde_json::to_string(&st).unwrap();
-    let mut back: DeviceState = serde_json::from_str(&json).unwrap();
     let drop = |i| vec![good("gas_rate_mcfd", 100.0 + noise(i, 1))];
-    let a = run(&d, &mut st, &ctx(), 3000, 5, true, drop);
-    let b = run(&d, &mut back, &ctx(), 3000, 5, true, drop);
+    let fired = run(&d, &mut st, &ctx(), 3000, 5, true, drop);
+    assert!(!fired.is_empty());
+    assert!(
+        st.conditions
+            .values()
+            .any(|c| c.active && c.evidence.is_some())
+    );
+    // Exact, floats and the active condition's evidence included.
+    let stored = st.to_bytes();
+    assert_eq!(stored[0], STATE_FORMAT);
+    let mut back = DeviceState::from_bytes(&stored).unwrap();
+    assert_eq!(back, st);
+    // ...and it goes on as the original does.
+    let recover = |i| vec![good("gas_rate_mcfd", 500.0 + 5.0 * noise(i, 1))];
+    let a = run(&d, &mut st, &ctx(), 3005, 200, true, recover);
+    let b = run(&d, &mut back, &ctx(), 3005, 200, true, recover);
     assert_eq!(kinds(&a), kinds(&b));
-    assert!(!a.is_empty());
-    let old: DeviceState = serde_json::from_str(r#"{"last_ts_ms": 5}"#).unwrap();
-    assert_eq!(old.last_ts_ms, Some(5));
+    // States stored as JSON (the first form) still load, with their evidence.
+    let json = serde_json::to_vec(&back).unwrap();
+    let from_json = DeviceState::from_bytes(&json).unwrap();
+    assert_eq!(from_json.conditions.len(), back.conditions.len());
+    assert_eq!(
+        DeviceState::from_bytes(br#"{"last_ts_ms": 5}"#)
+            .unwrap()
+            .last_ts_ms,
+        Some(5)
+    );
+    // Another version's form, garbage and nothing are refused (the caller starts afresh).
+    let mut other = stored.clone();
+    other[0] = STATE_FORMAT + 1;
+    assert!(DeviceState::from_bytes(&other).is_err());
+    assert!(DeviceState::from_bytes(&stored[..stored.len() / 2]).is_err());
+    assert!(DeviceState::from_bytes(&[]).is_err());
 }
+
+/// The stored form of a small state, byte for byte. When this fails, the state's types
+/// changed: bump [`STATE_FORMAT`] (old states then start afresh) and update the bytes.
+#[test]
+fn stored_form_is_pinned_to_its_version() {
+    let mut pump_off = condition::Condition::new(FindingKind::PumpOff, None);
+    pump_off.active = true;
+    pump_off.evidence = Some(Evidence {
+        value: Some(42.5),
+        detector: "pump_off".into(),
+        detail: "d".into(),
+        ..Evidence::default()
+    });
+    let mut rule = rules::RuleState::default();
+    rule.window.push_back((7, 2.5));
+    let state = DeviceState {
+        last_ts_ms: Some(5),
+        series: [("x".to_owned(), series::SeriesState::default())].into(),
+        latest: [("x".to_owned(), 1.5)].into(),
+        conditions: [("pump_off".to_owned(), pump_off)].into(),
+        interval_ms: Some(10.0),
+        rules: [(7, rule)].into(),
+        water_cut: findings::WaterCut::default(),
+    };
+    let hex: String = state
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        hex, GOLDEN_STATE,
+        "bump STATE_FORMAT and update GOLDEN_STATE"
+    );
+    assert_eq!(DeviceState::from_bytes(&state.to_bytes()).unwrap(), state);
+}
+
+const GOLDEN_STATE: &str = concat!(
+    "01010a0101780000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000010178000000000000f83f010870",
+    "756d705f6f66660400010000ffffffffffffffffff010101317b2276616c7565223a34322e352c2264657465",
+    "63746f72223a2270756d705f6f6666222c2264657461696c223a2264227d00010000000000002440010e0001",
+    "0e00000000000004400000000000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "00000000000000000000000000000000000000000000000000000000000000000000",
+);
 
 #[test]
 fn well_model_fires_on_a_broken_relation() {
@@ -475,4 +547,16 @@ proptest! {
         }
         prop_assert!(serde_json::to_string(&st).is_ok());
     }
+}
+
+#[test]
+fn judged_metrics_are_production_rates_and_process_pressures() {
+    use findings::{Judged, judged};
+    assert_eq!(judged("gas_rate_mcfd"), Some(Judged::Production));
+    assert_eq!(judged("oil_rate_bpd"), Some(Judged::Production));
+    assert_eq!(judged("flare_rate_mcfd"), None);
+    assert_eq!(judged("tubing_pressure_psi"), Some(Judged::Pressure));
+    assert_eq!(judged("custom.shutdown_limit_pressure_psi"), None);
+    assert_eq!(judged("custom.kill_setpoint_pressure_psi"), None);
+    assert_eq!(judged("motor_current_a"), None);
 }

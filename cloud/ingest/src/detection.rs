@@ -77,6 +77,10 @@ pub(crate) struct Scored {
     pub samples: u64,
     pub findings: u64,
     pub alerts_opened: u64,
+    /// Time in the detectors.
+    pub scoring: Duration,
+    /// Time in the database (states, findings).
+    pub storage: Duration,
 }
 
 /// The caches, and the detector.
@@ -273,19 +277,22 @@ impl Prepared {
         }
         let devices: Vec<(DeviceId, TenantId)> =
             groups.iter().map(|((d, _), (t, _))| (*d, *t)).collect();
+        let mut scored = Scored::default();
+        let started = Instant::now();
         let mut states: HashMap<DeviceId, DeviceState> =
             store::detection::lock_states(conn, &devices)
                 .await?
                 .into_iter()
-                .map(|(d, json)| (d, decode_state(d, json.as_deref())))
+                .map(|(d, stored)| (d, decode_state(d, stored.as_deref())))
                 .collect();
+        scored.storage += started.elapsed();
+        let started = Instant::now();
         let profiles: HashMap<DeviceId, &SeriesInfo> = self
             .series
             .values()
             .map(|i| (i.device, i.as_ref()))
             .collect();
         let no_rules: Vec<Rule> = Vec::new();
-        let mut scored = Scored::default();
         let mut signals: Vec<(TenantId, DeviceId, Vec<Signal>)> = Vec::new();
         // Historical first (`false` < `true` is live), so live data sees the newest state.
         let mut ordered: Vec<_> = groups.into_iter().collect();
@@ -308,13 +315,6 @@ impl Prepared {
             }
         }
         scored.devices = states.len() as u64;
-        for (tenant, device, found) in &signals {
-            let name = profiles.get(device).map_or("", |i| i.device_name.as_str());
-            let records = signal_records(*tenant, *device, name, found);
-            let done = store::alerts::record_signals(conn, &records, &policy).await?;
-            scored.findings += done.findings;
-            scored.alerts_opened += done.opened;
-        }
         let updates: Vec<StateUpdate> = states
             .into_iter()
             .map(|(device, state)| StateUpdate {
@@ -325,7 +325,17 @@ impl Prepared {
                 state: encode_state(&state),
             })
             .collect();
+        scored.scoring += started.elapsed();
+        let started = Instant::now();
+        for (tenant, device, found) in &signals {
+            let name = profiles.get(device).map_or("", |i| i.device_name.as_str());
+            let records = signal_records(*tenant, *device, name, found);
+            let done = store::alerts::record_signals(conn, &records, &policy).await?;
+            scored.findings += done.findings;
+            scored.alerts_opened += done.opened;
+        }
         store::detection::save_states(conn, &updates).await?;
+        scored.storage += started.elapsed();
         Ok(scored)
     }
 }

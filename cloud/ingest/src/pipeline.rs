@@ -596,6 +596,14 @@ impl Pipeline {
                 add(&self.stats.samples_scored, scored.samples);
                 add(&self.stats.findings, scored.findings);
                 add(&self.stats.alerts_opened, scored.alerts_opened);
+                add(
+                    &self.stats.detection_scoring_us,
+                    scored.scoring.as_micros() as u64,
+                );
+                add(
+                    &self.stats.detection_storage_us,
+                    scored.storage.as_micros() as u64,
+                );
                 self.settle(staged, outcome).await
             }
             Err(e) if staged.len() == 1 => {

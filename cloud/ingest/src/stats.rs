@@ -115,6 +115,11 @@ pub struct IngestStats {
     pub findings: AtomicU64,
     /// Alerts detection opened.
     pub alerts_opened: AtomicU64,
+    /// Time detection spent scoring (the detectors' CPU), in microseconds.
+    pub detection_scoring_us: AtomicU64,
+    /// Time detection spent locking, reading and writing detector states and recording
+    /// findings (database round trips inside the ingest transaction), in microseconds.
+    pub detection_storage_us: AtomicU64,
     /// Births applied to the catalog.
     pub births_applied: AtomicU64,
     /// Deaths processed (session ended, or ignored because a newer boot is current).
@@ -165,6 +170,10 @@ pub struct StatsSnapshot {
     pub findings: u64,
     /// See [`IngestStats::alerts_opened`].
     pub alerts_opened: u64,
+    /// See [`IngestStats::detection_scoring_us`].
+    pub detection_scoring_us: u64,
+    /// See [`IngestStats::detection_storage_us`].
+    pub detection_storage_us: u64,
     /// See [`IngestStats::births_applied`].
     pub births_applied: u64,
     /// See [`IngestStats::deaths_processed`].
@@ -237,6 +246,8 @@ impl IngestStats {
             samples_scored: get(&self.samples_scored),
             findings: get(&self.findings),
             alerts_opened: get(&self.alerts_opened),
+            detection_scoring_us: get(&self.detection_scoring_us),
+            detection_storage_us: get(&self.detection_storage_us),
             births_applied: get(&self.births_applied),
             deaths_processed: get(&self.deaths_processed),
             command_results: get(&self.command_results),
@@ -293,6 +304,16 @@ impl Collector for IngestCollector {
                 "alerts_opened",
                 "Alerts opened by detection",
                 s.alerts_opened,
+            ),
+            (
+                "detection_scoring_us",
+                "Microseconds detection spent scoring",
+                s.detection_scoring_us,
+            ),
+            (
+                "detection_storage_us",
+                "Microseconds detection spent on detector states and findings in the database",
+                s.detection_storage_us,
             ),
             ("births_applied", "Births applied", s.births_applied),
             ("deaths_processed", "Deaths processed", s.deaths_processed),

@@ -12,7 +12,24 @@ async fn ingest_through_mosquitto_with_tls() {
     init_tracing();
     let test = TestDb::new("ing_mosq").await;
     let secret = test.provision("gw-1").await;
-    let mut mosquitto = Mosquitto::start(&[("acme/gw-1", &secret)]);
+    let mosquitto = Mosquitto::start(&[("acme/gw-1", &secret)]);
+    ingest_through(test, mosquitto, &secret).await;
+}
+
+/// The same with the shipped `mosquitto-dynsec.conf`: the roles that
+/// `wellpulse-cloud mosquitto-dynsec` applies let the real ingester through its shared
+/// groups (data, births, command results), its acks, commands and state, and they
+/// survive a broker restart (the plugin keeps them in its file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_through_mosquitto_with_dynamic_security() {
+    init_tracing();
+    let test = TestDb::new("ing_mosq_dynsec").await;
+    let secret = test.provision("gw-1").await;
+    let mosquitto = Mosquitto::start_dynsec(&[("acme/gw-1", &secret)]).await;
+    ingest_through(test, mosquitto, &secret).await;
+}
+
+async fn ingest_through(test: TestDb, mut mosquitto: Mosquitto, secret: &str) {
     let mut endpoint = ingester_endpoint(mosquitto.tls, "ignored-by-mosquitto", INGESTER_USER);
     endpoint.host = "localhost".to_owned();
     endpoint.tls = Some(MqttTls {
@@ -20,7 +37,7 @@ async fn ingest_through_mosquitto_with_tls() {
     });
     let ingester = start_ingester(&test.db, &endpoint, test_options()).await;
     let stats = stats_of(&ingester);
-    let gw = FakeGateway::connect(mosquitto.plain, TENANT, "gw-1", &secret).await;
+    let gw = FakeGateway::connect(mosquitto.plain, TENANT, "gw-1", secret).await;
 
     // Birth, then data stored with engineering values and acked.
     gw.send_birth(&test, &birth(3)).await;

@@ -7,6 +7,7 @@
 //! wellpulse-cloud create-admin --config cloud.toml --email ops@example.com   (password: --password-file or $WELLPULSE_ADMIN_PASSWORD)
 //! wellpulse-cloud broker --config cloud.toml     the embedded broker only
 //! wellpulse-cloud mosquitto-acl --config cloud.toml [--ingester NAME]...   Mosquitto ACL from the registry
+//! wellpulse-cloud mosquitto-dynsec --config cloud.toml [--apply] ...   Mosquitto dynamic-security roles from the registry
 //! wellpulse-cloud detect --input data.csv [--output scores.csv] ...   the detectors over a CSV file
 //! wellpulse-cloud import --config cloud.toml --tenant acme --mapping map.toml --input history.csv [--dry-run]
 //! ```
@@ -143,6 +144,32 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Bring Mosquitto's dynamic-security roles in step with the gateway registry (see
+    /// broker-config/README.md). Without `--apply`, print the commands for a fresh plugin.
+    MosquittoDynsec {
+        /// Cloud configuration file (the database to read the registry from).
+        #[arg(long)]
+        config: PathBuf,
+        /// Ingester usernames to grant (repeatable); `[broker] username` when absent.
+        #[arg(long = "ingester")]
+        ingesters: Vec<String>,
+        /// Send the commands to Mosquitto's plain listener on this host as the plugin's
+        /// admin (password: --password-file or $WELLPULSE_MOSQUITTO_ADMIN_PASSWORD).
+        #[arg(long)]
+        apply: bool,
+        /// Mosquitto's host (its loopback listener).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Its port.
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+        /// The plugin's admin username.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// File holding the admin password (a trailing newline is dropped).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// Run the live detectors over a CSV file (a time column and numeric columns) and
     /// write `timestamp,score,flag,column` per input row: for evaluating detection on
     /// labelled data. No configuration or database needed.
@@ -254,6 +281,32 @@ async fn command(command: Command) -> Result<()> {
             input,
             dry_run,
         } => import_history(&config, &tenant, &mapping, &input, dry_run).await,
+        Command::MosquittoDynsec {
+            config,
+            ingesters,
+            apply,
+            host,
+            port,
+            admin,
+            password_file,
+        } => {
+            let admin = if apply {
+                let password = secret_from(
+                    password_file.as_deref(),
+                    "WELLPULSE_MOSQUITTO_ADMIN_PASSWORD",
+                    "the dynamic-security admin password",
+                )?;
+                Some(broker::mosquitto::dynsec::Admin {
+                    host,
+                    port,
+                    username: admin,
+                    password,
+                })
+            } else {
+                None
+            };
+            mosquitto_dynsec(&config, ingesters, admin).await
+        }
         Command::Detect {
             input,
             output,
@@ -827,7 +880,11 @@ async fn broker_only(config: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn mosquitto_acl(config: &Path, ingesters: Vec<String>) -> Result<()> {
+/// The registry's gateways and the ingester usernames (`[broker] username` by default).
+async fn mosquitto_users(
+    config: &Path,
+    ingesters: Vec<String>,
+) -> Result<(Vec<(String, String)>, Vec<String>)> {
     let cfg = load(config)?;
     let db = database(&cfg)?;
     let gateways = db
@@ -839,6 +896,37 @@ async fn mosquitto_acl(config: &Path, ingesters: Vec<String>) -> Result<()> {
     } else {
         ingesters
     };
+    Ok((gateways, ingesters))
+}
+
+async fn mosquitto_dynsec(
+    config: &Path,
+    ingesters: Vec<String>,
+    admin: Option<broker::mosquitto::dynsec::Admin>,
+) -> Result<()> {
+    let (gateways, ingesters) = mosquitto_users(config, ingesters).await?;
+    let Some(admin) = admin else {
+        let plan = broker::mosquitto::dynsec::plan(&gateways, &ingesters, &[]);
+        writeln!(std::io::stdout().lock(), "{plan:#}")?;
+        return Ok(());
+    };
+    let applied = broker::mosquitto::dynsec::apply(&admin, &gateways, &ingesters).await?;
+    println!(
+        "dynamic security in step: {} gateways, {} ingesters, {} commands carried out",
+        gateways.len(),
+        ingesters.len(),
+        applied.done
+    );
+    for user in &applied.missing_clients {
+        println!(
+            "no client {user} yet: create it with `mosquitto_ctrl dynsec createClient {user}`, then run this again"
+        );
+    }
+    Ok(())
+}
+
+async fn mosquitto_acl(config: &Path, ingesters: Vec<String>) -> Result<()> {
+    let (gateways, ingesters) = mosquitto_users(config, ingesters).await?;
     write!(
         std::io::stdout().lock(),
         "{}",

@@ -88,3 +88,109 @@ async fn output_cut_off_by_its_reader_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     test.finish().await;
 }
+
+/// `wellpulse-cloud mosquitto-dynsec`: prints the plugin's commands for the registry, and
+/// with `--apply` (admin password from a file) brings a running Mosquitto in step — a
+/// gateway provisioned since gets its role, and a wrong admin password is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynsec_roles_follow_the_registry() {
+    use testkit::probe::{Probe, Version};
+    init_tracing();
+    let test = TestDb::new("cli_dynsec").await;
+    let first = test.provision_in("acme", "gw-1").await;
+    let mosquitto = Mosquitto::start_dynsec(&[("acme/gw-1", &first)]).await;
+    // A gateway provisioned later; the operator creates its client (as
+    // `mosquitto_ctrl dynsec createClient` would).
+    let second = test.provision_in("globex", "gw-2").await;
+    let admin = mosquitto.dynsec_admin();
+    let created = broker::mosquitto::dynsec::command(
+        &admin,
+        serde_json::json!({ "commands": [
+            { "command": "createClient", "username": "globex/gw-2", "password": second },
+        ]}),
+    )
+    .await
+    .unwrap();
+    assert!(created[0].get("error").is_none(), "{created:?}");
+    let probe = |password: String| {
+        let addr = mosquitto.plain;
+        async move { Probe::connect(addr, Version::V5, "globex/gw-2", "globex/gw-2", &password).await }
+    };
+    let before = probe(second.clone()).await;
+    assert_eq!(
+        before.subscribe("wp/v1/globex/gw-2/ack").await,
+        vec![0x87],
+        "no role yet"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), test.scratch.url());
+    let cli = |args: Vec<String>| {
+        let config = config.clone();
+        async move {
+            Command::new(BIN)
+                .arg("mosquitto-dynsec")
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .env_remove("WELLPULSE_MOSQUITTO_ADMIN_PASSWORD")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    // Printed: one role per registered gateway, nothing sent.
+    let printed = cli(vec![]).await;
+    assert!(printed.status.success(), "{printed:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    let roles: Vec<&str> = plan["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["command"] == "createRole")
+        .map(|c| c["rolename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "wellpulse-ingester",
+            "wellpulse-gateway/acme/gw-1",
+            "wellpulse-gateway/globex/gw-2"
+        ]
+    );
+
+    let apply = |password: &str| {
+        let file = dir.path().join("admin-password");
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        cli(vec![
+            "--apply".into(),
+            "--host".into(),
+            mosquitto.plain.ip().to_string(),
+            "--port".into(),
+            mosquitto.plain.port().to_string(),
+            "--ingester".into(),
+            INGESTER_USER.into(),
+            "--password-file".into(),
+            file.display().to_string(),
+        ])
+    };
+    let refused = apply("not-the-admin-password").await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("Mosquitto at"), "{stderr}");
+    assert!(!stderr.contains("not-the-admin-password"), "{stderr}");
+
+    let applied = apply(DYNSEC_ADMIN_PASSWORD).await;
+    assert!(applied.status.success(), "{applied:?}");
+    let stdout = String::from_utf8_lossy(&applied.stdout);
+    assert!(stdout.contains("2 gateways"), "{stdout}");
+    let after = probe(second).await;
+    assert_eq!(after.subscribe("wp/v1/globex/gw-2/ack").await, vec![1]);
+    assert_eq!(after.subscribe("wp/v1/acme/gw-1/ack").await, vec![0x87]);
+    assert_eq!(
+        after.subscribe("$share/ingest/wp/v1/+/+/data").await,
+        vec![0x87]
+    );
+    test.finish().await;
+}

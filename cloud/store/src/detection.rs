@@ -2,9 +2,9 @@
 //! the ingest transaction), the tenants' rules, the per-well models and the training data
 //! they are fitted on.
 //!
-//! The state (JSON bytes) and the models (jsonb) are documents this crate does not
-//! interpret (`detect::DeviceState`, `detect::WellModel`): the `detect` crate owns their shape, the
-//! store keeps them. Rows of one transaction are locked in device-id order, so two
+//! The state (opaque bytes, `detect::DeviceState::to_bytes`) and the models (jsonb) are
+//! documents this crate does not interpret (`detect::DeviceState`, `detect::WellModel`):
+//! the `detect` crate owns their shape, the store keeps them. Rows of one transaction are locked in device-id order, so two
 //! ingesters scoring batches of the same devices never deadlock.
 
 use std::collections::HashMap;
@@ -69,22 +69,42 @@ pub async fn lock_states(
     let mut sorted = devices.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let (ids, tenants): (Vec<DeviceId>, Vec<TenantId>) = sorted.into_iter().unzip();
-    // Rows appear once per device; the insert takes no lock when they exist.
+    let ids: Vec<DeviceId> = sorted.iter().map(|(d, _)| *d).collect();
+    let mut out = select_states(conn, &ids).await?;
+    if out.len() == ids.len() {
+        return Ok(out);
+    }
+    // A device's first batch: its row appears (the insert takes no lock on rows that
+    // exist), then it is locked like the others. Locks stay in device-id order: the new
+    // ids are locked after the existing ones, but rows no other transaction could lock
+    // before they existed.
+    let (new_ids, new_tenants): (Vec<DeviceId>, Vec<TenantId>) = sorted
+        .into_iter()
+        .filter(|(d, _)| !out.contains_key(d))
+        .unzip();
     sqlx::query(
         "INSERT INTO detector_states (device_id, tenant_id, state)
          SELECT d, t, NULL FROM unnest($1::bigint[], $2::bigint[]) AS x(d, t)
          ON CONFLICT (device_id) DO NOTHING",
     )
-    .bind(&ids)
-    .bind(&tenants)
+    .bind(&new_ids)
+    .bind(&new_tenants)
     .execute(&mut *conn)
     .await?;
+    out.extend(select_states(conn, &new_ids).await?);
+    Ok(out)
+}
+
+/// The states of `ids` (sorted), locked in that order.
+async fn select_states(
+    conn: &mut PgConnection,
+    ids: &[DeviceId],
+) -> Result<HashMap<DeviceId, Option<Vec<u8>>>, DbError> {
     let rows = sqlx::query(
         "SELECT device_id, state FROM detector_states
          WHERE device_id = ANY($1) ORDER BY device_id FOR UPDATE",
     )
-    .bind(&ids)
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
@@ -99,7 +119,7 @@ pub async fn lock_states(
 pub struct StateUpdate {
     /// Device.
     pub device: DeviceId,
-    /// `detect::DeviceState` as JSON bytes.
+    /// `detect::DeviceState` in its stored form.
     pub state: Vec<u8>,
     /// Newest sample seen.
     pub last_sample_at: Option<DateTime<Utc>>,
@@ -136,7 +156,7 @@ pub struct QuietDevice {
     pub tenant: TenantId,
     /// Device.
     pub device: DeviceId,
-    /// Its state (JSON bytes).
+    /// Its state (stored form).
     pub state: Vec<u8>,
 }
 

@@ -616,6 +616,81 @@ impl Mosquitto {
         mosquitto
     }
 
+    /// Mosquitto from the shipped `mosquitto-dynsec.conf` (the dynamic-security plugin),
+    /// set up as `broker-config/README.md` says: the plugin's state made with one admin
+    /// client, a client per user of `users` (and the ingester) created by the admin, then
+    /// the roles from the registry by `broker::mosquitto::dynsec::apply`. `users` of the
+    /// form `tenant/gateway` are the registry.
+    pub async fn start_dynsec(users: &[(&str, &str)]) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        set_mode(dir.path(), 0o777);
+        generate_certificate(dir.path());
+        std::fs::write(
+            path("dynamic-security.json"),
+            dynsec_initial_state(DYNSEC_ADMIN, DYNSEC_ADMIN_PASSWORD).to_string(),
+        )
+        .unwrap();
+        for f in ["dynamic-security.json", "broker.crt", "broker.key"] {
+            set_mode(&path(f), 0o666);
+        }
+        let (plain_port, tls_port) = (free_port(), free_port());
+        let shipped =
+            std::fs::read_to_string(broker_config_dir().join("mosquitto-dynsec.conf")).unwrap();
+        let conf = rewrite_mosquitto_conf(&shipped, dir.path(), plain_port, tls_port);
+        std::fs::write(path("mosquitto.conf"), conf).unwrap();
+        let child = spawn_mosquitto(dir.path());
+        let mut mosquitto = Mosquitto {
+            plain: format!("127.0.0.1:{plain_port}").parse().unwrap(),
+            tls: format!("127.0.0.1:{tls_port}").parse().unwrap(),
+            ca_file: path("ca.crt"),
+            child,
+            dir,
+        };
+        mosquitto.wait_listening();
+        let admin = mosquitto.dynsec_admin();
+        let all = users
+            .iter()
+            .copied()
+            .chain([(INGESTER_USER, INGESTER_PASSWORD)]);
+        let create: Vec<serde_json::Value> = all
+            .map(|(user, password)| {
+                serde_json::json!({
+                    "command": "createClient", "username": user, "password": password,
+                })
+            })
+            .collect();
+        let responses =
+            broker::mosquitto::dynsec::command(&admin, serde_json::json!({ "commands": create }))
+                .await
+                .expect("clients created");
+        assert!(
+            responses.iter().all(|r| r.get("error").is_none()),
+            "createClient: {responses:?}"
+        );
+        let gateways: Vec<(String, String)> = users
+            .iter()
+            .filter_map(|(u, _)| broker::gateway_identity(u))
+            .map(|(t, g)| (t.to_owned(), g.to_owned()))
+            .collect();
+        let applied =
+            broker::mosquitto::dynsec::apply(&admin, &gateways, &[INGESTER_USER.to_owned()])
+                .await
+                .expect("roles applied");
+        assert!(applied.missing_clients.is_empty(), "{applied:?}");
+        mosquitto
+    }
+
+    /// The dynamic-security plugin's admin, on the plain listener.
+    pub fn dynsec_admin(&self) -> broker::mosquitto::dynsec::Admin {
+        broker::mosquitto::dynsec::Admin {
+            host: self.plain.ip().to_string(),
+            port: self.plain.port(),
+            username: DYNSEC_ADMIN.to_owned(),
+            password: base::Secret::new(DYNSEC_ADMIN_PASSWORD),
+        }
+    }
+
     /// Kills Mosquitto (a broker crash) and starts it again on the same ports.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
@@ -672,6 +747,47 @@ fn spawn_mosquitto(dir: &Path) -> Child {
         .expect("mosquitto starts")
 }
 
+/// The dynamic-security plugin's admin in tests.
+pub const DYNSEC_ADMIN: &str = "admin";
+/// Its password (a throwaway of the test's own broker).
+pub const DYNSEC_ADMIN_PASSWORD: &str = "dynsec-admin-test-secret";
+
+/// The plugin's state as `mosquitto_ctrl dynsec init FILE USER` makes it: one admin client
+/// (PBKDF2-SHA512 password hash) whose role may command the plugin, every other access
+/// denied by default.
+pub fn dynsec_initial_state(user: &str, password: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let salt: [u8; 12] = rand::random();
+    let iterations = 101;
+    let mut hash = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), &salt, iterations, &mut hash);
+    let allow = |acltype: &str, topic: &str| serde_json::json!({ "acltype": acltype, "topic": topic, "allow": true });
+    serde_json::json!({
+        "clients": [{
+            "username": user,
+            "password": b64.encode(hash),
+            "salt": b64.encode(salt),
+            "iterations": iterations,
+            "roles": [{ "rolename": "admin" }],
+        }],
+        "roles": [{
+            "rolename": "admin",
+            "acls": [
+                allow("publishClientSend", "$CONTROL/dynamic-security/#"),
+                allow("publishClientReceive", "$CONTROL/dynamic-security/#"),
+                allow("subscribePattern", "$CONTROL/dynamic-security/#"),
+            ],
+        }],
+        "defaultACLAccess": {
+            "publishClientSend": false,
+            "publishClientReceive": false,
+            "subscribe": false,
+            "unsubscribe": true,
+        },
+    })
+}
+
 /// The shipped config with test-machine paths and ports; every other line unchanged.
 pub fn rewrite_mosquitto_conf(shipped: &str, dir: &Path, plain_port: u16, tls_port: u16) -> String {
     let file = |name: &str| dir.join(name).display().to_string();
@@ -686,6 +802,9 @@ pub fn rewrite_mosquitto_conf(shipped: &str, dir: &Path, plain_port: u16, tls_po
                 (Some("listener"), Some("8883"), _) => format!("listener {tls_port} 127.0.0.1"),
                 (Some("password_file"), Some(_), _) => format!("password_file {}", file("passwd")),
                 (Some("acl_file"), Some(_), _) => format!("acl_file {}", file("acl")),
+                (Some("plugin_opt_config_file"), Some(_), _) => {
+                    format!("plugin_opt_config_file {}", file("dynamic-security.json"))
+                }
                 (Some("certfile"), Some(_), _) => format!("certfile {}", file("broker.crt")),
                 (Some("keyfile"), Some(_), _) => format!("keyfile {}", file("broker.key")),
                 (Some("persistence_location"), Some(_), _) => {

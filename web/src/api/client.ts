@@ -1,6 +1,6 @@
 // Every call to the API: bearer token, one refresh on a 401, errors in words.
 import { clear, session, store } from './session';
-import type { ErrorBody, Tokens } from './types';
+import type { ErrorBody, Problem, Tokens } from './types';
 
 /** An API error, with the server's code and message (or what went wrong on the way). */
 export class ApiError extends Error {
@@ -9,6 +9,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly requestId?: string,
+    /** Every problem a 422 listed (a report that would not be a valid filing). */
+    readonly problems: Problem[] = [],
   ) {
     super(message);
   }
@@ -18,7 +20,7 @@ async function toError(response: Response): Promise<ApiError> {
   try {
     const body = (await response.json()) as ErrorBody;
     if (body?.error?.message) {
-      return new ApiError(response.status, body.error.code, body.error.message, body.error.request_id);
+      return new ApiError(response.status, body.error.code, body.error.message, body.error.request_id, body.error.problems ?? []);
     }
   } catch {
     // Not the API's JSON error: a proxy or an outage answered.
@@ -40,7 +42,8 @@ export function refreshSession(): Promise<boolean> {
         body: JSON.stringify({ refresh_token: s.refresh }),
       });
       if (!response.ok) {
-        clear();
+        // Only the session this refresh was for: a sign-in meanwhile stays.
+        if (session() === s) clear();
         return false;
       }
       store((await response.json()) as Tokens, s.email);
@@ -60,28 +63,45 @@ export function bearer(): string | undefined {
   return s ? `Bearer ${s.access}` : undefined;
 }
 
-export async function api<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+/** One request: the bearer token, one refresh on a 401, a non-2xx answer as an `ApiError`. */
+async function request(method: string, path: string, body?: unknown, signal?: AbortSignal, accept = 'application/json'): Promise<Response> {
   const send = () => {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept };
     const auth = bearer();
     if (auth) headers.authorization = auth;
     if (body !== undefined) headers['content-type'] = 'application/json';
     return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
   };
   let response: Response;
+  // The session the request went out with: a 401 ends that session only, never one a
+  // sign-in started while the request was on its way.
+  let sentWith = session();
   try {
     response = await send();
     if (response.status === 401 && session() && (await refreshSession())) {
+      sentWith = session();
       response = await send();
     }
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'the server cannot be reached; check the connection and try again');
   }
-  if (response.status === 401) clear();
+  if (response.status === 401 && sentWith !== null && session() === sentWith) clear();
   if (!response.ok) throw await toError(response);
+  return response;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const response = await request(method, path, body, signal);
   if (response.status === 204) return undefined as T;
-  return (await response.json()) as T;
+  // A 202 may come without a body (a password reset request).
+  const text = await response.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** A GET whose answer is a file (CSV, HTML), as text. */
+export async function getText(path: string, accept: string, signal?: AbortSignal): Promise<string> {
+  return (await request('GET', path, undefined, signal, accept)).text();
 }
 
 export const get = <T>(path: string, signal?: AbortSignal) => api<T>('GET', path, undefined, signal);

@@ -1,7 +1,13 @@
 // The API's JSON shapes this app reads (see /api/openapi.json of a running server).
 
+export interface Problem {
+  subject: string;
+  field: string;
+  message: string;
+}
+
 export interface ErrorBody {
-  error: { code: string; message: string; request_id?: string };
+  error: { code: string; message: string; request_id?: string; problems?: Problem[] };
 }
 
 export interface Tokens {
@@ -146,4 +152,182 @@ export interface Telemetry {
   to: string;
   series: { series_id: number; device: string; unit: string; samples?: Sample[]; buckets?: BucketPoint[] }[];
   next_from: string | null;
+}
+
+// Administration (see cloud/api/src: sites.rs, wells.rs, gateways.rs, gateway_credentials.rs,
+// people.rs, alert_destinations.rs, admin.rs, reports.rs).
+
+export interface Location {
+  latitude: number;
+  longitude: number;
+}
+
+export interface Site {
+  id: number;
+  name: string;
+  location: Location | null;
+  state: string;
+  operator_number: string;
+  well_count: number;
+  gateway_count: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface LastBirth {
+  boot_id: string;
+  received_at: string;
+  birth_time: string | null;
+  agent_version: string;
+  config_hash: string;
+}
+
+export interface Device {
+  id: number;
+  name: string;
+  profile: string;
+  well_id: number | null;
+  current: boolean;
+  series_count: number;
+}
+
+export interface GatewayDetail extends Gateway {
+  refusal: { at: string; reason: string } | null;
+  last_birth: LastBirth | null;
+  clock_skew_ms: number | null;
+  devices: Device[];
+}
+
+export interface NewDevice {
+  name: string;
+  profile: string;
+  tcp: string;
+  well?: string;
+  unit_id?: number;
+}
+
+export interface IssuedCredentials {
+  gateway: string;
+  username: string;
+  client_id: string;
+  password: string;
+  mqtt_url: string;
+  agent_toml: string;
+  previous_valid_until: string | null;
+}
+
+export interface MemberRow extends Member {
+  since: string;
+}
+
+export interface Invitation {
+  user_id: number;
+  email: string;
+  role: Role;
+  expires_at: string;
+}
+
+export interface ApiKey {
+  id: number;
+  prefix: string;
+  name: string;
+  role: Role;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface NewApiKey extends ApiKey {
+  key: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  before: unknown;
+  after: unknown;
+  client_addr: string | null;
+  request_id: string | null;
+}
+
+export type DestinationKind = 'webhook' | 'alertmanager' | 'pagerduty';
+
+export interface Destination {
+  id: number;
+  name: string;
+  kind: DestinationKind;
+  url: string;
+  has_secret: boolean;
+  min_severity: Severity;
+  enabled: boolean;
+  created_at: string;
+  last_delivered_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+  pending: number;
+  dead: number;
+}
+
+export interface CreatedDestination extends Destination {
+  signing_secret: string | null;
+}
+
+export interface Delivery {
+  id: number;
+  alert_id: number | null;
+  event: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface TenantInfo {
+  slug: string;
+  name: string;
+  status: string;
+  status_changed_at: string;
+  created_at: string;
+  plan: string;
+  deletion_due_at: string | null;
+  exported_to: string | null;
+}
+
+export interface Quotas {
+  max_wells: number | null;
+  max_gateways: number | null;
+  max_samples_per_day: number | null;
+  api_requests_per_minute: number | null;
+  retention_days: number | null;
+}
+
+export interface UsageDay {
+  day: string;
+  samples_ingested: number;
+  active_wells: number;
+  gateways_online: number;
+  api_calls: number;
+  storage_bytes: number;
+}
+
+export interface Usage {
+  tenant: string;
+  plan: string;
+  quotas: Quotas;
+  days: UsageDay[];
+}
+
+export interface ReportJson {
+  title: string;
+  month: string;
+  columns: string[];
+  rows: string[][];
 }

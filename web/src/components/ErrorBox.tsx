@@ -10,6 +10,15 @@ export function ErrorBox({ error, what }: { error: unknown; what?: string }) {
       <strong>{what ? `Could not ${what}: ` : ''}</strong>
       {message}
       {e.code && e.code !== 'network' ? <span class="muted"> ({e.code}{e.requestId ? `, request ${e.requestId}` : ''})</span> : null}
+      {e.problems?.length ? (
+        <ul>
+          {e.problems.map((p, i) => (
+            <li key={i}>
+              <strong>{p.subject}</strong> ({p.field}): {p.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
     </div>
   );
 }

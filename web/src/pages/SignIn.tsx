@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { signIn } from '../api/client';
 import { ErrorBox } from '../components/ErrorBox';
+import { Link } from '../components/Link';
 
 export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
   const [email, setEmail] = useState('');
@@ -45,6 +46,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
+      <p>
+        <Link href="/reset-password">Forgot your password?</Link>
+      </p>
     </main>
   );
 }

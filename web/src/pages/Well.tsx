@@ -78,13 +78,30 @@ export function WellPage({ well }: { well: number }) {
     const axis = [...times].sort((a, b) => a - b);
     const series = bySeries.map((s) => ({ label: s.label, values: axis.map((t) => s.points.get(t) ?? null) }));
     const markers: Marker[] = history.map((a) => ({ time: Date.parse(a.started_at) / 1000, label: a.summary, critical: a.severity === 'critical' }));
-    return { times: axis, series, markers };
+    // The newest value of any series, shown in words beside the chart.
+    let latest: { time: number; value: number } | null = null;
+    for (const s of series) {
+      for (let i = axis.length - 1; i >= 0; i--) {
+        const v = s.values[i];
+        if (v !== null) {
+          if (!latest || axis[i] > latest.time) latest = { time: axis[i], value: v };
+          break;
+        }
+      }
+    }
+    return { times: axis, series, markers, latest };
   }, [data, history]);
 
   return (
     <>
       <h1>{info ? `${info.name}` : `Well ${well}`}</h1>
-      {info ? <p class="muted">API {info.api_number} · {info.site.name} · {info.field}, {info.county} {info.state} · {info.status}</p> : null}
+      {info ? (
+        <p class="muted">
+          {[`API ${info.api_number}`, info.site.name, [info.field, [info.county, info.state].filter(Boolean).join(' ')].filter(Boolean).join(', '), info.status]
+            .filter(Boolean)
+            .join(' · ')}
+        </p>
+      ) : null}
       <ErrorBox error={error} what="load this well" />
       {metrics && metrics.length === 0 ? <p>No metrics reported for this well yet.</p> : null}
       {metrics && metrics.length > 0 ? (
@@ -103,6 +120,12 @@ export function WellPage({ well }: { well: number }) {
           </label>
           <button type="submit">Refresh</button>
         </form>
+      ) : null}
+      {chart?.latest && data ? (
+        <p data-testid="latest-value">
+          Latest {data.metric}: <strong>{chart.latest.value.toFixed(2)} {data.unit}</strong>{' '}
+          <span class="muted">at {new Date(chart.latest.time * 1000).toLocaleTimeString()}</span>
+        </p>
       ) : null}
       {chart && data ? (
         chart.times.length ? (
