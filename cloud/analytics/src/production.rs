@@ -137,6 +137,9 @@ pub enum Method {
     ManualCorrection,
     /// No data: the value is unknown.
     Missing,
+    /// Imported from the tenant's records or a regulator's publication (history import);
+    /// never derived here.
+    Import,
 }
 
 impl Method {
@@ -149,6 +152,7 @@ impl Method {
             Method::RateIntegration => "rate_integration",
             Method::ManualCorrection => "manual_correction",
             Method::Missing => "missing",
+            Method::Import => "import",
         }
     }
 }

@@ -304,6 +304,8 @@ id_param! {
     RuleParam(i64), "rule", "Rule id (`id` in the rule list).";
     /// The `{destination}` path segment: an alert destination id.
     DestinationParam(i64), "destination", "Destination id (`id` in the destination list).";
+    /// The `{version}` path segment: a failure-risk model version.
+    ModelVersionParam(i64), "version", "Model version (`version` in the model list).";
 }
 
 /// The server's sealing key for tenant secrets (`[tenancy] ca_key`); `unavailable` is the

@@ -111,6 +111,7 @@ mod emissions;
 mod equipment;
 mod error;
 mod extract;
+mod failure_risk;
 mod gateway_certificates;
 mod gateway_credentials;
 mod gateways;
@@ -154,6 +155,7 @@ pub use error::{
     UnprocessableResponse,
 };
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
+pub use failure_risk::refresh_failure_risk;
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
 pub use web::check_web_dir;
@@ -370,6 +372,7 @@ impl ApiState {
         (name = "alerts", description = "Alerts (lifecycle, live stream), findings, silences and alert destinations with their delivery log"),
         (name = "detection", description = "Tenant detection rules and the per-well multivariate models"),
         (name = "billing", description = "Billing with Stripe: the webhook, Checkout and Customer Portal sessions, a tenant's plan, usage and invoices; revenue, usage and metering reconciliation for platform administrators"),
+        (name = "maintenance", description = "Predictive maintenance: failure risk per well and ranked per fleet, the model registry, training"),
     ),
     components(schemas(ErrorResponse)),
     modifiers(&BearerScheme)
@@ -414,6 +417,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(decline::routes())
         .merge(sites::routes())
         .merge(interventions::routes())
+        .merge(failure_risk::routes())
         .merge(equipment::routes())
         .merge(gateway_credentials::routes())
         .merge(gateway_certificates::routes())

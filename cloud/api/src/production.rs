@@ -108,6 +108,8 @@ pub enum MethodName {
     ManualCorrection,
     /// No data: the volume is unknown.
     Missing,
+    /// Imported history (`wellpulse-cloud import`).
+    Import,
 }
 
 impl From<Method> for MethodName {
@@ -119,6 +121,7 @@ impl From<Method> for MethodName {
             Method::RateIntegration => MethodName::RateIntegration,
             Method::ManualCorrection => MethodName::ManualCorrection,
             Method::Missing => MethodName::Missing,
+            Method::Import => MethodName::Import,
         }
     }
 }

@@ -241,13 +241,14 @@ async fn the_router_serves_exactly_the_documented_routes() {
             if allowed.contains(&method) {
                 // Routed to its handler: anything but the fallbacks (a 400 for missing
                 // query parameters or body proves the handler ran; a 404 names what the
-                // handler did not find).
+                // handler did not find; a 422 the data it lacked, e.g. training without
+                // history).
                 assert_ne!(response.status, 405, "{method} {target}");
                 if response.status == 404 {
                     assert_ne!(response.error_code(), "no_route", "{method} {target}");
                 }
                 assert!(
-                    matches!(response.status, 200..=299 | 400 | 404 | 409),
+                    matches!(response.status, 200..=299 | 400 | 404 | 409 | 422),
                     "{method} {target}: {} {}",
                     response.status,
                     response.text()

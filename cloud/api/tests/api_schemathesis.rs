@@ -6,7 +6,8 @@
 //! data get it from `schemathesis.toml` written by the test: the ids of records seeded to
 //! be deleted, a complete month for the regulatory reports, a well with two years of
 //! production for the decline curve, tokens for sign-in, refresh, sign-out, invitation and
-//! password reset taken from real flows (the mail sink), fresh values for a new well.
+//! password reset taken from real flows (the mail sink), fresh values for a new well,
+//! rod-pump wells wearing toward failures for training a failure-risk model.
 //! The HAR report of the run is read back to check the 2xx of every operation.
 
 use std::collections::BTreeMap;
@@ -87,6 +88,8 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
     )
     .await;
     let fleet = seed(&api.db, 5, 60).await;
+    // Rod-pump wells wearing toward failures: training a failure-risk model succeeds.
+    let risk = testkit::failure_risk::seed_rod_pumps(&api.db, fleet.acme, "Risk pad", 9, 150).await;
     let db = &api.db;
     let admin_as = |method: &'static str, path: String, body: Value| {
         let api = &api;
@@ -115,6 +118,13 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
         .as_i64()
         .unwrap();
     let id_of = |v: Value| v["id"].as_i64().unwrap();
+    // A failure-risk model (version 1) to activate.
+    admin_as(
+        "POST",
+        "/api/v1/tenants/acme/failure-risk/models".into(),
+        Value::Null,
+    )
+    .await;
     // A gateway client certificate to revoke.
     let spare_serial = admin_as(
         "POST",
@@ -396,6 +406,26 @@ include-operation-id = "train_well_models"
 parameters = {{ tenant = "acme", well = {smith} }}
 
 [[operations]]
+include-operation-id = "train_failure_risk_model"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "list_failure_risk_models"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "activate_failure_risk_model"
+parameters = {{ tenant = "acme", version = 1 }}
+
+[[operations]]
+include-operation-id = "fleet_failure_risk"
+parameters = {{ tenant = "acme", limit = "50" }}
+
+[[operations]]
+include-operation-id = "well_failure_risk"
+parameters = {{ tenant = "acme", well = {risk_well} }}
+
+[[operations]]
 include-operation-id = "create_alert_destination"
 parameters = {{ tenant = "acme", "body.kind" = "alertmanager", "body.url" = "http://127.0.0.1:9/am", "body.min_severity" = "warning" }}
 
@@ -455,6 +485,7 @@ parameters = {{ "body.token" = "{reset}", "body.password" = "{PASSWORD}" }}
         decline_well = history.well.0,
         jones = fleet.jones.0,
         smith = fleet.smith.0,
+        risk_well = risk.wells[0].0,
         alert_a = alerting.alerts[0],
         alert_b = alerting.alerts[1],
         alert_c = alerting.alerts[2],

@@ -9,6 +9,7 @@
 //! wellpulse-cloud mosquitto-acl --config cloud.toml [--ingester NAME]...   Mosquitto ACL from the registry
 //! wellpulse-cloud mosquitto-dynsec --config cloud.toml [--apply] ...   Mosquitto dynamic-security roles from the registry
 //! wellpulse-cloud detect --input data.csv [--output scores.csv] ...   the detectors over a CSV file
+//! wellpulse-cloud import --config cloud.toml --tenant acme --mapping map.toml --input history.csv [--dry-run]
 //! ```
 //!
 //! `run` starts every long-running service as a task in one `JoinSet`; the process stops on
@@ -135,6 +136,27 @@ enum Command {
         /// Ingester usernames to grant (repeatable); `[broker] username` when absent.
         #[arg(long = "ingester")]
         ingesters: Vec<String>,
+    },
+    /// Import wells and daily production (oil, gas, water, hours on, disposition) from a CSV
+    /// file whose columns a TOML mapping file names (`cloud/ml/examples/regulator-monthly.toml`).
+    /// Each bad row is reported (line and reason) and skipped, the good rows are kept;
+    /// importing a file twice changes nothing. Progress goes to stderr.
+    Import {
+        /// Cloud configuration file (the database to write to).
+        #[arg(long)]
+        config: PathBuf,
+        /// Tenant slug, e.g. `acme`.
+        #[arg(long)]
+        tenant: String,
+        /// Mapping file (TOML): which column holds what, date format, period.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// The CSV file (`-` for stdin).
+        #[arg(long)]
+        input: PathBuf,
+        /// Validate and report without writing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Bring Mosquitto's dynamic-security roles in step with the gateway registry (see
     /// broker-config/README.md). Without `--apply`, print the commands for a fresh plugin.
@@ -271,6 +293,13 @@ async fn command(command: Command) -> Result<()> {
             tenant,
             customer,
         } => billing_link(&config, &tenant, &customer).await,
+        Command::Import {
+            config,
+            tenant,
+            mapping,
+            input,
+            dry_run,
+        } => import_history(&config, &tenant, &mapping, &input, dry_run).await,
         Command::MosquittoDynsec {
             config,
             ingesters,
@@ -372,6 +401,134 @@ fn detect_file(
             .map(|m| format!("; multivariate model on {} rows", m.n_rows))
             .unwrap_or_default()
     );
+    Ok(())
+}
+
+/// `import`: parses and validates `input` with `mapping`, reports bad rows on stdout and
+/// progress on stderr, then writes the good rows in one tenant-scoped transaction with its
+/// audit entry.
+async fn import_history(
+    config: &Path,
+    tenant: &str,
+    mapping: &Path,
+    input: &Path,
+    dry_run: bool,
+) -> Result<()> {
+    let text = std::fs::read_to_string(mapping)
+        .with_context(|| format!("reading --mapping {}", mapping.display()))?;
+    let mapping_file = ml::import::Mapping::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", mapping.display()))?;
+    let reader: Box<dyn std::io::Read> = if input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        ))
+    };
+    let parsed = ml::import::parse_history(&mapping_file, reader, &mut |rows| {
+        eprintln!("read {rows} rows");
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let mut out = std::io::stdout().lock();
+    for bad in &parsed.bad {
+        writeln!(out, "line {}: {}", bad.line, bad.reason)?;
+    }
+    writeln!(
+        out,
+        "{} rows read: {} bad, {} wells, {} well-days",
+        parsed.rows,
+        parsed.bad.len(),
+        parsed.wells.len(),
+        parsed.days.len()
+    )?;
+    if dry_run {
+        writeln!(out, "dry run: nothing written")?;
+        return Ok(());
+    }
+    let cfg = load(config)?;
+    let db = database(&cfg)?;
+    db.migrate().await.context("database migration failed")?;
+    let tenant_id = db
+        .tenant_by_slug(tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant {tenant:?}"))?;
+    let wells: Vec<store::history::ImportWell<'_>> = parsed
+        .wells
+        .iter()
+        .map(|w| store::history::ImportWell {
+            api_number: &w.api_number,
+            name: &w.name,
+            lease: &w.lease,
+            field: &w.field,
+            county: &w.county,
+            state: &w.state,
+        })
+        .collect();
+    let days: Vec<store::history::ImportDay<'_>> = parsed
+        .days
+        .iter()
+        .map(|d| store::history::ImportDay {
+            api_number: &d.api_number,
+            day: d.day,
+            oil: d.oil,
+            gas: d.gas,
+            water: d.water,
+            hours_on: d.hours_on,
+            disposition: d.disposition.map(|d| d.name()),
+            note: d.note.as_deref(),
+        })
+        .collect();
+    let mut tx = db.begin_tenant(tenant_id).await?;
+    let counts = store::history::import(
+        &mut tx,
+        tenant_id,
+        &mapping_file.format.site,
+        &wells,
+        &days,
+        &mut |done, total| eprintln!("wrote {done}/{total} well-days"),
+    )
+    .await
+    .context("writing the history")?;
+    let summary = serde_json::json!({
+        "file": input.display().to_string(),
+        "rows": parsed.rows,
+        "bad_rows": parsed.bad.len(),
+        "wells_created": counts.wells_created,
+        "wells_existing": counts.wells_existing,
+        "figures_inserted": counts.figures_inserted,
+        "figures_updated": counts.figures_updated,
+        "figures_unchanged": counts.figures_unchanged,
+        "figures_kept": counts.figures_kept,
+        "runtime_written": counts.runtime_written,
+        "runtime_unchanged": counts.runtime_unchanged,
+    });
+    store::audit::record(
+        &mut tx,
+        &store::audit::AuditEntry {
+            tenant: Some(tenant_id),
+            actor: "system",
+            action: "production.import",
+            target: &format!("tenant:{tenant}"),
+            before: None,
+            after: Some(summary),
+            client_addr: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(store::DbError::from)?;
+    writeln!(
+        out,
+        "wells: {} created, {} existing; figures: {} inserted, {} updated, {} unchanged, {} kept (telemetry or corrections take precedence); hours on: {} written, {} unchanged",
+        counts.wells_created,
+        counts.wells_existing,
+        counts.figures_inserted,
+        counts.figures_updated,
+        counts.figures_unchanged,
+        counts.figures_kept,
+        counts.runtime_written,
+        counts.runtime_unchanged
+    )?;
     Ok(())
 }
 
@@ -644,6 +801,15 @@ fn scheduler(
         .with_job(Job::new("production", production.every, move |db| async move {
             let report = production::run_once(&db, &production, chrono::Utc::now()).await?;
             Ok(format!("{report:?}"))
+        }))
+        // Failure risk: every tenant's cached predictions recomputed with its active model
+        // from the latest daily rollups (training stays on demand).
+        .with_job(Job::new("failure_risk", Duration::from_secs(3600), |db| async move {
+            let done = api::refresh_failure_risk(&db, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let wells: usize = done.iter().map(|(_, n)| n).sum();
+            Ok(format!("{} tenants, {wells} wells scored", done.len()))
         }))
         .with_job(Job::new("tenant_deletion", cfg.interval, move |db| {
             let export_dir = export_dir.clone();

@@ -66,6 +66,10 @@
 //! - [`lifecycle`]: a tenant's export (CSV files and a manifest) and purge.
 //! - [`locks`]: one leader per periodic job (advisory locks).
 //! - [`production`], [`emissions`], [`regulatory`]: daily figures, emission sources, filings.
+//! - [`failure_risk`]: predictive maintenance — training data from the daily rollups and
+//!   interventions, the model registry (one active model per tenant), the prediction cache.
+//! - [`history`]: the history import (wells, daily production and hours on from a tenant's
+//!   records), idempotent by natural keys.
 //!
 //! # Errors
 //!
@@ -87,7 +91,9 @@ pub mod copy;
 pub mod detection;
 pub mod devices;
 pub mod emissions;
+pub mod failure_risk;
 pub mod gateways;
+pub mod history;
 pub mod identity;
 pub mod interventions;
 pub mod lifecycle;

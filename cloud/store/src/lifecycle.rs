@@ -40,7 +40,7 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 45] = [
+pub const TENANT_TABLES: [(&str, Owned); 48] = [
     ("alert_deliveries", Owned::ByTenant),
     ("alert_comments", Owned::ByTenant),
     ("alert_events", Owned::ByTenant),
@@ -54,6 +54,8 @@ pub const TENANT_TABLES: [(&str, Owned); 45] = [
     ("one_time_tokens", Owned::ByTenant),
     ("memberships", Owned::ByTenant),
     ("api_keys", Owned::ByTenant),
+    ("failure_risk_predictions", Owned::ByTenant),
+    ("failure_risk_models", Owned::ByTenant),
     ("well_interventions", Owned::ByTenant),
     ("daily_emissions", Owned::ByTenant),
     ("emission_source_pneumatics", Owned::ByTenant),
@@ -61,6 +63,7 @@ pub const TENANT_TABLES: [(&str, Owned); 45] = [
     ("emission_sources", Owned::ByTenant),
     ("production_watermarks", Owned::ByTenant),
     ("daily_production", Owned::ByTenant),
+    ("daily_runtime", Owned::ByTenant),
     ("production_corrections", Owned::ByTenant),
     ("haul_tickets", Owned::ByTenant),
     ("tank_strapping_points", Owned::ByTenant),

@@ -47,13 +47,14 @@ pub const PRODUCTION_METRICS: [&str; 13] = [
 ];
 
 /// Every derivation method, for parsing stored names.
-const METHODS: [Method; 6] = [
+const METHODS: [Method; 7] = [
     Method::TankGauge,
     Method::MeterTotal,
     Method::FlowComputerDaily,
     Method::RateIntegration,
     Method::ManualCorrection,
     Method::Missing,
+    Method::Import,
 ];
 
 /// The quantity named `name` (`oil`, `gas`, `water`, `flared`, `vented`, `fuel`).
@@ -513,7 +514,9 @@ impl DailyRow {
 }
 
 /// Upserts daily figures of one well (one statement; re-running with the same figures
-/// leaves the table unchanged apart from `derived_at`).
+/// leaves the table unchanged apart from `derived_at`). An imported figure (see
+/// [`crate::history`]) is replaced by a derived one, never by `missing`: a day telemetry
+/// knows nothing about keeps its imported history.
 pub async fn upsert_daily(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -587,7 +590,8 @@ pub async fn upsert_daily(
              correction_id = excluded.correction_id,
              correction_reference = excluded.correction_reference,
              closing_stock = excluded.closing_stock, notes = excluded.notes,
-             derived_at = excluded.derived_at",
+             derived_at = excluded.derived_at, disposition = NULL
+         WHERE NOT (daily_production.method = 'import' AND excluded.method = 'missing')",
     )
     .bind(tenant)
     .bind(&wells)

@@ -29,6 +29,7 @@ pub mod analytics;
 pub mod api;
 pub mod auth;
 pub mod db;
+pub mod failure_risk;
 pub mod http;
 pub mod mqtt;
 pub mod mtls;

@@ -1,0 +1,17 @@
+//! `ml`: WellPulse machine learning, pure and I/O-free (no database, network, files or
+//! clock: callers read and write, pass time in, and store what this crate returns).
+//!
+//! - [`import`]: history import — a CSV of wells and daily (or monthly) production with
+//!   its columns named by a TOML mapping file, validated row by row.
+//! - [`maintenance`]: predictive maintenance — features from daily rollups, one logistic
+//!   regression per horizon (7/14/30 days, `linfa-logistic`), held-out metrics, and the
+//!   factors behind each prediction in words.
+//! - [`wear`]: a simulated fleet of wearing lift equipment with its failure schedule, the
+//!   data of the benchmark and tests.
+//!
+//! *Invariants:* no I/O; a bad input row is reported, never a panic; every model carries
+//! what the registry needs (algorithm, features, training window, data hash).
+
+pub mod import;
+pub mod maintenance;
+pub mod wear;

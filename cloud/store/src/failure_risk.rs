@@ -1,0 +1,416 @@
+//! SQL of predictive maintenance (failure risk): the training data (daily rollups of the
+//! lift metrics and the registry's failures and workovers), the model registry
+//! (`failure_risk_models`) and the prediction cache (`failure_risk_predictions`).
+//!
+//! Runs inside the tenant's scoped transaction; models and predictions are JSON documents
+//! written by the `ml` crate (the store does not interpret them).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value as Json;
+use sqlx::{PgConnection, Row};
+
+use crate::{DbError, TenantId, WellId, collect};
+
+/// One daily rollup of one of a well's series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WellRollup {
+    /// Well (through its device).
+    pub well: WellId,
+    /// Canonical metric.
+    pub metric: String,
+    /// UTC day.
+    pub day: NaiveDate,
+    /// Mean, minimum and maximum of the day's good samples.
+    pub avg: f64,
+    /// Minimum.
+    pub min: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// Daily rollups of `metrics` of the tenant's wells for days in `[from, to)`.
+pub async fn rollups(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    metrics: &[&str],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<WellRollup>, DbError> {
+    let rows = sqlx::query(
+        "SELECT d.well_id, s.metric, (r.bucket AT TIME ZONE 'UTC')::date AS day,
+                r.avg, r.min, r.max
+         FROM telemetry_1d r
+         JOIN series s ON s.id = r.series_id
+         JOIN devices d ON d.id = s.device_id
+         WHERE s.tenant_id = $1 AND d.well_id IS NOT NULL AND s.metric = ANY($2)
+           AND r.bucket >= $3::date AT TIME ZONE 'UTC' AND r.bucket < $4::date AT TIME ZONE 'UTC'
+         ORDER BY d.well_id, day",
+    )
+    .bind(tenant)
+    .bind(metrics)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, |r| {
+        Ok(WellRollup {
+            well: r.try_get("well_id")?,
+            metric: r.try_get("metric")?,
+            day: r.try_get("day")?,
+            avg: r.try_get("avg")?,
+            min: r.try_get("min")?,
+            max: r.try_get("max")?,
+        })
+    })
+}
+
+/// Failures and workovers of the tenant's wells: (well, kind, UTC day it started).
+pub async fn events(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Vec<(WellId, String, NaiveDate)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT well_id, kind, (started_at AT TIME ZONE 'UTC')::date AS day
+         FROM well_interventions
+         WHERE tenant_id = $1 AND kind IN ('failure', 'workover')
+         ORDER BY well_id, started_at",
+    )
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, |r| {
+        Ok((r.try_get("well_id")?, r.try_get("kind")?, r.try_get("day")?))
+    })
+}
+
+/// A model to register.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewModel<'a> {
+    /// Algorithm name.
+    pub algorithm: &'a str,
+    /// Feature names, in column order.
+    pub features: Vec<&'a str>,
+    /// Training window.
+    pub window: (NaiveDate, NaiveDate),
+    /// SHA-256 (hex) of the training data.
+    pub data_hash: &'a str,
+    /// Wells trained on.
+    pub wells: i32,
+    /// Rows trained on.
+    pub training_rows: i32,
+    /// Held-out metrics (and the model in use's on the same wells).
+    pub metrics: Json,
+    /// The model itself.
+    pub model: Json,
+    /// Becomes the active model (the previous active one is retired).
+    pub promote: bool,
+    /// Why it was or was not promoted.
+    pub reason: &'a str,
+}
+
+/// A registered model (without its document unless asked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRecord {
+    /// Version, 1, 2, …
+    pub version: i32,
+    /// Algorithm.
+    pub algorithm: String,
+    /// Features.
+    pub features: Vec<String>,
+    /// Training window.
+    pub window_start: NaiveDate,
+    /// End of the training window.
+    pub window_end: NaiveDate,
+    /// SHA-256 of the training data.
+    pub data_hash: String,
+    /// Wells trained on.
+    pub wells: i32,
+    /// Rows trained on.
+    pub training_rows: i32,
+    /// Held-out metrics.
+    pub metrics: Json,
+    /// `active`, `candidate` or `retired`.
+    pub status: String,
+    /// Why it was or was not promoted.
+    pub reason: String,
+    /// When trained.
+    pub trained_at: DateTime<Utc>,
+    /// When promoted.
+    pub promoted_at: Option<DateTime<Utc>>,
+}
+
+const MODEL_COLUMNS: &str = "version, algorithm, features, window_start, window_end, data_hash,
+    wells, training_rows, metrics, status, reason, trained_at, promoted_at";
+
+fn model_record(r: &sqlx::postgres::PgRow) -> Result<ModelRecord, sqlx::Error> {
+    Ok(ModelRecord {
+        version: r.try_get("version")?,
+        algorithm: r.try_get("algorithm")?,
+        features: r.try_get("features")?,
+        window_start: r.try_get("window_start")?,
+        window_end: r.try_get("window_end")?,
+        data_hash: r.try_get("data_hash")?,
+        wells: r.try_get("wells")?,
+        training_rows: r.try_get("training_rows")?,
+        metrics: r.try_get("metrics")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        trained_at: r.try_get("trained_at")?,
+        promoted_at: r.try_get("promoted_at")?,
+    })
+}
+
+/// Registers a model under the next version; when `promote`, retires the active one
+/// first. Concurrent trainings of one tenant serialize on the tenant's row lock.
+pub async fn insert_model(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    m: &NewModel<'_>,
+) -> Result<ModelRecord, DbError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('failure_risk_models'), $1::int)")
+        .bind(i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or(0))
+        .execute(&mut *conn)
+        .await?;
+    if m.promote {
+        sqlx::query(
+            "UPDATE failure_risk_models SET status = 'retired'
+             WHERE tenant_id = $1 AND status = 'active'",
+        )
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let row = sqlx::query(&format!(
+        "INSERT INTO failure_risk_models (tenant_id, version, algorithm, features, window_start,
+             window_end, data_hash, wells, training_rows, metrics, model, status, reason,
+             promoted_at)
+         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                CASE WHEN $11 THEN 'active' ELSE 'candidate' END, $12,
+                CASE WHEN $11 THEN now() END
+         FROM failure_risk_models WHERE tenant_id = $1
+         RETURNING {MODEL_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(m.algorithm)
+    .bind(&m.features)
+    .bind(m.window.0)
+    .bind(m.window.1)
+    .bind(m.data_hash)
+    .bind(m.wells)
+    .bind(m.training_rows)
+    .bind(&m.metrics)
+    .bind(&m.model)
+    .bind(m.promote)
+    .bind(m.reason)
+    .fetch_one(conn)
+    .await?;
+    Ok(model_record(&row)?)
+}
+
+/// Makes `version` the active model by hand (a rollback, or a candidate an engineer
+/// trusts), retiring the active one; returns it with its document (`None`: no such
+/// version). Activating the active model changes nothing.
+pub async fn activate(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    version: i32,
+) -> Result<Option<(ModelRecord, Json)>, DbError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('failure_risk_models'), $1::int)")
+        .bind(i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or(0))
+        .execute(&mut *conn)
+        .await?;
+    let exists: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM failure_risk_models WHERE tenant_id = $1 AND version = $2",
+    )
+    .bind(tenant)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match exists.as_deref() {
+        None => return Ok(None),
+        Some("active") => {}
+        Some(_) => {
+            sqlx::query(
+                "UPDATE failure_risk_models SET status = 'retired'
+                 WHERE tenant_id = $1 AND status = 'active'",
+            )
+            .bind(tenant)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE failure_risk_models
+                 SET status = 'active', promoted_at = now(), reason = 'activated by hand'
+                 WHERE tenant_id = $1 AND version = $2",
+            )
+            .bind(tenant)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {MODEL_COLUMNS}, model FROM failure_risk_models
+         WHERE tenant_id = $1 AND version = $2"
+    ))
+    .bind(tenant)
+    .bind(version)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((model_record(&row)?, row.try_get("model")?)))
+}
+
+/// The tenant's models, newest first.
+pub async fn models(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Vec<ModelRecord>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {MODEL_COLUMNS} FROM failure_risk_models WHERE tenant_id = $1
+         ORDER BY version DESC"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, model_record)
+}
+
+/// Tenants with an active model (owner connection: the periodic refresh).
+pub async fn tenants_with_active_model(conn: &mut PgConnection) -> Result<Vec<TenantId>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT tenant_id FROM failure_risk_models WHERE status = 'active' ORDER BY tenant_id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The active model's version and document.
+pub async fn active_model(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Option<(i32, Json)>, DbError> {
+    let row = sqlx::query(
+        "SELECT version, model FROM failure_risk_models
+         WHERE tenant_id = $1 AND status = 'active'",
+    )
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get("version")?, r.try_get("model")?)),
+        None => None,
+    })
+}
+
+/// One cached prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRow {
+    /// Well.
+    pub well: WellId,
+    /// Day scored.
+    pub day: NaiveDate,
+    /// Model version that made it.
+    pub model_version: i32,
+    /// `rod_pump`, `esp` or `plunger_lift`.
+    pub lift: String,
+    /// Probabilities of a failure within 7, 14, 30 days.
+    pub p7: f64,
+    /// 14 days.
+    pub p14: f64,
+    /// 30 days.
+    pub p30: f64,
+    /// The factors, as the `ml` crate wrote them.
+    pub factors: Json,
+    /// When computed.
+    pub computed_at: DateTime<Utc>,
+}
+
+/// Replaces the tenant's cached predictions with `rows` (one statement each way).
+pub async fn replace_predictions(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    rows: &[PredictionRow],
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM failure_risk_predictions WHERE tenant_id = $1")
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&PredictionRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    sqlx::query(
+        "INSERT INTO failure_risk_predictions (tenant_id, well_id, day, model_version, lift,
+             p7, p14, p30, factors, computed_at)
+         SELECT $1, x.well, x.day, x.version, x.lift, x.p7, x.p14, x.p30, x.factors, x.at
+         FROM unnest($2::bigint[], $3::date[], $4::int[], $5::text[], $6::float8[],
+                     $7::float8[], $8::float8[], $9::jsonb[], $10::timestamptz[])
+              AS x(well, day, version, lift, p7, p14, p30, factors, at)",
+    )
+    .bind(tenant)
+    .bind(rows.iter().map(|r| r.well).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.day).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.model_version).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.lift.clone()).collect::<Vec<_>>())
+    .bind(col(|r| r.p7))
+    .bind(col(|r| r.p14))
+    .bind(col(|r| r.p30))
+    .bind(rows.iter().map(|r| r.factors.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.computed_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+const PREDICTION_COLUMNS: &str =
+    "well_id, day, model_version, lift, p7, p14, p30, factors, computed_at";
+
+fn prediction_row(r: &sqlx::postgres::PgRow) -> Result<PredictionRow, sqlx::Error> {
+    Ok(PredictionRow {
+        well: r.try_get("well_id")?,
+        day: r.try_get("day")?,
+        model_version: r.try_get("model_version")?,
+        lift: r.try_get("lift")?,
+        p7: r.try_get("p7")?,
+        p14: r.try_get("p14")?,
+        p30: r.try_get("p30")?,
+        factors: r.try_get("factors")?,
+        computed_at: r.try_get("computed_at")?,
+    })
+}
+
+/// The tenant's cached predictions, highest 30-day risk first, at most `limit`.
+pub async fn ranked(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    limit: i64,
+) -> Result<Vec<PredictionRow>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PREDICTION_COLUMNS} FROM failure_risk_predictions WHERE tenant_id = $1
+         ORDER BY p30 DESC, p14 DESC, well_id LIMIT $2"
+    ))
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, prediction_row)
+}
+
+/// A well's cached prediction.
+pub async fn prediction(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    well: WellId,
+) -> Result<Option<PredictionRow>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {PREDICTION_COLUMNS} FROM failure_risk_predictions
+         WHERE tenant_id = $1 AND well_id = $2"
+    ))
+    .bind(tenant)
+    .bind(well)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(prediction_row(&r)?),
+        None => None,
+    })
+}
