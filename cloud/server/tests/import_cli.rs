@@ -15,23 +15,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn write_config(dir: &Path, database_url: &str) -> PathBuf {
-    let path = dir.join("cloud.toml");
-    let text = format!(
-        r#"
-[database]
-url = "{database_url}"
-[broker]
-client_id = "wp-ingester-cli"
-username = "{INGESTER_USER}"
-password = "{INGESTER_PASSWORD}"
-[broker.embedded]
-config = "{}"
-listener = "dev5"
-"#,
-        broker_config_dir().join("rumqttd-dev.toml").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_cloud_config(dir, database_url, "")
 }
 
 async fn import(

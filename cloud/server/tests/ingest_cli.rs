@@ -1,7 +1,7 @@
 //! The `wellpulse-cloud` binary: `migrate`, `provision-gateway`, and `run` with the
 //! embedded broker ingesting a gateway's data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -11,19 +11,11 @@ use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wellpulse-cloud");
 
-fn write_config(dir: &Path, database_url: &str) -> std::path::PathBuf {
-    let path = dir.join("cloud.toml");
-    let text = format!(
+fn write_config(dir: &Path, database_url: &str) -> PathBuf {
+    write_cloud_config(
+        dir,
+        database_url,
         r#"
-[database]
-url = "{database_url}"
-[broker]
-client_id = "wp-ingester-cli"
-username = "{INGESTER_USER}"
-password = "{INGESTER_PASSWORD}"
-[broker.embedded]
-config = "{}"
-listener = "dev5"
 [ingest]
 max_batch_delay = "20ms"
 [storage]
@@ -31,10 +23,7 @@ backend = "postgres"
 [api]
 listen = "127.0.0.1:0"
 "#,
-        broker_config_dir().join("rumqttd-dev.toml").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    )
 }
 
 async fn cli(args: &[&str]) -> Output {

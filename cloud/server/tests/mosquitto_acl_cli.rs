@@ -1,30 +1,14 @@
 //! `wellpulse-cloud mosquitto-acl` prints the ACL of the registry's gateways.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use testkit::mqtt::*;
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wellpulse-cloud");
 
-fn write_config(dir: &Path, database_url: &str) -> std::path::PathBuf {
-    let path = dir.join("cloud.toml");
-    let text = format!(
-        r#"
-[database]
-url = "{database_url}"
-[broker]
-client_id = "wp-ingester-cli"
-username = "{INGESTER_USER}"
-password = "{INGESTER_PASSWORD}"
-[broker.embedded]
-config = "{}"
-listener = "dev5"
-"#,
-        broker_config_dir().join("rumqttd-dev.toml").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+fn write_config(dir: &Path, database_url: &str) -> PathBuf {
+    write_cloud_config(dir, database_url, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

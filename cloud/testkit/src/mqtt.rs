@@ -153,6 +153,29 @@ pub fn broker_config_dir() -> PathBuf {
     manifest_dir().join("../../broker-config")
 }
 
+/// A `cloud.toml` for the `wellpulse-cloud` command in tests, written to `dir`: the
+/// database, the test ingester's login and the embedded broker from `rumqttd-dev.toml`,
+/// then the sections in `extra` (TOML text).
+pub fn write_cloud_config(dir: &Path, database_url: &str, extra: &str) -> PathBuf {
+    let path = dir.join("cloud.toml");
+    let text = format!(
+        r#"
+[database]
+url = "{database_url}"
+[broker]
+client_id = "wp-ingester-cli"
+username = "{INGESTER_USER}"
+password = "{INGESTER_PASSWORD}"
+[broker.embedded]
+config = "{}"
+listener = "dev5"
+{extra}"#,
+        broker_config_dir().join("rumqttd-dev.toml").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// The embedded broker from `broker-config/rumqttd-dev.toml`, authenticating against `db`.
 pub struct Broker {
     pub broker: EmbeddedBroker,
