@@ -105,6 +105,9 @@ fn every_file_in_broker_config_is_checked() {
             }
             // Started for real below (mosquitto_config_runs_and_isolates_gateways).
             "mosquitto.conf" => {}
+            // Started for real by `broker_tenancy` (mosquitto_dynsec_…) and the ingester's
+            // `ingest_mosquitto`; here: the same settings as mosquitto.conf but security.
+            "mosquitto-dynsec.conf" => check_dynsec_conf_matches(&dir),
             // Makes every certificate the Mosquitto tests use (testkit::mqtt), and here
             // one for a fresh directory, checked below.
             "make-broker-cert.sh" => check_cert_script(&path),
@@ -119,6 +122,38 @@ fn every_file_in_broker_config_is_checked() {
         }
     }
     assert!(names.len() >= 5, "{names:?}");
+}
+
+/// `mosquitto-dynsec.conf` is `mosquitto.conf` with the dynamic-security plugin in place of
+/// the password file and the ACL file: every other setting the same, so the two profiles
+/// cannot drift apart.
+fn check_dynsec_conf_matches(dir: &std::path::Path) {
+    let settings = |name: &str, security: &[&str]| -> Vec<String> {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter(|l| {
+                !security
+                    .iter()
+                    .any(|s| l.split_whitespace().next() == Some(*s))
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let dynsec = settings(
+        "mosquitto-dynsec.conf",
+        &["plugin", "plugin_opt_config_file"],
+    );
+    let plain = settings("mosquitto.conf", &["password_file", "acl_file"]);
+    assert_eq!(
+        dynsec, plain,
+        "mosquitto-dynsec.conf drifted from mosquitto.conf"
+    );
+    let text = std::fs::read_to_string(dir.join("mosquitto-dynsec.conf")).unwrap();
+    assert!(text.contains("\nplugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n"));
+    assert!(!text.contains("\npassword_file") && !text.contains("\nacl_file"));
 }
 
 /// The script makes a CA and a broker certificate for the names given, signed by that CA
