@@ -35,6 +35,7 @@ pub mod mqtt;
 pub mod mtls;
 pub mod probe;
 pub mod proxy;
+pub mod python;
 pub mod receiver;
 pub mod scratch;
 pub mod smtp;

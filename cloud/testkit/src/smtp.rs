@@ -5,12 +5,10 @@
 //! helper reads its standard output, so a test waits on the message itself, not on time.
 //! The sink stops when the helper is dropped (its standard input closes).
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 /// One message the sink received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,25 +48,12 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink and waits until it listens.
     pub async fn start() -> SmtpSink {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs the SMTP sink (scripts/services.sh installs aiosmtpd)");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the SMTP sink starts within 30 s")
-            .expect("read the SMTP sink's output")
-            .expect("the SMTP sink printed READY (is aiosmtpd installed? see scripts/services.sh)");
-        let port = ready
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the SMTP sink: {ready:?}"));
+        let crate::python::Helper { child, port, lines } = crate::python::start(
+            "smtp_sink.py",
+            "the SMTP sink",
+            "scripts/services.sh installs aiosmtpd",
+        )
+        .await;
         SmtpSink {
             port,
             lines,

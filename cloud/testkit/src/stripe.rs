@@ -15,7 +15,6 @@
 //!   (`stripe.WebhookSignature`), never by our own code.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +24,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 /// Billing options for tests against a fake or local Stripe at `api_base`: the `standard`
@@ -89,26 +88,16 @@ pub struct LocalStripe {
 impl LocalStripe {
     /// Starts localstripe and waits until it listens.
     pub async fn start() -> LocalStripe {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("localstripe_server.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs localstripe (scripts/services.sh installs it)");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
-            let line = lines
-                .next_line()
-                .await
-                .expect("localstripe output")
-                .expect("localstripe exited before listening (is it installed?)");
-            if let Some(port) = line.strip_prefix("READY ") {
-                break port.trim().parse().expect("a port");
-            }
-        };
+        let crate::python::Helper {
+            child,
+            port,
+            mut lines,
+        } = crate::python::start(
+            "localstripe_server.py",
+            "localstripe",
+            "scripts/services.sh installs it",
+        )
+        .await;
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         LocalStripe {
