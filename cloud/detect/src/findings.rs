@@ -110,25 +110,30 @@ fn evidence(detector: &str, metric: Option<&str>, value: Option<f64>, detail: St
     }
 }
 
+/// What a lift device's values say at one instant, and the evidence to show for it.
+struct LiftReading {
+    rod_part: bool,
+    pump_off: bool,
+    gas_lock: bool,
+    /// Low fillage alone must outlast the erratic test's window (a gas lock's first
+    /// samples look like a pump-off's); an idling controller is proof at once.
+    slow_pump_off: bool,
+    /// Metrics shown as the evidence's related values.
+    names: &'static [&'static str],
+    /// Derived related values.
+    extras: [(&'static str, Option<f64>); 2],
+    value: Option<f64>,
+    range: Option<f64>,
+    base: Option<f64>,
+}
+
 /// Lift checks (rod pump or ESP), if the device is lift equipment.
 pub fn lift(v: &View<'_>, out: &mut Vec<Check>) {
     let Some(state) = v.get("pump_state") else {
         return;
     };
     let running = state == 1.0;
-    // The evidence's related values: metric names read at the instant, plus derived ones.
-    type Extras = [(&'static str, Option<f64>); 2];
-    let (rod_part, pump_off, gas_lock, slow_pump_off, names, extras, value, range, base): (
-        _,
-        _,
-        _,
-        _,
-        &[&str],
-        Extras,
-        _,
-        _,
-        _,
-    ) = if let Some(fill) = v.get("pump_fillage_pct") {
+    let lift = if let Some(fill) = v.get("pump_fillage_pct") {
         let range = match (v.get("rod_load_peak_lbf"), v.get("rod_load_min_lbf")) {
             (Some(p), Some(m)) => Some(p - m),
             _ => None,
@@ -145,29 +150,26 @@ pub fn lift(v: &View<'_>, out: &mut Vec<Check>) {
             && !gas_lock
             && !v.active(FindingKind::GasLock)
             && (state == 2.0 || (running && fill < 55.0 && erratic.is_none()));
-        // Low fillage alone must outlast the erratic test's window (a gas lock's first
-        // samples look like a pump-off's); an idling controller is proof at once.
-        let slow = state != 2.0 && !rod_part;
-        (
+        LiftReading {
             rod_part,
             pump_off,
             gas_lock,
-            slow,
-            &[
+            slow_pump_off: state != 2.0 && !rod_part,
+            names: &[
                 "pump_state",
                 "pump_fillage_pct",
                 "rod_load_peak_lbf",
                 "rod_load_min_lbf",
                 "motor_current_a",
             ],
-            [
+            extras: [
                 ("load_range_baseline_lbf", range_base),
                 ("fillage_jitter_ratio", erratic),
             ],
-            Some(fill),
+            value: Some(fill),
             range,
-            range_base,
-        )
+            base: range_base,
+        }
     } else if let Some(current) = v.get("motor_current_a") {
         let series = v.series.get("motor_current_a");
         let base = series.and_then(|s| s.level.level).filter(|b| *b > 0.0);
@@ -181,29 +183,39 @@ pub fn lift(v: &View<'_>, out: &mut Vec<Check>) {
             && !gas_lock
             && !v.active(FindingKind::GasLock)
             && (state == 2.0 || (low(0.8) && underload && erratic.is_none()));
-        let slow = state != 2.0 && !rod_part;
-        (
+        LiftReading {
             rod_part,
             pump_off,
             gas_lock,
-            slow,
-            &[
+            slow_pump_off: state != 2.0 && !rod_part,
+            names: &[
                 "pump_state",
                 "motor_current_a",
                 "underload_alarm",
                 "pump_intake_pressure_psi",
             ],
-            [
+            extras: [
                 ("current_baseline_a", base),
                 ("current_jitter_ratio", erratic),
             ],
-            Some(current),
-            None,
+            value: Some(current),
+            range: None,
             base,
-        )
+        }
     } else {
         return;
     };
+    let LiftReading {
+        rod_part,
+        pump_off,
+        gas_lock,
+        slow_pump_off,
+        names,
+        extras,
+        value,
+        range,
+        base,
+    } = lift;
     let make = |kind: FindingKind,
                 anomalous: bool,
                 severity: Severity,
