@@ -21,7 +21,7 @@ use store::alerts::AlertPolicy;
 use store::detection::StateUpdate;
 use store::{Db, DbError};
 
-use crate::signals::{decode_state, encode_state, signal_records};
+use crate::signals::{decode_state, signal_records};
 use crate::training::{self, TrainingOptions};
 
 /// Timing of the lifecycle jobs (from `[alerts]` and `[detection]`).
@@ -114,7 +114,7 @@ pub async fn sweep_silent(
         }
         updates.push(StateUpdate {
             device: q.device,
-            state: encode_state(&state),
+            state: state.to_bytes(),
             last_sample_at: None,
         });
     }

@@ -1,17 +1,13 @@
-//! Between detection and the store: a device's state from and to its stored form, rules from
-//! their rows, and signals as the rows `store::alerts::record_signals` takes. Used by the
-//! ingester (in its transaction) and by the silence sweep.
+//! Between detection and the store: a device's state from its stored form (written with
+//! `DeviceState::to_bytes`), rules from their rows, and signals as the rows
+//! `store::alerts::record_signals` takes. Used by the ingester (in its transaction) and by
+//! the silence sweep.
 
 use chrono::{DateTime, Utc};
 use detect::{DeviceState, Rule, Signal};
 use store::alerts::SignalRecord;
 use store::{DeviceId, TenantId};
 use tracing::warn;
-
-/// A device's state as the store keeps it ([`DeviceState::to_bytes`]).
-pub fn encode_state(state: &DeviceState) -> Vec<u8> {
-    state.to_bytes()
-}
 
 /// A stored rule as the detector's [`Rule`].
 pub fn rule_of(row: &store::detection::RuleRow) -> Result<Rule, String> {

@@ -3,7 +3,7 @@
 //! alert, once; its next sample clears the condition (the ingester's `observe`).
 
 use alerts::lifecycle::sweep_silent;
-use alerts::signals::{decode_state, encode_state};
+use alerts::signals::decode_state;
 use chrono::Utc;
 use detect::{DetectOptions, Detector, DeviceContext, Sample};
 use store::alerts::AlertPolicy;
@@ -65,7 +65,7 @@ async fn a_device_that_stops_reporting_is_found_silent_once() {
         &mut tx,
         &[StateUpdate {
             device,
-            state: encode_state(&state),
+            state: state.to_bytes(),
             last_sample_at: chrono::DateTime::from_timestamp_millis(end),
         }],
     )

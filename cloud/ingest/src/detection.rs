@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alerts::signals::{decode_state, encode_state, rule_of, signal_records};
+use alerts::signals::{decode_state, rule_of, signal_records};
 use chrono::{DateTime, Utc};
 use detect::{Detector, DeviceContext, DeviceState, Rule, Sample, Signal, WellModel};
 use store::alerts::AlertPolicy;
@@ -322,7 +322,7 @@ impl Prepared {
                 last_sample_at: state
                     .last_ts_ms
                     .and_then(DateTime::<Utc>::from_timestamp_millis),
-                state: encode_state(&state),
+                state: state.to_bytes(),
             })
             .collect();
         scored.scoring += started.elapsed();
