@@ -15,11 +15,11 @@
 //!    Carlo P90/P50/P10. A history the decline model refuses (under 6 months, too few
 //!    weeks) is forecast flat at its last 30 days, the interval from the spread of its
 //!    weekly rates.
-//! 2. **Flared and vented gas** as fractions of the gas produced, ratio of sums over the
-//!    last [`FRACTION_WINDOW_DAYS`]; the interval is the 10th and 90th percentiles of the
+//! 2. **Flared and vented gas** as fractions of the gas produced, the median of the daily
+//!    fractions over the last [`FRACTION_WINDOW_DAYS`]; the interval is the 10th and 90th percentiles of the
 //!    fraction over the 30-day blocks of the last [`FRACTION_BLOCKS`] blocks (flaring comes
 //!    in episodes: a constrained gathering line, a compressor down).
-//! 3. **Fuel gas** at its mean over the fraction window (a heater or an engine burns about
+//! 3. **Fuel gas** at its daily median over the fraction window (a heater or an engine burns about
 //!    the same whatever the well makes), the interval again from 30-day blocks.
 //! 4. **Equipment leaks and pneumatics** from the component and device counts, 24 hours in
 //!    service a day (Equation W-32A and W-1): constant, no interval.
@@ -578,11 +578,25 @@ fn ratio(
     (d > 0.0).then(|| n / d)
 }
 
-/// The ratio over the [`FRACTION_WINDOW_DAYS`] before `start`, its interval the 10th–90th
-/// percentiles of the ratio over the last [`FRACTION_BLOCKS`] 30-day blocks.
+/// The median of the daily ratios over the [`FRACTION_WINDOW_DAYS`] before `start` (a
+/// median, as a P50 is: a flaring episode widens the interval, it does not move the
+/// typical day), its interval the 10th–90th percentiles of the ratio of sums over the last
+/// [`FRACTION_BLOCKS`] 30-day blocks.
 fn ratio_band(days: &[ProductionDay], start: NaiveDate, num: Figure, den: Option<Figure>) -> Band {
     let window_from = start - chrono::Days::new(FRACTION_WINDOW_DAYS as u64);
-    let p50 = ratio(days, window_from, start, num, den).unwrap_or(0.0);
+    let mut daily: Vec<f64> = days
+        .iter()
+        .filter(|x| x.day >= window_from && x.day < start)
+        .filter_map(|x| {
+            let v = num(x)?;
+            match den {
+                Some(f) => f(x).filter(|g| *g > 0.0).map(|g| v / g),
+                None => Some(v),
+            }
+        })
+        .collect();
+    daily.sort_by(f64::total_cmp);
+    let p50 = quantile(&daily, 0.5);
     let mut blocks: Vec<f64> = (1..=FRACTION_BLOCKS)
         .filter_map(|k| {
             let from = start - chrono::Days::new(30 * k as u64);
