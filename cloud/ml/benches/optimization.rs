@@ -33,7 +33,7 @@ fn input(w: &FleetWell) -> WellInput {
     WellInput {
         well: w.name.clone(),
         field: w.field.clone(),
-        lift: w.lift,
+        lift: Some(w.lift),
         age_days: f64::from(w.age_at_start) + DAYS as f64,
         days: w
             .days

@@ -53,6 +53,8 @@ use analytics::emissions::methods::{
 };
 use analytics::emissions::{EmissionsError, GasComposition, GasMasses};
 
+/// Stamped on every forecast: the method and its version.
+pub const MODEL_VERSION: &str = "emissions-decline-subpart-w/1";
 /// Days of recent history the flared, vented and fuel figures are estimated from.
 pub const FRACTION_WINDOW_DAYS: i64 = 90;
 /// 30-day blocks of history whose spread gives the intervals of those figures.
@@ -285,12 +287,14 @@ pub enum ForecastError {
     Mismatch,
 }
 
-/// Masses of one unit of each activity in one reporting year.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Masses of one unit of each activity in one reporting year. A gas source's method may
+/// refuse the year (no default factor): that is an error only for a day that has some of
+/// its activity, so a well that never flares needs no flare factor.
+#[derive(Debug, Clone, PartialEq)]
 struct UnitMasses {
-    flare_per_mcf: GasMasses,
-    vent_per_mcf: GasMasses,
-    fuel_per_mcf: GasMasses,
+    flare_per_mcf: Result<GasMasses, EmissionsError>,
+    vent_per_mcf: Result<GasMasses, EmissionsError>,
+    fuel_per_mcf: Result<GasMasses, EmissionsError>,
     equipment_per_day: GasMasses,
 }
 
@@ -304,14 +308,14 @@ fn unit_masses(year: u16, s: &SourceSetup) -> Result<UnitMasses, EmissionsError>
             efficiency: s.flare_efficiency,
             hhv_mmbtu_per_scf: s.hhv_mmbtu_per_scf,
         }),
-    )?;
+    );
     let vent = source_emissions(
         year,
         &SourceInput::Vent(VentInput {
             volume_scf: scf,
             gas: s.gas,
         }),
-    )?;
+    );
     let fuel = source_emissions(
         year,
         &SourceInput::Combustion(CombustionInput {
@@ -326,7 +330,7 @@ fn unit_masses(year: u16, s: &SourceSetup) -> Result<UnitMasses, EmissionsError>
             ch4_kg_per_mmbtu: s.fuel_ch4_kg_per_mmbtu,
             subpart_w_facility: s.subpart_w_facility,
         }),
-    )?;
+    );
     let mut equipment = GasMasses::default();
     if !s.components.is_empty() {
         equipment += source_emissions(
@@ -367,9 +371,9 @@ fn unit_masses(year: u16, s: &SourceSetup) -> Result<UnitMasses, EmissionsError>
         .masses;
     }
     Ok(UnitMasses {
-        flare_per_mcf: flare.masses,
-        vent_per_mcf: vent.masses,
-        fuel_per_mcf: fuel.masses,
+        flare_per_mcf: flare.map(|e| e.masses),
+        vent_per_mcf: vent.map(|e| e.masses),
+        fuel_per_mcf: fuel.map(|e| e.masses),
         equipment_per_day: equipment,
     })
 }
@@ -388,10 +392,10 @@ impl UnitCache {
             reason: "must be between 0 and 65535",
         })?;
         if let Some((_, u)) = self.years.iter().find(|(y, _)| *y == year) {
-            return Ok(*u);
+            return Ok(u.clone());
         }
         let u = unit_masses(year, s)?;
-        self.years.push((year, u));
+        self.years.push((year, u.clone()));
         Ok(u)
     }
 }
@@ -405,7 +409,7 @@ pub fn day_masses(
     setup: &SourceSetup,
 ) -> Result<GasMasses, EmissionsError> {
     let u = unit_masses(reporting_year(day)?, setup)?;
-    Ok(combine(&u, flared_mcf, vented_mcf, fuel_mcf))
+    combine(&u, flared_mcf, vented_mcf, fuel_mcf)
 }
 
 fn reporting_year(day: NaiveDate) -> Result<u16, EmissionsError> {
@@ -424,11 +428,23 @@ fn scaled(m: GasMasses, k: f64) -> GasMasses {
     }
 }
 
-fn combine(u: &UnitMasses, flared: f64, vented: f64, fuel: f64) -> GasMasses {
-    scaled(u.flare_per_mcf, flared)
-        + scaled(u.vent_per_mcf, vented)
-        + scaled(u.fuel_per_mcf, fuel)
-        + u.equipment_per_day
+fn combine(
+    u: &UnitMasses,
+    flared: f64,
+    vented: f64,
+    fuel: f64,
+) -> Result<GasMasses, EmissionsError> {
+    let part = |per: &Result<GasMasses, EmissionsError>, v: f64| {
+        if v > 0.0 {
+            per.clone().map(|m| scaled(m, v))
+        } else {
+            Ok(GasMasses::default())
+        }
+    };
+    Ok(part(&u.flare_per_mcf, flared)?
+        + part(&u.vent_per_mcf, vented)?
+        + part(&u.fuel_per_mcf, fuel)?
+        + u.equipment_per_day)
 }
 
 /// A production stream's daily forecast over the horizon, with how it was made.
@@ -691,7 +707,7 @@ pub fn forecast_well(
         out.push(ForecastDay {
             day,
             activity,
-            masses: masses_of(&u, &activity, request.gwp),
+            masses: masses_of(&u, &activity, request.gwp)?,
         });
     }
     Ok(EmissionsForecast {
@@ -702,15 +718,15 @@ pub fn forecast_well(
     })
 }
 
-fn masses_of(u: &UnitMasses, a: &ActivityDay, gwp: GwpSet) -> MassBands {
+fn masses_of(u: &UnitMasses, a: &ActivityDay, gwp: GwpSet) -> Result<MassBands, EmissionsError> {
     let at = |f: fn(&Band) -> f64| combine(u, f(&a.flared_mcf), f(&a.vented_mcf), f(&a.fuel_mcf));
-    let (low, p50, high) = (at(|b| b.low), at(|b| b.p50), at(|b| b.high));
+    let (low, p50, high) = (at(|b| b.low)?, at(|b| b.p50)?, at(|b| b.high)?);
     let band = |f: fn(&GasMasses) -> f64| Band {
         low: f(&low),
         p50: f(&p50),
         high: f(&high),
     };
-    MassBands {
+    Ok(MassBands {
         ch4_kg: band(|m| m.ch4_kg),
         co2_kg: band(|m| m.co2_kg),
         n2o_kg: band(|m| m.n2o_kg),
@@ -719,7 +735,7 @@ fn masses_of(u: &UnitMasses, a: &ActivityDay, gwp: GwpSet) -> MassBands {
             p50: co2e(&p50, gwp).kg,
             high: co2e(&high, gwp).kg,
         },
-    }
+    })
 }
 
 /// The forecast of a site: the sum of its wells' (and site-level sources') forecasts, day
@@ -1005,7 +1021,7 @@ pub fn last_month_baseline(
             d.flared_mcf.unwrap_or(0.0),
             d.vented_mcf.unwrap_or(0.0),
             d.fuel_mcf.unwrap_or(0.0),
-        );
+        )?;
         total += co2e(&m, gwp).kg;
     }
     Ok(total / 30.0)
@@ -1260,6 +1276,36 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_source_without_activity_needs_no_factor_for_the_year() {
+        // 2026: no default flare efficiency (it ends with RY2024); a site with only Table
+        // W-1 major equipment and no flaring is still forecast.
+        let start = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let s = SourceSetup {
+            flare_efficiency: FlareEfficiency::Default,
+            components: vec![(Equipment::Separator, Service::Crude, 2)],
+            ..setup(0)
+        };
+        let f = forecast_well(&[], &s, &request(start, 30)).unwrap();
+        assert!(f.days[0].masses.ch4_kg.p50 > 0.0);
+        // Flaring forecast in that year needs the factor: a clear error.
+        let flaring: Vec<ProductionDay> = history(200)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| ProductionDay {
+                day: start - chrono::Days::new(200 - i as u64),
+                ..*x
+            })
+            .collect();
+        assert!(matches!(
+            forecast_well(&flaring, &s, &request(start, 30)),
+            Err(ForecastError::Emissions(EmissionsError::NoFactorForYear {
+                year: 2026,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -52,6 +52,8 @@ use analytics::decline::{self, EconomicLimits, FitOptions, ForecastOptions, Hist
 
 use crate::maintenance::Lift;
 
+/// Stamped on every assessment: the method and its version.
+pub const MODEL_VERSION: &str = "gap-decline-peers/1";
 /// Least hours on for a day's potential rate.
 pub const MIN_HOURS: f64 = 4.0;
 /// Days before the assessment the own decline stops reading.
@@ -91,8 +93,8 @@ pub struct WellInput {
     pub well: String,
     /// Field.
     pub field: String,
-    /// Lift type.
-    pub lift: Lift,
+    /// Lift type (`None`: flowing, or not known).
+    pub lift: Option<Lift>,
     /// Days since first production at the assessment day.
     pub age_days: f64,
     /// Days before the assessment day, any order.
@@ -506,7 +508,7 @@ fn causes(
             &mut left,
         );
     }
-    if w.lift == Lift::RodPump
+    if w.lift == Some(Lift::RodPump)
         && let (Some(h), Some(h0), Some(fill)) =
             (d.hours_recent, d.hours_reference, d.fillage_recent)
         && h < h0 - 2.0
@@ -522,7 +524,7 @@ fn causes(
             &mut left,
         );
     }
-    if w.lift == Lift::PlungerLift
+    if w.lift == Some(Lift::PlungerLift)
         && let Some(r) = d.cycles_ratio
         && r > 1.25
     {
@@ -648,7 +650,7 @@ pub fn assess(wells: &[WellInput], o: &Options) -> Result<Vec<Assessment>, Optim
 /// The "fleet average" baseline: every well is expected to make the mean recent potential
 /// of the wells of its field and lift type (bbl/d), keyed by well.
 pub fn fleet_average_baseline(wells: &[WellInput], o: &Options) -> HashMap<String, f64> {
-    let mut groups: HashMap<(String, Lift), Vec<f64>> = HashMap::new();
+    let mut groups: HashMap<(String, Option<Lift>), Vec<f64>> = HashMap::new();
     let recent: Vec<Option<f64>> = wells
         .iter()
         .map(|w| summary(w, o).recent_potential)
@@ -689,7 +691,7 @@ mod tests {
         WellInput {
             well: name.to_string(),
             field: "f".to_string(),
-            lift,
+            lift: Some(lift),
             age_days: 400.0 + days as f64,
             days: (0..days)
                 .map(|t| {

@@ -811,6 +811,18 @@ fn scheduler(
             let wells: usize = done.iter().map(|(_, n)| n).sum();
             Ok(format!("{} tenants, {wells} wells scored", done.len()))
         }))
+        // Emissions forecasts and production gaps: every tenant's cache recomputed where
+        // its inputs (production, hours on, sources, rollups, targets, the day) changed.
+        .with_job(Job::new("ml_forecasts", Duration::from_secs(3600), |db| async move {
+            let done = api::refresh_forecasts(&db, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let recomputed = done
+                .iter()
+                .filter(|(_, o)| o.emissions_recomputed || o.gaps_recomputed)
+                .count();
+            Ok(format!("{} tenants, {recomputed} recomputed", done.len()))
+        }))
         .with_job(Job::new("tenant_deletion", cfg.interval, move |db| {
             let export_dir = export_dir.clone();
             async move {
