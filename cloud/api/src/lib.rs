@@ -156,7 +156,7 @@ pub use error::{
     UnprocessableResponse,
 };
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
-pub use failure_risk::refresh_failure_risk;
+pub use failure_risk::{refresh_failure_risk, run_training_jobs, schedule_training};
 pub use forecasts::{
     RefreshOutcome, refresh_forecasts, refresh_tenant as refresh_tenant_forecasts,
 };

@@ -40,7 +40,7 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 51] = [
+pub const TENANT_TABLES: [(&str, Owned); 52] = [
     ("alert_deliveries", Owned::ByTenant),
     ("alert_comments", Owned::ByTenant),
     ("alert_events", Owned::ByTenant),
@@ -54,6 +54,7 @@ pub const TENANT_TABLES: [(&str, Owned); 51] = [
     ("one_time_tokens", Owned::ByTenant),
     ("memberships", Owned::ByTenant),
     ("api_keys", Owned::ByTenant),
+    ("training_jobs", Owned::ByTenant),
     ("ml_forecasts", Owned::ByTenant),
     ("ml_forecast_runs", Owned::ByTenant),
     ("methane_targets", Owned::ByTenant),
