@@ -64,6 +64,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(well_gap))
         .routes(routes!(get_targets, put_targets))
         .routes(routes!(refresh))
+        .routes(routes!(list_runs))
 }
 
 /// Days of production history read.
@@ -573,7 +574,76 @@ fn setup(sources: &[&EmissionSource]) -> Option<SourceSetup> {
     })
 }
 
-type Computed = (Vec<Forecast>, Vec<serde_json::Value>);
+/// Forecasts, the subjects that could not be forecast, and the run's metrics.
+type Computed = (Vec<Forecast>, Vec<serde_json::Value>, serde_json::Value);
+
+/// Days of the backtest that measures a run on the tenant's own data.
+const BACKTEST_DAYS: u64 = 30;
+
+/// The run's held-out measure: each well forecast from 30 days ago with the data before
+/// then, against the emissions of its measured last 30 days (the same methods), with "last
+/// month repeats" from the same cut as the baseline. Wells whose last 30 days are not all
+/// measured are left out.
+fn backtest(
+    inputs: &Inputs,
+    setups: &[(WellId, SourceSetup)],
+    start: NaiveDate,
+) -> serde_json::Value {
+    let cut = start - chrono::Days::new(BACKTEST_DAYS);
+    let request = ForecastRequest {
+        start: cut,
+        horizon_days: BACKTEST_DAYS as u32,
+        gwp: GwpSet::Ar5,
+        seed: 0,
+    };
+    let (mut model, mut baseline) = (Vec::new(), Vec::new());
+    for (well, setup) in setups {
+        let Some(days) = inputs.days.get(well) else {
+            continue;
+        };
+        let held: Vec<&ProductionDay> = days.iter().filter(|d| d.day >= cut).collect();
+        if held.len() < BACKTEST_DAYS as usize {
+            continue;
+        }
+        let actual: Option<f64> = held
+            .iter()
+            .map(|d| {
+                emis::day_masses(
+                    d.day,
+                    d.flared_mcf?,
+                    d.vented_mcf.unwrap_or(0.0),
+                    d.fuel_mcf.unwrap_or(0.0),
+                    setup,
+                )
+                .ok()
+                .map(|m| co2e(&m, GwpSet::Ar5).kg)
+            })
+            .sum();
+        let Some(actual) = actual.filter(|a| *a > 0.0) else {
+            continue;
+        };
+        let before: Vec<ProductionDay> = days.iter().filter(|d| d.day < cut).copied().collect();
+        let Ok(f) = emis::forecast_well(&before, setup, &request) else {
+            continue;
+        };
+        let (_, m) = f.total(BACKTEST_DAYS as usize);
+        let Ok(b) = emis::last_month_baseline(&before, setup, cut, GwpSet::Ar5) else {
+            continue;
+        };
+        model.push((m.co2e_kg.p50 - actual).abs() / actual);
+        baseline.push((b * BACKTEST_DAYS as f64 - actual).abs() / actual);
+    }
+    let mean = |v: &[f64]| 100.0 * v.iter().sum::<f64>() / v.len() as f64;
+    if model.is_empty() {
+        return serde_json::json!({ "backtest_days": BACKTEST_DAYS, "wells": 0 });
+    }
+    serde_json::json!({
+        "backtest_days": BACKTEST_DAYS,
+        "wells": model.len(),
+        "mape_30d_percent": mean(&model),
+        "baseline_last_month_mape_30d_percent": mean(&baseline),
+    })
+}
 
 fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Computed {
     let request = ForecastRequest {
@@ -585,6 +655,7 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let mut by_site: BTreeMap<SiteId, (Vec<EmissionsForecast>, bool)> = BTreeMap::new();
+    let mut setups: Vec<(WellId, SourceSetup)> = Vec::new();
     let row = |kind, id: i64, f: &EmissionsForecast, subpart_w: bool| {
         let dto = forecast_dto(
             if kind == Kind::EmissionsWell {
@@ -633,7 +704,9 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
             }
             continue;
         };
-        match emis::forecast_well(history, &s, &request) {
+        let forecast = emis::forecast_well(history, &s, &request);
+        setups.push((w.id, s.clone()));
+        match forecast {
             Ok(f) => {
                 rows.push(row(Kind::EmissionsWell, w.id.0, &f, s.subpart_w_facility));
                 let site = by_site.entry(w.site_id).or_default();
@@ -668,7 +741,8 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
             rows.push(row(Kind::EmissionsSite, site.0, &f, subpart_w));
         }
     }
-    (rows, problems)
+    let metrics = backtest(inputs, &setups, start);
+    (rows, problems, metrics)
 }
 
 /// A well-day's fillage (%), plunger cycles and tubing pressure (psi) from its rollups.
@@ -723,8 +797,13 @@ fn compute_gaps(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Comput
         .collect();
     let options = opt::Options::new(start, DEFAULT_PRICE);
     let Ok(assessed) = opt::assess(&wells, &options) else {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), serde_json::json!({}));
     };
+    let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &assessed {
+        *categories.entry(a.category.name()).or_default() += 1;
+    }
+    let metrics = serde_json::json!({ "categories": categories });
     let rows = assessed
         .iter()
         .filter_map(|a| {
@@ -741,7 +820,7 @@ fn compute_gaps(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Comput
             })
         })
         .collect();
-    (rows, Vec::new())
+    (rows, Vec::new(), metrics)
 }
 
 /// Recomputes one tenant's forecasts whose inputs changed since their last run.
@@ -773,33 +852,29 @@ pub async fn refresh_tenant(
         gap_wells: 0,
     };
     let mut tx = db.begin_tenant(tenant).await?;
-    if let Some((rows, problems)) = e {
+    if let Some((rows, problems, metrics)) = e {
         outcome.emissions_subjects = rows.len();
         let problems = serde_json::Value::Array(problems);
-        sql::replace(
-            &mut tx,
-            tenant,
-            RunKind::Emissions,
-            &eh,
-            emis::MODEL_VERSION,
-            &rows,
-            &problems,
-        )
-        .await?;
+        let run = sql::NewRun {
+            kind: RunKind::Emissions,
+            inputs_hash: &eh,
+            model_version: emis::MODEL_VERSION,
+            problems: &problems,
+            metrics: &metrics,
+        };
+        sql::replace(&mut tx, tenant, &run, &rows).await?;
     }
-    if let Some((rows, problems)) = g {
+    if let Some((rows, problems, metrics)) = g {
         outcome.gap_wells = rows.len();
         let problems = serde_json::Value::Array(problems);
-        sql::replace(
-            &mut tx,
-            tenant,
-            RunKind::ProductionGap,
-            &gh,
-            opt::MODEL_VERSION,
-            &rows,
-            &problems,
-        )
-        .await?;
+        let run = sql::NewRun {
+            kind: RunKind::ProductionGap,
+            inputs_hash: &gh,
+            model_version: opt::MODEL_VERSION,
+            problems: &problems,
+            metrics: &metrics,
+        };
+        sql::replace(&mut tx, tenant, &run, &rows).await?;
     }
     tx.commit().await?;
     Ok(outcome)
@@ -1316,4 +1391,70 @@ async fn refresh(
     .await?;
     tx.commit().await?;
     Ok(Json(outcome))
+}
+
+/// The last refresh run of a kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForecastRunDto {
+    /// `emissions` or `production_gap`.
+    pub kind: String,
+    /// Model version of its forecasts.
+    pub model_version: String,
+    /// SHA-256 of its inputs (a refresh with the same inputs recomputes nothing).
+    pub inputs_hash: String,
+    /// Subjects forecast.
+    pub subjects: i32,
+    /// Subjects that could not be forecast, with why.
+    #[schema(value_type = Vec<Object>)]
+    pub problems: serde_json::Value,
+    /// Held-out metrics: for emissions, the backtest on the tenant's own last 30 days
+    /// (`wells`, `mape_30d_percent`, `baseline_last_month_mape_30d_percent`); for
+    /// production gaps, the wells per category.
+    #[schema(value_type = Object)]
+    pub metrics: serde_json::Value,
+    /// When.
+    pub computed_at: DateTime<Utc>,
+}
+
+/// The last run of each kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForecastRunList {
+    /// Runs.
+    pub items: Vec<ForecastRunDto>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/forecasts/runs",
+    security(("bearer" = ["viewer"])),
+    tag = "emissions",
+    operation_id = "list_forecast_runs",
+    params(TenantScope),
+    responses(
+        (status = 200, description = "The last refresh of the emissions forecasts and of the production gaps: model version, inputs hash, problems, held-out metrics", body = ForecastRunList),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn list_runs(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+) -> Result<Json<ForecastRunList>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let runs = sql::runs(&mut tx, scope.id).await?;
+    tx.commit().await?;
+    Ok(Json(ForecastRunList {
+        items: runs
+            .into_iter()
+            .map(|(kind, r)| ForecastRunDto {
+                kind,
+                model_version: r.model_version,
+                inputs_hash: r.inputs_hash,
+                subjects: r.subjects,
+                problems: r.problems,
+                metrics: r.metrics,
+                computed_at: r.computed_at,
+            })
+            .collect(),
+    }))
 }

@@ -237,6 +237,33 @@ async fn forecasts_are_refreshed_on_new_inputs_stamped_and_served_ranked() {
     assert_eq!(out["emissions_subjects"], WELLS as u64 + 1, "{out}");
     assert_eq!(out["gaps_recomputed"], true);
     assert_eq!(out["gap_wells"], WELLS as u64, "{out}");
+    // The runs: model versions, and the held-out backtest on the tenant's last 30 days.
+    let r = api
+        .request_as(&viewer, "GET", &format!("{base}/forecasts/runs"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let runs = r.json();
+    let emissions = &runs["items"][0];
+    assert_eq!(emissions["kind"], "emissions", "{runs}");
+    assert_eq!(emissions["model_version"], "emissions-decline-subpart-w/1");
+    assert_eq!(emissions["inputs_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(emissions["metrics"]["wells"], WELLS as u64, "{runs}");
+    let mape = emissions["metrics"]["mape_30d_percent"].as_f64().unwrap();
+    let base_mape = emissions["metrics"]["baseline_last_month_mape_30d_percent"]
+        .as_f64()
+        .unwrap();
+    assert!(mape < 15.0 && base_mape > 0.0, "{runs}");
+    let gaps_run = &runs["items"][1];
+    assert_eq!(gaps_run["kind"], "production_gap");
+    assert_eq!(
+        gaps_run["metrics"]["categories"]["underperforming"], 1,
+        "{runs}"
+    );
+    assert_eq!(
+        gaps_run["metrics"]["categories"]["on_target"],
+        WELLS as u64 - 1,
+        "{runs}"
+    );
     // The same inputs: nothing recomputed.
     let r = api.request_as(&admin, "POST", &refresh, None).await;
     let again = r.json();

@@ -448,6 +448,10 @@ include-operation-id = "get_failure_risk_training_job"
 parameters = {{ tenant = "acme", job = {training_job} }}
 
 [[operations]]
+include-operation-id = "list_forecast_runs"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
 include-operation-id = "refresh_forecasts"
 parameters = {{ tenant = "acme" }}
 

@@ -6,7 +6,9 @@
 --   starts; `rank_value` orders the fleet lists (30-day CO2e under AR5, kg; the gap's
 --   shortfall, bbl/d). Read by the API, never recomputed per request.
 -- * `ml_forecast_runs`: per tenant and kind, the SHA-256 of the inputs the cache was
---   computed from: the refresh job recomputes only when the inputs changed (new data).
+--   computed from (the refresh job recomputes only when the inputs changed: new data),
+--   the subjects it could not forecast, and its held-out metrics (a backtest on the
+--   tenant's own last 30 days).
 -- * `methane_targets`: the tenant's own intensity targets, compared with every forecast.
 
 CREATE TABLE ml_forecasts (
@@ -29,6 +31,7 @@ CREATE TABLE ml_forecast_runs (
     model_version   text NOT NULL,
     subjects        integer NOT NULL CHECK (subjects >= 0),
     problems        jsonb NOT NULL DEFAULT '[]',
+    metrics         jsonb NOT NULL DEFAULT '{}',
     computed_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, kind)
 );

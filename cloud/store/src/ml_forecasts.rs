@@ -160,9 +160,28 @@ pub struct Run {
     pub subjects: i32,
     /// Subjects that could not be forecast, with why.
     pub problems: Json,
+    /// Held-out metrics of the run.
+    pub metrics: Json,
     /// When.
     pub computed_at: DateTime<Utc>,
 }
+
+fn run_row(r: &sqlx::postgres::PgRow) -> Result<(String, Run), sqlx::Error> {
+    Ok((
+        r.try_get("kind")?,
+        Run {
+            inputs_hash: r.try_get("inputs_hash")?,
+            model_version: r.try_get("model_version")?,
+            subjects: r.try_get("subjects")?,
+            problems: r.try_get("problems")?,
+            metrics: r.try_get("metrics")?,
+            computed_at: r.try_get("computed_at")?,
+        },
+    ))
+}
+
+const RUN_COLUMNS: &str =
+    "kind, inputs_hash, model_version, subjects, problems, metrics, computed_at";
 
 /// The last run of `kind`, if any.
 pub async fn last_run(
@@ -170,38 +189,53 @@ pub async fn last_run(
     tenant: TenantId,
     kind: RunKind,
 ) -> Result<Option<Run>, DbError> {
-    let row = sqlx::query(
-        "SELECT inputs_hash, model_version, subjects, problems, computed_at
-         FROM ml_forecast_runs WHERE tenant_id = $1 AND kind = $2",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM ml_forecast_runs WHERE tenant_id = $1 AND kind = $2"
+    ))
     .bind(tenant)
     .bind(kind.name())
     .fetch_optional(conn)
     .await?;
-    row.map(|r| {
-        Ok(Run {
-            inputs_hash: r.try_get("inputs_hash")?,
-            model_version: r.try_get("model_version")?,
-            subjects: r.try_get("subjects")?,
-            problems: r.try_get("problems")?,
-            computed_at: r.try_get("computed_at")?,
-        })
-    })
-    .transpose()
-    .map_err(|e: sqlx::Error| DbError::from(e))
+    Ok(row.as_ref().map(run_row).transpose()?.map(|(_, r)| r))
+}
+
+/// The last run of every kind, by kind name (`emissions`, `production_gap`).
+pub async fn runs(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Vec<(String, Run)>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM ml_forecast_runs WHERE tenant_id = $1 ORDER BY kind"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, run_row)
+}
+
+/// A run to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    /// Kind.
+    pub kind: RunKind,
+    /// SHA-256 of its inputs.
+    pub inputs_hash: &'a str,
+    /// Model version.
+    pub model_version: &'a str,
+    /// Subjects it could not forecast.
+    pub problems: &'a Json,
+    /// Held-out metrics.
+    pub metrics: &'a Json,
 }
 
 /// Replaces every cached forecast of the run's kinds with `rows` and records the run.
 pub async fn replace(
     conn: &mut PgConnection,
     tenant: TenantId,
-    run: RunKind,
-    inputs_hash: &str,
-    model_version: &str,
+    run: &NewRun<'_>,
     rows: &[Forecast],
-    problems: &Json,
 ) -> Result<(), DbError> {
-    let kinds: Vec<&str> = run.kinds().iter().map(|k| k.name()).collect();
+    let kinds: Vec<&str> = run.kind.kinds().iter().map(|k| k.name()).collect();
     sqlx::query("DELETE FROM ml_forecasts WHERE tenant_id = $1 AND kind = ANY($2)")
         .bind(tenant)
         .bind(&kinds)
@@ -237,19 +271,20 @@ pub async fn replace(
     let subjects = i32::try_from(rows.len()).unwrap_or(i32::MAX);
     sqlx::query(
         "INSERT INTO ml_forecast_runs (tenant_id, kind, inputs_hash, model_version, subjects,
-                                       problems, computed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now())
+                                       problems, metrics, computed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now())
          ON CONFLICT (tenant_id, kind) DO UPDATE SET
              inputs_hash = excluded.inputs_hash, model_version = excluded.model_version,
              subjects = excluded.subjects, problems = excluded.problems,
-             computed_at = excluded.computed_at",
+             metrics = excluded.metrics, computed_at = excluded.computed_at",
     )
     .bind(tenant)
-    .bind(run.name())
-    .bind(inputs_hash)
-    .bind(model_version)
+    .bind(run.kind.name())
+    .bind(run.inputs_hash)
+    .bind(run.model_version)
     .bind(subjects)
-    .bind(problems)
+    .bind(run.problems)
+    .bind(run.metrics)
     .execute(conn)
     .await?;
     Ok(())
