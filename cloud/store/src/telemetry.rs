@@ -136,6 +136,8 @@ pub struct IngestTx {
     staged: HashSet<BatchKey>,
     /// Records of batches whose (gateway, epoch, seq) was already staged in this transaction.
     repeats: Vec<BatchRecord>,
+    /// Whether the new batches join `detection_backlog` (see [`IngestTx::queue_for_detection`]).
+    queue_for_detection: bool,
 }
 
 impl std::fmt::Debug for IngestTx {
@@ -162,6 +164,7 @@ impl Db {
             batches: Vec::new(),
             staged: HashSet::new(),
             repeats: Vec::new(),
+            queue_for_detection: false,
         })
     }
 }
@@ -210,6 +213,13 @@ impl IngestTx {
             max_ms: None,
         });
         Ok(Some(BatchWriter { tx: self }))
+    }
+
+    /// Records the new batches with samples in `detection_backlog` too (in the statement
+    /// that inserts their `ingested_batches` rows: no extra round trip), for detection to
+    /// claim and score after the commit (see [`crate::detection::claim_backlog`]).
+    pub fn queue_for_detection(&mut self) {
+        self.queue_for_detection = true;
     }
 
     /// Number of batches staged.
@@ -329,17 +339,25 @@ impl IngestTx {
             hist.push(b.record.historical);
         }
         let rows = sqlx::query(
-            "INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at,
-                                           samples, min_time, max_time, historical, epoch)
-             SELECT g.tenant_id, b.gateway_id, b.seq, b.boot_id, b.received_at, b.samples,
-                    b.min_time, b.max_time, b.historical, b.epoch
-             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::int[],
-                         $6::timestamptz[], $7::timestamptz[], $8::bool[], $9::bigint[])
-                  AS b(gateway_id, seq, boot_id, received_at, samples, min_time, max_time,
-                       historical, epoch)
-             JOIN gateways g ON g.id = b.gateway_id
-             ON CONFLICT (gateway_id, epoch, seq) DO NOTHING
-             RETURNING gateway_id, epoch, seq",
+            "WITH new AS (
+                 INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at,
+                                               samples, min_time, max_time, historical, epoch)
+                 SELECT g.tenant_id, b.gateway_id, b.seq, b.boot_id, b.received_at, b.samples,
+                        b.min_time, b.max_time, b.historical, b.epoch
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[],
+                             $5::int[], $6::timestamptz[], $7::timestamptz[], $8::bool[],
+                             $9::bigint[])
+                      AS b(gateway_id, seq, boot_id, received_at, samples, min_time, max_time,
+                           historical, epoch)
+                 JOIN gateways g ON g.id = b.gateway_id
+                 ON CONFLICT (gateway_id, epoch, seq) DO NOTHING
+                 RETURNING tenant_id, gateway_id, epoch, seq, received_at, samples
+             ), queued AS (
+                 INSERT INTO detection_backlog (tenant_id, gateway_id, epoch, seq, received_at)
+                 SELECT tenant_id, gateway_id, epoch, seq, received_at FROM new
+                 WHERE $10 AND samples > 0
+             )
+             SELECT gateway_id, epoch, seq FROM new",
         )
         .bind(&gw)
         .bind(&seq)
@@ -350,6 +368,7 @@ impl IngestTx {
         .bind(&max_t)
         .bind(&hist)
         .bind(&epoch)
+        .bind(self.queue_for_detection)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
