@@ -122,8 +122,9 @@ pub struct IngestStats {
     pub alerts_opened: AtomicU64,
     /// Time detection spent scoring (the detectors' CPU), in microseconds.
     pub detection_scoring_us: AtomicU64,
-    /// Time detection spent locking, reading and writing detector states and recording
-    /// findings (database round trips inside the ingest transaction), in microseconds.
+    /// Time detection spent claiming batches, locking, reading and writing detector states,
+    /// recording findings and committing (the scoring transactions' round trips), in
+    /// microseconds.
     pub detection_storage_us: AtomicU64,
     /// Births applied to the catalog.
     pub births_applied: AtomicU64,

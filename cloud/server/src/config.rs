@@ -77,7 +77,7 @@ pub struct CloudConfig {
     /// `[tenancy]`: the end of a tenant (export, grace period).
     #[serde(default)]
     pub tenancy: TenancyConfig,
-    /// `[detection]`: live anomaly detection in the ingest transaction.
+    /// `[detection]`: live anomaly detection of every stored batch.
     #[serde(default)]
     pub detection: DetectionConfig,
     /// `[alerts]`: the alert lifecycle and delivery.

@@ -20,9 +20,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use crate::query::quality_from_db;
+use crate::telemetry::{batch_key_of, key_arrays};
 use crate::{
-    BatchKey, Db, DbError, DeviceId, GatewayId, SeriesId, TelemetryRow, TenantId, WellId,
-    boot_from_db, boot_to_db,
+    BatchKey, Db, DbError, DeviceId, SeriesId, TelemetryRow, TenantId, WellId, boot_from_db,
+    boot_to_db,
 };
 
 /// A stored batch still in the detection backlog, as the sweep reads it back.
@@ -48,9 +49,7 @@ pub async fn claim_backlog(
 ) -> Result<HashSet<BatchKey>, DbError> {
     let mut sorted = keys.to_vec();
     sorted.sort_unstable();
-    let gw: Vec<GatewayId> = sorted.iter().map(|k| k.0).collect();
-    let epoch: Vec<i64> = sorted.iter().map(|k| boot_to_db(k.1)).collect();
-    let seq: Vec<i64> = sorted.iter().map(|k| k.2 as i64).collect();
+    let (gw, epoch, seq) = key_arrays(sorted.into_iter());
     let rows = sqlx::query(
         "DELETE FROM detection_backlog d
          USING unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(gateway_id, epoch, seq)
@@ -63,11 +62,7 @@ pub async fn claim_backlog(
     .fetch_all(conn)
     .await?;
     rows.iter()
-        .map(|r| {
-            let epoch: i64 = r.try_get("epoch")?;
-            let seq: i64 = r.try_get("seq")?;
-            Ok((r.try_get("gateway_id")?, boot_from_db(epoch), seq as u64))
-        })
+        .map(batch_key_of)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(DbError::from)
 }
@@ -93,12 +88,10 @@ impl Db {
         .await?;
         rows.iter()
             .map(|r| {
-                let epoch: i64 = r.try_get("epoch")?;
-                let seq: i64 = r.try_get("seq")?;
                 let min: Option<DateTime<Utc>> = r.try_get("min_time")?;
                 let max: Option<DateTime<Utc>> = r.try_get("max_time")?;
                 Ok(PendingBatch {
-                    key: (r.try_get("gateway_id")?, boot_from_db(epoch), seq as u64),
+                    key: batch_key_of(r)?,
                     boot_id: boot_from_db(r.try_get("boot_id")?),
                     historical: r.try_get("historical")?,
                     span: min.zip(max),

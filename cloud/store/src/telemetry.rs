@@ -45,6 +45,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::copy::{COPY_TELEMETRY, HEADER, TRAILER, TelemetryRow, check_time, encode_row};
@@ -52,6 +53,28 @@ use crate::{Db, DbError, GatewayId, boot_from_db, boot_to_db, seq_to_db};
 
 /// What identifies a stored batch: (gateway, buffer epoch, seq).
 pub type BatchKey = (GatewayId, u64, u64);
+
+/// The key of a row with columns `gateway_id`, `epoch` and `seq` (an `ingested_batches`
+/// or `detection_backlog` row).
+pub(crate) fn batch_key_of(row: &PgRow) -> Result<BatchKey, sqlx::Error> {
+    let epoch: i64 = row.try_get("epoch")?;
+    let seq: i64 = row.try_get("seq")?;
+    Ok((row.try_get("gateway_id")?, boot_from_db(epoch), seq as u64))
+}
+
+/// Keys as the three arrays a `unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS
+/// k(gateway_id, epoch, seq)` takes.
+pub(crate) fn key_arrays(
+    keys: impl Iterator<Item = BatchKey>,
+) -> (Vec<GatewayId>, Vec<i64>, Vec<i64>) {
+    let mut arrays = (Vec::new(), Vec::new(), Vec::new());
+    for (gateway, epoch, seq) in keys {
+        arrays.0.push(gateway);
+        arrays.1.push(boot_to_db(epoch));
+        arrays.2.push(seq as i64);
+    }
+    arrays
+}
 
 /// Bytes sent per COPY data message.
 const COPY_CHUNK: usize = 1 << 20;
@@ -372,11 +395,7 @@ impl IngestTx {
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
-            .map(|r| {
-                let seq: i64 = r.try_get("seq")?;
-                let epoch: i64 = r.try_get("epoch")?;
-                Ok((r.try_get("gateway_id")?, boot_from_db(epoch), seq as u64))
-            })
+            .map(batch_key_of)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(DbError::from)
     }
@@ -395,9 +414,7 @@ impl IngestTx {
             .filter(|r| !new.contains(&r.key()))
             .chain(&self.repeats)
             .collect();
-        let gw: Vec<GatewayId> = skipped.iter().map(|r| r.gateway).collect();
-        let epoch: Vec<i64> = skipped.iter().map(|r| boot_to_db(r.epoch)).collect();
-        let seq: Vec<i64> = skipped.iter().map(|r| r.seq as i64).collect();
+        let (gw, epoch, seq) = key_arrays(skipped.iter().map(|r| r.key()));
         let rows = sqlx::query(
             "SELECT b.gateway_id, b.epoch, b.seq, b.boot_id
              FROM ingested_batches b
@@ -411,17 +428,8 @@ impl IngestTx {
         .await?;
         let mut stored_boot = HashMap::new();
         for row in rows {
-            let seq: i64 = row.try_get("seq")?;
-            let epoch: i64 = row.try_get("epoch")?;
             let boot: i64 = row.try_get("boot_id")?;
-            stored_boot.insert(
-                (
-                    row.try_get::<GatewayId, _>("gateway_id")?,
-                    boot_from_db(epoch),
-                    seq as u64,
-                ),
-                boot,
-            );
+            stored_boot.insert(batch_key_of(&row)?, boot);
         }
         for record in skipped {
             let Some(&boot) = stored_boot.get(&record.key()) else {
