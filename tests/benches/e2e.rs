@@ -43,7 +43,7 @@
 //!
 //! During the window, [`ALERT_DEVICES`] real devices are made to answer every request with
 //! a Modbus exception (simulator failure injection), a few per second. Each becomes a
-//! `sensor_failure` alert (detection runs in the ingest transaction, shipped defaults)
+//! `sensor_failure` alert (detection right after the ingest transaction, shipped defaults)
 //! delivered by the in-process outbox worker to a signed webhook on loopback.
 //! `alert_latency_*` = arrival of the webhook − `started_at` of its alert, which is the
 //! timestamp of the sample that made the condition fire (the agent's clock at that

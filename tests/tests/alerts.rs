@@ -1,6 +1,6 @@
 //! Trouble at a well reaches people and pipelines, once: simulator (a rod part injected
 //! into a rod-pump controller) → agent → embedded broker → **two** ingesters sharing the
-//! subscription (detection in each ingest transaction) → outbox → a signed webhook, a
+//! subscription (each scoring what it stored, right after the commit) → outbox → a signed webhook, a
 //! PagerDuty receiver and the API's live stream, on loopback. Then an operator acknowledges
 //! through the API and both destinations hear it under the same keys; every change is in
 //! the audit log.

@@ -1,4 +1,4 @@
-//! `alerts`: what runs around detection, outside the ingest transaction.
+//! `alerts`: what runs around detection, outside the ingester.
 //!
 //! - [`signals`]: detector state, rules and signals between `detect` and `store` (used by
 //!   the ingester's transaction too).

@@ -1,5 +1,5 @@
 //! `detect`: anomaly detection for well telemetry. Pure: no I/O, no async, no clock (every
-//! time is passed in). The cloud runs it inside the ingest transaction (the `store` keeps
+//! time is passed in). The ingester runs it on every stored batch (the `store` keeps
 //! each device's [`DeviceState`] and the findings); `wellpulse-cloud detect --input` runs
 //! the same detectors over a CSV file ([`offline`]).
 //!

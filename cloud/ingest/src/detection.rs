@@ -1,25 +1,41 @@
-//! Step 5b: detection inside the ingest transaction.
+//! Step 7: detection, right after the commit, off the ingest transaction.
 //!
-//! After the round's new batches and samples are written, and before the commit, their
-//! samples are grouped by device, each device's detector state row is locked (device-id
-//! order) and decoded, `detect::Detector::observe` advances it, and the signals go to
-//! `store::alerts::record_signals` (findings, alerts, outbox) while the states are written
-//! back — all in the transaction that stores the samples. Consequences:
+//! The ingest transaction records its new batches in `detection_backlog` (in the statement
+//! that inserts their bookkeeping rows, so it costs no round trip) and, once committed and
+//! acknowledged, the pipeline hands their rows to this module's [`Worker`] through a
+//! bounded queue. The worker takes everything queued at once and scores it in one
+//! transaction of its own, on its own connection, while the pipeline goes on with the next
+//! rounds:
 //!
-//! - a batch is scored exactly once: a duplicate is never written, so never scored, and a
-//!   rolled-back round leaves no finding behind;
+//! 1. [`store::detection::claim_backlog`] deletes the batches' backlog rows; only the
+//!    batches it returns are scored (a batch is scored exactly once, whoever claims it);
+//! 2. the samples are grouped by device, each device's detector state row is locked
+//!    (device-id order) and decoded, and `detect::Detector::observe` advances it;
+//! 3. the signals go to `store::alerts::record_signals` (findings, alerts, outbox) and the
+//!    states are written back; then the commit.
+//!
+//! Consequences:
+//!
+//! - a rolled-back scoring leaves its batches in the backlog, never half-scored;
 //! - several ingesters sharing a subscription serialize on a device's state row, so they
 //!   never both open the same alert (and the alerts table's unique open fingerprint is a
 //!   second lock);
 //! - the state survives a restart (it is in the database), and an alert's notifications
-//!   are committed with it.
+//!   are committed with it;
+//! - a batch committed by an ingester that stopped before scoring it stays in the backlog:
+//!   every ingester sweeps the backlog when it starts and every
+//!   [`DetectionOptions::backlog_sweep`], scoring what has waited longer than that (its
+//!   samples read back from `telemetry`);
+//! - the ingest rate does not wait on detection's round trips, and under load the worker's
+//!   transactions cover several rounds each (one state write per device per transaction);
+//!   a full queue holds the pipeline (backpressure), it never drops work.
 //!
 //! What detection needs besides the rows — each series' device and metric, the tenants'
-//! rules, the devices' active models — is read before the transaction into [`Prepared`]
-//! (series info is cached for good: a series never changes device or metric; rules are
-//! read again after [`RULES_TTL`], models after [`MODELS_TTL`]).
+//! rules, the devices' active models — is read before the scoring transaction into
+//! [`Prepared`] (series info is cached for good: a series never changes device or metric;
+//! rules are read again after [`RULES_TTL`], models after [`MODELS_TTL`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,10 +44,13 @@ use chrono::{DateTime, Utc};
 use detect::{Detector, DeviceContext, DeviceState, Rule, Sample, Signal, WellModel};
 use store::alerts::AlertPolicy;
 use store::detection::{SeriesInfo, StateUpdate};
-use store::{
-    BatchKey, Db, DbError, DeviceId, IngestOutcome, PgConnection, SeriesId, TelemetryRow, TenantId,
-};
-use tracing::warn;
+use store::{BatchKey, Db, DbError, DeviceId, PgConnection, SeriesId, TelemetryRow, TenantId};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::IngestOptions;
+use super::pipeline::retry;
+use super::stats::{IngestStats, add};
 
 /// How long a tenant's rules are used before being read again.
 pub const RULES_TTL: Duration = Duration::from_secs(5);
@@ -39,6 +58,12 @@ pub const RULES_TTL: Duration = Duration::from_secs(5);
 pub const MODELS_TTL: Duration = Duration::from_secs(60);
 /// Most series kept in the info cache (cleared when full).
 const SERIES_CACHE_LIMIT: usize = 1_000_000;
+/// Rounds the queue to the worker holds before the pipeline waits.
+pub(crate) const QUEUE_ROUNDS: usize = 256;
+/// Most samples one scoring transaction takes (what is queued beyond waits for the next).
+const MAX_SAMPLES_PER_TX: usize = 200_000;
+/// Backlog batches one sweep reads back per query.
+const SWEEP_PAGE: i64 = 200;
 
 /// Detection's options (from `[detection]` and `[alerts]` in `cloud.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +72,9 @@ pub struct DetectionOptions {
     pub detect: detect::DetectOptions,
     /// The alert lifecycle's timing.
     pub policy: AlertPolicy,
+    /// How often the backlog is swept, and how long a batch waits in it before a sweep
+    /// scores it (one left behind by an ingester that stopped before scoring it).
+    pub backlog_sweep: Duration,
 }
 
 impl Default for DetectionOptions {
@@ -58,21 +86,23 @@ impl Default for DetectionOptions {
                 flap_window: chrono::Duration::hours(1),
                 flap_threshold: 3,
             },
+            backlog_sweep: Duration::from_secs(30),
         }
     }
 }
 
-/// One batch of the round, as detection sees it.
+/// A stored batch to score.
 #[derive(Debug)]
-pub(crate) struct BatchInput<'a> {
+pub(crate) struct Scoring {
     pub key: BatchKey,
     pub historical: bool,
-    pub rows: &'a [TelemetryRow],
+    pub rows: Vec<TelemetryRow>,
 }
 
-/// What a round's detection did.
+/// What a scoring transaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Scored {
+    pub batches: u64,
     pub devices: u64,
     pub samples: u64,
     pub findings: u64,
@@ -243,20 +273,21 @@ pub(crate) struct Fetched {
 }
 
 impl Prepared {
-    /// Scores the round's new batches in the open transaction `conn`.
-    pub(crate) async fn score(
+    /// Scores the batches of `batches` that are in `claimed`, in the open transaction
+    /// `conn`.
+    async fn score(
         &self,
         conn: &mut PgConnection,
-        batches: &[BatchInput<'_>],
-        outcome: &IngestOutcome,
+        batches: &[Scoring],
+        claimed: &HashSet<BatchKey>,
     ) -> Result<Scored, DbError> {
         let Some(policy) = self.policy else {
             return Ok(Scored::default());
         };
         // (device, historical) → samples, in batch order.
         let mut groups: BTreeMap<(DeviceId, bool), (TenantId, Vec<Sample<'_>>)> = BTreeMap::new();
-        for b in batches.iter().filter(|b| outcome.stored.contains(&b.key)) {
-            for row in b.rows {
+        for b in batches.iter().filter(|b| claimed.contains(&b.key)) {
+            for row in &b.rows {
                 let Some(info) = self.series.get(&row.series_id) else {
                     continue;
                 };
@@ -337,5 +368,184 @@ impl Prepared {
         store::detection::save_states(conn, &updates).await?;
         scored.storage += started.elapsed();
         Ok(scored)
+    }
+}
+
+/// Claims, scores and commits one scoring transaction.
+async fn score_tx(db: &Db, prepared: &Prepared, batches: &[Scoring]) -> Result<Scored, DbError> {
+    let keys: Vec<BatchKey> = batches.iter().map(|b| b.key).collect();
+    let mut tx = db.pool().begin().await?;
+    let started = Instant::now();
+    let claimed = store::detection::claim_backlog(&mut tx, &keys).await?;
+    let claiming = started.elapsed();
+    let mut scored = prepared.score(&mut tx, batches, &claimed).await?;
+    let started = Instant::now();
+    tx.commit().await?;
+    scored.storage += claiming + started.elapsed();
+    scored.batches = claimed.len() as u64;
+    Ok(scored)
+}
+
+/// Takes batches out of the backlog unscored (after a permanent scoring error: retrying
+/// cannot help, and the sweep must not try them forever).
+async fn release(db: &Db, batches: &[Scoring]) -> Result<(), DbError> {
+    let keys: Vec<BatchKey> = batches.iter().map(|b| b.key).collect();
+    let mut tx = db.pool().begin().await?;
+    store::detection::claim_backlog(&mut tx, &keys).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The detection worker: scores what the pipeline committed, and sweeps the backlog.
+pub(crate) struct Worker {
+    db: Db,
+    stats: Arc<IngestStats>,
+    options: IngestOptions,
+    sweep: Duration,
+    detection: Detection,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("detection", &self.detection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(
+        db: Db,
+        stats: Arc<IngestStats>,
+        options: IngestOptions,
+        detection: &DetectionOptions,
+    ) -> Worker {
+        Worker {
+            db,
+            stats,
+            options,
+            sweep: detection.backlog_sweep,
+            detection: Detection::new(detection),
+        }
+    }
+
+    /// Scores what arrives on `rx` until it closes; sweeps the backlog at start and every
+    /// `backlog_sweep`.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Vec<Scoring>>) {
+        let mut sweep = tokio::time::interval(self.sweep);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                work = rx.recv() => {
+                    let Some(mut batches) = work else { break };
+                    let mut samples: usize = batches.iter().map(|b| b.rows.len()).sum();
+                    while samples < MAX_SAMPLES_PER_TX {
+                        let Ok(more) = rx.try_recv() else { break };
+                        samples += more.iter().map(|b| b.rows.len()).sum::<usize>();
+                        batches.extend(more);
+                    }
+                    self.score(&batches).await;
+                }
+                _ = sweep.tick() => self.sweep().await,
+            }
+        }
+        info!("ingest pipeline stopped; detection worker ends");
+    }
+
+    /// Scores `batches` in one transaction (retried while the database is away). A
+    /// permanent error leaves them stored but unscored, logged.
+    async fn score(&mut self, batches: &[Scoring]) {
+        if batches.is_empty() {
+            return;
+        }
+        let wanted = Detection::wanted(batches.iter().flat_map(|b| b.rows.iter()));
+        let db = self.db.clone();
+        let detection = &self.detection;
+        let fetched = retry(&self.stats, &self.options, "detection inputs", || {
+            detection.fetch(&db, &wanted)
+        })
+        .await;
+        let result = match fetched {
+            Ok(fetched) => {
+                let prepared = self.detection.absorb(fetched, &wanted);
+                retry(&self.stats, &self.options, "detection transaction", || {
+                    score_tx(&db, &prepared, batches)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(scored) => {
+                let s = &self.stats;
+                add(&s.batches_scored, scored.batches);
+                add(&s.samples_scored, scored.samples);
+                add(&s.findings, scored.findings);
+                add(&s.alerts_opened, scored.alerts_opened);
+                add(&s.detection_scoring_us, scored.scoring.as_micros() as u64);
+                add(&s.detection_storage_us, scored.storage.as_micros() as u64);
+            }
+            Err(e) => {
+                error!(error = %e, batches = batches.len(),
+                       "cannot score these batches; they stay stored, unscored");
+                if let Err(e) = retry(&self.stats, &self.options, "detection release", || {
+                    release(&db, batches)
+                })
+                .await
+                {
+                    error!(error = %e, "cannot take unscorable batches out of the backlog");
+                }
+            }
+        }
+    }
+
+    /// Scores the backlog batches older than `backlog_sweep`, their samples read back.
+    async fn sweep(&mut self) {
+        let before =
+            Utc::now() - chrono::Duration::from_std(self.sweep).unwrap_or(chrono::Duration::zero());
+        let mut seen: HashSet<BatchKey> = HashSet::new();
+        loop {
+            let db = self.db.clone();
+            let page = match retry(&self.stats, &self.options, "backlog sweep", || {
+                db.stale_backlog(before, SWEEP_PAGE)
+            })
+            .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    error!(error = %e, "cannot read the detection backlog");
+                    return;
+                }
+            };
+            let fresh: Vec<_> = page.iter().filter(|b| seen.insert(b.key)).collect();
+            if fresh.is_empty() {
+                return;
+            }
+            let mut batches = Vec::with_capacity(fresh.len());
+            for pending in fresh {
+                match retry(&self.stats, &self.options, "backlog samples", || {
+                    db.pending_samples(pending)
+                })
+                .await
+                {
+                    Ok(rows) => batches.push(Scoring {
+                        key: pending.key,
+                        historical: pending.historical,
+                        rows,
+                    }),
+                    Err(e) => error!(error = %e, "cannot read a backlog batch's samples"),
+                }
+            }
+            debug!(
+                batches = batches.len(),
+                "scoring backlog batches left behind"
+            );
+            add(&self.stats.batches_swept, batches.len() as u64);
+            self.score(&batches).await;
+            if page.len() < SWEEP_PAGE as usize {
+                return;
+            }
+        }
     }
 }

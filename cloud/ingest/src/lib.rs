@@ -24,11 +24,18 @@
 //!                 samples (engineering values), (gateway, epoch, seq) rows in
 //!                 ingested_batches (already there → duplicate, skipped; the same epoch
 //!                 and seq under another boot → seq conflict, rejected, and the gateway
-//!                 recorded as refusing until a batch is stored again), rollups marked dirty, receive time
-//! 6. after commit publish wire::Ack (merged seq ranges, stored AND duplicate seqs) per
+//!                 recorded as refusing until a batch is stored again), rollups marked dirty,
+//!                 receive time; the new batches join detection_backlog (same statement)
+//! 6. after commit the new batches' rows go to the detection worker's queue (step 7), then
+//!                 publish wire::Ack (merged seq ranges, stored AND duplicate seqs) per
 //!                 gateway on wp/v1/{t}/{g}/ack, then MQTT-ack every message of the round;
 //!                 live seq gaps → rebirth request; gateway last seen / online / buffer
 //!                 status / clock skew handed to the status writer task (off the ack path)
+//!    │
+//!    ▼  detection::Worker — one task, its own transactions, beside the next rounds
+//! 7. detection    claim the batches in the backlog, score them (detector states locked
+//!                 per device), record findings / alerts / outbox, save the states; the
+//!                 backlog is swept at start and periodically for batches left behind
 //! ```
 //!
 //! Sizing: acks wait for the commit, so the broker's per-client in-flight limit (rumqttd:
@@ -127,7 +134,7 @@ pub struct IngestOptions {
     /// Longest MQTT reconnect delay: a broker restart costs at most about this much
     /// before the ingester is subscribed again and announces itself online.
     pub reconnect_max: Duration,
-    /// Live detection in the ingest transaction (`None`: off).
+    /// Live detection of the stored batches (`None`: off).
     pub detection: Option<DetectionOptions>,
 }
 
@@ -169,14 +176,15 @@ pub enum IngestError {
     ClientId(String),
 }
 
-/// A running ingester: the MQTT event loop task, the pipeline task and the gateway
-/// status writer task.
+/// A running ingester: the MQTT event loop task, the pipeline task, the gateway status
+/// writer task and the detection worker task.
 #[derive(Debug)]
 pub struct Ingester {
     stats: Arc<IngestStats>,
     event_loop: JoinHandle<()>,
     pipeline: JoinHandle<()>,
     status: JoinHandle<()>,
+    detection: Option<JoinHandle<()>>,
 }
 
 impl Ingester {
@@ -211,14 +219,31 @@ impl Ingester {
             options.clone(),
             status_rx,
         ));
-        let pipeline =
-            pipeline::Pipeline::new(db, client, epoch, Arc::clone(&stats), options, status_tx);
+        let (scoring_tx, detection) = match &options.detection {
+            Some(d) => {
+                let worker =
+                    detection::Worker::new(db.clone(), Arc::clone(&stats), options.clone(), d);
+                let (queue, work) = mpsc::channel(detection::QUEUE_ROUNDS);
+                (Some(queue), Some(tokio::spawn(worker.run(work))))
+            }
+            None => (None, None),
+        };
+        let pipeline = pipeline::Pipeline::new(
+            db,
+            client,
+            epoch,
+            Arc::clone(&stats),
+            options,
+            status_tx,
+            scoring_tx,
+        );
         let pipeline = tokio::spawn(pipeline.run(rx));
         Ok(Ingester {
             stats,
             event_loop,
             pipeline,
             status,
+            detection,
         })
     }
 
@@ -233,6 +258,9 @@ impl Ingester {
         self.pipeline.abort();
         self.event_loop.abort();
         self.status.abort();
+        if let Some(d) = &self.detection {
+            d.abort();
+        }
     }
 
     /// Waits until the ingester stops (it only stops when aborted or when a task panics,
@@ -242,10 +270,17 @@ impl Ingester {
             event_loop,
             pipeline,
             status,
+            detection,
             ..
         } = self;
-        let (a, b, c) = tokio::join!(event_loop, pipeline, status);
-        for r in [a, b, c] {
+        let detection = async {
+            match detection {
+                Some(d) => d.await,
+                None => Ok(()),
+            }
+        };
+        let (a, b, c, d) = tokio::join!(event_loop, pipeline, status, detection);
+        for r in [a, b, c, d] {
             match r {
                 Err(e) if e.is_panic() => return Err(e),
                 _ => {}

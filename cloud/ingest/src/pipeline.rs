@@ -28,7 +28,7 @@ use wire::{Ack, Batch, Birth, Command, CommandKind, CommandResult, Death, Messag
 use super::IngestOptions;
 use super::auth::{Keyring, RepeatLog, Verdict};
 use super::classify::{self, Address, Payload, Refusal};
-use super::detection::{BatchInput, Detection, Prepared};
+use super::detection::Scoring;
 use super::mqtt::{Delivery, Epoch};
 use super::rows::batch_rows;
 use super::sessions::Sessions;
@@ -92,8 +92,8 @@ pub(crate) struct Pipeline {
     /// that predates negative acks is counted but not recorded again.
     refused: HashSet<(GatewayId, u64, u64, u64)>,
     status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
-    /// Live detection (none when `[detection] enabled = false`).
-    detection: Option<Detection>,
+    /// The queue to the detection worker (none when `[detection] enabled = false`).
+    detection: Option<mpsc::Sender<Vec<Scoring>>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -113,6 +113,7 @@ impl Pipeline {
         stats: Arc<IngestStats>,
         options: IngestOptions,
         status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
+        detection: Option<mpsc::Sender<Vec<Scoring>>>,
     ) -> Pipeline {
         let ack_qos = if options.ack_qos == 0 {
             QoS::AtMostOnce
@@ -120,7 +121,7 @@ impl Pipeline {
             QoS::AtLeastOnce
         };
         Pipeline {
-            detection: options.detection.as_ref().map(Detection::new),
+            detection,
             sessions: Sessions::new(options.seq_gap_window, options.rebirth_min_interval),
             db,
             client,
@@ -580,30 +581,21 @@ impl Pipeline {
     }
 
     /// Step 5: the round's data batches in one transaction. Returns the committed batches
-    /// (stored now or before); the others are rejected here.
-    async fn commit(&mut self, staged: Vec<Staged>) -> Vec<Staged> {
+    /// (stored now or before); the others are rejected here. The newly stored ones go to
+    /// the detection worker (step 7).
+    async fn commit(&mut self, mut staged: Vec<Staged>) -> Vec<Staged> {
         if staged.is_empty() {
             return staged;
         }
         let db = self.db.clone();
-        let prepared = self.prepare_detection(&staged).await;
+        let queue = self.detection.is_some();
         let result = retry(&self.stats, &self.options, "ingest transaction", || {
-            ingest_tx(&db, &staged, &prepared)
+            ingest_tx(&db, &staged, queue)
         })
         .await;
         match result {
-            Ok((outcome, scored)) => {
-                add(&self.stats.samples_scored, scored.samples);
-                add(&self.stats.findings, scored.findings);
-                add(&self.stats.alerts_opened, scored.alerts_opened);
-                add(
-                    &self.stats.detection_scoring_us,
-                    scored.scoring.as_micros() as u64,
-                );
-                add(
-                    &self.stats.detection_storage_us,
-                    scored.storage.as_micros() as u64,
-                );
+            Ok(outcome) => {
+                self.queue_scoring(&mut staged, &outcome).await;
                 self.settle(staged, outcome).await
             }
             Err(e) if staged.len() == 1 => {
@@ -624,29 +616,25 @@ impl Pipeline {
         }
     }
 
-    /// What detection needs for the round's transaction, read before it (see
-    /// [`super::detection`]). A database outage is retried like the transaction; a
-    /// permanent error leaves the round unscored (logged), never unstored.
-    async fn prepare_detection(&mut self, staged: &[Staged]) -> Prepared {
-        let Some(detection) = self.detection.as_ref() else {
-            return Prepared::default();
+    /// Step 7: hands the rows of the batches this transaction stored to the detection
+    /// worker (they are in the backlog, committed). Waits while its queue is full: the
+    /// ingest does not outrun detection for long.
+    async fn queue_scoring(&mut self, staged: &mut [Staged], outcome: &IngestOutcome) {
+        let Some(queue) = &self.detection else {
+            return;
         };
-        let wanted = Detection::wanted(staged.iter().flat_map(|b| b.rows.iter()));
-        let db = self.db.clone();
-        let fetched = retry(&self.stats, &self.options, "detection inputs", || {
-            detection.fetch(&db, &wanted)
-        })
-        .await;
-        match fetched {
-            Ok(fetched) => self
-                .detection
-                .as_mut()
-                .map(|d| d.absorb(fetched, &wanted))
-                .unwrap_or_default(),
-            Err(e) => {
-                error!(error = %e, "cannot read detection inputs; this round is stored unscored");
-                Prepared::default()
-            }
+        let stored: HashSet<_> = outcome.stored.iter().collect();
+        let work: Vec<Scoring> = staged
+            .iter_mut()
+            .filter(|b| !b.rows.is_empty() && stored.contains(&b.record.key()))
+            .map(|b| Scoring {
+                key: b.record.key(),
+                historical: b.record.historical,
+                rows: std::mem::take(&mut b.rows),
+            })
+            .collect();
+        if !work.is_empty() && queue.send(work).await.is_err() {
+            error!("detection worker stopped; these batches wait in the backlog for a sweep");
         }
     }
 
@@ -845,13 +833,13 @@ impl Pipeline {
     }
 }
 
-/// Opens, fills, scores and commits one ingest transaction.
-async fn ingest_tx(
-    db: &Db,
-    staged: &[Staged],
-    detection: &Prepared,
-) -> Result<(IngestOutcome, super::detection::Scored), DbError> {
+/// Opens, fills and commits one ingest transaction (queueing the new batches for
+/// detection when `queue`).
+async fn ingest_tx(db: &Db, staged: &[Staged], queue: bool) -> Result<IngestOutcome, DbError> {
     let mut tx = db.begin_ingest().await?;
+    if queue {
+        tx.queue_for_detection();
+    }
     for batch in staged {
         if let Some(mut writer) = tx.record_batch(batch.record)? {
             for row in &batch.rows {
@@ -859,18 +847,7 @@ async fn ingest_tx(
             }
         }
     }
-    let outcome = tx.write().await?;
-    let inputs: Vec<BatchInput<'_>> = staged
-        .iter()
-        .map(|b| BatchInput {
-            key: b.record.key(),
-            historical: b.record.historical,
-            rows: &b.rows,
-        })
-        .collect();
-    let scored = detection.score(tx.conn(), &inputs, &outcome).await?;
-    tx.finish().await?;
-    Ok((outcome, scored))
+    tx.commit().await
 }
 
 /// Runs `op` until it succeeds or fails permanently; transient failures are retried with

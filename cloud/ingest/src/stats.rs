@@ -109,6 +109,11 @@ pub struct IngestStats {
     pub batches_duplicate: AtomicU64,
     /// Samples written to telemetry.
     pub samples_stored: AtomicU64,
+    /// Batches scored by live detection.
+    pub batches_scored: AtomicU64,
+    /// Batches found waiting in the detection backlog by a sweep (left behind by an
+    /// ingester that stopped before scoring them).
+    pub batches_swept: AtomicU64,
     /// Samples scored by live detection.
     pub samples_scored: AtomicU64,
     /// Findings detection recorded (condition transitions).
@@ -117,8 +122,9 @@ pub struct IngestStats {
     pub alerts_opened: AtomicU64,
     /// Time detection spent scoring (the detectors' CPU), in microseconds.
     pub detection_scoring_us: AtomicU64,
-    /// Time detection spent locking, reading and writing detector states and recording
-    /// findings (database round trips inside the ingest transaction), in microseconds.
+    /// Time detection spent claiming batches, locking, reading and writing detector states,
+    /// recording findings and committing (the scoring transactions' round trips), in
+    /// microseconds.
     pub detection_storage_us: AtomicU64,
     /// Births applied to the catalog.
     pub births_applied: AtomicU64,
@@ -164,6 +170,10 @@ pub struct StatsSnapshot {
     pub batches_duplicate: u64,
     /// See [`IngestStats::samples_stored`].
     pub samples_stored: u64,
+    /// See [`IngestStats::batches_scored`].
+    pub batches_scored: u64,
+    /// See [`IngestStats::batches_swept`].
+    pub batches_swept: u64,
     /// See [`IngestStats::samples_scored`].
     pub samples_scored: u64,
     /// See [`IngestStats::findings`].
@@ -243,6 +253,8 @@ impl IngestStats {
             batches_stored: get(&self.batches_stored),
             batches_duplicate: get(&self.batches_duplicate),
             samples_stored: get(&self.samples_stored),
+            batches_scored: get(&self.batches_scored),
+            batches_swept: get(&self.batches_swept),
             samples_scored: get(&self.samples_scored),
             findings: get(&self.findings),
             alerts_opened: get(&self.alerts_opened),
@@ -293,6 +305,16 @@ impl Collector for IngestCollector {
                 "samples_stored",
                 "Samples written to telemetry",
                 s.samples_stored,
+            ),
+            (
+                "batches_scored",
+                "Batches scored by live detection",
+                s.batches_scored,
+            ),
+            (
+                "batches_swept",
+                "Batches the detection backlog sweep found left behind",
+                s.batches_swept,
             ),
             (
                 "samples_scored",

@@ -77,7 +77,7 @@ pub struct CloudConfig {
     /// `[tenancy]`: the end of a tenant (export, grace period).
     #[serde(default)]
     pub tenancy: TenancyConfig,
-    /// `[detection]`: live anomaly detection in the ingest transaction.
+    /// `[detection]`: live anomaly detection of every stored batch.
     #[serde(default)]
     pub detection: DetectionConfig,
     /// `[alerts]`: the alert lifecycle and delivery.
@@ -398,7 +398,8 @@ impl BillingConfig {
     }
 }
 
-/// `[detection]`: the detectors run on every batch inside its ingest transaction.
+/// `[detection]`: the detectors run on every stored batch, right after its ingest
+/// transaction commits.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
@@ -428,6 +429,11 @@ pub struct DetectionConfig {
     /// See `silent_factor` (default 15s).
     #[serde(with = "humantime_serde")]
     pub silence_check: Duration,
+    /// How often each ingester sweeps the detection backlog, and how long a stored batch
+    /// waits unscored before a sweep scores it (one left behind by an ingester that
+    /// stopped before scoring it; default 30s).
+    #[serde(with = "humantime_serde")]
+    pub backlog_sweep: Duration,
     /// `[detection.training]`: the per-well multivariate models.
     pub training: TrainingConfig,
 }
@@ -447,6 +453,7 @@ impl Default for DetectionConfig {
             silent_factor: d.silent_factor,
             silent_min: Duration::from_millis(u64::try_from(d.silent_min_ms).unwrap_or(60_000)),
             silence_check: Duration::from_secs(15),
+            backlog_sweep: ingest::DetectionOptions::default().backlog_sweep,
             training: TrainingConfig::default(),
         }
     }
@@ -504,6 +511,9 @@ impl DetectionConfig {
         }
         if self.silence_check.is_zero() || self.silent_min.is_zero() {
             return Err("[detection] silence_check and silent_min must be positive".to_owned());
+        }
+        if self.backlog_sweep < Duration::from_secs(1) {
+            return Err("[detection] backlog_sweep must be at least 1s".to_owned());
         }
         if self.training.interval < Duration::from_secs(60)
             || self.training.window < Duration::from_secs(3600)
@@ -1238,6 +1248,7 @@ impl CloudConfig {
             detection: self.detection.enabled.then(|| ingest::DetectionOptions {
                 detect: self.detection.detect_options(),
                 policy: self.alerts.policy(),
+                backlog_sweep: self.detection.backlog_sweep,
             }),
             ..self.ingest.options()
         }

@@ -124,7 +124,7 @@ fn rank(severity: &str) -> u8 {
 type OpenAlert = (i64, Option<DateTime<Utc>>, String, Option<DateTime<Utc>>);
 
 /// Stores `signals` as findings and applies the paging ones to alerts (in the caller's
-/// transaction: the ingest transaction or the silence sweep's).
+/// transaction: a detection worker's scoring transaction or the silence sweep's).
 pub async fn record_signals(
     conn: &mut PgConnection,
     signals: &[SignalRecord<'_>],

@@ -1,18 +1,141 @@
-//! Detection's storage: each device's detector state (read `FOR UPDATE` and written back in
-//! the ingest transaction), the tenants' rules, the per-well models and the training data
-//! they are fitted on.
+//! Detection's storage: the backlog of stored batches still to be scored, each device's
+//! detector state (read `FOR UPDATE` and written back in the scoring transaction), the
+//! tenants' rules, the per-well models and the training data they are fitted on.
+//!
+//! The backlog (`detection_backlog`) is filled by the ingest transaction itself
+//! ([`crate::IngestTx::queue_for_detection`]); a scoring transaction first claims its
+//! batches with [`claim_backlog`] (deleting their rows), and scores only those it claimed,
+//! so a batch is scored once whether the live worker or a [`Db::stale_backlog`] sweep
+//! gets to it first.
 //!
 //! The state (opaque bytes, `detect::DeviceState::to_bytes`) and the models (jsonb) are
 //! documents this crate does not interpret (`detect::DeviceState`, `detect::WellModel`):
-//! the `detect` crate owns their shape, the store keeps them. Rows of one transaction are locked in device-id order, so two
-//! ingesters scoring batches of the same devices never deadlock.
+//! the `detect` crate owns their shape, the store keeps them. Rows of one transaction are
+//! locked in device-id order, so two ingesters scoring batches of the same devices never
+//! deadlock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
-use crate::{Db, DbError, DeviceId, SeriesId, TenantId, WellId};
+use crate::query::quality_from_db;
+use crate::telemetry::{batch_key_of, key_arrays};
+use crate::{
+    BatchKey, Db, DbError, DeviceId, SeriesId, TelemetryRow, TenantId, WellId, boot_from_db,
+    boot_to_db,
+};
+
+/// A stored batch still in the detection backlog, as the sweep reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingBatch {
+    /// (gateway, epoch, seq).
+    pub key: BatchKey,
+    /// The boot whose aliases named its series.
+    pub boot_id: u64,
+    /// Backlog replay rather than live data.
+    pub historical: bool,
+    /// Its oldest and newest sample times.
+    pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Claims batches for scoring in `conn`'s transaction: deletes their backlog rows and
+/// returns the keys that were pending (a batch another transaction claimed, or never
+/// queued, is not returned). A concurrent claim of the same batch waits for this
+/// transaction and then finds nothing.
+pub async fn claim_backlog(
+    conn: &mut PgConnection,
+    keys: &[BatchKey],
+) -> Result<HashSet<BatchKey>, DbError> {
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
+    let (gw, epoch, seq) = key_arrays(sorted.into_iter());
+    let rows = sqlx::query(
+        "DELETE FROM detection_backlog d
+         USING unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(gateway_id, epoch, seq)
+         WHERE d.gateway_id = k.gateway_id AND d.epoch = k.epoch AND d.seq = k.seq
+         RETURNING d.gateway_id, d.epoch, d.seq",
+    )
+    .bind(&gw)
+    .bind(&epoch)
+    .bind(&seq)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(batch_key_of)
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+impl Db {
+    /// Backlog batches received before `before` (left behind by an ingester that stopped
+    /// before scoring them, or refused by a full queue), oldest first, at most `limit`.
+    pub async fn stale_backlog(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<PendingBatch>, DbError> {
+        let rows = sqlx::query(
+            "SELECT d.gateway_id, d.epoch, d.seq, b.boot_id, b.historical, b.min_time, b.max_time
+             FROM detection_backlog d
+             JOIN ingested_batches b USING (gateway_id, epoch, seq)
+             WHERE d.received_at < $1
+             ORDER BY d.received_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let min: Option<DateTime<Utc>> = r.try_get("min_time")?;
+                let max: Option<DateTime<Utc>> = r.try_get("max_time")?;
+                Ok(PendingBatch {
+                    key: batch_key_of(r)?,
+                    boot_id: boot_from_db(r.try_get("boot_id")?),
+                    historical: r.try_get("historical")?,
+                    span: min.zip(max),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// The stored samples of a pending batch, read back: its boot's series within its
+    /// time span. (Samples of the gateway's other batches in the same span, if any, are
+    /// read too: batches of one gateway rarely overlap in time.)
+    pub async fn pending_samples(
+        &self,
+        batch: &PendingBatch,
+    ) -> Result<Vec<TelemetryRow>, DbError> {
+        let Some((from, to)) = batch.span else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT t.series_id, t.time, t.value, t.quality FROM telemetry t
+             WHERE t.series_id IN (SELECT series_id FROM series_aliases
+                                   WHERE gateway_id = $1 AND boot_id = $2)
+               AND t.time >= $3 AND t.time <= $4",
+        )
+        .bind(batch.key.0)
+        .bind(boot_to_db(batch.boot_id))
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let time: DateTime<Utc> = r.try_get("time")?;
+                Ok(TelemetryRow {
+                    ts_ms: time.timestamp_millis(),
+                    series_id: r.try_get("series_id")?,
+                    value: r.try_get("value")?,
+                    quality: quality_from_db(r.try_get("quality")?)?,
+                })
+            })
+            .collect()
+    }
+}
 
 /// What detection needs to know of a series: whose it is and what it measures.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,8 +54,8 @@
 //! - [`certificates`]: per-tenant CAs (keys sealed at rest), gateway client certificates,
 //!   their revocation and the broker's question about a presented one.
 //! - [`wells`]: well and series reads.
-//! - [`detection`]: detector states (locked and written in the ingest transaction), tenant
-//!   rules, per-well models and their training data.
+//! - [`detection`]: the backlog of batches to score, detector states (locked and written in
+//!   the scoring transaction), tenant rules, per-well models and their training data.
 //! - [`alerts`]: findings, the alert lifecycle, silences, destinations and the delivery
 //!   outbox.
 //! - [`copy`]: the PGCOPY binary encoder for telemetry rows.

@@ -40,7 +40,8 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 52] = [
+pub const TENANT_TABLES: [(&str, Owned); 53] = [
+    ("detection_backlog", Owned::ByTenant),
     ("alert_deliveries", Owned::ByTenant),
     ("alert_comments", Owned::ByTenant),
     ("alert_events", Owned::ByTenant),

@@ -110,7 +110,7 @@ impl Source {
     }
 }
 
-fn quality_from_db(code: i16) -> Result<Quality, DbError> {
+pub(crate) fn quality_from_db(code: i16) -> Result<Quality, DbError> {
     u64::try_from(code)
         .ok()
         .and_then(Quality::from_code)

@@ -45,6 +45,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::copy::{COPY_TELEMETRY, HEADER, TRAILER, TelemetryRow, check_time, encode_row};
@@ -52,6 +53,28 @@ use crate::{Db, DbError, GatewayId, boot_from_db, boot_to_db, seq_to_db};
 
 /// What identifies a stored batch: (gateway, buffer epoch, seq).
 pub type BatchKey = (GatewayId, u64, u64);
+
+/// The key of a row with columns `gateway_id`, `epoch` and `seq` (an `ingested_batches`
+/// or `detection_backlog` row).
+pub(crate) fn batch_key_of(row: &PgRow) -> Result<BatchKey, sqlx::Error> {
+    let epoch: i64 = row.try_get("epoch")?;
+    let seq: i64 = row.try_get("seq")?;
+    Ok((row.try_get("gateway_id")?, boot_from_db(epoch), seq as u64))
+}
+
+/// Keys as the three arrays a `unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS
+/// k(gateway_id, epoch, seq)` takes.
+pub(crate) fn key_arrays(
+    keys: impl Iterator<Item = BatchKey>,
+) -> (Vec<GatewayId>, Vec<i64>, Vec<i64>) {
+    let mut arrays = (Vec::new(), Vec::new(), Vec::new());
+    for (gateway, epoch, seq) in keys {
+        arrays.0.push(gateway);
+        arrays.1.push(boot_to_db(epoch));
+        arrays.2.push(seq as i64);
+    }
+    arrays
+}
 
 /// Bytes sent per COPY data message.
 const COPY_CHUNK: usize = 1 << 20;
@@ -136,6 +159,8 @@ pub struct IngestTx {
     staged: HashSet<BatchKey>,
     /// Records of batches whose (gateway, epoch, seq) was already staged in this transaction.
     repeats: Vec<BatchRecord>,
+    /// Whether the new batches join `detection_backlog` (see [`IngestTx::queue_for_detection`]).
+    queue_for_detection: bool,
 }
 
 impl std::fmt::Debug for IngestTx {
@@ -162,6 +187,7 @@ impl Db {
             batches: Vec::new(),
             staged: HashSet::new(),
             repeats: Vec::new(),
+            queue_for_detection: false,
         })
     }
 }
@@ -210,6 +236,13 @@ impl IngestTx {
             max_ms: None,
         });
         Ok(Some(BatchWriter { tx: self }))
+    }
+
+    /// Records the new batches with samples in `detection_backlog` too (in the statement
+    /// that inserts their `ingested_batches` rows: no extra round trip), for detection to
+    /// claim and score after the commit (see [`crate::detection::claim_backlog`]).
+    pub fn queue_for_detection(&mut self) {
+        self.queue_for_detection = true;
     }
 
     /// Number of batches staged.
@@ -329,17 +362,25 @@ impl IngestTx {
             hist.push(b.record.historical);
         }
         let rows = sqlx::query(
-            "INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at,
-                                           samples, min_time, max_time, historical, epoch)
-             SELECT g.tenant_id, b.gateway_id, b.seq, b.boot_id, b.received_at, b.samples,
-                    b.min_time, b.max_time, b.historical, b.epoch
-             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::int[],
-                         $6::timestamptz[], $7::timestamptz[], $8::bool[], $9::bigint[])
-                  AS b(gateway_id, seq, boot_id, received_at, samples, min_time, max_time,
-                       historical, epoch)
-             JOIN gateways g ON g.id = b.gateway_id
-             ON CONFLICT (gateway_id, epoch, seq) DO NOTHING
-             RETURNING gateway_id, epoch, seq",
+            "WITH new AS (
+                 INSERT INTO ingested_batches (tenant_id, gateway_id, seq, boot_id, received_at,
+                                               samples, min_time, max_time, historical, epoch)
+                 SELECT g.tenant_id, b.gateway_id, b.seq, b.boot_id, b.received_at, b.samples,
+                        b.min_time, b.max_time, b.historical, b.epoch
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[],
+                             $5::int[], $6::timestamptz[], $7::timestamptz[], $8::bool[],
+                             $9::bigint[])
+                      AS b(gateway_id, seq, boot_id, received_at, samples, min_time, max_time,
+                           historical, epoch)
+                 JOIN gateways g ON g.id = b.gateway_id
+                 ON CONFLICT (gateway_id, epoch, seq) DO NOTHING
+                 RETURNING tenant_id, gateway_id, epoch, seq, received_at, samples
+             ), queued AS (
+                 INSERT INTO detection_backlog (tenant_id, gateway_id, epoch, seq, received_at)
+                 SELECT tenant_id, gateway_id, epoch, seq, received_at FROM new
+                 WHERE $10 AND samples > 0
+             )
+             SELECT gateway_id, epoch, seq FROM new",
         )
         .bind(&gw)
         .bind(&seq)
@@ -350,14 +391,11 @@ impl IngestTx {
         .bind(&max_t)
         .bind(&hist)
         .bind(&epoch)
+        .bind(self.queue_for_detection)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
-            .map(|r| {
-                let seq: i64 = r.try_get("seq")?;
-                let epoch: i64 = r.try_get("epoch")?;
-                Ok((r.try_get("gateway_id")?, boot_from_db(epoch), seq as u64))
-            })
+            .map(batch_key_of)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(DbError::from)
     }
@@ -376,9 +414,7 @@ impl IngestTx {
             .filter(|r| !new.contains(&r.key()))
             .chain(&self.repeats)
             .collect();
-        let gw: Vec<GatewayId> = skipped.iter().map(|r| r.gateway).collect();
-        let epoch: Vec<i64> = skipped.iter().map(|r| boot_to_db(r.epoch)).collect();
-        let seq: Vec<i64> = skipped.iter().map(|r| r.seq as i64).collect();
+        let (gw, epoch, seq) = key_arrays(skipped.iter().map(|r| r.key()));
         let rows = sqlx::query(
             "SELECT b.gateway_id, b.epoch, b.seq, b.boot_id
              FROM ingested_batches b
@@ -392,17 +428,8 @@ impl IngestTx {
         .await?;
         let mut stored_boot = HashMap::new();
         for row in rows {
-            let seq: i64 = row.try_get("seq")?;
-            let epoch: i64 = row.try_get("epoch")?;
             let boot: i64 = row.try_get("boot_id")?;
-            stored_boot.insert(
-                (
-                    row.try_get::<GatewayId, _>("gateway_id")?,
-                    boot_from_db(epoch),
-                    seq as u64,
-                ),
-                boot,
-            );
+            stored_boot.insert(batch_key_of(&row)?, boot);
         }
         for record in skipped {
             let Some(&boot) = stored_boot.get(&record.key()) else {
