@@ -65,7 +65,7 @@ pub enum GwpName {
     Ar6,
 }
 
-fn parse_gwp(raw: Option<&str>) -> Result<GwpSet, ApiError> {
+pub(crate) fn parse_gwp(raw: Option<&str>) -> Result<GwpSet, ApiError> {
     match raw.map(str::to_ascii_uppercase).as_deref() {
         None | Some("AR5") => Ok(GwpSet::Ar5),
         Some("AR4") => Ok(GwpSet::Ar4),

@@ -298,6 +298,8 @@ id_param! {
     DeviceParam(DeviceId), "device", "Device id (`id` in the gateway's device list).";
     /// The `{alert}` path segment: an alert id.
     AlertParam(i64), "alert", "Alert id (`id` in the alert list).";
+    /// The `{job}` path segment: a training job id.
+    TrainingJobParam(i64), "job", "Training job id (`id` in the job list).";
     /// The `{silence}` path segment: a silence id.
     SilenceParam(i64), "silence", "Silence id (`id` in the silence list).";
     /// The `{rule}` path segment: a detection rule id.

@@ -11,6 +11,13 @@
 //! every well's prediction once and caches it stamped with the model version; the server's
 //! hourly `failure_risk` job ([`refresh_failure_risk`]) recomputes the cache with the
 //! active model from newer rollups; reads never recompute. Training is audited.
+//!
+//! Training as a job: `POST …/failure-risk/training-jobs` queues one (tenant admins; one
+//! open job per tenant), the server's `failure_risk_training` worker
+//! ([`run_training_jobs`]) runs it with its stage and progress visible at
+//! `GET …/failure-risk/training-jobs/{job}`, and `failure_risk_training_schedule`
+//! ([`schedule_training`]) queues one for every tenant whose newest model is older than a
+//! week. A job's model is registered and promoted by the same rule as a direct training.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,7 +34,7 @@ use ml::maintenance::{self, Lift, Model, RollupRow, TrainOptions, WellHistory};
 use store::failure_risk::{self as sql, ModelRecord, NewModel, PredictionRow};
 
 use crate::access::Caller;
-use crate::extract::{ModelVersionParam, parse_limit, require_well};
+use crate::extract::{ModelVersionParam, TrainingJobParam, parse_limit, require_well};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -36,6 +43,8 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(activate_model))
         .routes(routes!(fleet_risk))
         .routes(routes!(well_risk))
+        .routes(routes!(request_training, list_training_jobs))
+        .routes(routes!(get_training_job))
 }
 
 /// Days of history read for training and prediction.
@@ -360,11 +369,42 @@ async fn train_model(
 ) -> Result<(StatusCode, Json<FailureRiskModelDto>), ApiError> {
     let now = Utc::now();
     let (wells, active) = histories(state.db(), scope.id, now.date_naive()).await?;
+    let outcome = fit(&wells, active).await?;
+    let mut tx = scope.begin(state.db()).await?;
+    let record = register(&mut tx, scope.id, now, &wells, &outcome).await?;
+    let target = format!("failure_risk_model:{}", record.version);
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "failure_risk_model.train",
+            &target,
+            None,
+            Some(trained_json(&record)),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+fn trained_json(record: &ModelRecord) -> serde_json::Value {
+    serde_json::json!({
+        "version": record.version, "status": record.status, "reason": record.reason,
+        "data_hash": record.data_hash,
+    })
+}
+
+/// Trains a model on `wells` and compares it with the active one on held-out wells.
+async fn fit(
+    wells: &Histories,
+    active: Option<(i32, serde_json::Value)>,
+) -> Result<maintenance::TrainOutcome, ApiError> {
     let active_model: Option<Model> = active
         .as_ref()
         .and_then(|(_, doc)| serde_json::from_value(doc.clone()).ok());
     let histories: Vec<WellHistory> = wells.iter().map(|(_, h)| h.clone()).collect();
-    let outcome = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         maintenance::train_and_compare(&histories, active_model.as_ref(), TrainOptions::default())
     })
     .await
@@ -372,7 +412,18 @@ async fn train_model(
     .map_err(|e| ApiError::Unprocessable {
         message: format!("cannot train a failure-risk model: {e}"),
         problems: Vec::new(),
-    })?;
+    })
+}
+
+/// Registers a trained model in the caller's transaction and, when it is promoted,
+/// recomputes every well's cached risk with it.
+async fn register(
+    tx: &mut sqlx::PgConnection,
+    tenant: store::TenantId,
+    now: DateTime<Utc>,
+    wells: &Histories,
+    outcome: &maintenance::TrainOutcome,
+) -> Result<ModelRecord, ApiError> {
     let model_json =
         serde_json::to_value(&outcome.model).map_err(|e| ApiError::Internal(e.into()))?;
     let metrics = serde_json::json!({
@@ -381,10 +432,9 @@ async fn train_model(
         "held_out_wells": outcome.wells.1,
     });
     let features: Vec<&str> = outcome.model.features.iter().map(|f| f.name()).collect();
-    let mut tx = scope.begin(state.db()).await?;
     let record = sql::insert_model(
-        &mut tx,
-        scope.id,
+        &mut *tx,
+        tenant,
         &NewModel {
             algorithm: &outcome.model.algorithm,
             features,
@@ -400,26 +450,267 @@ async fn train_model(
     )
     .await?;
     if outcome.promote {
-        let rows = predictions(&outcome.model, record.version, &wells, now);
-        sql::replace_predictions(&mut tx, scope.id, &rows).await?;
+        let rows = predictions(&outcome.model, record.version, wells, now);
+        sql::replace_predictions(&mut *tx, tenant, &rows).await?;
     }
+    Ok(record)
+}
+
+/// Runs every queued training job, oldest first, with its stage and progress visible
+/// (`GET …/failure-risk/training-jobs/{job}`): the server's `failure_risk_training`
+/// worker. A job that fails records why; the next job goes on. Returns the jobs run.
+pub async fn run_training_jobs(db: &store::Db) -> Result<usize, ApiError> {
+    let mut done = 0;
+    loop {
+        let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
+        let Some(job) = sql::claim_training(&mut conn).await? else {
+            return Ok(done);
+        };
+        let outcome = run_job(db, &mut conn, &job).await;
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        if let Some(e) = &error {
+            tracing::warn!(tenant = job.tenant.0, job = job.id, error = %e, "training job failed");
+        }
+        sql::finish_training(
+            &mut conn,
+            job.id,
+            match (&outcome, &error) {
+                (Ok(version), _) => Ok(*version),
+                (Err(_), Some(e)) => Err(e.as_str()),
+                (Err(_), None) => Err("failed"),
+            },
+        )
+        .await?;
+        done += 1;
+    }
+}
+
+async fn run_job(
+    db: &store::Db,
+    conn: &mut sqlx::PgConnection,
+    job: &sql::TrainingJob,
+) -> Result<i32, ApiError> {
+    let now = Utc::now();
+    let (wells, active) = histories(db, job.tenant, now.date_naive()).await?;
+    sql::training_stage(conn, job.id, "training", 0.4).await?;
+    let outcome = fit(&wells, active).await?;
+    sql::training_stage(conn, job.id, "registering", 0.8).await?;
+    let mut tx = db.begin_tenant(job.tenant).await?;
+    let record = register(&mut tx, job.tenant, now, &wells, &outcome).await?;
     let target = format!("failure_risk_model:{}", record.version);
+    let request = format!("training_job:{}", job.id);
     store::audit::record(
         &mut tx,
-        &caller.audit(
-            Some(scope.id),
-            "failure_risk_model.train",
-            &target,
-            None,
-            Some(serde_json::json!({
-                "version": record.version, "status": record.status, "reason": record.reason,
-                "data_hash": record.data_hash,
-            })),
-        ),
+        &store::audit::AuditEntry {
+            tenant: Some(job.tenant),
+            actor: &job.requested_by,
+            action: "failure_risk_model.train",
+            target: &target,
+            before: None,
+            after: Some(trained_json(&record)),
+            client_addr: None,
+            request_id: Some(&request),
+        },
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(record.into())))
+    Ok(record.version)
+}
+
+/// Queues a scheduled training job for every tenant whose newest model is older than
+/// `every` (and that has no open job): the server's `failure_risk_training_schedule` job.
+/// Tenants without any model are left alone (their first model is asked for). Returns the
+/// tenants queued.
+pub async fn schedule_training(
+    db: &store::Db,
+    now: DateTime<Utc>,
+    every: std::time::Duration,
+) -> Result<Vec<store::TenantId>, ApiError> {
+    let before =
+        now - chrono::TimeDelta::from_std(every).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
+    let due = sql::tenants_due_for_training(&mut conn, before).await?;
+    drop(conn);
+    let mut queued = Vec::new();
+    for tenant in due {
+        let mut tx = db.begin_tenant(tenant).await?;
+        let (job, new) = sql::enqueue_training(&mut tx, tenant, "scheduled", "schedule").await?;
+        if new {
+            let target = format!("training_job:{}", job.id);
+            store::audit::record(
+                &mut tx,
+                &store::audit::AuditEntry {
+                    tenant: Some(tenant),
+                    actor: "schedule",
+                    action: "failure_risk_training.request",
+                    target: &target,
+                    before: None,
+                    after: Some(serde_json::json!({ "trigger": "scheduled" })),
+                    client_addr: None,
+                    request_id: None,
+                },
+            )
+            .await?;
+            queued.push(tenant);
+        }
+        tx.commit().await?;
+    }
+    Ok(queued)
+}
+
+/// A training job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrainingJobDto {
+    /// Id.
+    pub id: i64,
+    /// `on_demand` or `scheduled`.
+    pub trigger: String,
+    /// Who asked (the caller's actor, or `schedule`).
+    pub requested_by: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// What it is doing: `queued`, `reading rollups`, `training`, `registering`, then its
+    /// status.
+    pub stage: String,
+    /// 0 to 1.
+    pub progress: f64,
+    /// The model it registered (active only if it beat the one in use).
+    pub model_version: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When asked.
+    pub requested_at: DateTime<Utc>,
+    /// When started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<sql::TrainingJob> for TrainingJobDto {
+    fn from(j: sql::TrainingJob) -> Self {
+        TrainingJobDto {
+            id: j.id,
+            trigger: j.trigger,
+            requested_by: j.requested_by,
+            status: j.status,
+            stage: j.stage,
+            progress: j.progress,
+            model_version: j.model_version,
+            error: j.error,
+            requested_at: j.requested_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        }
+    }
+}
+
+/// Jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrainingJobList {
+    /// Jobs.
+    pub items: Vec<TrainingJobDto>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/failure-risk/training-jobs",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "maintenance",
+    operation_id = "request_failure_risk_training",
+    params(TenantScope),
+    responses(
+        (status = 202, description = "Queued (or the job already queued or running, unchanged); the server's training worker runs it, its progress is the job's", body = TrainingJobDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn request_training(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+) -> Result<(StatusCode, Json<TrainingJobDto>), ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let (job, new) =
+        sql::enqueue_training(&mut tx, scope.id, "on_demand", &caller.principal.actor).await?;
+    if new {
+        let target = format!("training_job:{}", job.id);
+        store::audit::record(
+            &mut tx,
+            &caller.audit(
+                Some(scope.id),
+                "failure_risk_training.request",
+                &target,
+                None,
+                Some(serde_json::json!({ "trigger": "on_demand" })),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(job.into())))
+}
+
+/// Query of the job list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// At most this many jobs: 1 to the server's `max_page_size` (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, example = 20)]
+    pub limit: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/failure-risk/training-jobs",
+    security(("bearer" = ["viewer"])),
+    tag = "maintenance",
+    operation_id = "list_failure_risk_training_jobs",
+    params(TenantScope, JobsQuery),
+    responses(
+        (status = 200, description = "Training jobs (on demand and scheduled), newest first, with their stage and progress", body = TrainingJobList),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn list_training_jobs(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<JobsQuery>,
+) -> Result<Json<TrainingJobList>, ApiError> {
+    let limit = parse_limit(query.limit.as_deref(), 20, state.options().max_page_size)?;
+    let mut tx = scope.begin(state.db()).await?;
+    let jobs = sql::training_jobs(&mut tx, scope.id, i64::from(limit)).await?;
+    tx.commit().await?;
+    Ok(Json(TrainingJobList {
+        items: jobs.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/failure-risk/training-jobs/{job}",
+    security(("bearer" = ["viewer"])),
+    tag = "maintenance",
+    operation_id = "get_failure_risk_training_job",
+    params(TenantScope, TrainingJobParam),
+    responses(
+        (status = 200, description = "The job with its stage and progress", body = TrainingJobDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant or job", body = ErrorResponse),
+    )
+)]
+async fn get_training_job(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    TrainingJobParam(job): TrainingJobParam,
+) -> Result<Json<TrainingJobDto>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let found = sql::training_job(&mut tx, scope.id, job).await?;
+    tx.commit().await?;
+    found
+        .map(|j| Json(j.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("training job {job} of tenant `{}`", scope.slug)))
 }
 
 #[utoipa::path(

@@ -112,6 +112,7 @@ mod equipment;
 mod error;
 mod extract;
 mod failure_risk;
+mod forecasts;
 mod gateway_certificates;
 mod gateway_credentials;
 mod gateways;
@@ -155,7 +156,10 @@ pub use error::{
     UnprocessableResponse,
 };
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
-pub use failure_risk::refresh_failure_risk;
+pub use failure_risk::{refresh_failure_risk, run_training_jobs, schedule_training};
+pub use forecasts::{
+    RefreshOutcome, refresh_forecasts, refresh_tenant as refresh_tenant_forecasts,
+};
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
 pub use web::check_web_dir;
@@ -418,6 +422,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(sites::routes())
         .merge(interventions::routes())
         .merge(failure_risk::routes())
+        .merge(forecasts::routes())
         .merge(equipment::routes())
         .merge(gateway_credentials::routes())
         .merge(gateway_certificates::routes())

@@ -245,3 +245,150 @@ async fn a_trained_model_is_registered_promoted_once_and_its_risks_served_ranked
     assert_eq!(r.status, 400);
     api.finish().await;
 }
+
+/// Training as a job: queued on demand (once), run by the worker with its progress
+/// recorded, the model registered by the usual rule; a week later the schedule queues
+/// another, which registers a candidate on the same data; jobs are per tenant and audited.
+#[tokio::test]
+async fn training_jobs_run_with_progress_on_demand_and_on_schedule() {
+    let api = TestApi::start("api_failure_risk_jobs").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let other = auth::member_token(&api.db, fleet.other, Role::TenantAdmin).await;
+    seed_rod_pumps(&api.db, fleet.acme, "Risk pad", 9, 150).await;
+    let jobs = "/api/v1/tenants/acme/failure-risk/training-jobs";
+
+    let r = api.request_as(&viewer, "POST", jobs, None).await;
+    assert_eq!(r.status, 403);
+    let r = api.request_as(&admin, "POST", jobs, None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = r.json();
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["trigger"], "on_demand");
+    assert_eq!(job["progress"], 0.0);
+    // Asked again while queued: the same job.
+    let r = api.request_as(&admin, "POST", jobs, None).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["id"], job["id"]);
+    let one = format!("{jobs}/{}", job["id"]);
+    let r = api
+        .request_as(&other, "GET", &one.replace("acme", "other"), None)
+        .await;
+    assert_eq!(r.status, 404, "another tenant's job is not found");
+
+    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
+    assert_eq!(
+        api::run_training_jobs(&api.db).await.unwrap(),
+        0,
+        "nothing left"
+    );
+    let r = api.request_as(&viewer, "GET", &one, None).await;
+    let done = r.json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["stage"], "succeeded");
+    assert_eq!(done["progress"], 1.0);
+    assert_eq!(done["model_version"], 1);
+    assert!(done["started_at"].is_string() && done["finished_at"].is_string());
+    let models = api
+        .request_as(
+            &viewer,
+            "GET",
+            "/api/v1/tenants/acme/failure-risk/models",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(models["items"][0]["status"], "active", "{models}");
+
+    // Not due yet; a week later it is: a scheduled job, a candidate on the same data.
+    let now = chrono::Utc::now();
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    assert!(
+        api::schedule_training(&api.db, now, week)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = now + chrono::TimeDelta::days(8);
+    assert_eq!(
+        api::schedule_training(&api.db, later, week).await.unwrap(),
+        vec![fleet.acme]
+    );
+    assert!(
+        api::schedule_training(&api.db, later, week)
+            .await
+            .unwrap()
+            .is_empty(),
+        "one open job per tenant"
+    );
+    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
+    let list = api.request_as(&viewer, "GET", jobs, None).await.json();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["trigger"], "scheduled");
+    assert_eq!(items[0]["requested_by"], "schedule");
+    assert_eq!(items[0]["status"], "succeeded", "{list}");
+    assert_eq!(items[0]["model_version"], 2);
+    let models = api
+        .request_as(
+            &viewer,
+            "GET",
+            "/api/v1/tenants/acme/failure-risk/models",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(models["items"][0]["version"], 2);
+    assert_eq!(models["items"][0]["status"], "candidate", "{models}");
+
+    // A tenant with too little data: the job fails and says why.
+    let r = api
+        .request_as(
+            &other,
+            "POST",
+            "/api/v1/tenants/other/failure-risk/training-jobs",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let failed_id = r.json()["id"].clone();
+    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
+    let r = api
+        .request_as(
+            &other,
+            "GET",
+            &format!("/api/v1/tenants/other/failure-risk/training-jobs/{failed_id}"),
+            None,
+        )
+        .await;
+    let failed = r.json();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("at least 3"),
+        "{failed}"
+    );
+    let r = api
+        .request_as(&viewer, "GET", &format!("{jobs}/999999"), None)
+        .await;
+    assert_eq!(r.status, 404);
+    let r = api
+        .request_as(&viewer, "GET", &format!("{jobs}?limit=0"), None)
+        .await;
+    assert_eq!(r.status, 400);
+
+    let log = api
+        .request_as(&admin, "GET", "/api/v1/tenants/acme/audit?limit=100", None)
+        .await
+        .json();
+    let count = |action: &str| {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+    assert_eq!(count("failure_risk_training.request"), 2, "{log}");
+    assert_eq!(count("failure_risk_model.train"), 2, "{log}");
+}

@@ -90,6 +90,16 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
     let fleet = seed(&api.db, 5, 60).await;
     // Rod-pump wells wearing toward failures: training a failure-risk model succeeds.
     let risk = testkit::failure_risk::seed_rod_pumps(&api.db, fleet.acme, "Risk pad", 9, 150).await;
+    // A training job to read back.
+    let training_job = {
+        let mut tx = api.db.begin_tenant(fleet.acme).await.unwrap();
+        let (job, _) =
+            store::failure_risk::enqueue_training(&mut tx, fleet.acme, "on_demand", "seed")
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        job.id
+    };
     let db = &api.db;
     let admin_as = |method: &'static str, path: String, body: Value| {
         let api = &api;
@@ -426,6 +436,54 @@ include-operation-id = "well_failure_risk"
 parameters = {{ tenant = "acme", well = {risk_well} }}
 
 [[operations]]
+include-operation-id = "request_failure_risk_training"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "list_failure_risk_training_jobs"
+parameters = {{ tenant = "acme", limit = "20" }}
+
+[[operations]]
+include-operation-id = "get_failure_risk_training_job"
+parameters = {{ tenant = "acme", job = {training_job} }}
+
+[[operations]]
+include-operation-id = "list_forecast_runs"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "refresh_forecasts"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "fleet_emissions_forecast"
+parameters = {{ tenant = "acme", by = "well", horizon = "30", gwp = "AR5", limit = "50" }}
+
+[[operations]]
+include-operation-id = "well_emissions_forecast"
+parameters = {{ tenant = "acme", well = {risk_well}, gwp = "AR5" }}
+
+[[operations]]
+include-operation-id = "site_emissions_forecast"
+parameters = {{ tenant = "acme", site = {kept_site}, gwp = "AR4" }}
+
+[[operations]]
+include-operation-id = "fleet_production_gaps"
+parameters = {{ tenant = "acme", price_per_bbl = "70", category = "on_target", limit = "50" }}
+
+[[operations]]
+include-operation-id = "well_production_gap"
+parameters = {{ tenant = "acme", well = {risk_well}, price_per_bbl = "65" }}
+
+[[operations]]
+include-operation-id = "get_methane_targets"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "put_methane_targets"
+parameters = {{ tenant = "acme", "body.kg_ch4_per_boe" = 0.5, "body.percent_of_sales_gas" = 0.2, "body.percent_of_gas_produced" = 0.3, "body.gas_ch4_fraction" = 0.8 }}
+
+[[operations]]
 include-operation-id = "create_alert_destination"
 parameters = {{ tenant = "acme", "body.kind" = "alertmanager", "body.url" = "http://127.0.0.1:9/am", "body.min_severity" = "warning" }}
 
@@ -486,6 +544,7 @@ parameters = {{ "body.token" = "{reset}", "body.password" = "{PASSWORD}" }}
         jones = fleet.jones.0,
         smith = fleet.smith.0,
         risk_well = risk.wells[0].0,
+        training_job = training_job,
         alert_a = alerting.alerts[0],
         alert_b = alerting.alerts[1],
         alert_c = alerting.alerts[2],

@@ -6,12 +6,23 @@
 //! - [`maintenance`]: predictive maintenance — features from daily rollups, one logistic
 //!   regression per horizon (7/14/30 days, `linfa-logistic`), held-out metrics, and the
 //!   factors behind each prediction in words.
+//! - [`emissions`]: emissions prediction — daily CH4, CO2, N2O and CO2e for the next
+//!   30/90 days per well and per site from the decline forecast, flaring and venting
+//!   history and equipment counts, with intervals; methane intensity against targets.
+//! - [`fleet`]: a simulated producing fleet with its true potential, impairments and
+//!   dispositions, the data of the emissions and optimization benchmarks and tests.
+//! - [`optimization`]: production optimization — expected potential from the well's own
+//!   decline and its peers, the gap with its interval, a category, and ranked
+//!   opportunities with their cause and uplift in bbl/d and dollars.
 //! - [`wear`]: a simulated fleet of wearing lift equipment with its failure schedule, the
 //!   data of the benchmark and tests.
 //!
 //! *Invariants:* no I/O; a bad input row is reported, never a panic; every model carries
 //! what the registry needs (algorithm, features, training window, data hash).
 
+pub mod emissions;
+pub mod fleet;
 pub mod import;
 pub mod maintenance;
+pub mod optimization;
 pub mod wear;

@@ -811,6 +811,33 @@ fn scheduler(
             let wells: usize = done.iter().map(|(_, n)| n).sum();
             Ok(format!("{} tenants, {wells} wells scored", done.len()))
         }))
+        // Failure-risk training: queued jobs (on demand or scheduled) run one by one with
+        // their progress in the database; every tenant with a model older than a week
+        // gets a scheduled one.
+        .with_job(Job::new("failure_risk_training", Duration::from_secs(30), |db| async move {
+            let n = api::run_training_jobs(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("{n} training jobs run"))
+        }))
+        .with_job(Job::new("failure_risk_training_schedule", Duration::from_secs(3600), |db| async move {
+            let queued = api::schedule_training(&db, chrono::Utc::now(), Duration::from_secs(7 * 86_400))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("{} tenants queued for training", queued.len()))
+        }))
+        // Emissions forecasts and production gaps: every tenant's cache recomputed where
+        // its inputs (production, hours on, sources, rollups, targets, the day) changed.
+        .with_job(Job::new("ml_forecasts", Duration::from_secs(3600), |db| async move {
+            let done = api::refresh_forecasts(&db, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let recomputed = done
+                .iter()
+                .filter(|(_, o)| o.emissions_recomputed || o.gaps_recomputed)
+                .count();
+            Ok(format!("{} tenants, {recomputed} recomputed", done.len()))
+        }))
         .with_job(Job::new("tenant_deletion", cfg.interval, move |db| {
             let export_dir = export_dir.clone();
             async move {

@@ -414,3 +414,201 @@ pub async fn prediction(
         None => None,
     })
 }
+
+/// A training job (`training_jobs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingJob {
+    /// Id.
+    pub id: i64,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// `on_demand` or `scheduled`.
+    pub trigger: String,
+    /// Who asked (`user:…`, `key:…`, or `schedule`).
+    pub requested_by: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// What it is doing.
+    pub stage: String,
+    /// 0..=1.
+    pub progress: f64,
+    /// The model it registered.
+    pub model_version: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When asked.
+    pub requested_at: DateTime<Utc>,
+    /// When started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const JOB_COLUMNS: &str = "id, tenant_id, trigger, requested_by, status, stage, progress, \
+                           model_version, error, requested_at, started_at, finished_at";
+
+fn job_row(r: &sqlx::postgres::PgRow) -> Result<TrainingJob, sqlx::Error> {
+    Ok(TrainingJob {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant_id")?,
+        trigger: r.try_get("trigger")?,
+        requested_by: r.try_get("requested_by")?,
+        status: r.try_get("status")?,
+        stage: r.try_get("stage")?,
+        progress: r.try_get("progress")?,
+        model_version: r.try_get("model_version")?,
+        error: r.try_get("error")?,
+        requested_at: r.try_get("requested_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+/// Queues a failure-risk training job; when one is already queued or running, returns it
+/// instead (`false`: not newly queued).
+pub async fn enqueue_training(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    trigger: &str,
+    requested_by: &str,
+) -> Result<(TrainingJob, bool), DbError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO training_jobs (tenant_id, model, trigger, requested_by, status)
+         VALUES ($1, 'failure_risk', $2, $3, 'queued')
+         ON CONFLICT (tenant_id, model) WHERE status IN ('queued', 'running') DO NOTHING
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(trigger)
+    .bind(requested_by)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(r) = row {
+        return Ok((job_row(&r)?, true));
+    }
+    let open = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM training_jobs
+         WHERE tenant_id = $1 AND model = 'failure_risk' AND status IN ('queued', 'running')"
+    ))
+    .bind(tenant)
+    .fetch_one(conn)
+    .await?;
+    Ok((job_row(&open)?, false))
+}
+
+/// Claims the oldest queued job of any tenant (the worker's own connection, not a tenant
+/// transaction): it becomes `running`. Two workers never claim one job.
+pub async fn claim_training(conn: &mut PgConnection) -> Result<Option<TrainingJob>, DbError> {
+    // A job left running by a worker that stopped would block its tenant for good.
+    sqlx::query(
+        "UPDATE training_jobs SET status = 'failed', stage = 'failed', progress = 1,
+                                  error = 'abandoned: the worker running it stopped',
+                                  finished_at = now()
+         WHERE status = 'running' AND started_at < now() - interval '1 hour'",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(&format!(
+        "UPDATE training_jobs SET status = 'running', stage = 'reading rollups',
+                                  progress = 0.05, started_at = now()
+         WHERE id = (SELECT id FROM training_jobs WHERE status = 'queued'
+                     ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
+}
+
+/// Records a running job's stage.
+pub async fn training_stage(
+    conn: &mut PgConnection,
+    id: i64,
+    stage: &str,
+    progress: f64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE training_jobs SET stage = $2, progress = $3 WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(stage)
+    .bind(progress.clamp(0.0, 1.0))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finishes a running job: the model it registered, or why it failed.
+pub async fn finish_training(
+    conn: &mut PgConnection,
+    id: i64,
+    outcome: Result<i32, &str>,
+) -> Result<(), DbError> {
+    let (status, version, error) = match outcome {
+        Ok(v) => ("succeeded", Some(v), None),
+        Err(e) => ("failed", None, Some(e)),
+    };
+    sqlx::query(
+        "UPDATE training_jobs SET status = $2, stage = $2, progress = 1, model_version = $3,
+                                  error = $4, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(version)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One job of a tenant.
+pub async fn training_job(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: i64,
+) -> Result<Option<TrainingJob>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM training_jobs WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
+}
+
+/// A tenant's jobs, newest first.
+pub async fn training_jobs(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    limit: i64,
+) -> Result<Vec<TrainingJob>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM training_jobs WHERE tenant_id = $1
+         ORDER BY requested_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    collect(&rows, job_row)
+}
+
+/// Tenants whose newest failure-risk model was trained before `before` and that have no
+/// open job: due for scheduled retraining (the worker's own connection).
+pub async fn tenants_due_for_training(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+) -> Result<Vec<TenantId>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT m.tenant_id FROM failure_risk_models m
+         GROUP BY m.tenant_id HAVING max(m.trained_at) < $1
+            AND NOT EXISTS (SELECT 1 FROM training_jobs j WHERE j.tenant_id = m.tenant_id
+                            AND j.status IN ('queued', 'running'))
+         ORDER BY m.tenant_id",
+    )
+    .bind(before)
+    .fetch_all(conn)
+    .await?)
+}

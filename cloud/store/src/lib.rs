@@ -68,6 +68,8 @@
 //! - [`production`], [`emissions`], [`regulatory`]: daily figures, emission sources, filings.
 //! - [`failure_risk`]: predictive maintenance — training data from the daily rollups and
 //!   interventions, the model registry (one active model per tenant), the prediction cache.
+//! - [`ml_forecasts`]: emissions forecasts and production gaps — model inputs, the
+//!   prediction cache with the hash of the inputs it was computed from, methane targets.
 //! - [`history`]: the history import (wells, daily production and hours on from a tenant's
 //!   records), idempotent by natural keys.
 //!
@@ -99,6 +101,7 @@ pub mod interventions;
 pub mod lifecycle;
 pub mod locks;
 pub mod maintenance;
+pub mod ml_forecasts;
 pub mod production;
 pub mod query;
 pub mod registry;

@@ -40,7 +40,7 @@ pub enum Owned {
 }
 
 /// Everything a tenant owns, in the order the purge deletes it (children first).
-pub const TENANT_TABLES: [(&str, Owned); 49] = [
+pub const TENANT_TABLES: [(&str, Owned); 53] = [
     ("detection_backlog", Owned::ByTenant),
     ("alert_deliveries", Owned::ByTenant),
     ("alert_comments", Owned::ByTenant),
@@ -55,6 +55,10 @@ pub const TENANT_TABLES: [(&str, Owned); 49] = [
     ("one_time_tokens", Owned::ByTenant),
     ("memberships", Owned::ByTenant),
     ("api_keys", Owned::ByTenant),
+    ("training_jobs", Owned::ByTenant),
+    ("ml_forecasts", Owned::ByTenant),
+    ("ml_forecast_runs", Owned::ByTenant),
+    ("methane_targets", Owned::ByTenant),
     ("failure_risk_predictions", Owned::ByTenant),
     ("failure_risk_models", Owned::ByTenant),
     ("well_interventions", Owned::ByTenant),

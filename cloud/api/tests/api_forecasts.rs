@@ -1,0 +1,575 @@
+//! Emissions forecasts and production gaps through the HTTP API: nothing is served before a
+//! refresh; a refresh forecasts every well with sources (and its site) from the stored
+//! production, stamps the model version, and a second refresh on the same inputs changes
+//! nothing; new data or new targets recompute; CO2e follows the `gwp` parameter and dollars
+//! the price; the fleet lists are ranked; bad parameters are 400s; another tenant sees 404;
+//! refreshes and targets are audited and for tenant admins only.
+
+use analytics::emissions::SourceKind;
+use analytics::emissions::factors::{Equipment, Region, Service};
+use chrono::{NaiveDate, TimeDelta, Utc};
+use serde_json::{Value, json};
+use store::emissions::{EmissionSource, insert_source};
+use store::history::{ImportDay, ImportWell, import};
+use store::identity::Role;
+use store::{SiteId, TenantId, WellId};
+use testkit::api::{TestApi, seed};
+use testkit::auth;
+
+const DAYS: i64 = 400;
+const WELLS: usize = 8;
+
+fn gas() -> analytics::emissions::GasComposition {
+    analytics::emissions::GasComposition {
+        ch4: 0.78,
+        c2h6: 0.11,
+        c3h8: 0.05,
+        c4h10: 0.02,
+        c5_plus: 0.01,
+        co2: 0.015,
+        other: 0.015,
+    }
+}
+
+fn source(site: SiteId, well: Option<WellId>, name: &str, kind: SourceKind) -> EmissionSource {
+    EmissionSource {
+        id: 0,
+        site_id: site,
+        well_id: well,
+        name: name.to_string(),
+        kind,
+        meter_series_id: None,
+        gas: gas(),
+        // Measured values: the regulatory defaults of these end with RY2024.
+        hhv_mmbtu_per_scf: Some(1.2e-3),
+        flare_efficiency: Some(0.98),
+        flare_unlit: false,
+        combustion_unit: None,
+        ch4_kg_per_mmbtu: None,
+        region: Region::Western,
+        subpart_w_facility: false,
+        in_service_from: None,
+        in_service_to: None,
+        components: Vec::new(),
+        pneumatics: Vec::new(),
+    }
+}
+
+struct Seeded {
+    site: SiteId,
+    wells: Vec<WellId>,
+    first_day: NaiveDate,
+}
+
+/// `WELLS` wells declining in one field, 400 days ending yesterday; the last one down every
+/// other day for the last 20 days. 3 % of gas flared. A flare and a wellhead per well, a
+/// separator for the site.
+async fn seed_production(db: &store::Db, tenant: TenantId) -> Seeded {
+    let today = Utc::now().date_naive();
+    let first_day = today - TimeDelta::days(DAYS);
+    let apis: Vec<String> = (0..WELLS).map(|i| format!("42-329-7{i:04}")).collect();
+    let names: Vec<String> = (0..WELLS).map(|i| format!("Forecast {i}")).collect();
+    let wells: Vec<ImportWell<'_>> = (0..WELLS)
+        .map(|i| ImportWell {
+            api_number: &apis[i],
+            name: &names[i],
+            lease: "Forecast lease",
+            field: "Spraberry",
+            county: "Midland",
+            state: "TX",
+        })
+        .collect();
+    let mut days = Vec::new();
+    let mut flared = Vec::new();
+    for (i, api) in apis.iter().enumerate() {
+        let qi = 80.0 + 10.0 * i as f64;
+        for t in 0..DAYS {
+            let day = first_day + TimeDelta::days(t);
+            let down = i == WELLS - 1 && t >= DAYS - 20 && t % 2 == 0;
+            let wiggle = 1.0 + 0.03 * (((t * 7919 + i as i64) % 17) as f64 / 17.0 - 0.5);
+            let oil = if down {
+                0.0
+            } else {
+                qi * (-0.0012 * t as f64).exp() * wiggle
+            };
+            days.push(ImportDay {
+                api_number: api,
+                day,
+                oil: Some(oil),
+                gas: Some(oil * 3.0),
+                water: None,
+                hours_on: Some(if down { 0.0 } else { 24.0 }),
+                disposition: None,
+                note: None,
+            });
+            flared.push((i, day, oil * 3.0 * 0.03));
+        }
+    }
+    let mut tx = db.begin_tenant(tenant).await.unwrap();
+    import(
+        &mut tx,
+        tenant,
+        "Forecast pad",
+        &wells,
+        &days,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut conn = db.pool().acquire().await.unwrap();
+    let mut ids = Vec::new();
+    for api in &apis {
+        let id: WellId = sqlx::query_scalar("SELECT id FROM wells WHERE api_number = $1")
+            .bind(api)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let site: SiteId = sqlx::query_scalar("SELECT site_id FROM wells WHERE id = $1")
+        .bind(ids[0])
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    for (i, day, v) in flared {
+        sqlx::query(
+            "INSERT INTO daily_production (tenant_id, well_id, day, quantity, volume, unit,
+                                           method, coverage)
+             VALUES ($1, $2, $3, 'flared', $4, 'Mcf', 'import', 1)",
+        )
+        .bind(tenant)
+        .bind(ids[i])
+        .bind(day)
+        .bind(v)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    for (i, well) in ids.iter().enumerate() {
+        insert_source(
+            &mut conn,
+            tenant,
+            &source(site, Some(*well), &format!("flare {i}"), SourceKind::Flare),
+        )
+        .await
+        .unwrap();
+        insert_source(
+            &mut conn,
+            tenant,
+            &EmissionSource {
+                components: vec![(Equipment::Wellhead, Service::Crude, 1)],
+                ..source(
+                    site,
+                    Some(*well),
+                    &format!("wellhead {i}"),
+                    SourceKind::EquipmentLeaks,
+                )
+            },
+        )
+        .await
+        .unwrap();
+    }
+    insert_source(
+        &mut conn,
+        tenant,
+        &EmissionSource {
+            components: vec![(Equipment::Separator, Service::Crude, 2)],
+            ..source(site, None, "separators", SourceKind::EquipmentLeaks)
+        },
+    )
+    .await
+    .unwrap();
+    Seeded {
+        site,
+        wells: ids,
+        first_day,
+    }
+}
+
+fn band(v: &Value) -> (f64, f64, f64) {
+    (
+        v["low"].as_f64().unwrap(),
+        v["p50"].as_f64().unwrap(),
+        v["high"].as_f64().unwrap(),
+    )
+}
+
+fn horizon(forecast: &Value, days: u64) -> &Value {
+    forecast["horizons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["days"] == days)
+        .unwrap_or_else(|| panic!("no {days}-day horizon in {forecast}"))
+}
+
+#[tokio::test]
+async fn forecasts_are_refreshed_on_new_inputs_stamped_and_served_ranked() {
+    let api = TestApi::start("api_forecasts").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let other = auth::member_token(&api.db, fleet.other, Role::TenantAdmin).await;
+    let s = seed_production(&api.db, fleet.acme).await;
+    let base = "/api/v1/tenants/acme";
+
+    // Nothing before a refresh: reads never compute.
+    let r = api
+        .request_as(&viewer, "GET", &format!("{base}/emissions-forecast"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["items"], json!([]));
+    let well0 = format!("{base}/wells/{}", s.wells[0].0);
+    let r = api
+        .request_as(&viewer, "GET", &format!("{well0}/emissions-forecast"), None)
+        .await;
+    assert_eq!(r.json()["forecast"], Value::Null);
+
+    // Viewers may not refresh; an admin's refresh forecasts every well and the site.
+    let refresh = format!("{base}/forecasts/refresh");
+    let r = api.request_as(&viewer, "POST", &refresh, None).await;
+    assert_eq!(r.status, 403);
+    let r = api.request_as(&admin, "POST", &refresh, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let out = r.json();
+    assert_eq!(out["emissions_recomputed"], true);
+    assert_eq!(out["emissions_subjects"], WELLS as u64 + 1, "{out}");
+    assert_eq!(out["gaps_recomputed"], true);
+    assert_eq!(out["gap_wells"], WELLS as u64, "{out}");
+    // The runs: model versions, and the held-out backtest on the tenant's last 30 days.
+    let r = api
+        .request_as(&viewer, "GET", &format!("{base}/forecasts/runs"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let runs = r.json();
+    let emissions = &runs["items"][0];
+    assert_eq!(emissions["kind"], "emissions", "{runs}");
+    assert_eq!(emissions["model_version"], "emissions-decline-subpart-w/1");
+    assert_eq!(emissions["inputs_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(emissions["metrics"]["wells"], WELLS as u64, "{runs}");
+    let mape = emissions["metrics"]["mape_30d_percent"].as_f64().unwrap();
+    let base_mape = emissions["metrics"]["baseline_last_month_mape_30d_percent"]
+        .as_f64()
+        .unwrap();
+    assert!(mape < 15.0 && base_mape > 0.0, "{runs}");
+    let gaps_run = &runs["items"][1];
+    assert_eq!(gaps_run["kind"], "production_gap");
+    assert_eq!(
+        gaps_run["metrics"]["categories"]["underperforming"], 1,
+        "{runs}"
+    );
+    assert_eq!(
+        gaps_run["metrics"]["categories"]["on_target"],
+        WELLS as u64 - 1,
+        "{runs}"
+    );
+    // The same inputs: nothing recomputed.
+    let r = api.request_as(&admin, "POST", &refresh, None).await;
+    let again = r.json();
+    assert_eq!(again["emissions_recomputed"], false, "{again}");
+    assert_eq!(again["gaps_recomputed"], false, "{again}");
+
+    // One well: 90 days from today, stamped, CO2e = CO2 + 28 CH4 + 265 N2O under AR5.
+    let r = api
+        .request_as(&viewer, "GET", &format!("{well0}/emissions-forecast"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let f = r.json()["forecast"].clone();
+    assert_eq!(f["model_version"], "emissions-decline-subpart-w/1");
+    assert_eq!(f["subject"], "well");
+    assert_eq!(f["gwp"]["set"], "AR5");
+    assert_eq!(f["start_day"], json!(Utc::now().date_naive()));
+    assert!(
+        [
+            "exponential",
+            "harmonic",
+            "hyperbolic",
+            "modified_hyperbolic"
+        ]
+        .contains(&f["gas_method"].as_str().unwrap()),
+        "{}",
+        f["gas_method"]
+    );
+    let days = f["days"].as_array().unwrap();
+    assert_eq!(days.len(), 90);
+    let mut sum30 = 0.0;
+    for d in days {
+        let m = &d["masses"];
+        let (lo, p50, hi) = band(&m["co2e_kg"]);
+        assert!(lo <= p50 && p50 <= hi && lo >= 0.0, "{d}");
+        let expected = m["co2_kg"]["p50"].as_f64().unwrap()
+            + 28.0 * m["ch4_kg"]["p50"].as_f64().unwrap()
+            + 265.0 * m["n2o_kg"]["p50"].as_f64().unwrap();
+        assert!((p50 - expected).abs() <= 1e-9 * expected.max(1.0), "{d}");
+        // 3 % of the gas is flared.
+        let a = &d["activity"];
+        let (g, fl) = (
+            a["gas_mcf"]["p50"].as_f64().unwrap(),
+            a["flared_mcf"]["p50"].as_f64().unwrap(),
+        );
+        assert!((fl - 0.03 * g).abs() < 1e-6 * g.max(1.0), "{d}");
+    }
+    for d in &days[..30] {
+        sum30 += d["masses"]["co2e_kg"]["p50"].as_f64().unwrap();
+    }
+    let h30 = horizon(&f, 30);
+    let total30 = h30["masses"]["co2e_kg"]["p50"].as_f64().unwrap();
+    assert!(
+        (total30 - sum30).abs() < 1e-6 * sum30,
+        "{total30} vs {sum30}"
+    );
+    let intensity = &h30["intensity"];
+    assert!(
+        intensity["kg_ch4_per_boe"]["p50"].as_f64().unwrap() > 0.0,
+        "{intensity}"
+    );
+    assert!(
+        intensity["comparisons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "OGCI upstream methane intensity target"),
+        "{intensity}"
+    );
+
+    // Another GWP set changes CO2e, not the masses.
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{well0}/emissions-forecast?gwp=AR6"),
+            None,
+        )
+        .await;
+    let f6 = r.json()["forecast"].clone();
+    assert_eq!(f6["gwp"]["set"], "AR6");
+    assert_eq!(
+        horizon(&f6, 30)["masses"]["ch4_kg"],
+        h30["masses"]["ch4_kg"]
+    );
+    assert!(
+        horizon(&f6, 30)["masses"]["co2e_kg"]["p50"]
+            .as_f64()
+            .unwrap()
+            > total30
+    );
+
+    // The fleet ranked by 30-day CO2e; the site is its wells plus its separators.
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/emissions-forecast?by=well&horizon=30&limit=50"),
+            None,
+        )
+        .await;
+    let items = r.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), WELLS);
+    let co2e: Vec<f64> = items
+        .iter()
+        .map(|i| horizon(i, 30)["masses"]["co2e_kg"]["p50"].as_f64().unwrap())
+        .collect();
+    assert!(co2e.windows(2).all(|w| w[0] >= w[1]), "{co2e:?}");
+    assert!(items.iter().all(|i| i["days"].is_null()));
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/emissions-forecast?by=site"),
+            None,
+        )
+        .await;
+    let sites = r.json()["items"].as_array().unwrap().clone();
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0]["id"], s.site.0);
+    let site_total = horizon(&sites[0], 30)["masses"]["co2e_kg"]["p50"]
+        .as_f64()
+        .unwrap();
+    let wells_total: f64 = co2e.iter().sum();
+    assert!(site_total > wells_total, "the separators add to the wells");
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/sites/{}/emissions-forecast", s.site.0),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["forecast"]["days"].as_array().unwrap().len(), 90);
+
+    // Production gaps: the well down every other day ranks first, for downtime.
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/production-gaps?price_per_bbl=80"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gaps = r.json();
+    let first = &gaps["items"][0];
+    assert_eq!(first["well_id"], s.wells[WELLS - 1].0, "{gaps}");
+    assert_eq!(first["category"], "underperforming", "{first}");
+    assert_eq!(first["model_version"], "gap-decline-peers/1");
+    let top = &first["opportunities"][0];
+    assert_eq!(top["cause"], "downtime", "{first}");
+    let uplift = top["uplift_bbl_per_day"].as_f64().unwrap();
+    assert!(uplift > 0.0);
+    assert!((top["uplift_dollars_per_day"].as_f64().unwrap() - 80.0 * uplift).abs() < 1e-6);
+    let (lo, p50, hi) = band(&first["gap_bbl_per_day"]);
+    assert!(lo <= p50 && p50 <= hi && hi < 0.0, "{first}");
+    for g in gaps["items"].as_array().unwrap()[1..].iter() {
+        assert_eq!(g["category"], "on_target", "{g}");
+    }
+    let r = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/production-gaps?category=on_target"),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), WELLS - 1);
+    let r = api
+        .request_as(&viewer, "GET", &format!("{well0}/production-gap"), None)
+        .await;
+    let g = r.json()["gap"].clone();
+    assert_eq!(g["category"], "on_target", "{g}");
+    assert!(g["own_decline_bbl_per_day"].as_f64().unwrap() > 0.0, "{g}");
+    assert_eq!(g["peers"], WELLS as u64 - 1, "{g}");
+
+    // Targets: a tenant admin sets them; the next refresh compares with them.
+    let targets = format!("{base}/methane-targets");
+    let r = api.request_as(&viewer, "GET", &targets, None).await;
+    assert_eq!(r.json()["kg_ch4_per_boe"], Value::Null);
+    let body = json!({"kg_ch4_per_boe": 1e-6, "percent_of_sales_gas": null,
+                      "percent_of_gas_produced": 50.0, "gas_ch4_fraction": 0.78});
+    let r = api.request_as(&viewer, "PUT", &targets, Some(&body)).await;
+    assert_eq!(r.status, 403);
+    let r = api.request_as(&admin, "PUT", &targets, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bad = json!({"kg_ch4_per_boe": -1.0, "percent_of_sales_gas": null,
+                     "percent_of_gas_produced": null, "gas_ch4_fraction": null});
+    let r = api.request_as(&admin, "PUT", &targets, Some(&bad)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = api.request_as(&admin, "POST", &refresh, None).await;
+    let out = r.json();
+    assert_eq!(out["emissions_recomputed"], true, "{out}");
+    assert_eq!(out["gaps_recomputed"], false, "{out}");
+    let r = api
+        .request_as(&viewer, "GET", &format!("{well0}/emissions-forecast"), None)
+        .await;
+    let f = r.json()["forecast"].clone();
+    let comparisons = horizon(&f, 30)["intensity"]["comparisons"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let tenant: Vec<&Value> = comparisons
+        .iter()
+        .filter(|c| c["name"] == "tenant target")
+        .collect();
+    assert_eq!(tenant.len(), 2, "{comparisons:?}");
+    assert!(
+        tenant
+            .iter()
+            .any(|c| c["basis"] == "kg_ch4_per_boe" && c["exceeded"] == true)
+    );
+    assert!(
+        tenant
+            .iter()
+            .any(|c| c["basis"] == "percent_of_gas_produced" && c["exceeded"] == false)
+    );
+
+    // New data: a changed figure recomputes the gaps.
+    let mut conn = api.db.pool().acquire().await.unwrap();
+    sqlx::query(
+        "UPDATE daily_production SET volume = volume * 0.5
+         WHERE well_id = $1 AND quantity = 'oil' AND day = $2",
+    )
+    .bind(s.wells[0])
+    .bind(s.first_day + TimeDelta::days(DAYS - 1))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let r = api.request_as(&admin, "POST", &refresh, None).await;
+    let out = r.json();
+    assert_eq!(out["gaps_recomputed"], true, "{out}");
+
+    // Bad parameters are 400s; another tenant's well or site is not found.
+    for q in [
+        "emissions-forecast?horizon=45",
+        "emissions-forecast?by=lease",
+        "emissions-forecast?gwp=AR9",
+        "emissions-forecast?limit=0",
+        "emissions-forecast?colour=blue",
+        "production-gaps?price_per_bbl=-1",
+        "production-gaps?price_per_bbl=abc",
+        "production-gaps?category=great",
+    ] {
+        let r = api
+            .request_as(&viewer, "GET", &format!("{base}/{q}"), None)
+            .await;
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+    }
+    let r = api
+        .request_as(&other, "GET", &format!("{well0}/emissions-forecast"), None)
+        .await;
+    assert_eq!(r.status, 404);
+    let r = api
+        .request_as(
+            &other,
+            "GET",
+            &format!(
+                "/api/v1/tenants/other/wells/{}/production-gap",
+                s.wells[0].0
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = api
+        .request_as(
+            &other,
+            "GET",
+            &format!(
+                "/api/v1/tenants/other/sites/{}/emissions-forecast",
+                s.site.0
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = api
+        .request_as(
+            &other,
+            "GET",
+            "/api/v1/tenants/other/emissions-forecast",
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.json()["items"],
+        json!([]),
+        "the other tenant has no forecast"
+    );
+
+    // Audited.
+    let log = api
+        .request_as(&admin, "GET", &format!("{base}/audit?limit=100"), None)
+        .await
+        .json();
+    let count = |action: &str| {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+    assert_eq!(count("forecasts.refresh"), 4, "{log}");
+    assert_eq!(count("methane_targets.set"), 1, "{log}");
+}

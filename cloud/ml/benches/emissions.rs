@@ -1,0 +1,172 @@
+//! Emissions prediction on a simulated fleet: forecasts against the emissions computed
+//! later from the simulated production.
+//!
+//! `cargo bench -p ml --bench emissions`
+//!
+//! 1. Generates 600 wells × 455 days (`ml::fleet`: Arps declines by field, downtime,
+//!    flaring episodes, venting, fuel gas, equipment counts).
+//! 2. Forecast date: day 365. Evaluated wells: every third well (200), the same selection
+//!    as the other ML benchmarks; the model has no fitted fleet-level parameter (its
+//!    windows are fixed constants, chosen before the first run), so the other wells play no
+//!    part. Every figure after day 365 is held out: the forecast sees days before it only.
+//! 3. The truth: each evaluated well's days 365.. run through the same 40 CFR 98 methods
+//!    (`ml::emissions::day_masses`, which is `analytics::emissions::source_emissions`).
+//! 4. Baseline in the same run, same wells: "last month repeats" (the mean CO2e of the
+//!    30 days before the forecast date, every day).
+//! 5. Sites (four wells each): the site forecast against the site's truth.
+//!
+//! Prints `BENCH <name> <value> <unit>` lines: MAPE of the 30-day and 90-day CO2e and
+//! CH4 totals, the share of wells whose 30-day truth falls inside the forecast interval,
+//! times per well and for the fleet.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use analytics::emissions::gwp::{GwpSet, co2e};
+use ml::emissions::{
+    EmissionsForecast, ForecastRequest, aggregate, day_masses, forecast_well, last_month_baseline,
+};
+use ml::fleet::{FleetOptions, FleetWell, generate};
+
+const FORECAST_DAY: usize = 365;
+
+fn truth(w: &FleetWell, days: usize) -> (f64, f64) {
+    w.days[FORECAST_DAY..FORECAST_DAY + days]
+        .iter()
+        .map(|d| {
+            let p = d.production;
+            let m = day_masses(
+                p.day,
+                p.flared_mcf.unwrap_or(0.0),
+                p.vented_mcf.unwrap_or(0.0),
+                p.fuel_mcf.unwrap_or(0.0),
+                &w.sources,
+            )
+            .expect("fleet sources are valid");
+            (co2e(&m, GwpSet::Ar5).kg, m.ch4_kg)
+        })
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+fn ape(predicted: f64, actual: f64) -> f64 {
+    (predicted - actual).abs() / actual
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn main() {
+    let t = Instant::now();
+    let fleet = generate(&FleetOptions {
+        wells: 600,
+        days: FORECAST_DAY + 90,
+        seed: 2026,
+        ..FleetOptions::default()
+    });
+    println!(
+        "BENCH emissions_fleet_generation {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let evaluated: Vec<&FleetWell> = fleet.iter().step_by(3).collect();
+    println!("BENCH emissions_wells_evaluated {} wells", evaluated.len());
+    let start = fleet[0].days[FORECAST_DAY].production.day;
+    let request = ForecastRequest {
+        start,
+        horizon_days: 90,
+        gwp: GwpSet::Ar5,
+        seed: 1,
+    };
+    let mut ape30 = Vec::new();
+    let mut ape90 = Vec::new();
+    let mut ape30_ch4 = Vec::new();
+    let mut base30 = Vec::new();
+    let mut base90 = Vec::new();
+    let mut inside = 0usize;
+    let mut decline = 0usize;
+    let mut forecasts: BTreeMap<&str, Vec<(EmissionsForecast, &FleetWell)>> = BTreeMap::new();
+    let t = Instant::now();
+    for w in &evaluated {
+        let history: Vec<_> = w.days[..FORECAST_DAY]
+            .iter()
+            .map(|d| d.production)
+            .collect();
+        let f = forecast_well(&history, &w.sources, &request).expect("forecast");
+        if matches!(f.gas_method, ml::emissions::ProductionMethod::Decline(_)) {
+            decline += 1;
+        }
+        let (_, m30) = f.total(30);
+        let (_, m90) = f.total(90);
+        let (t30, t30_ch4) = truth(w, 30);
+        let (t90, _) = truth(w, 90);
+        ape30.push(ape(m30.co2e_kg.p50, t30));
+        ape30_ch4.push(ape(m30.ch4_kg.p50, t30_ch4));
+        ape90.push(ape(m90.co2e_kg.p50, t90));
+        if (m30.co2e_kg.low..=m30.co2e_kg.high).contains(&t30) {
+            inside += 1;
+        }
+        let b = last_month_baseline(&history, &w.sources, start, GwpSet::Ar5).expect("baseline");
+        base30.push(ape(b * 30.0, t30));
+        base90.push(ape(b * 90.0, t90));
+        forecasts.entry(&w.site).or_default().push((f, w));
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    println!(
+        "BENCH emissions_mape_30d {:.2} percent",
+        100.0 * mean(&ape30)
+    );
+    println!(
+        "BENCH emissions_mape_30d_baseline_last_month {:.2} percent",
+        100.0 * mean(&base30)
+    );
+    println!(
+        "BENCH emissions_mape_90d {:.2} percent",
+        100.0 * mean(&ape90)
+    );
+    println!(
+        "BENCH emissions_mape_90d_baseline_last_month {:.2} percent",
+        100.0 * mean(&base90)
+    );
+    println!(
+        "BENCH emissions_ch4_mape_30d {:.2} percent",
+        100.0 * mean(&ape30_ch4)
+    );
+    println!(
+        "BENCH emissions_interval_coverage_30d {:.3} ratio",
+        inside as f64 / evaluated.len() as f64
+    );
+    println!(
+        "BENCH emissions_wells_on_decline_model {:.3} ratio",
+        decline as f64 / evaluated.len() as f64
+    );
+    println!(
+        "BENCH emissions_forecast_per_well {:.2} ms",
+        1000.0 * elapsed / evaluated.len() as f64
+    );
+    // Sites: every evaluated well of a site (every third well, so 1–2 per site).
+    let mut site_ape = Vec::new();
+    for wells in forecasts.values() {
+        let site: Vec<EmissionsForecast> = wells.iter().map(|(f, _)| f.clone()).collect();
+        let s = aggregate(&site).expect("same days");
+        let (_, m30) = s.total(30);
+        let actual: f64 = wells.iter().map(|(_, w)| truth(w, 30).0).sum();
+        site_ape.push(ape(m30.co2e_kg.p50, actual));
+    }
+    println!(
+        "BENCH emissions_site_mape_30d {:.2} percent",
+        100.0 * mean(&site_ape)
+    );
+    // The whole fleet of 600 wells, 90-day forecasts.
+    let t = Instant::now();
+    for w in &fleet {
+        let history: Vec<_> = w.days[..FORECAST_DAY]
+            .iter()
+            .map(|d| d.production)
+            .collect();
+        forecast_well(&history, &w.sources, &request).expect("forecast");
+    }
+    println!(
+        "BENCH emissions_forecast_fleet_600 {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}

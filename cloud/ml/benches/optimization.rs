@@ -1,0 +1,213 @@
+//! Production optimization on a simulated fleet: expected production and gaps against the
+//! simulator's true potential.
+//!
+//! `cargo bench -p ml --bench optimization`
+//!
+//! 1. Generates 600 wells × 455 days (`ml::fleet`: Arps declines by field, 40 % of wells
+//!    impaired at some point with a known cause, downtime, noise).
+//! 2. Assesses the fleet on day 455 (recent window: the last 14 days). Peers are the other
+//!    wells' production only; the truth (potential, impairments) is never read by the
+//!    model. Scored wells: every third well (200), as in the other ML benchmarks.
+//! 3. True gap = actual − the mean true potential (bbl/d at full runtime) over the window.
+//! 4. Baselines in the same run, same wells: "fleet average" (the mean recent potential of
+//!    the well's field and lift type) and the two halves of the model alone (own decline,
+//!    peers).
+//!
+//! Prints `BENCH <name> <value> <unit>` lines: gap mean absolute error (bbl/d and relative
+//! to the true potential), interval coverage, category accuracy, cause accuracy on the
+//! impaired wells found, and times.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ml::fleet::{Cause, FleetOptions, FleetWell, generate};
+use ml::optimization::{
+    Assessment, Category, CauseKind, Options, WellDay, WellInput, assess, fleet_average_baseline,
+};
+
+const DAYS: usize = 455;
+const WINDOW: usize = 14;
+const TOLERANCE: f64 = 0.10;
+
+fn input(w: &FleetWell) -> WellInput {
+    WellInput {
+        well: w.name.clone(),
+        field: w.field.clone(),
+        lift: Some(w.lift),
+        age_days: f64::from(w.age_at_start) + DAYS as f64,
+        days: w
+            .days
+            .iter()
+            .map(|d| WellDay {
+                day: d.production.day,
+                oil_bbl: d.production.oil_bbl,
+                hours_on: Some(d.hours_on),
+                fillage_pct: d.fillage_pct,
+                plunger_cycles: d.plunger_cycles,
+                tubing_pressure_psi: d.tubing_pressure_psi,
+            })
+            .collect(),
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn main() {
+    let t = Instant::now();
+    let fleet = generate(&FleetOptions {
+        wells: 600,
+        days: DAYS,
+        seed: 2027,
+        ..FleetOptions::default()
+    });
+    println!(
+        "BENCH optimization_fleet_generation {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let as_of = fleet[0].days[DAYS - 1].production.day + chrono::Days::new(1);
+    let wells: Vec<WellInput> = fleet.iter().map(input).collect();
+    let options = Options {
+        tolerance: TOLERANCE,
+        ..Options::new(as_of, 70.0)
+    };
+    let t = Instant::now();
+    let assessed = assess(&wells, &options).expect("valid options");
+    let elapsed = t.elapsed().as_secs_f64();
+    println!("BENCH optimization_assess_fleet_600 {elapsed:.2} s");
+    println!(
+        "BENCH optimization_assess_per_well {:.2} ms",
+        1000.0 * elapsed / wells.len() as f64
+    );
+    let by_well: HashMap<&str, &Assessment> =
+        assessed.iter().map(|a| (a.well.as_str(), a)).collect();
+    let baseline = fleet_average_baseline(&wells, &options);
+
+    let (mut err, mut err_base, mut err_own, mut err_peer) = (vec![], vec![], vec![], vec![]);
+    let mut rel = Vec::new();
+    let mut rel_base = Vec::new();
+    let (mut inside, mut scored, mut category_ok) = (0usize, 0usize, 0usize);
+    let (mut impaired_found, mut impaired_total, mut cause_ok, mut false_alarms, mut healthy) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    for w in fleet.iter().step_by(3) {
+        let a = by_well[w.name.as_str()];
+        if a.category == Category::Unknown {
+            continue;
+        }
+        scored += 1;
+        let window = &w.days[DAYS - WINDOW..];
+        let potential = mean(
+            &window
+                .iter()
+                .map(|d| d.potential_oil_bbl)
+                .collect::<Vec<_>>(),
+        );
+        let actual = a.actual_bbl_per_day;
+        let true_gap = actual - potential;
+        let g = a.gap_bbl_per_day;
+        err.push((g.p50 - true_gap).abs());
+        rel.push((g.p50 - true_gap).abs() / potential);
+        if (g.low..=g.high).contains(&true_gap) {
+            inside += 1;
+        }
+        if let Some(b) = baseline.get(&w.name) {
+            err_base.push((actual - b - true_gap).abs());
+            rel_base.push((actual - b - true_gap).abs() / potential);
+        }
+        if let Some((own, _)) = a.estimates.own {
+            err_own.push((own - potential).abs());
+        }
+        if let Some((peer, _, _)) = a.estimates.peers {
+            err_peer.push((peer - potential).abs());
+        }
+        let truth = if true_gap < -TOLERANCE * potential {
+            Category::Underperforming
+        } else if true_gap > TOLERANCE * potential {
+            Category::Over
+        } else {
+            Category::OnTarget
+        };
+        if truth == a.category {
+            category_ok += 1;
+        }
+        let active = w
+            .impairment
+            .filter(|&(_, s, e)| s < DAYS - WINDOW && e >= DAYS);
+        match active {
+            Some((cause, _, _)) => {
+                impaired_total += 1;
+                if a.category == Category::Underperforming {
+                    impaired_found += 1;
+                    let expected = match cause {
+                        Cause::Downtime => CauseKind::Downtime,
+                        Cause::PumpOffTooAggressive => CauseKind::PumpOffTooAggressive,
+                        Cause::PlungerCycleShort => CauseKind::PlungerCycleShort,
+                        Cause::Choke => CauseKind::Choke,
+                    };
+                    if a.opportunities.first().map(|o| o.cause) == Some(expected) {
+                        cause_ok += 1;
+                    }
+                }
+            }
+            None => {
+                if w.impairment.is_none() {
+                    healthy += 1;
+                    if a.category == Category::Underperforming {
+                        false_alarms += 1;
+                    }
+                }
+            }
+        }
+    }
+    let potential_mean = mean(
+        &fleet
+            .iter()
+            .step_by(3)
+            .map(|w| w.days[DAYS - 1].potential_oil_bbl)
+            .collect::<Vec<_>>(),
+    );
+    println!("BENCH optimization_wells_scored {scored} wells");
+    println!("BENCH optimization_mean_potential {potential_mean:.1} bbl/d");
+    println!("BENCH optimization_gap_mae {:.2} bbl/d", mean(&err));
+    println!(
+        "BENCH optimization_gap_mae_baseline_fleet_average {:.2} bbl/d",
+        mean(&err_base)
+    );
+    println!(
+        "BENCH optimization_gap_mae_relative {:.2} percent",
+        100.0 * mean(&rel)
+    );
+    println!(
+        "BENCH optimization_gap_mae_relative_baseline_fleet_average {:.2} percent",
+        100.0 * mean(&rel_base)
+    );
+    println!(
+        "BENCH optimization_expected_mae_own_decline_only {:.2} bbl/d",
+        mean(&err_own)
+    );
+    println!(
+        "BENCH optimization_expected_mae_peers_only {:.2} bbl/d",
+        mean(&err_peer)
+    );
+    println!(
+        "BENCH optimization_gap_interval_coverage {:.3} ratio",
+        inside as f64 / scored.max(1) as f64
+    );
+    println!(
+        "BENCH optimization_category_accuracy {:.3} ratio",
+        category_ok as f64 / scored.max(1) as f64
+    );
+    println!(
+        "BENCH optimization_impaired_found {:.3} ratio",
+        impaired_found as f64 / impaired_total.max(1) as f64
+    );
+    println!(
+        "BENCH optimization_cause_accuracy {:.3} ratio",
+        cause_ok as f64 / impaired_found.max(1) as f64
+    );
+    println!(
+        "BENCH optimization_false_alarms_healthy {:.3} ratio",
+        false_alarms as f64 / healthy.max(1) as f64
+    );
+}

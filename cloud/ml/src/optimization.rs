@@ -1,0 +1,823 @@
+//! Production optimization: what each well should make, the gap between what it makes and
+//! that (with its uncertainty), a category, and ranked opportunities with their cause and
+//! uplift in bbl/d and dollars.
+//!
+//! # Method
+//!
+//! *Potential rate* of a day: oil × 24 / hours on (days with at least
+//! [`MIN_HOURS`] hours on), i.e. the rate at full runtime; weekly medians of it are what
+//! the models read, so a down day or a noisy gauge does not move them.
+//!
+//! 1. **Own decline.** Every Arps model (`analytics::decline`, Levenberg–Marquardt, best
+//!    by AICc) is fitted to the well's weekly potential rates up to [`GUARD_DAYS`] before the
+//!    assessment, and forecast over the recent window with its Monte Carlo P10/P90: what
+//!    the well would make had it gone on as before. It cannot see an impairment older than
+//!    the guard (the fit has learnt it).
+//! 2. **Peers.** Wells of the same field and lift type and a similar age (within a factor
+//!    [`AGE_FACTOR`]), falling back to the field and then the fleet when fewer than
+//!    [`MIN_PEERS`] remain: the median of their log ratio of recent potential to their
+//!    potential [`PEER_LAG_DAYS`] earlier, applied to the well's own potential then. The
+//!    spread is the peers' MAD. This sees an impairment that began after the reference
+//!    window, however old.
+//! 3. **Combined** by inverse variance in log space (each estimate's variance from its
+//!    interval), so a well with a clean decline leans on it and a well whose own history
+//!    is short or erratic leans on its peers.
+//!
+//! Gap = actual (calendar-day mean of the recent window, downtime included) − expected
+//! potential, with a 90 % interval from both variances (and the actual's standard error).
+//! The expectation is at full runtime, so a well running normally sits a few percent
+//! below it; the category is "underperforming" when the whole interval lies below
+//! `−tolerance × expected`, "over" when it lies above `+tolerance × expected`, else "on
+//! target".
+//!
+//! **Causes**, recent window against the well's own 90 days before the peers' reference
+//! time (or before the guard when the history is shorter): downtime (more down days), pump-off control too aggressive (a rod pump idled
+//! below its usual runtime while fillage stays high: the pump is not pumped off), plunger
+//! cycle short (cycles per day up), choke (tubing pressure up). Each carries its estimated
+//! uplift; what no cause explains is "unexplained". Opportunities are ranked by dollars at
+//! the configured price.
+//!
+//! Why medians rather than a regression over the fleet (linfa's linear models): a large
+//! share of wells is impaired at any time (the very wells to find), and a least-squares
+//! fit is pulled toward them, while a median resists up to half its peers being off.
+//!
+//! *Invariants:* no I/O; `low ≤ p50 ≤ high` for expected and gap; a well's own actual
+//! production never enters its expected value through its peers.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use analytics::decline::{self, EconomicLimits, FitOptions, ForecastOptions, History};
+
+use crate::maintenance::Lift;
+
+/// Stamped on every assessment: the method and its version.
+pub const MODEL_VERSION: &str = "gap-decline-peers/1";
+/// Least hours on for a day's potential rate.
+pub const MIN_HOURS: f64 = 4.0;
+/// Days before the assessment the own decline stops reading.
+pub const GUARD_DAYS: i64 = 60;
+/// Days between a peer's reference window and the recent window.
+pub const PEER_LAG_DAYS: i64 = 270;
+/// Peers' age within this factor of the well's.
+pub const AGE_FACTOR: f64 = 1.5;
+/// Fewest peers before widening the group.
+pub const MIN_PEERS: usize = 5;
+/// z of a two-sided 90 % interval.
+const Z90: f64 = 1.6449;
+/// Smallest log-space standard deviation of an estimate.
+const MIN_SIGMA: f64 = 0.03;
+
+/// One well-day.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WellDay {
+    /// UTC day.
+    pub day: NaiveDate,
+    /// Oil, bbl (`None`: unknown).
+    pub oil_bbl: Option<f64>,
+    /// Hours on production.
+    pub hours_on: Option<f64>,
+    /// Rod pump fillage, %.
+    pub fillage_pct: Option<f64>,
+    /// Plunger cycles per day.
+    pub plunger_cycles: Option<f64>,
+    /// Tubing pressure, psi.
+    pub tubing_pressure_psi: Option<f64>,
+}
+
+/// A well to assess.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WellInput {
+    /// Identifier.
+    pub well: String,
+    /// Field.
+    pub field: String,
+    /// Lift type (`None`: flowing, or not known).
+    pub lift: Option<Lift>,
+    /// Days since first production at the assessment day.
+    pub age_days: f64,
+    /// Days before the assessment day, any order.
+    pub days: Vec<WellDay>,
+}
+
+/// Settings of an assessment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// The assessment day (the recent window ends the day before).
+    pub as_of: NaiveDate,
+    /// Days of the recent window.
+    pub recent_days: i64,
+    /// Oil price, dollars per bbl.
+    pub price_per_bbl: f64,
+    /// Band around expected counted as on target, fraction.
+    pub tolerance: f64,
+    /// Monte Carlo seed of the decline.
+    pub seed: u64,
+}
+
+impl Options {
+    /// 14-day window, 10 % tolerance, at `price_per_bbl`.
+    pub fn new(as_of: NaiveDate, price_per_bbl: f64) -> Options {
+        Options {
+            as_of,
+            recent_days: 14,
+            price_per_bbl,
+            tolerance: 0.10,
+            seed: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), OptimizationError> {
+        if !(1..=90).contains(&self.recent_days) {
+            return Err(OptimizationError::Parameter("recent_days must be 1 to 90"));
+        }
+        if !(self.price_per_bbl.is_finite() && self.price_per_bbl >= 0.0) {
+            return Err(OptimizationError::Parameter(
+                "price_per_bbl must be finite and non-negative",
+            ));
+        }
+        if !(self.tolerance.is_finite() && (0.0..1.0).contains(&self.tolerance)) {
+            return Err(OptimizationError::Parameter("tolerance must be in [0, 1)"));
+        }
+        Ok(())
+    }
+}
+
+/// Errors of an assessment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptimizationError {
+    /// A setting is out of range.
+    #[error("{0}")]
+    Parameter(&'static str),
+}
+
+/// A value with its 90 % interval.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Interval {
+    /// Low end.
+    pub low: f64,
+    /// Central value.
+    pub p50: f64,
+    /// High end.
+    pub high: f64,
+}
+
+/// Category of a well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Below expected beyond the tolerance, with confidence.
+    Underperforming,
+    /// Within the tolerance (or not distinguishable from it).
+    OnTarget,
+    /// Above expected beyond the tolerance, with confidence.
+    Over,
+    /// Not enough data to say.
+    Unknown,
+}
+
+impl Category {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Underperforming => "underperforming",
+            Category::OnTarget => "on_target",
+            Category::Over => "over",
+            Category::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a well makes less than it should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CauseKind {
+    /// More down days than usual.
+    Downtime,
+    /// The pump-off controller idles a pump that is not pumped off.
+    PumpOffTooAggressive,
+    /// Plunger cycles shorter (more per day) than the well's usual.
+    PlungerCycleShort,
+    /// Wellhead pressure held up: choked back.
+    Choke,
+    /// Below expected with no sign in the diagnostics.
+    Unexplained,
+}
+
+impl CauseKind {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CauseKind::Downtime => "downtime",
+            CauseKind::PumpOffTooAggressive => "pump_off_control_too_aggressive",
+            CauseKind::PlungerCycleShort => "plunger_cycle_short",
+            CauseKind::Choke => "choke",
+            CauseKind::Unexplained => "unexplained",
+        }
+    }
+}
+
+/// One opportunity of a well.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opportunity {
+    /// Cause.
+    pub cause: CauseKind,
+    /// Evidence in words.
+    pub evidence: String,
+    /// Estimated uplift, bbl/d.
+    pub uplift_bbl_per_day: f64,
+    /// Estimated uplift, dollars per day at the configured price.
+    pub uplift_dollars_per_day: f64,
+}
+
+/// How the expected value was made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimates {
+    /// Own decline (rate, log sigma), when the history allows one.
+    pub own: Option<(f64, f64)>,
+    /// Peers (rate, log sigma, peers used), when there are peers.
+    pub peers: Option<(f64, f64, usize)>,
+}
+
+/// The assessment of one well.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// Well.
+    pub well: String,
+    /// Actual oil, calendar-day mean of the recent window, bbl/d.
+    pub actual_bbl_per_day: f64,
+    /// Expected potential, bbl/d, with its interval.
+    pub expected_bbl_per_day: Interval,
+    /// Actual − expected, bbl/d, with its interval.
+    pub gap_bbl_per_day: Interval,
+    /// Category.
+    pub category: Category,
+    /// Opportunities, largest first.
+    pub opportunities: Vec<Opportunity>,
+    /// The two estimates behind the expected value.
+    pub estimates: Estimates,
+}
+
+impl Assessment {
+    /// Total uplift, dollars per day.
+    pub fn uplift_dollars_per_day(&self) -> f64 {
+        self.opportunities
+            .iter()
+            .map(|o| o.uplift_dollars_per_day)
+            .sum()
+    }
+}
+
+/// Per-well figures the peers need.
+#[derive(Debug, Clone)]
+struct Summary {
+    recent_potential: Option<f64>,
+    reference_potential: Option<f64>,
+}
+
+fn potential(d: &WellDay) -> Option<f64> {
+    match (d.oil_bbl, d.hours_on) {
+        (Some(oil), Some(h)) if h >= MIN_HOURS && oil.is_finite() && oil >= 0.0 => {
+            Some(oil * 24.0 / h.min(24.0))
+        }
+        _ => None,
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
+}
+
+fn in_window(w: &WellInput, from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = &WellDay> {
+    w.days.iter().filter(move |d| d.day >= from && d.day < to)
+}
+
+fn window_median<F: Fn(&WellDay) -> Option<f64>>(
+    w: &WellInput,
+    from: NaiveDate,
+    to: NaiveDate,
+    f: F,
+) -> Option<f64> {
+    let mut v: Vec<f64> = in_window(w, from, to).filter_map(f).collect();
+    median(&mut v)
+}
+
+fn days_before(d: NaiveDate, n: i64) -> NaiveDate {
+    d - chrono::TimeDelta::days(n)
+}
+
+fn summary(w: &WellInput, o: &Options) -> Summary {
+    let recent_from = days_before(o.as_of, o.recent_days);
+    let ref_to = days_before(o.as_of, PEER_LAG_DAYS);
+    Summary {
+        recent_potential: window_median(w, recent_from, o.as_of, potential),
+        reference_potential: window_median(w, days_before(ref_to, 30), ref_to, potential),
+    }
+}
+
+/// The own decline's expectation over the recent window: (rate, log sigma).
+fn own_estimate(w: &WellInput, o: &Options) -> Option<(f64, f64)> {
+    let fit_to = days_before(o.as_of, GUARD_DAYS);
+    let first = w.days.iter().map(|d| d.day).min()?;
+    let weeks = (fit_to - first).num_days() / 7;
+    let origin = days_before(fit_to, weeks * 7);
+    let mut points = Vec::new();
+    for k in 0..weeks {
+        let from = origin + chrono::TimeDelta::days(7 * k);
+        let to = from + chrono::TimeDelta::days(7);
+        if let Some(q) = window_median(w, from, to, potential).filter(|q| *q > 0.0) {
+            points.push((7.0 * k as f64 + 3.5, q));
+        }
+    }
+    let t_first = points.first()?.0;
+    let points: Vec<(f64, f64)> = points.iter().map(|&(t, q)| (t - t_first, q)).collect();
+    let history = History::new(&points).ok()?;
+    let fits = decline::fit_all(&history, &FitOptions::default()).ok()?;
+    let t_end = (fit_to - origin).num_days() as f64 - t_first;
+    // The middle of the recent window.
+    let ahead = (GUARD_DAYS - o.recent_days / 2).max(1) as usize;
+    let f = decline::monte_carlo(
+        fits.best(),
+        t_end,
+        &ForecastOptions {
+            draws: 200,
+            seed: o.seed,
+            step: 1.0,
+            steps: ahead,
+            limits: EconomicLimits::time(t_end + 36_500.0),
+        },
+    )
+    .ok()?;
+    let p = f.points.last()?;
+    if !(p.rate.p50 > 0.0 && p.rate.p90 > 0.0) {
+        return None;
+    }
+    let trend = (p.rate.p10 / p.rate.p90).ln() / (2.0 * 1.2816);
+    // The weekly scatter around the trend (residual sigma of ln q) adds to the trend's.
+    let scatter = fits.best().statistics().sigma;
+    Some((
+        p.rate.p50,
+        (trend * trend + scatter * scatter).sqrt().max(MIN_SIGMA),
+    ))
+}
+
+/// Peers' log ratios of recent to reference potential, by widening groups.
+fn peer_estimate(
+    i: usize,
+    wells: &[WellInput],
+    summaries: &[Summary],
+) -> Option<(f64, f64, usize)> {
+    let me = &wells[i];
+    let reference = summaries[i].reference_potential?;
+    let ratio = |j: usize| -> Option<f64> {
+        let s = &summaries[j];
+        match (s.recent_potential, s.reference_potential) {
+            (Some(r), Some(p)) if r > 0.0 && p > 0.0 => Some((r / p).ln()),
+            _ => None,
+        }
+    };
+    let similar_age = |w: &WellInput| {
+        w.age_days > 0.0
+            && me.age_days > 0.0
+            && (w.age_days / me.age_days).max(me.age_days / w.age_days) <= AGE_FACTOR
+    };
+    let groups: [&dyn Fn(&WellInput) -> bool; 3] = [
+        &|w| w.field == me.field && w.lift == me.lift && similar_age(w),
+        &|w| w.field == me.field && similar_age(w),
+        &|w| similar_age(w),
+    ];
+    for group in groups {
+        let mut logs: Vec<f64> = (0..wells.len())
+            .filter(|&j| j != i && group(&wells[j]))
+            .filter_map(ratio)
+            .collect();
+        if logs.len() >= MIN_PEERS {
+            let n = logs.len();
+            let m = median(&mut logs)?;
+            let mut dev: Vec<f64> = logs.iter().map(|x| (x - m).abs()).collect();
+            let mad = median(&mut dev)? * 1.4826;
+            // The spread of one peer, not of the median: the well is one draw of its group.
+            return Some((reference * m.exp(), mad.max(MIN_SIGMA), n));
+        }
+    }
+    None
+}
+
+fn combine(own: Option<(f64, f64)>, peers: Option<(f64, f64, usize)>) -> Option<(f64, f64)> {
+    let parts: Vec<(f64, f64)> = own
+        .into_iter()
+        .chain(peers.map(|(r, s, _)| (r, s)))
+        .filter(|(r, s)| *r > 0.0 && s.is_finite() && *s > 0.0)
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let w: f64 = parts.iter().map(|(_, s)| 1.0 / (s * s)).sum();
+    let mu: f64 = parts.iter().map(|(r, s)| r.ln() / (s * s)).sum::<f64>() / w;
+    Some((mu.exp(), (1.0 / w).sqrt()))
+}
+
+struct Diagnostics {
+    down_share_recent: f64,
+    down_share_reference: f64,
+    hours_recent: Option<f64>,
+    hours_reference: Option<f64>,
+    fillage_recent: Option<f64>,
+    cycles_ratio: Option<f64>,
+    pressure_ratio: Option<f64>,
+}
+
+fn diagnostics(w: &WellInput, o: &Options) -> Diagnostics {
+    let recent_from = days_before(o.as_of, o.recent_days);
+    // "Before" is the peers' reference time when the history reaches back to it, so an
+    // impairment older than the guard still shows; else the weeks before the guard.
+    let old_to = days_before(o.as_of, PEER_LAG_DAYS);
+    let ref_to = if in_window(w, days_before(old_to, 90), old_to)
+        .next()
+        .is_some()
+    {
+        old_to
+    } else {
+        days_before(o.as_of, GUARD_DAYS)
+    };
+    let ref_from = days_before(ref_to, 90);
+    let down_share = |from, to| {
+        let hours: Vec<f64> = in_window(w, from, to).filter_map(|d| d.hours_on).collect();
+        if hours.is_empty() {
+            0.0
+        } else {
+            hours.iter().filter(|h| **h < MIN_HOURS).count() as f64 / hours.len() as f64
+        }
+    };
+    let running_hours = |d: &WellDay| d.hours_on.filter(|h| *h >= MIN_HOURS);
+    let ratio = |f: fn(&WellDay) -> Option<f64>| {
+        let r = window_median(w, recent_from, o.as_of, f)?;
+        let b = window_median(w, ref_from, ref_to, f)?;
+        (b > 0.0).then(|| r / b)
+    };
+    Diagnostics {
+        down_share_recent: down_share(recent_from, o.as_of),
+        down_share_reference: down_share(ref_from, ref_to),
+        hours_recent: window_median(w, recent_from, o.as_of, running_hours),
+        hours_reference: window_median(w, ref_from, ref_to, running_hours),
+        fillage_recent: window_median(w, recent_from, o.as_of, |d| d.fillage_pct),
+        cycles_ratio: ratio(|d| d.plunger_cycles),
+        pressure_ratio: ratio(|d| d.tubing_pressure_psi),
+    }
+}
+
+fn causes(
+    w: &WellInput,
+    d: &Diagnostics,
+    expected: f64,
+    shortfall: f64,
+    price: f64,
+) -> Vec<Opportunity> {
+    let mut out = Vec::new();
+    let mut left = shortfall.max(0.0);
+    let mut push = |cause, evidence: String, uplift: f64, left: &mut f64| {
+        let uplift = uplift.min(*left).max(0.0);
+        if uplift > 0.0 {
+            *left -= uplift;
+            out.push(Opportunity {
+                cause,
+                evidence,
+                uplift_bbl_per_day: uplift,
+                uplift_dollars_per_day: uplift * price,
+            });
+        }
+    };
+    let extra_down = d.down_share_recent - d.down_share_reference;
+    if extra_down > 0.07 {
+        push(
+            CauseKind::Downtime,
+            format!(
+                "down {:.0} % of recent days against {:.0} % before",
+                100.0 * d.down_share_recent,
+                100.0 * d.down_share_reference
+            ),
+            expected * extra_down,
+            &mut left,
+        );
+    }
+    if w.lift == Some(Lift::RodPump)
+        && let (Some(h), Some(h0), Some(fill)) =
+            (d.hours_recent, d.hours_reference, d.fillage_recent)
+        && h < h0 - 2.0
+        && fill >= 75.0
+    {
+        push(
+            CauseKind::PumpOffTooAggressive,
+            format!(
+                "runs {h:.1} h/d against {h0:.1} before while pump fillage stays at {fill:.0} %: \
+                 the controller idles a pump that is not pumped off"
+            ),
+            expected * (h0 - h) / 24.0,
+            &mut left,
+        );
+    }
+    if w.lift == Some(Lift::PlungerLift)
+        && let Some(r) = d.cycles_ratio
+        && r > 1.25
+    {
+        push(
+            CauseKind::PlungerCycleShort,
+            format!(
+                "{:.0} % more plunger cycles a day than before: cycles too short to lift a full slug",
+                100.0 * (r - 1.0)
+            ),
+            left,
+            &mut left,
+        );
+    }
+    if let Some(r) = d.pressure_ratio
+        && r > 1.15
+    {
+        push(
+            CauseKind::Choke,
+            format!(
+                "tubing pressure {:.0} % above its level before: choked back",
+                100.0 * (r - 1.0)
+            ),
+            left,
+            &mut left,
+        );
+    }
+    if left > 0.05 * expected {
+        push(
+            CauseKind::Unexplained,
+            "below expected with normal runtime and pressures: check inflow, tubing and lift"
+                .to_string(),
+            left,
+            &mut left,
+        );
+    }
+    out.sort_by(|a, b| b.uplift_bbl_per_day.total_cmp(&a.uplift_bbl_per_day));
+    out
+}
+
+fn assess_one(i: usize, wells: &[WellInput], summaries: &[Summary], o: &Options) -> Assessment {
+    let w = &wells[i];
+    let recent_from = days_before(o.as_of, o.recent_days);
+    let oil: Vec<f64> = in_window(w, recent_from, o.as_of)
+        .filter_map(|d| d.oil_bbl)
+        .collect();
+    let n = oil.len() as f64;
+    let actual = if oil.is_empty() {
+        0.0
+    } else {
+        oil.iter().sum::<f64>() / n
+    };
+    let actual_se = if oil.len() > 1 {
+        (oil.iter().map(|x| (x - actual).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        0.0
+    };
+    let own = own_estimate(w, o);
+    let peers = peer_estimate(i, wells, summaries);
+    let estimates = Estimates { own, peers };
+    let Some((expected, sigma)) = combine(own, peers).filter(|_| !oil.is_empty()) else {
+        return Assessment {
+            well: w.well.clone(),
+            actual_bbl_per_day: actual,
+            expected_bbl_per_day: Interval::default(),
+            gap_bbl_per_day: Interval::default(),
+            category: Category::Unknown,
+            opportunities: Vec::new(),
+            estimates,
+        };
+    };
+    let expected_iv = Interval {
+        low: expected * (-Z90 * sigma).exp(),
+        p50: expected,
+        high: expected * (Z90 * sigma).exp(),
+    };
+    // Gap: half-widths of the expectation's (asymmetric) interval and the actual's error.
+    let half = |e: f64| (e * e + (Z90 * actual_se).powi(2)).sqrt();
+    let gap = Interval {
+        low: actual - expected - half(expected_iv.high - expected),
+        p50: actual - expected,
+        high: actual - expected + half(expected - expected_iv.low),
+    };
+    let tol = o.tolerance * expected;
+    let category = if gap.high < -tol {
+        Category::Underperforming
+    } else if gap.low > tol {
+        Category::Over
+    } else {
+        Category::OnTarget
+    };
+    let opportunities = if category == Category::Underperforming {
+        causes(w, &diagnostics(w, o), expected, -gap.p50, o.price_per_bbl)
+    } else {
+        Vec::new()
+    };
+    Assessment {
+        well: w.well.clone(),
+        actual_bbl_per_day: actual,
+        expected_bbl_per_day: expected_iv,
+        gap_bbl_per_day: gap,
+        category,
+        opportunities,
+        estimates,
+    }
+}
+
+/// Assesses every well of a fleet (peers are the other wells), ranked by uplift in dollars,
+/// largest first; wells without an opportunity follow by gap.
+pub fn assess(wells: &[WellInput], o: &Options) -> Result<Vec<Assessment>, OptimizationError> {
+    o.validate()?;
+    let summaries: Vec<Summary> = wells.iter().map(|w| summary(w, o)).collect();
+    let mut out: Vec<Assessment> = (0..wells.len())
+        .map(|i| assess_one(i, wells, &summaries, o))
+        .collect();
+    out.sort_by(|a, b| {
+        b.uplift_dollars_per_day()
+            .total_cmp(&a.uplift_dollars_per_day())
+            .then(a.gap_bbl_per_day.p50.total_cmp(&b.gap_bbl_per_day.p50))
+    });
+    Ok(out)
+}
+
+/// The "fleet average" baseline: every well is expected to make the mean recent potential
+/// of the wells of its field and lift type (bbl/d), keyed by well.
+pub fn fleet_average_baseline(wells: &[WellInput], o: &Options) -> HashMap<String, f64> {
+    let mut groups: HashMap<(String, Option<Lift>), Vec<f64>> = HashMap::new();
+    let recent: Vec<Option<f64>> = wells
+        .iter()
+        .map(|w| summary(w, o).recent_potential)
+        .collect();
+    for (w, r) in wells.iter().zip(&recent) {
+        if let Some(r) = r {
+            groups
+                .entry((w.field.clone(), w.lift))
+                .or_default()
+                .push(*r);
+        }
+    }
+    wells
+        .iter()
+        .filter_map(|w| {
+            let g = groups.get(&(w.field.clone(), w.lift))?;
+            Some((w.well.clone(), g.iter().sum::<f64>() / g.len() as f64))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(i: i64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::TimeDelta::days(i)
+    }
+
+    /// A well declining exponentially from `qi`; `impair(t)` → (factor, hours, tubing psi).
+    fn well(
+        name: &str,
+        lift: Lift,
+        qi: f64,
+        days: i64,
+        impair: impl Fn(i64) -> (f64, f64, f64),
+    ) -> WellInput {
+        WellInput {
+            well: name.to_string(),
+            field: "f".to_string(),
+            lift: Some(lift),
+            age_days: 400.0 + days as f64,
+            days: (0..days)
+                .map(|t| {
+                    let wiggle = 1.0 + 0.02 * ((t * 7919 % 13) as f64 / 13.0 - 0.5);
+                    let (factor, hours, psi) = impair(t);
+                    WellDay {
+                        day: day(t),
+                        oil_bbl: Some(
+                            qi * (-0.0015 * t as f64).exp() * factor * hours / 24.0 * wiggle,
+                        ),
+                        hours_on: Some(hours),
+                        fillage_pct: (lift == Lift::RodPump).then_some(88.0),
+                        plunger_cycles: (lift == Lift::PlungerLift).then_some(20.0),
+                        tubing_pressure_psi: Some(psi),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn healthy(_: i64) -> (f64, f64, f64) {
+        (1.0, 24.0, 100.0)
+    }
+
+    fn fleet(extra: WellInput) -> Vec<WellInput> {
+        let mut v: Vec<WellInput> = (0..8)
+            .map(|k| {
+                well(
+                    &format!("peer{k}"),
+                    Lift::RodPump,
+                    80.0 + 5.0 * k as f64,
+                    400,
+                    healthy,
+                )
+            })
+            .collect();
+        v.push(extra);
+        v
+    }
+
+    #[test]
+    fn a_healthy_well_is_on_target_with_a_small_gap() {
+        let wells = fleet(well("w", Lift::RodPump, 100.0, 400, healthy));
+        let out = assess(&wells, &Options::new(day(400), 70.0)).unwrap();
+        let a = out.iter().find(|a| a.well == "w").unwrap();
+        assert_eq!(a.category, Category::OnTarget);
+        let e = a.expected_bbl_per_day;
+        assert!(e.low <= e.p50 && e.p50 <= e.high);
+        let truth = 100.0 * (-0.0015 * 393.0f64).exp();
+        assert!((e.p50 - truth).abs() / truth < 0.05, "{e:?} vs {truth}");
+        assert!(a.gap_bbl_per_day.low <= 0.0 && a.gap_bbl_per_day.high >= 0.0);
+        assert!(a.estimates.own.is_some() && a.estimates.peers.is_some());
+        assert!(a.opportunities.is_empty());
+    }
+
+    #[test]
+    fn an_aggressive_pump_off_controller_is_found_and_priced() {
+        let w = well("w", Lift::RodPump, 100.0, 400, |t| {
+            if t >= 370 {
+                (1.0, 15.0, 100.0)
+            } else {
+                healthy(t)
+            }
+        });
+        let out = assess(&fleet(w), &Options::new(day(400), 70.0)).unwrap();
+        // Ranked first: the only opportunity of the fleet.
+        let a = &out[0];
+        assert_eq!(a.well, "w");
+        assert_eq!(a.category, Category::Underperforming);
+        let top = &a.opportunities[0];
+        assert_eq!(top.cause, CauseKind::PumpOffTooAggressive);
+        let expected_uplift = a.expected_bbl_per_day.p50 * 9.0 / 24.0;
+        assert!((top.uplift_bbl_per_day - expected_uplift).abs() / expected_uplift < 0.15);
+        assert!((top.uplift_dollars_per_day - 70.0 * top.uplift_bbl_per_day).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_choked_well_and_an_old_impairment_seen_by_peers() {
+        // Choked 200 days ago: its own decline has learnt it, its peers have not.
+        let w = well("w", Lift::RodPump, 100.0, 400, |t| {
+            if t >= 200 {
+                (0.7, 24.0, 150.0)
+            } else {
+                healthy(t)
+            }
+        });
+        let out = assess(&fleet(w), &Options::new(day(400), 70.0)).unwrap();
+        let a = out.iter().find(|a| a.well == "w").unwrap();
+        let (peer_rate, _, n) = a.estimates.peers.unwrap();
+        assert_eq!(n, 8);
+        let truth = 100.0 * (-0.0015 * 393.0f64).exp();
+        assert!(
+            (peer_rate - truth).abs() / truth < 0.05,
+            "{peer_rate} vs {truth}"
+        );
+        assert!(a.gap_bbl_per_day.p50 < 0.0);
+        if a.category == Category::Underperforming {
+            assert_eq!(a.opportunities[0].cause, CauseKind::Choke);
+        }
+    }
+
+    #[test]
+    fn no_data_is_unknown_and_bad_settings_are_errors() {
+        let mut w = well("w", Lift::Esp, 50.0, 400, healthy);
+        w.days.retain(|d| d.day < day(300));
+        let out = assess(&fleet(w), &Options::new(day(400), 70.0)).unwrap();
+        let a = out.iter().find(|a| a.well == "w").unwrap();
+        assert_eq!(a.category, Category::Unknown);
+        let mut o = Options::new(day(400), 70.0);
+        o.price_per_bbl = -1.0;
+        assert!(assess(&[], &o).is_err());
+        o = Options::new(day(400), 70.0);
+        o.recent_days = 0;
+        assert!(assess(&[], &o).is_err());
+        o = Options::new(day(400), 70.0);
+        o.tolerance = 1.5;
+        assert!(assess(&[], &o).is_err());
+    }
+
+    #[test]
+    fn the_fleet_average_baseline_is_the_group_mean() {
+        let wells = fleet(well("w", Lift::Esp, 100.0, 400, healthy));
+        let b = fleet_average_baseline(&wells, &Options::new(day(400), 70.0));
+        let w = b["w"];
+        let truth = 100.0 * (-0.0015 * 393.0f64).exp();
+        assert!((w - truth).abs() / truth < 0.03);
+        assert!((b["peer0"] - b["peer7"]).abs() < 1e-9);
+    }
+}
