@@ -1,4 +1,4 @@
-//! Gateway status writes, off the ingest path.
+//! Gateway status writes and "telemetry stored" notifications, off the ingest path.
 //!
 //! After each commit the pipeline knows, per gateway, when it was last heard from, its
 //! buffer status and its clock skew. Writing that is advisory bookkeeping: it must not
@@ -6,18 +6,34 @@
 //! this single writer task. While a write is in progress, newer reports are merged per
 //! gateway (latest values win), so a slow or unavailable database costs one pending
 //! entry per gateway, never a growing queue. One writer keeps the writes in order.
+//!
+//! The same report names the (tenant, gateway) pairs whose batches were committed; the
+//! writer sends them as one `NOTIFY wellpulse_telemetry` ([`store::live`]) before the
+//! status write, so the API's live streams hear of new values in any process. Merged the
+//! same way, a burst of rounds costs one notification per write, never one per batch. A
+//! notification that fails is logged, not retried: it is a hint (the next round's
+//! notification, or a stream's reconnect, brings the values).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tracing::error;
+use tracing::{error, warn};
 
 use super::IngestOptions;
 use super::pipeline::retry;
 use super::stats::IngestStats;
 use store::gateways::GatewayActivity;
-use store::{Db, GatewayId};
+use store::{Db, GatewayId, TenantId};
+
+/// What one round's commit tells the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Per gateway: last heard from, buffer, clock skew.
+    pub activity: Vec<GatewayActivity>,
+    /// The gateways whose batches were committed, with their tenant.
+    pub stored: BTreeSet<(TenantId, GatewayId)>,
+}
 
 /// Merges `newer` into `pending` (latest wins; absent values keep the older report's).
 pub(crate) fn merge(
@@ -42,13 +58,22 @@ pub(crate) async fn writer(
     db: Db,
     stats: Arc<IngestStats>,
     options: IngestOptions,
-    mut rx: mpsc::UnboundedReceiver<Vec<GatewayActivity>>,
+    mut rx: mpsc::UnboundedReceiver<Report>,
 ) {
+    let mut notify_failures = 0u64;
     while let Some(first) = rx.recv().await {
         let mut pending = BTreeMap::new();
-        merge(&mut pending, first);
+        let mut stored = first.stored;
+        merge(&mut pending, first.activity);
         while let Ok(more) = rx.try_recv() {
-            merge(&mut pending, more);
+            merge(&mut pending, more.activity);
+            stored.extend(more.stored);
+        }
+        if let Err(e) = db.notify_telemetry(&stored).await {
+            notify_failures += 1;
+            if notify_failures.is_power_of_two() {
+                warn!(error = %e, failures = notify_failures, "could not notify stored telemetry");
+            }
         }
         let rows: Vec<GatewayActivity> = pending.into_values().collect();
         if let Err(e) = retry(&stats, &options, "gateway status", || {

@@ -97,6 +97,7 @@ pub mod history;
 pub mod identity;
 pub mod interventions;
 pub mod lifecycle;
+pub mod live;
 pub mod locks;
 pub mod maintenance;
 pub mod production;

@@ -1,6 +1,6 @@
 import type { ColumnDef } from '@tanstack/react-table';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { KEY_METRICS, LATEST_WINDOW_MIN, type Latest, inBatches, latest } from '../api/latest';
+import { KEY_METRICS, type LatestValue, useLatest } from '../api/latest';
 import { all } from '../api/lists';
 import type { Alert, Gateway, Well } from '../api/types';
 import { DataTable } from '../components/DataTable';
@@ -17,7 +17,7 @@ interface Row {
   backlog: number;
   alerts: number;
   worst: string | null;
-  latest: Record<string, Latest | null | undefined>;
+  latest: Record<string, LatestValue | null | undefined>;
 }
 
 function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
@@ -31,22 +31,28 @@ export function Fleet() {
   const { alerts } = useFeed(feed);
   const [wells, setWells] = useState<Well[] | null>(null);
   const [gateways, setGateways] = useState<Gateway[] | null>(null);
-  const [values, setValues] = useState<Record<string, Latest | null>>({});
   const [error, setError] = useState<unknown>(null);
+  // Latest key values, pushed by the server (no polling).
+  const live = useLatest(tenant, { metrics: KEY_METRICS.map((k) => k.metric) });
+  // The newest good value per well and metric, over the well's devices.
+  const values = useMemo(() => {
+    const best = new Map<string, LatestValue>();
+    for (const v of live.values.values()) {
+      if (v.well_id === null || v.value === null || v.quality !== 'good') continue;
+      const key = `${v.well_id}/${v.metric}`;
+      const held = best.get(key);
+      if (!held || v.time > held.time) best.set(key, v);
+    }
+    return best;
+  }, [live.values]);
 
   useEffect(() => {
     const abort = new AbortController();
     setError(null);
     Promise.all([all<Well>(tenant, '/wells', abort.signal), all<Gateway>(tenant, '/gateways', abort.signal)]).then(
-      async ([w, g]) => {
+      ([w, g]) => {
         setWells(w);
         setGateways(g);
-        const found: Record<string, Latest | null> = {};
-        const jobs = w.flatMap((well) => KEY_METRICS.map((k) => ({ well: well.id, metric: k.metric })));
-        await inBatches(jobs, 4, async ({ well, metric }) => {
-          found[`${well}/${metric}`] = await latest(tenant, well, metric, abort.signal);
-        });
-        setValues(found);
       },
       (e) => (e as Error).name === 'AbortError' || setError(e),
     ).catch((e) => (e as Error).name === 'AbortError' || setError(e));
@@ -67,10 +73,10 @@ export function Fleet() {
         backlog: here.reduce((n, g) => n + (g.buffer?.pending_batches ?? 0), 0),
         alerts: mine.length,
         worst,
-        latest: Object.fromEntries(KEY_METRICS.map((k) => [k.metric, values[`${well.id}/${k.metric}`]])),
+        latest: Object.fromEntries(KEY_METRICS.map((k) => [k.metric, live.loaded ? (values.get(`${well.id}/${k.metric}`) ?? null) : undefined])),
       };
     });
-  }, [wells, gateways, alerts, values]);
+  }, [wells, gateways, alerts, values, live.loaded]);
 
   const wellColumns = useMemo<ColumnDef<Row, any>[]>(
     () => [
@@ -111,7 +117,7 @@ export function Fleet() {
         cell: (c) => {
           const v = c.row.original.latest[k.metric];
           if (v === undefined) return <span class="muted">…</span>;
-          return v ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">none in {LATEST_WINDOW_MIN} min</span>;
+          return v && v.value !== null ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">none yet</span>;
         },
       })),
     ],
@@ -139,7 +145,11 @@ export function Fleet() {
   return (
     <>
       <h1>Fleet</h1>
+      <p class="muted" data-testid="live-status">
+        Latest values: {live.status === 'live' ? 'live' : live.status === 'stopped' ? 'stopped' : `${live.status}…`}
+      </p>
       <ErrorBox error={error} what="load the fleet" />
+      <ErrorBox error={live.error} what="follow the latest values" />
       {!wells && !error ? <p aria-busy="true">Loading wells…</p> : null}
       {wells ? (
         <section aria-labelledby="wells-h">
