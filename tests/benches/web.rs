@@ -73,11 +73,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn bench(stack: &Stack, web: &Path) -> anyhow::Result<()> {
     let config = SyntheticConfig {
-        broker: stack
-            .broker
-            .listener("dev4")
-            .context("no dev4 listener")?
-            .connect_addr(),
+        broker: std::net::SocketAddr::from(([127, 0, 0, 1], stack.broker.v4_port)),
         tenant: TENANT.into(),
         prefix: "web-".into(),
         gateways: WELLS,

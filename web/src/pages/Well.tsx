@@ -11,6 +11,7 @@ import { Chart, type Marker } from '../components/Chart';
 import { ErrorBox } from '../components/ErrorBox';
 import { Link } from '../components/Link';
 import { alertsPath } from '../router';
+import { WellAnalytics } from './WellAnalytics';
 import { useFeed, useTenant } from '../tenant';
 
 const RANGES = [
@@ -210,6 +211,7 @@ export function WellPage({ well }: { well: number }) {
           </table>
         </section>
       ) : null}
+      <WellAnalytics tenant={tenant} well={well} />
       {history.length ? (
         <section aria-labelledby="wa-h">
           <h2 id="wa-h">Alerts at this well</h2>
