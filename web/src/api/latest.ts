@@ -46,6 +46,7 @@ class Fatal extends Error {}
 export class LatestStream {
   private abort = new AbortController();
   private listeners = new Set<(s: LatestState) => void>();
+  private changeListeners = new Set<(changed: LatestValue[]) => void>();
   state: LatestState = { values: new Map(), status: 'connecting', error: null, loaded: false, updates: 0 };
 
   constructor(
@@ -57,6 +58,12 @@ export class LatestStream {
     this.listeners.add(listener);
     listener(this.state);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Only the values that changed, as they are applied (for pages that update cells). */
+  onChange(listener: (changed: LatestValue[]) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   start(): void {
@@ -115,19 +122,21 @@ export class LatestStream {
   stop(): void {
     this.abort.abort();
     this.listeners.clear();
+    this.changeListeners.clear();
   }
 
   private apply(incoming: LatestValue[], snapshot: boolean): void {
     const values = new Map(this.state.values);
-    let changed = false;
+    const changed: LatestValue[] = [];
     for (const v of incoming) {
       const held = values.get(v.series_id);
       if (!held || v.time > held.time) {
         values.set(v.series_id, v);
-        changed = true;
+        changed.push(v);
       }
     }
-    if (!changed && this.state.loaded) return;
+    if (!changed.length && this.state.loaded) return;
+    if (changed.length) this.changeListeners.forEach((l) => l(changed));
     this.publish({ values, loaded: true, updates: this.state.updates + (snapshot ? 0 : 1) });
   }
 
@@ -162,4 +171,40 @@ export function newestGood(values: Map<number, LatestValue>, well: number, metri
     if (v.well_id === well && v.metric === metric && v.value !== null && v.quality === 'good' && (!best || v.time > best.time)) best = v;
   }
   return best;
+}
+
+/**
+ * The newest good value per (well, metric) over the wells' devices, each watched by its
+ * own cell: a pushed update re-renders the cells whose value changed, not the page.
+ */
+export class WellValues {
+  private best = new Map<string, LatestValue>();
+  private watchers = new Map<string, Set<(v: LatestValue) => void>>();
+
+  static key(well: number, metric: string): string {
+    return `${well}/${metric}`;
+  }
+
+  get(well: number, metric: string): LatestValue | undefined {
+    return this.best.get(WellValues.key(well, metric));
+  }
+
+  apply(changed: LatestValue[]): void {
+    for (const v of changed) {
+      if (v.well_id === null || v.value === null || v.quality !== 'good') continue;
+      const key = WellValues.key(v.well_id, v.metric);
+      const held = this.best.get(key);
+      if (held && held.time >= v.time) continue;
+      this.best.set(key, v);
+      this.watchers.get(key)?.forEach((w) => w(v));
+    }
+  }
+
+  watch(well: number, metric: string, watcher: (v: LatestValue) => void): () => void {
+    const key = WellValues.key(well, metric);
+    const set = this.watchers.get(key) ?? new Set();
+    set.add(watcher);
+    this.watchers.set(key, set);
+    return () => set.delete(watcher);
+  }
 }

@@ -1,6 +1,7 @@
 import type { ColumnDef } from '@tanstack/react-table';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { KEY_METRICS, type LatestValue, useLatest } from '../api/latest';
+import { KEY_METRICS, type LatestValue, LatestStream, type LiveStatus, WellValues } from '../api/latest';
+import type { ApiError } from '../api/client';
 import { all } from '../api/lists';
 import type { Alert, Gateway, Well } from '../api/types';
 import { DataTable } from '../components/DataTable';
@@ -17,7 +18,6 @@ interface Row {
   backlog: number;
   alerts: number;
   worst: string | null;
-  latest: Record<string, LatestValue | null | undefined>;
 }
 
 function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
@@ -26,25 +26,40 @@ function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
   return m;
 }
 
+/** One latest value, re-rendered alone when it changes. */
+function LiveCell({ cells, well, metric, loaded }: { cells: WellValues; well: number; metric: string; loaded: boolean }) {
+  const [v, setV] = useState<LatestValue | undefined>(() => cells.get(well, metric));
+  useEffect(() => {
+    setV(cells.get(well, metric));
+    return cells.watch(well, metric, setV);
+  }, [cells, well, metric]);
+  if (v && v.value !== null) return <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span>;
+  return <span class="muted">{loaded ? 'none yet' : '…'}</span>;
+}
+
 export function Fleet() {
   const { tenant, feed } = useTenant();
   const { alerts } = useFeed(feed);
   const [wells, setWells] = useState<Well[] | null>(null);
   const [gateways, setGateways] = useState<Gateway[] | null>(null);
   const [error, setError] = useState<unknown>(null);
-  // Latest key values, pushed by the server (no polling).
-  const live = useLatest(tenant, { metrics: KEY_METRICS.map((k) => k.metric) });
-  // The newest good value per well and metric, over the well's devices.
-  const values = useMemo(() => {
-    const best = new Map<string, LatestValue>();
-    for (const v of live.values.values()) {
-      if (v.well_id === null || v.value === null || v.quality !== 'good') continue;
-      const key = `${v.well_id}/${v.metric}`;
-      const held = best.get(key);
-      if (!held || v.time > held.time) best.set(key, v);
-    }
-    return best;
-  }, [live.values]);
+  // Latest key values, pushed by the server (no polling). Each value cell watches its
+  // own (well, metric): an update re-renders the cells that changed, not the tables.
+  const cells = useMemo(() => new WellValues(), [tenant]);
+  const [status, setStatus] = useState<LiveStatus>('connecting');
+  const [loaded, setLoaded] = useState(false);
+  const [liveError, setLiveError] = useState<ApiError | null>(null);
+  useEffect(() => {
+    const stream = new LatestStream(tenant, { metrics: KEY_METRICS.map((k) => k.metric) });
+    stream.onChange((changed) => cells.apply(changed));
+    stream.subscribe((s) => {
+      setStatus(s.status);
+      setLoaded(s.loaded);
+      setLiveError(s.error);
+    });
+    stream.start();
+    return () => stream.stop();
+  }, [tenant, cells]);
 
   useEffect(() => {
     const abort = new AbortController();
@@ -73,10 +88,9 @@ export function Fleet() {
         backlog: here.reduce((n, g) => n + (g.buffer?.pending_batches ?? 0), 0),
         alerts: mine.length,
         worst,
-        latest: Object.fromEntries(KEY_METRICS.map((k) => [k.metric, live.loaded ? (values.get(`${well.id}/${k.metric}`) ?? null) : undefined])),
       };
     });
-  }, [wells, gateways, alerts, values, live.loaded]);
+  }, [wells, gateways, alerts]);
 
   const wellColumns = useMemo<ColumnDef<Row, any>[]>(
     () => [
@@ -112,16 +126,13 @@ export function Fleet() {
       ...KEY_METRICS.map<ColumnDef<Row, any>>((k) => ({
         id: k.metric,
         header: `${k.label} (latest)`,
-        accessorFn: (r) => r.latest[k.metric]?.value ?? null,
+        // Sorting uses the values of the moment the column is sorted.
+        accessorFn: (r) => cells.get(r.well.id, k.metric)?.value ?? null,
         sortUndefined: 'last',
-        cell: (c) => {
-          const v = c.row.original.latest[k.metric];
-          if (v === undefined) return <span class="muted">…</span>;
-          return v && v.value !== null ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">none yet</span>;
-        },
+        cell: (c) => <LiveCell cells={cells} well={c.row.original.well.id} metric={k.metric} loaded={loaded} />,
       })),
     ],
-    [tenant],
+    [tenant, cells, loaded],
   );
 
   const gatewayColumns = useMemo<ColumnDef<Gateway, any>[]>(
@@ -146,10 +157,10 @@ export function Fleet() {
     <>
       <h1>Fleet</h1>
       <p class="muted" data-testid="live-status">
-        Latest values: {live.status === 'live' ? 'live' : live.status === 'stopped' ? 'stopped' : `${live.status}…`}
+        Latest values: {status === 'live' ? 'live' : status === 'stopped' ? 'stopped' : `${status}…`}
       </p>
       <ErrorBox error={error} what="load the fleet" />
-      <ErrorBox error={live.error} what="follow the latest values" />
+      <ErrorBox error={liveError} what="follow the latest values" />
       {!wells && !error ? <p aria-busy="true">Loading wells…</p> : null}
       {wells ? (
         <section aria-labelledby="wells-h">

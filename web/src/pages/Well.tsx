@@ -10,6 +10,7 @@ import type { Alert, MetricInfo, Page, Telemetry, Well } from '../api/types';
 import { Chart, type Marker } from '../components/Chart';
 import { ErrorBox } from '../components/ErrorBox';
 import { Link } from '../components/Link';
+import { can } from '../roles';
 import { alertsPath } from '../router';
 import { WellAnalytics } from './WellAnalytics';
 import { useFeed, useTenant } from '../tenant';
@@ -22,8 +23,14 @@ const RANGES = [
   { label: 'Last 30 days', ms: 30 * 86_400_000, bucket: '1h' },
 ];
 
+/** A sample's time: the time of day when it is from the last day, else date and time. */
+function when(time: string): string {
+  const d = new Date(time);
+  return Date.now() - d.getTime() < 86_400_000 ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
 export function WellPage({ well }: { well: number }) {
-  const { tenant, feed } = useTenant();
+  const { tenant, feed, me } = useTenant();
   const { alerts: open } = useFeed(feed);
   const [info, setInfo] = useState<Well | null>(null);
   const [metrics, setMetrics] = useState<MetricInfo[] | null>(null);
@@ -85,7 +92,10 @@ export function WellPage({ well }: { well: number }) {
         if (!v || v.value === null) continue;
         const mine = held.get(s.series_id) ?? [];
         const last = mine.length ? mine[mine.length - 1].time : s.samples?.[s.samples.length - 1]?.time;
-        if (last && Date.parse(v.time) <= Date.parse(last)) continue;
+        const at = Date.parse(v.time);
+        // Only inside the chart's range (a well's newest sample may be months old).
+        if (at < Date.parse(data.from) || at >= Date.parse(data.to)) continue;
+        if (last && at <= Date.parse(last)) continue;
         next ??= new Map(held);
         next.set(s.series_id, [...mine, v]);
       }
@@ -169,7 +179,7 @@ export function WellPage({ well }: { well: number }) {
       {current ? (
         <p data-testid="latest-value" aria-live="polite">
           Latest {current.metric}: <strong>{current.value!.toFixed(2)} {current.unit}</strong>{' '}
-          <span class="muted">at {new Date(current.time).toLocaleTimeString()}</span>
+          <span class="muted">at {when(current.time)}</span>
         </p>
       ) : chart?.latest && data ? (
         <p data-testid="latest-value">
@@ -204,14 +214,14 @@ export function WellPage({ well }: { well: number }) {
                   <th scope="row">{v.metric}</th>
                   <td>{v.value === null ? '—' : `${v.value.toFixed(2)} ${v.unit}`}</td>
                   <td>{v.quality}</td>
-                  <td>{new Date(v.time).toLocaleTimeString()}</td>
+                  <td>{when(v.time)}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         </section>
       ) : null}
-      <WellAnalytics tenant={tenant} well={well} />
+      <WellAnalytics tenant={tenant} well={well} site={info?.site.id ?? null} canDerive={can(me, tenant, 'operator')} />
       {history.length ? (
         <section aria-labelledby="wa-h">
           <h2 id="wa-h">Alerts at this well</h2>

@@ -2,12 +2,15 @@
 // decline forecast as a fan chart (P10/P50/P90 with the EUR), and emissions by source and
 // gas with CO2e. Each part reads its own endpoint (`…/wells/{well}/production`,
 // `…/wells/{well}/decline`, `…/emissions?by=source`) and says in words why it has nothing
-// to show (a well without enough history gets the API's 422 message).
+// to show (a well without enough history gets the API's 422 message). Operators may derive
+// the period's production and the tenant's emissions again from the telemetry
+// (`POST …/production/derive`, at most 92 days); viewers do not see that button.
 import uPlot from 'uplot';
+import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { get, tenantPath } from '../api/client';
+import { api, get, tenantPath } from '../api/client';
 import { ErrorBox } from '../components/ErrorBox';
-import { useLoad, value } from '../components/hooks';
+import { useAction, useLoad, value } from '../components/hooks';
 
 interface Figure {
   quantity: 'oil' | 'gas' | 'water' | 'flared' | 'vented' | 'fuel';
@@ -47,6 +50,7 @@ interface EmissionGroup {
   source_name: string | null;
   kind: string | null;
   well_id: number | null;
+  site_id: number;
   masses: { co2_kg: number; ch4_kg: number; n2o_kg: number };
   co2e_kg: number;
   days_computed: number;
@@ -83,7 +87,18 @@ function Plot({ label, make, data }: { label: string; make: (width: number) => u
   return <div ref={host} class="chart" role="img" aria-label={label} />;
 }
 
-export function WellAnalytics({ tenant, well }: { tenant: string; well: number }) {
+/** Not rendered again by the well page's live updates (its props do not change). */
+export const WellAnalytics = memo(function WellAnalytics({
+  tenant,
+  well,
+  site,
+  canDerive,
+}: {
+  tenant: string;
+  well: number;
+  site: number | null;
+  canDerive: boolean;
+}) {
   const [from, setFrom] = useState(() => day(new Date(Date.now() - 90 * DAY)));
   const [to, setTo] = useState(() => day(new Date(Date.now() + DAY)));
   const [quantity, setQuantity] = useState<'oil' | 'gas'>('oil');
@@ -91,6 +106,16 @@ export function WellAnalytics({ tenant, well }: { tenant: string; well: number }
   const production = useLoad((s) => get<Production>(tenantPath(tenant, `/wells/${well}/production?${range}`), s), [tenant, well, range]);
   const decline = useLoad((s) => get<Decline>(tenantPath(tenant, `/wells/${well}/decline?metric=${quantity}`), s), [tenant, well, quantity]);
   const emissions = useLoad((s) => get<Emissions>(tenantPath(tenant, `/emissions?${range}&by=source`), s), [tenant, range]);
+  const derive = useAction();
+  const [derived, setDerived] = useState<string | null>(null);
+  const deriveAgain = () =>
+    derive.run(async () => {
+      setDerived(null);
+      const p = await api<Production>('POST', tenantPath(tenant, `/wells/${well}/production/derive?${range}`));
+      setDerived(`Derived ${p.days.length} days again from the telemetry.`);
+      production.reload();
+      emissions.reload();
+    });
 
   const daily = useMemo(() => {
     const p = production.data;
@@ -125,14 +150,15 @@ export function WellAnalytics({ tenant, well }: { tenant: string; well: number }
   const sources = useMemo(() => {
     const e = emissions.data;
     if (!e) return null;
-    const mine = e.groups.filter((g) => g.well_id === well);
+    // The well's own sources, and those of its site that belong to no well.
+    const mine = e.groups.filter((g) => g.well_id === well || (g.well_id === null && g.site_id === site));
     const sum = (f: (g: EmissionGroup) => number) => mine.reduce((n, g) => n + f(g), 0);
     return {
       gwp: e.gwp,
       rows: mine,
       total: { co2: sum((g) => g.masses.co2_kg), ch4: sum((g) => g.masses.ch4_kg), n2o: sum((g) => g.masses.n2o_kg), co2e: sum((g) => g.co2e_kg) },
     };
-  }, [emissions.data, well]);
+  }, [emissions.data, well, site]);
 
   return (
     <section aria-labelledby="an-h" class="analytics">
@@ -146,7 +172,18 @@ export function WellAnalytics({ tenant, well }: { tenant: string; well: number }
           To (exclusive)
           <input type="date" required value={to} onChange={(e) => setTo(value(e))} />
         </label>
+        {canDerive ? (
+          <button type="button" disabled={derive.busy} onClick={() => void deriveAgain()}>
+            Derive production and emissions again
+          </button>
+        ) : null}
       </form>
+      <ErrorBox error={derive.error} what="derive the period again" />
+      {derived ? (
+        <p role="status" data-testid="derived">
+          {derived}
+        </p>
+      ) : null}
 
       <h3>Daily production</h3>
       <ErrorBox error={production.error} what="read the daily production" />
@@ -216,7 +253,7 @@ export function WellAnalytics({ tenant, well }: { tenant: string; well: number }
 
       <h3>Emissions by source</h3>
       <ErrorBox error={emissions.error} what="read the emissions" />
-      {sources && sources.rows.length === 0 ? <p data-testid="emissions-summary">No emission sources of this well have figures in this period.</p> : null}
+      {sources && sources.rows.length === 0 ? <p data-testid="emissions-summary">No emission sources of this well or its site in this period.</p> : null}
       {sources && sources.rows.length > 0 ? (
         <>
           <p data-testid="emissions-summary">
@@ -237,7 +274,10 @@ export function WellAnalytics({ tenant, well }: { tenant: string; well: number }
             <tbody>
               {sources.rows.map((g) => (
                 <tr key={g.source_id ?? g.source_name}>
-                  <th scope="row">{g.source_name ?? `source ${g.source_id}`}</th>
+                  <th scope="row">
+                    {g.source_name ?? `source ${g.source_id}`}
+                    {g.well_id === null ? <span class="muted"> (site)</span> : null}
+                  </th>
                   <td>{g.kind?.replace('_', ' ') ?? '—'}</td>
                   <td>{fmt(g.masses.co2_kg)}</td>
                   <td>{fmt(g.masses.ch4_kg)}</td>
@@ -266,4 +306,4 @@ export function WellAnalytics({ tenant, well }: { tenant: string; well: number }
       ) : null}
     </section>
   );
-}
+});
