@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
 /** The administration pages of a tenant (tenant administrators only). */
-export const ADMIN_SECTIONS = ['sites', 'wells', 'gateways', 'people', 'api-keys', 'destinations', 'audit', 'usage'] as const;
+export const ADMIN_SECTIONS = ['sites', 'wells', 'gateways', 'people', 'api-keys', 'destinations', 'audit', 'usage', 'billing'] as const;
 export type AdminSection = (typeof ADMIN_SECTIONS)[number];
 
 export type Route =

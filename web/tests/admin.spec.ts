@@ -292,6 +292,36 @@ test('plan and usage of the tenant', async ({ page }) => {
   await expectAccessible(page, 'the usage page');
 });
 
+test('billing: plan, status, usage and invoices; Checkout opens Stripe\'s page', async ({ page }) => {
+  const errors = watchErrors(page);
+  await signIn(page, boss);
+  await openAdmin(page, 'Billing');
+  await expect(page.getByTestId('billing-plan')).toHaveText('standard');
+  await expect(page.getByTestId('billing-status')).toHaveText('no subscription yet');
+  await expect(page.getByTestId('upcoming-invoice')).toContainText('no subscription yet');
+  await expect(page.getByRole('table', { name: 'invoices' })).toContainText('No invoices yet.');
+  await shot(page, 'admin-billing');
+  await expectAccessible(page, 'the billing page');
+  // Checkout: the API creates the session and the browser goes to Stripe's page (answered
+  // here: the fake Stripe's checkout URL is not a real site).
+  await page.route('https://checkout.stripe.test/**', (route) =>
+    route.fulfill({ contentType: 'text/html', body: '<!doctype html><html lang="en"><title>Stripe Checkout</title><h1>Stripe Checkout</h1></html>' }),
+  );
+  const subscribe = page.getByRole('form', { name: 'Subscribe' });
+  await subscribe.getByLabel('Plan').fill('standard');
+  await subscribe.getByRole('button', { name: 'Subscribe with Stripe Checkout' }).press('Enter');
+  await expect(page).toHaveURL(/^https:\/\/checkout\.stripe\.test\/c\/pay\//);
+  await expect(page.getByRole('heading', { name: 'Stripe Checkout' })).toBeVisible();
+  // A plan the server does not sell is refused in words.
+  await page.goBack();
+  await expect(page.getByTestId('billing-plan')).toHaveText('standard');
+  await subscribe.getByLabel('Plan').fill('platinum');
+  await subscribe.getByRole('button', { name: 'Subscribe with Stripe Checkout' }).click();
+  await expect(page.getByRole('alert')).toContainText(/open the payment page/);
+  await shot(page, 'admin-billing-refused');
+  expect(errors).toEqual([]);
+});
+
 test('reports: previewed, downloaded as CSV, printed; a month that cannot be filed says why', async ({ page }) => {
   // A viewer may read reports.
   await signIn(page, viewer);

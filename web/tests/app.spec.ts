@@ -150,6 +150,40 @@ test('the well page charts the pressure with the alert marked', async ({ page })
   await expectAccessible(page, 'the well page');
 });
 
+test('a well with history shows its daily production, decline fan chart with EUR, and emissions', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const history = `/t/${tenant}/wells/${env('WP_HISTORY_WELL_ID')}`;
+  const analytics = page.getByRole('region', { name: 'Production, decline and emissions' });
+  // A viewer reads it all but may not derive anything again.
+  await signIn(page, viewer);
+  await page.goto(history);
+  await expect(analytics.getByTestId('production-summary')).toContainText(/\d+ days: oil [\d,.]+ bbl/);
+  await expect(analytics.getByTestId('eur')).toBeVisible();
+  await expect(analytics.getByRole('button')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByLabel('Email')).toBeVisible();
+
+  await signIn(page, operator);
+  await page.goto(history);
+  await expect(analytics.getByTestId('production-summary')).toContainText(/\d+ days: oil [\d,.]+ bbl/);
+  await expect(analytics.getByRole('img', { name: /daily production chart/ }).locator('canvas')).toBeVisible();
+  await expect(analytics.getByTestId('eur')).toContainText(/EUR \(bbl\): P90 [\d,]+, P50 [\d,]+, P10 [\d,]+/);
+  await expect(analytics.getByRole('img', { name: /decline fan chart/ }).locator('canvas')).toBeVisible();
+  // March 2024, the month seeded with telemetry: its emissions derived from it.
+  await analytics.getByLabel('From').fill('2024-03-01');
+  await analytics.getByLabel('To (exclusive)').fill('2024-04-01');
+  await expect(analytics.getByTestId('production-summary')).toContainText('31 days');
+  await analytics.getByRole('button', { name: 'Derive production and emissions again' }).click();
+  await expect(analytics.getByTestId('derived')).toContainText('Derived 31 days again');
+  const leaks = analytics.getByRole('table', { name: 'emissions by source' }).getByRole('row', { name: /Wellhead leaks/ });
+  await expect(leaks).toContainText('31 of 31');
+  await expect(analytics.getByTestId('emissions-summary')).toContainText(/[\d.]+ t CO2e \(AR5/);
+  await shot(page, 'well-analytics');
+  await expectAccessible(page, 'the well page with production, decline and emissions');
+  expect(errors).toEqual([]);
+});
+
 test('an unknown tenant and an unknown page are told in words', async ({ page }) => {
   await signIn(page, operator);
   await page.goto(`/t/no-such-tenant`);

@@ -2,7 +2,7 @@
 // provisions a site, a well and a gateway in the browser, downloads the gateway's
 // agent.toml, the real agent is started with it (cloud/server/tests/web_app.rs adapts only
 // the data directory, metrics port and the test broker's address) polling the simulator,
-// and the gateway comes online and the well's values arrive on its page.
+// and the gateway comes online and the well's values arrive on its page, pushed live.
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { env, expectAccessible, shot, signIn, tenant } from './helpers';
@@ -61,19 +61,18 @@ test('provision in the browser, start the agent with the downloaded config, see 
   const row = page.getByRole('table', { name: 'wells' }).getByRole('row', { name: /Sim 1H/ });
   await expect(row).toContainText('1 / 1');
 
-  // Its page charts what the agent polled; a later read shows a newer value.
+  // Its page shows what the agent polled, and newer values arrive pushed by the server:
+  // no reload (the mark on this document survives), no Refresh click.
   await row.getByRole('link', { name: 'Sim 1H' }).click();
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sim 1H');
+  await page.evaluate(() => ((window as unknown as { wpMark: number }).wpMark = 1));
+  await expect(page.getByTestId('well-live-status')).toHaveText('(live)', { timeout: 60_000 });
   const latest = page.getByTestId('latest-value');
-  await expect(async () => {
-    await page.getByRole('button', { name: 'Refresh' }).click({ timeout: 1_000 });
-    await expect(latest).toBeVisible({ timeout: 1_000 });
-  }).toPass({ timeout: 60_000 });
+  await expect(latest).toBeVisible({ timeout: 60_000 });
   const first = await latest.textContent();
-  await expect(async () => {
-    await page.getByRole('button', { name: 'Refresh' }).click({ timeout: 1_000 });
-    await expect(latest).not.toHaveText(first!, { timeout: 1_000 });
-  }).toPass({ timeout: 60_000 });
+  await expect(latest).not.toHaveText(first!, { timeout: 60_000 });
+  expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
+  await expect(page.getByRole('table', { name: 'latest values' })).toContainText('tubing_pressure_psi');
   await expect(page.getByRole('img', { name: /chart/ }).locator('canvas')).toBeVisible();
   await shot(page, 'scenario-well-values');
   await expectAccessible(page, 'the well page with live data');

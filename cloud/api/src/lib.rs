@@ -35,6 +35,9 @@
 //!   access.rs     the access layer: credentials → principal → declared policy
 //!   credentials.rs password hashing (argon2id), token and key formats
 //!   telemetry.rs  GET /api/v1/tenants/{tenant}/wells/{well}/telemetry
+//!   latest.rs     GET /api/v1/tenants/{tenant}/latest[/stream] (newest sample per series;
+//!                 the stream pushed by latest_feed.rs: LISTEN wellpulse_telemetry, one read
+//!                 per tenant per second, fanned out)
 //!   ingest.rs     GET /api/v1/tenants/{tenant}/ingest/{rejections,counters}
 //!   production.rs GET /api/v1/tenants/{tenant}/wells/{well}/production,
 //!                 POST …/production/{corrections,derive}, GET …/production/monthly
@@ -119,6 +122,8 @@ mod gateways;
 mod health;
 mod ingest;
 mod interventions;
+mod latest;
+mod latest_feed;
 mod middleware;
 mod people;
 mod production;
@@ -228,6 +233,9 @@ impl Default for ApiOptions {
     }
 }
 
+/// Shortest time between two updates of one tenant's live latest values.
+const LATEST_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What every handler can reach: the database, the options, the ingester's counters.
 /// Cheap to clone.
 #[derive(Debug, Clone)]
@@ -241,6 +249,7 @@ pub struct ApiState {
     mailer: Option<Arc<mail::Mailer>>,
     billing: Option<Arc<billing::Billing>>,
     alert_feed: ::alerts::stream::AlertFeed,
+    latest_feed: latest_feed::LatestFeed,
 }
 
 impl ApiState {
@@ -269,6 +278,7 @@ impl ApiState {
             mailer: None,
             billing: None,
             alert_feed,
+            latest_feed: latest_feed::LatestFeed::new(db.clone(), LATEST_INTERVAL),
             db,
             options: Arc::new(options),
             ingester: None,
@@ -335,6 +345,11 @@ impl ApiState {
 
     pub(crate) fn alert_feed(&self) -> &::alerts::stream::AlertFeed {
         &self.alert_feed
+    }
+
+    /// Latest values of every watched tenant, live (the SSE stream filters them).
+    pub(crate) fn latest_feed(&self) -> &latest_feed::LatestFeed {
+        &self.latest_feed
     }
 
     pub(crate) fn access(&self) -> &access::Access {
@@ -414,6 +429,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .merge(gateways::routes())
         .merge(wells::routes())
         .merge(telemetry::routes())
+        .merge(latest::routes())
         .merge(ingest::routes())
         .merge(production::routes())
         .merge(emissions::routes())

@@ -364,6 +364,10 @@ include-operation-id = "alert_stream"
 max-stream-events = 1
 
 [[operations]]
+include-operation-id = "latest_stream"
+max-stream-events = 1
+
+[[operations]]
 include-operation-id = "get_alert"
 parameters = {{ tenant = "acme", alert = {alert_c} }}
 

@@ -33,6 +33,7 @@ use super::mqtt::{Delivery, Epoch};
 use super::rows::batch_rows;
 use super::sessions::Sessions;
 use super::stats::{IngestStats, RejectReason, add, bump};
+use super::status::Report;
 use store::gateways::GatewayActivity;
 use store::{
     AliasMap, BatchRecord, Db, DbError, GatewayId, IngestOutcome, Rejection, TelemetryRow, TenantId,
@@ -91,7 +92,7 @@ pub(crate) struct Pipeline {
     /// Batches refused for good and told to their gateway, so a copy re-sent by an agent
     /// that predates negative acks is counted but not recorded again.
     refused: HashSet<(GatewayId, u64, u64, u64)>,
-    status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
+    status: mpsc::UnboundedSender<Report>,
     /// The queue to the detection worker (none when `[detection] enabled = false`).
     detection: Option<mpsc::Sender<Vec<Scoring>>>,
 }
@@ -112,7 +113,7 @@ impl Pipeline {
         epoch: Arc<Epoch>,
         stats: Arc<IngestStats>,
         options: IngestOptions,
-        status: mpsc::UnboundedSender<Vec<GatewayActivity>>,
+        status: mpsc::UnboundedSender<Report>,
         detection: Option<mpsc::Sender<Vec<Scoring>>>,
     ) -> Pipeline {
         let ack_qos = if options.ack_qos == 0 {
@@ -794,8 +795,10 @@ impl Pipeline {
     /// status writer (see [`super::status`]).
     async fn after_commit(&mut self, committed: &[Staged], at: DateTime<Utc>) {
         let mut activity: BTreeMap<GatewayId, GatewayActivity> = BTreeMap::new();
+        let mut stored = std::collections::BTreeSet::new();
         let mut gaps = Vec::new();
         for b in committed {
+            stored.insert((b.source.gateway.tenant_id, b.source.gateway.id));
             let entry = activity
                 .entry(b.source.gateway.id)
                 .or_insert(GatewayActivity {
@@ -827,7 +830,11 @@ impl Pipeline {
                   window = self.options.seq_gap_window, "live seq jumped beyond the in-flight window");
             self.request_rebirth(&address, gateway, &key, None).await;
         }
-        if !activity.is_empty() && self.status.send(activity.into_values().collect()).is_err() {
+        let report = Report {
+            activity: activity.into_values().collect(),
+            stored,
+        };
+        if !report.activity.is_empty() && self.status.send(report).is_err() {
             error!("gateway status writer stopped; status not recorded");
         }
     }

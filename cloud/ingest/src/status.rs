@@ -1,4 +1,4 @@
-//! Gateway status writes, off the ingest path.
+//! Gateway status writes and "telemetry stored" notifications, off the ingest path.
 //!
 //! After each commit the pipeline knows, per gateway, when it was last heard from, its
 //! buffer status and its clock skew. Writing that is advisory bookkeeping: it must not
@@ -6,18 +6,41 @@
 //! this single writer task. While a write is in progress, newer reports are merged per
 //! gateway (latest values win), so a slow or unavailable database costs one pending
 //! entry per gateway, never a growing queue. One writer keeps the writes in order.
+//!
+//! The same report names the (tenant, gateway) pairs whose batches were committed; the
+//! writer sends them as one `NOTIFY wellpulse_telemetry` ([`store::live`]) before the
+//! status write, so the API's live streams hear of new values in any process. Merged the
+//! same way and sent at most every 200 ms (the first at once), a burst of rounds costs a
+//! few notifications per second, never one per round or batch. A
+//! notification that fails is logged, not retried: it is a hint (the next round's
+//! notification, or a stream's reconnect, brings the values).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::error;
+use tokio::time::Instant;
+use tracing::{error, warn};
 
 use super::IngestOptions;
 use super::pipeline::retry;
 use super::stats::IngestStats;
 use store::gateways::GatewayActivity;
-use store::{Db, GatewayId};
+use store::{Db, GatewayId, TenantId};
+
+/// Shortest time between two "telemetry stored" notifications of one ingester (the API
+/// pushes at most one update per second per tenant anyway).
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What one round's commit tells the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Per gateway: last heard from, buffer, clock skew.
+    pub activity: Vec<GatewayActivity>,
+    /// The gateways whose batches were committed, with their tenant.
+    pub stored: BTreeSet<(TenantId, GatewayId)>,
+}
 
 /// Merges `newer` into `pending` (latest wins; absent values keep the older report's).
 pub(crate) fn merge(
@@ -42,13 +65,48 @@ pub(crate) async fn writer(
     db: Db,
     stats: Arc<IngestStats>,
     options: IngestOptions,
-    mut rx: mpsc::UnboundedReceiver<Vec<GatewayActivity>>,
+    mut rx: mpsc::UnboundedReceiver<Report>,
 ) {
-    while let Some(first) = rx.recv().await {
+    let mut notify_failures = 0u64;
+    // Stored pairs not told yet, and when they were last told: at most one notification
+    // per NOTIFY_INTERVAL, the first at once.
+    let mut stored: BTreeSet<(TenantId, GatewayId)> = BTreeSet::new();
+    let mut notified: Option<Instant> = None;
+    loop {
+        let due = notified.map(|at| at + NOTIFY_INTERVAL);
+        let first = match due.filter(|_| !stored.is_empty()) {
+            Some(due) => match tokio::time::timeout_at(due, rx.recv()).await {
+                Ok(Some(report)) => Some(report),
+                Ok(None) => break,
+                // The pending pairs are due: tell them.
+                Err(_) => None,
+            },
+            None => match rx.recv().await {
+                Some(report) => Some(report),
+                None => break,
+            },
+        };
         let mut pending = BTreeMap::new();
-        merge(&mut pending, first);
+        if let Some(first) = first {
+            stored.extend(first.stored);
+            merge(&mut pending, first.activity);
+        }
         while let Ok(more) = rx.try_recv() {
-            merge(&mut pending, more);
+            merge(&mut pending, more.activity);
+            stored.extend(more.stored);
+        }
+        let now = Instant::now();
+        if !stored.is_empty() && notified.is_none_or(|at| now >= at + NOTIFY_INTERVAL) {
+            notified = Some(now);
+            if let Err(e) = db.notify_telemetry(&std::mem::take(&mut stored)).await {
+                notify_failures += 1;
+                if notify_failures.is_power_of_two() {
+                    warn!(error = %e, failures = notify_failures, "could not notify stored telemetry");
+                }
+            }
+        }
+        if pending.is_empty() {
+            continue;
         }
         let rows: Vec<GatewayActivity> = pending.into_values().collect();
         if let Err(e) = retry(&stats, &options, "gateway status", || {

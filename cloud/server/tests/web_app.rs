@@ -16,7 +16,9 @@
 //!
 //! `web/tests/admin.spec.ts` covers the administration pages (as the tenant administrator
 //! and the platform administrator), the pages of emailed links, the role checks and the
-//! reports; every page is checked with axe-core. Screenshots go to
+//! reports, and billing (against testkit's fake Stripe); every page is checked with
+//! axe-core. A well seeded with two years of daily oil shows its production, decline fan
+//! chart and emissions on its page. Screenshots go to
 //! `target/tmp/web-screenshots/`, one PNG per page.
 //!
 //! Needs Node.js, `web/node_modules` and a built `web/dist` (`scripts/services.sh`:
@@ -48,7 +50,7 @@ fn password() -> String {
     format!("pw-{:032x}", rand::random::<u128>())
 }
 
-fn write_config(dir: &Path, database_url: &str, smtp_port: u16) -> PathBuf {
+fn write_config(dir: &Path, database_url: &str, smtp_port: u16, stripe: &str) -> PathBuf {
     let path = dir.join("cloud.toml");
     let text = format!(
         r#"
@@ -83,6 +85,22 @@ port = {smtp_port}
 security = "none"
 from = "WellPulse <no-reply@wellpulse.test>"
 public_url = "http://127.0.0.1"
+# Billing against the fake Stripe of testkit (Checkout and the Customer Portal included).
+[billing]
+api_base = "{stripe}"
+api_key = "sk_test_wellpulse_web"
+webhook_secrets = ["whsec_wellpulse_web_app_test"]
+success_url = "http://127.0.0.1/billing/done"
+cancel_url = "http://127.0.0.1/billing"
+portal_return_url = "http://127.0.0.1/billing"
+[billing.meters]
+active_wells = {{ event_name = "wellpulse_active_wells", id = "mtr_wells" }}
+samples_over_allowance = {{ event_name = "wellpulse_samples", id = "mtr_samples" }}
+[billing.plans.standard]
+base_price = "price_standard_base"
+active_wells_price = "price_standard_wells"
+samples_price = "price_standard_samples"
+monthly_fee = 49900
 "#,
         broker = broker_config_dir().join("rumqttd-dev.toml").display(),
         web = web_dir().join("dist").display(),
@@ -305,7 +323,8 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     let test = TestDb::new("web_app").await;
     let mut mail = SmtpSink::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), test.scratch.url(), mail.port());
+    let stripe = testkit::stripe::FakeStripe::start(&testkit::stripe::FAKE_METERS).await;
+    let config = write_config(dir.path(), test.scratch.url(), mail.port(), &stripe.url());
     let config = config.to_str().unwrap();
 
     // The first platform administrator, password from the environment only.
@@ -514,6 +533,29 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     .await;
     testkit::analytics::seed_march(&seeding, &mut filed, &[]).await;
     testkit::analytics::register_filings(&seeding, tenant_id, &filed, None).await;
+    // Two years of oil declining 60 % a year, up to ten days ago: the well page's daily
+    // production and decline forecast.
+    let start = (chrono::Utc::now() - chrono::TimeDelta::days(730)).date_naive();
+    testkit::analytics::seed_oil(&seeding, tenant_id, filed.well, start, 720, |t| {
+        400.0 * (-t / 365.25 * 0.6).exp()
+    })
+    .await;
+    // Its wellhead's leaking components: emissions by source and gas on the well page.
+    {
+        use analytics::emissions::SourceKind;
+        use analytics::emissions::factors::{Equipment, Service};
+        let mut conn = seeding.pool().acquire().await.unwrap();
+        store::emissions::insert_source(
+            &mut conn,
+            tenant_id,
+            &store::emissions::EmissionSource {
+                components: vec![(Equipment::Valve, Service::Gas, 12)],
+                ..testkit::analytics::source(&filed, "Wellhead leaks", SourceKind::EquipmentLeaks)
+            },
+        )
+        .await
+        .unwrap();
+    }
     seeding.pool().close().await;
 
     // The Modbus well the scenario's agent polls (one rod-pump controller), and the helper
@@ -552,6 +594,7 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .env("WP_TENANT", TENANT)
         .env("WP_WELL", WELL)
         .env("WP_WELL_ID", well.to_string())
+        .env("WP_HISTORY_WELL_ID", filed.well.0.to_string())
         .env("WP_OPERATOR_EMAIL", operator.0)
         .env("WP_OPERATOR_PASSWORD", &operator.1)
         .env("WP_VIEWER_EMAIL", viewer.0)

@@ -99,6 +99,7 @@ pub mod history;
 pub mod identity;
 pub mod interventions;
 pub mod lifecycle;
+pub mod live;
 pub mod locks;
 pub mod maintenance;
 pub mod ml_forecasts;

@@ -44,11 +44,16 @@ function markerPlugin(markers: Marker[]): uPlot.Plugin {
 
 export function Chart({ title, unit, times, series, markers }: Props) {
   const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const data = [times, ...series.map((s) => s.values)] as uPlot.AlignedData;
+  const shape = series.map((s) => s.label).join('\u0000');
+  // Built again only when what it shows changes; new points go through setData (live
+  // updates every second must not rebuild the canvas).
   useEffect(() => {
     const el = host.current;
     if (!el) return;
     const width = () => Math.max(280, el.clientWidth);
-    const plot = new uPlot(
+    const made = new uPlot(
       {
         title,
         width: width(),
@@ -58,15 +63,22 @@ export function Chart({ title, unit, times, series, markers }: Props) {
         series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false }))],
         plugins: [markerPlugin(markers)],
       },
-      [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
+      data,
       el,
     );
-    const resize = new ResizeObserver(() => plot.setSize({ width: width(), height: 320 }));
+    plot.current = made;
+    const resize = new ResizeObserver(() => made.setSize({ width: width(), height: 320 }));
     resize.observe(el);
     return () => {
       resize.disconnect();
-      plot.destroy();
+      made.destroy();
+      plot.current = null;
     };
-  }, [title, unit, times, series, markers]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [title, unit, shape, markers]);
+  useEffect(() => {
+    plot.current?.setData(data);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [times, series]);
   return <div ref={host} class="chart" role="img" aria-label={`${title} chart, ${markers.length} alert markers`} />;
 }

@@ -1,6 +1,7 @@
 import type { ColumnDef } from '@tanstack/react-table';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { KEY_METRICS, LATEST_WINDOW_MIN, type Latest, inBatches, latest } from '../api/latest';
+import { KEY_METRICS, type LatestValue, LatestStream, type LiveStatus, WellValues } from '../api/latest';
+import type { ApiError } from '../api/client';
 import { all } from '../api/lists';
 import type { Alert, Gateway, Well } from '../api/types';
 import { DataTable } from '../components/DataTable';
@@ -17,7 +18,6 @@ interface Row {
   backlog: number;
   alerts: number;
   worst: string | null;
-  latest: Record<string, Latest | null | undefined>;
 }
 
 function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
@@ -26,27 +26,48 @@ function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
   return m;
 }
 
+/** One latest value, re-rendered alone when it changes. */
+function LiveCell({ cells, well, metric, loaded }: { cells: WellValues; well: number; metric: string; loaded: boolean }) {
+  const [v, setV] = useState<LatestValue | undefined>(() => cells.get(well, metric));
+  useEffect(() => {
+    setV(cells.get(well, metric));
+    return cells.watch(well, metric, setV);
+  }, [cells, well, metric]);
+  if (v && v.value !== null) return <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span>;
+  return <span class="muted">{loaded ? 'none yet' : '…'}</span>;
+}
+
 export function Fleet() {
   const { tenant, feed } = useTenant();
   const { alerts } = useFeed(feed);
   const [wells, setWells] = useState<Well[] | null>(null);
   const [gateways, setGateways] = useState<Gateway[] | null>(null);
-  const [values, setValues] = useState<Record<string, Latest | null>>({});
   const [error, setError] = useState<unknown>(null);
+  // Latest key values, pushed by the server (no polling). Each value cell watches its
+  // own (well, metric): an update re-renders the cells that changed, not the tables.
+  const cells = useMemo(() => new WellValues(), [tenant]);
+  const [status, setStatus] = useState<LiveStatus>('connecting');
+  const [loaded, setLoaded] = useState(false);
+  const [liveError, setLiveError] = useState<ApiError | null>(null);
+  useEffect(() => {
+    const stream = new LatestStream(tenant, { metrics: KEY_METRICS.map((k) => k.metric) });
+    stream.onChange((changed) => cells.apply(changed));
+    stream.subscribe((s) => {
+      setStatus(s.status);
+      setLoaded(s.loaded);
+      setLiveError(s.error);
+    });
+    stream.start();
+    return () => stream.stop();
+  }, [tenant, cells]);
 
   useEffect(() => {
     const abort = new AbortController();
     setError(null);
     Promise.all([all<Well>(tenant, '/wells', abort.signal), all<Gateway>(tenant, '/gateways', abort.signal)]).then(
-      async ([w, g]) => {
+      ([w, g]) => {
         setWells(w);
         setGateways(g);
-        const found: Record<string, Latest | null> = {};
-        const jobs = w.flatMap((well) => KEY_METRICS.map((k) => ({ well: well.id, metric: k.metric })));
-        await inBatches(jobs, 4, async ({ well, metric }) => {
-          found[`${well}/${metric}`] = await latest(tenant, well, metric, abort.signal);
-        });
-        setValues(found);
       },
       (e) => (e as Error).name === 'AbortError' || setError(e),
     ).catch((e) => (e as Error).name === 'AbortError' || setError(e));
@@ -67,10 +88,9 @@ export function Fleet() {
         backlog: here.reduce((n, g) => n + (g.buffer?.pending_batches ?? 0), 0),
         alerts: mine.length,
         worst,
-        latest: Object.fromEntries(KEY_METRICS.map((k) => [k.metric, values[`${well.id}/${k.metric}`]])),
       };
     });
-  }, [wells, gateways, alerts, values]);
+  }, [wells, gateways, alerts]);
 
   const wellColumns = useMemo<ColumnDef<Row, any>[]>(
     () => [
@@ -106,16 +126,13 @@ export function Fleet() {
       ...KEY_METRICS.map<ColumnDef<Row, any>>((k) => ({
         id: k.metric,
         header: `${k.label} (latest)`,
-        accessorFn: (r) => r.latest[k.metric]?.value ?? null,
+        // Sorting uses the values of the moment the column is sorted.
+        accessorFn: (r) => cells.get(r.well.id, k.metric)?.value ?? null,
         sortUndefined: 'last',
-        cell: (c) => {
-          const v = c.row.original.latest[k.metric];
-          if (v === undefined) return <span class="muted">…</span>;
-          return v ? <span title={`at ${new Date(v.time).toLocaleString()}`}>{num(v.value)}</span> : <span class="muted">none in {LATEST_WINDOW_MIN} min</span>;
-        },
+        cell: (c) => <LiveCell cells={cells} well={c.row.original.well.id} metric={k.metric} loaded={loaded} />,
       })),
     ],
-    [tenant],
+    [tenant, cells, loaded],
   );
 
   const gatewayColumns = useMemo<ColumnDef<Gateway, any>[]>(
@@ -139,7 +156,11 @@ export function Fleet() {
   return (
     <>
       <h1>Fleet</h1>
+      <p class="muted" data-testid="live-status">
+        Latest values: {status === 'live' ? 'live' : status === 'stopped' ? 'stopped' : `${status}…`}
+      </p>
       <ErrorBox error={error} what="load the fleet" />
+      <ErrorBox error={liveError} what="follow the latest values" />
       {!wells && !error ? <p aria-busy="true">Loading wells…</p> : null}
       {wells ? (
         <section aria-labelledby="wells-h">

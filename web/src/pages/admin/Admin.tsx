@@ -6,6 +6,7 @@ import { can } from '../../roles';
 import { type AdminSection, adminPath, fleetPath } from '../../router';
 import { useTenant } from '../../tenant';
 import { ApiKeys } from './ApiKeys';
+import { Billing } from './Billing';
 import { Audit } from './Audit';
 import { Destinations } from './Destinations';
 import { Gateways } from './Gateways';
@@ -23,6 +24,7 @@ const TITLES: Record<AdminSection, string> = {
   destinations: 'Alert destinations',
   audit: 'Audit log',
   usage: 'Plan and usage',
+  billing: 'Billing',
 };
 
 export function NotAllowed({ what }: { what: string }) {
@@ -59,6 +61,7 @@ export function Admin({ section, item }: { section: AdminSection; item?: string 
         {section === 'destinations' ? <Destinations /> : null}
         {section === 'audit' ? <Audit /> : null}
         {section === 'usage' ? <UsagePage /> : null}
+        {section === 'billing' ? <Billing /> : null}
       </section>
     </div>
   );
