@@ -26,9 +26,24 @@ export async function signIn(page: Page, who: Who, landing: RegExp = new RegExp(
   };
   page.on('response', note);
   await page.goto('/');
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  const email = page.getByLabel('Email');
+  const password = page.getByLabel('Password');
+  // Right after a sign-out on a loaded machine the form has been seen emptied between the
+  // typing and the click, so that the submit never left the browser (the fields are
+  // required). Type, check what the fields hold, submit, and try again only when no
+  // sign-in request went out; an answer of any kind is judged below.
+  for (let attempt = 1; ; attempt++) {
+    await email.fill(who.email);
+    await password.fill(who.password);
+    await expect(email).toHaveValue(who.email);
+    await expect(password).toHaveValue(who.password);
+    const sent = page
+      .waitForRequest((r) => r.url().endsWith('/api/v1/auth/sign-in'), { timeout: 10_000 })
+      .then(() => true, () => false);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    if (await sent) break;
+    if (attempt === 3) throw new Error(`the sign-in form as ${who.email} never sent its request (3 tries)`);
+  }
   await expect(page, `signed in as ${who.email}; the API answered: ${answers.join(', ')}`).toHaveURL(landing);
   page.off('response', note);
   if (landing.source.startsWith('/t/')) await expect(page.locator('.live')).toHaveText('live');
