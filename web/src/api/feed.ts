@@ -1,15 +1,14 @@
 // A tenant's open alerts, kept live by the server: the alert stream
-// (`GET …/alerts/stream`, server-sent events) read with fetch() so it can carry the
-// Authorization header that EventSource cannot send.
+// (`GET …/alerts/stream`, server-sent events, followed as `stream.ts` does).
 //
 // Order of work: open the stream first and load the list when it says `ready`, so no change
 // between the list and the stream is missed; `resync` (the stream fell behind) loads the
 // list again. Changes that arrive while a list is loading win over the list.
-import { fetchEventSource } from '@microsoft/fetch-event-source';
-import { ApiError, bearer, get, refreshSession, tenantPath } from './client';
+import { type ApiError, get, tenantPath } from './client';
+import { type StreamStatus, follow } from './stream';
 import type { Alert, Page } from './types';
 
-export type FeedStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
+export type FeedStatus = StreamStatus;
 
 export interface FeedState {
   alerts: Alert[];
@@ -17,8 +16,6 @@ export interface FeedState {
   error: ApiError | null;
   loaded: boolean;
 }
-
-class Fatal extends Error {}
 
 export class AlertFeed {
   private open = new Map<number, Alert>();
@@ -44,48 +41,13 @@ export class AlertFeed {
   }
 
   start(): void {
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
-    const url = tenantPath(this.tenant, '/alerts/stream');
-    headers.authorization = bearer() ?? '';
-    void fetchEventSource(url, {
-      headers,
-      signal: this.abort.signal,
-      openWhenHidden: true,
-      onopen: async (response) => {
-        if (response.ok) {
-          this.publish({ status: 'live', error: null });
-          return;
-        }
-        if (response.status === 401 && (await refreshSession())) {
-          headers.authorization = bearer() ?? '';
-          throw new Error('retry with the new token');
-        }
-        let message = `the alert stream answered ${response.status}`;
-        try {
-          message = (await response.json()).error.message;
-        } catch {
-          // keep the status line
-        }
-        throw new Fatal(message);
+    follow(tenantPath(this.tenant, '/alerts/stream'), 'the alert stream', this.abort.signal, {
+      status: (status, error) => this.publish({ status, error }),
+      event: (name, data) => {
+        if (name === 'ready' || name === 'resync') void this.load();
+        else if (name === 'alert') this.apply((JSON.parse(data) as { alert: Alert }).alert);
       },
-      onmessage: (message) => {
-        if (message.event === 'ready' || message.event === 'resync') void this.load();
-        else if (message.event === 'alert') this.apply((JSON.parse(message.data) as { alert: Alert }).alert);
-      },
-      onclose: () => {
-        // The server ended the stream (a restart): reconnect.
-        throw new Error('closed');
-      },
-      onerror: (error) => {
-        if (error instanceof Fatal) {
-          this.publish({ status: 'stopped', error: new ApiError(0, 'stream', error.message) });
-          throw error;
-        }
-        headers.authorization = bearer() ?? '';
-        this.publish({ status: 'reconnecting' });
-        return 2000;
-      },
-    }).catch(() => undefined);
+    });
   }
 
   stop(): void {

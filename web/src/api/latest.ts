@@ -1,11 +1,11 @@
-// Latest values, pushed by the server: `GET …/latest/stream` (server-sent events, read with
-// fetch() so it carries the Authorization header). The first event is a `snapshot` of every
+// Latest values, pushed by the server: `GET …/latest/stream` (server-sent events, followed
+// as `stream.ts` does). The first event is a `snapshot` of every
 // selected series; `latest` events carry only the series that changed (the server sends at
 // most about one per second). A value replaces the one held for its series only when it
 // is newer, so a snapshot re-read after a lag never moves a series back in time.
-import { fetchEventSource } from '@microsoft/fetch-event-source';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, bearer, refreshSession, tenantPath } from './client';
+import { type ApiError, tenantPath } from './client';
+import { type StreamStatus, follow } from './stream';
 
 export const KEY_METRICS = [
   { metric: 'tubing_pressure_psi', label: 'Tubing psi' },
@@ -23,7 +23,7 @@ export interface LatestValue {
   quality: 'good' | 'bad' | 'stale' | 'uncertain';
 }
 
-export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
+export type LiveStatus = StreamStatus;
 
 export interface LatestState {
   /** By series id. */
@@ -40,8 +40,6 @@ export interface LatestSelection {
   well?: number;
   metrics?: readonly string[];
 }
-
-class Fatal extends Error {}
 
 export class LatestStream {
   private abort = new AbortController();
@@ -72,51 +70,14 @@ export class LatestStream {
     if (this.selection.metrics?.length) q.set('metric', this.selection.metrics.join(','));
     const qs = q.toString();
     const url = tenantPath(this.tenant, `/latest/stream${qs ? `?${qs}` : ''}`);
-    const headers: Record<string, string> = { accept: 'text/event-stream', authorization: bearer() ?? '' };
-    void fetchEventSource(url, {
-      headers,
-      signal: this.abort.signal,
-      openWhenHidden: true,
-      onopen: async (response) => {
-        if (response.ok) {
-          this.publish({ status: 'live', error: null });
-          return;
-        }
-        if (response.status === 401 && (await refreshSession())) {
-          headers.authorization = bearer() ?? '';
-          throw new Error('retry with the new token');
-        }
-        let message = `the live values answered ${response.status}`;
-        let code = 'stream';
-        try {
-          const body = (await response.json()).error;
-          message = body.message;
-          code = body.code;
-        } catch {
-          // keep the status line
-        }
-        throw new Fatal(`${code}\n${message}`);
+    follow(url, 'the live values', this.abort.signal, {
+      status: (status, error) => this.publish({ status, error }),
+      event: (name, data) => {
+        if (name !== 'snapshot' && name !== 'latest') return;
+        const { values } = JSON.parse(data) as { values: LatestValue[] };
+        this.apply(values, name === 'snapshot');
       },
-      onmessage: (message) => {
-        if (message.event !== 'snapshot' && message.event !== 'latest') return;
-        const { values } = JSON.parse(message.data) as { values: LatestValue[] };
-        this.apply(values, message.event === 'snapshot');
-      },
-      onclose: () => {
-        // The server ended the stream (a restart): reconnect.
-        throw new Error('closed');
-      },
-      onerror: (error) => {
-        if (error instanceof Fatal) {
-          const [code, message] = error.message.split('\n');
-          this.publish({ status: 'stopped', error: new ApiError(0, code, message) });
-          throw error;
-        }
-        headers.authorization = bearer() ?? '';
-        this.publish({ status: 'reconnecting' });
-        return 2000;
-      },
-    }).catch(() => undefined);
+    });
   }
 
   stop(): void {
