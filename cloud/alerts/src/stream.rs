@@ -3,13 +3,10 @@
 //! notifies in the transaction of each change, so whichever instance made it — an
 //! ingester, a job, an API call — every instance's subscribers hear of it after its commit.
 
-use std::time::Duration;
-
-use base::Backoff;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgListener;
 use store::Db;
 use store::alerts::ALERTS_CHANNEL;
+use store::notify::Notice;
 use tokio::sync::broadcast;
 use tracing::warn;
 
@@ -56,36 +53,14 @@ impl AlertFeed {
 
     /// Listens to the database until the process stops, reconnecting with backoff.
     pub async fn listen(self, db: Db) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        loop {
-            let mut listener = match PgListener::connect_with(db.pool()).await {
-                Ok(l) => l,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    warn!(error = %e, retry_in = ?delay, "cannot LISTEN for alert changes");
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(ALERTS_CHANNEL).await {
-                let delay = backoff.next_delay();
-                warn!(error = %e, retry_in = ?delay, "cannot LISTEN for alert changes");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            backoff.reset();
-            loop {
-                match listener.recv().await {
-                    Ok(n) => match serde_json::from_str::<AlertNotice>(n.payload()) {
-                        Ok(notice) => self.publish(notice),
-                        Err(e) => warn!(error = %e, "unreadable alert notification"),
-                    },
-                    Err(e) => {
-                        warn!(error = %e, "alert listener lost; reconnecting");
-                        break;
-                    }
+        db.follow(ALERTS_CHANNEL, "alert changes", |notice| {
+            if let Notice::Payload(payload) = notice {
+                match serde_json::from_str::<AlertNotice>(payload) {
+                    Ok(notice) => self.publish(notice),
+                    Err(e) => warn!(error = %e, "unreadable alert notification"),
                 }
             }
-        }
+        })
+        .await;
     }
 }

@@ -59,9 +59,10 @@ use serde_json::Value as Json;
 use utoipa::openapi::OpenApi as Spec;
 use uuid::Uuid;
 
-use base::{Backoff, ct_eq};
+use base::ct_eq;
 use store::audit::AuditEntry;
 use store::identity::{self, Membership, Role, digest};
+use store::notify::Notice;
 use store::tenants::{self, TenantAccess, TenantStatus};
 use store::{ApiKeyId, Db, DbError, TenantId, UserId};
 
@@ -433,34 +434,20 @@ impl Access {
 
     /// Listens for changes of access until the process ends; reconnects with backoff.
     pub(crate) async fn listen(self: Arc<Self>) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        loop {
-            let mut listener = match sqlx::postgres::PgListener::connect_with(self.db.pool()).await
-            {
-                Ok(l) => l,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for access changes; caching off");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
+        self.db
+            .follow(CHANNEL, "access changes", |notice| match notice {
+                // Whatever changed while nobody listened is forgotten with the cache.
+                Notice::Connected => {
+                    self.forget();
+                    self.listening.store(true, Ordering::Release);
                 }
-            };
-            if let Err(error) = listener.listen(CHANNEL).await {
-                tracing::warn!(%error, "cannot listen for access changes; caching off");
-                tokio::time::sleep(backoff.next_delay()).await;
-                continue;
-            }
-            backoff.reset();
-            // Whatever changed while nobody listened is forgotten with the cache.
-            self.forget();
-            self.listening.store(true, Ordering::Release);
-            // `None` or an error: the connection is gone, and notifications with it.
-            while let Ok(Some(_)) = listener.try_recv().await {
-                self.forget();
-            }
-            self.listening.store(false, Ordering::Release);
-            self.forget();
-            tracing::warn!("lost the access-change listener; caching off until it is back");
-        }
+                Notice::Payload(_) => self.forget(),
+                Notice::Lost => {
+                    self.listening.store(false, Ordering::Release);
+                    self.forget();
+                }
+            })
+            .await;
     }
 
     /// Authenticates a bearer credential.

@@ -29,10 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base::Backoff;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgListener;
 use store::live::{self, LatestFilter, LatestValue, TELEMETRY_CHANNEL};
+use store::notify::Notice;
 use store::{Db, GatewayId, SeriesId, TenantId};
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
@@ -186,37 +185,16 @@ impl LatestFeed {
     }
 
     async fn listen(self) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        loop {
-            let mut listener = match PgListener::connect_with(self.db.pool()).await {
-                Ok(l) => l,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    warn!(error = %e, retry_in = ?delay, "cannot LISTEN for stored telemetry");
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(TELEMETRY_CHANNEL).await {
-                let delay = backoff.next_delay();
-                warn!(error = %e, retry_in = ?delay, "cannot LISTEN for stored telemetry");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            backoff.reset();
-            loop {
-                match listener.recv().await {
-                    Ok(n) => match live::decode_changes(n.payload()) {
-                        Some(changes) => self.mark(&changes),
-                        None => warn!("unreadable telemetry notification"),
-                    },
-                    Err(e) => {
-                        warn!(error = %e, "telemetry listener lost; reconnecting");
-                        break;
-                    }
+        let db = self.db.clone();
+        db.follow(TELEMETRY_CHANNEL, "stored telemetry", |notice| {
+            if let Notice::Payload(payload) = notice {
+                match live::decode_changes(payload) {
+                    Some(changes) => self.mark(&changes),
+                    None => warn!("unreadable telemetry notification"),
                 }
             }
-        }
+        })
+        .await;
     }
 
     async fn flush(self) {

@@ -103,6 +103,7 @@ pub mod live;
 pub mod locks;
 pub mod maintenance;
 pub mod ml_forecasts;
+pub mod notify;
 pub mod production;
 pub mod query;
 pub mod registry;
