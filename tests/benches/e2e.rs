@@ -109,17 +109,9 @@ const INGEST_PASSWORD: &str = "bench-ingester-secret-0123456789";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("# e2e latency benchmark: run it with `cargo bench -p tests --bench e2e`");
+    if !tests::bench_requested("e2e") {
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            std::env::var("RUST_LOG")
-                .unwrap_or_else(|_| "warn,rumqttd=off,sqlx::query=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     println!("# load average before: {}", load_average());
     let url = fresh_database("wp_bench_e2e").await?;
     let outcome = tokio::select! {

@@ -49,17 +49,9 @@ fn web_dir() -> PathBuf {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("# web benchmark: run it with `cargo bench -p tests --bench web`");
+    if !tests::bench_requested("web") {
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            std::env::var("RUST_LOG")
-                .unwrap_or_else(|_| "warn,rumqttd=off,sqlx::query=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let web = web_dir();
     ensure!(
         web.join("dist/index.html").is_file() && web.join("node_modules/.bin/playwright").exists(),
