@@ -292,8 +292,14 @@ test('plan and usage of the tenant', async ({ page }) => {
   await expectAccessible(page, 'the usage page');
 });
 
-test('billing: plan, status, usage and invoices; Checkout opens Stripe\'s page', async ({ page }) => {
+test('billing: subscribing through Checkout, Stripe confirming it, the portal, a failed payment', async ({ page }) => {
   const errors = watchErrors(page);
+  const stripe = async (route: string) => {
+    const answer = await fetch(`${env('WP_STRIPE_URL')}${route}`, { method: 'POST' });
+    const text = await answer.text();
+    expect(answer.status, `${route}: ${text}`).toBe(200);
+    return text;
+  };
   await signIn(page, boss);
   await openAdmin(page, 'Billing');
   await expect(page.getByTestId('billing-plan')).toHaveText('standard');
@@ -302,23 +308,59 @@ test('billing: plan, status, usage and invoices; Checkout opens Stripe\'s page',
   await expect(page.getByRole('table', { name: 'invoices' })).toContainText('No invoices yet.');
   await shot(page, 'admin-billing');
   await expectAccessible(page, 'the billing page');
+  // A plan the server does not sell is refused in words.
+  const subscribe = page.getByRole('form', { name: 'Subscribe' });
+  await subscribe.getByLabel('Plan').fill('platinum');
+  await subscribe.getByRole('button', { name: 'Subscribe with Stripe Checkout' }).click();
+  await expect(page.getByRole('alert')).toContainText(/open the payment page/);
+  await shot(page, 'admin-billing-refused');
+
   // Checkout: the API creates the session and the browser goes to Stripe's page (answered
   // here: the fake Stripe's checkout URL is not a real site).
   await page.route('https://checkout.stripe.test/**', (route) =>
     route.fulfill({ contentType: 'text/html', body: '<!doctype html><html lang="en"><title>Stripe Checkout</title><h1>Stripe Checkout</h1></html>' }),
   );
-  const subscribe = page.getByRole('form', { name: 'Subscribe' });
   await subscribe.getByLabel('Plan').fill('standard');
   await subscribe.getByRole('button', { name: 'Subscribe with Stripe Checkout' }).press('Enter');
-  await expect(page).toHaveURL(/^https:\/\/checkout\.stripe\.test\/c\/pay\//);
+  await expect(page).toHaveURL(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_/);
   await expect(page.getByRole('heading', { name: 'Stripe Checkout' })).toBeVisible();
-  // A plan the server does not sell is refused in words.
+
+  // The customer pays and Stripe sends the browser back to this tenant's billing page,
+  // before its webhook reached the server: the page says it waits, and follows.
+  const session = new URL(page.url()).pathname.split('/').pop()!;
+  const back = await stripe(`/checkout/${session}`);
+  expect(back).toContain(`/t/${tenant}/admin/billing?checkout=done&session=${session}`);
+  await page.goto(back);
+  await expect(page.getByTestId('checkout-return')).toContainText('Waiting for Stripe to confirm the subscription');
+  await expect(page.getByTestId('billing-status')).toHaveText('no subscription yet');
+  await shot(page, 'admin-billing-confirming');
+  await stripe(`/checkout/${session}/events`);
+  await expect(page.getByTestId('checkout-return')).toContainText('Stripe confirmed the subscription: the tenant is active');
+  await expect(page.getByTestId('billing-status')).toHaveText('active');
+  await expect(page.getByTestId('upcoming-invoice')).toContainText('$499.00 due');
+  const invoices = page.getByRole('table', { name: 'invoices' });
+  await expect(invoices.getByRole('row', { name: /in_web_1/ })).toContainText('paid');
+  await expect(invoices.getByRole('row', { name: /in_web_1/ })).toContainText('$499.00');
+  await shot(page, 'admin-billing-active');
+  await expectAccessible(page, 'the billing page of a paying tenant');
+
+  // The Customer Portal (payment method, invoices, cancel) is Stripe's page too.
+  await page.route('https://billing.stripe.test/**', (route) =>
+    route.fulfill({ contentType: 'text/html', body: '<!doctype html><html lang="en"><title>Stripe portal</title><h1>Stripe customer portal</h1></html>' }),
+  );
+  await page.getByRole('button', { name: 'Manage payment and invoices in the Stripe portal' }).click();
+  await expect(page).toHaveURL(/^https:\/\/billing\.stripe\.test\/p\/session\//);
+  await expect(page.getByRole('heading', { name: 'Stripe customer portal' })).toBeVisible();
   await page.goBack();
-  await expect(page.getByTestId('billing-plan')).toHaveText('standard');
-  await subscribe.getByLabel('Plan').fill('platinum');
-  await subscribe.getByRole('button', { name: 'Subscribe with Stripe Checkout' }).click();
-  await expect(page.getByRole('alert')).toContainText(/open the payment page/);
-  await shot(page, 'admin-billing-refused');
+
+  // A later payment fails: the tenant keeps working through the grace period, and its
+  // administrators are told what to do and by when.
+  await stripe('/payment-failed');
+  await page.reload();
+  await expect(page.getByTestId('billing-status')).toHaveText('payment overdue');
+  await expect(page.getByTestId('billing-overdue')).toContainText(/A payment failed\. Update the payment method in the Stripe portal before .+, or the tenant is suspended\./);
+  await shot(page, 'admin-billing-overdue');
+  await expectAccessible(page, 'the billing page with a payment overdue');
   expect(errors).toEqual([]);
 });
 

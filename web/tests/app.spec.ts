@@ -121,6 +121,37 @@ test('an alert that fires after the page loaded arrives live; the operator ackno
   await api.dispose();
 });
 
+test('sorted by a live value, the fleet re-sorts as the values change', async ({ page }) => {
+  // Two wells report casing pressure (no rule watches it): Garza 11H 80 psi, Ortiz 12H 60.
+  const [first, second] = env('WP_CASING_WELLS').split(',');
+  const casing = async (device: number, psi: number) => {
+    const sent = await fetch(`${env('WP_CASING_URL')}?device=${device}&psi=${psi}`, { method: 'POST' });
+    expect(sent.status).toBe(204);
+  };
+  await signIn(page, operator);
+  const wells = page.getByRole('table', { name: 'wells' });
+  const column = wells.getByRole('columnheader', { name: /Casing psi/ });
+  // Highest first, with the keyboard.
+  for (let i = 0; i < 2 && (await column.getAttribute('aria-sort')) !== 'descending'; i++) {
+    await column.getByRole('button').press('Enter');
+  }
+  await expect(column).toHaveAttribute('aria-sort', 'descending');
+  const order = async () =>
+    (await wells.getByRole('row').allInnerTexts()).map((t) => [first, second].find((n) => t.includes(n))).filter((n) => n !== undefined);
+  await expect.poll(order).toEqual([first, second]);
+  await page.evaluate(() => ((window as unknown as { wpMark: number }).wpMark = 2));
+
+  // Ortiz 12H passes Garza 11H: the rows swap without a reload, then swap back.
+  await casing(1, 95);
+  await expect(wells.getByRole('row', { name: new RegExp(second) })).toContainText('95.0');
+  await expect.poll(order).toEqual([second, first]);
+  await shot(page, 'fleet-sorted-live');
+  await casing(0, 120);
+  await expect(wells.getByRole('row', { name: new RegExp(first) })).toContainText('120.0');
+  await expect.poll(order).toEqual([first, second]);
+  expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(2);
+});
+
 test('a viewer sees the alert but no button it cannot use', async ({ page }) => {
   await signIn(page, viewer);
   await page.getByRole('link', { name: /Alerts/ }).click();

@@ -24,7 +24,13 @@ export async function signIn(page: Page, who: Who, landing: RegExp = new RegExp(
   const note = (r: import('@playwright/test').Response) => {
     if (r.url().includes('/api/')) answers.push(`${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}`);
   };
+  const failed = (r: import('@playwright/test').Request) => answers.push(`${r.method()} ${new URL(r.url()).pathname} failed: ${r.failure()?.errorText}`);
+  const navigated = (f: import('@playwright/test').Frame) => f === page.mainFrame() && answers.push(`navigated to ${f.url()}`);
+  const console_ = (m: import('@playwright/test').ConsoleMessage) => answers.push(`console ${m.type()}: ${m.text()}`);
   page.on('response', note);
+  page.on('requestfailed', failed);
+  page.on('framenavigated', navigated);
+  page.on('console', console_);
   await page.goto('/');
   const email = page.getByLabel('Email');
   const password = page.getByLabel('Password');
@@ -46,6 +52,9 @@ export async function signIn(page: Page, who: Who, landing: RegExp = new RegExp(
   }
   await expect(page, `signed in as ${who.email}; the API answered: ${answers.join(', ')}`).toHaveURL(landing);
   page.off('response', note);
+  page.off('requestfailed', failed);
+  page.off('framenavigated', navigated);
+  page.off('console', console_);
   if (landing.source.startsWith('/t/')) await expect(page.locator('.live')).toHaveText('live');
 }
 

@@ -352,8 +352,8 @@ async fn create_checkout(
             &scope.slug,
             &prices.base_price,
             &[&prices.active_wells_price, &prices.samples_price],
-            &billing.options.success_url,
-            &billing.options.cancel_url,
+            &billing::options::for_tenant(&billing.options.success_url, &scope.slug),
+            &billing::options::for_tenant(&billing.options.cancel_url, &scope.slug),
             &key,
         )
         .await
@@ -384,7 +384,11 @@ async fn create_portal(
     let key = format!("wp-portal-{}-{}", scope.id, uuid::Uuid::new_v4().simple());
     let session = billing
         .stripe
-        .create_portal_session(&customer, &billing.options.portal_return_url, &key)
+        .create_portal_session(
+            &customer,
+            &billing::options::for_tenant(&billing.options.portal_return_url, &scope.slug),
+            &key,
+        )
         .await
         .map_err(stripe_failed)?;
     Ok(Json(session_dto(&session)?))

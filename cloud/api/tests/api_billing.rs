@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use store::identity::Role;
 use store::tenants::PlanLimits;
 use testkit::api::{Setup, TestApi};
-use testkit::stripe::{FakeStripe, sign, stripe_library_accepts};
+use testkit::stripe::{FakeStripe, event, invoice, sign, stripe_library_accepts};
 
 const SECRET: &str = "whsec_test_current";
 const PREVIOUS: &str = "whsec_test_previous";
@@ -73,30 +73,8 @@ async fn start(prefix: &str) -> (TestApi, FakeStripe) {
     (api, fake)
 }
 
-fn event(id: &str, kind: &str, created: i64, object: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": id, "object": "event", "type": kind, "created": created,
-        "api_version": billing::client::DEFAULT_API_VERSION, "livemode": false,
-        "data": { "object": object },
-    }))
-    .unwrap()
-}
-
-fn invoice(id: &str, customer: &str, created: i64, status: &str, amount: i64) -> Value {
-    json!({
-        "id": id, "object": "invoice", "customer": customer, "subscription": "sub_1",
-        "created": created, "status": status, "amount_due": amount,
-        "amount_paid": if status == "paid" { amount } else { 0 }, "currency": "usd",
-        "hosted_invoice_url": format!("https://invoice.stripe.test/{id}"),
-    })
-}
-
 fn checkout_completed(customer: &str, created: i64) -> Value {
-    json!({
-        "id": format!("cs_{created}"), "object": "checkout.session", "customer": customer,
-        "subscription": "sub_1", "client_reference_id": "acme", "created": created,
-        "mode": "subscription", "payment_status": "paid",
-    })
+    testkit::stripe::checkout_completed(&format!("cs_{created}"), customer, "acme", created)
 }
 
 async fn deliver_signed(
@@ -120,8 +98,7 @@ async fn deliver_signed(
 
 /// Delivers `body` signed now by Stripe's library; returns the outcome.
 async fn deliver(api: &TestApi, body: &[u8]) -> String {
-    let header = sign(body, SECRET, Utc::now().timestamp()).await;
-    let r = deliver_signed(api, body, Some(&header)).await;
+    let r = testkit::stripe::deliver(api.addr, body, SECRET).await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["outcome"].as_str().unwrap().to_owned()
 }
@@ -510,6 +487,17 @@ async fn a_tenant_that_stops_paying_is_suspended_after_grace_and_back_when_it_pa
     assert_eq!(checkout.param("mode"), Some("subscription"));
     assert_eq!(checkout.param("customer"), Some(customer.as_str()));
     assert_eq!(checkout.param("client_reference_id"), Some("acme"));
+    // Stripe's pages send the customer back to this tenant's billing page.
+    assert_eq!(
+        checkout.param("success_url"),
+        Some(
+            "https://wellpulse.test/t/acme/admin/billing?checkout=done&session={CHECKOUT_SESSION_ID}"
+        )
+    );
+    assert_eq!(
+        checkout.param("cancel_url"),
+        Some("https://wellpulse.test/t/acme/admin/billing?checkout=cancelled")
+    );
     assert_eq!(
         checkout.param("line_items[0][price]"),
         Some("price_standard_base")
@@ -663,7 +651,7 @@ async fn the_overview_portal_and_revenue_report_answer() {
         .unwrap();
     assert_eq!(
         portal.param("return_url"),
-        Some("https://wellpulse.test/billing")
+        Some("https://wellpulse.test/t/acme/admin/billing")
     );
     let customer = portal.param("customer").unwrap().to_owned();
 

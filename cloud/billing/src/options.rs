@@ -48,12 +48,20 @@ pub struct BillingOptions {
     pub active_wells_meter: Meter,
     /// The samples-over-allowance meter.
     pub samples_meter: Meter,
-    /// Where Checkout sends the customer after paying (`{CHECKOUT_SESSION_ID}` allowed).
+    /// Where Checkout sends the customer after paying (`{TENANT}` and Stripe's
+    /// `{CHECKOUT_SESSION_ID}` allowed).
     pub success_url: String,
-    /// Where Checkout sends the customer who gave up.
+    /// Where Checkout sends the customer who gave up (`{TENANT}` allowed).
     pub cancel_url: String,
-    /// Where the Customer Portal returns.
+    /// Where the Customer Portal returns (`{TENANT}` allowed).
     pub portal_return_url: String,
+}
+
+/// `url` with every `{TENANT}` replaced by the tenant's slug (`a-z`, `0-9`, `_`, `-`:
+/// nothing to escape), so that Stripe's pages send people back to their own tenant's
+/// billing page.
+pub fn for_tenant(url: &str, slug: &str) -> String {
+    url.replace("{TENANT}", slug)
 }
 
 impl BillingOptions {
@@ -79,5 +87,25 @@ impl BillingOptions {
             .iter()
             .map(|s| s.expose().as_bytes())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_tenant;
+
+    #[test]
+    fn the_tenant_placeholder_is_replaced_and_stripes_is_kept() {
+        assert_eq!(
+            for_tenant(
+                "https://app.test/t/{TENANT}/admin/billing?checkout=done&session={CHECKOUT_SESSION_ID}",
+                "acme-west"
+            ),
+            "https://app.test/t/acme-west/admin/billing?checkout=done&session={CHECKOUT_SESSION_ID}"
+        );
+        assert_eq!(
+            for_tenant("https://app.test/billing", "acme"),
+            "https://app.test/billing"
+        );
     }
 }

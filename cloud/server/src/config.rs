@@ -120,11 +120,14 @@ pub struct BillingConfig {
     /// Attempts per Stripe call on temporary failures (1-10; default 4).
     #[serde(default = "default_stripe_attempts")]
     pub max_attempts: u32,
-    /// Where Checkout returns after payment.
+    /// Where Checkout returns after payment: `{TENANT}` becomes the tenant's slug and
+    /// Stripe fills `{CHECKOUT_SESSION_ID}` (the web app's page is
+    /// `<origin>/t/{TENANT}/admin/billing?checkout=done`).
     pub success_url: String,
-    /// Where Checkout returns when abandoned.
+    /// Where Checkout returns when abandoned (`{TENANT}` allowed; the web app reads
+    /// `?checkout=cancelled`).
     pub cancel_url: String,
-    /// Where the Customer Portal returns.
+    /// Where the Customer Portal returns (`{TENANT}` allowed).
     pub portal_return_url: String,
     /// How often ended grace periods are looked for (default 1m).
     #[serde(default = "default_grace_check", with = "humantime_serde")]

@@ -8,11 +8,11 @@
 //! acknowledging it (checked through the API), a viewer seeing no action buttons, the well
 //! chart with its alert marker.
 //!
-//! The browser makes the alert fire through a one-route helper this test serves
-//! (`WP_TRIGGER_URL`): each `POST` publishes one sealed batch with a tubing pressure above
-//! the rule's limit from the gateway's MQTT session and answers once the cloud acked it.
-//! A second helper (`WP_MAIL_URL`) hands the browser the emails the cloud sends after the
-//! set-up (invitations, password resets), so it follows their links as people would.
+//! What the browser cannot do itself — a gateway publishing, an email arriving, an agent
+//! starting with the configuration it downloaded, Stripe completing a Checkout Session —
+//! it asks of this test through one loopback HTTP server ([`Control`], its routes named
+//! by the `WP_*_URL` variables). A second gateway reports the casing pressure of two more
+//! wells, which the browser sorts the fleet by while the values change.
 //!
 //! `web/tests/admin.spec.ts` covers the administration pages (as the tenant administrator
 //! and the platform administrator), the pages of emailed links, the role checks and the
@@ -34,13 +34,17 @@ use serde_json::{Value, json};
 use testkit::http;
 use testkit::mqtt::*;
 use testkit::smtp::SmtpSink;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wellpulse-cloud");
 const API_NUMBER: &str = "42-329-40001";
 const WELL: &str = "Smith 1H";
+/// The two wells whose casing pressure the fleet is sorted by, live.
+const CASING_WELLS: [(&str, &str); 2] =
+    [("42-329-40011", "Garza 11H"), ("42-329-40012", "Ortiz 12H")];
+const WEBHOOK_SECRET: &str = "whsec_wellpulse_web_app_test";
 
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
@@ -50,7 +54,15 @@ fn password() -> String {
     format!("pw-{:032x}", rand::random::<u128>())
 }
 
-fn write_config(dir: &Path, database_url: &str, smtp_port: u16, stripe: &str) -> PathBuf {
+/// `api`: where the API listens, known before it starts so that Stripe's pages can send
+/// the browser back to it.
+fn write_config(
+    dir: &Path,
+    database_url: &str,
+    smtp_port: u16,
+    stripe: &str,
+    api: std::net::SocketAddr,
+) -> PathBuf {
     let path = dir.join("cloud.toml");
     let text = format!(
         r#"
@@ -70,7 +82,7 @@ backend = "postgres"
 # The reports' seeded month is in 2024.
 retention = "forever"
 [api]
-listen = "127.0.0.1:0"
+listen = "{api}"
 request_timeout = "60s"
 web_dir = "{web}"
 [api.auth]
@@ -84,15 +96,15 @@ host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
 from = "WellPulse <no-reply@wellpulse.test>"
-public_url = "http://127.0.0.1"
+public_url = "http://{api}"
 # Billing against the fake Stripe of testkit (Checkout and the Customer Portal included).
 [billing]
 api_base = "{stripe}"
 api_key = "sk_test_wellpulse_web"
-webhook_secrets = ["whsec_wellpulse_web_app_test"]
-success_url = "http://127.0.0.1/billing/done"
-cancel_url = "http://127.0.0.1/billing"
-portal_return_url = "http://127.0.0.1/billing"
+webhook_secrets = ["{WEBHOOK_SECRET}"]
+success_url = "http://{api}/t/{{TENANT}}/admin/billing?checkout=done&session={{CHECKOUT_SESSION_ID}}"
+cancel_url = "http://{api}/t/{{TENANT}}/admin/billing?checkout=cancelled"
+portal_return_url = "http://{api}/t/{{TENANT}}/admin/billing"
 [billing.meters]
 active_wells = {{ event_name = "wellpulse_active_wells", id = "mtr_wells" }}
 samples_over_allowance = {{ event_name = "wellpulse_samples", id = "mtr_samples" }}
@@ -156,70 +168,6 @@ async fn accept_invitation(
     ok(&answer, "accept the invitation");
 }
 
-/// Serves `POST /` on loopback: each request publishes one batch that breaks the rule.
-async fn serve_trigger(gateway: Arc<FakeGateway>, seq: Arc<AtomicU64>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (gateway, seq) = (Arc::clone(&gateway), Arc::clone(&seq));
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
-                {
-                    head.push(byte[0]);
-                }
-                let n = seq.fetch_add(1, Ordering::SeqCst);
-                // 250 psi (raw × 0.1), well above the rule's 100 psi.
-                gateway.send_until_acked(&batch(n, 1, now_ms(), 2500)).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                    .await;
-            });
-        }
-    });
-    url
-}
-
-/// Serves `GET /` on loopback: the next email the cloud sends (JSON: `to`, `subject`,
-/// `body`), waiting up to 30 s for it; 504 when none comes.
-async fn serve_mail(mail: SmtpSink) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let mail = Arc::new(tokio::sync::Mutex::new(mail));
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mail = Arc::clone(&mail);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
-                {
-                    head.push(byte[0]);
-                }
-                let next = mail.lock().await.next(Duration::from_secs(30)).await;
-                let (status, body) = match next {
-                    Some(m) => (
-                        "200 OK",
-                        json!({ "to": m.to, "subject": m.subject, "body": m.body }).to_string(),
-                    ),
-                    None => (
-                        "504 Gateway Timeout",
-                        json!({ "error": "no email" }).to_string(),
-                    ),
-                };
-                let answer = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    url
-}
-
 /// Agents the browser started, stopped at the end of the test.
 type Agents = Arc<
     tokio::sync::Mutex<
@@ -230,75 +178,361 @@ type Agents = Arc<
     >,
 >;
 
-/// Serves `POST /` on loopback: the body is an `agent.toml` the browser downloaded; the
-/// real agent is started with it, after the installer's three local choices are made
-/// (where the buffer lives, where metrics listen, and the broker's address, which this
-/// test's embedded broker picked at start). Answers 204 once the agent task runs.
-async fn serve_agent(dir: PathBuf, broker: std::net::SocketAddr, agents: Agents) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (dir, agents) = (dir.clone(), Arc::clone(&agents));
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
-                {
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; length];
-                socket.read_exact(&mut body).await.unwrap();
-                let issued = String::from_utf8(body).unwrap();
-                let gateway = issued
-                    .lines()
-                    .find_map(|l| l.strip_prefix("id = "))
-                    .map(|v| v.trim_matches('"').to_owned())
-                    .expect("the agent.toml names its gateway");
-                let data_dir = dir.join(&gateway);
-                std::fs::create_dir_all(&data_dir).unwrap();
-                let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap();
-                let toml: String = issued
-                    .lines()
-                    .map(|line| {
-                        if line.starts_with("data_dir = ") {
-                            format!("data_dir = {:?}", data_dir.display().to_string())
-                        } else if line.starts_with("listen = ") {
-                            format!("listen = \"{metrics}\"")
-                        } else if line.starts_with("url = \"mqtt://") {
-                            format!("url = \"mqtt://{broker}\"")
-                        } else {
-                            line.to_owned()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                let path = dir.join(format!("{gateway}.toml"));
-                std::fs::write(&path, toml).unwrap();
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let task = tokio::spawn(async move {
-                    agent::run(&path, async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                });
-                agents.lock().await.push((stop, task));
-                let _ = socket
-                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                    .await;
-            });
-        }
+/// The world outside the browser, at the browser's request: one loopback HTTP server whose
+/// routes the `WP_*_URL` variables name.
+///
+/// - `POST /trigger`: publishes one batch from Smith 1H's gateway with a tubing pressure
+///   of 250 psi, well above the rule's 100 psi; answers once the cloud acked it.
+/// - `POST /casing?device=0|1&psi=…`: one batch of casing pressure from the gateway of
+///   the two casing wells (no rule watches it); answers once acked.
+/// - `GET /mail`: the next email the cloud sends (JSON: `to`, `subject`, `body`), waiting
+///   up to 30 s; 504 when none comes.
+/// - `POST /agent`: the body is an `agent.toml` the browser downloaded; the real agent is
+///   started with it, after the installer's three local choices are made (where the
+///   buffer lives, where metrics listen, and the broker's address, which this test's
+///   embedded broker picked at start). Answers 204 once the agent task runs.
+/// - `POST /stripe/checkout/{session}`: the customer paid on the Checkout page the app
+///   opened; answers the session's `success_url`, where Stripe sends the browser.
+/// - `POST /stripe/checkout/{session}/events`: Stripe telling the cloud — the
+///   subscription to the session's prices and its first paid invoice set in the fake
+///   Stripe, and `checkout.session.completed` then `invoice.paid`
+///   delivered to the cloud's webhook, signed by Stripe's library (each must be applied).
+/// - `POST /stripe/payment-failed`: the next invoice's payment fails
+///   (`invoice.payment_failed`, signed and delivered).
+#[derive(Clone)]
+struct Control {
+    tubing: Arc<FakeGateway>,
+    casing: Arc<FakeGateway>,
+    seq: Arc<AtomicU64>,
+    mail: Arc<tokio::sync::Mutex<SmtpSink>>,
+    agents: Agents,
+    dir: PathBuf,
+    broker: std::net::SocketAddr,
+    api: std::net::SocketAddr,
+    stripe: testkit::stripe::FakeStripe,
+}
+
+impl Control {
+    /// Serves the routes; returns the base URL (ending in `/`).
+    async fn serve(self) -> String {
+        use axum::routing::{get, post};
+        let app = axum::Router::new()
+            .route("/trigger", post(trigger))
+            .route("/casing", post(casing))
+            .route("/mail", get(next_mail))
+            .route("/agent", post(start_agent))
+            .route("/stripe/checkout/{session}", post(checkout_paid))
+            .route("/stripe/checkout/{session}/events", post(checkout_events))
+            .route("/stripe/payment-failed", post(payment_failed))
+            .with_state(self);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+type Answer = (axum::http::StatusCode, String);
+
+async fn trigger(axum::extract::State(c): axum::extract::State<Control>) -> axum::http::StatusCode {
+    // 250 psi (raw × 0.1), well above the rule's 100 psi.
+    c.tubing
+        .send_until_acked(&batch(c.next_seq(), 1, now_ms(), 2500))
+        .await;
+    axum::http::StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+struct CasingQuery {
+    device: u16,
+    psi: f64,
+}
+
+async fn casing(
+    axum::extract::State(c): axum::extract::State<Control>,
+    axum::extract::Query(q): axum::extract::Query<CasingQuery>,
+) -> axum::http::StatusCode {
+    c.casing
+        .send_until_acked(&casing_batch(c.next_seq(), q.device, q.psi))
+        .await;
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn next_mail(axum::extract::State(c): axum::extract::State<Control>) -> Answer {
+    match c.mail.lock().await.next(Duration::from_secs(30)).await {
+        Some(m) => (
+            axum::http::StatusCode::OK,
+            json!({ "to": m.to, "subject": m.subject, "body": m.body }).to_string(),
+        ),
+        None => (
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            json!({ "error": "no email" }).to_string(),
+        ),
+    }
+}
+
+async fn start_agent(
+    axum::extract::State(c): axum::extract::State<Control>,
+    issued: String,
+) -> axum::http::StatusCode {
+    let gateway = issued
+        .lines()
+        .find_map(|l| l.strip_prefix("id = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .expect("the agent.toml names its gateway");
+    let data_dir = c.dir.join(&gateway);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let toml: String = issued
+        .lines()
+        .map(|line| {
+            if line.starts_with("data_dir = ") {
+                format!("data_dir = {:?}", data_dir.display().to_string())
+            } else if line.starts_with("listen = ") {
+                format!("listen = \"{metrics}\"")
+            } else if line.starts_with("url = \"mqtt://") {
+                format!("url = \"mqtt://{}\"", c.broker)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = c.dir.join(format!("{gateway}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        agent::run(&path, async {
+            let _ = stopped.await;
+        })
+        .await
     });
-    url
+    c.agents.lock().await.push((stop, task));
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Stripe's webhook deliveries to the cloud, signed by Stripe's library: 200 when each was
+/// applied, else 502 saying which was not (the browser test shows it).
+async fn deliver_events(c: &Control, events: &[Vec<u8>]) -> Answer {
+    for body in events {
+        let r = testkit::stripe::deliver(c.api, body, WEBHOOK_SECRET).await;
+        let outcome = if r.status == 200 {
+            r.json()["outcome"].as_str().unwrap_or_default().to_owned()
+        } else {
+            String::new()
+        };
+        if !outcome.starts_with("applied") {
+            return (
+                axum::http::StatusCode::BAD_GATEWAY,
+                format!("the webhook answered {} {}", r.status, r.text()),
+            );
+        }
+    }
+    (axum::http::StatusCode::OK, String::new())
+}
+
+async fn checkout_paid(
+    axum::extract::State(c): axum::extract::State<Control>,
+    axum::extract::Path(session): axum::extract::Path<String>,
+) -> Answer {
+    match c.stripe.checkout_session(&session) {
+        Some(opened) => (
+            axum::http::StatusCode::OK,
+            opened
+                .param("success_url")
+                .unwrap_or_default()
+                .replace("{CHECKOUT_SESSION_ID}", &session),
+        ),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no Checkout Session {session}"),
+        ),
+    }
+}
+
+async fn checkout_events(
+    axum::extract::State(c): axum::extract::State<Control>,
+    axum::extract::Path(session): axum::extract::Path<String>,
+) -> Answer {
+    let Some(opened) = c.stripe.checkout_session(&session) else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no Checkout Session {session}"),
+        );
+    };
+    let param = |k: &str| opened.param(k).unwrap_or_default().to_owned();
+    let (customer, tenant) = (param("customer"), param("client_reference_id"));
+    let now = chrono::Utc::now().timestamp();
+    let paid = testkit::stripe::invoice("in_web_1", &customer, now, "paid", 49_900);
+    c.stripe.set_invoice(paid.clone());
+    c.stripe.set_subscription(testkit::stripe::subscription(
+        &customer,
+        now,
+        &(0..3)
+            .map(|i| {
+                opened
+                    .param(&format!("line_items[{i}][price]"))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>(),
+    ));
+    deliver_events(
+        &c,
+        &[
+            testkit::stripe::event(
+                "evt_web_1",
+                "checkout.session.completed",
+                now,
+                testkit::stripe::checkout_completed(&session, &customer, &tenant, now),
+            ),
+            testkit::stripe::event("evt_web_2", "invoice.paid", now, paid),
+        ],
+    )
+    .await
+}
+
+async fn payment_failed(axum::extract::State(c): axum::extract::State<Control>) -> Answer {
+    let Some(customer) = c
+        .stripe
+        .requests()
+        .iter()
+        .find(|r| r.path == "/v1/checkout/sessions")
+        .and_then(|r| r.param("customer").map(str::to_owned))
+    else {
+        return (
+            axum::http::StatusCode::CONFLICT,
+            "no customer yet".to_owned(),
+        );
+    };
+    let now = chrono::Utc::now().timestamp();
+    let open = testkit::stripe::invoice("in_web_2", &customer, now, "open", 49_900);
+    c.stripe.set_invoice(open.clone());
+    deliver_events(
+        &c,
+        &[testkit::stripe::event(
+            "evt_web_3",
+            "invoice.payment_failed",
+            now,
+            open,
+        )],
+    )
+    .await
+}
+
+/// The casing gateway's birth: two devices, each measuring one well's casing pressure.
+fn casing_birth() -> wire::Birth {
+    let mut b = birth(1);
+    let template = b.devices[0].clone();
+    b.devices = (0..2u16)
+        .map(|alias| {
+            let mut d = template.clone();
+            d.alias = alias;
+            d.name = format!("casing-{alias}");
+            d.metrics.truncate(1);
+            d.metrics[0].canonical = "casing_pressure_psi".to_owned();
+            d.metrics[0].tag = "casing".to_owned();
+            d
+        })
+        .collect();
+    b
+}
+
+/// One casing pressure (psi, scaled by the birth's 0.1) of one casing device, now.
+fn casing_batch(seq: u64, device: u16, psi: f64) -> wire::Batch {
+    let mut b = batch(seq, 1, now_ms(), 0);
+    let mut frame = b.frames[0].clone();
+    frame.device = device;
+    frame.samples.truncate(1);
+    frame.samples[0].value = Some(wire::Value::Int((psi * 10.0).round() as i64));
+    b.frames = vec![frame];
+    b
+}
+
+async fn create_well(
+    addr: std::net::SocketAddr,
+    token: &str,
+    site: i64,
+    api_number: &str,
+    name: &str,
+) -> i64 {
+    let lease = name.split_whitespace().next().unwrap_or(name);
+    let well = http::send_as(
+        addr,
+        token,
+        "POST",
+        &format!("/api/v1/tenants/{TENANT}/wells"),
+        Some(
+            &json!({ "site_id": site, "api_number": api_number, "name": name,
+                      "lease": lease, "field": "Spraberry", "county": "Midland", "state": "NM" }),
+        ),
+    )
+    .await;
+    ok(&well, "create the well")["id"].as_i64().unwrap()
+}
+
+/// A gateway provisioned through the API with one device per `(name, API number, well)`,
+/// connected with its secret, its `birth` applied, and each device linked to its well.
+async fn online_gateway(
+    (addr, token, test, broker): (std::net::SocketAddr, &str, &TestDb, std::net::SocketAddr),
+    gateway: &str,
+    site: i64,
+    birth: &wire::Birth,
+    devices: &[(&str, &str, i64)],
+) -> FakeGateway {
+    let tenant = |rest: &str| format!("/api/v1/tenants/{TENANT}{rest}");
+    let provisioned: Vec<Value> = devices
+        .iter()
+        .map(|(name, api_number, _)| {
+            json!({ "name": name, "profile": "rod-pump-controller", "tcp": "127.0.0.1:1502", "well": api_number })
+        })
+        .collect();
+    let created = http::send_as(
+        addr,
+        token,
+        "POST",
+        &tenant("/gateways"),
+        Some(&json!({ "gateway": gateway, "site_id": site, "devices": provisioned })),
+    )
+    .await;
+    let secret = ok(&created, "create the gateway")["password"]
+        .as_str()
+        .expect("the gateway's secret, shown once")
+        .to_owned();
+    let gw = FakeGateway::connect(broker, TENANT, gateway, &secret).await;
+    gw.send_birth(test, birth).await;
+    let detail = http::send_as(
+        addr,
+        token,
+        "GET",
+        &tenant(&format!("/gateways/{gateway}")),
+        None,
+    )
+    .await;
+    let detail = ok(&detail, "the gateway");
+    for (name, _, well) in devices {
+        let device = detail["devices"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == *name))
+            .and_then(|d| d["id"].as_i64())
+            .unwrap_or_else(|| panic!("{name} on the gateway: {detail}"));
+        let linked = http::send_as(
+            addr,
+            token,
+            "PUT",
+            &tenant(&format!("/devices/{device}")),
+            Some(&json!({ "well_id": well })),
+        )
+        .await;
+        ok(&linked, "link the device to the well");
+    }
+    gw
 }
 
 fn now_ms() -> i64 {
@@ -324,7 +558,14 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     let mut mail = SmtpSink::start().await;
     let dir = tempfile::tempdir().unwrap();
     let stripe = testkit::stripe::FakeStripe::start(&testkit::stripe::FAKE_METERS).await;
-    let config = write_config(dir.path(), test.scratch.url(), mail.port(), &stripe.url());
+    let api_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = write_config(
+        dir.path(),
+        test.scratch.url(),
+        mail.port(),
+        &stripe.url(),
+        api_addr,
+    );
     let config = config.to_str().unwrap();
 
     // The first platform administrator, password from the environment only.
@@ -381,6 +622,10 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         }
     });
     let addr: std::net::SocketAddr = api.unwrap().parse().unwrap();
+    assert_eq!(
+        addr, api_addr,
+        "the API listens where the configuration says"
+    );
     let broker: std::net::SocketAddr = broker.unwrap().parse().unwrap();
 
     // The tenant and its people, through the API and the emailed invitations.
@@ -424,18 +669,7 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     )
     .await;
     let site = ok(&site, "create the site")["id"].as_i64().unwrap();
-    let well = http::send_as(
-        addr,
-        &boss,
-        "POST",
-        &tenant("/wells"),
-        Some(
-            &json!({ "site_id": site, "api_number": API_NUMBER, "name": WELL,
-                      "lease": "Smith", "field": "Spraberry", "county": "Midland", "state": "NM" }),
-        ),
-    )
-    .await;
-    let well = ok(&well, "create the well")["id"].as_i64().unwrap();
+    let well = create_well(addr, &boss, site, API_NUMBER, WELL).await;
     let rule = http::send_as(
         addr,
         &boss,
@@ -448,44 +682,59 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
     )
     .await;
     ok(&rule, "create the rule");
-    let gateway = http::send_as(
-        addr,
-        &boss,
-        "POST",
-        &tenant("/gateways"),
-        Some(&json!({ "gateway": "gw-1", "site_id": site, "devices": [
-            { "name": "pump-1", "profile": "rod-pump-controller", "tcp": "127.0.0.1:1502", "well": API_NUMBER }
-        ] })),
-    )
-    .await;
-    let secret = ok(&gateway, "create the gateway")["password"]
-        .as_str()
-        .expect("the gateway's secret, shown once")
-        .to_owned();
 
     // The gateway comes online and reports a normal pressure (50 psi).
-    let gw = FakeGateway::connect(broker, TENANT, "gw-1", &secret).await;
-    gw.send_birth(&test, &birth(1)).await;
-    let detail = http::send_as(addr, &boss, "GET", &tenant("/gateways/gw-1"), None).await;
-    let detail = ok(&detail, "the gateway");
-    let device = detail["devices"]
-        .as_array()
-        .and_then(|d| d.iter().find(|d| d["name"] == "pump-1"))
-        .and_then(|d| d["id"].as_i64())
-        .unwrap_or_else(|| panic!("pump-1 on the gateway: {detail}"));
-    let linked = http::send_as(
-        addr,
-        &boss,
-        "PUT",
-        &tenant(&format!("/devices/{device}")),
-        Some(&json!({ "well_id": well })),
+    let gw = online_gateway(
+        (addr, &boss, &test, broker),
+        "gw-1",
+        site,
+        &birth(1),
+        &[("pump-1", API_NUMBER, well)],
     )
     .await;
-    ok(&linked, "link the device to the well");
     gw.send_until_acked(&batch(1, 1, now_ms() - 60_000, 500))
         .await;
     gw.send_until_acked(&batch(2, 1, now_ms(), 500)).await;
-    let trigger = serve_trigger(Arc::new(gw), Arc::new(AtomicU64::new(3))).await;
+    // Two wells on their own site whose casing pressure (no rule watches it) the browser
+    // sorts the fleet by: 80 and 60 psi to start with.
+    let casing_site = http::send_as(
+        addr,
+        &boss,
+        "POST",
+        &tenant("/sites"),
+        Some(&json!({ "name": "Pad C", "state": "NM" })),
+    )
+    .await;
+    let casing_site = ok(&casing_site, "create the casing wells' site")["id"]
+        .as_i64()
+        .unwrap();
+    let mut casing_devices = Vec::new();
+    for (i, (api_number, name)) in CASING_WELLS.iter().enumerate() {
+        let id = create_well(addr, &boss, casing_site, api_number, name).await;
+        casing_devices.push((format!("casing-{i}"), *api_number, id));
+    }
+    let casing_devices: Vec<(&str, &str, i64)> = casing_devices
+        .iter()
+        .map(|(n, a, w)| (n.as_str(), *a, *w))
+        .collect();
+    let casing = online_gateway(
+        (addr, &boss, &test, broker),
+        "gw-2",
+        casing_site,
+        &casing_birth(),
+        &casing_devices,
+    )
+    .await;
+    let seq = Arc::new(AtomicU64::new(3));
+    for (device, psi) in [(0, 80.0), (1, 60.0)] {
+        casing
+            .send_until_acked(&casing_batch(
+                seq.fetch_add(1, Ordering::SeqCst),
+                device,
+                psi,
+            ))
+            .await;
+    }
     let metrics = http::send_as(
         addr,
         &boss,
@@ -580,11 +829,22 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .next()
         .expect("a simulated device");
     let agents: Agents = Arc::default();
-    let agent_url = serve_agent(dir.path().to_owned(), broker, Arc::clone(&agents)).await;
 
     // The browser.
     let (operator, viewer) = (&people[0], &people[1]);
-    let mail_url = serve_mail(mail).await;
+    let control = Control {
+        tubing: Arc::new(gw),
+        casing: Arc::new(casing),
+        seq,
+        mail: Arc::new(tokio::sync::Mutex::new(mail)),
+        agents: Arc::clone(&agents),
+        dir: dir.path().to_owned(),
+        broker,
+        api: addr,
+        stripe: stripe.clone(),
+    }
+    .serve()
+    .await;
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let mut playwright = Command::new("npx")
@@ -599,9 +859,15 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .env("WP_OPERATOR_PASSWORD", &operator.1)
         .env("WP_VIEWER_EMAIL", viewer.0)
         .env("WP_VIEWER_PASSWORD", &viewer.1)
-        .env("WP_TRIGGER_URL", &trigger)
-        .env("WP_MAIL_URL", &mail_url)
-        .env("WP_AGENT_URL", &agent_url)
+        .env("WP_TRIGGER_URL", format!("{control}trigger"))
+        .env("WP_CASING_URL", format!("{control}casing"))
+        .env(
+            "WP_CASING_WELLS",
+            CASING_WELLS.map(|(_, name)| name).join(","),
+        )
+        .env("WP_MAIL_URL", format!("{control}mail"))
+        .env("WP_AGENT_URL", format!("{control}agent"))
+        .env("WP_STRIPE_URL", format!("{control}stripe"))
         .env("WP_SIM_TCP", pump.addr.to_string())
         .env("WP_SIM_UNIT", pump.unit_id.to_string())
         .env("WP_SIM_PROFILE", &pump.profile)

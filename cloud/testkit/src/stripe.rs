@@ -67,9 +67,11 @@ pub fn billing_options(api_base: &str, secrets: &[&str]) -> billing::BillingOpti
             event_name: "wellpulse_samples".into(),
             id: "mtr_samples".into(),
         },
-        success_url: "https://wellpulse.test/billing?done={CHECKOUT_SESSION_ID}".into(),
-        cancel_url: "https://wellpulse.test/billing".into(),
-        portal_return_url: "https://wellpulse.test/billing".into(),
+        success_url:
+            "https://wellpulse.test/t/{TENANT}/admin/billing?checkout=done&session={CHECKOUT_SESSION_ID}"
+                .into(),
+        cancel_url: "https://wellpulse.test/t/{TENANT}/admin/billing?checkout=cancelled".into(),
+        portal_return_url: "https://wellpulse.test/t/{TENANT}/admin/billing".into(),
     }
 }
 
@@ -235,6 +237,8 @@ struct FakeState {
     lose_meter_responses: u32,
     invoices: BTreeMap<String, Value>,
     subscriptions: BTreeMap<String, Value>,
+    /// Checkout Sessions created, by id: their parameters.
+    sessions: BTreeMap<String, Vec<(String, String)>>,
     next: u64,
 }
 
@@ -305,8 +309,8 @@ impl FakeStripe {
             .route("/v1/billing/meters/{id}/event_summaries", get(summaries))
             .route("/v1/invoices", get(list_invoices))
             .route("/v1/invoices/upcoming", get(upcoming))
-            .route("/v1/invoices/{id}", get(invoice))
-            .route("/v1/subscriptions/{id}", get(subscription))
+            .route("/v1/invoices/{id}", get(get_invoice))
+            .route("/v1/subscriptions/{id}", get(get_subscription))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -361,6 +365,81 @@ impl FakeStripe {
         let id = invoice["id"].as_str().expect("invoice id").to_owned();
         self.state.lock().unwrap().invoices.insert(id, invoice);
     }
+
+    /// The parameters a Checkout Session was created with, if it was created here.
+    pub fn checkout_session(&self, id: &str) -> Option<Recorded> {
+        let st = self.state.lock().unwrap();
+        st.sessions.get(id).map(|params| Recorded {
+            method: "POST".to_owned(),
+            path: "/v1/checkout/sessions".to_owned(),
+            params: params.clone(),
+            idempotency_key: None,
+            stripe_version: None,
+            authorized: true,
+        })
+    }
+}
+
+/// A webhook event as Stripe sends it (`object` in `data.object`), serialized.
+pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id, "object": "event", "type": kind, "created": created,
+        "api_version": billing::client::DEFAULT_API_VERSION, "livemode": false,
+        "data": { "object": object },
+    }))
+    .expect("JSON")
+}
+
+/// An invoice of subscription `sub_1` (`paid` ones fully paid), in US cents.
+pub fn invoice(id: &str, customer: &str, created: i64, status: &str, amount: i64) -> Value {
+    json!({
+        "id": id, "object": "invoice", "customer": customer, "subscription": "sub_1",
+        "created": created, "status": status, "amount_due": amount,
+        "amount_paid": if status == "paid" { amount } else { 0 }, "currency": "usd",
+        "hosted_invoice_url": format!("https://invoice.stripe.test/{id}"),
+    })
+}
+
+/// Subscription `sub_1` of `customer`, active since `created`, to `prices`.
+pub fn subscription(customer: &str, created: i64, prices: &[&str]) -> Value {
+    let items: Vec<Value> = prices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({ "id": format!("si_{i}"), "price": { "id": p } }))
+        .collect();
+    json!({ "id": "sub_1", "object": "subscription", "customer": customer, "status": "active",
+            "created": created, "items": { "object": "list", "data": items } })
+}
+
+/// A completed subscription Checkout Session of `tenant` (its `client_reference_id`),
+/// starting subscription `sub_1`.
+pub fn checkout_completed(id: &str, customer: &str, tenant: &str, created: i64) -> Value {
+    json!({
+        "id": id, "object": "checkout.session", "customer": customer,
+        "subscription": "sub_1", "client_reference_id": tenant, "created": created,
+        "mode": "subscription", "payment_status": "paid",
+    })
+}
+
+/// Delivers `body` to the API at `addr` as Stripe does: `POST /api/v1/billing/webhook`
+/// signed now with `secret` by Stripe's library. Returns the answer.
+pub async fn deliver(
+    addr: std::net::SocketAddr,
+    body: &[u8],
+    secret: &str,
+) -> crate::http::Response {
+    let header = sign(body, secret, chrono::Utc::now().timestamp()).await;
+    crate::http::send(
+        addr,
+        "POST",
+        "/api/v1/billing/webhook",
+        &[
+            ("content-type", "application/json"),
+            ("stripe-signature", &header),
+        ],
+        Some(body),
+    )
+    .await
 }
 
 type Shared = State<Arc<Mutex<FakeState>>>;
@@ -491,6 +570,7 @@ async fn checkout(State(s): Shared, headers: HeaderMap, body: String) -> Respons
     let mut st = s.lock().unwrap();
     st.next += 1;
     let id = format!("cs_test_fake{}", st.next);
+    st.sessions.insert(id.clone(), params.clone());
     axum::Json(json!({
         "id": id, "object": "checkout.session", "mode": get("mode"),
         "customer": get("customer"), "client_reference_id": get("client_reference_id"),
@@ -713,10 +793,28 @@ async fn upcoming(State(s): Shared, headers: HeaderMap, RawQuery(q): RawQuery) -
     if let Some(r) = unauthorized(&headers) {
         return r;
     }
-    stripe_error(StatusCode::NOT_FOUND, "No upcoming invoices for customer")
+    // A customer with an active subscription set by the test has its next period's
+    // invoice: the plan's base fee, a month after the subscription started.
+    let customer = params
+        .iter()
+        .find(|(k, _)| k == "customer")
+        .map(|(_, v)| v.as_str());
+    let st = s.lock().unwrap();
+    let next = st.subscriptions.values().find(|sub| {
+        customer.is_some() && sub["customer"].as_str() == customer && sub["status"] == "active"
+    });
+    match next {
+        Some(sub) => axum::Json(json!({
+            "object": "invoice", "customer": customer, "subscription": sub["id"],
+            "status": "draft", "amount_due": 49_900, "amount_paid": 0, "currency": "usd",
+            "created": sub["created"].as_i64().unwrap_or(0) + 30 * 86_400,
+        }))
+        .into_response(),
+        None => stripe_error(StatusCode::NOT_FOUND, "No upcoming invoices for customer"),
+    }
 }
 
-async fn invoice(State(s): Shared, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn get_invoice(State(s): Shared, Path(id): Path<String>, headers: HeaderMap) -> Response {
     record(
         &s,
         &Method::GET,
@@ -733,7 +831,11 @@ async fn invoice(State(s): Shared, Path(id): Path<String>, headers: HeaderMap) -
     }
 }
 
-async fn subscription(State(s): Shared, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn get_subscription(
+    State(s): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     record(
         &s,
         &Method::GET,

@@ -46,7 +46,11 @@ export function refreshSession(): Promise<boolean> {
         if (session() === s) clear();
         return false;
       }
-      store((await response.json()) as Tokens, s.email);
+      const tokens = (await response.json()) as Tokens;
+      // Signed out (or in as someone else) while the refresh was on its way: its tokens
+      // must not bring the ended session back.
+      if (session() !== s) return false;
+      store(tokens, s.email);
       return true;
     } catch {
       return false;

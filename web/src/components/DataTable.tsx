@@ -9,7 +9,7 @@ import {
   getSortedRowModel,
   useReactTable,
 } from '@tanstack/react-table';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 
 interface Props<T> {
   label: string;
@@ -20,10 +20,13 @@ interface Props<T> {
   empty: string;
   rowKey: (row: T) => string;
   onOpen?: (row: T) => void;
+  /** Told the sorting whenever it changes (a page whose sort values move re-sorts). */
+  onSort?: (sorting: SortingState) => void;
 }
 
-export function DataTable<T>({ label, data, columns, initialSort = [], filterPlaceholder, empty, rowKey, onOpen }: Props<T>) {
+export function DataTable<T>({ label, data, columns, initialSort = [], filterPlaceholder, empty, rowKey, onOpen, onSort }: Props<T>) {
   const [sorting, setSorting] = useState<SortingState>(initialSort);
+  useEffect(() => onSort?.(sorting), [sorting, onSort]);
   const [filter, setFilter] = useState('');
   const table = useReactTable({
     data,

@@ -1,5 +1,5 @@
-import type { ColumnDef } from '@tanstack/react-table';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import type { ColumnDef, SortingState } from '@tanstack/react-table';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { KEY_METRICS, type LatestValue, LatestStream, type LiveStatus, WellValues } from '../api/latest';
 import type { ApiError } from '../api/client';
 import { all } from '../api/lists';
@@ -26,6 +26,9 @@ function alertsByWell(alerts: Alert[]): Map<number, Alert[]> {
   return m;
 }
 
+/** Re-sorting by a live value happens at most this often (the server pushes about once a second). */
+const RESORT_EVERY_MS = 1_000;
+
 /** One latest value, re-rendered alone when it changes. */
 function LiveCell({ cells, well, metric, loaded }: { cells: WellValues; well: number; metric: string; loaded: boolean }) {
   const [v, setV] = useState<LatestValue | undefined>(() => cells.get(well, metric));
@@ -49,16 +52,37 @@ export function Fleet() {
   const [status, setStatus] = useState<LiveStatus>('connecting');
   const [loaded, setLoaded] = useState(false);
   const [liveError, setLiveError] = useState<ApiError | null>(null);
+  // Sorted by a live value, the table re-sorts as values change: at most once a second,
+  // and only when a value of the sorted metric changed (other updates touch cells only).
+  const sortedBy = useRef<string | null>(null);
+  const [resorts, setResorts] = useState(0);
+  const onSort = useCallback((s: SortingState) => (sortedBy.current = s[0]?.id ?? null), []);
   useEffect(() => {
     const stream = new LatestStream(tenant, { metrics: KEY_METRICS.map((k) => k.metric) });
-    stream.onChange((changed) => cells.apply(changed));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let last = 0;
+    stream.onChange((changed) => {
+      cells.apply(changed);
+      if (timer !== undefined || !changed.some((v) => v.metric === sortedBy.current)) return;
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          last = Date.now();
+          setResorts((n) => n + 1);
+        },
+        Math.max(0, last + RESORT_EVERY_MS - Date.now()),
+      );
+    });
     stream.subscribe((s) => {
       setStatus(s.status);
       setLoaded(s.loaded);
       setLiveError(s.error);
     });
     stream.start();
-    return () => stream.stop();
+    return () => {
+      clearTimeout(timer);
+      stream.stop();
+    };
   }, [tenant, cells]);
 
   useEffect(() => {
@@ -90,7 +114,9 @@ export function Fleet() {
         worst,
       };
     });
-  }, [wells, gateways, alerts]);
+    // `resorts`: new rows make the table sort again with the values of now.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [wells, gateways, alerts, resorts]);
 
   const wellColumns = useMemo<ColumnDef<Row, any>[]>(
     () => [
@@ -126,8 +152,10 @@ export function Fleet() {
       ...KEY_METRICS.map<ColumnDef<Row, any>>((k) => ({
         id: k.metric,
         header: `${k.label} (latest)`,
-        // Sorting uses the values of the moment the column is sorted.
-        accessorFn: (r) => cells.get(r.well.id, k.metric)?.value ?? null,
+        // Sorting reads the values of the moment; a change of this metric re-sorts (above).
+        // A well without a value yet sorts last either way (undefined, not null: null
+        // would compare as zero).
+        accessorFn: (r) => cells.get(r.well.id, k.metric)?.value ?? undefined,
         sortUndefined: 'last',
         cell: (c) => <LiveCell cells={cells} well={c.row.original.well.id} metric={k.metric} loaded={loaded} />,
       })),
@@ -173,6 +201,7 @@ export function Fleet() {
             empty="This tenant has no wells yet."
             rowKey={(r) => String(r.well.id)}
             onOpen={(r) => navigate(wellPath(tenant, r.well.id))}
+            onSort={onSort}
           />
         </section>
       ) : null}

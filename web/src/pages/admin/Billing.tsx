@@ -1,10 +1,14 @@
 // A tenant's billing, for its administrators (`GET …/billing`): plan and status, this
 // period's usage against the plan, the upcoming invoice and past invoices with Stripe's
 // pages; "Subscribe" (Stripe Checkout, `POST …/billing/checkout`) and "Manage payment"
-// (the Customer Portal, `POST …/billing/portal`) send the browser to Stripe's page. When
-// the server has no `[billing]`, the API's 503 is shown in words.
+// (the Customer Portal, `POST …/billing/portal`) send the browser to Stripe's page. Stripe
+// sends it back here (`success_url` / `cancel_url` of `[billing]`, `?checkout=done` or
+// `?checkout=cancelled`): after a payment the subscription starts only when Stripe's
+// webhook reaches the server, so the page says so and reads the status again every two
+// seconds until it does (two minutes at most). When the server has no `[billing]`, the
+// API's 503 is shown in words.
 import type { ColumnDef } from '@tanstack/react-table';
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, get, tenantPath } from '../../api/client';
 import { DataTable } from '../../components/DataTable';
 import { ErrorBox } from '../../components/ErrorBox';
@@ -69,12 +73,53 @@ function go(url: string) {
   window.location.assign(url);
 }
 
+/** How long a return from Checkout waits for Stripe's confirmation, and how often it looks. */
+const CONFIRM_WAIT_MS = 120_000;
+const CONFIRM_EVERY_MS = 2_000;
+
+/** What the return from Stripe Checkout says, in words. */
+function CheckoutReturn({ returned, status, waitedOut }: { returned: string; status: string; waitedOut: boolean }) {
+  if (returned === 'cancelled') {
+    return <p role="status" class="notice" data-testid="checkout-return">Checkout was cancelled: nothing was charged.</p>;
+  }
+  if (returned !== 'done') return null;
+  if (status === 'pending' && !waitedOut) {
+    return (
+      <p role="status" class="notice" aria-busy="true" data-testid="checkout-return">
+        Payment sent to Stripe. Waiting for Stripe to confirm the subscription…
+      </p>
+    );
+  }
+  if (status === 'pending') {
+    return (
+      <p role="status" class="notice" data-testid="checkout-return">
+        Stripe has not confirmed the subscription yet. It shows here once it does; nothing needs to be paid again.
+      </p>
+    );
+  }
+  return (
+    <p role="status" class="notice" data-testid="checkout-return">
+      Stripe confirmed the subscription: the tenant is {STATUS[status] ?? status}.
+    </p>
+  );
+}
+
 export function Billing() {
   const { tenant } = useTenant();
   const overview = useLoad((signal) => get<BillingOverview>(tenantPath(tenant, '/billing'), signal), [tenant]);
   const action = useAction();
   const [plan, setPlan] = useState('');
   const b = overview.data;
+  // Back from Checkout: follow the status until Stripe's webhook has started the subscription.
+  const [returned] = useState(() => new URLSearchParams(location.search).get('checkout') ?? '');
+  const [since] = useState(() => Date.now());
+  const [waitedOut, setWaitedOut] = useState(false);
+  const waiting = returned === 'done' && b?.status === 'pending' && !waitedOut;
+  useEffect(() => {
+    if (!waiting) return;
+    const timer = setTimeout(() => (Date.now() - since > CONFIRM_WAIT_MS ? setWaitedOut(true) : overview.reload()), CONFIRM_EVERY_MS);
+    return () => clearTimeout(timer);
+  }, [waiting, b, since, overview.reload]);
 
   const columns = useMemo<ColumnDef<Invoice, any>[]>(
     () => [
@@ -119,6 +164,13 @@ export function Billing() {
       <ErrorBox error={overview.error} what="read the billing" />
       {b ? (
         <>
+          {returned ? <CheckoutReturn returned={returned} status={b.status} waitedOut={waitedOut} /> : null}
+          {b.status === 'past_due' ? (
+            <p role="alert" class="error" data-testid="billing-overdue">
+              A payment failed. Update the payment method in the Stripe portal
+              {b.grace_until ? ` before ${new Date(b.grace_until).toLocaleString()}` : ''}, or the tenant is suspended.
+            </p>
+          ) : null}
           <dl class="facts" aria-label="Subscription">
             <dt>Plan</dt>
             <dd data-testid="billing-plan">{b.plan}</dd>
@@ -163,7 +215,7 @@ export function Billing() {
               {b.upcoming_invoice.created ? `, estimated ${new Date(b.upcoming_invoice.created * 1000).toLocaleDateString()}` : ''}
             </p>
           ) : (
-            <p data-testid="upcoming-invoice">None: there is no subscription yet.</p>
+            <p data-testid="upcoming-invoice">{b.status === 'pending' ? 'None: there is no subscription yet.' : 'None scheduled.'}</p>
           )}
           <h2>Invoices</h2>
           <DataTable label="invoices" data={b.invoices} columns={columns} rowKey={(i) => i.id ?? String(i.created)} empty="No invoices yet." initialSort={[{ id: 'created', desc: true }]} />
