@@ -358,6 +358,9 @@ test('billing: subscribing through Checkout, Stripe confirming it, the portal, a
   await stripe('/payment-failed');
   await page.reload();
   await expect(page.getByTestId('billing-status')).toHaveText('payment overdue');
+  // The return from Checkout was told once: the address no longer says so.
+  await expect(page.getByTestId('checkout-return')).toHaveCount(0);
+  expect(new URL(page.url()).search).toBe('');
   await expect(page.getByTestId('billing-overdue')).toContainText(/A payment failed\. Update the payment method in the Stripe portal before .+, or the tenant is suspended\./);
   await shot(page, 'admin-billing-overdue');
   await expectAccessible(page, 'the billing page with a payment overdue');

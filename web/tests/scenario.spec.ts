@@ -2,7 +2,9 @@
 // provisions a site, a well and a gateway in the browser, downloads the gateway's
 // agent.toml, the real agent is started with it (cloud/server/tests/web_app.rs adapts only
 // the data directory, metrics port and the test broker's address) polling the simulator,
-// and the gateway comes online and the well's values arrive on its page, pushed live.
+// and the gateway comes online and the well's values arrive on its page, pushed live;
+// then the simulator parts the pump's rod string and the administrator acknowledges the
+// rod-part alert from the inbox.
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { env, expectAccessible, shot, signIn, tenant } from './helpers';
@@ -10,7 +12,7 @@ import { env, expectAccessible, shot, signIn, tenant } from './helpers';
 const boss = { email: env('WP_ADMIN_EMAIL'), password: env('WP_ADMIN_PASSWORD') };
 
 test('provision in the browser, start the agent with the downloaded config, see it online and its values', async ({ page }) => {
-  test.setTimeout(180_000);
+  test.setTimeout(300_000);
   await signIn(page, boss);
   await page.goto(`/t/${tenant}/admin/sites`);
   const site = page.getByRole('form', { name: 'New site' });
@@ -76,4 +78,24 @@ test('provision in the browser, start the agent with the downloaded config, see 
   await expect(page.getByRole('img', { name: /chart/ }).locator('canvas')).toBeVisible();
   await shot(page, 'scenario-well-values');
   await expectAccessible(page, 'the well page with live data');
+
+  // Trouble at the well: the simulator parts the pump's rod string. Detection on the live
+  // data raises a rod-part alert, which arrives in the inbox without a reload, and the
+  // administrator acknowledges it there.
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: /Alerts/ }).click();
+  const inbox = page.getByRole('table', { name: 'open alerts' });
+  await expect(inbox).toBeVisible();
+  const rodPart = inbox.getByRole('row', { name: /Sim 1H/ }).filter({ hasText: 'rod_part' });
+  await expect(rodPart).toHaveCount(0);
+  const broke = await fetch(`${env('WP_SIM_URL')}/failure?kind=rod_part`, { method: 'POST' });
+  expect(broke.status, await broke.text()).toBe(204);
+  await expect(rodPart).toBeVisible({ timeout: 120_000 });
+  expect(await page.evaluate(() => (window as unknown as { wpMark?: number }).wpMark)).toBe(1);
+  await rodPart.getByRole('link').first().click();
+  const detail = page.getByRole('complementary');
+  await expect(detail.getByTestId('alert-state')).toHaveText('firing');
+  await expect(detail.getByText('Evidence')).toBeVisible();
+  await detail.getByRole('button', { name: 'Acknowledge' }).click();
+  await expect(detail.getByTestId('alert-state')).toHaveText('acknowledged');
+  await shot(page, 'scenario-rod-part-acknowledged');
 });

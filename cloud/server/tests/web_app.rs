@@ -199,6 +199,8 @@ type Agents = Arc<
 ///   delivered to the cloud's webhook, signed by Stripe's library (each must be applied).
 /// - `POST /stripe/payment-failed`: the next invoice's payment fails
 ///   (`invoice.payment_failed`, signed and delivered).
+/// - `POST /simulator/failure?kind=pump_off|rod_part|gas_lock`: the simulated well the
+///   scenario's agent polls starts that failure, for ten minutes.
 #[derive(Clone)]
 struct Control {
     tubing: Arc<FakeGateway>,
@@ -210,6 +212,8 @@ struct Control {
     broker: std::net::SocketAddr,
     api: std::net::SocketAddr,
     stripe: testkit::stripe::FakeStripe,
+    simulator: Arc<simulator::Simulator>,
+    sim_device: String,
 }
 
 impl Control {
@@ -224,6 +228,7 @@ impl Control {
             .route("/stripe/checkout/{session}", post(checkout_paid))
             .route("/stripe/checkout/{session}/events", post(checkout_events))
             .route("/stripe/payment-failed", post(payment_failed))
+            .route("/simulator/failure", post(sim_failure))
             .with_state(self);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -424,6 +429,36 @@ async fn payment_failed(axum::extract::State(c): axum::extract::State<Control>) 
         )],
     )
     .await
+}
+
+#[derive(serde::Deserialize)]
+struct FailureQuery {
+    kind: simulator::FailureKind,
+}
+
+async fn sim_failure(
+    axum::extract::State(c): axum::extract::State<Control>,
+    axum::extract::Query(q): axum::extract::Query<FailureQuery>,
+) -> Answer {
+    use simulator::{Failure, FailureKind};
+    let failure = match q.kind {
+        FailureKind::PumpOff => Failure::PumpOff,
+        FailureKind::RodPart => Failure::RodPart,
+        FailureKind::GasLock => Failure::GasLock,
+        other => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("{other:?} is not a process failure"),
+            );
+        }
+    };
+    match c
+        .simulator
+        .try_inject(&c.sim_device, failure, Duration::from_secs(600))
+    {
+        Ok(()) => (axum::http::StatusCode::NO_CONTENT, String::new()),
+        Err(e) => (axum::http::StatusCode::CONFLICT, e.to_string()),
+    }
 }
 
 /// The casing gateway's birth: two devices, each measuring one well's casing pressure.
@@ -809,20 +844,22 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
 
     // The Modbus well the scenario's agent polls (one rod-pump controller), and the helper
     // that starts the agent with the configuration the browser downloaded.
-    let simulator = simulator::Simulator::start(
-        simulator::FleetConfig {
-            seed: 11,
-            wells: 1,
-            devices_per_well: vec!["rod-pump-controller".to_owned()],
-            // An hour of the well per minute, so its values move past the agent's
-            // deadbands while the browser watches.
-            time_scale: 60.0,
-            ..simulator::FleetConfig::default()
-        },
-        [127, 0, 0, 1].into(),
-    )
-    .await
-    .unwrap();
+    let simulator = Arc::new(
+        simulator::Simulator::start(
+            simulator::FleetConfig {
+                seed: 11,
+                wells: 1,
+                devices_per_well: vec!["rod-pump-controller".to_owned()],
+                // An hour of the well per minute, so its values move past the agent's
+                // deadbands while the browser watches.
+                time_scale: 60.0,
+                ..simulator::FleetConfig::default()
+            },
+            [127, 0, 0, 1].into(),
+        )
+        .await
+        .unwrap(),
+    );
     let pump = simulator
         .endpoints()
         .into_iter()
@@ -842,6 +879,8 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         broker,
         api: addr,
         stripe: stripe.clone(),
+        simulator: Arc::clone(&simulator),
+        sim_device: pump.device.clone(),
     }
     .serve()
     .await;
@@ -868,6 +907,7 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .env("WP_MAIL_URL", format!("{control}mail"))
         .env("WP_AGENT_URL", format!("{control}agent"))
         .env("WP_STRIPE_URL", format!("{control}stripe"))
+        .env("WP_SIM_URL", format!("{control}simulator"))
         .env("WP_SIM_TCP", pump.addr.to_string())
         .env("WP_SIM_UNIT", pump.unit_id.to_string())
         .env("WP_SIM_PROFILE", &pump.profile)
@@ -880,9 +920,9 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .kill_on_drop(true)
         .spawn()
         .expect("npx runs (Node.js and npm: scripts/services.sh wp_ensure_node)");
-    let status = tokio::time::timeout(Duration::from_secs(300), playwright.wait())
+    let status = tokio::time::timeout(Duration::from_secs(480), playwright.wait())
         .await
-        .expect("the browser tests finish within 5 minutes")
+        .expect("the browser tests finish within 8 minutes")
         .unwrap();
     assert!(
         status.success(),

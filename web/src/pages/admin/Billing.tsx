@@ -13,6 +13,7 @@ import { api, get, tenantPath } from '../../api/client';
 import { DataTable } from '../../components/DataTable';
 import { ErrorBox } from '../../components/ErrorBox';
 import { useAction, useLoad, value } from '../../components/hooks';
+import { navigate } from '../../router';
 import { useTenant } from '../../tenant';
 
 export interface Invoice {
@@ -120,6 +121,10 @@ export function Billing() {
     const timer = setTimeout(() => (Date.now() - since > CONFIRM_WAIT_MS ? setWaitedOut(true) : overview.reload()), CONFIRM_EVERY_MS);
     return () => clearTimeout(timer);
   }, [waiting, b, since, overview.reload]);
+  // Told once: a reload or a link to this page later is not a return from Stripe.
+  useEffect(() => {
+    if (returned && b && !waiting) navigate(location.pathname, true);
+  }, [returned, b, waiting]);
 
   const columns = useMemo<ColumnDef<Invoice, any>[]>(
     () => [
