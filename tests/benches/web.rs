@@ -19,8 +19,9 @@
 //!   the longest task that also covers the ones under 50 ms); target: no task over 50 ms;
 //! - `web_fleet_updates_per_s`: table changes per second seen on screen (proof that the
 //!   updates flowed; the server pushes at most one per second);
-//! - the same three task figures on a well page, where all 40 series of the well update
-//!   (`web_well_*`).
+//! - the same figures with the fleet sorted by a live value, which re-sorts the table as
+//!   values change (`web_fleet_sorted_*`), and on a well page, where all 40 series of the
+//!   well update (`web_well_*`).
 //!
 //! Output: `BENCH <name> <value> <unit>`; context lines start with `#`.
 //! Run: `cargo bench -p tests --bench web` (needs `web/node_modules` and `web/dist`:

@@ -89,6 +89,12 @@ try {
     if (r.changes < WATCH_MS / 1000 / 4) throw new Error(`the ${what} page changed only ${r.changes} times in ${WATCH_MS} ms: the updates did not flow`);
   };
   await watch('fleet', 'table[aria-label="wells"] tbody');
+  // The same, sorted by a live value: the table re-sorts (at most once a second) as the
+  // values change, the heaviest the fleet page gets.
+  const column = page.getByRole('columnheader', { name: /Tubing psi/ });
+  for (let i = 0; i < 2 && (await column.getAttribute('aria-sort')) !== 'descending'; i++) await column.getByRole('button').click();
+  if ((await column.getAttribute('aria-sort')) !== 'descending') throw new Error('the fleet did not sort by tubing pressure');
+  await watch('fleet_sorted', 'table[aria-label="wells"] tbody');
 
   await page.goto(`${base}/t/${tenant}/wells/${wellId}`);
   await page.getByRole('table', { name: 'latest values' }).waitFor({ timeout: 60_000 });

@@ -34,21 +34,32 @@ export async function signIn(page: Page, who: Who, landing: RegExp = new RegExp(
   await page.goto('/');
   const email = page.getByLabel('Email');
   const password = page.getByLabel('Password');
-  // Right after a sign-out on a loaded machine the form has been seen emptied between the
-  // typing and the click, so that the submit never left the browser (the fields are
-  // required). Type, check what the fields hold, submit, and try again only when no
-  // sign-in request went out; an answer of any kind is judged below.
+  // On a loaded machine the form has twice been seen back in its first state (fields
+  // empty, no answer shown) after the typing: once before the click, so that the submit
+  // never left the browser (the fields are required), once after it, with the sign-in
+  // request sent and never answered. The cause is not known (see the issue notes); what
+  // the page did is printed each time. Type, check what the fields hold, submit, and try
+  // again (3 tries) only when the form came back that way without any answer; any answer
+  // is judged as it is.
+  const signInButton = page.getByRole('button', { name: 'Sign in' });
   for (let attempt = 1; ; attempt++) {
+    answers.length = 0;
     await email.fill(who.email);
     await password.fill(who.password);
     await expect(email).toHaveValue(who.email);
     await expect(password).toHaveValue(who.password);
-    const sent = page
-      .waitForRequest((r) => r.url().endsWith('/api/v1/auth/sign-in'), { timeout: 10_000 })
-      .then(() => true, () => false);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    if (await sent) break;
-    if (attempt === 3) throw new Error(`the sign-in form as ${who.email} never sent its request (3 tries)`);
+    await signInButton.click();
+    const outcome = await Promise.race([
+      page.waitForURL(landing, { timeout: 20_000 }).then(() => 'landed' as const, () => 'timeout' as const),
+      expect(email)
+        .toHaveValue('', { timeout: 20_000 })
+        .then(() => expect(signInButton).toBeEnabled())
+        .then(() => page.getByRole('alert').count())
+        .then((alerts) => (alerts === 0 && !answers.some((a) => a.startsWith('POST /api/v1/auth/sign-in ')) ? ('reset' as const) : ('timeout' as const)), () => 'timeout' as const),
+    ]);
+    if (outcome !== 'reset') break;
+    console.log(`signIn(${who.email}) try ${attempt}: the form came back empty without an answer; the page: ${answers.join(', ')}`);
+    if (attempt === 3) throw new Error(`the sign-in form as ${who.email} came back empty without an answer 3 times: ${answers.join(', ')}`);
   }
   await expect(page, `signed in as ${who.email}; the API answered: ${answers.join(', ')}`).toHaveURL(landing);
   page.off('response', note);
