@@ -16,6 +16,7 @@ pub fn rule_of(row: &store::detection::RuleRow) -> Result<Rule, String> {
         .ok_or_else(|| format!("unknown severity {:?}", row.severity))?;
     Ok(Rule {
         id: row.id,
+        name: row.name.clone(),
         metric: row.metric.clone(),
         condition,
         severity,
@@ -23,8 +24,11 @@ pub fn rule_of(row: &store::detection::RuleRow) -> Result<Rule, String> {
     })
 }
 
-/// The summary line of a signal's alert.
+/// The summary line of a signal's alert: a rule's alerts by the rule's name.
 pub fn summary(signal: &Signal, device: &str) -> String {
+    if let Some(rule) = &signal.evidence.rule {
+        return format!("{rule} — {device}");
+    }
     let what = signal.kind.describe();
     match &signal.subject {
         Some(subject) => format!("{what} — {device}, {subject}"),
@@ -66,4 +70,46 @@ pub fn signal_records<'a>(
             summary: summary(s, device_name),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+    use detect::{Evidence, FindingKind, Severity, Signal};
+
+    fn signal(kind: FindingKind, subject: Option<&str>, rule: Option<&str>) -> Signal {
+        Signal {
+            kind,
+            subject: subject.map(str::to_owned),
+            active: true,
+            page: true,
+            severity: Severity::Critical,
+            ts_ms: 0,
+            evidence: Evidence {
+                rule: rule.map(str::to_owned),
+                ..Evidence::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_rules_alert_is_summed_up_by_the_rules_name() {
+        let named = signal(
+            FindingKind::ThresholdRule,
+            Some("rule:1"),
+            Some("Tubing pressure high"),
+        );
+        assert_eq!(summary(&named, "pump-1"), "Tubing pressure high — pump-1");
+        let unnamed = signal(FindingKind::ThresholdRule, Some("rule:1"), None);
+        assert_eq!(
+            summary(&unnamed, "pump-1"),
+            "threshold rule — pump-1, rule:1"
+        );
+        let rod = signal(FindingKind::RodPart, None, None);
+        assert!(
+            summary(&rod, "pump-1").ends_with(" — pump-1"),
+            "{}",
+            summary(&rod, "pump-1")
+        );
+    }
 }

@@ -430,6 +430,7 @@ pub fn baseline(
             score,
             threshold: Some(thr),
             detector: det.to_owned(),
+            rule: None,
             model: None,
             values: BTreeMap::new(),
             detail: format!(

@@ -247,6 +247,9 @@ pub struct Evidence {
     /// The detector or rule that fired, e.g. `robust_ewma`, `stuck`, `pump_off`,
     /// `rule:7`, `model`.
     pub detector: String,
+    /// The name of the tenant's rule that fired, for rule findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// The model in use, `pca@<version>`, for model findings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -750,6 +753,7 @@ fn sensor_check(
                 ),
                 _ => format!("{metric} reads normally"),
             },
+            rule: None,
             model: None,
         },
     )

@@ -340,6 +340,7 @@ pub fn check(model: &WellModel, latest: &BTreeMap<String, f64>, ts: i64) -> Opti
             score: Some(s.score),
             threshold: Some(1.0),
             detector: "model".into(),
+            rule: None,
             model: Some(model.name()),
             values: s.contributions,
             detail: format!(

@@ -10,6 +10,9 @@ use crate::Severity;
 pub struct Rule {
     /// Its id (store).
     pub id: i64,
+    /// Its name, as people gave it (the summary of its alerts).
+    #[serde(default)]
+    pub name: String,
     /// Canonical metric it watches.
     pub metric: String,
     /// When it fires.
@@ -128,6 +131,7 @@ impl Rule {
                 score: Some(observed),
                 threshold: Some(limit),
                 detector: subject.clone(),
+                rule: (!self.name.is_empty()).then(|| self.name.clone()),
                 detail: format!(
                     "{} {} {what} {limit} for {} s (rule {})",
                     self.metric,
@@ -151,6 +155,7 @@ mod tests {
     fn rule(condition: RuleCondition, for_ms: i64) -> Rule {
         Rule {
             id: 7,
+            name: "Tubing pressure high".into(),
             metric: "tubing_pressure_psi".into(),
             condition,
             severity: Severity::Critical,

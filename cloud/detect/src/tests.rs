@@ -301,6 +301,7 @@ fn tenant_rule_fires_with_its_subject_and_severity() {
     let mut st = DeviceState::default();
     let rules = [Rule {
         id: 3,
+        name: "Static pressure high".into(),
         metric: "static_pressure_psi".into(),
         condition: RuleCondition::Above { value: 400.0 },
         severity: Severity::Critical,
@@ -315,6 +316,7 @@ fn tenant_rule_fires_with_its_subject_and_severity() {
     });
     assert_eq!(kinds(&s), vec![(FindingKind::ThresholdRule, true)]);
     assert_eq!(s[0].subject.as_deref(), Some("rule:3"));
+    assert_eq!(s[0].evidence.rule.as_deref(), Some("Static pressure high"));
     assert_eq!(s[0].severity, Severity::Critical);
     assert_eq!(s[0].ts_ms, T0 + 2 * POLL);
 }
@@ -517,6 +519,7 @@ proptest! {
         ];
         let rules = [Rule {
             id: 1,
+            name: String::new(),
             metric: "gas_rate_mcfd".into(),
             condition: RuleCondition::Rate { change: 10.0, window_ms: 60_000 },
             severity: Severity::Info,
