@@ -56,6 +56,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use analytics::decline::{
     self, DeclineError, EconomicLimits, FitOptions, ForecastOptions, History,
@@ -1254,6 +1255,165 @@ pub fn fit(
     })
 }
 
+/// Held-out measure of an emissions model: every held-out well forecast from 30 days
+/// before the forecast date against its measured last 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// Wells measured.
+    pub wells: usize,
+    /// 30-day CO2e MAPE, %.
+    pub mape_30d_percent: f64,
+    /// Share of the wells whose 30-day CO2e falls inside the interval.
+    pub coverage_30d: f64,
+}
+
+/// An emissions model trained for a tenant and how it compares with the one in use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmissionsOutcome {
+    /// The new model and what its training measured.
+    pub fit: EmissionsFit,
+    /// Its measure on the held-out wells.
+    pub metrics: HeldOut,
+    /// The active model's on the same wells.
+    pub active_metrics: Option<HeldOut>,
+    /// Whether it replaces the active model.
+    pub promote: bool,
+    /// Why (or why not), in words.
+    pub reason: String,
+    /// Wells trained on and held out.
+    pub wells: (usize, usize),
+    /// First and last day of the training data.
+    pub window: (NaiveDate, NaiveDate),
+    /// Days of production trained on.
+    pub rows: usize,
+    /// SHA-256 (hex) of the training data.
+    pub data_hash: String,
+}
+
+/// Errors of a training.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// Not enough wells or days to train and measure.
+    #[error("{0}")]
+    NotEnoughData(String),
+    /// A forecast failed.
+    #[error(transparent)]
+    Forecast(#[from] ForecastError),
+}
+
+fn held_out(
+    wells: &[TrainingWell<'_>],
+    model: &EmissionsModel,
+    start: NaiveDate,
+    gwp: GwpSet,
+) -> Result<HeldOut, ForecastError> {
+    let cut = start - chrono::Days::new(30);
+    let (mut apes, mut inside) = (Vec::new(), 0);
+    for w in wells {
+        if let Some((p, t)) = backtest(w, cut, (0, 30), model, gwp, 0)?
+            && t[0] > 0.0
+        {
+            apes.push((p[0].1 - t[0]).abs() / t[0]);
+            if (p[0].0..=p[0].2).contains(&t[0]) {
+                inside += 1;
+            }
+        }
+    }
+    let n = apes.len().max(1) as f64;
+    Ok(HeldOut {
+        wells: apes.len(),
+        mape_30d_percent: 100.0 * apes.iter().sum::<f64>() / n,
+        coverage_30d: f64::from(inside) / n,
+    })
+}
+
+/// Trains on all but every third well (in the given order) with [`fit`], measures the new
+/// model and the active one on those held-out wells (their own last 30 days, forecast from
+/// the days before), and promotes the new one only when its MAPE is lower by more than
+/// 0.1 percentage point. Only days before `start` are used.
+pub fn train_and_compare(
+    wells: &[TrainingWell<'_>],
+    active: Option<&EmissionsModel>,
+    start: NaiveDate,
+    gwp: GwpSet,
+) -> Result<EmissionsOutcome, TrainError> {
+    if wells.len() < 3 {
+        return Err(TrainError::NotEnoughData(format!(
+            "{} wells with emission sources: at least 3 are needed (a third is held out)",
+            wells.len()
+        )));
+    }
+    let (train, held): (Vec<_>, Vec<_>) = wells.iter().enumerate().partition(|(i, _)| i % 3 != 2);
+    let train: Vec<TrainingWell<'_>> = train.into_iter().map(|(_, w)| *w).collect();
+    let held: Vec<TrainingWell<'_>> = held.into_iter().map(|(_, w)| *w).collect();
+    let fit = fit(&train, start, gwp, 0)?;
+    if fit.wells == 0 {
+        return Err(TrainError::NotEnoughData(
+            "no training well has 60 days before and 30 measured days after a backtest cut".into(),
+        ));
+    }
+    let metrics = held_out(&held, &fit.model, start, gwp)?;
+    if metrics.wells == 0 {
+        return Err(TrainError::NotEnoughData(
+            "no held-out well has 60 days before and 30 measured days after the cut".into(),
+        ));
+    }
+    let active_metrics = active.map(|a| held_out(&held, a, start, gwp)).transpose()?;
+    let (promote, reason) = match &active_metrics {
+        None => (true, "no model in use".to_owned()),
+        Some(a) => {
+            let (new, old) = (metrics.mape_30d_percent, a.mape_30d_percent);
+            if new < old - 0.1 {
+                (
+                    true,
+                    format!("held-out 30-day MAPE {new:.2} % beats {old:.2} % of the model in use"),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "held-out 30-day MAPE {new:.2} % does not beat {old:.2} % of the model in use"
+                    ),
+                )
+            }
+        }
+    };
+    let mut hasher = Sha256::new();
+    let (mut first, mut rows) = (start, 0);
+    for w in &train {
+        for d in w.history.iter().filter(|d| d.day < start) {
+            hasher.update(format!("{d:?}").as_bytes());
+            first = first.min(d.day);
+            rows += 1;
+        }
+        hasher.update(format!("{:?}", w.setup).as_bytes());
+    }
+    Ok(EmissionsOutcome {
+        fit,
+        metrics,
+        active_metrics,
+        promote,
+        reason,
+        wells: (train.len(), held.len()),
+        window: (first, start.pred_opt().unwrap_or(start)),
+        rows,
+        data_hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Algorithm name of a registered emissions model.
+pub const ALGORITHM: &str = "decline_subpart_w_episodes_calibrated";
+/// What a registered emissions model forecasts from.
+pub const INPUTS: [&str; 7] = [
+    "oil",
+    "gas",
+    "flared",
+    "vented",
+    "fuel",
+    "components",
+    "pneumatics",
+];
+
 /// What a methane intensity is measured against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntensityBasis {
@@ -1971,5 +2131,46 @@ mod tests {
         let stored: EmissionsModel =
             serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap();
         assert_eq!(&stored, m);
+    }
+    #[test]
+    fn a_model_is_promoted_only_when_it_beats_the_one_in_use_on_held_out_wells() {
+        let fleet = crate::fleet::generate(&crate::fleet::FleetOptions {
+            wells: 30,
+            days: 300,
+            seed: 5,
+            ..crate::fleet::FleetOptions::default()
+        });
+        let histories: Vec<Vec<ProductionDay>> = fleet
+            .iter()
+            .map(|w| w.days.iter().map(|x| x.production).collect())
+            .collect();
+        let wells: Vec<TrainingWell<'_>> = histories
+            .iter()
+            .zip(&fleet)
+            .map(|(h, w)| TrainingWell {
+                history: h,
+                setup: &w.sources,
+            })
+            .collect();
+        let start = fleet[0].days[280].production.day;
+        let first = train_and_compare(&wells, None, start, GwpSet::Ar5).unwrap();
+        assert!(first.promote, "{}", first.reason);
+        assert_eq!(first.wells, (20, 10));
+        assert_eq!(first.metrics.wells, 10);
+        assert_eq!(first.rows, 20 * 280);
+        assert_eq!(
+            first.window,
+            (fleet[0].days[0].production.day, start.pred_opt().unwrap())
+        );
+        assert_eq!(first.data_hash.len(), 64);
+        // The same data again: no better than the model in use.
+        let again = train_and_compare(&wells, Some(&first.fit.model), start, GwpSet::Ar5).unwrap();
+        assert!(!again.promote, "{}", again.reason);
+        assert!(again.reason.contains("does not beat"));
+        assert_eq!(again.active_metrics, Some(first.metrics));
+        assert!(matches!(
+            train_and_compare(&wells[..2], None, start, GwpSet::Ar5),
+            Err(TrainError::NotEnoughData(_))
+        ));
     }
 }
