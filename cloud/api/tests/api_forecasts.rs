@@ -573,3 +573,197 @@ async fn forecasts_are_refreshed_on_new_inputs_stamped_and_served_ranked() {
     assert_eq!(count("forecasts.refresh"), 4, "{log}");
     assert_eq!(count("methane_targets.set"), 1, "{log}");
 }
+
+/// The emissions model registry: a training registers a model trained on the tenant's own
+/// wells and promotes it (forecasts recomputed and stamped with its version); the same data
+/// again gives a candidate that does not beat it and is not promoted; activation by hand
+/// switches and rolls back (audited, forecasts re-stamped); training as a job; another
+/// tenant sees 404; bad versions are 400, unknown ones 404.
+#[tokio::test]
+async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back() {
+    let api = TestApi::start("api_emissions_models").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let other = auth::member_token(&api.db, fleet.other, Role::TenantAdmin).await;
+    let s = seed_production(&api.db, fleet.acme).await;
+    let base = "/api/v1/tenants/acme";
+    let models = format!("{base}/emissions-forecast/models");
+    let well0 = format!("{base}/wells/{}/emissions-forecast", s.wells[0].0);
+    let stamp = |v: &Value| format!("emissions-decline-subpart-w/1@{v}");
+
+    let r = api.request_as(&viewer, "POST", &models, None).await;
+    assert_eq!(r.status, 403, "viewers may not train");
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json();
+    assert_eq!(first["status"], "active", "{first}");
+    assert_eq!(first["reason"], "no model in use");
+    assert_eq!(first["algorithm"], "decline_subpart_w_episodes_calibrated");
+    assert_eq!(first["data_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(first["wells"], 6, "two thirds of the 8 wells: {first}");
+    assert_eq!(first["metrics"]["held_out_wells"], 2, "{first}");
+    let mape = first["metrics"]["model"]["mape_30d_percent"]
+        .as_f64()
+        .unwrap();
+    assert!(mape.is_finite() && mape >= 0.0, "{first}");
+    assert!(
+        first["metrics"]["parameters"]["fraction_window_days"].is_u64(),
+        "{first}"
+    );
+    assert_eq!(
+        first["window_end"],
+        json!(Utc::now().date_naive() - TimeDelta::days(1))
+    );
+    // Promotion recomputed the forecasts with it, stamped with its version.
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(
+        f["forecast"]["model_version"],
+        stamp(&first["version"]),
+        "{f}"
+    );
+    let runs = api
+        .request_as(&viewer, "GET", &format!("{base}/forecasts/runs"), None)
+        .await
+        .json();
+    assert_eq!(runs["items"][0]["model_version"], stamp(&first["version"]));
+
+    // The same data again: no better on the held-out wells, a candidate, not promoted.
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let second = r.json();
+    assert_eq!(second["status"], "candidate", "{second}");
+    assert!(
+        second["reason"].as_str().unwrap().contains("does not beat"),
+        "{second}"
+    );
+    assert_eq!(
+        second["metrics"]["model_in_use"]["mape_30d_percent"],
+        first["metrics"]["model"]["mape_30d_percent"]
+    );
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(f["forecast"]["model_version"], stamp(&first["version"]));
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    let statuses: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["version"].clone(), m["status"].clone()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (second["version"].clone(), json!("candidate")),
+            (first["version"].clone(), json!("active"))
+        ]
+    );
+
+    // By hand: the candidate, then back to the first (a rollback); forecasts follow.
+    let activate = |v: &Value| format!("{models}/{v}/activate");
+    let r = api
+        .request_as(&admin, "POST", &activate(&second["version"]), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "active");
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(f["forecast"]["model_version"], stamp(&second["version"]));
+    let r = api
+        .request_as(&admin, "POST", &activate(&first["version"]), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(f["forecast"]["model_version"], stamp(&first["version"]));
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    assert_eq!(list["items"][1]["status"], "active", "{list}");
+    assert_eq!(list["items"][0]["status"], "retired", "{list}");
+    assert_eq!(
+        api.request_as(&admin, "POST", &activate(&json!(99)), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.request_as(&admin, "POST", &format!("{models}/x/activate"), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.request_as(&viewer, "POST", &activate(&first["version"]), None)
+            .await
+            .status,
+        403
+    );
+    // Another tenant's member sees none of it.
+    for (method, path) in [
+        ("GET", models.clone()),
+        ("POST", models.clone()),
+        ("POST", activate(&first["version"])),
+        ("POST", format!("{base}/emissions-forecast/training-jobs")),
+    ] {
+        let r = api.request_as(&other, method, &path, None).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+    }
+
+    // Training as a job: queued once, run by the worker, a candidate on the same data.
+    let jobs = format!("{base}/emissions-forecast/training-jobs");
+    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = r.json();
+    assert_eq!(
+        (&job["model"], &job["status"]),
+        (&json!("emissions"), &json!("queued"))
+    );
+    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    assert_eq!(
+        r.json()["id"],
+        job["id"],
+        "asked again while queued: the same job"
+    );
+    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
+    let done = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/failure-risk/training-jobs/{}", job["id"]),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"], 1.0);
+    let third = done["model_version"].clone();
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    assert_eq!(list["items"][0]["version"], third, "{list}");
+    assert_eq!(list["items"][0]["status"], "candidate", "{list}");
+    // Failure-risk routes do not see emissions models.
+    assert_eq!(
+        api.request_as(
+            &admin,
+            "POST",
+            &format!("{base}/failure-risk/models/{third}/activate"),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Every mutation is audited.
+    let log = api
+        .request_as(&admin, "GET", &format!("{base}/audit"), None)
+        .await
+        .json();
+    let count = |action: &str| {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+    assert_eq!(count("emissions_model.train"), 3, "{log}");
+    assert_eq!(count("emissions_model.activate"), 2, "{log}");
+    assert_eq!(count("emissions_training.request"), 1, "{log}");
+    api.finish().await;
+}

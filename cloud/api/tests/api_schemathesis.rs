@@ -93,10 +93,15 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
     // A training job to read back.
     let training_job = {
         let mut tx = api.db.begin_tenant(fleet.acme).await.unwrap();
-        let (job, _) =
-            store::failure_risk::enqueue_training(&mut tx, fleet.acme, "on_demand", "seed")
-                .await
-                .unwrap();
+        let (job, _) = store::failure_risk::enqueue_training(
+            &mut tx,
+            fleet.acme,
+            store::failure_risk::ModelKind::FailureRisk,
+            "on_demand",
+            "seed",
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         job.id
     };
