@@ -102,7 +102,7 @@ impl From<Band> for BandDto {
 
 /// Masses per gas with their intervals, kg; `co2e_kg` under the request's GWP set.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MassesDto {
+pub struct ForecastMassesDto {
     /// CH4.
     pub ch4_kg: BandDto,
     /// CO2.
@@ -114,7 +114,7 @@ pub struct MassesDto {
     pub co2e_kg: Option<BandDto>,
 }
 
-impl MassesDto {
+impl ForecastMassesDto {
     fn with_co2e(mut self, gwp: GwpSet) -> Self {
         let at = |f: fn(&BandDto) -> f64| {
             co2e(
@@ -163,8 +163,8 @@ impl From<emis::ActivityDay> for ActivityDto {
     }
 }
 
-fn masses_dto(m: emis::MassBands) -> MassesDto {
-    MassesDto {
+fn masses_dto(m: emis::MassBands) -> ForecastMassesDto {
+    ForecastMassesDto {
         ch4_kg: m.ch4_kg.into(),
         co2_kg: m.co2_kg.into(),
         n2o_kg: m.n2o_kg.into(),
@@ -178,7 +178,7 @@ pub struct EmissionsDayDto {
     /// UTC day.
     pub day: NaiveDate,
     /// Emissions.
-    pub masses: MassesDto,
+    pub masses: ForecastMassesDto,
     /// Activity.
     pub activity: ActivityDto,
 }
@@ -206,7 +206,7 @@ pub struct ComparisonDto {
 
 /// Methane intensity of a horizon.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct IntensityDto {
+pub struct ForecastIntensityDto {
     /// kg CH4 per BOE (absent: no production).
     pub kg_ch4_per_boe: Option<BandDto>,
     /// CH4 emitted as % of the CH4 in gas sent to sale (absent: nothing sold).
@@ -223,11 +223,11 @@ pub struct HorizonDto {
     /// Days (30 or 90).
     pub days: u32,
     /// Emissions.
-    pub masses: MassesDto,
+    pub masses: ForecastMassesDto,
     /// Activity.
     pub activity: ActivityDto,
     /// Methane intensity (absent when the intensity could not be computed).
-    pub intensity: Option<IntensityDto>,
+    pub intensity: Option<ForecastIntensityDto>,
 }
 
 /// An emissions forecast of a well or a site.
@@ -297,7 +297,7 @@ fn forecast_dto(
                 },
             )
             .ok()
-            .map(|i| IntensityDto {
+            .map(|i| ForecastIntensityDto {
                 kg_ch4_per_boe: i.kg_ch4_per_boe.map(Into::into),
                 percent_of_sales_gas: i.percent_of_sales_gas.map(Into::into),
                 percent_of_gas_produced: i.percent_of_gas_produced.map(Into::into),
