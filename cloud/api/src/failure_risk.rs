@@ -31,10 +31,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use ml::maintenance::{self, Lift, Model, RollupRow, TrainOptions, WellHistory};
-use store::failure_risk::{self as sql, ModelRecord, NewModel, PredictionRow};
+use store::failure_risk::{self as sql, ModelKind, ModelRecord, NewModel, PredictionRow};
+
+const FR: ModelKind = ModelKind::FailureRisk;
 
 use crate::access::Caller;
 use crate::extract::{ModelVersionParam, TrainingJobParam, parse_limit, require_well};
+use crate::training::{TrainingJobDto, TrainingJobList};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -213,7 +216,7 @@ async fn histories(
     let mut tx = db.begin_tenant(tenant).await?;
     let rollups = sql::rollups(&mut tx, tenant, &maintenance::ROLLUP_METRICS, from, to).await?;
     let events = sql::events(&mut tx, tenant).await?;
-    let active = sql::active_model(&mut tx, tenant).await?;
+    let active = sql::active_model(&mut tx, tenant, FR).await?;
     tx.commit().await?;
     let mut by_well: BTreeMap<store::WellId, Vec<&sql::WellRollup>> = BTreeMap::new();
     for r in &rollups {
@@ -293,7 +296,7 @@ pub async fn refresh_failure_risk(
     now: DateTime<Utc>,
 ) -> Result<Vec<(store::TenantId, usize)>, ApiError> {
     let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
-    let tenants = sql::tenants_with_active_model(&mut conn).await?;
+    let tenants = sql::tenants_with_active_model(&mut conn, FR).await?;
     drop(conn);
     let mut out = Vec::new();
     for tenant in tenants {
@@ -314,7 +317,7 @@ pub async fn refresh_failure_risk(
             .map_err(|e| ApiError::Internal(e.into()))?;
         let mut tx = db.begin_tenant(tenant).await?;
         // Only while that model is still the active one (a promotion may have raced us).
-        if sql::active_model(&mut tx, tenant).await?.map(|a| a.0) == Some(version) {
+        if sql::active_model(&mut tx, tenant, FR).await?.map(|a| a.0) == Some(version) {
             sql::replace_predictions(&mut tx, tenant, &rows).await?;
         }
         tx.commit().await?;
@@ -341,7 +344,7 @@ async fn list_models(
     scope: TenantScope,
 ) -> Result<Json<FailureRiskModelList>, ApiError> {
     let mut tx = scope.begin(state.db()).await?;
-    let rows = sql::models(&mut tx, scope.id).await?;
+    let rows = sql::models(&mut tx, scope.id, FR).await?;
     tx.commit().await?;
     Ok(Json(FailureRiskModelList {
         items: rows.into_iter().map(Into::into).collect(),
@@ -435,6 +438,7 @@ async fn register(
     let record = sql::insert_model(
         &mut *tx,
         tenant,
+        FR,
         &NewModel {
             algorithm: &outcome.model.algorithm,
             features,
@@ -456,36 +460,8 @@ async fn register(
     Ok(record)
 }
 
-/// Runs every queued training job, oldest first, with its stage and progress visible
-/// (`GET …/failure-risk/training-jobs/{job}`): the server's `failure_risk_training`
-/// worker. A job that fails records why; the next job goes on. Returns the jobs run.
-pub async fn run_training_jobs(db: &store::Db) -> Result<usize, ApiError> {
-    let mut done = 0;
-    loop {
-        let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
-        let Some(job) = sql::claim_training(&mut conn).await? else {
-            return Ok(done);
-        };
-        let outcome = run_job(db, &mut conn, &job).await;
-        let error = outcome.as_ref().err().map(ToString::to_string);
-        if let Some(e) = &error {
-            tracing::warn!(tenant = job.tenant.0, job = job.id, error = %e, "training job failed");
-        }
-        sql::finish_training(
-            &mut conn,
-            job.id,
-            match (&outcome, &error) {
-                (Ok(version), _) => Ok(*version),
-                (Err(_), Some(e)) => Err(e.as_str()),
-                (Err(_), None) => Err("failed"),
-            },
-        )
-        .await?;
-        done += 1;
-    }
-}
-
-async fn run_job(
+/// Runs a failure-risk training job (`crate::training::run_training_jobs` claims it).
+pub(crate) async fn run_job(
     db: &store::Db,
     conn: &mut sqlx::PgConnection,
     job: &sql::TrainingJob,
@@ -517,100 +493,6 @@ async fn run_job(
     Ok(record.version)
 }
 
-/// Queues a scheduled training job for every tenant whose newest model is older than
-/// `every` (and that has no open job): the server's `failure_risk_training_schedule` job.
-/// Tenants without any model are left alone (their first model is asked for). Returns the
-/// tenants queued.
-pub async fn schedule_training(
-    db: &store::Db,
-    now: DateTime<Utc>,
-    every: std::time::Duration,
-) -> Result<Vec<store::TenantId>, ApiError> {
-    let before =
-        now - chrono::TimeDelta::from_std(every).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut conn = db.pool().acquire().await.map_err(store::DbError::from)?;
-    let due = sql::tenants_due_for_training(&mut conn, before).await?;
-    drop(conn);
-    let mut queued = Vec::new();
-    for tenant in due {
-        let mut tx = db.begin_tenant(tenant).await?;
-        let (job, new) = sql::enqueue_training(&mut tx, tenant, "scheduled", "schedule").await?;
-        if new {
-            let target = format!("training_job:{}", job.id);
-            store::audit::record(
-                &mut tx,
-                &store::audit::AuditEntry {
-                    tenant: Some(tenant),
-                    actor: "schedule",
-                    action: "failure_risk_training.request",
-                    target: &target,
-                    before: None,
-                    after: Some(serde_json::json!({ "trigger": "scheduled" })),
-                    client_addr: None,
-                    request_id: None,
-                },
-            )
-            .await?;
-            queued.push(tenant);
-        }
-        tx.commit().await?;
-    }
-    Ok(queued)
-}
-
-/// A training job.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrainingJobDto {
-    /// Id.
-    pub id: i64,
-    /// `on_demand` or `scheduled`.
-    pub trigger: String,
-    /// Who asked (the caller's actor, or `schedule`).
-    pub requested_by: String,
-    /// `queued`, `running`, `succeeded` or `failed`.
-    pub status: String,
-    /// What it is doing: `queued`, `reading rollups`, `training`, `registering`, then its
-    /// status.
-    pub stage: String,
-    /// 0 to 1.
-    pub progress: f64,
-    /// The model it registered (active only if it beat the one in use).
-    pub model_version: Option<i32>,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// When asked.
-    pub requested_at: DateTime<Utc>,
-    /// When started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When finished.
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<sql::TrainingJob> for TrainingJobDto {
-    fn from(j: sql::TrainingJob) -> Self {
-        TrainingJobDto {
-            id: j.id,
-            trigger: j.trigger,
-            requested_by: j.requested_by,
-            status: j.status,
-            stage: j.stage,
-            progress: j.progress,
-            model_version: j.model_version,
-            error: j.error,
-            requested_at: j.requested_at,
-            started_at: j.started_at,
-            finished_at: j.finished_at,
-        }
-    }
-}
-
-/// Jobs, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrainingJobList {
-    /// Jobs.
-    pub items: Vec<TrainingJobDto>,
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/failure-risk/training-jobs",
@@ -631,7 +513,7 @@ async fn request_training(
 ) -> Result<(StatusCode, Json<TrainingJobDto>), ApiError> {
     let mut tx = scope.begin(state.db()).await?;
     let (job, new) =
-        sql::enqueue_training(&mut tx, scope.id, "on_demand", &caller.principal.actor).await?;
+        sql::enqueue_training(&mut tx, scope.id, FR, "on_demand", &caller.principal.actor).await?;
     if new {
         let target = format!("training_job:{}", job.id);
         store::audit::record(
@@ -742,8 +624,8 @@ async fn activate_model(
     let now = Utc::now();
     let (wells, _) = histories(state.db(), scope.id, now.date_naive()).await?;
     let mut tx = scope.begin(state.db()).await?;
-    let before: Option<i32> = sql::active_model(&mut tx, scope.id).await?.map(|a| a.0);
-    let (record, doc) = sql::activate(&mut tx, scope.id, version)
+    let before: Option<i32> = sql::active_model(&mut tx, scope.id, FR).await?.map(|a| a.0);
+    let (record, doc) = sql::activate(&mut tx, scope.id, FR, version)
         .await?
         .ok_or_else(not_found)?;
     let model: Model = serde_json::from_value(doc).map_err(|e| ApiError::Internal(e.into()))?;

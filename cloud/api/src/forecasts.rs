@@ -42,17 +42,19 @@ use analytics::emissions::methods::{CombustionUnit, FlareEfficiency};
 use analytics::emissions::{GasComposition, GasMasses, SourceKind};
 use analytics::production::Quantity;
 use ml::emissions::{
-    self as emis, Band, EmissionsForecast, ForecastRequest, IntensityBasis, IntensityOptions,
-    IntensityTargets, ProductionDay, SourceSetup,
+    self as emis, Band, EmissionsForecast, EmissionsModel, ForecastRequest, IntensityBasis,
+    IntensityOptions, IntensityTargets, ProductionDay, SourceSetup,
 };
 use ml::optimization::{self as opt, Assessment, WellDay, WellInput};
 use store::emissions::EmissionSource;
+use store::failure_risk::{ModelKind, ModelRecord, NewModel};
 use store::ml_forecasts::{self as sql, Forecast, Kind, RunKind, Targets};
 use store::{SiteId, TenantId, WellId};
 
 use crate::access::Caller;
 use crate::emissions::{GwpDto, parse_gwp};
-use crate::extract::{JsonBody, SiteParam, parse_limit, require_well, shown};
+use crate::extract::{JsonBody, ModelVersionParam, SiteParam, parse_limit, require_well, shown};
+use crate::training::{RegisteredModelDto, RegisteredModelList, TrainingJobDto};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -65,6 +67,9 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_targets, put_targets))
         .routes(routes!(refresh))
         .routes(routes!(list_runs))
+        .routes(routes!(list_emissions_models, train_emissions_model))
+        .routes(routes!(activate_emissions_model))
+        .routes(routes!(request_emissions_training))
 }
 
 /// Days of production history read.
@@ -97,7 +102,7 @@ impl From<Band> for BandDto {
 
 /// Masses per gas with their intervals, kg; `co2e_kg` under the request's GWP set.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MassesDto {
+pub struct ForecastMassesDto {
     /// CH4.
     pub ch4_kg: BandDto,
     /// CO2.
@@ -109,7 +114,7 @@ pub struct MassesDto {
     pub co2e_kg: Option<BandDto>,
 }
 
-impl MassesDto {
+impl ForecastMassesDto {
     fn with_co2e(mut self, gwp: GwpSet) -> Self {
         let at = |f: fn(&BandDto) -> f64| {
             co2e(
@@ -158,8 +163,8 @@ impl From<emis::ActivityDay> for ActivityDto {
     }
 }
 
-fn masses_dto(m: emis::MassBands) -> MassesDto {
-    MassesDto {
+fn masses_dto(m: emis::MassBands) -> ForecastMassesDto {
+    ForecastMassesDto {
         ch4_kg: m.ch4_kg.into(),
         co2_kg: m.co2_kg.into(),
         n2o_kg: m.n2o_kg.into(),
@@ -173,7 +178,7 @@ pub struct EmissionsDayDto {
     /// UTC day.
     pub day: NaiveDate,
     /// Emissions.
-    pub masses: MassesDto,
+    pub masses: ForecastMassesDto,
     /// Activity.
     pub activity: ActivityDto,
 }
@@ -201,7 +206,7 @@ pub struct ComparisonDto {
 
 /// Methane intensity of a horizon.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct IntensityDto {
+pub struct ForecastIntensityDto {
     /// kg CH4 per BOE (absent: no production).
     pub kg_ch4_per_boe: Option<BandDto>,
     /// CH4 emitted as % of the CH4 in gas sent to sale (absent: nothing sold).
@@ -218,11 +223,11 @@ pub struct HorizonDto {
     /// Days (30 or 90).
     pub days: u32,
     /// Emissions.
-    pub masses: MassesDto,
+    pub masses: ForecastMassesDto,
     /// Activity.
     pub activity: ActivityDto,
     /// Methane intensity (absent when the intensity could not be computed).
-    pub intensity: Option<IntensityDto>,
+    pub intensity: Option<ForecastIntensityDto>,
 }
 
 /// An emissions forecast of a well or a site.
@@ -292,7 +297,7 @@ fn forecast_dto(
                 },
             )
             .ok()
-            .map(|i| IntensityDto {
+            .map(|i| ForecastIntensityDto {
                 kg_ch4_per_boe: i.kg_ch4_per_boe.map(Into::into),
                 percent_of_sales_gas: i.percent_of_sales_gas.map(Into::into),
                 percent_of_gas_produced: i.percent_of_gas_produced.map(Into::into),
@@ -504,9 +509,9 @@ async fn read_inputs(
     })
 }
 
-fn hash_emissions(inputs: &Inputs, start: NaiveDate) -> String {
+fn hash_emissions(inputs: &Inputs, start: NaiveDate, stamp: &str) -> String {
     let mut h = Sha256::new();
-    h.update(emis::MODEL_VERSION.as_bytes());
+    h.update(stamp.as_bytes());
     h.update(start.to_string().as_bytes());
     for w in &inputs.wells {
         h.update(format!("w{} {} {:?}", w.id.0, w.site_id.0, w.first_day).as_bytes());
@@ -588,6 +593,7 @@ fn backtest(
     inputs: &Inputs,
     setups: &[(WellId, SourceSetup)],
     start: NaiveDate,
+    emissions_model: &EmissionsModel,
 ) -> serde_json::Value {
     let cut = start - chrono::Days::new(BACKTEST_DAYS);
     let request = ForecastRequest {
@@ -623,7 +629,7 @@ fn backtest(
             continue;
         };
         let before: Vec<ProductionDay> = days.iter().filter(|d| d.day < cut).copied().collect();
-        let Ok(f) = emis::forecast_well(&before, setup, &request) else {
+        let Ok(f) = emis::forecast_well_with(&before, setup, &request, emissions_model) else {
             continue;
         };
         let (_, m) = f.total(BACKTEST_DAYS as usize);
@@ -645,7 +651,35 @@ fn backtest(
     })
 }
 
-fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Computed {
+/// The emissions model of a refresh: the tenant's active registered one (stamped
+/// `<method>@<version>`), else the untrained defaults (stamped with the method alone).
+#[derive(Debug, Clone)]
+struct ActiveEmissions {
+    model: EmissionsModel,
+    stamp: String,
+}
+
+impl ActiveEmissions {
+    fn of(active: Option<(i32, serde_json::Value)>) -> ActiveEmissions {
+        match active.and_then(|(v, doc)| Some((v, serde_json::from_value(doc).ok()?))) {
+            Some((version, model)) => ActiveEmissions {
+                model,
+                stamp: format!("{}@{version}", emis::MODEL_VERSION),
+            },
+            None => ActiveEmissions {
+                model: EmissionsModel::default(),
+                stamp: emis::MODEL_VERSION.to_owned(),
+            },
+        }
+    }
+}
+
+fn compute_emissions(
+    inputs: &Inputs,
+    start: NaiveDate,
+    now: DateTime<Utc>,
+    active: &ActiveEmissions,
+) -> Computed {
     let request = ForecastRequest {
         start,
         horizon_days: HORIZON,
@@ -672,7 +706,7 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
         Forecast {
             kind,
             subject_id: id,
-            model_version: emis::MODEL_VERSION.to_owned(),
+            model_version: active.stamp.clone(),
             start_day: start,
             rank_value: co2e(
                 &GasMasses {
@@ -704,7 +738,7 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
             }
             continue;
         };
-        let forecast = emis::forecast_well(history, &s, &request);
+        let forecast = emis::forecast_well_with(history, &s, &request, &active.model);
         setups.push((w.id, s.clone()));
         match forecast {
             Ok(f) => {
@@ -725,7 +759,7 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
     }
     for (site, sources) in site_sources {
         let Some(s) = setup(&sources) else { continue };
-        match emis::forecast_well(&[], &s, &request) {
+        match emis::forecast_well_with(&[], &s, &request, &active.model) {
             Ok(f) => {
                 let entry = by_site.entry(site).or_default();
                 entry.1 |= s.subpart_w_facility;
@@ -741,7 +775,7 @@ fn compute_emissions(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> C
             rows.push(row(Kind::EmissionsSite, site.0, &f, subpart_w));
         }
     }
-    let metrics = backtest(inputs, &setups, start);
+    let metrics = backtest(inputs, &setups, start, &active.model);
     (rows, problems, metrics)
 }
 
@@ -831,15 +865,22 @@ pub async fn refresh_tenant(
 ) -> Result<RefreshOutcome, ApiError> {
     let start = now.date_naive();
     let inputs = read_inputs(db, tenant, start).await?;
-    let (eh, gh) = (hash_emissions(&inputs, start), hash_gaps(&inputs, start));
+    let mut tx = db.begin_tenant(tenant).await?;
+    let active = ActiveEmissions::of(
+        store::failure_risk::active_model(&mut tx, tenant, ModelKind::Emissions).await?,
+    );
+    tx.commit().await?;
+    let eh = hash_emissions(&inputs, start, &active.stamp);
+    let gh = hash_gaps(&inputs, start);
     let mut tx = db.begin_tenant(tenant).await?;
     let last_e = sql::last_run(&mut tx, tenant, RunKind::Emissions).await?;
     let last_g = sql::last_run(&mut tx, tenant, RunKind::ProductionGap).await?;
     tx.commit().await?;
     let do_e = last_e.is_none_or(|r| r.inputs_hash != eh);
     let do_g = last_g.is_none_or(|r| r.inputs_hash != gh);
+    let stamp = active.stamp.clone();
     let (e, g) = tokio::task::spawn_blocking(move || {
-        let e = do_e.then(|| compute_emissions(&inputs, start, now));
+        let e = do_e.then(|| compute_emissions(&inputs, start, now, &active));
         let g = do_g.then(|| compute_gaps(&inputs, start, now));
         (e, g)
     })
@@ -858,7 +899,7 @@ pub async fn refresh_tenant(
         let run = sql::NewRun {
             kind: RunKind::Emissions,
             inputs_hash: &eh,
-            model_version: emis::MODEL_VERSION,
+            model_version: &stamp,
             problems: &problems,
             metrics: &metrics,
         };
@@ -1457,4 +1498,297 @@ async fn list_runs(
             })
             .collect(),
     }))
+}
+
+// ---------------------------------------------------------------------------------------
+// The emissions model registry: training, promotion, rollback, training jobs.
+
+const EMISSIONS: ModelKind = ModelKind::Emissions;
+
+/// Trains an emissions model on the tenant's wells with sources (days before today) and
+/// compares it with the active one on held-out wells (`ml::emissions::train_and_compare`).
+async fn train_emissions(
+    db: &store::Db,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<emis::EmissionsOutcome, ApiError> {
+    let start = now.date_naive();
+    let inputs = read_inputs(db, tenant, start).await?;
+    let mut tx = db.begin_tenant(tenant).await?;
+    let active = store::failure_risk::active_model(&mut tx, tenant, EMISSIONS).await?;
+    tx.commit().await?;
+    let active: Option<EmissionsModel> =
+        active.and_then(|(_, doc)| serde_json::from_value(doc).ok());
+    tokio::task::spawn_blocking(move || {
+        let mut wells = Vec::new();
+        for w in &inputs.wells {
+            let own: Vec<&EmissionSource> = inputs
+                .sources
+                .iter()
+                .filter(|s| s.well_id == Some(w.id))
+                .collect();
+            if let (Some(s), Some(days)) = (setup(&own), inputs.days.get(&w.id)) {
+                wells.push((days.as_slice(), s));
+            }
+        }
+        let training: Vec<emis::TrainingWell<'_>> = wells
+            .iter()
+            .map(|(history, setup)| emis::TrainingWell { history, setup })
+            .collect();
+        emis::train_and_compare(&training, active.as_ref(), start, GwpSet::Ar5)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::Unprocessable {
+        message: format!("cannot train an emissions model: {e}"),
+        problems: Vec::new(),
+    })
+}
+
+/// Registers a trained emissions model in the caller's transaction (active only when it
+/// beat the one in use).
+async fn register_emissions(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    outcome: &emis::EmissionsOutcome,
+) -> Result<ModelRecord, ApiError> {
+    let m = &outcome.fit.model;
+    let model = serde_json::to_value(m).map_err(|e| ApiError::Internal(e.into()))?;
+    let metrics = serde_json::json!({
+        "model": outcome.metrics,
+        "model_in_use": outcome.active_metrics,
+        "held_out_wells": outcome.wells.1,
+        "parameters": {
+            "fraction_window_days": m.fraction_window_days,
+            "anchor_days": m.anchor_days,
+            "episodes_pooled": m.episode_durations.iter().sum::<u32>(),
+            "calibration": m.calibration,
+        },
+        "training_backtests": outcome.fit.windows.iter().map(|(a, w, mape)| serde_json::json!({
+            "anchor_days": a, "fraction_window_days": w, "mape_30d_percent": 100.0 * mape,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(store::failure_risk::insert_model(
+        tx,
+        tenant,
+        EMISSIONS,
+        &NewModel {
+            algorithm: emis::ALGORITHM,
+            features: emis::INPUTS.to_vec(),
+            window: outcome.window,
+            data_hash: &outcome.data_hash,
+            wells: i32::try_from(outcome.wells.0).unwrap_or(i32::MAX),
+            training_rows: i32::try_from(outcome.rows).unwrap_or(i32::MAX),
+            metrics,
+            model,
+            promote: outcome.promote,
+            reason: &outcome.reason,
+        },
+    )
+    .await?)
+}
+
+fn trained_json(record: &ModelRecord) -> serde_json::Value {
+    serde_json::json!({
+        "version": record.version, "status": record.status, "reason": record.reason,
+        "data_hash": record.data_hash,
+    })
+}
+
+/// Runs an emissions training job (`crate::training::run_training_jobs` claims it).
+pub(crate) async fn run_emissions_job(
+    db: &store::Db,
+    conn: &mut sqlx::PgConnection,
+    job: &store::failure_risk::TrainingJob,
+) -> Result<i32, ApiError> {
+    let now = Utc::now();
+    store::failure_risk::training_stage(conn, job.id, "training", 0.3).await?;
+    let outcome = train_emissions(db, job.tenant, now).await?;
+    store::failure_risk::training_stage(conn, job.id, "registering", 0.8).await?;
+    let mut tx = db.begin_tenant(job.tenant).await?;
+    let record = register_emissions(&mut tx, job.tenant, &outcome).await?;
+    let target = format!("emissions_model:{}", record.version);
+    let request = format!("training_job:{}", job.id);
+    store::audit::record(
+        &mut tx,
+        &store::audit::AuditEntry {
+            tenant: Some(job.tenant),
+            actor: &job.requested_by,
+            action: "emissions_model.train",
+            target: &target,
+            before: None,
+            after: Some(trained_json(&record)),
+            client_addr: None,
+            request_id: Some(&request),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if record.status == "active" {
+        refresh_tenant(db, job.tenant, now).await?;
+    }
+    Ok(record.version)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/emissions-forecast/models",
+    security(("bearer" = ["viewer"])),
+    tag = "emissions",
+    operation_id = "list_emissions_models",
+    params(TenantScope),
+    responses(
+        (status = 200, description = "Every emissions model trained for the tenant, newest first", body = RegisteredModelList),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn list_emissions_models(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+) -> Result<Json<RegisteredModelList>, ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let rows = store::failure_risk::models(&mut tx, scope.id, EMISSIONS).await?;
+    tx.commit().await?;
+    Ok(Json(RegisteredModelList {
+        items: rows.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/emissions-forecast/models",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "emissions",
+    operation_id = "train_emissions_model",
+    params(TenantScope),
+    responses(
+        (status = 201, description = "Trained on two thirds of the wells with sources (their own past: episode durations, windows chosen by backtest, calibrated intervals) and registered; active if its held-out 30-day MAPE beat the model in use's on the other third (then every forecast was recomputed with it)", body = RegisteredModelDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+        (status = 422, description = "Not enough data: fewer than 3 wells with sources, or none with 90 days of production", body = ErrorResponse),
+    )
+)]
+async fn train_emissions_model(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+) -> Result<(axum::http::StatusCode, Json<RegisteredModelDto>), ApiError> {
+    let now = Utc::now();
+    let outcome = train_emissions(state.db(), scope.id, now).await?;
+    let mut tx = scope.begin(state.db()).await?;
+    let record = register_emissions(&mut tx, scope.id, &outcome).await?;
+    let target = format!("emissions_model:{}", record.version);
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "emissions_model.train",
+            &target,
+            None,
+            Some(trained_json(&record)),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    if record.status == "active" {
+        refresh_tenant(state.db(), scope.id, now).await?;
+    }
+    Ok((axum::http::StatusCode::CREATED, Json(record.into())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/emissions-forecast/models/{version}/activate",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "emissions",
+    operation_id = "activate_emissions_model",
+    params(TenantScope, ModelVersionParam),
+    responses(
+        (status = 200, description = "The model is the active one (a rollback, or a candidate chosen by hand); every forecast was recomputed with it", body = RegisteredModelDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant or emissions model version", body = ErrorResponse),
+    )
+)]
+async fn activate_emissions_model(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+    ModelVersionParam(version): ModelVersionParam,
+) -> Result<Json<RegisteredModelDto>, ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "emissions model version {version} in tenant `{}`",
+            scope.slug
+        ))
+    };
+    let version = i32::try_from(version).map_err(|_| not_found())?;
+    let mut tx = scope.begin(state.db()).await?;
+    let before: Option<i32> = store::failure_risk::active_model(&mut tx, scope.id, EMISSIONS)
+        .await?
+        .map(|a| a.0);
+    let (record, doc) = store::failure_risk::activate(&mut tx, scope.id, EMISSIONS, version)
+        .await?
+        .ok_or_else(not_found)?;
+    serde_json::from_value::<EmissionsModel>(doc).map_err(|e| ApiError::Internal(e.into()))?;
+    let target = format!("emissions_model:{version}");
+    store::audit::record(
+        &mut tx,
+        &caller.audit(
+            Some(scope.id),
+            "emissions_model.activate",
+            &target,
+            Some(serde_json::json!({ "active_version": before })),
+            Some(serde_json::json!({ "active_version": version })),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    refresh_tenant(state.db(), scope.id, Utc::now()).await?;
+    Ok(Json(record.into()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/emissions-forecast/training-jobs",
+    security(("bearer" = ["tenant_admin"])),
+    tag = "emissions",
+    operation_id = "request_emissions_training",
+    params(TenantScope),
+    responses(
+        (status = 202, description = "Queued (or the emissions job already queued or running, unchanged); the server's training worker runs it, its stage and progress at GET …/failure-risk/training-jobs/{job}", body = TrainingJobDto),
+        (status = 400, description = "Invalid parameter", body = ErrorResponse),
+        (status = 404, description = "Unknown tenant", body = ErrorResponse),
+    )
+)]
+async fn request_emissions_training(
+    State(state): State<ApiState>,
+    scope: TenantScope,
+    caller: Caller,
+) -> Result<(axum::http::StatusCode, Json<TrainingJobDto>), ApiError> {
+    let mut tx = scope.begin(state.db()).await?;
+    let (job, new) = store::failure_risk::enqueue_training(
+        &mut tx,
+        scope.id,
+        EMISSIONS,
+        "on_demand",
+        &caller.principal.actor,
+    )
+    .await?;
+    if new {
+        let target = format!("training_job:{}", job.id);
+        store::audit::record(
+            &mut tx,
+            &caller.audit(
+                Some(scope.id),
+                "emissions_training.request",
+                &target,
+                None,
+                Some(serde_json::json!({ "trigger": "on_demand" })),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(job.into())))
 }

@@ -131,6 +131,7 @@ mod reports;
 mod session;
 mod sites;
 mod telemetry;
+mod training;
 mod web;
 mod wells;
 
@@ -161,12 +162,13 @@ pub use error::{
     UnprocessableResponse,
 };
 pub use extract::{ApiQuery, GatewayParam, TenantScope, WellParam};
-pub use failure_risk::{refresh_failure_risk, run_training_jobs, schedule_training};
+pub use failure_risk::refresh_failure_risk;
 pub use forecasts::{
     RefreshOutcome, refresh_forecasts, refresh_tenant as refresh_tenant_forecasts,
 };
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
+pub use training::{run_training_jobs, schedule_training};
 pub use web::check_web_dir;
 
 /// Runtime options of the API (from `[api]` in `cloud.toml`).

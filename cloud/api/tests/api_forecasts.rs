@@ -5,187 +5,12 @@
 //! the price; the fleet lists are ranked; bad parameters are 400s; another tenant sees 404;
 //! refreshes and targets are audited and for tenant admins only.
 
-use analytics::emissions::SourceKind;
-use analytics::emissions::factors::{Equipment, Region, Service};
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
-use store::emissions::{EmissionSource, insert_source};
-use store::history::{ImportDay, ImportWell, import};
 use store::identity::Role;
-use store::{SiteId, TenantId, WellId};
 use testkit::api::{TestApi, seed};
 use testkit::auth;
-
-const DAYS: i64 = 400;
-const WELLS: usize = 8;
-
-fn gas() -> analytics::emissions::GasComposition {
-    analytics::emissions::GasComposition {
-        ch4: 0.78,
-        c2h6: 0.11,
-        c3h8: 0.05,
-        c4h10: 0.02,
-        c5_plus: 0.01,
-        co2: 0.015,
-        other: 0.015,
-    }
-}
-
-fn source(site: SiteId, well: Option<WellId>, name: &str, kind: SourceKind) -> EmissionSource {
-    EmissionSource {
-        id: 0,
-        site_id: site,
-        well_id: well,
-        name: name.to_string(),
-        kind,
-        meter_series_id: None,
-        gas: gas(),
-        // Measured values: the regulatory defaults of these end with RY2024.
-        hhv_mmbtu_per_scf: Some(1.2e-3),
-        flare_efficiency: Some(0.98),
-        flare_unlit: false,
-        combustion_unit: None,
-        ch4_kg_per_mmbtu: None,
-        region: Region::Western,
-        subpart_w_facility: false,
-        in_service_from: None,
-        in_service_to: None,
-        components: Vec::new(),
-        pneumatics: Vec::new(),
-    }
-}
-
-struct Seeded {
-    site: SiteId,
-    wells: Vec<WellId>,
-    first_day: NaiveDate,
-}
-
-/// `WELLS` wells declining in one field, 400 days ending yesterday; the last one down every
-/// other day for the last 20 days. 3 % of gas flared. A flare and a wellhead per well, a
-/// separator for the site.
-async fn seed_production(db: &store::Db, tenant: TenantId) -> Seeded {
-    let today = Utc::now().date_naive();
-    let first_day = today - TimeDelta::days(DAYS);
-    let apis: Vec<String> = (0..WELLS).map(|i| format!("42-329-7{i:04}")).collect();
-    let names: Vec<String> = (0..WELLS).map(|i| format!("Forecast {i}")).collect();
-    let wells: Vec<ImportWell<'_>> = (0..WELLS)
-        .map(|i| ImportWell {
-            api_number: &apis[i],
-            name: &names[i],
-            lease: "Forecast lease",
-            field: "Spraberry",
-            county: "Midland",
-            state: "TX",
-        })
-        .collect();
-    let mut days = Vec::new();
-    let mut flared = Vec::new();
-    for (i, api) in apis.iter().enumerate() {
-        let qi = 80.0 + 10.0 * i as f64;
-        for t in 0..DAYS {
-            let day = first_day + TimeDelta::days(t);
-            let down = i == WELLS - 1 && t >= DAYS - 20 && t % 2 == 0;
-            let wiggle = 1.0 + 0.03 * (((t * 7919 + i as i64) % 17) as f64 / 17.0 - 0.5);
-            let oil = if down {
-                0.0
-            } else {
-                qi * (-0.0012 * t as f64).exp() * wiggle
-            };
-            days.push(ImportDay {
-                api_number: api,
-                day,
-                oil: Some(oil),
-                gas: Some(oil * 3.0),
-                water: None,
-                hours_on: Some(if down { 0.0 } else { 24.0 }),
-                disposition: None,
-                note: None,
-            });
-            flared.push((i, day, oil * 3.0 * 0.03));
-        }
-    }
-    let mut tx = db.begin_tenant(tenant).await.unwrap();
-    import(
-        &mut tx,
-        tenant,
-        "Forecast pad",
-        &wells,
-        &days,
-        &mut |_, _| {},
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    let mut conn = db.pool().acquire().await.unwrap();
-    let mut ids = Vec::new();
-    for api in &apis {
-        let id: WellId = sqlx::query_scalar("SELECT id FROM wells WHERE api_number = $1")
-            .bind(api)
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        ids.push(id);
-    }
-    let site: SiteId = sqlx::query_scalar("SELECT site_id FROM wells WHERE id = $1")
-        .bind(ids[0])
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    for (i, day, v) in flared {
-        sqlx::query(
-            "INSERT INTO daily_production (tenant_id, well_id, day, quantity, volume, unit,
-                                           method, coverage)
-             VALUES ($1, $2, $3, 'flared', $4, 'Mcf', 'import', 1)",
-        )
-        .bind(tenant)
-        .bind(ids[i])
-        .bind(day)
-        .bind(v)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    }
-    for (i, well) in ids.iter().enumerate() {
-        insert_source(
-            &mut conn,
-            tenant,
-            &source(site, Some(*well), &format!("flare {i}"), SourceKind::Flare),
-        )
-        .await
-        .unwrap();
-        insert_source(
-            &mut conn,
-            tenant,
-            &EmissionSource {
-                components: vec![(Equipment::Wellhead, Service::Crude, 1)],
-                ..source(
-                    site,
-                    Some(*well),
-                    &format!("wellhead {i}"),
-                    SourceKind::EquipmentLeaks,
-                )
-            },
-        )
-        .await
-        .unwrap();
-    }
-    insert_source(
-        &mut conn,
-        tenant,
-        &EmissionSource {
-            components: vec![(Equipment::Separator, Service::Crude, 2)],
-            ..source(site, None, "separators", SourceKind::EquipmentLeaks)
-        },
-    )
-    .await
-    .unwrap();
-    Seeded {
-        site,
-        wells: ids,
-        first_day,
-    }
-}
+use testkit::forecasts::{DAYS, WELLS, seed_production};
 
 fn band(v: &Value) -> (f64, f64, f64) {
     (
@@ -572,4 +397,198 @@ async fn forecasts_are_refreshed_on_new_inputs_stamped_and_served_ranked() {
     };
     assert_eq!(count("forecasts.refresh"), 4, "{log}");
     assert_eq!(count("methane_targets.set"), 1, "{log}");
+}
+
+/// The emissions model registry: a training registers a model trained on the tenant's own
+/// wells and promotes it (forecasts recomputed and stamped with its version); the same data
+/// again gives a candidate that does not beat it and is not promoted; activation by hand
+/// switches and rolls back (audited, forecasts re-stamped); training as a job; another
+/// tenant sees 404; bad versions are 400, unknown ones 404.
+#[tokio::test]
+async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back() {
+    let api = TestApi::start("api_emissions_models").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let other = auth::member_token(&api.db, fleet.other, Role::TenantAdmin).await;
+    let s = seed_production(&api.db, fleet.acme).await;
+    let base = "/api/v1/tenants/acme";
+    let models = format!("{base}/emissions-forecast/models");
+    let well0 = format!("{base}/wells/{}/emissions-forecast", s.wells[0].0);
+    let stamp = |v: &Value| format!("emissions-decline-subpart-w/1@{v}");
+
+    let r = api.request_as(&viewer, "POST", &models, None).await;
+    assert_eq!(r.status, 403, "viewers may not train");
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json();
+    assert_eq!(first["status"], "active", "{first}");
+    assert_eq!(first["reason"], "no model in use");
+    assert_eq!(first["algorithm"], "decline_subpart_w_episodes_calibrated");
+    assert_eq!(first["data_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(first["wells"], 6, "two thirds of the 8 wells: {first}");
+    assert_eq!(first["metrics"]["held_out_wells"], 2, "{first}");
+    let mape = first["metrics"]["model"]["mape_30d_percent"]
+        .as_f64()
+        .unwrap();
+    assert!(mape.is_finite() && mape >= 0.0, "{first}");
+    assert!(
+        first["metrics"]["parameters"]["fraction_window_days"].is_u64(),
+        "{first}"
+    );
+    assert_eq!(
+        first["window_end"],
+        json!(Utc::now().date_naive() - TimeDelta::days(1))
+    );
+    // Promotion recomputed the forecasts with it, stamped with its version.
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(
+        f["forecast"]["model_version"],
+        stamp(&first["version"]),
+        "{f}"
+    );
+    let runs = api
+        .request_as(&viewer, "GET", &format!("{base}/forecasts/runs"), None)
+        .await
+        .json();
+    assert_eq!(runs["items"][0]["model_version"], stamp(&first["version"]));
+
+    // The same data again: no better on the held-out wells, a candidate, not promoted.
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let second = r.json();
+    assert_eq!(second["status"], "candidate", "{second}");
+    assert!(
+        second["reason"].as_str().unwrap().contains("does not beat"),
+        "{second}"
+    );
+    assert_eq!(
+        second["metrics"]["model_in_use"]["mape_30d_percent"],
+        first["metrics"]["model"]["mape_30d_percent"]
+    );
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(f["forecast"]["model_version"], stamp(&first["version"]));
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    let statuses: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["version"].clone(), m["status"].clone()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (second["version"].clone(), json!("candidate")),
+            (first["version"].clone(), json!("active"))
+        ]
+    );
+
+    // By hand: the candidate, then back to the first (a rollback); forecasts follow.
+    let activate = |v: &Value| format!("{models}/{v}/activate");
+    let r = api
+        .request_as(&admin, "POST", &activate(&second["version"]), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "active");
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(f["forecast"]["model_version"], stamp(&second["version"]));
+    let r = api
+        .request_as(&admin, "POST", &activate(&first["version"]), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let f = api.request_as(&viewer, "GET", &well0, None).await.json();
+    assert_eq!(f["forecast"]["model_version"], stamp(&first["version"]));
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    assert_eq!(list["items"][1]["status"], "active", "{list}");
+    assert_eq!(list["items"][0]["status"], "retired", "{list}");
+    assert_eq!(
+        api.request_as(&admin, "POST", &activate(&json!(99)), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.request_as(&admin, "POST", &format!("{models}/x/activate"), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.request_as(&viewer, "POST", &activate(&first["version"]), None)
+            .await
+            .status,
+        403
+    );
+    // Another tenant's member sees none of it.
+    for (method, path) in [
+        ("GET", models.clone()),
+        ("POST", models.clone()),
+        ("POST", activate(&first["version"])),
+        ("POST", format!("{base}/emissions-forecast/training-jobs")),
+    ] {
+        let r = api.request_as(&other, method, &path, None).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+    }
+
+    // Training as a job: queued once, run by the worker, a candidate on the same data.
+    let jobs = format!("{base}/emissions-forecast/training-jobs");
+    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = r.json();
+    assert_eq!(
+        (&job["model"], &job["status"]),
+        (&json!("emissions"), &json!("queued"))
+    );
+    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    assert_eq!(
+        r.json()["id"],
+        job["id"],
+        "asked again while queued: the same job"
+    );
+    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
+    let done = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/failure-risk/training-jobs/{}", job["id"]),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"], 1.0);
+    let third = done["model_version"].clone();
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    assert_eq!(list["items"][0]["version"], third, "{list}");
+    assert_eq!(list["items"][0]["status"], "candidate", "{list}");
+    // Failure-risk routes do not see emissions models.
+    assert_eq!(
+        api.request_as(
+            &admin,
+            "POST",
+            &format!("{base}/failure-risk/models/{third}/activate"),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Every mutation is audited.
+    let log = api
+        .request_as(&admin, "GET", &format!("{base}/audit"), None)
+        .await
+        .json();
+    let count = |action: &str| {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+    assert_eq!(count("emissions_model.train"), 3, "{log}");
+    assert_eq!(count("emissions_model.activate"), 2, "{log}");
+    assert_eq!(count("emissions_training.request"), 1, "{log}");
+    api.finish().await;
 }

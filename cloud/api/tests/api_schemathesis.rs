@@ -93,10 +93,15 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
     // A training job to read back.
     let training_job = {
         let mut tx = api.db.begin_tenant(fleet.acme).await.unwrap();
-        let (job, _) =
-            store::failure_risk::enqueue_training(&mut tx, fleet.acme, "on_demand", "seed")
-                .await
-                .unwrap();
+        let (job, _) = store::failure_risk::enqueue_training(
+            &mut tx,
+            fleet.acme,
+            store::failure_risk::ModelKind::FailureRisk,
+            "on_demand",
+            "seed",
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         job.id
     };
@@ -135,6 +140,16 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
         Value::Null,
     )
     .await;
+    // Wells with production and sources: an emissions model trains (and one to activate).
+    testkit::forecasts::seed_production(&api.db, fleet.acme).await;
+    let emissions_version = admin_as(
+        "POST",
+        "/api/v1/tenants/acme/emissions-forecast/models".into(),
+        Value::Null,
+    )
+    .await["version"]
+        .as_i64()
+        .unwrap();
     // A gateway client certificate to revoke.
     let spare_serial = admin_as(
         "POST",
@@ -450,6 +465,22 @@ parameters = {{ tenant = "acme", limit = "20" }}
 [[operations]]
 include-operation-id = "get_failure_risk_training_job"
 parameters = {{ tenant = "acme", job = {training_job} }}
+
+[[operations]]
+include-operation-id = "train_emissions_model"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "list_emissions_models"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "activate_emissions_model"
+parameters = {{ tenant = "acme", version = {emissions_version} }}
+
+[[operations]]
+include-operation-id = "request_emissions_training"
+parameters = {{ tenant = "acme" }}
 
 [[operations]]
 include-operation-id = "list_forecast_runs"

@@ -16,9 +16,13 @@
 //!    weeks) is forecast flat at its last 30 days, the interval from the spread of its
 //!    weekly rates.
 //! 2. **Flared and vented gas** as fractions of the gas produced, the median of the daily
-//!    fractions over the last [`FRACTION_WINDOW_DAYS`]; the interval is the 10th and 90th percentiles of the
-//!    fraction over the 30-day blocks of the last [`FRACTION_BLOCKS`] blocks (flaring comes
-//!    in episodes: a constrained gathering line, a compressor down).
+//!    fractions over the model's window ([`FRACTION_WINDOW_DAYS`] untrained); the interval
+//!    is the 10th and 90th percentiles of the fraction over the 30-day blocks of the last
+//!    [`FRACTION_BLOCKS`] blocks (flaring comes in episodes: a constrained gathering line,
+//!    a compressor down). A flaring episode running at the forecast date (days flaring
+//!    more than [`EPISODE_EXCESS`] of the gas above the typical fraction, up to the last
+//!    day) goes on while the survival of the episode durations pooled by training over
+//!    the tenant's wells says it more likely than not still runs.
 //! 3. **Fuel gas** at its daily median over the fraction window (a heater or an engine burns about
 //!    the same whatever the well makes), the interval again from 30-day blocks.
 //! 4. **Equipment leaks and pneumatics** from the component and device counts, 24 hours in
@@ -30,6 +34,18 @@
 //! activity together: the masses are monotone in each, so the interval holds at least
 //! the joint P90–P10 range of the inputs (comonotone, on the wide side).
 //!
+//! **Training** ([`fit`], per tenant, on its training wells' own past only): the pooled
+//! episode durations; the fraction window and a decline anchor ([`FRACTION_WINDOWS`] ×
+//! [`ANCHOR_WINDOWS`]) chosen by the lowest CO2e MAPE of a 30-day backtest (every well
+//! forecast from 30 days before the forecast date against its measured days); and the
+//! **interval calibration**: the end-to-end intervals above covered the truth of a 30-day
+//! total only about 64 % of the time, not the 80 % their P10–P90 ends claim, so a trained
+//! model replaces each mass's interval by its P50 times the 10th and 90th percentiles of
+//! truth / P50 over the backtests of its block of days ([`CALIBRATION_BLOCKS`]: days 0–30
+//! backtested from 30 days back, days 30–90 from 90 days back) — a split-conformal
+//! calibration whose nominal coverage is [`NOMINAL_COVERAGE`] for a block's total. A day's
+//! mass interval is then that of its block's total, spread evenly.
+//!
 //! Methane intensity of a horizon: kg CH4 per BOE and % of the sales gas's methane (the
 //! `analytics::emissions::intensity` definitions; gas sold = produced − flared − vented −
 //! fuel), and % of the methane in the gas produced. Compared with the tenant's targets and
@@ -39,6 +55,8 @@
 //! total; a day's figures are the sum of its sources.
 
 use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use analytics::decline::{
     self, DeclineError, EconomicLimits, FitOptions, ForecastOptions, History,
@@ -55,8 +73,20 @@ use analytics::emissions::{EmissionsError, GasComposition, GasMasses};
 
 /// Stamped on every forecast: the method and its version.
 pub const MODEL_VERSION: &str = "emissions-decline-subpart-w/1";
-/// Days of recent history the flared, vented and fuel figures are estimated from.
-pub const FRACTION_WINDOW_DAYS: i64 = 90;
+/// Days of recent history the flared, vented and fuel figures are estimated from, by
+/// default (a trained model chooses among [`FRACTION_WINDOWS`]).
+pub const FRACTION_WINDOW_DAYS: u32 = 90;
+/// The fraction windows a training compares by backtest.
+pub const FRACTION_WINDOWS: [u32; 4] = [30, 60, 90, 180];
+/// The decline anchors a training compares by backtest (days; 0: none).
+pub const ANCHOR_WINDOWS: [u32; 3] = [0, 14, 28];
+/// A day flaring more than this share of its gas above the well's typical fraction is a
+/// flaring-episode day (a gathering line or compressor down, not the routine flare).
+pub const EPISODE_EXCESS: f64 = 0.05;
+/// Longest episode duration counted, days (longer ones count as this long).
+pub const MAX_EPISODE_DAYS: usize = 60;
+/// Nominal coverage of a calibrated interval (its ends are the 10th and 90th percentiles).
+pub const NOMINAL_COVERAGE: f64 = 0.8;
 /// 30-day blocks of history whose spread gives the intervals of those figures.
 pub const FRACTION_BLOCKS: i64 = 6;
 /// Forecast horizons, days.
@@ -453,12 +483,13 @@ fn forecast_stream(
     start: NaiveDate,
     horizon: u32,
     seed: u64,
+    anchor_days: u32,
 ) -> (Vec<Band>, ProductionMethod) {
     let n = horizon as usize;
     if history.iter().all(|&(_, v)| v <= 0.0) {
         return (vec![Band::default(); n], ProductionMethod::None);
     }
-    match decline_stream(history, start, horizon, seed) {
+    match decline_stream(history, start, horizon, seed, anchor_days) {
         Ok((bands, kind)) => (bands, ProductionMethod::Decline(kind)),
         Err(_) => (vec![flat_band(history, start); n], ProductionMethod::Flat),
     }
@@ -494,8 +525,13 @@ fn decline_stream(
     start: NaiveDate,
     horizon: u32,
     seed: u64,
+    anchor_days: u32,
 ) -> Result<(Vec<Band>, &'static str), DeclineError> {
     let weekly = weekly_rates(history, start);
+    let origin = history.first().map_or(start, |&(first, _)| {
+        let weeks = (start - first).num_days().max(0) / 7;
+        start - chrono::Days::new(7 * weeks as u64)
+    });
     let first_t = weekly.first().map_or(0.0, |p| p.0);
     // The decline origin is the first weekly point.
     let points: Vec<(f64, f64)> = weekly.iter().map(|&(t, q)| (t - first_t, q)).collect();
@@ -514,6 +550,23 @@ fn decline_stream(
             limits: EconomicLimits::time(t0 + 3650.0 * 10.0),
         },
     )?;
+    // Anchored: the decline's shape from the level the well produced at lately (its
+    // calendar-day mean over the last `anchor_days` against the fit over the same days),
+    // so a recent step (a choke, a fix, more downtime) carries into the forecast.
+    let mut scale = 1.0;
+    if anchor_days > 0 {
+        let from = start - chrono::Days::new(u64::from(anchor_days));
+        let (mut actual, mut fitted, mut n) = (0.0, 0.0, 0u32);
+        for &(day, v) in history.iter().filter(|(d, _)| *d >= from && *d < start) {
+            let t = (day - origin).num_days() as f64 + 0.5 - first_t;
+            actual += v;
+            fitted += fits.best().model().rate(t.max(0.0));
+            n += 1;
+        }
+        if n * 2 >= anchor_days && fitted > 0.0 && actual > 0.0 {
+            scale = actual / fitted;
+        }
+    }
     // Day k covers [t0 + k, t0 + k + 1]: its volume is the cumulative over it.
     let bands = forecast
         .points
@@ -523,7 +576,11 @@ fn decline_stream(
             let p50 = d(w[0].cumulative.p50, w[1].cumulative.p50);
             let low = d(w[0].cumulative.p90, w[1].cumulative.p90).min(p50);
             let high = d(w[0].cumulative.p10, w[1].cumulative.p10).max(p50);
-            Band { low, p50, high }
+            Band {
+                low: low * scale,
+                p50: p50 * scale,
+                high: high * scale,
+            }
         })
         .collect();
     Ok((bands, fits.best().kind().name()))
@@ -594,12 +651,18 @@ fn ratio(
     (d > 0.0).then(|| n / d)
 }
 
-/// The median of the daily ratios over the [`FRACTION_WINDOW_DAYS`] before `start` (a
+/// The median of the daily ratios over the `window_days` before `start` (a
 /// median, as a P50 is: a flaring episode widens the interval, it does not move the
 /// typical day), its interval the 10th–90th percentiles of the ratio of sums over the last
 /// [`FRACTION_BLOCKS`] 30-day blocks.
-fn ratio_band(days: &[ProductionDay], start: NaiveDate, num: Figure, den: Option<Figure>) -> Band {
-    let window_from = start - chrono::Days::new(FRACTION_WINDOW_DAYS as u64);
+fn ratio_band(
+    days: &[ProductionDay],
+    start: NaiveDate,
+    window_days: u32,
+    num: Figure,
+    den: Option<Figure>,
+) -> Band {
+    let window_from = start - chrono::Days::new(u64::from(window_days));
     let mut daily: Vec<f64> = days
         .iter()
         .filter(|x| x.day >= window_from && x.day < start)
@@ -654,11 +717,25 @@ fn check_history(days: &[ProductionDay]) -> Result<(), ForecastError> {
 }
 
 /// Forecasts a well's daily emissions from its production history (days before
-/// `request.start`, in any order; later days are ignored) and its sources.
+/// `request.start`, in any order; later days are ignored) and its sources, with the
+/// untrained [`EmissionsModel::default`] (no pooled episode durations, intervals from the
+/// well's own 30-day blocks, uncalibrated).
 pub fn forecast_well(
     history: &[ProductionDay],
     setup: &SourceSetup,
     request: &ForecastRequest,
+) -> Result<EmissionsForecast, ForecastError> {
+    forecast_well_with(history, setup, request, &EmissionsModel::default())
+}
+
+/// [`forecast_well`] with a model's parameters: its fraction window, the episode
+/// durations that continue a flaring episode running at the forecast date, and the
+/// calibration of its intervals.
+pub fn forecast_well_with(
+    history: &[ProductionDay],
+    setup: &SourceSetup,
+    request: &ForecastRequest,
+    model: &EmissionsModel,
 ) -> Result<EmissionsForecast, ForecastError> {
     if !(1..=MAX_HORIZON_DAYS).contains(&request.horizon_days) {
         return Err(ForecastError::Horizon(request.horizon_days));
@@ -680,34 +757,66 @@ pub fn forecast_well(
         request.start,
         request.horizon_days,
         request.seed,
+        model.anchor_days,
     );
     let (oil, oil_method) = forecast_stream(
         &stream(|d| d.oil_bbl),
         request.start,
         request.horizon_days,
         request.seed.wrapping_add(1),
+        model.anchor_days,
     );
     let gas_of = |d: &ProductionDay| d.gas_mcf;
-    let flare_fraction = ratio_band(&days, request.start, |d| d.flared_mcf, Some(gas_of));
-    let vent_fraction = ratio_band(&days, request.start, |d| d.vented_mcf, Some(gas_of));
-    let fuel = ratio_band(&days, request.start, |d| d.fuel_mcf, None);
+    let window = model.fraction_window_days;
+    let flare_fraction = ratio_band(&days, request.start, window, |d| d.flared_mcf, Some(gas_of));
+    let vent_fraction = ratio_band(&days, request.start, window, |d| d.vented_mcf, Some(gas_of));
+    let fuel = ratio_band(&days, request.start, window, |d| d.fuel_mcf, None);
+    let episodes = flare_episodes(
+        &days,
+        request.start,
+        flare_fraction.p50,
+        model.episode_excess,
+    );
+    // An episode running at the forecast date goes on for a while: each day's flared
+    // fraction is the typical one plus the episode's excess while it more likely than not
+    // still runs (the survival of the durations pooled by training: a median, as the P50
+    // is; the interval spans it ending at once to running all along). An untrained model
+    // has no durations (one well's few episodes are too few) and does not continue it.
+    let durations = &model.episode_durations;
+    let running = episodes
+        .running
+        .filter(|_| durations.iter().any(|&c| c > 0))
+        .map(|(elapsed, fraction)| (elapsed, (fraction - flare_fraction.p50).max(0.0)));
     let mut cache = UnitCache::default();
     let gwp = request.gwp.values();
     let mut out = Vec::with_capacity(request.horizon_days as usize);
     for (k, (g, o)) in gas.iter().zip(&oil).enumerate() {
         let day = request.start + chrono::Days::new(k as u64);
         let u = cache.get(day.year(), setup)?;
+        let mut flared = g.mul(flare_fraction);
+        if let Some((elapsed, excess)) = running {
+            let on = still_running(durations, elapsed, k as u32);
+            flared = flared.add(g.mul(Band {
+                low: 0.0,
+                p50: if on >= 0.5 { excess } else { 0.0 },
+                high: excess,
+            }));
+        }
         let activity = ActivityDay {
             oil_bbl: *o,
             gas_mcf: *g,
-            flared_mcf: g.mul(flare_fraction),
+            flared_mcf: flared,
             vented_mcf: g.mul(vent_fraction),
             fuel_mcf: fuel,
         };
+        let mut masses = masses_of(&u, &activity, request.gwp)?;
+        if let Some(c) = &model.calibration {
+            masses = c.apply(masses, k as u32);
+        }
         out.push(ForecastDay {
             day,
             activity,
-            masses: masses_of(&u, &activity, request.gwp)?,
+            masses,
         });
     }
     Ok(EmissionsForecast {
@@ -765,6 +874,545 @@ pub fn aggregate(forecasts: &[EmissionsForecast]) -> Result<EmissionsForecast, F
         oil_method: first.oil_method,
     })
 }
+
+/// The parameters of the emissions forecast: what a training chooses per tenant, what a
+/// registry stores (serde), and what [`forecast_well_with`] applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmissionsModel {
+    /// Days of history the typical flared, vented and fuel figures are the median of.
+    pub fraction_window_days: u32,
+    /// Days of recent production the decline forecast is anchored to (0: the fit as is).
+    pub anchor_days: u32,
+    /// Share of the gas above the typical fraction that makes a day an episode day.
+    pub episode_excess: f64,
+    /// Finished flaring episodes by duration in days (index = days, the last counts every
+    /// longer one), pooled over the training wells; empty: a running episode is not
+    /// continued.
+    pub episode_durations: Vec<u32>,
+    /// Interval calibration from the training wells' backtests (`None`: the intervals of
+    /// the activities, uncalibrated).
+    pub calibration: Option<Calibration>,
+}
+
+impl Default for EmissionsModel {
+    fn default() -> Self {
+        EmissionsModel {
+            fraction_window_days: FRACTION_WINDOW_DAYS,
+            anchor_days: 0,
+            episode_excess: EPISODE_EXCESS,
+            episode_durations: Vec::new(),
+            calibration: None,
+        }
+    }
+}
+
+/// Ratios of the truth to the forecast P50 at the 10th and 90th percentiles of training
+/// backtests, per block of forecast days: a day's interval is its P50 times them, so a
+/// block's total has the coverage the backtests measured ([`NOMINAL_COVERAGE`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Blocks in order of their first day; a day past the last block uses the last.
+    pub blocks: Vec<CalibrationBlock>,
+}
+
+/// One block of forecast days `[from_day, to_day)` (0 = the first forecast day).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBlock {
+    /// First day of the block.
+    pub from_day: u32,
+    /// Day after its last.
+    pub to_day: u32,
+    /// CH4 `(low, high)` ratios to the P50.
+    pub ch4: (f64, f64),
+    /// CO2.
+    pub co2: (f64, f64),
+    /// N2O.
+    pub n2o: (f64, f64),
+    /// CO2e.
+    pub co2e: (f64, f64),
+    /// Backtests the ratios come from.
+    pub backtests: usize,
+    /// Share of those backtests inside the uncalibrated interval.
+    pub uncalibrated_coverage: f64,
+}
+
+impl Calibration {
+    fn apply(&self, m: MassBands, day: u32) -> MassBands {
+        let Some(b) = self
+            .blocks
+            .iter()
+            .find(|b| day < b.to_day)
+            .or(self.blocks.last())
+        else {
+            return m;
+        };
+        let at = |band: Band, (lo, hi): (f64, f64)| Band {
+            low: band.p50 * lo.min(1.0),
+            p50: band.p50,
+            high: band.p50 * hi.max(1.0),
+        };
+        MassBands {
+            ch4_kg: at(m.ch4_kg, b.ch4),
+            co2_kg: at(m.co2_kg, b.co2),
+            n2o_kg: at(m.n2o_kg, b.n2o),
+            co2e_kg: at(m.co2e_kg, b.co2e),
+        }
+    }
+}
+
+/// Flaring episodes of a history: finished ones' durations (calendar days) and the one
+/// running at the end, if any (days it has run, its mean flared fraction).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Episodes {
+    finished: Vec<u32>,
+    running: Option<(u32, f64)>,
+}
+
+/// Days (before `start`, sorted) flaring more than `typical + excess` of their gas, in runs;
+/// days without gas neither extend nor end a run. A run at the start of the history is
+/// censored (its beginning is unknown) and not counted; a run whose last day is within
+/// 3 days of `start` and is the last day with gas is running.
+fn flare_episodes(days: &[ProductionDay], start: NaiveDate, typical: f64, excess: f64) -> Episodes {
+    let mut out = Episodes::default();
+    // (first day, last day, sum of fractions, days)
+    let mut run: Option<(NaiveDate, NaiveDate, f64, u32)> = None;
+    let mut seen_normal = false;
+    let mut last_gas_day = None;
+    for d in days.iter().filter(|d| d.day < start) {
+        let (Some(g), Some(f)) = (d.gas_mcf, d.flared_mcf) else {
+            continue;
+        };
+        if g <= 0.0 {
+            continue;
+        }
+        last_gas_day = Some(d.day);
+        let fraction = f / g;
+        if fraction > typical + excess {
+            run = Some(match run {
+                Some((first, _, sum, n)) => (first, d.day, sum + fraction, n + 1),
+                None => (d.day, d.day, fraction, 1),
+            });
+        } else {
+            if let Some((first, last, _, _)) = run.take()
+                && seen_normal
+            {
+                out.finished.push(((last - first).num_days() + 1) as u32);
+            }
+            seen_normal = true;
+        }
+    }
+    if let (Some((first, last, sum, n)), Some(g)) = (run, last_gas_day)
+        && seen_normal
+        && last == g
+        && (start - last).num_days() <= 3
+    {
+        out.running = Some(((start - first).num_days() as u32, sum / f64::from(n)));
+    }
+    out
+}
+
+fn duration_counts(durations: &[u32]) -> Vec<u32> {
+    let mut counts = vec![0u32; MAX_EPISODE_DAYS + 1];
+    for &d in durations {
+        counts[(d as usize).min(MAX_EPISODE_DAYS)] += 1;
+    }
+    counts
+}
+
+/// Chance that an episode which has run `elapsed` days still runs on forecast day `k`
+/// (its day `elapsed + k + 1`): the empirical survival of the durations, or, when no
+/// episode as long has been seen, the scale-free prior `elapsed / (elapsed + k + 1)`
+/// (an episode is as likely to be in the first as in the second half of its life).
+fn still_running(counts: &[u32], elapsed: u32, k: u32) -> f64 {
+    let tail = |from: usize| -> u32 { counts.iter().skip(from).sum() };
+    let max = counts.len().saturating_sub(1);
+    let (e, need) = (elapsed as usize, (elapsed + k + 1) as usize);
+    let den = tail(e.min(max));
+    if den == 0 || e >= max {
+        return f64::from(elapsed) / f64::from(elapsed + k + 1);
+    }
+    f64::from(tail(need.min(max + 1))) / f64::from(den)
+}
+
+/// A training well: its history (days before the training's forecast date count) and
+/// sources.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingWell<'a> {
+    /// Production days.
+    pub history: &'a [ProductionDay],
+    /// Emission sources.
+    pub setup: &'a SourceSetup,
+}
+
+/// A trained emissions model with what its training measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmissionsFit {
+    /// The model.
+    pub model: EmissionsModel,
+    /// Backtest 30-day CO2e MAPE of every choice compared: `(anchor days, fraction window
+    /// days, MAPE)`.
+    pub windows: Vec<(u32, u32, f64)>,
+    /// Wells backtested.
+    pub wells: usize,
+}
+
+/// Measured CO2e, CH4, CO2 and N2O of the days `[from, to)`; `None` unless every day is
+/// there with its dispositions.
+fn measured(
+    days: &[ProductionDay],
+    from: NaiveDate,
+    to: NaiveDate,
+    setup: &SourceSetup,
+    gwp: GwpSet,
+    cache: &mut UnitCache,
+) -> Result<Option<[f64; 4]>, ForecastError> {
+    let mut out = [0.0; 4];
+    let mut n = 0;
+    for d in days.iter().filter(|d| d.day >= from && d.day < to) {
+        let u = cache.get(d.day.year(), setup)?;
+        let m = combine(
+            &u,
+            d.flared_mcf.unwrap_or(0.0),
+            d.vented_mcf.unwrap_or(0.0),
+            d.fuel_mcf.unwrap_or(0.0),
+        )?;
+        out[0] += co2e(&m, gwp).kg;
+        out[1] += m.ch4_kg;
+        out[2] += m.co2_kg;
+        out[3] += m.n2o_kg;
+        n += 1;
+    }
+    Ok((n == (to - from).num_days()).then_some(out))
+}
+
+/// Predicted and measured totals of one backtest block: `[co2e, ch4, co2, n2o]` as
+/// `(low, p50, high)` and the truth.
+type Backtest = ([(f64, f64, f64); 4], [f64; 4]);
+
+fn backtest(
+    w: &TrainingWell<'_>,
+    cut: NaiveDate,
+    block: (u32, u32),
+    model: &EmissionsModel,
+    gwp: GwpSet,
+    seed: u64,
+) -> Result<Option<Backtest>, ForecastError> {
+    let before: Vec<ProductionDay> = w.history.iter().filter(|d| d.day < cut).copied().collect();
+    if before.len() < 60 {
+        return Ok(None);
+    }
+    let from = cut + chrono::Days::new(u64::from(block.0));
+    let to = cut + chrono::Days::new(u64::from(block.1));
+    let Some(truth) = measured(w.history, from, to, w.setup, gwp, &mut UnitCache::default())?
+    else {
+        return Ok(None);
+    };
+    let request = ForecastRequest {
+        start: cut,
+        horizon_days: block.1,
+        gwp,
+        seed,
+    };
+    let f = forecast_well_with(&before, w.setup, &request, model)?;
+    let m = f.days[block.0 as usize..]
+        .iter()
+        .fold(MassBands::default(), |a, d| a.add(d.masses));
+    let t = |b: Band| (b.low, b.p50, b.high);
+    Ok(Some((
+        [t(m.co2e_kg), t(m.ch4_kg), t(m.co2_kg), t(m.n2o_kg)],
+        truth,
+    )))
+}
+
+/// Blocks calibrated by [`fit`]: the first 30 days, then days 30–90.
+pub const CALIBRATION_BLOCKS: [(u32, u32); 2] = [(0, 30), (30, 90)];
+
+/// Trains the emissions model of a tenant on its training wells, from their own past only:
+///
+/// 1. Episode durations: every finished flaring episode of every well before `start`,
+///    pooled (one well sees a few a year; the tenant's wells share gathering lines and
+///    compressors).
+/// 2. Decline anchor and fraction window: each pair of [`ANCHOR_WINDOWS`] ×
+///    [`FRACTION_WINDOWS`] backtested — every well forecast from
+///    30 days before `start` against its measured last 30 days — the lowest CO2e MAPE wins.
+/// 3. Calibration: with that window, each block of [`CALIBRATION_BLOCKS`] backtested from
+///    as many days before `start` as the block ends; the 10th and 90th percentiles of
+///    truth / P50 become the block's interval ratios.
+pub fn fit(
+    wells: &[TrainingWell<'_>],
+    start: NaiveDate,
+    gwp: GwpSet,
+    seed: u64,
+) -> Result<EmissionsFit, ForecastError> {
+    let mut finished = Vec::new();
+    for w in wells {
+        check_history(w.history)?;
+        let mut days: Vec<ProductionDay> = w
+            .history
+            .iter()
+            .filter(|d| d.day < start)
+            .copied()
+            .collect();
+        days.sort_by_key(|d| d.day);
+        let Some(first) = days.first().map(|d| d.day) else {
+            continue;
+        };
+        let span = (start - first).num_days().max(1) as u32;
+        let typical = ratio_band(&days, start, span, |d| d.flared_mcf, Some(|d| d.gas_mcf)).p50;
+        finished.extend(flare_episodes(&days, start, typical, EPISODE_EXCESS).finished);
+    }
+    let base = EmissionsModel {
+        episode_durations: duration_counts(&finished),
+        ..EmissionsModel::default()
+    };
+    let mut windows = Vec::new();
+    let mut best: Option<(u32, u32, f64)> = None;
+    let cut30 = start - chrono::Days::new(30);
+    let mut used = 0;
+    for (anchor, window) in ANCHOR_WINDOWS
+        .iter()
+        .flat_map(|&a| FRACTION_WINDOWS.iter().map(move |&w| (a, w)))
+    {
+        let model = EmissionsModel {
+            fraction_window_days: window,
+            anchor_days: anchor,
+            ..base.clone()
+        };
+        let mut apes = Vec::new();
+        for w in wells {
+            if let Some((p, t)) = backtest(w, cut30, (0, 30), &model, gwp, seed)?
+                && t[0] > 0.0
+            {
+                apes.push((p[0].1 - t[0]).abs() / t[0]);
+            }
+        }
+        used = used.max(apes.len());
+        if apes.is_empty() {
+            continue;
+        }
+        let mape = apes.iter().sum::<f64>() / apes.len() as f64;
+        windows.push((anchor, window, mape));
+        if best.is_none_or(|(_, _, m)| mape < m) {
+            best = Some((anchor, window, mape));
+        }
+    }
+    let model = EmissionsModel {
+        anchor_days: best.map_or(0, |b| b.0),
+        fraction_window_days: best.map_or(FRACTION_WINDOW_DAYS, |b| b.1),
+        ..base
+    };
+    let mut blocks = Vec::new();
+    for (from, to) in CALIBRATION_BLOCKS {
+        let cut = start - chrono::Days::new(u64::from(to));
+        let mut runs = Vec::new();
+        for w in wells {
+            if let Some(r) = backtest(w, cut, (from, to), &model, gwp, seed)? {
+                runs.push(r);
+            }
+        }
+        if runs.len() < 10 {
+            continue;
+        }
+        let ratios = |i: usize| {
+            let mut r: Vec<f64> = runs
+                .iter()
+                .filter(|(p, _)| p[i].1 > 0.0)
+                .map(|(p, t)| t[i] / p[i].1)
+                .collect();
+            r.sort_by(f64::total_cmp);
+            if r.is_empty() {
+                (1.0, 1.0)
+            } else {
+                let tail = (1.0 - NOMINAL_COVERAGE) / 2.0;
+                (
+                    quantile(&r, tail).min(1.0),
+                    quantile(&r, 1.0 - tail).max(1.0),
+                )
+            }
+        };
+        let inside = runs
+            .iter()
+            .filter(|(p, t)| (p[0].0..=p[0].2).contains(&t[0]))
+            .count();
+        blocks.push(CalibrationBlock {
+            from_day: from,
+            to_day: to,
+            co2e: ratios(0),
+            ch4: ratios(1),
+            co2: ratios(2),
+            n2o: ratios(3),
+            backtests: runs.len(),
+            uncalibrated_coverage: inside as f64 / runs.len() as f64,
+        });
+    }
+    Ok(EmissionsFit {
+        model: EmissionsModel {
+            calibration: (!blocks.is_empty()).then_some(Calibration { blocks }),
+            ..model
+        },
+        windows,
+        wells: used,
+    })
+}
+
+/// Held-out measure of an emissions model: every held-out well forecast from 30 days
+/// before the forecast date against its measured last 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// Wells measured.
+    pub wells: usize,
+    /// 30-day CO2e MAPE, %.
+    pub mape_30d_percent: f64,
+    /// Share of the wells whose 30-day CO2e falls inside the interval.
+    pub coverage_30d: f64,
+}
+
+/// An emissions model trained for a tenant and how it compares with the one in use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmissionsOutcome {
+    /// The new model and what its training measured.
+    pub fit: EmissionsFit,
+    /// Its measure on the held-out wells.
+    pub metrics: HeldOut,
+    /// The active model's on the same wells.
+    pub active_metrics: Option<HeldOut>,
+    /// Whether it replaces the active model.
+    pub promote: bool,
+    /// Why (or why not), in words.
+    pub reason: String,
+    /// Wells trained on and held out.
+    pub wells: (usize, usize),
+    /// First and last day of the training data.
+    pub window: (NaiveDate, NaiveDate),
+    /// Days of production trained on.
+    pub rows: usize,
+    /// SHA-256 (hex) of the training data.
+    pub data_hash: String,
+}
+
+/// Errors of a training.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// Not enough wells or days to train and measure.
+    #[error("{0}")]
+    NotEnoughData(String),
+    /// A forecast failed.
+    #[error(transparent)]
+    Forecast(#[from] ForecastError),
+}
+
+fn held_out(
+    wells: &[TrainingWell<'_>],
+    model: &EmissionsModel,
+    start: NaiveDate,
+    gwp: GwpSet,
+) -> Result<HeldOut, ForecastError> {
+    let cut = start - chrono::Days::new(30);
+    let (mut apes, mut inside) = (Vec::new(), 0);
+    for w in wells {
+        if let Some((p, t)) = backtest(w, cut, (0, 30), model, gwp, 0)?
+            && t[0] > 0.0
+        {
+            apes.push((p[0].1 - t[0]).abs() / t[0]);
+            if (p[0].0..=p[0].2).contains(&t[0]) {
+                inside += 1;
+            }
+        }
+    }
+    let n = apes.len().max(1) as f64;
+    Ok(HeldOut {
+        wells: apes.len(),
+        mape_30d_percent: 100.0 * apes.iter().sum::<f64>() / n,
+        coverage_30d: f64::from(inside) / n,
+    })
+}
+
+/// Trains on all but every third well (in the given order) with [`fit`], measures the new
+/// model and the active one on those held-out wells (their own last 30 days, forecast from
+/// the days before), and promotes the new one only when its MAPE is lower by more than
+/// 0.1 percentage point. Only days before `start` are used.
+pub fn train_and_compare(
+    wells: &[TrainingWell<'_>],
+    active: Option<&EmissionsModel>,
+    start: NaiveDate,
+    gwp: GwpSet,
+) -> Result<EmissionsOutcome, TrainError> {
+    if wells.len() < 3 {
+        return Err(TrainError::NotEnoughData(format!(
+            "{} wells with emission sources: at least 3 are needed (a third is held out)",
+            wells.len()
+        )));
+    }
+    let (train, held): (Vec<_>, Vec<_>) = wells.iter().enumerate().partition(|(i, _)| i % 3 != 2);
+    let train: Vec<TrainingWell<'_>> = train.into_iter().map(|(_, w)| *w).collect();
+    let held: Vec<TrainingWell<'_>> = held.into_iter().map(|(_, w)| *w).collect();
+    let fit = fit(&train, start, gwp, 0)?;
+    if fit.wells == 0 {
+        return Err(TrainError::NotEnoughData(
+            "no training well has 60 days before and 30 measured days after a backtest cut".into(),
+        ));
+    }
+    let metrics = held_out(&held, &fit.model, start, gwp)?;
+    if metrics.wells == 0 {
+        return Err(TrainError::NotEnoughData(
+            "no held-out well has 60 days before and 30 measured days after the cut".into(),
+        ));
+    }
+    let active_metrics = active.map(|a| held_out(&held, a, start, gwp)).transpose()?;
+    let (promote, reason) = match &active_metrics {
+        None => (true, "no model in use".to_owned()),
+        Some(a) => {
+            let (new, old) = (metrics.mape_30d_percent, a.mape_30d_percent);
+            if new < old - 0.1 {
+                (
+                    true,
+                    format!("held-out 30-day MAPE {new:.2} % beats {old:.2} % of the model in use"),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "held-out 30-day MAPE {new:.2} % does not beat {old:.2} % of the model in use"
+                    ),
+                )
+            }
+        }
+    };
+    let mut hasher = Sha256::new();
+    let (mut first, mut rows) = (start, 0);
+    for w in &train {
+        for d in w.history.iter().filter(|d| d.day < start) {
+            hasher.update(format!("{d:?}").as_bytes());
+            first = first.min(d.day);
+            rows += 1;
+        }
+        hasher.update(format!("{:?}", w.setup).as_bytes());
+    }
+    Ok(EmissionsOutcome {
+        fit,
+        metrics,
+        active_metrics,
+        promote,
+        reason,
+        wells: (train.len(), held.len()),
+        window: (first, start.pred_opt().unwrap_or(start)),
+        rows,
+        data_hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Algorithm name of a registered emissions model.
+pub const ALGORITHM: &str = "decline_subpart_w_episodes_calibrated";
+/// What a registered emissions model forecasts from.
+pub const INPUTS: [&str; 7] = [
+    "oil",
+    "gas",
+    "flared",
+    "vented",
+    "fuel",
+    "components",
+    "pneumatics",
+];
 
 /// What a methane intensity is measured against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1322,5 +1970,207 @@ mod tests {
             .sum::<f64>()
             / 30.0;
         assert!((b - expected).abs() < 1e-6);
+    }
+    #[test]
+    fn a_running_episode_goes_on_for_the_median_of_the_pooled_durations() {
+        // Episodes of 2–10 days seen before; one running for 3 days at the forecast date.
+        let mut h = history(365);
+        for x in h.iter_mut().skip(362) {
+            x.flared_mcf = x.gas_mcf.map(|g| 0.5 * g);
+        }
+        let durations = duration_counts(&(2..=10).collect::<Vec<u32>>());
+        let found = flare_episodes(&h, d(365), 0.05, EPISODE_EXCESS);
+        assert_eq!(found.running.map(|r| r.0), Some(3));
+        assert!((found.running.unwrap().1 - 0.5).abs() < 1e-9);
+        // P(D ≥ 4 | D ≥ 3) = 7/8; P(D ≥ 7 | D ≥ 3) = 4/8; P(D ≥ 8 | D ≥ 3) = 3/8.
+        assert!((still_running(&durations, 3, 0) - 7.0 / 8.0).abs() < 1e-12);
+        assert!((still_running(&durations, 3, 3) - 0.5).abs() < 1e-12);
+        assert!((still_running(&durations, 3, 4) - 3.0 / 8.0).abs() < 1e-12);
+        // Longer than any seen: the scale-free prior.
+        assert!((still_running(&durations, 20, 0) - 20.0 / 21.0).abs() < 1e-12);
+        let model = EmissionsModel {
+            episode_durations: durations,
+            ..EmissionsModel::default()
+        };
+        let f = forecast_well_with(&h, &setup(0), &request(d(365), 30), &model).unwrap();
+        let fraction = |k: usize| {
+            let a = f.days[k].activity;
+            a.flared_mcf.p50 / a.gas_mcf.p50
+        };
+        // Days 0–3 still in the episode (survival ≥ ½), day 4 on back to the typical 5 %.
+        for k in 0..4 {
+            assert!((fraction(k) - 0.5).abs() < 1e-9, "day {k}: {}", fraction(k));
+        }
+        for k in 4..30 {
+            assert!(
+                (fraction(k) - 0.05).abs() < 1e-9,
+                "day {k}: {}",
+                fraction(k)
+            );
+        }
+        let a = f.days[10].activity.flared_mcf;
+        assert!(a.high >= 0.5 * f.days[10].activity.gas_mcf.high - 1e-9);
+        // The untrained model does not continue it.
+        let plain = forecast_well(&h, &setup(0), &request(d(365), 30)).unwrap();
+        let a = plain.days[0].activity;
+        assert!((a.flared_mcf.p50 / a.gas_mcf.p50 - 0.05).abs() < 1e-9);
+        // An episode that ended before the forecast date is finished, not running.
+        let mut ended = history(365);
+        for x in ended.iter_mut().skip(350).take(5) {
+            x.flared_mcf = x.gas_mcf.map(|g| 0.5 * g);
+        }
+        let e = flare_episodes(&ended, d(365), 0.05, EPISODE_EXCESS);
+        assert_eq!((e.finished, e.running), (vec![5], None));
+    }
+
+    #[test]
+    fn calibration_sets_the_interval_from_the_ratios_and_keeps_it_ordered() {
+        let c = Calibration {
+            blocks: vec![
+                CalibrationBlock {
+                    from_day: 0,
+                    to_day: 30,
+                    ch4: (0.8, 1.5),
+                    co2: (0.9, 1.2),
+                    n2o: (1.1, 0.9),
+                    co2e: (0.7, 2.0),
+                    backtests: 100,
+                    uncalibrated_coverage: 0.6,
+                },
+                CalibrationBlock {
+                    from_day: 30,
+                    to_day: 90,
+                    co2e: (0.5, 3.0),
+                    ..CalibrationBlock {
+                        from_day: 0,
+                        to_day: 0,
+                        ch4: (1.0, 1.0),
+                        co2: (1.0, 1.0),
+                        n2o: (1.0, 1.0),
+                        co2e: (1.0, 1.0),
+                        backtests: 0,
+                        uncalibrated_coverage: 0.0,
+                    }
+                },
+            ],
+        };
+        let m = MassBands {
+            ch4_kg: Band::flat(10.0),
+            co2_kg: Band::flat(100.0),
+            n2o_kg: Band::flat(1.0),
+            co2e_kg: Band::flat(400.0),
+        };
+        let a = c.apply(m, 5);
+        assert_eq!(
+            (a.co2e_kg.low, a.co2e_kg.p50, a.co2e_kg.high),
+            (280.0, 400.0, 800.0)
+        );
+        assert_eq!((a.ch4_kg.low, a.ch4_kg.high), (8.0, 15.0));
+        // Ratios on the wrong side of 1 never put the P50 outside its interval.
+        assert_eq!((a.n2o_kg.low, a.n2o_kg.high), (1.0, 1.0));
+        assert_eq!(c.apply(m, 45).co2e_kg.high, 1200.0);
+        assert_eq!(c.apply(m, 200).co2e_kg.low, 200.0, "past the last block");
+    }
+
+    #[test]
+    fn training_pools_episodes_chooses_its_windows_and_calibrates_on_the_wells_own_past() {
+        let fleet = crate::fleet::generate(&crate::fleet::FleetOptions {
+            wells: 45,
+            days: 365,
+            seed: 11,
+            ..crate::fleet::FleetOptions::default()
+        });
+        let histories: Vec<Vec<ProductionDay>> = fleet
+            .iter()
+            .map(|w| w.days.iter().map(|x| x.production).collect())
+            .collect();
+        let wells: Vec<TrainingWell<'_>> = histories
+            .iter()
+            .zip(&fleet)
+            .map(|(h, w)| TrainingWell {
+                history: h,
+                setup: &w.sources,
+            })
+            .collect();
+        let start = fleet[0].days[300].production.day;
+        let fit = fit(&wells, start, GwpSet::Ar5, 1).unwrap();
+        let m = &fit.model;
+        assert!(m.episode_durations.iter().sum::<u32>() > 10, "{m:?}");
+        assert!(m.episode_durations[0] == 0 && m.episode_durations[1] == 0);
+        assert_eq!(
+            fit.windows.len(),
+            ANCHOR_WINDOWS.len() * FRACTION_WINDOWS.len()
+        );
+        let best = fit
+            .windows
+            .iter()
+            .min_by(|a, b| a.2.total_cmp(&b.2))
+            .unwrap();
+        assert_eq!((m.anchor_days, m.fraction_window_days), (best.0, best.1));
+        let c = m.calibration.as_ref().expect("calibrated");
+        assert_eq!(c.blocks.len(), 2);
+        for b in &c.blocks {
+            assert!(b.co2e.0 <= 1.0 && b.co2e.1 >= 1.0, "{b:?}");
+            assert!(b.backtests >= 40, "{b:?}");
+        }
+        // Days after `start` play no part: the same fit from histories cut at `start`.
+        let cut: Vec<Vec<ProductionDay>> = histories
+            .iter()
+            .map(|h| h.iter().filter(|x| x.day < start).copied().collect())
+            .collect();
+        let wells_cut: Vec<TrainingWell<'_>> = cut
+            .iter()
+            .zip(&fleet)
+            .map(|(h, w)| TrainingWell {
+                history: h,
+                setup: &w.sources,
+            })
+            .collect();
+        assert_eq!(fit, super::fit(&wells_cut, start, GwpSet::Ar5, 1).unwrap());
+        // The registry stores the model as JSON.
+        let stored: EmissionsModel =
+            serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap();
+        assert_eq!(&stored, m);
+    }
+    #[test]
+    fn a_model_is_promoted_only_when_it_beats_the_one_in_use_on_held_out_wells() {
+        let fleet = crate::fleet::generate(&crate::fleet::FleetOptions {
+            wells: 30,
+            days: 300,
+            seed: 5,
+            ..crate::fleet::FleetOptions::default()
+        });
+        let histories: Vec<Vec<ProductionDay>> = fleet
+            .iter()
+            .map(|w| w.days.iter().map(|x| x.production).collect())
+            .collect();
+        let wells: Vec<TrainingWell<'_>> = histories
+            .iter()
+            .zip(&fleet)
+            .map(|(h, w)| TrainingWell {
+                history: h,
+                setup: &w.sources,
+            })
+            .collect();
+        let start = fleet[0].days[280].production.day;
+        let first = train_and_compare(&wells, None, start, GwpSet::Ar5).unwrap();
+        assert!(first.promote, "{}", first.reason);
+        assert_eq!(first.wells, (20, 10));
+        assert_eq!(first.metrics.wells, 10);
+        assert_eq!(first.rows, 20 * 280);
+        assert_eq!(
+            first.window,
+            (fleet[0].days[0].production.day, start.pred_opt().unwrap())
+        );
+        assert_eq!(first.data_hash.len(), 64);
+        // The same data again: no better than the model in use.
+        let again = train_and_compare(&wells, Some(&first.fit.model), start, GwpSet::Ar5).unwrap();
+        assert!(!again.promote, "{}", again.reason);
+        assert!(again.reason.contains("does not beat"));
+        assert_eq!(again.active_metrics, Some(first.metrics));
+        assert!(matches!(
+            train_and_compare(&wells[..2], None, start, GwpSet::Ar5),
+            Err(TrainError::NotEnoughData(_))
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! SQL of predictive maintenance (failure risk): the training data (daily rollups of the
 //! lift metrics and the registry's failures and workovers), the model registry
-//! (`failure_risk_models`) and the prediction cache (`failure_risk_predictions`).
+//! (`ml_models`, shared by every [`ModelKind`]: failure risk and emissions), the training
+//! jobs of every kind, and the failure-risk prediction cache (`failure_risk_predictions`).
 //!
 //! Runs inside the tenant's scoped transaction; models and predictions are JSON documents
 //! written by the `ml` crate (the store does not interpret them).
@@ -81,6 +82,29 @@ pub async fn events(
     collect(&rows, |r| {
         Ok((r.try_get("well_id")?, r.try_get("kind")?, r.try_get("day")?))
     })
+}
+
+/// The kind of a registered model (`ml_models.kind`, `training_jobs.model`): one registry,
+/// one promotion rule and one job queue for every per-tenant model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// Predictive maintenance (`ml::maintenance::Model`).
+    FailureRisk,
+    /// Emissions forecasts (`ml::emissions::EmissionsModel`).
+    Emissions,
+}
+
+impl ModelKind {
+    /// Stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::FailureRisk => "failure_risk",
+            ModelKind::Emissions => "emissions",
+        }
+    }
+
+    /// Every kind.
+    pub const ALL: [ModelKind; 2] = [ModelKind::FailureRisk, ModelKind::Emissions];
 }
 
 /// A model to register.
@@ -165,29 +189,31 @@ fn model_record(r: &sqlx::postgres::PgRow) -> Result<ModelRecord, sqlx::Error> {
 pub async fn insert_model(
     conn: &mut PgConnection,
     tenant: TenantId,
+    kind: ModelKind,
     m: &NewModel<'_>,
 ) -> Result<ModelRecord, DbError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('failure_risk_models'), $1::int)")
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('ml_models'), $1::int)")
         .bind(i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *conn)
         .await?;
     if m.promote {
         sqlx::query(
-            "UPDATE failure_risk_models SET status = 'retired'
-             WHERE tenant_id = $1 AND status = 'active'",
+            "UPDATE ml_models SET status = 'retired'
+             WHERE tenant_id = $1 AND kind = $2 AND status = 'active'",
         )
         .bind(tenant)
+        .bind(kind.name())
         .execute(&mut *conn)
         .await?;
     }
     let row = sqlx::query(&format!(
-        "INSERT INTO failure_risk_models (tenant_id, version, algorithm, features, window_start,
+        "INSERT INTO ml_models (tenant_id, version, algorithm, features, window_start,
              window_end, data_hash, wells, training_rows, metrics, model, status, reason,
-             promoted_at)
+             promoted_at, kind)
          SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                 CASE WHEN $11 THEN 'active' ELSE 'candidate' END, $12,
-                CASE WHEN $11 THEN now() END
-         FROM failure_risk_models WHERE tenant_id = $1
+                CASE WHEN $11 THEN now() END, $13
+         FROM ml_models WHERE tenant_id = $1
          RETURNING {MODEL_COLUMNS}"
     ))
     .bind(tenant)
@@ -202,6 +228,7 @@ pub async fn insert_model(
     .bind(&m.model)
     .bind(m.promote)
     .bind(m.reason)
+    .bind(kind.name())
     .fetch_one(conn)
     .await?;
     Ok(model_record(&row)?)
@@ -213,17 +240,19 @@ pub async fn insert_model(
 pub async fn activate(
     conn: &mut PgConnection,
     tenant: TenantId,
+    kind: ModelKind,
     version: i32,
 ) -> Result<Option<(ModelRecord, Json)>, DbError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('failure_risk_models'), $1::int)")
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('ml_models'), $1::int)")
         .bind(i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *conn)
         .await?;
     let exists: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM failure_risk_models WHERE tenant_id = $1 AND version = $2",
+        "SELECT status FROM ml_models WHERE tenant_id = $1 AND version = $2 AND kind = $3",
     )
     .bind(tenant)
     .bind(version)
+    .bind(kind.name())
     .fetch_optional(&mut *conn)
     .await?;
     match exists.as_deref() {
@@ -231,14 +260,15 @@ pub async fn activate(
         Some("active") => {}
         Some(_) => {
             sqlx::query(
-                "UPDATE failure_risk_models SET status = 'retired'
-                 WHERE tenant_id = $1 AND status = 'active'",
+                "UPDATE ml_models SET status = 'retired'
+                 WHERE tenant_id = $1 AND kind = $2 AND status = 'active'",
             )
             .bind(tenant)
+            .bind(kind.name())
             .execute(&mut *conn)
             .await?;
             sqlx::query(
-                "UPDATE failure_risk_models
+                "UPDATE ml_models
                  SET status = 'active', promoted_at = now(), reason = 'activated by hand'
                  WHERE tenant_id = $1 AND version = $2",
             )
@@ -249,7 +279,7 @@ pub async fn activate(
         }
     }
     let row = sqlx::query(&format!(
-        "SELECT {MODEL_COLUMNS}, model FROM failure_risk_models
+        "SELECT {MODEL_COLUMNS}, model FROM ml_models
          WHERE tenant_id = $1 AND version = $2"
     ))
     .bind(tenant)
@@ -263,22 +293,29 @@ pub async fn activate(
 pub async fn models(
     conn: &mut PgConnection,
     tenant: TenantId,
+    kind: ModelKind,
 ) -> Result<Vec<ModelRecord>, DbError> {
     let rows = sqlx::query(&format!(
-        "SELECT {MODEL_COLUMNS} FROM failure_risk_models WHERE tenant_id = $1
+        "SELECT {MODEL_COLUMNS} FROM ml_models WHERE tenant_id = $1 AND kind = $2
          ORDER BY version DESC"
     ))
     .bind(tenant)
+    .bind(kind.name())
     .fetch_all(conn)
     .await?;
     collect(&rows, model_record)
 }
 
 /// Tenants with an active model (owner connection: the periodic refresh).
-pub async fn tenants_with_active_model(conn: &mut PgConnection) -> Result<Vec<TenantId>, DbError> {
+pub async fn tenants_with_active_model(
+    conn: &mut PgConnection,
+    kind: ModelKind,
+) -> Result<Vec<TenantId>, DbError> {
     Ok(sqlx::query_scalar(
-        "SELECT tenant_id FROM failure_risk_models WHERE status = 'active' ORDER BY tenant_id",
+        "SELECT tenant_id FROM ml_models WHERE status = 'active' AND kind = $1
+         ORDER BY tenant_id",
     )
+    .bind(kind.name())
     .fetch_all(conn)
     .await?)
 }
@@ -287,12 +324,14 @@ pub async fn tenants_with_active_model(conn: &mut PgConnection) -> Result<Vec<Te
 pub async fn active_model(
     conn: &mut PgConnection,
     tenant: TenantId,
+    kind: ModelKind,
 ) -> Result<Option<(i32, Json)>, DbError> {
     let row = sqlx::query(
-        "SELECT version, model FROM failure_risk_models
-         WHERE tenant_id = $1 AND status = 'active'",
+        "SELECT version, model FROM ml_models
+         WHERE tenant_id = $1 AND kind = $2 AND status = 'active'",
     )
     .bind(tenant)
+    .bind(kind.name())
     .fetch_optional(conn)
     .await?;
     Ok(match row {
@@ -422,6 +461,8 @@ pub struct TrainingJob {
     pub id: i64,
     /// Tenant.
     pub tenant: TenantId,
+    /// The kind of model it trains (`failure_risk`, `emissions`).
+    pub model: String,
     /// `on_demand` or `scheduled`.
     pub trigger: String,
     /// Who asked (`user:…`, `key:…`, or `schedule`).
@@ -444,13 +485,14 @@ pub struct TrainingJob {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const JOB_COLUMNS: &str = "id, tenant_id, trigger, requested_by, status, stage, progress, \
+const JOB_COLUMNS: &str = "id, tenant_id, model, trigger, requested_by, status, stage, progress, \
                            model_version, error, requested_at, started_at, finished_at";
 
 fn job_row(r: &sqlx::postgres::PgRow) -> Result<TrainingJob, sqlx::Error> {
     Ok(TrainingJob {
         id: r.try_get("id")?,
         tenant: r.try_get("tenant_id")?,
+        model: r.try_get("model")?,
         trigger: r.try_get("trigger")?,
         requested_by: r.try_get("requested_by")?,
         status: r.try_get("status")?,
@@ -464,23 +506,25 @@ fn job_row(r: &sqlx::postgres::PgRow) -> Result<TrainingJob, sqlx::Error> {
     })
 }
 
-/// Queues a failure-risk training job; when one is already queued or running, returns it
-/// instead (`false`: not newly queued).
+/// Queues a training job for a kind of model; when one is already queued or running,
+/// returns it instead (`false`: not newly queued).
 pub async fn enqueue_training(
     conn: &mut PgConnection,
     tenant: TenantId,
+    kind: ModelKind,
     trigger: &str,
     requested_by: &str,
 ) -> Result<(TrainingJob, bool), DbError> {
     let row = sqlx::query(&format!(
         "INSERT INTO training_jobs (tenant_id, model, trigger, requested_by, status)
-         VALUES ($1, 'failure_risk', $2, $3, 'queued')
+         VALUES ($1, $4, $2, $3, 'queued')
          ON CONFLICT (tenant_id, model) WHERE status IN ('queued', 'running') DO NOTHING
          RETURNING {JOB_COLUMNS}"
     ))
     .bind(tenant)
     .bind(trigger)
     .bind(requested_by)
+    .bind(kind.name())
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(r) = row {
@@ -488,9 +532,10 @@ pub async fn enqueue_training(
     }
     let open = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM training_jobs
-         WHERE tenant_id = $1 AND model = 'failure_risk' AND status IN ('queued', 'running')"
+         WHERE tenant_id = $1 AND model = $2 AND status IN ('queued', 'running')"
     ))
     .bind(tenant)
+    .bind(kind.name())
     .fetch_one(conn)
     .await?;
     Ok((job_row(&open)?, false))
@@ -509,7 +554,7 @@ pub async fn claim_training(conn: &mut PgConnection) -> Result<Option<TrainingJo
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query(&format!(
-        "UPDATE training_jobs SET status = 'running', stage = 'reading rollups',
+        "UPDATE training_jobs SET status = 'running', stage = 'reading data',
                                   progress = 0.05, started_at = now()
          WHERE id = (SELECT id FROM training_jobs WHERE status = 'queued'
                      ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -595,20 +640,22 @@ pub async fn training_jobs(
     collect(&rows, job_row)
 }
 
-/// Tenants whose newest failure-risk model was trained before `before` and that have no
-/// open job: due for scheduled retraining (the worker's own connection).
+/// Tenants whose newest model of a kind was trained before `before` and that have no
+/// open job for it: due for scheduled retraining (the worker's own connection).
 pub async fn tenants_due_for_training(
     conn: &mut PgConnection,
+    kind: ModelKind,
     before: DateTime<Utc>,
 ) -> Result<Vec<TenantId>, DbError> {
     Ok(sqlx::query_scalar(
-        "SELECT m.tenant_id FROM failure_risk_models m
+        "SELECT m.tenant_id FROM ml_models m WHERE m.kind = $2
          GROUP BY m.tenant_id HAVING max(m.trained_at) < $1
             AND NOT EXISTS (SELECT 1 FROM training_jobs j WHERE j.tenant_id = m.tenant_id
-                            AND j.status IN ('queued', 'running'))
+                            AND j.model = $2 AND j.status IN ('queued', 'running'))
          ORDER BY m.tenant_id",
     )
     .bind(before)
+    .bind(kind.name())
     .fetch_all(conn)
     .await?)
 }

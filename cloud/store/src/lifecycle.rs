@@ -60,7 +60,7 @@ pub const TENANT_TABLES: [(&str, Owned); 53] = [
     ("ml_forecast_runs", Owned::ByTenant),
     ("methane_targets", Owned::ByTenant),
     ("failure_risk_predictions", Owned::ByTenant),
-    ("failure_risk_models", Owned::ByTenant),
+    ("ml_models", Owned::ByTenant),
     ("well_interventions", Owned::ByTenant),
     ("daily_emissions", Owned::ByTenant),
     ("emission_source_pneumatics", Owned::ByTenant),

@@ -30,6 +30,7 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod failure_risk;
+pub mod forecasts;
 pub mod http;
 pub mod mqtt;
 pub mod mtls;
