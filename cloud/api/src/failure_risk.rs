@@ -460,7 +460,7 @@ async fn register(
     Ok(record)
 }
 
-/// Runs a failure-risk training job (`crate::training::run_training_jobs` claims it).
+/// Runs a failure-risk training job (`crate::training_jobs::run_training_jobs` claims it).
 pub(crate) async fn run_job(
     db: &store::Db,
     conn: &mut sqlx::PgConnection,

@@ -1595,7 +1595,7 @@ fn trained_json(record: &ModelRecord) -> serde_json::Value {
     })
 }
 
-/// Runs an emissions training job (`crate::training::run_training_jobs` claims it).
+/// Runs an emissions training job (`crate::training_jobs::run_training_jobs` claims it).
 pub(crate) async fn run_emissions_job(
     db: &store::Db,
     conn: &mut sqlx::PgConnection,

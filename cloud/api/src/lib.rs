@@ -132,6 +132,7 @@ mod session;
 mod sites;
 mod telemetry;
 mod training;
+mod training_jobs;
 mod web;
 mod wells;
 
@@ -168,7 +169,7 @@ pub use forecasts::{
 };
 pub use health::IngesterWatch;
 pub use session::create_platform_admin;
-pub use training::{run_training_jobs, schedule_training};
+pub use training_jobs::{run_training_jobs, schedule_training};
 pub use web::check_web_dir;
 
 /// Runtime options of the API (from `[api]` in `cloud.toml`).
