@@ -37,7 +37,7 @@ const FR: ModelKind = ModelKind::FailureRisk;
 
 use crate::access::Caller;
 use crate::extract::{ModelVersionParam, TrainingJobParam, parse_limit, require_well};
-use crate::training::{TrainingJobDto, TrainingJobList};
+use crate::training::{RegisteredModelDto, RegisteredModelList, TrainingJobDto, TrainingJobList};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -52,67 +52,6 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 
 /// Days of history read for training and prediction.
 const HISTORY_DAYS: u64 = 425;
-
-/// A registered model.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FailureRiskModelDto {
-    /// Version (1, 2, …), stamped on every prediction it makes.
-    pub version: i32,
-    /// `logistic_regression_l2`.
-    pub algorithm: String,
-    /// Features, in column order.
-    pub features: Vec<String>,
-    /// First day trained on.
-    pub window_start: NaiveDate,
-    /// Last day trained on.
-    pub window_end: NaiveDate,
-    /// SHA-256 of the training data.
-    pub data_hash: String,
-    /// Wells trained on.
-    pub wells: i32,
-    /// Well-days trained on.
-    pub training_rows: i32,
-    /// Metrics on the wells held out of training (`model`), and of the model in use on
-    /// the same wells (`model_in_use`): ROC AUC and precision at the top 10 % per horizon,
-    /// median lead time, failures alerted.
-    #[schema(value_type = Object)]
-    pub metrics: serde_json::Value,
-    /// `active`, `candidate` (did not beat the model in use) or `retired`.
-    pub status: String,
-    /// Why it was or was not promoted.
-    pub reason: String,
-    /// When trained.
-    pub trained_at: DateTime<Utc>,
-    /// When it became active.
-    pub promoted_at: Option<DateTime<Utc>>,
-}
-
-impl From<ModelRecord> for FailureRiskModelDto {
-    fn from(m: ModelRecord) -> Self {
-        FailureRiskModelDto {
-            version: m.version,
-            algorithm: m.algorithm,
-            features: m.features,
-            window_start: m.window_start,
-            window_end: m.window_end,
-            data_hash: m.data_hash,
-            wells: m.wells,
-            training_rows: m.training_rows,
-            metrics: m.metrics,
-            status: m.status,
-            reason: m.reason,
-            trained_at: m.trained_at,
-            promoted_at: m.promoted_at,
-        }
-    }
-}
-
-/// The model registry, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FailureRiskModelList {
-    /// Models.
-    pub items: Vec<FailureRiskModelDto>,
-}
 
 /// A factor raising a well's risk.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -334,7 +273,7 @@ pub async fn refresh_failure_risk(
     operation_id = "list_failure_risk_models",
     params(TenantScope),
     responses(
-        (status = 200, description = "Every model trained for the tenant, newest first", body = FailureRiskModelList),
+        (status = 200, description = "Every model trained for the tenant, newest first", body = RegisteredModelList),
         (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 404, description = "Unknown tenant", body = ErrorResponse),
     )
@@ -342,11 +281,11 @@ pub async fn refresh_failure_risk(
 async fn list_models(
     State(state): State<ApiState>,
     scope: TenantScope,
-) -> Result<Json<FailureRiskModelList>, ApiError> {
+) -> Result<Json<RegisteredModelList>, ApiError> {
     let mut tx = scope.begin(state.db()).await?;
     let rows = sql::models(&mut tx, scope.id, FR).await?;
     tx.commit().await?;
-    Ok(Json(FailureRiskModelList {
+    Ok(Json(RegisteredModelList {
         items: rows.into_iter().map(Into::into).collect(),
     }))
 }
@@ -359,7 +298,7 @@ async fn list_models(
     operation_id = "train_failure_risk_model",
     params(TenantScope),
     responses(
-        (status = 201, description = "Trained and registered; active if it beat the model in use on held-out wells (then every well's risk was recomputed with it)", body = FailureRiskModelDto),
+        (status = 201, description = "Trained and registered; active if it beat the model in use on held-out wells (then every well's risk was recomputed with it)", body = RegisteredModelDto),
         (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 404, description = "Unknown tenant", body = ErrorResponse),
         (status = 422, description = "Not enough data: fewer than 3 lift wells with 44 days of rollups, or no failure recorded", body = ErrorResponse),
@@ -369,7 +308,7 @@ async fn train_model(
     State(state): State<ApiState>,
     scope: TenantScope,
     caller: Caller,
-) -> Result<(StatusCode, Json<FailureRiskModelDto>), ApiError> {
+) -> Result<(StatusCode, Json<RegisteredModelDto>), ApiError> {
     let now = Utc::now();
     let (wells, active) = histories(state.db(), scope.id, now.date_naive()).await?;
     let outcome = fit(&wells, active).await?;
@@ -603,7 +542,7 @@ async fn get_training_job(
     operation_id = "activate_failure_risk_model",
     params(TenantScope, ModelVersionParam),
     responses(
-        (status = 200, description = "The model is the active one (a rollback, or a candidate chosen by hand); every well's risk was recomputed with it", body = FailureRiskModelDto),
+        (status = 200, description = "The model is the active one (a rollback, or a candidate chosen by hand); every well's risk was recomputed with it", body = RegisteredModelDto),
         (status = 400, description = "Invalid parameter", body = ErrorResponse),
         (status = 404, description = "Unknown tenant or model version", body = ErrorResponse),
     )
@@ -613,7 +552,7 @@ async fn activate_model(
     scope: TenantScope,
     caller: Caller,
     ModelVersionParam(version): ModelVersionParam,
-) -> Result<Json<FailureRiskModelDto>, ApiError> {
+) -> Result<Json<RegisteredModelDto>, ApiError> {
     let not_found = || {
         ApiError::NotFound(format!(
             "failure-risk model version {version} in tenant `{}`",

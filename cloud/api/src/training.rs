@@ -65,7 +65,7 @@ pub struct TrainingJobList {
     pub items: Vec<TrainingJobDto>,
 }
 
-/// A registered model of any kind (the failure-risk area keeps its own, older schema).
+/// A registered model of any kind (failure risk, emissions).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegisteredModelDto {
     /// Version (counted per tenant across kinds), stamped on every prediction it makes.
