@@ -9,6 +9,7 @@ import {
   getSortedRowModel,
   useReactTable,
 } from '@tanstack/react-table';
+import { Component, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 interface Props<T> {
@@ -22,9 +23,26 @@ interface Props<T> {
   onOpen?: (row: T) => void;
   /** Told the sorting whenever it changes (a page whose sort values move re-sorts). */
   onSort?: (sorting: SortingState) => void;
+  /**
+   * Rows whose item (same object) and columns are unchanged are not rendered again, only
+   * moved: for a page that re-sorts the same items often and whose cells update
+   * themselves (the fleet's live values). Their click handler is the one they were first
+   * rendered with.
+   */
+  stableRows?: boolean;
 }
 
-export function DataTable<T>({ label, data, columns, initialSort = [], filterPlaceholder, empty, rowKey, onOpen, onSort }: Props<T>) {
+/** A row rendered again only when its item or the columns change (see `stableRows`). */
+class StableRow extends Component<{ item: unknown; columns: unknown; children: ComponentChildren }> {
+  shouldComponentUpdate(next: { item: unknown; columns: unknown }) {
+    return next.item !== this.props.item || next.columns !== this.props.columns;
+  }
+  render() {
+    return this.props.children;
+  }
+}
+
+export function DataTable<T>({ label, data, columns, initialSort = [], filterPlaceholder, empty, rowKey, onOpen, onSort, stableRows }: Props<T>) {
   const [sorting, setSorting] = useState<SortingState>(initialSort);
   useEffect(() => onSort?.(sorting), [sorting, onSort]);
   const [filter, setFilter] = useState('');
@@ -91,17 +109,26 @@ export function DataTable<T>({ label, data, columns, initialSort = [], filterPla
                 </td>
               </tr>
             ) : (
-              rows.map((row) => (
-                <tr
-                  key={row.id}
-                  class={onOpen ? 'clickable' : undefined}
-                  onClick={onOpen ? (e) => (e.target as HTMLElement).closest('a,button') || onOpen(row.original) : undefined}
-                >
-                  {row.getVisibleCells().map((cell) => (
-                    <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
-                  ))}
-                </tr>
-              ))
+              rows.map((row) => {
+                const tr = (
+                  <tr
+                    key={row.id}
+                    class={onOpen ? 'clickable' : undefined}
+                    onClick={onOpen ? (e) => (e.target as HTMLElement).closest('a,button') || onOpen(row.original) : undefined}
+                  >
+                    {row.getVisibleCells().map((cell) => (
+                      <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
+                    ))}
+                  </tr>
+                );
+                return stableRows ? (
+                  <StableRow key={row.id} item={row.original} columns={columns}>
+                    {tr}
+                  </StableRow>
+                ) : (
+                  tr
+                );
+              })
             )}
           </tbody>
         </table>

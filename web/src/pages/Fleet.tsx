@@ -98,7 +98,7 @@ export function Fleet() {
     return () => abort.abort();
   }, [tenant]);
 
-  const rows = useMemo<Row[]>(() => {
+  const base = useMemo<Row[]>(() => {
     if (!wells || !gateways) return [];
     const open = alertsByWell(alerts);
     return wells.map((well) => {
@@ -114,9 +114,11 @@ export function Fleet() {
         worst,
       };
     });
-    // `resorts`: new rows make the table sort again with the values of now.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [wells, gateways, alerts, resorts]);
+  }, [wells, gateways, alerts]);
+  // `resorts`: a new array of the same rows makes the table sort again with the values of
+  // now; the rows themselves are not rendered again, only moved (`stableRows`).
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const rows = useMemo(() => [...base], [base, resorts]);
 
   const wellColumns = useMemo<ColumnDef<Row, any>[]>(
     () => [
@@ -202,6 +204,7 @@ export function Fleet() {
             rowKey={(r) => String(r.well.id)}
             onOpen={(r) => navigate(wellPath(tenant, r.well.id))}
             onSort={onSort}
+            stableRows
           />
         </section>
       ) : null}
