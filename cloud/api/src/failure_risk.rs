@@ -322,19 +322,12 @@ async fn train_model(
             "failure_risk_model.train",
             &target,
             None,
-            Some(trained_json(&record)),
+            Some(crate::training::trained_json(&record)),
         ),
     )
     .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(record.into())))
-}
-
-fn trained_json(record: &ModelRecord) -> serde_json::Value {
-    serde_json::json!({
-        "version": record.version, "status": record.status, "reason": record.reason,
-        "data_hash": record.data_hash,
-    })
 }
 
 /// Trains a model on `wells` and compares it with the active one on held-out wells.
@@ -412,22 +405,7 @@ pub(crate) async fn run_job(
     sql::training_stage(conn, job.id, "registering", 0.8).await?;
     let mut tx = db.begin_tenant(job.tenant).await?;
     let record = register(&mut tx, job.tenant, now, &wells, &outcome).await?;
-    let target = format!("failure_risk_model:{}", record.version);
-    let request = format!("training_job:{}", job.id);
-    store::audit::record(
-        &mut tx,
-        &store::audit::AuditEntry {
-            tenant: Some(job.tenant),
-            actor: &job.requested_by,
-            action: "failure_risk_model.train",
-            target: &target,
-            before: None,
-            after: Some(trained_json(&record)),
-            client_addr: None,
-            request_id: Some(&request),
-        },
-    )
-    .await?;
+    crate::training::audit_trained_by_job(&mut tx, job, FR, &record).await?;
     tx.commit().await?;
     Ok(record.version)
 }

@@ -1588,13 +1588,6 @@ async fn register_emissions(
     .await?)
 }
 
-fn trained_json(record: &ModelRecord) -> serde_json::Value {
-    serde_json::json!({
-        "version": record.version, "status": record.status, "reason": record.reason,
-        "data_hash": record.data_hash,
-    })
-}
-
 /// Runs an emissions training job (`crate::training_jobs::run_training_jobs` claims it).
 pub(crate) async fn run_emissions_job(
     db: &store::Db,
@@ -1607,22 +1600,7 @@ pub(crate) async fn run_emissions_job(
     store::failure_risk::training_stage(conn, job.id, "registering", 0.8).await?;
     let mut tx = db.begin_tenant(job.tenant).await?;
     let record = register_emissions(&mut tx, job.tenant, &outcome).await?;
-    let target = format!("emissions_model:{}", record.version);
-    let request = format!("training_job:{}", job.id);
-    store::audit::record(
-        &mut tx,
-        &store::audit::AuditEntry {
-            tenant: Some(job.tenant),
-            actor: &job.requested_by,
-            action: "emissions_model.train",
-            target: &target,
-            before: None,
-            after: Some(trained_json(&record)),
-            client_addr: None,
-            request_id: Some(&request),
-        },
-    )
-    .await?;
+    crate::training::audit_trained_by_job(&mut tx, job, EMISSIONS, &record).await?;
     tx.commit().await?;
     if record.status == "active" {
         refresh_tenant(db, job.tenant, now).await?;
@@ -1686,7 +1664,7 @@ async fn train_emissions_model(
             "emissions_model.train",
             &target,
             None,
-            Some(trained_json(&record)),
+            Some(crate::training::trained_json(&record)),
         ),
     )
     .await?;

@@ -1,13 +1,15 @@
 //! What the API says of per-tenant models and their training jobs, whatever the kind
 //! (failure risk, emissions): the registered models and the jobs of the one queue
-//! (`training_jobs`). Not an area: the `failure_risk` and `forecasts` areas' routes show
+//! (`training_jobs`), and the audit entry of a model a job trained. Not an area: the `failure_risk` and `forecasts` areas' routes show
 //! and queue them with these types; `training_jobs` runs the queue.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use store::failure_risk::{self as sql, ModelRecord};
+use store::failure_risk::{self as sql, ModelKind, ModelRecord};
+
+use crate::ApiError;
 
 /// A training job.
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,4 +125,40 @@ impl From<ModelRecord> for RegisteredModelDto {
 pub struct RegisteredModelList {
     /// Models.
     pub items: Vec<RegisteredModelDto>,
+}
+
+/// What the audit log keeps of a model just trained and registered.
+pub(crate) fn trained_json(record: &ModelRecord) -> serde_json::Value {
+    serde_json::json!({
+        "version": record.version, "status": record.status, "reason": record.reason,
+        "data_hash": record.data_hash,
+    })
+}
+
+/// The audit entry of a model a training job registered (`<kind>_model.train` on
+/// `<kind>_model:<version>`, under the job's requester, the job as the request).
+pub(crate) async fn audit_trained_by_job(
+    tx: &mut sqlx::PgConnection,
+    job: &sql::TrainingJob,
+    kind: ModelKind,
+    record: &ModelRecord,
+) -> Result<(), ApiError> {
+    let action = format!("{}_model.train", kind.name());
+    let target = format!("{}_model:{}", kind.name(), record.version);
+    let request = format!("training_job:{}", job.id);
+    store::audit::record(
+        tx,
+        &store::audit::AuditEntry {
+            tenant: Some(job.tenant),
+            actor: &job.requested_by,
+            action: &action,
+            target: &target,
+            before: None,
+            after: Some(trained_json(record)),
+            client_addr: None,
+            request_id: Some(&request),
+        },
+    )
+    .await?;
+    Ok(())
 }
