@@ -2072,6 +2072,21 @@ mod tests {
         assert_eq!(c.apply(m, 200).co2e_kg.low, 200.0, "past the last block");
     }
 
+    /// The simulated wells with these histories, as training wells.
+    fn training_wells<'a>(
+        histories: &'a [Vec<ProductionDay>],
+        fleet: &'a [crate::fleet::FleetWell],
+    ) -> Vec<TrainingWell<'a>> {
+        histories
+            .iter()
+            .zip(fleet)
+            .map(|(h, w)| TrainingWell {
+                history: h,
+                setup: &w.sources,
+            })
+            .collect()
+    }
+
     #[test]
     fn training_pools_episodes_chooses_its_windows_and_calibrates_on_the_wells_own_past() {
         let fleet = crate::fleet::generate(&crate::fleet::FleetOptions {
@@ -2084,14 +2099,7 @@ mod tests {
             .iter()
             .map(|w| w.days.iter().map(|x| x.production).collect())
             .collect();
-        let wells: Vec<TrainingWell<'_>> = histories
-            .iter()
-            .zip(&fleet)
-            .map(|(h, w)| TrainingWell {
-                history: h,
-                setup: &w.sources,
-            })
-            .collect();
+        let wells = training_wells(&histories, &fleet);
         let start = fleet[0].days[300].production.day;
         let fit = fit(&wells, start, GwpSet::Ar5, 1).unwrap();
         let m = &fit.model;
@@ -2118,14 +2126,7 @@ mod tests {
             .iter()
             .map(|h| h.iter().filter(|x| x.day < start).copied().collect())
             .collect();
-        let wells_cut: Vec<TrainingWell<'_>> = cut
-            .iter()
-            .zip(&fleet)
-            .map(|(h, w)| TrainingWell {
-                history: h,
-                setup: &w.sources,
-            })
-            .collect();
+        let wells_cut = training_wells(&cut, &fleet);
         assert_eq!(fit, super::fit(&wells_cut, start, GwpSet::Ar5, 1).unwrap());
         // The registry stores the model as JSON.
         let stored: EmissionsModel =
@@ -2144,14 +2145,7 @@ mod tests {
             .iter()
             .map(|w| w.days.iter().map(|x| x.production).collect())
             .collect();
-        let wells: Vec<TrainingWell<'_>> = histories
-            .iter()
-            .zip(&fleet)
-            .map(|(h, w)| TrainingWell {
-                history: h,
-                setup: &w.sources,
-            })
-            .collect();
+        let wells = training_wells(&histories, &fleet);
         let start = fleet[0].days[280].production.day;
         let first = train_and_compare(&wells, None, start, GwpSet::Ar5).unwrap();
         assert!(first.promote, "{}", first.reason);
