@@ -282,12 +282,9 @@ async fn list_models(
     State(state): State<ApiState>,
     scope: TenantScope,
 ) -> Result<Json<RegisteredModelList>, ApiError> {
-    let mut tx = scope.begin(state.db()).await?;
-    let rows = sql::models(&mut tx, scope.id, FR).await?;
-    tx.commit().await?;
-    Ok(Json(RegisteredModelList {
-        items: rows.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(
+        crate::training::list_models(state.db(), &scope, FR).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -314,18 +311,7 @@ async fn train_model(
     let outcome = fit(&wells, active).await?;
     let mut tx = scope.begin(state.db()).await?;
     let record = register(&mut tx, scope.id, now, &wells, &outcome).await?;
-    let target = format!("failure_risk_model:{}", record.version);
-    store::audit::record(
-        &mut tx,
-        &caller.audit(
-            Some(scope.id),
-            "failure_risk_model.train",
-            &target,
-            None,
-            Some(crate::training::trained_json(&record)),
-        ),
-    )
-    .await?;
+    crate::training::audit_trained(&mut tx, &scope, &caller, FR, &record).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
@@ -428,25 +414,8 @@ async fn request_training(
     scope: TenantScope,
     caller: Caller,
 ) -> Result<(StatusCode, Json<TrainingJobDto>), ApiError> {
-    let mut tx = scope.begin(state.db()).await?;
-    let (job, new) =
-        sql::enqueue_training(&mut tx, scope.id, FR, "on_demand", &caller.principal.actor).await?;
-    if new {
-        let target = format!("training_job:{}", job.id);
-        store::audit::record(
-            &mut tx,
-            &caller.audit(
-                Some(scope.id),
-                "failure_risk_training.request",
-                &target,
-                None,
-                Some(serde_json::json!({ "trigger": "on_demand" })),
-            ),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, Json(job.into())))
+    let job = crate::training::request_training(state.db(), &scope, &caller, FR).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 /// Query of the job list.
@@ -531,35 +500,13 @@ async fn activate_model(
     caller: Caller,
     ModelVersionParam(version): ModelVersionParam,
 ) -> Result<Json<RegisteredModelDto>, ApiError> {
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "failure-risk model version {version} in tenant `{}`",
-            scope.slug
-        ))
-    };
-    let version = i32::try_from(version).map_err(|_| not_found())?;
     let now = Utc::now();
     let (wells, _) = histories(state.db(), scope.id, now.date_naive()).await?;
     let mut tx = scope.begin(state.db()).await?;
-    let before: Option<i32> = sql::active_model(&mut tx, scope.id, FR).await?.map(|a| a.0);
-    let (record, doc) = sql::activate(&mut tx, scope.id, FR, version)
-        .await?
-        .ok_or_else(not_found)?;
-    let model: Model = serde_json::from_value(doc).map_err(|e| ApiError::Internal(e.into()))?;
-    let rows = predictions(&model, version, &wells, now);
+    let (record, model): (_, Model) =
+        crate::training::activate_model(&mut tx, &scope, &caller, FR, version).await?;
+    let rows = predictions(&model, record.version, &wells, now);
     sql::replace_predictions(&mut tx, scope.id, &rows).await?;
-    let target = format!("failure_risk_model:{version}");
-    store::audit::record(
-        &mut tx,
-        &caller.audit(
-            Some(scope.id),
-            "failure_risk_model.activate",
-            &target,
-            Some(serde_json::json!({ "active_version": before })),
-            Some(serde_json::json!({ "active_version": version })),
-        ),
-    )
-    .await?;
     tx.commit().await?;
     Ok(Json(record.into()))
 }

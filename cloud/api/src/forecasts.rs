@@ -11,8 +11,11 @@
 //! emission sources, lift rollups and targets. The SHA-256 of those inputs (with the
 //! forecast's first day) is kept with the run; a refresh whose inputs hash the same changes
 //! nothing, so forecasts are recomputed when new data arrives (or a day passes), never per
-//! request. Every forecast is stamped with its model version (`ml::emissions::MODEL_VERSION`,
-//! `ml::optimization::MODEL_VERSION`). CO2e is computed at read time under the `gwp`
+//! request. Every forecast is stamped with its model version: the method
+//! (`ml::emissions::MODEL_VERSION`, `ml::optimization::MODEL_VERSION`), then `@<version>`
+//! of the tenant's active registered model of the kind when it has one (the registries and
+//! their routes are [`models`]); the stamp is part of the inputs hash, so a promotion or a
+//! rollback recomputes once. CO2e is computed at read time under the `gwp`
 //! parameter (the cache holds masses per gas), dollars at the `price_per_bbl` parameter.
 //!
 //! Inputs per well: figures of the last [`HISTORY_DAYS`]; emission sources of the well
@@ -45,17 +48,19 @@ use ml::emissions::{
     self as emis, Band, EmissionsForecast, EmissionsModel, ForecastRequest, IntensityBasis,
     IntensityOptions, IntensityTargets, ProductionDay, SourceSetup,
 };
-use ml::optimization::{self as opt, Assessment, WellDay, WellInput};
+use ml::optimization::{self as opt, Assessment, GapModel, WellDay, WellInput};
 use store::emissions::EmissionSource;
-use store::failure_risk::{ModelKind, ModelRecord, NewModel};
+use store::failure_risk::ModelKind;
 use store::ml_forecasts::{self as sql, Forecast, Kind, RunKind, Targets};
 use store::{SiteId, TenantId, WellId};
 
 use crate::access::Caller;
 use crate::emissions::{GwpDto, parse_gwp};
-use crate::extract::{JsonBody, ModelVersionParam, SiteParam, parse_limit, require_well, shown};
-use crate::training::{RegisteredModelDto, RegisteredModelList, TrainingJobDto};
+use crate::extract::{JsonBody, SiteParam, parse_limit, require_well, shown};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
+
+mod models;
+pub(crate) use models::{run_emissions_job, run_gap_job};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -67,9 +72,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_targets, put_targets))
         .routes(routes!(refresh))
         .routes(routes!(list_runs))
-        .routes(routes!(list_emissions_models, train_emissions_model))
-        .routes(routes!(activate_emissions_model))
-        .routes(routes!(request_emissions_training))
+        .merge(models::routes())
 }
 
 /// Days of production history read.
@@ -526,9 +529,9 @@ fn hash_emissions(inputs: &Inputs, start: NaiveDate, stamp: &str) -> String {
     hex::encode(h.finalize())
 }
 
-fn hash_gaps(inputs: &Inputs, start: NaiveDate) -> String {
+fn hash_gaps(inputs: &Inputs, start: NaiveDate, stamp: &str) -> String {
     let mut h = Sha256::new();
-    h.update(opt::MODEL_VERSION.as_bytes());
+    h.update(stamp.as_bytes());
     h.update(start.to_string().as_bytes());
     for w in &inputs.wells {
         h.update(format!("w{} {} {:?}", w.id.0, w.field, w.first_day).as_bytes());
@@ -651,24 +654,24 @@ fn backtest(
     })
 }
 
-/// The emissions model of a refresh: the tenant's active registered one (stamped
+/// A model of a refresh: the tenant's active registered one of its kind (stamped
 /// `<method>@<version>`), else the untrained defaults (stamped with the method alone).
 #[derive(Debug, Clone)]
-struct ActiveEmissions {
-    model: EmissionsModel,
+struct Active<M> {
+    model: M,
     stamp: String,
 }
 
-impl ActiveEmissions {
-    fn of(active: Option<(i32, serde_json::Value)>) -> ActiveEmissions {
+impl<M: serde::de::DeserializeOwned + Default> Active<M> {
+    fn of(active: Option<(i32, serde_json::Value)>, method: &str) -> Active<M> {
         match active.and_then(|(v, doc)| Some((v, serde_json::from_value(doc).ok()?))) {
-            Some((version, model)) => ActiveEmissions {
+            Some((version, model)) => Active {
                 model,
-                stamp: format!("{}@{version}", emis::MODEL_VERSION),
+                stamp: format!("{method}@{version}"),
             },
-            None => ActiveEmissions {
-                model: EmissionsModel::default(),
-                stamp: emis::MODEL_VERSION.to_owned(),
+            None => Active {
+                model: M::default(),
+                stamp: method.to_owned(),
             },
         }
     }
@@ -678,7 +681,7 @@ fn compute_emissions(
     inputs: &Inputs,
     start: NaiveDate,
     now: DateTime<Utc>,
-    active: &ActiveEmissions,
+    active: &Active<EmissionsModel>,
 ) -> Computed {
     let request = ForecastRequest {
         start,
@@ -782,7 +785,9 @@ fn compute_emissions(
 /// A well-day's fillage (%), plunger cycles and tubing pressure (psi) from its rollups.
 type Diagnostics = (Option<f64>, Option<f64>, Option<f64>);
 
-fn compute_gaps(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Computed {
+/// The gap model's wells: every well with production history and a first day, with its
+/// daily hours on and diagnostics from its rollups, its lift type from its metrics.
+fn gap_wells(inputs: &Inputs, start: NaiveDate) -> Vec<WellInput> {
     let mut diag: HashMap<(WellId, NaiveDate), Diagnostics> = HashMap::new();
     let mut metrics: HashMap<WellId, Vec<&str>> = HashMap::new();
     for r in &inputs.rollups {
@@ -796,7 +801,7 @@ fn compute_gaps(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Comput
             _ => {}
         }
     }
-    let wells: Vec<WellInput> = inputs
+    inputs
         .wells
         .iter()
         .filter_map(|w| {
@@ -828,9 +833,18 @@ fn compute_gaps(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Comput
                     .collect(),
             })
         })
-        .collect();
+        .collect()
+}
+
+fn compute_gaps(
+    inputs: &Inputs,
+    start: NaiveDate,
+    now: DateTime<Utc>,
+    active: &Active<GapModel>,
+) -> Computed {
+    let wells = gap_wells(inputs, start);
     let options = opt::Options::new(start, DEFAULT_PRICE);
-    let Ok(assessed) = opt::assess(&wells, &options) else {
+    let Ok(assessed) = opt::assess_with(&wells, &options, &active.model) else {
         return (Vec::new(), Vec::new(), serde_json::json!({}));
     };
     let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
@@ -846,7 +860,7 @@ fn compute_gaps(inputs: &Inputs, start: NaiveDate, now: DateTime<Utc>) -> Comput
             Some(Forecast {
                 kind: Kind::ProductionGap,
                 subject_id: well.0,
-                model_version: opt::MODEL_VERSION.to_owned(),
+                model_version: active.stamp.clone(),
                 start_day: start,
                 rank_value: a.opportunities.iter().map(|o| o.uplift_bbl_per_day).sum(),
                 payload: serde_json::to_value(&dto).unwrap_or_default(),
@@ -866,22 +880,27 @@ pub async fn refresh_tenant(
     let start = now.date_naive();
     let inputs = read_inputs(db, tenant, start).await?;
     let mut tx = db.begin_tenant(tenant).await?;
-    let active = ActiveEmissions::of(
+    let active: Active<EmissionsModel> = Active::of(
         store::failure_risk::active_model(&mut tx, tenant, ModelKind::Emissions).await?,
+        emis::MODEL_VERSION,
+    );
+    let gaps: Active<GapModel> = Active::of(
+        store::failure_risk::active_model(&mut tx, tenant, ModelKind::ProductionGap).await?,
+        opt::MODEL_VERSION,
     );
     tx.commit().await?;
     let eh = hash_emissions(&inputs, start, &active.stamp);
-    let gh = hash_gaps(&inputs, start);
+    let gh = hash_gaps(&inputs, start, &gaps.stamp);
     let mut tx = db.begin_tenant(tenant).await?;
     let last_e = sql::last_run(&mut tx, tenant, RunKind::Emissions).await?;
     let last_g = sql::last_run(&mut tx, tenant, RunKind::ProductionGap).await?;
     tx.commit().await?;
     let do_e = last_e.is_none_or(|r| r.inputs_hash != eh);
     let do_g = last_g.is_none_or(|r| r.inputs_hash != gh);
-    let stamp = active.stamp.clone();
+    let (stamp, gap_stamp) = (active.stamp.clone(), gaps.stamp.clone());
     let (e, g) = tokio::task::spawn_blocking(move || {
         let e = do_e.then(|| compute_emissions(&inputs, start, now, &active));
-        let g = do_g.then(|| compute_gaps(&inputs, start, now));
+        let g = do_g.then(|| compute_gaps(&inputs, start, now, &gaps));
         (e, g)
     })
     .await
@@ -911,7 +930,7 @@ pub async fn refresh_tenant(
         let run = sql::NewRun {
             kind: RunKind::ProductionGap,
             inputs_hash: &gh,
-            model_version: opt::MODEL_VERSION,
+            model_version: &gap_stamp,
             problems: &problems,
             metrics: &metrics,
         };
@@ -1498,275 +1517,4 @@ async fn list_runs(
             })
             .collect(),
     }))
-}
-
-// ---------------------------------------------------------------------------------------
-// The emissions model registry: training, promotion, rollback, training jobs.
-
-const EMISSIONS: ModelKind = ModelKind::Emissions;
-
-/// Trains an emissions model on the tenant's wells with sources (days before today) and
-/// compares it with the active one on held-out wells (`ml::emissions::train_and_compare`).
-async fn train_emissions(
-    db: &store::Db,
-    tenant: TenantId,
-    now: DateTime<Utc>,
-) -> Result<emis::EmissionsOutcome, ApiError> {
-    let start = now.date_naive();
-    let inputs = read_inputs(db, tenant, start).await?;
-    let mut tx = db.begin_tenant(tenant).await?;
-    let active = store::failure_risk::active_model(&mut tx, tenant, EMISSIONS).await?;
-    tx.commit().await?;
-    let active: Option<EmissionsModel> =
-        active.and_then(|(_, doc)| serde_json::from_value(doc).ok());
-    tokio::task::spawn_blocking(move || {
-        let mut wells = Vec::new();
-        for w in &inputs.wells {
-            let own: Vec<&EmissionSource> = inputs
-                .sources
-                .iter()
-                .filter(|s| s.well_id == Some(w.id))
-                .collect();
-            if let (Some(s), Some(days)) = (setup(&own), inputs.days.get(&w.id)) {
-                wells.push((days.as_slice(), s));
-            }
-        }
-        let training: Vec<emis::TrainingWell<'_>> = wells
-            .iter()
-            .map(|(history, setup)| emis::TrainingWell { history, setup })
-            .collect();
-        emis::train_and_compare(&training, active.as_ref(), start, GwpSet::Ar5)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(|e| ApiError::Unprocessable {
-        message: format!("cannot train an emissions model: {e}"),
-        problems: Vec::new(),
-    })
-}
-
-/// Registers a trained emissions model in the caller's transaction (active only when it
-/// beat the one in use).
-async fn register_emissions(
-    tx: &mut sqlx::PgConnection,
-    tenant: TenantId,
-    outcome: &emis::EmissionsOutcome,
-) -> Result<ModelRecord, ApiError> {
-    let m = &outcome.fit.model;
-    let model = serde_json::to_value(m).map_err(|e| ApiError::Internal(e.into()))?;
-    let metrics = serde_json::json!({
-        "model": outcome.metrics,
-        "model_in_use": outcome.active_metrics,
-        "held_out_wells": outcome.wells.1,
-        "parameters": {
-            "fraction_window_days": m.fraction_window_days,
-            "anchor_days": m.anchor_days,
-            "episodes_pooled": m.episode_durations.iter().sum::<u32>(),
-            "calibration": m.calibration,
-        },
-        "training_backtests": outcome.fit.windows.iter().map(|(a, w, mape)| serde_json::json!({
-            "anchor_days": a, "fraction_window_days": w, "mape_30d_percent": 100.0 * mape,
-        })).collect::<Vec<_>>(),
-    });
-    Ok(store::failure_risk::insert_model(
-        tx,
-        tenant,
-        EMISSIONS,
-        &NewModel {
-            algorithm: emis::ALGORITHM,
-            features: emis::INPUTS.to_vec(),
-            window: outcome.window,
-            data_hash: &outcome.data_hash,
-            wells: i32::try_from(outcome.wells.0).unwrap_or(i32::MAX),
-            training_rows: i32::try_from(outcome.rows).unwrap_or(i32::MAX),
-            metrics,
-            model,
-            promote: outcome.promote,
-            reason: &outcome.reason,
-        },
-    )
-    .await?)
-}
-
-/// Runs an emissions training job (`crate::training_jobs::run_training_jobs` claims it).
-pub(crate) async fn run_emissions_job(
-    db: &store::Db,
-    conn: &mut sqlx::PgConnection,
-    job: &store::failure_risk::TrainingJob,
-) -> Result<i32, ApiError> {
-    let now = Utc::now();
-    store::failure_risk::training_stage(conn, job.id, "training", 0.3).await?;
-    let outcome = train_emissions(db, job.tenant, now).await?;
-    store::failure_risk::training_stage(conn, job.id, "registering", 0.8).await?;
-    let mut tx = db.begin_tenant(job.tenant).await?;
-    let record = register_emissions(&mut tx, job.tenant, &outcome).await?;
-    crate::training::audit_trained_by_job(&mut tx, job, EMISSIONS, &record).await?;
-    tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(db, job.tenant, now).await?;
-    }
-    Ok(record.version)
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/v1/tenants/{tenant}/emissions-forecast/models",
-    security(("bearer" = ["viewer"])),
-    tag = "emissions",
-    operation_id = "list_emissions_models",
-    params(TenantScope),
-    responses(
-        (status = 200, description = "Every emissions model trained for the tenant, newest first", body = RegisteredModelList),
-        (status = 400, description = "Invalid parameter", body = ErrorResponse),
-        (status = 404, description = "Unknown tenant", body = ErrorResponse),
-    )
-)]
-async fn list_emissions_models(
-    State(state): State<ApiState>,
-    scope: TenantScope,
-) -> Result<Json<RegisteredModelList>, ApiError> {
-    let mut tx = scope.begin(state.db()).await?;
-    let rows = store::failure_risk::models(&mut tx, scope.id, EMISSIONS).await?;
-    tx.commit().await?;
-    Ok(Json(RegisteredModelList {
-        items: rows.into_iter().map(Into::into).collect(),
-    }))
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/tenants/{tenant}/emissions-forecast/models",
-    security(("bearer" = ["tenant_admin"])),
-    tag = "emissions",
-    operation_id = "train_emissions_model",
-    params(TenantScope),
-    responses(
-        (status = 201, description = "Trained on two thirds of the wells with sources (their own past: episode durations, windows chosen by backtest, calibrated intervals) and registered; active if its held-out 30-day MAPE beat the model in use's on the other third (then every forecast was recomputed with it)", body = RegisteredModelDto),
-        (status = 400, description = "Invalid parameter", body = ErrorResponse),
-        (status = 404, description = "Unknown tenant", body = ErrorResponse),
-        (status = 422, description = "Not enough data: fewer than 3 wells with sources, or none with 90 days of production", body = ErrorResponse),
-    )
-)]
-async fn train_emissions_model(
-    State(state): State<ApiState>,
-    scope: TenantScope,
-    caller: Caller,
-) -> Result<(axum::http::StatusCode, Json<RegisteredModelDto>), ApiError> {
-    let now = Utc::now();
-    let outcome = train_emissions(state.db(), scope.id, now).await?;
-    let mut tx = scope.begin(state.db()).await?;
-    let record = register_emissions(&mut tx, scope.id, &outcome).await?;
-    let target = format!("emissions_model:{}", record.version);
-    store::audit::record(
-        &mut tx,
-        &caller.audit(
-            Some(scope.id),
-            "emissions_model.train",
-            &target,
-            None,
-            Some(crate::training::trained_json(&record)),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(state.db(), scope.id, now).await?;
-    }
-    Ok((axum::http::StatusCode::CREATED, Json(record.into())))
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/tenants/{tenant}/emissions-forecast/models/{version}/activate",
-    security(("bearer" = ["tenant_admin"])),
-    tag = "emissions",
-    operation_id = "activate_emissions_model",
-    params(TenantScope, ModelVersionParam),
-    responses(
-        (status = 200, description = "The model is the active one (a rollback, or a candidate chosen by hand); every forecast was recomputed with it", body = RegisteredModelDto),
-        (status = 400, description = "Invalid parameter", body = ErrorResponse),
-        (status = 404, description = "Unknown tenant or emissions model version", body = ErrorResponse),
-    )
-)]
-async fn activate_emissions_model(
-    State(state): State<ApiState>,
-    scope: TenantScope,
-    caller: Caller,
-    ModelVersionParam(version): ModelVersionParam,
-) -> Result<Json<RegisteredModelDto>, ApiError> {
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "emissions model version {version} in tenant `{}`",
-            scope.slug
-        ))
-    };
-    let version = i32::try_from(version).map_err(|_| not_found())?;
-    let mut tx = scope.begin(state.db()).await?;
-    let before: Option<i32> = store::failure_risk::active_model(&mut tx, scope.id, EMISSIONS)
-        .await?
-        .map(|a| a.0);
-    let (record, doc) = store::failure_risk::activate(&mut tx, scope.id, EMISSIONS, version)
-        .await?
-        .ok_or_else(not_found)?;
-    serde_json::from_value::<EmissionsModel>(doc).map_err(|e| ApiError::Internal(e.into()))?;
-    let target = format!("emissions_model:{version}");
-    store::audit::record(
-        &mut tx,
-        &caller.audit(
-            Some(scope.id),
-            "emissions_model.activate",
-            &target,
-            Some(serde_json::json!({ "active_version": before })),
-            Some(serde_json::json!({ "active_version": version })),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    refresh_tenant(state.db(), scope.id, Utc::now()).await?;
-    Ok(Json(record.into()))
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/tenants/{tenant}/emissions-forecast/training-jobs",
-    security(("bearer" = ["tenant_admin"])),
-    tag = "emissions",
-    operation_id = "request_emissions_training",
-    params(TenantScope),
-    responses(
-        (status = 202, description = "Queued (or the emissions job already queued or running, unchanged); the server's training worker runs it, its stage and progress at GET …/failure-risk/training-jobs/{job}", body = TrainingJobDto),
-        (status = 400, description = "Invalid parameter", body = ErrorResponse),
-        (status = 404, description = "Unknown tenant", body = ErrorResponse),
-    )
-)]
-async fn request_emissions_training(
-    State(state): State<ApiState>,
-    scope: TenantScope,
-    caller: Caller,
-) -> Result<(axum::http::StatusCode, Json<TrainingJobDto>), ApiError> {
-    let mut tx = scope.begin(state.db()).await?;
-    let (job, new) = store::failure_risk::enqueue_training(
-        &mut tx,
-        scope.id,
-        EMISSIONS,
-        "on_demand",
-        &caller.principal.actor,
-    )
-    .await?;
-    if new {
-        let target = format!("training_job:{}", job.id);
-        store::audit::record(
-            &mut tx,
-            &caller.audit(
-                Some(scope.id),
-                "emissions_training.request",
-                &target,
-                None,
-                Some(serde_json::json!({ "trigger": "on_demand" })),
-            ),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok((axum::http::StatusCode::ACCEPTED, Json(job.into())))
 }

@@ -1,7 +1,8 @@
-//! What the API says of per-tenant models and their training jobs, whatever the kind
-//! (failure risk, emissions): the registered models and the jobs of the one queue
-//! (`training_jobs`), and the audit entry of a model a job trained. Not an area: the `failure_risk` and `forecasts` areas' routes show
-//! and queue them with these types; `training_jobs` runs the queue.
+//! What the API says and does of per-tenant models and their training jobs, whatever the
+//! kind (failure risk, emissions, production gaps): the registered models and the jobs of
+//! the one queue (`training_jobs`), listing models, queuing a job, activating a version,
+//! and the audit entries of a model trained. Not an area: the `failure_risk` and
+//! `forecasts` areas' routes call these with their kind; `training_jobs` runs the queue.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -9,7 +10,8 @@ use utoipa::ToSchema;
 
 use store::failure_risk::{self as sql, ModelKind, ModelRecord};
 
-use crate::ApiError;
+use crate::access::Caller;
+use crate::{ApiError, TenantScope};
 
 /// A training job.
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,6 +127,123 @@ impl From<ModelRecord> for RegisteredModelDto {
 pub struct RegisteredModelList {
     /// Models.
     pub items: Vec<RegisteredModelDto>,
+}
+
+/// Every registered model of a kind in the caller's tenant, newest first.
+pub(crate) async fn list_models(
+    db: &store::Db,
+    scope: &TenantScope,
+    kind: ModelKind,
+) -> Result<RegisteredModelList, ApiError> {
+    let mut tx = scope.begin(db).await?;
+    let rows = sql::models(&mut tx, scope.id, kind).await?;
+    tx.commit().await?;
+    Ok(RegisteredModelList {
+        items: rows.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// Queues an on-demand training job of a kind for the caller's tenant, audited
+/// (`<kind>_training.request` on `training_job:<id>`) when it is new; the kind's job
+/// already queued or running is answered unchanged.
+pub(crate) async fn request_training(
+    db: &store::Db,
+    scope: &TenantScope,
+    caller: &Caller,
+    kind: ModelKind,
+) -> Result<TrainingJobDto, ApiError> {
+    let mut tx = scope.begin(db).await?;
+    let (job, new) = sql::enqueue_training(
+        &mut tx,
+        scope.id,
+        kind,
+        "on_demand",
+        &caller.principal.actor,
+    )
+    .await?;
+    if new {
+        let target = format!("training_job:{}", job.id);
+        let action = format!("{}_training.request", kind.name());
+        store::audit::record(
+            &mut tx,
+            &caller.audit(
+                Some(scope.id),
+                &action,
+                &target,
+                None,
+                Some(serde_json::json!({ "trigger": "on_demand" })),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(job.into())
+}
+
+/// Makes a registered model of a kind the tenant's active one in the caller's transaction,
+/// audited (`<kind>_model.activate`, the active version before and after): a rollback, or a
+/// candidate chosen by hand. Returns the record and the model read from its document as
+/// `M` (a document this build cannot read is a 500; nothing changes, as the caller's
+/// transaction is dropped). An unknown version is 404.
+pub(crate) async fn activate_model<M: serde::de::DeserializeOwned>(
+    tx: &mut sqlx::PgConnection,
+    scope: &TenantScope,
+    caller: &Caller,
+    kind: ModelKind,
+    version: i64,
+) -> Result<(ModelRecord, M), ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "{} model version {version} in tenant `{}`",
+            kind.name().replace('_', "-"),
+            scope.slug
+        ))
+    };
+    let version = i32::try_from(version).map_err(|_| not_found())?;
+    let before: Option<i32> = sql::active_model(tx, scope.id, kind).await?.map(|a| a.0);
+    let (record, doc) = sql::activate(tx, scope.id, kind, version)
+        .await?
+        .ok_or_else(not_found)?;
+    let model: M = serde_json::from_value(doc).map_err(|e| ApiError::Internal(e.into()))?;
+    let target = format!("{}_model:{version}", kind.name());
+    let action = format!("{}_model.activate", kind.name());
+    store::audit::record(
+        tx,
+        &caller.audit(
+            Some(scope.id),
+            &action,
+            &target,
+            Some(serde_json::json!({ "active_version": before })),
+            Some(serde_json::json!({ "active_version": version })),
+        ),
+    )
+    .await?;
+    Ok((record, model))
+}
+
+/// The audit entry of a model trained and registered on the caller's request
+/// (`<kind>_model.train` on `<kind>_model:<version>`).
+pub(crate) async fn audit_trained(
+    tx: &mut sqlx::PgConnection,
+    scope: &TenantScope,
+    caller: &Caller,
+    kind: ModelKind,
+    record: &ModelRecord,
+) -> Result<(), ApiError> {
+    let action = format!("{}_model.train", kind.name());
+    let target = format!("{}_model:{}", kind.name(), record.version);
+    store::audit::record(
+        tx,
+        &caller.audit(
+            Some(scope.id),
+            &action,
+            &target,
+            None,
+            Some(trained_json(record)),
+        ),
+    )
+    .await?;
+    Ok(())
 }
 
 /// What the audit log keeps of a model just trained and registered.

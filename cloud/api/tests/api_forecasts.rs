@@ -592,3 +592,258 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
     assert_eq!(count("emissions_training.request"), 1, "{log}");
     api.finish().await;
 }
+
+#[tokio::test]
+async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled_back() {
+    let api = TestApi::start("api_gap_models").await;
+    let fleet = seed(&api.db, 5, 30).await;
+    let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
+    let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
+    let other = auth::member_token(&api.db, fleet.other, Role::TenantAdmin).await;
+    let s = seed_production(&api.db, fleet.acme).await;
+    let base = "/api/v1/tenants/acme";
+    let models = format!("{base}/production-gaps/models");
+    let activate = |v: &Value| format!("{models}/{v}/activate");
+    let down_well = s.wells[WELLS - 1].0;
+    let gap_of = async |well: i64| {
+        api.request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/wells/{well}/production-gap"),
+            None,
+        )
+        .await
+        .json()["gap"]
+            .clone()
+    };
+    let stamp = |v: &Value| format!("gap-decline-peers/1@{v}");
+
+    let r = api.request_as(&viewer, "POST", &models, None).await;
+    assert_eq!(r.status, 403, "viewers may not train");
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json();
+    assert_eq!(first["algorithm"], "decline_peers_inverse_variance");
+    assert_eq!(first["wells"], 6, "two thirds of the 8 wells: {first}");
+    assert_eq!(first["metrics"]["held_out_wells"], 2, "{first}");
+    assert_eq!(first["data_hash"].as_str().unwrap().len(), 64);
+    let m = &first["metrics"];
+    for key in ["mdape_percent", "mdape_impaired_percent", "score_percent"] {
+        let v = m["model"][key].as_f64().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{key}: {first}");
+        assert!(
+            m["model_in_use"][key].as_f64().unwrap().is_finite(),
+            "{first}"
+        );
+    }
+    assert_eq!(
+        m["model"]["wells"], 2,
+        "both held-out wells measured: {first}"
+    );
+    assert_eq!(m["candidates"].as_array().unwrap().len(), 27, "{first}");
+    let p = &m["parameters"];
+    assert!(
+        [30, 60, 90].contains(&p["guard_days"].as_i64().unwrap()),
+        "{p}"
+    );
+    assert!(
+        [180, 270, 365].contains(&p["peer_lag_days"].as_i64().unwrap()),
+        "{p}"
+    );
+    // Promoted only when it beat the untrained defaults on the held-out wells.
+    let (new, old) = (
+        m["model"]["score_percent"].as_f64().unwrap(),
+        m["model_in_use"]["score_percent"].as_f64().unwrap(),
+    );
+    let reason = first["reason"].as_str().unwrap();
+    assert!(reason.contains("the untrained defaults"), "{reason}");
+    if new < old - 0.1 {
+        assert_eq!(first["status"], "active", "{first}");
+        assert!(reason.contains("beats"), "{reason}");
+        assert_eq!(
+            gap_of(down_well).await["model_version"],
+            stamp(&first["version"])
+        );
+    } else {
+        assert_eq!(first["status"], "candidate", "{first}");
+        assert!(reason.contains("does not beat"), "{reason}");
+        // Not promoted: the gaps are the untrained model's.
+        api.request_as(&admin, "POST", &format!("{base}/forecasts/refresh"), None)
+            .await;
+        assert_eq!(
+            gap_of(down_well).await["model_version"],
+            "gap-decline-peers/1"
+        );
+        let r = api
+            .request_as(&admin, "POST", &activate(&first["version"]), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The trained model assesses every gap: the well down every other day still ranks
+    // first, for its downtime.
+    let gaps = api
+        .request_as(&viewer, "GET", &format!("{base}/production-gaps"), None)
+        .await
+        .json();
+    let top = &gaps["items"][0];
+    assert_eq!(top["well_id"], down_well, "{gaps}");
+    assert_eq!(top["model_version"], stamp(&first["version"]), "{top}");
+    assert_eq!(top["opportunities"][0]["cause"], "downtime", "{top}");
+
+    // The same data again: no better on the held-out wells than the model in use.
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let second = r.json();
+    assert_eq!(second["status"], "candidate", "{second}");
+    let reason = second["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("does not beat") && reason.contains("the model in use"),
+        "{reason}"
+    );
+    assert_eq!(
+        second["metrics"]["model_in_use"]["score_percent"],
+        first["metrics"]["model"]["score_percent"]
+    );
+    assert_eq!(
+        gap_of(down_well).await["model_version"],
+        stamp(&first["version"])
+    );
+
+    // By hand: the candidate, then back to the first (a rollback); gaps follow.
+    let r = api
+        .request_as(&admin, "POST", &activate(&second["version"]), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        gap_of(down_well).await["model_version"],
+        stamp(&second["version"])
+    );
+    let r = api
+        .request_as(&admin, "POST", &activate(&first["version"]), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "active");
+    assert_eq!(
+        gap_of(down_well).await["model_version"],
+        stamp(&first["version"])
+    );
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    let statuses: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["version"].clone(), m["status"].clone()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (second["version"].clone(), json!("retired")),
+            (first["version"].clone(), json!("active"))
+        ]
+    );
+    let runs = api
+        .request_as(&viewer, "GET", &format!("{base}/forecasts/runs"), None)
+        .await
+        .json();
+    assert!(
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["model_version"] == stamp(&first["version"])),
+        "{runs}"
+    );
+    assert_eq!(
+        api.request_as(&admin, "POST", &activate(&json!(99)), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.request_as(&admin, "POST", &format!("{models}/x/activate"), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.request_as(&viewer, "POST", &activate(&first["version"]), None)
+            .await
+            .status,
+        403
+    );
+    // Emissions routes do not see gap models.
+    assert_eq!(
+        api.request_as(
+            &admin,
+            "POST",
+            &format!(
+                "{base}/emissions-forecast/models/{}/activate",
+                first["version"]
+            ),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    // Another tenant's member sees none of it.
+    for (method, path) in [
+        ("GET", models.clone()),
+        ("POST", models.clone()),
+        ("POST", activate(&first["version"])),
+        ("POST", format!("{base}/production-gaps/training-jobs")),
+    ] {
+        let r = api.request_as(&other, method, &path, None).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+    }
+
+    // Training as a job: queued once, run by the worker, a candidate on the same data.
+    let jobs = format!("{base}/production-gaps/training-jobs");
+    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = r.json();
+    assert_eq!(
+        (&job["model"], &job["status"]),
+        (&json!("production_gap"), &json!("queued"))
+    );
+    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    assert_eq!(
+        r.json()["id"],
+        job["id"],
+        "asked again while queued: the same job"
+    );
+    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
+    let done = api
+        .request_as(
+            &viewer,
+            "GET",
+            &format!("{base}/failure-risk/training-jobs/{}", job["id"]),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let third = done["model_version"].clone();
+    let list = api.request_as(&viewer, "GET", &models, None).await.json();
+    assert_eq!(list["items"][0]["version"], third, "{list}");
+    assert_eq!(list["items"][0]["status"], "candidate", "{list}");
+
+    // Every mutation is audited.
+    let log = api
+        .request_as(&admin, "GET", &format!("{base}/audit"), None)
+        .await
+        .json();
+    let count = |action: &str| {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+    assert_eq!(count("production_gap_model.train"), 3, "{log}");
+    let activations = if first["status"] == "active" { 2 } else { 3 };
+    assert_eq!(count("production_gap_model.activate"), activations, "{log}");
+    assert_eq!(count("production_gap_training.request"), 1, "{log}");
+    api.finish().await;
+}

@@ -1,6 +1,6 @@
 //! SQL of predictive maintenance (failure risk): the training data (daily rollups of the
 //! lift metrics and the registry's failures and workovers), the model registry
-//! (`ml_models`, shared by every [`ModelKind`]: failure risk and emissions), the training
+//! (`ml_models`, shared by every [`ModelKind`]: failure risk, emissions, production gaps), the training
 //! jobs of every kind, and the failure-risk prediction cache (`failure_risk_predictions`).
 //!
 //! Runs inside the tenant's scoped transaction; models and predictions are JSON documents
@@ -92,6 +92,8 @@ pub enum ModelKind {
     FailureRisk,
     /// Emissions forecasts (`ml::emissions::EmissionsModel`).
     Emissions,
+    /// Production gaps (`ml::optimization::GapModel`).
+    ProductionGap,
 }
 
 impl ModelKind {
@@ -100,11 +102,16 @@ impl ModelKind {
         match self {
             ModelKind::FailureRisk => "failure_risk",
             ModelKind::Emissions => "emissions",
+            ModelKind::ProductionGap => "production_gap",
         }
     }
 
     /// Every kind.
-    pub const ALL: [ModelKind; 2] = [ModelKind::FailureRisk, ModelKind::Emissions];
+    pub const ALL: [ModelKind; 3] = [
+        ModelKind::FailureRisk,
+        ModelKind::Emissions,
+        ModelKind::ProductionGap,
+    ];
 }
 
 /// A model to register.
