@@ -16,6 +16,7 @@
 //!    wells' own data — their expectation against the potential they made, never the
 //!    truth — then the fleet assessed again with them and scored on the same 200 wells
 //!    (`optimization_trained_*`), with its time to train.
+//! 6. Speed at 1,000 wells: the fleet assessed, and a training on all of them.
 //!
 //! Prints `BENCH <name> <value> <unit>` lines: gap mean absolute error (bbl/d and relative
 //! to the true potential), interval coverage, category accuracy, cause accuracy on the
@@ -107,6 +108,31 @@ fn main() {
     );
     let trained = assess_with(&wells, &options, &m).expect("valid model");
     report("optimization_trained", &fleet, &trained, None);
+
+    // Speed at the size: 1,000 wells × a year and a quarter.
+    let big: Vec<WellInput> = generate(&FleetOptions {
+        wells: 1000,
+        days: DAYS,
+        seed: 2028,
+        ..FleetOptions::default()
+    })
+    .iter()
+    .map(input)
+    .collect();
+    let t = Instant::now();
+    let assessed = assess_with(&big, &options, &m).expect("valid model");
+    println!(
+        "BENCH optimization_assess_fleet_1000 {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(assessed.len(), 1000);
+    let all: Vec<usize> = (0..big.len()).collect();
+    let t = Instant::now();
+    fit(&big, &all, &options).expect("enough training wells");
+    println!(
+        "BENCH optimization_train_1000_wells {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 /// Scores an assessment of the fleet on every third well against the truth and prints it
