@@ -37,7 +37,9 @@ const FR: ModelKind = ModelKind::FailureRisk;
 
 use crate::access::Caller;
 use crate::extract::{ModelVersionParam, TrainingJobParam, parse_limit, require_well};
-use crate::training::{RegisteredModelDto, RegisteredModelList, TrainingJobDto, TrainingJobList};
+use crate::training::{
+    RegisteredModelDto, RegisteredModelList, TrainedBy, TrainingJobDto, TrainingJobList,
+};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
@@ -311,7 +313,8 @@ async fn train_model(
     let outcome = fit(&wells, active).await?;
     let mut tx = scope.begin(state.db()).await?;
     let record = register(&mut tx, scope.id, now, &wells, &outcome).await?;
-    crate::training::audit_trained(&mut tx, &scope, &caller, FR, &record).await?;
+    crate::training::audit_trained(&mut tx, TrainedBy::Caller(&scope, &caller), FR, &record)
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
@@ -391,7 +394,7 @@ pub(crate) async fn run_job(
     sql::training_stage(conn, job.id, "registering", 0.8).await?;
     let mut tx = db.begin_tenant(job.tenant).await?;
     let record = register(&mut tx, job.tenant, now, &wells, &outcome).await?;
-    crate::training::audit_trained_by_job(&mut tx, job, FR, &record).await?;
+    crate::training::audit_trained(&mut tx, TrainedBy::Job(job), FR, &record).await?;
     tx.commit().await?;
     Ok(record.version)
 }

@@ -60,7 +60,7 @@ use crate::extract::{JsonBody, SiteParam, parse_limit, require_well, shown};
 use crate::{ApiError, ApiQuery, ApiState, ErrorResponse, TenantScope, WellParam};
 
 mod models;
-pub(crate) use models::{run_emissions_job, run_gap_job};
+pub(crate) use models::run_job;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

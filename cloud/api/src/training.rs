@@ -221,63 +221,54 @@ pub(crate) async fn activate_model<M: serde::de::DeserializeOwned>(
     Ok((record, model))
 }
 
-/// The audit entry of a model trained and registered on the caller's request
-/// (`<kind>_model.train` on `<kind>_model:<version>`).
-pub(crate) async fn audit_trained(
-    tx: &mut sqlx::PgConnection,
-    scope: &TenantScope,
-    caller: &Caller,
-    kind: ModelKind,
-    record: &ModelRecord,
-) -> Result<(), ApiError> {
-    let action = format!("{}_model.train", kind.name());
-    let target = format!("{}_model:{}", kind.name(), record.version);
-    store::audit::record(
-        tx,
-        &caller.audit(
-            Some(scope.id),
-            &action,
-            &target,
-            None,
-            Some(trained_json(record)),
-        ),
-    )
-    .await?;
-    Ok(())
-}
-
 /// What the audit log keeps of a model just trained and registered.
-pub(crate) fn trained_json(record: &ModelRecord) -> serde_json::Value {
+fn trained_json(record: &ModelRecord) -> serde_json::Value {
     serde_json::json!({
         "version": record.version, "status": record.status, "reason": record.reason,
         "data_hash": record.data_hash,
     })
 }
 
-/// The audit entry of a model a training job registered (`<kind>_model.train` on
-/// `<kind>_model:<version>`, under the job's requester, the job as the request).
-pub(crate) async fn audit_trained_by_job(
+/// Who asked for a model to be trained: a caller of the API, or a training job (on
+/// demand or scheduled).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TrainedBy<'a> {
+    /// A tenant admin, through the train route.
+    Caller(&'a TenantScope, &'a Caller),
+    /// A job of the queue, under its requester, the job as the request.
+    Job(&'a sql::TrainingJob),
+}
+
+/// The audit entry of a model trained and registered (`<kind>_model.train` on
+/// `<kind>_model:<version>`), under whoever asked for it.
+pub(crate) async fn audit_trained(
     tx: &mut sqlx::PgConnection,
-    job: &sql::TrainingJob,
+    by: TrainedBy<'_>,
     kind: ModelKind,
     record: &ModelRecord,
 ) -> Result<(), ApiError> {
     let action = format!("{}_model.train", kind.name());
     let target = format!("{}_model:{}", kind.name(), record.version);
-    let request = format!("training_job:{}", job.id);
-    store::audit::record(
-        tx,
-        &store::audit::AuditEntry {
+    let after = Some(trained_json(record));
+    let request = match by {
+        TrainedBy::Job(job) => format!("training_job:{}", job.id),
+        TrainedBy::Caller(..) => String::new(),
+    };
+    let entry = match by {
+        TrainedBy::Caller(scope, caller) => {
+            caller.audit(Some(scope.id), &action, &target, None, after)
+        }
+        TrainedBy::Job(job) => store::audit::AuditEntry {
             tenant: Some(job.tenant),
             actor: &job.requested_by,
             action: &action,
             target: &target,
             before: None,
-            after: Some(trained_json(record)),
+            after,
             client_addr: None,
             request_id: Some(&request),
         },
-    )
-    .await?;
+    };
+    store::audit::record(tx, &entry).await?;
     Ok(())
 }

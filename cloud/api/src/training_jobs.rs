@@ -1,7 +1,7 @@
 //! The queue of training jobs (`training_jobs`), run for every kind of per-tenant model:
 //! the server's `failure_risk_training` worker ([`run_training_jobs`]) claims the oldest
 //! queued job of any tenant and runs the training of its kind (`failure_risk::run_job`,
-//! `forecasts::run_emissions_job`, `forecasts::run_gap_job`), recording its stage and progress;
+//! `forecasts::run_job` for emissions and production gaps), recording its stage and progress;
 //! `failure_risk_training_schedule` ([`schedule_training`]) queues a scheduled job for
 //! every tenant whose newest model of a kind is older than the period. Above the areas it
 //! dispatches to (they depend on `training`'s types, never on this module).
@@ -24,8 +24,12 @@ pub async fn run_training_jobs(db: &store::Db) -> Result<usize, ApiError> {
             return Ok(done);
         };
         let outcome = match job.model.as_str() {
-            "emissions" => crate::forecasts::run_emissions_job(db, &mut conn, &job).await,
-            "production_gap" => crate::forecasts::run_gap_job(db, &mut conn, &job).await,
+            "emissions" => {
+                crate::forecasts::run_job(db, &mut conn, &job, ModelKind::Emissions).await
+            }
+            "production_gap" => {
+                crate::forecasts::run_job(db, &mut conn, &job, ModelKind::ProductionGap).await
+            }
             _ => crate::failure_risk::run_job(db, &mut conn, &job).await,
         };
         let error = outcome.as_ref().err().map(ToString::to_string);

@@ -501,66 +501,23 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
     let list = api.request_as(&viewer, "GET", &models, None).await.json();
     assert_eq!(list["items"][1]["status"], "active", "{list}");
     assert_eq!(list["items"][0]["status"], "retired", "{list}");
-    assert_eq!(
-        api.request_as(&admin, "POST", &activate(&json!(99)), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        api.request_as(&admin, "POST", &format!("{models}/x/activate"), None)
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        api.request_as(&viewer, "POST", &activate(&first["version"]), None)
-            .await
-            .status,
-        403
-    );
-    // Another tenant's member sees none of it.
-    for (method, path) in [
-        ("GET", models.clone()),
-        ("POST", models.clone()),
-        ("POST", activate(&first["version"])),
-        ("POST", format!("{base}/emissions-forecast/training-jobs")),
-    ] {
-        let r = api.request_as(&other, method, &path, None).await;
-        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
-    }
+    registry_refusals(
+        &api,
+        [&admin, &viewer, &other],
+        base,
+        "emissions-forecast",
+        &first,
+    )
+    .await;
 
-    // Training as a job: queued once, run by the worker, a candidate on the same data.
-    let jobs = format!("{base}/emissions-forecast/training-jobs");
-    let r = api.request_as(&admin, "POST", &jobs, None).await;
-    assert_eq!(r.status, 202, "{}", r.text());
-    let job = r.json();
-    assert_eq!(
-        (&job["model"], &job["status"]),
-        (&json!("emissions"), &json!("queued"))
-    );
-    let r = api.request_as(&admin, "POST", &jobs, None).await;
-    assert_eq!(
-        r.json()["id"],
-        job["id"],
-        "asked again while queued: the same job"
-    );
-    assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
-    let done = api
-        .request_as(
-            &viewer,
-            "GET",
-            &format!("{base}/failure-risk/training-jobs/{}", job["id"]),
-            None,
-        )
-        .await
-        .json();
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["progress"], 1.0);
-    let third = done["model_version"].clone();
-    let list = api.request_as(&viewer, "GET", &models, None).await.json();
-    assert_eq!(list["items"][0]["version"], third, "{list}");
-    assert_eq!(list["items"][0]["status"], "candidate", "{list}");
+    let third = training_job(
+        &api,
+        [&admin, &viewer],
+        base,
+        "emissions-forecast",
+        "emissions",
+    )
+    .await;
     // Failure-risk routes do not see emissions models.
     assert_eq!(
         api.request_as(
@@ -575,21 +532,10 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
     );
 
     // Every mutation is audited.
-    let log = api
-        .request_as(&admin, "GET", &format!("{base}/audit"), None)
-        .await
-        .json();
-    let count = |action: &str| {
-        log["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["action"] == action)
-            .count()
-    };
-    assert_eq!(count("emissions_model.train"), 3, "{log}");
-    assert_eq!(count("emissions_model.activate"), 2, "{log}");
-    assert_eq!(count("emissions_training.request"), 1, "{log}");
+    assert_eq!(
+        audit_counts(&api, &admin, base, "emissions").await,
+        (3, 2, 1)
+    );
     api.finish().await;
 }
 
@@ -753,24 +699,14 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
             .any(|r| r["model_version"] == stamp(&first["version"])),
         "{runs}"
     );
-    assert_eq!(
-        api.request_as(&admin, "POST", &activate(&json!(99)), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        api.request_as(&admin, "POST", &format!("{models}/x/activate"), None)
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        api.request_as(&viewer, "POST", &activate(&first["version"]), None)
-            .await
-            .status,
-        403
-    );
+    registry_refusals(
+        &api,
+        [&admin, &viewer, &other],
+        base,
+        "production-gaps",
+        &first,
+    )
+    .await;
     // Emissions routes do not see gap models.
     assert_eq!(
         api.request_as(
@@ -786,27 +722,77 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
         .status,
         404
     );
-    // Another tenant's member sees none of it.
+
+    training_job(
+        &api,
+        [&admin, &viewer],
+        base,
+        "production-gaps",
+        "production_gap",
+    )
+    .await;
+
+    // Every mutation is audited.
+    let activations = if first["status"] == "active" { 2 } else { 3 };
+    assert_eq!(
+        audit_counts(&api, &admin, base, "production_gap").await,
+        (3, activations, 1)
+    );
+    api.finish().await;
+}
+
+/// What every model registry (`…/<area>/models`) refuses: an unknown version (404), a
+/// version that is not a number (400), a viewer's activation (403), and anything from
+/// another tenant's member (404). `tokens`: an admin, a viewer, another tenant's admin.
+async fn registry_refusals(
+    api: &TestApi,
+    tokens: [&str; 3],
+    base: &str,
+    area: &str,
+    model: &Value,
+) {
+    let [admin, viewer, other] = tokens;
+    let models = format!("{base}/{area}/models");
+    let activate = |v: &Value| format!("{models}/{v}/activate");
+    for (token, path, status) in [
+        (admin, activate(&json!(99)), 404),
+        (admin, format!("{models}/x/activate"), 400),
+        (viewer, activate(&model["version"]), 403),
+    ] {
+        let r = api.request_as(token, "POST", &path, None).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
     for (method, path) in [
         ("GET", models.clone()),
         ("POST", models.clone()),
-        ("POST", activate(&first["version"])),
-        ("POST", format!("{base}/production-gaps/training-jobs")),
+        ("POST", activate(&model["version"])),
+        ("POST", format!("{base}/{area}/training-jobs")),
     ] {
-        let r = api.request_as(&other, method, &path, None).await;
+        let r = api.request_as(other, method, &path, None).await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
     }
+}
 
-    // Training as a job: queued once, run by the worker, a candidate on the same data.
-    let jobs = format!("{base}/production-gaps/training-jobs");
-    let r = api.request_as(&admin, "POST", &jobs, None).await;
+/// Training as a job: asked twice while queued (one job of `kind`), run by the worker,
+/// succeeded; its model is the newest, a candidate (the same data as the model in use).
+/// Returns its version. `tokens`: an admin and a viewer.
+async fn training_job(
+    api: &TestApi,
+    tokens: [&str; 2],
+    base: &str,
+    area: &str,
+    kind: &str,
+) -> Value {
+    let [admin, viewer] = tokens;
+    let jobs = format!("{base}/{area}/training-jobs");
+    let r = api.request_as(admin, "POST", &jobs, None).await;
     assert_eq!(r.status, 202, "{}", r.text());
     let job = r.json();
     assert_eq!(
         (&job["model"], &job["status"]),
-        (&json!("production_gap"), &json!("queued"))
+        (&json!(kind), &json!("queued"))
     );
-    let r = api.request_as(&admin, "POST", &jobs, None).await;
+    let r = api.request_as(admin, "POST", &jobs, None).await;
     assert_eq!(
         r.json()["id"],
         job["id"],
@@ -815,7 +801,7 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
     assert_eq!(api::run_training_jobs(&api.db).await.unwrap(), 1);
     let done = api
         .request_as(
-            &viewer,
+            viewer,
             "GET",
             &format!("{base}/failure-risk/training-jobs/{}", job["id"]),
             None,
@@ -823,27 +809,32 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
         .await
         .json();
     assert_eq!(done["status"], "succeeded", "{done}");
-    let third = done["model_version"].clone();
-    let list = api.request_as(&viewer, "GET", &models, None).await.json();
-    assert_eq!(list["items"][0]["version"], third, "{list}");
+    assert_eq!(done["progress"], 1.0);
+    let version = done["model_version"].clone();
+    let models = format!("{base}/{area}/models");
+    let list = api.request_as(viewer, "GET", &models, None).await.json();
+    assert_eq!(list["items"][0]["version"], version, "{list}");
     assert_eq!(list["items"][0]["status"], "candidate", "{list}");
+    version
+}
 
-    // Every mutation is audited.
+/// The audit log's entries of a kind's models: (trained, activated, training asked).
+async fn audit_counts(api: &TestApi, admin: &str, base: &str, kind: &str) -> (usize, usize, usize) {
     let log = api
-        .request_as(&admin, "GET", &format!("{base}/audit"), None)
+        .request_as(admin, "GET", &format!("{base}/audit"), None)
         .await
         .json();
-    let count = |action: &str| {
+    let count = |action: String| {
         log["items"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["action"] == action)
+            .filter(|e| e["action"] == action.as_str())
             .count()
     };
-    assert_eq!(count("production_gap_model.train"), 3, "{log}");
-    let activations = if first["status"] == "active" { 2 } else { 3 };
-    assert_eq!(count("production_gap_model.activate"), activations, "{log}");
-    assert_eq!(count("production_gap_training.request"), 1, "{log}");
-    api.finish().await;
+    (
+        count(format!("{kind}_model.train")),
+        count(format!("{kind}_model.activate")),
+        count(format!("{kind}_training.request")),
+    )
 }

@@ -150,6 +150,15 @@ async fn schemathesis_finds_no_server_error_no_schema_violation_and_a_2xx_everyw
     .await["version"]
         .as_i64()
         .unwrap();
+    // A production-gap model to activate.
+    let gap_version = admin_as(
+        "POST",
+        "/api/v1/tenants/acme/production-gaps/models".into(),
+        Value::Null,
+    )
+    .await["version"]
+        .as_i64()
+        .unwrap();
     // A gateway client certificate to revoke.
     let spare_serial = admin_as(
         "POST",
@@ -480,6 +489,22 @@ parameters = {{ tenant = "acme", version = {emissions_version} }}
 
 [[operations]]
 include-operation-id = "request_emissions_training"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "train_production_gap_model"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "list_production_gap_models"
+parameters = {{ tenant = "acme" }}
+
+[[operations]]
+include-operation-id = "activate_production_gap_model"
+parameters = {{ tenant = "acme", version = {gap_version} }}
+
+[[operations]]
+include-operation-id = "request_production_gap_training"
 parameters = {{ tenant = "acme" }}
 
 [[operations]]

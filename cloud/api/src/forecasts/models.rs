@@ -22,7 +22,7 @@ use store::failure_risk::{ModelKind, ModelRecord, NewModel, TrainingJob};
 use super::{DEFAULT_PRICE, gap_wells, read_inputs, refresh_tenant, setup};
 use crate::access::Caller;
 use crate::extract::ModelVersionParam;
-use crate::training::{self, RegisteredModelDto, RegisteredModelList, TrainingJobDto};
+use crate::training::{self, RegisteredModelDto, RegisteredModelList, TrainedBy, TrainingJobDto};
 use crate::{ApiError, ApiState, ErrorResponse, TenantScope};
 
 const EMISSIONS: ModelKind = ModelKind::Emissions;
@@ -44,6 +44,68 @@ fn i32_of(n: usize) -> i32 {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(value).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// A model of either kind, trained and compared with the one in use.
+enum Trained {
+    Emissions(emis::EmissionsOutcome),
+    Gaps(opt::GapOutcome),
+}
+
+/// Records a job's stage and progress (nothing for a caller's training).
+async fn stage(
+    conn: Option<&mut sqlx::PgConnection>,
+    by: TrainedBy<'_>,
+    name: &str,
+    progress: f64,
+) -> Result<(), ApiError> {
+    if let (Some(conn), TrainedBy::Job(job)) = (conn, by) {
+        store::failure_risk::training_stage(conn, job.id, name, progress).await?;
+    }
+    Ok(())
+}
+
+/// Trains a model of `kind` for `tenant` on its data before `now`'s day, registers it (active
+/// only when it beat the one in use) and audits it in one transaction, then recomputes the
+/// tenant's forecasts when it was promoted. A job's stage and progress are recorded on
+/// `job_conn` as it goes.
+async fn train_and_register(
+    db: &store::Db,
+    tenant: TenantId,
+    kind: ModelKind,
+    by: TrainedBy<'_>,
+    mut job_conn: Option<&mut sqlx::PgConnection>,
+) -> Result<ModelRecord, ApiError> {
+    let now = Utc::now();
+    stage(job_conn.as_deref_mut(), by, "training", 0.3).await?;
+    let trained = if kind == GAPS {
+        Trained::Gaps(train_gaps(db, tenant, now).await?)
+    } else {
+        Trained::Emissions(train_emissions(db, tenant, now).await?)
+    };
+    stage(job_conn, by, "registering", 0.8).await?;
+    let mut tx = db.begin_tenant(tenant).await?;
+    let record = match &trained {
+        Trained::Emissions(outcome) => register_emissions(&mut tx, tenant, outcome).await?,
+        Trained::Gaps(outcome) => register_gaps(&mut tx, tenant, outcome).await?,
+    };
+    training::audit_trained(&mut tx, by, kind, &record).await?;
+    tx.commit().await?;
+    if record.status == "active" {
+        refresh_tenant(db, tenant, now).await?;
+    }
+    Ok(record)
+}
+
+/// Runs an emissions or production-gap training job (`crate::training_jobs` claims it).
+pub(crate) async fn run_job(
+    db: &store::Db,
+    conn: &mut sqlx::PgConnection,
+    job: &TrainingJob,
+    kind: ModelKind,
+) -> Result<i32, ApiError> {
+    let record = train_and_register(db, job.tenant, kind, TrainedBy::Job(job), Some(conn)).await?;
+    Ok(record.version)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -131,26 +193,6 @@ async fn register_emissions(
     .await?)
 }
 
-/// Runs an emissions training job (`crate::training_jobs::run_training_jobs` claims it).
-pub(crate) async fn run_emissions_job(
-    db: &store::Db,
-    conn: &mut sqlx::PgConnection,
-    job: &TrainingJob,
-) -> Result<i32, ApiError> {
-    let now = Utc::now();
-    store::failure_risk::training_stage(conn, job.id, "training", 0.3).await?;
-    let outcome = train_emissions(db, job.tenant, now).await?;
-    store::failure_risk::training_stage(conn, job.id, "registering", 0.8).await?;
-    let mut tx = db.begin_tenant(job.tenant).await?;
-    let record = register_emissions(&mut tx, job.tenant, &outcome).await?;
-    training::audit_trained_by_job(&mut tx, job, EMISSIONS, &record).await?;
-    tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(db, job.tenant, now).await?;
-    }
-    Ok(record.version)
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/emissions-forecast/models",
@@ -192,15 +234,8 @@ async fn train_emissions_model(
     scope: TenantScope,
     caller: Caller,
 ) -> Result<(StatusCode, Json<RegisteredModelDto>), ApiError> {
-    let now = Utc::now();
-    let outcome = train_emissions(state.db(), scope.id, now).await?;
-    let mut tx = scope.begin(state.db()).await?;
-    let record = register_emissions(&mut tx, scope.id, &outcome).await?;
-    training::audit_trained(&mut tx, &scope, &caller, EMISSIONS, &record).await?;
-    tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(state.db(), scope.id, now).await?;
-    }
+    let by = TrainedBy::Caller(&scope, &caller);
+    let record = train_and_register(state.db(), scope.id, EMISSIONS, by, None).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -323,27 +358,6 @@ async fn register_gaps(
     .await?)
 }
 
-/// Runs a production-gap training job (`crate::training_jobs::run_training_jobs` claims
-/// it).
-pub(crate) async fn run_gap_job(
-    db: &store::Db,
-    conn: &mut sqlx::PgConnection,
-    job: &TrainingJob,
-) -> Result<i32, ApiError> {
-    let now = Utc::now();
-    store::failure_risk::training_stage(conn, job.id, "training", 0.3).await?;
-    let outcome = train_gaps(db, job.tenant, now).await?;
-    store::failure_risk::training_stage(conn, job.id, "registering", 0.8).await?;
-    let mut tx = db.begin_tenant(job.tenant).await?;
-    let record = register_gaps(&mut tx, job.tenant, &outcome).await?;
-    training::audit_trained_by_job(&mut tx, job, GAPS, &record).await?;
-    tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(db, job.tenant, now).await?;
-    }
-    Ok(record.version)
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/production-gaps/models",
@@ -383,15 +397,8 @@ async fn train_gap_model(
     scope: TenantScope,
     caller: Caller,
 ) -> Result<(StatusCode, Json<RegisteredModelDto>), ApiError> {
-    let now = Utc::now();
-    let outcome = train_gaps(state.db(), scope.id, now).await?;
-    let mut tx = scope.begin(state.db()).await?;
-    let record = register_gaps(&mut tx, scope.id, &outcome).await?;
-    training::audit_trained(&mut tx, &scope, &caller, GAPS, &record).await?;
-    tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(state.db(), scope.id, now).await?;
-    }
+    let by = TrainedBy::Caller(&scope, &caller);
+    let record = train_and_register(state.db(), scope.id, GAPS, by, None).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
