@@ -82,7 +82,7 @@ pub const FRACTION_WINDOW_DAYS: u32 = 90;
 /// The fraction windows a training compares by backtest.
 pub const FRACTION_WINDOWS: [u32; 4] = [30, 60, 90, 180];
 /// The decline anchors a training compares by backtest (days; 0: none).
-pub const ANCHOR_WINDOWS: [u32; 3] = [0, 14, 28];
+pub const ANCHOR_WINDOWS: [u32; 5] = [0, 14, 28, 42, 56];
 /// A day flaring more than this share of its gas above the well's typical fraction is a
 /// flaring-episode day (a gathering line or compressor down, not the routine flare).
 pub const EPISODE_EXCESS: f64 = 0.05;
@@ -1852,6 +1852,14 @@ mod tests {
             "{g0} vs {}",
             share * q0
         );
+        // An anchor compares producing days with the fit, so the downtime counts once.
+        let anchored = EmissionsModel {
+            anchor_days: 28,
+            ..EmissionsModel::default()
+        };
+        let f = forecast_well_with(&h, &setup(0), &request(d(365), 30), &anchored).unwrap();
+        let a0 = f.days[0].activity.gas_mcf.p50;
+        assert!((a0 - g0).abs() / g0 < 0.01, "{a0} vs {g0}");
         // A month without a known day does not count; no block at all: every day.
         assert_eq!(uptime(&gas[..100], d(365)), 1.0);
     }
