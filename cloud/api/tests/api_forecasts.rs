@@ -70,7 +70,7 @@ async fn forecasts_are_refreshed_on_new_inputs_stamped_and_served_ranked() {
     let runs = r.json();
     let emissions = &runs["items"][0];
     assert_eq!(emissions["kind"], "emissions", "{runs}");
-    assert_eq!(emissions["model_version"], "emissions-decline-subpart-w/1");
+    assert_eq!(emissions["model_version"], "emissions-decline-subpart-w/2");
     assert_eq!(emissions["inputs_hash"].as_str().unwrap().len(), 64);
     assert_eq!(emissions["metrics"]["wells"], WELLS as u64, "{runs}");
     let mape = emissions["metrics"]["mape_30d_percent"].as_f64().unwrap();
@@ -101,7 +101,7 @@ async fn forecasts_are_refreshed_on_new_inputs_stamped_and_served_ranked() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let f = r.json()["forecast"].clone();
-    assert_eq!(f["model_version"], "emissions-decline-subpart-w/1");
+    assert_eq!(f["model_version"], "emissions-decline-subpart-w/2");
     assert_eq!(f["subject"], "well");
     assert_eq!(f["gwp"]["set"], "AR5");
     assert_eq!(f["start_day"], json!(Utc::now().date_naive()));
@@ -415,7 +415,7 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
     let base = "/api/v1/tenants/acme";
     let models = format!("{base}/emissions-forecast/models");
     let well0 = format!("{base}/wells/{}/emissions-forecast", s.wells[0].0);
-    let stamp = |v: &Value| format!("emissions-decline-subpart-w/1@{v}");
+    let stamp = |v: &Value| format!("emissions-decline-subpart-w/2@{v}");
 
     let r = api.request_as(&viewer, "POST", &models, None).await;
     assert_eq!(r.status, 403, "viewers may not train");

@@ -8,8 +8,12 @@
 //! 2. Forecast date: day 365. Evaluated wells: every third well (200), the same selection
 //!    as the other ML benchmarks. The model is trained (`ml::emissions::fit`) on the other
 //!    400 wells' days before day 365 only: pooled flaring-episode durations, the fraction
-//!    window chosen by their 30-day backtest, the interval calibration from their backtests.
-//!    Every figure after day 365 is held out: the forecast sees days before it only.
+//!    window and decline anchor chosen by their 30-day backtest, the interval calibration
+//!    from their backtests. Every figure after day 365 is held out: the forecast sees days
+//!    before it only. The decline is of producing days times the well's usual share of
+//!    them (a 30-day P50 above the calendar-day mean): 30-day CO2e MAPE 15.07 → 15.03 %
+//!    trained, 15.18 → 14.96 % untrained, against a calendar-day fit; anchors of 42 and
+//!    56 days compared too: 15.02 % trained (42 days chosen).
 //! 3. The truth: each evaluated well's days 365.. run through the same 40 CFR 98 methods
 //!    (`ml::emissions::day_masses`, which is `analytics::emissions::source_emissions`).
 //! 4. Baseline in the same run, same wells: "last month repeats" (the mean CO2e of the

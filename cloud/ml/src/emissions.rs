@@ -10,11 +10,14 @@
 //! activity, so that is what is forecast:
 //!
 //! 1. **Gas and oil** by the decline model (`analytics::decline`): every Arps model is fitted
-//!    to the well's weekly calendar-day rates (downtime included, so the forecast carries
-//!    the well's usual downtime), the best by AICc is forecast day by day with its Monte
-//!    Carlo P90/P50/P10. A history the decline model refuses (under 6 months, too few
-//!    weeks) is forecast flat at its last 30 days, the interval from the spread of its
-//!    weekly rates.
+//!    to the well's weekly producing-day rates (days with production), the best by AICc is
+//!    forecast day by day with its Monte Carlo P90/P50/P10, times the well's usual share of
+//!    producing days: the median over its last [`FRACTION_BLOCKS`] 30-day blocks. A median,
+//!    as the P50 is: most months have no down day, so a 30-day total is more often than not
+//!    above the calendar-day mean (which carries the expected downtime, and which a fit of
+//!    log rates pulls lower still), while a well down one day in five keeps its four in
+//!    five. A history the decline model refuses (under 6 months, too few weeks) is forecast
+//!    flat at its last 30 days, the interval from the spread of its weekly rates.
 //! 2. **Flared and vented gas** as fractions of the gas produced, the median of the daily
 //!    fractions over the model's window ([`FRACTION_WINDOW_DAYS`] untrained); the interval
 //!    is the 10th and 90th percentiles of the fraction over the 30-day blocks of the last
@@ -72,14 +75,14 @@ use analytics::emissions::methods::{
 use analytics::emissions::{EmissionsError, GasComposition, GasMasses};
 
 /// Stamped on every forecast: the method and its version.
-pub const MODEL_VERSION: &str = "emissions-decline-subpart-w/1";
+pub const MODEL_VERSION: &str = "emissions-decline-subpart-w/2";
 /// Days of recent history the flared, vented and fuel figures are estimated from, by
 /// default (a trained model chooses among [`FRACTION_WINDOWS`]).
 pub const FRACTION_WINDOW_DAYS: u32 = 90;
 /// The fraction windows a training compares by backtest.
 pub const FRACTION_WINDOWS: [u32; 4] = [30, 60, 90, 180];
 /// The decline anchors a training compares by backtest (days; 0: none).
-pub const ANCHOR_WINDOWS: [u32; 3] = [0, 14, 28];
+pub const ANCHOR_WINDOWS: [u32; 5] = [0, 14, 28, 42, 56];
 /// A day flaring more than this share of its gas above the well's typical fraction is a
 /// flaring-episode day (a gathering line or compressor down, not the routine flare).
 pub const EPISODE_EXCESS: f64 = 0.05;
@@ -495,15 +498,21 @@ fn forecast_stream(
     }
 }
 
-/// Weekly calendar-day mean rates `(days from the first day, rate)`, zero weeks skipped.
-fn weekly_rates(history: &[(NaiveDate, f64)], start: NaiveDate) -> Vec<(f64, f64)> {
+/// Weekly mean rates `(days from the first day, rate)`, zero weeks skipped: per calendar
+/// day, or per producing day (days with production) when `producing` is set.
+fn weekly_rates(
+    history: &[(NaiveDate, f64)],
+    start: NaiveDate,
+    producing: bool,
+) -> Vec<(f64, f64)> {
     let Some(&(first, _)) = history.first() else {
         return Vec::new();
     };
     let weeks = ((start - first).num_days().max(0) / 7) as usize;
     // Whole weeks ending at `start`; the oldest partial week is dropped.
     let origin = start - chrono::Days::new(7 * weeks as u64);
-    let mut sums = vec![(0.0, 0u32); weeks];
+    // (sum, days known, days producing)
+    let mut sums = vec![(0.0, 0u32, 0u32); weeks];
     for &(day, v) in history {
         let offset = (day - origin).num_days();
         if offset < 0 || day >= start {
@@ -512,11 +521,17 @@ fn weekly_rates(history: &[(NaiveDate, f64)], start: NaiveDate) -> Vec<(f64, f64
         let w = (offset / 7) as usize;
         sums[w].0 += v;
         sums[w].1 += 1;
+        sums[w].2 += u32::from(v > 0.0);
     }
     sums.iter()
         .enumerate()
-        .filter(|(_, (s, n))| *n >= 4 && *s > 0.0)
-        .map(|(w, (s, n))| (w as f64 * 7.0 + 3.5, s / f64::from(*n)))
+        .filter(|(_, (s, n, _))| *n >= 4 && *s > 0.0)
+        .map(|(w, &(s, n, p))| {
+            (
+                w as f64 * 7.0 + 3.5,
+                s / f64::from(if producing { p } else { n }),
+            )
+        })
         .collect()
 }
 
@@ -527,7 +542,7 @@ fn decline_stream(
     seed: u64,
     anchor_days: u32,
 ) -> Result<(Vec<Band>, &'static str), DeclineError> {
-    let weekly = weekly_rates(history, start);
+    let weekly = weekly_rates(history, start, true);
     let origin = history.first().map_or(start, |&(first, _)| {
         let weeks = (start - first).num_days().max(0) / 7;
         start - chrono::Days::new(7 * weeks as u64)
@@ -550,21 +565,26 @@ fn decline_stream(
             limits: EconomicLimits::time(t0 + 3650.0 * 10.0),
         },
     )?;
+    // The fit is of producing days: a forecast day produces for the well's usual share
+    // of days.
+    let mut scale = uptime(history, start);
     // Anchored: the decline's shape from the level the well produced at lately (its
-    // calendar-day mean over the last `anchor_days` against the fit over the same days),
-    // so a recent step (a choke, a fix, more downtime) carries into the forecast.
-    let mut scale = 1.0;
+    // producing-day mean over the last `anchor_days` against the fit over the same days),
+    // so a recent step (a choke, a fix) carries into the forecast.
     if anchor_days > 0 {
         let from = start - chrono::Days::new(u64::from(anchor_days));
         let (mut actual, mut fitted, mut n) = (0.0, 0.0, 0u32);
-        for &(day, v) in history.iter().filter(|(d, _)| *d >= from && *d < start) {
+        for &(day, v) in history
+            .iter()
+            .filter(|&&(d, v)| d >= from && d < start && v > 0.0)
+        {
             let t = (day - origin).num_days() as f64 + 0.5 - first_t;
             actual += v;
             fitted += fits.best().model().rate(t.max(0.0));
             n += 1;
         }
         if n * 2 >= anchor_days && fitted > 0.0 && actual > 0.0 {
-            scale = actual / fitted;
+            scale *= actual / fitted;
         }
     }
     // Day k covers [t0 + k, t0 + k + 1]: its volume is the cumulative over it.
@@ -586,6 +606,30 @@ fn decline_stream(
     Ok((bands, fits.best().kind().name()))
 }
 
+/// Share of days a well produces: the median over the last [`FRACTION_BLOCKS`] 30-day
+/// blocks (of at least 15 known days) of the share of days with production, 1 without
+/// any. A median, as the P50 is: most months have no down day, so a 30-day total is more
+/// often than not above the calendar-day mean, which carries the expected downtime.
+fn uptime(history: &[(NaiveDate, f64)], start: NaiveDate) -> f64 {
+    let mut shares: Vec<f64> = (1..=FRACTION_BLOCKS)
+        .filter_map(|k| {
+            let from = start - chrono::Days::new(30 * k as u64);
+            let to = from + chrono::Days::new(30);
+            let (mut known, mut producing) = (0u32, 0u32);
+            for &(_, v) in history.iter().filter(|&&(d, _)| d >= from && d < to) {
+                known += 1;
+                producing += u32::from(v > 0.0);
+            }
+            (known >= 15).then(|| f64::from(producing) / f64::from(known))
+        })
+        .collect();
+    if shares.is_empty() {
+        return 1.0;
+    }
+    shares.sort_by(f64::total_cmp);
+    quantile(&shares, 0.5)
+}
+
 /// The last 30 days' mean, with the 10th–90th percentile of the weekly rates around it.
 fn flat_band(history: &[(NaiveDate, f64)], start: NaiveDate) -> Band {
     let from = start - chrono::Days::new(30);
@@ -599,7 +643,10 @@ fn flat_band(history: &[(NaiveDate, f64)], start: NaiveDate) -> Band {
     } else {
         recent.iter().sum::<f64>() / recent.len() as f64
     };
-    let mut weekly: Vec<f64> = weekly_rates(history, start).iter().map(|p| p.1).collect();
+    let mut weekly: Vec<f64> = weekly_rates(history, start, false)
+        .iter()
+        .map(|p| p.1)
+        .collect();
     if weekly.len() < 2 {
         return Band::flat(mean);
     }
@@ -1771,6 +1818,50 @@ mod tests {
                 assert!(b.low <= b.p50 && b.p50 <= b.high && b.low >= 0.0);
             }
         }
+    }
+
+    #[test]
+    fn the_decline_is_of_producing_days_and_carries_the_usual_share_of_them() {
+        // Down 3 days in two of the last six months: most months produce every day, so the
+        // P50 goes on at the producing rate, not at the calendar-day mean below it.
+        let mut h = history(365);
+        for i in (300..303).chain(340..343) {
+            let x = &mut h[i];
+            (x.oil_bbl, x.gas_mcf, x.flared_mcf, x.fuel_mcf) =
+                (Some(0.0), Some(0.0), Some(0.0), Some(0.0));
+        }
+        let gas: Vec<(NaiveDate, f64)> = h.iter().map(|x| (x.day, x.gas_mcf.unwrap())).collect();
+        assert_eq!(uptime(&gas, d(365)), 1.0);
+        let q0 = 1000.0 * (-0.002 * 365.5f64).exp();
+        let f = forecast_well(&h, &setup(0), &request(d(365), 30)).unwrap();
+        let g0 = f.days[0].activity.gas_mcf.p50;
+        assert!((g0 - q0).abs() / q0 < 0.005, "{g0} vs {q0}");
+        // Down one day in four all along: a forecast day produces three days in four.
+        let mut h = history(365);
+        for x in h.iter_mut().step_by(4) {
+            (x.oil_bbl, x.gas_mcf, x.flared_mcf, x.fuel_mcf) =
+                (Some(0.0), Some(0.0), Some(0.0), Some(0.0));
+        }
+        let gas: Vec<(NaiveDate, f64)> = h.iter().map(|x| (x.day, x.gas_mcf.unwrap())).collect();
+        let share = uptime(&gas, d(365));
+        assert!((share - 0.75).abs() < 0.02, "{share}");
+        let f = forecast_well(&h, &setup(0), &request(d(365), 30)).unwrap();
+        let g0 = f.days[0].activity.gas_mcf.p50;
+        assert!(
+            (g0 - share * q0).abs() / q0 < 0.01,
+            "{g0} vs {}",
+            share * q0
+        );
+        // An anchor compares producing days with the fit, so the downtime counts once.
+        let anchored = EmissionsModel {
+            anchor_days: 28,
+            ..EmissionsModel::default()
+        };
+        let f = forecast_well_with(&h, &setup(0), &request(d(365), 30), &anchored).unwrap();
+        let a0 = f.days[0].activity.gas_mcf.p50;
+        assert!((a0 - g0).abs() / g0 < 0.01, "{a0} vs {g0}");
+        // A month without a known day does not count; no block at all: every day.
+        assert_eq!(uptime(&gas[..100], d(365)), 1.0);
     }
 
     #[test]
