@@ -1321,8 +1321,8 @@ pub struct EmissionsOutcome {
     pub fit: EmissionsFit,
     /// Its measure on the held-out wells.
     pub metrics: HeldOut,
-    /// The active model's on the same wells.
-    pub active_metrics: Option<HeldOut>,
+    /// The model in use's on the same wells (the untrained defaults when none is).
+    pub active_metrics: HeldOut,
     /// Whether it replaces the active model.
     pub promote: bool,
     /// Why (or why not), in words.
@@ -1375,8 +1375,9 @@ fn held_out(
 }
 
 /// Trains on all but every third well (in the given order) with [`fit`], measures the new
-/// model and the active one on those held-out wells (their own last 30 days, forecast from
-/// the days before), and promotes the new one only when its MAPE is lower by more than
+/// model and the one in use — `active`, else the untrained defaults, which make the
+/// tenant's forecasts until then — on those held-out wells (their own last 30 days,
+/// forecast from the days before), and promotes the new one only when its MAPE is lower by more than
 /// 0.1 percentage point. Only days before `start` are used.
 pub fn train_and_compare(
     wells: &[TrainingWell<'_>],
@@ -1405,26 +1406,21 @@ pub fn train_and_compare(
             "no held-out well has 60 days before and 30 measured days after the cut".into(),
         ));
     }
-    let active_metrics = active.map(|a| held_out(&held, a, start, gwp)).transpose()?;
-    let (promote, reason) = match &active_metrics {
-        None => (true, "no model in use".to_owned()),
-        Some(a) => {
-            let (new, old) = (metrics.mape_30d_percent, a.mape_30d_percent);
-            if new < old - 0.1 {
-                (
-                    true,
-                    format!("held-out 30-day MAPE {new:.2} % beats {old:.2} % of the model in use"),
-                )
-            } else {
-                (
-                    false,
-                    format!(
-                        "held-out 30-day MAPE {new:.2} % does not beat {old:.2} % of the model in use"
-                    ),
-                )
-            }
-        }
+    // With no registered model, the untrained defaults are the model in use: they make
+    // the tenant's forecasts until a trained model beats them.
+    let default = EmissionsModel::default();
+    let active_metrics = held_out(&held, active.unwrap_or(&default), start, gwp)?;
+    let (new, old) = (metrics.mape_30d_percent, active_metrics.mape_30d_percent);
+    let what = if active.is_some() {
+        "the model in use"
+    } else {
+        "the untrained defaults"
     };
+    let promote = new < old - 0.1;
+    let reason = format!(
+        "held-out 30-day MAPE {new:.2} % {} {old:.2} % of {what}",
+        if promote { "beats" } else { "does not beat" }
+    );
     let mut hasher = Sha256::new();
     let (mut first, mut rows) = (start, 0);
     for w in &train {
@@ -2239,7 +2235,18 @@ mod tests {
         let wells = training_wells(&histories, &fleet);
         let start = fleet[0].days[280].production.day;
         let first = train_and_compare(&wells, None, start, GwpSet::Ar5).unwrap();
-        assert!(first.promote, "{}", first.reason);
+        // A first model is measured against the untrained defaults, which are in use.
+        assert!(
+            first.reason.contains("the untrained defaults"),
+            "{}",
+            first.reason
+        );
+        assert_eq!(
+            first.promote,
+            first.metrics.mape_30d_percent < first.active_metrics.mape_30d_percent - 0.1,
+            "{}",
+            first.reason
+        );
         assert_eq!(first.wells, (20, 10));
         assert_eq!(first.metrics.wells, 10);
         assert_eq!(first.rows, 20 * 280);
@@ -2252,7 +2259,12 @@ mod tests {
         let again = train_and_compare(&wells, Some(&first.fit.model), start, GwpSet::Ar5).unwrap();
         assert!(!again.promote, "{}", again.reason);
         assert!(again.reason.contains("does not beat"));
-        assert_eq!(again.active_metrics, Some(first.metrics));
+        assert!(
+            again.reason.contains("the model in use"),
+            "{}",
+            again.reason
+        );
+        assert_eq!(again.active_metrics, first.metrics);
         assert!(matches!(
             train_and_compare(&wells[..2], None, start, GwpSet::Ar5),
             Err(TrainError::NotEnoughData(_))
