@@ -211,6 +211,17 @@ test('a well with history shows its daily production, decline fan chart with EUR
   await expect(leaks).toContainText('31 of 31');
   await expect(analytics.getByTestId('emissions-summary')).toContainText(/[\d.]+ t CO2e \(AR5/);
   await shot(page, 'well-analytics');
+  // The models' outlook, from the caches the last refresh made: the gap from the well's own
+  // clean decline, why there is no emissions forecast, and no failure-risk model yet.
+  const outlook = page.getByRole('region', { name: 'Outlook' });
+  await expect(outlook.getByTestId('gap')).toContainText(
+    /On target: making [\d,.]+ bbl\/d against an expected [\d,.]+ \([\d,.]+ to [\d,.]+\) bbl\/d at full runtime; gap -?[\d,.]+ \(-?[\d,.]+ to -?[\d,.]+\) bbl\/d .*model gap-decline-peers\/1\)/,
+  );
+  await expect(outlook.getByRole('table', { name: 'opportunities' })).toHaveCount(0);
+  await expect(outlook.getByTestId('emissions-forecast')).toContainText(/^Not forecast: .*RY/);
+  await expect(outlook.getByTestId('risk')).toContainText('no failure-risk model is trained for this tenant yet');
+  await outlook.scrollIntoViewIfNeeded();
+  await shot(page, 'well-outlook');
   await expectAccessible(page, 'the well page with production, decline and emissions');
   expect(errors).toEqual([]);
 });

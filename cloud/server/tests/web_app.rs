@@ -18,7 +18,8 @@
 //! and the platform administrator), the pages of emailed links, the role checks and the
 //! reports, and billing (against testkit's fake Stripe); every page is checked with
 //! axe-core. A well seeded with two years of daily oil shows its production, decline fan
-//! chart and emissions on its page. Screenshots go to
+//! chart and emissions on its page, and the models' outlook (its production gap, why it
+//! has no emissions forecast, no failure-risk model yet). Screenshots go to
 //! `target/tmp/web-screenshots/`, one PNG per page.
 //!
 //! Needs Node.js, `web/node_modules` and a built `web/dist` (`scripts/services.sh`:
@@ -841,6 +842,11 @@ async fn the_web_app_signs_in_shows_the_fleet_and_follows_alerts_live() {
         .unwrap();
     }
     seeding.pool().close().await;
+    // The models' caches for the well page's outlook: the history well's production gap
+    // (its own decline), and why it has no emissions forecast (its leak factors end with
+    // RY2024).
+    let refreshed = http::send_as(addr, &boss, "POST", &tenant("/forecasts/refresh"), None).await;
+    ok(&refreshed, "refresh the forecasts");
 
     // The Modbus well the scenario's agent polls (one rod-pump controller), and the helper
     // that starts the agent with the configuration the browser downloaded.

@@ -13,6 +13,7 @@ import { Link } from '../components/Link';
 import { can } from '../roles';
 import { alertsPath } from '../router';
 import { WellAnalytics } from './WellAnalytics';
+import { WellOutlook } from './WellOutlook';
 import { useFeed, useTenant } from '../tenant';
 
 const RANGES = [
@@ -222,6 +223,7 @@ export function WellPage({ well }: { well: number }) {
         </section>
       ) : null}
       <WellAnalytics tenant={tenant} well={well} site={info?.site.id ?? null} canDerive={can(me, tenant, 'operator')} />
+      <WellOutlook tenant={tenant} well={well} />
       {history.length ? (
         <section aria-labelledby="wa-h">
           <h2 id="wa-h">Alerts at this well</h2>

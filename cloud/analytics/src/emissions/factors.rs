@@ -418,7 +418,10 @@ pub fn population_factor(
         .map(|p| format!("{} ({})", p.years.describe(), p.source))
         .collect();
     Err(EmissionsError::NoFactorForYear {
-        factor: format!("population factor for {equipment:?} in {service:?} service ({region:?})"),
+        factor: format!(
+            "population factor for {equipment:?} in {service:?} service{}",
+            region.map_or(String::new(), |r| format!(", {r:?} U.S."))
+        ),
         year,
         available: if available.is_empty() {
             "none: this equipment/service combination is not in Table W-1A or Table W-1".to_string()
@@ -474,6 +477,11 @@ mod tests {
         assert_eq!(w1a.scf_per_hour, 0.121);
         let err = population_factor(E::Valve, S::Gas, Some(Western), 2025).unwrap_err();
         assert!(err.to_string().contains("Table W-1A"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("no population factor for Valve in Gas service, Western U.S. for reporting year RY2025"),
+            "{err}"
+        );
         let hb = population_factor(E::ContinuousHighBleedPneumatic, S::Gas, None, 2025).unwrap();
         assert_eq!(hb.scf_per_hour, 21.0);
     }
