@@ -11,10 +11,11 @@ import { Fleet } from './pages/Fleet';
 import { Inbox } from './pages/Inbox';
 import { Platform } from './pages/Platform';
 import { Reports } from './pages/Reports';
+import { Insights } from './pages/Insights';
 import { SignIn } from './pages/SignIn';
 import { WellPage } from './pages/Well';
 import { can, roleIn } from './roles';
-import { adminPath, alertsPath, fleetPath, navigate, parse, platformTenantsPath, reportsPath, useLocation } from './router';
+import { adminPath, alertsPath, fleetPath, insightsPath, navigate, parse, platformTenantsPath, reportsPath, useLocation } from './router';
 import { Tenant, useFeed } from './tenant';
 
 export function App() {
@@ -162,6 +163,7 @@ function TenantShell({ me, tenant, route }: { me: Me; tenant: string; route: Ten
           <Link href={alertsPath(tenant)} class={route.page === 'alerts' ? 'active' : undefined}>
             Alerts <span class="badge">{state.alerts.length}<span class="visually-hidden"> open</span></span>
           </Link>
+          <Link href={insightsPath(tenant)} class={route.page === 'insights' ? 'active' : undefined}>Insights</Link>
           <Link href={reportsPath(tenant)} class={route.page === 'reports' ? 'active' : undefined}>Reports</Link>
           {admin ? <Link href={adminPath(tenant)} class={route.page === 'admin' ? 'active' : undefined}>Admin</Link> : null}
         </nav>
@@ -178,6 +180,7 @@ function TenantShell({ me, tenant, route }: { me: Me; tenant: string; route: Ten
         {route.page === 'fleet' ? <Fleet /> : null}
         {route.page === 'alerts' ? <Inbox selected={route.alert} /> : null}
         {route.page === 'well' ? <WellPage well={route.well} /> : null}
+        {route.page === 'insights' ? <Insights /> : null}
         {route.page === 'reports' ? <Reports /> : null}
         {route.page === 'admin' ? <Admin section={route.section} item={route.item} /> : null}
       </main>

@@ -15,6 +15,7 @@ export type Route =
   | { page: 'alerts'; tenant: string; alert?: number }
   | { page: 'well'; tenant: string; well: number }
   | { page: 'reports'; tenant: string }
+  | { page: 'insights'; tenant: string }
   | { page: 'admin'; tenant: string; section: AdminSection; item?: string }
   | { page: 'not-found' };
 
@@ -41,6 +42,7 @@ export function parse(path: string): Route {
       return { page: 'well', tenant, well: Number(parts[3]) };
     }
     if (parts[2] === 'reports' && parts.length === 3) return { page: 'reports', tenant };
+    if (parts[2] === 'insights' && parts.length === 3) return { page: 'insights', tenant };
     if (parts[2] === 'admin' && parts.length === 3) return { page: 'admin', tenant, section: 'sites' };
     if (parts[2] === 'admin' && parts.length <= 5 && (ADMIN_SECTIONS as readonly string[]).includes(parts[3])) {
       return { page: 'admin', tenant, section: parts[3] as AdminSection, item: parts[4] };
@@ -81,6 +83,7 @@ export const fleetPath = (tenant: string) => t(tenant);
 export const alertsPath = (tenant: string, id?: number) => `${t(tenant)}/alerts${id ? `/${id}` : ''}`;
 export const wellPath = (tenant: string, w: number) => `${t(tenant)}/wells/${w}`;
 export const reportsPath = (tenant: string) => `${t(tenant)}/reports`;
+export const insightsPath = (tenant: string) => `${t(tenant)}/insights`;
 export const adminPath = (tenant: string, section: AdminSection = 'sites', item?: string) =>
   `${t(tenant)}/admin/${section}${item ? `/${encodeURIComponent(item)}` : ''}`;
 export const platformTenantsPath = (slug?: string) => `/admin/tenants${slug ? `/${encodeURIComponent(slug)}` : ''}`;

@@ -226,6 +226,30 @@ test('a well with history shows its daily production, decline fan chart with EUR
   expect(errors).toEqual([]);
 });
 
+test('insights rank the fleet as the models see it, and say why a list is empty', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await signIn(page, viewer);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Insights' }).click();
+  await expect(page.getByRole('heading', { name: 'Insights', level: 1 })).toBeVisible();
+  // The history well's gap, from the refresh: its own clean decline, on target.
+  const gaps = page.getByRole('table', { name: 'production gaps' });
+  const row = gaps.getByRole('row', { name: /Pad R 1H/ });
+  await expect(row).toContainText('On target');
+  await expect(row).toContainText('gap-decline-peers/1');
+  await expect(row.getByRole('cell').nth(3)).toHaveText(/^[\d.]+ \([\d.]+ to [\d.]+\)$/);
+  await expect(page.getByText('Dollars at $70/bbl.')).toBeVisible();
+  // No failure-risk model yet, and no well forecast (its leak factors end with RY2024).
+  await expect(page.getByRole('table', { name: 'failure risk' })).toContainText('no failure-risk model is trained for this tenant yet');
+  await expect(page.getByRole('table', { name: 'emissions forecasts' })).toContainText('No well forecast');
+  await shot(page, 'insights');
+  await expectAccessible(page, 'the insights page');
+  // A row leads to the well's page and its outlook.
+  await row.getByRole('link', { name: 'Pad R 1H' }).click();
+  await expect(page.getByRole('region', { name: 'Outlook' }).getByTestId('gap')).toContainText('On target');
+  expect(errors).toEqual([]);
+});
+
 test('an unknown tenant and an unknown page are told in words', async ({ page }) => {
   await signIn(page, operator);
   await page.goto(`/t/no-such-tenant`);

@@ -8,70 +8,19 @@
 import { get, tenantPath } from '../api/client';
 import { ErrorBox } from '../components/ErrorBox';
 import { useLoad } from '../components/hooks';
+import { type EmissionsForecast, type Gap, type Risk, band, CATEGORY, CAUSE, LIFT, pct } from '../api/ml';
+import { num } from '../components/format';
 
-interface Band {
-  low: number;
-  p50: number;
-  high: number;
-}
-interface Risk {
-  day: string;
-  lift: string;
-  p7: number;
-  p14: number;
-  p30: number;
-  factors: { feature: string; words: string }[];
-  model_version: number;
-}
-interface Gap {
-  as_of: string;
-  actual_bbl_per_day: number;
-  expected_bbl_per_day: Band;
-  gap_bbl_per_day: Band;
-  category: string;
-  opportunities: { cause: string; evidence: string; uplift_bbl_per_day: number; uplift_dollars_per_day: number }[];
-  model_version: string;
-}
-interface Horizon {
-  days: number;
-  masses: { ch4_kg: Band; co2e_kg?: Band };
-  intensity: { kg_ch4_per_boe: Band | null; percent_of_gas_produced: Band | null } | null;
-}
-interface Forecast {
-  start_day: string;
-  horizons: Horizon[];
-  model_version: string;
-  gwp?: { set: string };
-}
 interface Run {
   kind: string;
   problems: { well_id?: number; reason?: string }[];
 }
 
-const num = (v: number, digits = 1) => v.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const pct = (p: number) => `${num(100 * p, 1)} %`;
-const band = (b: Band, digits = 1) => `${num(b.p50, digits)} (${num(b.low, digits)} to ${num(b.high, digits)})`;
-
-const LIFT: Record<string, string> = { rod_pump: 'rod pump', esp: 'ESP', plunger_lift: 'plunger lift' };
-const CATEGORY: Record<string, string> = {
-  underperforming: 'Underperforming',
-  on_target: 'On target',
-  over: 'Above expected',
-  unknown: 'Not enough data to say',
-};
-const CAUSE: Record<string, string> = {
-  downtime: 'Downtime',
-  pump_off_control_too_aggressive: 'Pump-off control too aggressive',
-  plunger_cycle_short: 'Plunger cycle short',
-  choke: 'Choke',
-  unexplained: 'Unexplained',
-};
-
 export function WellOutlook({ tenant, well }: { tenant: string; well: number }) {
   const risk = useLoad((s) => get<{ risk: Risk | null }>(tenantPath(tenant, `/wells/${well}/failure-risk`), s), [tenant, well]);
   const gap = useLoad((s) => get<{ gap: Gap | null }>(tenantPath(tenant, `/wells/${well}/production-gap`), s), [tenant, well]);
   const emissions = useLoad(async (s) => {
-    const { forecast } = await get<{ forecast: Forecast | null }>(tenantPath(tenant, `/wells/${well}/emissions-forecast`), s);
+    const { forecast } = await get<{ forecast: EmissionsForecast | null }>(tenantPath(tenant, `/wells/${well}/emissions-forecast`), s);
     if (forecast) return { forecast, why: null };
     // Why not: the last emissions run's problem for this well, if it had one.
     const runs = await get<{ items: Run[] }>(tenantPath(tenant, '/forecasts/runs'), s);
@@ -146,14 +95,18 @@ export function WellOutlook({ tenant, well }: { tenant: string; well: number }) 
       {emissions.data && !f ? (
         <p data-testid="emissions-forecast">
           Not forecast
-          {emissions.data.why ? `: ${emissions.data.why}.` : emissions.data.ran ? ': the well has no production history and no emission source.' : ' yet: forecasts are made every hour.'}
+          {emissions.data.why
+            ? `: ${emissions.data.why.replace(/\.$/, '')}.`
+            : emissions.data.ran
+              ? ': the last forecast run did not forecast this well (no production history and no emission source, or added since).'
+              : ' yet: forecasts are made every hour.'}
         </p>
       ) : null}
       {f ? (
         <p data-testid="emissions-forecast">
           {f.horizons.map((h) => (
             <span key={h.days}>
-              Next {h.days} days: {h.masses.co2e_kg ? `${band({ low: h.masses.co2e_kg.low / 1000, p50: h.masses.co2e_kg.p50 / 1000, high: h.masses.co2e_kg.high / 1000 }, 2)} t CO2e, ` : ''}
+              Next {h.days} days: {h.masses.co2e_kg ? `${band(h.masses.co2e_kg, 2, 1000)} t CO2e, ` : ''}
               CH4 {band(h.masses.ch4_kg, 0)} kg
               {h.intensity?.kg_ch4_per_boe ? `, ${num(h.intensity.kg_ch4_per_boe.p50, 3)} kg CH4/BOE` : ''}.{' '}
             </span>
