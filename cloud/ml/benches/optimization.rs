@@ -13,9 +13,10 @@
 //!    the well's field and lift type) and the two halves of the model alone (own decline,
 //!    peers).
 //! 5. The trained model: parameters chosen (`ml::optimization::fit`) on the other 400
-//!    wells' own data — their expectation against the potential they made, never the
-//!    truth — then the fleet assessed again with them and scored on the same 200 wells
-//!    (`optimization_trained_*`), with its time to train.
+//!    wells' own data alone — their expectation against the potential they made, never
+//!    the truth — then the fleet assessed again with them and scored on the same 200 wells
+//!    (`optimization_trained_*`), with its time to train; and the model the registry's
+//!    rule (`train_and_compare` on those 400 wells) serves (`optimization_served_*`).
 //! 6. Speed at 1,000 wells: the fleet assessed, and a training on all of them.
 //!
 //! Prints `BENCH <name> <value> <unit>` lines: gap mean absolute error (bbl/d and relative
@@ -28,7 +29,7 @@ use std::time::Instant;
 use ml::fleet::{Cause, FleetOptions, FleetWell, generate};
 use ml::optimization::{
     Assessment, Category, CauseKind, Options, WellDay, WellInput, assess, assess_with, fit,
-    fleet_average_baseline,
+    fleet_average_baseline, train_and_compare,
 };
 
 const DAYS: usize = 455;
@@ -89,9 +90,16 @@ fn main() {
     let baseline = fleet_average_baseline(&wells, &options);
     report("optimization", &fleet, &assessed, Some(&baseline));
 
-    let train: Vec<usize> = (0..wells.len()).filter(|i| i % 3 != 0).collect();
+    // Trained on the 400 other wells' own data alone (each other's peers); the evaluated
+    // wells are then assessed with the whole fleet as peers, as in service.
+    let training: Vec<WellInput> = wells
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, w)| w.clone())
+        .collect();
     let t = Instant::now();
-    let fitted = fit(&wells, &train, &options).expect("enough training wells");
+    let fitted = fit(&training, &options).expect("enough training wells");
     println!(
         "BENCH optimization_train_400_wells {:.2} s",
         t.elapsed().as_secs_f64()
@@ -108,6 +116,26 @@ fn main() {
     );
     let trained = assess_with(&wells, &options, &m).expect("valid model");
     report("optimization_trained", &fleet, &trained, None);
+
+    // What a tenant owning the 400 training wells is served: the registry's rule on them
+    // alone (trained on two thirds, promoted only if it beats the untrained defaults on the
+    // other third), else the defaults.
+    let registry = train_and_compare(&training, None, &options).expect("enough wells");
+    println!(
+        "# the registry's rule on the training wells: {}",
+        registry.reason
+    );
+    println!(
+        "BENCH optimization_registry_promoted {} bool",
+        u8::from(registry.promote)
+    );
+    let served = if registry.promote {
+        registry.fit.model
+    } else {
+        ml::optimization::GapModel::default()
+    };
+    let assessed = assess_with(&wells, &options, &served).expect("valid model");
+    report("optimization_served", &fleet, &assessed, None);
 
     // Speed at the size: 1,000 wells × a year and a quarter.
     let big: Vec<WellInput> = generate(&FleetOptions {
@@ -126,9 +154,8 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     assert_eq!(assessed.len(), 1000);
-    let all: Vec<usize> = (0..big.len()).collect();
     let t = Instant::now();
-    fit(&big, &all, &options).expect("enough training wells");
+    fit(&big, &options).expect("enough training wells");
     println!(
         "BENCH optimization_train_1000_wells {:.2} s",
         t.elapsed().as_secs_f64()

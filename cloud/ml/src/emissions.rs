@@ -1378,7 +1378,7 @@ fn held_out(
 /// model and the one in use — `active`, else the untrained defaults, which make the
 /// tenant's forecasts until then — on those held-out wells (their own last 30 days,
 /// forecast from the days before), and promotes the new one only when its MAPE is lower by more than
-/// 0.1 percentage point. Only days before `start` are used.
+/// 0.1 percentage point on at least [`crate::MIN_HELD_OUT_WELLS`] wells. Only days before `start` are used.
 pub fn train_and_compare(
     wells: &[TrainingWell<'_>],
     active: Option<&EmissionsModel>,
@@ -1416,11 +1416,20 @@ pub fn train_and_compare(
     } else {
         "the untrained defaults"
     };
-    let promote = new < old - 0.1;
-    let reason = format!(
-        "held-out 30-day MAPE {new:.2} % {} {old:.2} % of {what}",
-        if promote { "beats" } else { "does not beat" }
-    );
+    let enough = metrics.wells >= crate::MIN_HELD_OUT_WELLS;
+    let promote = enough && new < old - 0.1;
+    let reason = if enough {
+        format!(
+            "held-out 30-day MAPE {new:.2} % {} {old:.2} % of {what}",
+            if promote { "beats" } else { "does not beat" }
+        )
+    } else {
+        format!(
+            "measured on {} held-out wells: at least {} are needed to replace {what}",
+            metrics.wells,
+            crate::MIN_HELD_OUT_WELLS
+        )
+    };
     let mut hasher = Sha256::new();
     let (mut first, mut rows) = (start, 0);
     for w in &train {

@@ -20,6 +20,10 @@
 //! *Invariants:* no I/O; a bad input row is reported, never a panic; every model carries
 //! what the registry needs (algorithm, features, training window, data hash).
 
+/// Fewest held-out wells a registry's promotion may rest on (emissions, production gaps):
+/// a median or mean of fewer is noise, and the model in use stays.
+pub const MIN_HELD_OUT_WELLS: usize = 5;
+
 pub mod emissions;
 pub mod fleet;
 pub mod import;

@@ -9,14 +9,14 @@
 //! the models read, so a down day or a noisy gauge does not move them.
 //!
 //! 1. **Own decline.** Every Arps model (`analytics::decline`, Levenberg–Marquardt, best
-//!    by AICc) is fitted to the well's weekly potential rates up to [`GUARD_DAYS`] before the
-//!    assessment, and forecast over the recent window with its Monte Carlo P10/P90: what
+//!    by AICc) is fitted to the well's weekly potential rates up to the model's guard
+//!    (default [`GUARD_DAYS`]) before the assessment, and forecast over the recent window with its Monte Carlo P10/P90: what
 //!    the well would make had it gone on as before. It cannot see an impairment older than
 //!    the guard (the fit has learnt it).
 //! 2. **Peers.** Wells of the same field and lift type and a similar age (within a factor
-//!    [`AGE_FACTOR`]), falling back to the field and then the fleet when fewer than
-//!    [`MIN_PEERS`] remain: the median of their log ratio of recent potential to their
-//!    potential [`PEER_LAG_DAYS`] earlier, applied to the well's own potential then. The
+//!    of the model's, default [`AGE_FACTOR`]), falling back to the field and then the fleet
+//!    when fewer than [`MIN_PEERS`] remain: the median of their log ratio of recent
+//!    potential to their potential the model's lag (default [`PEER_LAG_DAYS`]) earlier, applied to the well's own potential then. The
 //!    spread is the peers' MAD. This sees an impairment that began after the reference
 //!    window, however old.
 //! 3. **Combined** by inverse variance in log space (each estimate's variance from its
@@ -39,16 +39,19 @@
 //!
 //! **Training** ([`fit`], [`train_and_compare`]): the guard, the peers' lag and age factor
 //! are chosen per tenant from [`GUARD_CHOICES`] × [`PEER_LAG_CHOICES`] ×
-//! [`AGE_FACTOR_CHOICES`] on its own wells. A tenant's data has no true potential, so each
-//! candidate's expectation is scored against the potential the well made over the recent
-//! window (median error: the wells impaired now are the findings, not errors), and again
-//! with an impairment injected into the well's history (oil cut by 30 % from a day 20 to
-//! 359 days back), against the same made potential: that is what the guard and the peers
-//! are for, and a score of wells running normally alone would choose parameters that learn
-//! impairments away. The mean of the two medians is minimised on two thirds of the wells
-//! and compared with the model in use on the other third. The untrained defaults are
-//! [`GapModel::default`].
-//!
+//! [`AGE_FACTOR_CHOICES`] on its own training wells alone. A tenant's data has no true
+//! potential, so each candidate's expectation is scored against the potential the well
+//! made over the recent window (median error: the wells impaired now are the findings, not
+//! errors), and again with an impairment injected into the well's history (oil cut by 30 %
+//! from a day 20 to 359 days back), against the same made potential: that is what the
+//! guard and the peers are for, and a score of wells running normally alone would choose
+//! parameters that learn impairments away. Every candidate is measured on the same wells,
+//! a well it cannot expect counting as an infinite error, so none wins by leaving the
+//! young wells unassessed. The mean of the two medians is minimised on two thirds of the
+//! wells and compared with the model in use (the untrained defaults, [`GapModel::default`],
+//! until one is registered) on the other third, with at least
+//! [`crate::MIN_HELD_OUT_WELLS`] of them measured.
+
 //! Why medians rather than a regression over the fleet (linfa's linear models): a large
 //! share of wells is impaired at any time (the very wells to find), and a least-squares
 //! fit is pulled toward them, while a median resists up to half its peers being off.
@@ -159,9 +162,9 @@ impl Options {
 }
 
 /// The gap model's parameters: the untrained defaults ([`GapModel::default`]), or chosen
-/// for a tenant by [`fit`] and kept in its model registry.
+/// for a tenant by [`fit`] and kept in its model registry (a stored document may carry
+/// fields a later build adds: they are ignored, not refused).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GapModel {
     /// Days before the assessment the own decline stops reading.
     pub guard_days: i64,
@@ -779,6 +782,8 @@ pub const INPUTS: [&str; 5] = [
 
 /// Share of oil the impairment [`fit`] injects takes away.
 const INJECTED_LOSS: f64 = 0.3;
+/// Least improvement of the held-out score that promotes a model, points.
+const PROMOTION_MARGIN: f64 = 0.1;
 
 /// How well a model's expectations match what wells made: each well's expected potential
 /// over the recent window (from the data before it and its peers) against the median
@@ -786,39 +791,25 @@ const INJECTED_LOSS: f64 = 0.3;
 ///
 /// Medians, not means, of the errors: a well impaired now makes less than its potential,
 /// and that shortfall is the finding, not the model's error; the median reads the wells
-/// running as they should while they are most of the fleet.
+/// running as they should while they are most of the fleet. Models compared are measured on
+/// the same wells — every well with a recent potential that any of them can expect — and a
+/// well a model cannot expect counts as an infinite error, so no model wins by leaving the
+/// hard (young) wells unassessed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct GapMetrics {
-    /// Wells measured (with an expectation and a recent potential).
+    /// Wells compared.
     pub wells: usize,
+    /// Of those, the wells this model has an expectation for.
+    pub measured: usize,
     /// Median absolute percentage error of the expected potential, %.
     pub mdape_percent: f64,
-    /// The same with the well's oil cut by 30 % from a day 20 to 360 days back (fixed per
+    /// The same with the well's oil cut by 30 % from a day 20 to 359 days back (fixed per
     /// well): what a model must still expect of a well impaired that long, %.
     pub mdape_impaired_percent: f64,
     /// The mean of the two: what training minimises and promotion compares, %.
     pub score_percent: f64,
-    /// Share of the wells whose recent potential lies inside the 90 % interval.
+    /// Share of the measured wells whose recent potential lies inside the 90 % interval.
     pub coverage_90: f64,
-}
-
-/// Medians of a set of expectations (rate, log sigma) against what was made: (wells,
-/// median absolute percentage error %, 90 % coverage).
-fn score(pairs: impl Iterator<Item = (Option<(f64, f64)>, Option<f64>)>) -> (usize, f64, f64) {
-    let (mut apes, mut zs) = (Vec::new(), Vec::new());
-    for (expected, made) in pairs {
-        if let (Some((e, sigma)), Some(m)) = (expected, made)
-            && e > 0.0
-            && m > 0.0
-        {
-            apes.push((e / m - 1.0).abs());
-            zs.push((m / e).ln() / sigma);
-        }
-    }
-    let inside = zs.iter().filter(|z| z.abs() <= Z90).count();
-    let wells = apes.len();
-    let mdape = 100.0 * median(&mut apes).unwrap_or(f64::NAN);
-    (wells, mdape, inside as f64 / wells.max(1) as f64)
 }
 
 /// A copy of a well whose oil is cut by [`INJECTED_LOSS`] from a day 20 to 359 days before
@@ -832,20 +823,21 @@ fn impaired_copy(w: &WellInput, k: usize, o: &Options) -> WellInput {
     copy
 }
 
-/// A well's two expectations (rate, log sigma): as it is, and impaired.
-type Pair = (Option<(f64, f64)>, Option<(f64, f64)>);
-/// A well's two peer estimates (rate, log sigma, peers): as it is, and impaired.
-type PeerPair = (Option<(f64, f64, usize)>, Option<(f64, f64, usize)>);
+/// One well's expectations under a model (rate, log sigma): as it is, and impaired.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    clean: Option<(f64, f64)>,
+    impaired: Option<(f64, f64)>,
+}
 
-/// Every combination of the given parameters measured on the listed wells (peers are every
-/// other well, as they are).
-fn evaluate(
+/// Each model's expectations of the listed wells (peers are every well of `wells`, as
+/// they are), and the potential each well made over the recent window.
+fn expectations(
     wells: &[WellInput],
     which: &[usize],
     o: &Options,
-    grid: (&[i64], &[i64], &[f64]),
-) -> Vec<(GapModel, GapMetrics)> {
-    let (guards, lags, ages) = grid;
+    models: &[GapModel],
+) -> (Vec<Vec<Expected>>, Vec<Option<f64>>) {
     let copies: Vec<WellInput> = which
         .iter()
         .map(|&i| impaired_copy(&wells[i], i, o))
@@ -855,86 +847,130 @@ fn evaluate(
         .iter()
         .map(|&i| summary(&wells[i], o, PEER_LAG_DAYS).recent_potential)
         .collect();
-    let own: Vec<Vec<Pair>> = guards
-        .iter()
-        .map(|&g| {
+    // The costly parts once per distinct parameter: the own decline per guard, the
+    // summaries per lag, the peers per lag and age factor.
+    let mut own: HashMap<i64, Vec<Pair>> = HashMap::new();
+    let mut peers: HashMap<(i64, u64), Vec<PeerPair>> = HashMap::new();
+    for m in models {
+        own.entry(m.guard_days).or_insert_with(|| {
             which
                 .iter()
                 .zip(&copies)
-                .map(|(&i, c)| (own_estimate(&wells[i], o, g), own_estimate(c, o, g)))
+                .map(|(&i, c)| {
+                    (
+                        own_estimate(&wells[i], o, m.guard_days),
+                        own_estimate(c, o, m.guard_days),
+                    )
+                })
+                .collect()
+        });
+    }
+    let mut lags: Vec<i64> = models.iter().map(|m| m.peer_lag_days).collect();
+    lags.sort_unstable();
+    lags.dedup();
+    for lag in lags {
+        let mut summaries: Vec<Summary> = wells.iter().map(|w| summary(w, o, lag)).collect();
+        let impaired: Vec<Summary> = copies.iter().map(|c| summary(c, o, lag)).collect();
+        for m in models.iter().filter(|m| m.peer_lag_days == lag) {
+            peers
+                .entry((lag, m.age_factor.to_bits()))
+                .or_insert_with(|| {
+                    which
+                        .iter()
+                        .zip(&impaired)
+                        .map(|(&i, imp)| {
+                            let clean = peer_estimate(i, wells, &summaries, m.age_factor);
+                            // The well's own summary is only its reference for its peers.
+                            let kept = std::mem::replace(&mut summaries[i], imp.clone());
+                            let injected = peer_estimate(i, wells, &summaries, m.age_factor);
+                            summaries[i] = kept;
+                            (clean, injected)
+                        })
+                        .collect()
+                });
+        }
+    }
+    let per_model = models
+        .iter()
+        .map(|m| {
+            let own = &own[&m.guard_days];
+            let peers = &peers[&(m.peer_lag_days, m.age_factor.to_bits())];
+            own.iter()
+                .zip(peers)
+                .map(|(own, peers)| Expected {
+                    clean: combine(own.0, peers.0),
+                    impaired: combine(own.1, peers.1),
+                })
                 .collect()
         })
         .collect();
-    let mut out = Vec::new();
-    for &lag in lags {
-        let mut summaries: Vec<Summary> = wells.iter().map(|w| summary(w, o, lag)).collect();
-        let impaired: Vec<Summary> = copies.iter().map(|c| summary(c, o, lag)).collect();
-        for &age_factor in ages {
-            let peers: Vec<PeerPair> = which
-                .iter()
-                .zip(&impaired)
-                .map(|(&i, imp)| {
-                    let clean = peer_estimate(i, wells, &summaries, age_factor);
-                    // The well's own summary is only its reference for its peers.
-                    let kept = std::mem::replace(&mut summaries[i], imp.clone());
-                    let injected = peer_estimate(i, wells, &summaries, age_factor);
-                    summaries[i] = kept;
-                    (clean, injected)
-                })
-                .collect();
-            for (&guard_days, own) in guards.iter().zip(&own) {
-                let pairs = |injected: bool| {
-                    own.iter()
-                        .zip(&peers)
-                        .zip(&made)
-                        .map(move |((own, peers), made)| {
-                            let (own, peers) = if injected {
-                                (own.1, peers.1)
-                            } else {
-                                (own.0, peers.0)
-                            };
-                            (combine(own, peers), *made)
-                        })
-                };
-                let (wells_measured, mdape, coverage) = score(pairs(false));
-                let (_, mdape_impaired, _) = score(pairs(true));
-                let model = GapModel {
-                    guard_days,
-                    peer_lag_days: lag,
-                    age_factor,
-                };
-                let metrics = GapMetrics {
-                    wells: wells_measured,
-                    mdape_percent: mdape,
-                    mdape_impaired_percent: mdape_impaired,
-                    score_percent: 0.5 * (mdape + mdape_impaired),
-                    coverage_90: coverage,
-                };
-                out.push((model, metrics));
-            }
-        }
-    }
-    out
+    (per_model, made)
 }
 
-/// A model's metrics on the listed wells of a fleet (peers are every other well).
+/// Metrics of each model on the same wells: those with a recent potential that any of the
+/// models expects (a model's missing expectation there is an infinite error).
+fn compare(per_model: &[Vec<Expected>], made: &[Option<f64>]) -> Vec<GapMetrics> {
+    let compared: Vec<usize> = (0..made.len())
+        .filter(|&k| {
+            made[k].is_some_and(|m| m > 0.0)
+                && per_model
+                    .iter()
+                    .any(|e| e[k].clean.is_some_and(|(r, _)| r > 0.0))
+        })
+        .collect();
+    per_model
+        .iter()
+        .map(|expected| {
+            let (mut clean, mut impaired) = (Vec::new(), Vec::new());
+            let (mut measured, mut inside) = (0, 0);
+            for &k in &compared {
+                let made = made[k].unwrap_or_default();
+                let ape = |e: Option<(f64, f64)>| {
+                    e.filter(|(r, _)| *r > 0.0)
+                        .map_or(f64::INFINITY, |(r, _)| (r / made - 1.0).abs())
+                };
+                clean.push(ape(expected[k].clean));
+                impaired.push(ape(expected[k].impaired));
+                if let Some((r, sigma)) = expected[k].clean.filter(|(r, _)| *r > 0.0) {
+                    measured += 1;
+                    if ((made / r).ln() / sigma).abs() <= Z90 {
+                        inside += 1;
+                    }
+                }
+            }
+            let mdape = 100.0 * median(&mut clean).unwrap_or(f64::INFINITY);
+            let mdape_impaired = 100.0 * median(&mut impaired).unwrap_or(f64::INFINITY);
+            GapMetrics {
+                wells: compared.len(),
+                measured,
+                mdape_percent: mdape,
+                mdape_impaired_percent: mdape_impaired,
+                score_percent: 0.5 * (mdape + mdape_impaired),
+                coverage_90: inside as f64 / measured.max(1) as f64,
+            }
+        })
+        .collect()
+}
+
+/// A well's two expectations (rate, log sigma): as it is, and impaired.
+type Pair = (Option<(f64, f64)>, Option<(f64, f64)>);
+/// A well's two peer estimates (rate, log sigma, peers): as it is, and impaired.
+type PeerPair = (Option<(f64, f64, usize)>, Option<(f64, f64, usize)>);
+
+/// Models' metrics on the listed wells of a fleet (peers are every other well), all on the
+/// same wells, in the order given.
 pub fn measure(
     wells: &[WellInput],
     which: &[usize],
     o: &Options,
-    m: &GapModel,
-) -> Result<GapMetrics, OptimizationError> {
+    models: &[GapModel],
+) -> Result<Vec<GapMetrics>, OptimizationError> {
     o.validate()?;
-    m.validate()?;
-    let grid = (
-        &[m.guard_days][..],
-        &[m.peer_lag_days][..],
-        &[m.age_factor][..],
-    );
-    let (_, metrics) = evaluate(wells, which, o, grid)
-        .pop()
-        .expect("one combination");
-    Ok(metrics)
+    for m in models {
+        m.validate()?;
+    }
+    let (per_model, made) = expectations(wells, which, o, models);
+    Ok(compare(&per_model, &made))
 }
 
 /// A model fitted to a tenant's training wells.
@@ -942,28 +978,38 @@ pub fn measure(
 pub struct GapFit {
     /// The chosen parameters.
     pub model: GapModel,
-    /// Every candidate's metrics on the training wells, the chosen one's among them.
+    /// Every candidate's metrics on the training wells (all on the same wells), the chosen
+    /// one's among them.
     pub candidates: Vec<(GapModel, GapMetrics)>,
     /// The chosen one's metrics on the training wells.
     pub metrics: GapMetrics,
 }
 
-/// Chooses the guard, peer lag and age factor whose expectations err least on the `train`
-/// wells of a fleet: the mean of the median errors as they are and impaired, since a model
-/// must expect what a well running normally makes and what an impaired one should.
-pub fn fit(wells: &[WellInput], train: &[usize], o: &Options) -> Result<GapFit, OptimizationError> {
+/// Chooses the guard, peer lag and age factor whose expectations err least on a tenant's
+/// training wells — the only wells read, each other's peers: the mean of the median
+/// errors as they are and impaired, since a model must expect what a well running
+/// normally makes and what an impaired one should.
+pub fn fit(wells: &[WellInput], o: &Options) -> Result<GapFit, OptimizationError> {
     o.validate()?;
-    let grid = (
-        &GUARD_CHOICES[..],
-        &PEER_LAG_CHOICES[..],
-        &AGE_FACTOR_CHOICES[..],
-    );
-    let candidates: Vec<(GapModel, GapMetrics)> = evaluate(wells, train, o, grid)
-        .into_iter()
-        .filter(|(_, m)| m.wells > 0)
+    let models: Vec<GapModel> = PEER_LAG_CHOICES
+        .iter()
+        .flat_map(|&lag| {
+            AGE_FACTOR_CHOICES.iter().flat_map(move |&age_factor| {
+                GUARD_CHOICES.iter().map(move |&guard_days| GapModel {
+                    guard_days,
+                    peer_lag_days: lag,
+                    age_factor,
+                })
+            })
+        })
         .collect();
+    let all: Vec<usize> = (0..wells.len()).collect();
+    let (per_model, made) = expectations(wells, &all, o, &models);
+    let candidates: Vec<(GapModel, GapMetrics)> =
+        models.into_iter().zip(compare(&per_model, &made)).collect();
     let Some(&(model, metrics)) = candidates
         .iter()
+        .filter(|(_, m)| m.score_percent.is_finite())
         .min_by(|a, b| a.1.score_percent.total_cmp(&b.1.score_percent))
     else {
         return Err(OptimizationError::NotEnoughData(
@@ -1000,13 +1046,11 @@ pub struct GapOutcome {
     pub data_hash: String,
 }
 
-/// Least improvement of the held-out median error that promotes a model, points.
-const PROMOTION_MARGIN: f64 = 0.1;
-
-/// Trains a gap model on two thirds of the wells (every well but each third) and measures
-/// it and the model in use (`active`, else the untrained defaults) on the other third: it
-/// is promoted only when its held-out median error is lower by more than
-/// [`PROMOTION_MARGIN`] points (a first model also has to beat the defaults).
+/// Trains a gap model on two thirds of the wells (every well but each third, on their own
+/// data alone) and measures it and the model in use (`active`, else the untrained
+/// defaults, which make the gaps until then) on the other third, on the same wells, with
+/// the whole fleet as peers, as in service. It is promoted only when its held-out score is
+/// lower by more than [`PROMOTION_MARGIN`] points on at least [`crate::MIN_HELD_OUT_WELLS`] wells.
 pub fn train_and_compare(
     wells: &[WellInput],
     active: Option<&GapModel>,
@@ -1019,30 +1063,40 @@ pub fn train_and_compare(
         )));
     }
     let (held, train): (Vec<usize>, Vec<usize>) = (0..wells.len()).partition(|i| i % 3 == 2);
-    let fit = fit(wells, &train, o)?;
-    let metrics = measure(wells, &held, o, &fit.model)?;
+    let training: Vec<WellInput> = train.iter().map(|&i| wells[i].clone()).collect();
+    let fit = fit(&training, o)?;
+    let in_use = active.copied().unwrap_or_default();
+    let [metrics, active_metrics]: [GapMetrics; 2] =
+        measure(wells, &held, o, &[fit.model, in_use])?
+            .try_into()
+            .expect("two models measured");
     if metrics.wells == 0 {
         return Err(OptimizationError::NotEnoughData(
             "no held-out well has both an expected and a recent potential".into(),
         ));
     }
-    let in_use = active.copied().unwrap_or_default();
-    let active_metrics = measure(wells, &held, o, &in_use)?;
     let (new, old) = (metrics.score_percent, active_metrics.score_percent);
     let what = if active.is_some() {
         "the model in use"
     } else {
         "the untrained defaults"
     };
-    let promote = new < old - PROMOTION_MARGIN;
-    let reason = format!(
-        "held-out error of the expected potential (as is and impaired) {new:.2} % {} {old:.2} % of {what}",
-        if promote { "beats" } else { "does not beat" }
-    );
+    let promote = metrics.wells >= crate::MIN_HELD_OUT_WELLS && new < old - PROMOTION_MARGIN;
+    let reason = if metrics.wells < crate::MIN_HELD_OUT_WELLS {
+        format!(
+            "measured on {} held-out wells: at least {} are needed to replace {what}",
+            metrics.wells,
+            crate::MIN_HELD_OUT_WELLS
+        )
+    } else {
+        format!(
+            "held-out error of the expected potential (as is and impaired) {new:.2} % {} {old:.2} % of {what}",
+            if promote { "beats" } else { "does not beat" }
+        )
+    };
     let mut hasher = Sha256::new();
     let (mut first, mut rows) = (o.as_of, 0);
-    for &i in &train {
-        let w = &wells[i];
+    for w in &training {
         hasher.update(format!("{} {} {:?} {}", w.well, w.field, w.lift, w.age_days).as_bytes());
         for d in w.days.iter().filter(|d| d.day < o.as_of) {
             hasher.update(format!("{d:?}").as_bytes());
@@ -1227,12 +1281,30 @@ mod tests {
         }
     }
 
+    /// `n` healthy rod-pump wells of 400 days; the last `young` of them only 200 days old.
+    fn mixed_fleet(n: usize, young: usize) -> Vec<WellInput> {
+        (0..n)
+            .map(|k| {
+                let days = if k >= n - young { 200 } else { 400 };
+                let mut w = well(
+                    &format!("w{k}"),
+                    Lift::RodPump,
+                    80.0 + 3.0 * k as f64,
+                    400,
+                    healthy,
+                );
+                w.days.retain(|d| d.day >= day(400 - days));
+                w.age_days = days as f64;
+                w
+            })
+            .collect()
+    }
+
     #[test]
     fn fit_chooses_the_candidate_with_the_least_error_and_the_model_is_kept_as_json() {
         let wells = fleet(well("w", Lift::RodPump, 100.0, 400, healthy));
         let o = Options::new(day(400), 70.0);
-        let train: Vec<usize> = (0..wells.len()).filter(|i| i % 3 != 2).collect();
-        let f = fit(&wells, &train, &o).unwrap();
+        let f = fit(&wells, &o).unwrap();
         assert_eq!(
             f.candidates.len(),
             GUARD_CHOICES.len() * PEER_LAG_CHOICES.len() * AGE_FACTOR_CHOICES.len()
@@ -1243,7 +1315,7 @@ mod tests {
                 .iter()
                 .all(|(_, m)| f.metrics.score_percent <= m.score_percent)
         );
-        assert_eq!(f.metrics.wells, train.len());
+        assert_eq!(f.metrics.wells, wells.len());
         assert!(
             (f.metrics.score_percent
                 - 0.5 * (f.metrics.mdape_percent + f.metrics.mdape_impaired_percent))
@@ -1254,11 +1326,13 @@ mod tests {
         assert!(f.metrics.mdape_impaired_percent < 15.0, "{:?}", f.metrics);
         let json = serde_json::to_value(f.model).unwrap();
         assert_eq!(serde_json::from_value::<GapModel>(json).unwrap(), f.model);
-        assert!(
-            serde_json::from_value::<GapModel>(serde_json::json!({
-                "guard_days": 60, "peer_lag_days": 270, "age_factor": 1.5, "extra": 1
-            }))
-            .is_err()
+        // A document a later build wrote, with a field this one does not know, still reads.
+        let later = serde_json::json!({
+            "guard_days": 60, "peer_lag_days": 270, "age_factor": 1.5, "added_later": 1
+        });
+        assert_eq!(
+            serde_json::from_value::<GapModel>(later).unwrap(),
+            GapModel::default()
         );
         // Its parameters are the ones assessments then use.
         let bad = GapModel {
@@ -1270,40 +1344,81 @@ mod tests {
     }
 
     #[test]
-    fn a_trained_model_replaces_the_one_in_use_only_when_it_beats_it_on_held_out_wells() {
-        let wells = fleet(well("w", Lift::RodPump, 100.0, 400, healthy));
+    fn candidates_are_compared_on_the_same_wells_and_an_unassessed_well_counts_against() {
+        // Four young wells: a long guard or lag cannot expect them.
+        let wells = mixed_fleet(12, 4);
         let o = Options::new(day(400), 70.0);
-        let first = train_and_compare(&wells, None, &o).unwrap();
-        assert_eq!(first.wells, (6, 3));
-        assert_eq!(first.metrics.wells, 3);
-        assert_eq!(
-            first.promote,
-            first.metrics.score_percent < first.active_metrics.score_percent - PROMOTION_MARGIN
+        let f = fit(&wells, &o).unwrap();
+        let compared = f.candidates[0].1.wells;
+        assert_eq!(compared, 12, "every well is expected by some candidate");
+        assert!(f.candidates.iter().all(|(_, m)| m.wells == compared));
+        let partial: Vec<_> = f
+            .candidates
+            .iter()
+            .filter(|(_, m)| m.measured < m.wells)
+            .collect();
+        assert!(!partial.is_empty(), "{:?}", f.candidates);
+        // A candidate leaving a third of the wells unassessed is never the best.
+        assert_eq!(f.metrics.measured, compared, "{:?}", f.metrics);
+        for (_, m) in partial {
+            assert!(m.score_percent >= f.metrics.score_percent, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn a_trained_model_replaces_a_worse_one_in_use_on_enough_held_out_wells_only() {
+        let wells = mixed_fleet(18, 0);
+        let o = Options::new(day(400), 70.0);
+        // A model in use that learns every impairment away: a 14-day guard, peers a month
+        // back.
+        let poor = GapModel {
+            guard_days: 14,
+            peer_lag_days: 30,
+            age_factor: 1.0,
+        };
+        let out = train_and_compare(&wells, Some(&poor), &o).unwrap();
+        assert_eq!(out.wells, (12, 6));
+        assert_eq!(out.metrics.wells, 6);
+        assert!(
+            out.promote,
+            "{} {:?} {:?}",
+            out.reason, out.metrics, out.active_metrics
         );
         assert!(
-            first.reason.contains("the untrained defaults"),
+            out.reason.contains("beats") && out.reason.contains("the model in use"),
             "{}",
-            first.reason
+            out.reason
         );
-        assert_eq!(first.window, (day(0), day(399)));
-        assert_eq!(first.rows, 6 * 400);
+        assert!(
+            out.active_metrics.mdape_impaired_percent > 20.0,
+            "{:?}",
+            out.active_metrics
+        );
+        assert_eq!(out.window, (day(0), day(399)));
+        assert_eq!(out.rows, 12 * 400);
         // The same model again does not beat itself.
-        let again = train_and_compare(&wells, Some(&first.fit.model), &o).unwrap();
+        let again = train_and_compare(&wells, Some(&out.fit.model), &o).unwrap();
         assert!(!again.promote);
         assert!(again.reason.contains("does not beat"), "{}", again.reason);
-        assert!(
-            again.reason.contains("the model in use"),
-            "{}",
-            again.reason
-        );
-        assert_eq!(again.data_hash, first.data_hash);
-        // Other data, another hash.
+        assert_eq!(again.data_hash, out.data_hash);
+        assert_eq!(again.active_metrics, out.metrics);
+        // Other training data, another hash; held-out data is not training data.
         let mut other = wells.clone();
         other[0].days[10].oil_bbl = Some(1.0);
         assert_ne!(
             train_and_compare(&other, None, &o).unwrap().data_hash,
-            first.data_hash
+            out.data_hash
         );
+        let mut held = wells.clone();
+        held[2].days[10].oil_bbl = Some(1.0);
+        assert_eq!(
+            train_and_compare(&held, None, &o).unwrap().data_hash,
+            out.data_hash
+        );
+        // Three held-out wells are too few to replace anything, however poor.
+        let few = train_and_compare(&wells[..9], Some(&poor), &o).unwrap();
+        assert!(!few.promote);
+        assert!(few.reason.contains("at least 5"), "{}", few.reason);
         assert!(matches!(
             train_and_compare(&wells[..2], None, &o),
             Err(OptimizationError::NotEnoughData(_))
