@@ -310,9 +310,10 @@ async fn train_model(
 ) -> Result<(StatusCode, Json<RegisteredModelDto>), ApiError> {
     let now = Utc::now();
     let (wells, active) = histories(state.db(), scope.id, now.date_naive()).await?;
+    let compared_with = active.as_ref().map(|a| a.0);
     let outcome = fit(&wells, active).await?;
     let mut tx = scope.begin(state.db()).await?;
-    let record = register(&mut tx, scope.id, now, &wells, &outcome).await?;
+    let record = register(&mut tx, scope.id, now, &wells, &outcome, compared_with).await?;
     crate::training::audit_trained(&mut tx, TrainedBy::Caller(&scope, &caller), FR, &record)
         .await?;
     tx.commit().await?;
@@ -324,9 +325,7 @@ async fn fit(
     wells: &Histories,
     active: Option<(i32, serde_json::Value)>,
 ) -> Result<maintenance::TrainOutcome, ApiError> {
-    let active_model: Option<Model> = active
-        .as_ref()
-        .and_then(|(_, doc)| serde_json::from_value(doc.clone()).ok());
+    let active_model: Option<Model> = crate::training::read_active(FR, active)?.map(|(_, m)| m);
     let histories: Vec<WellHistory> = wells.iter().map(|(_, h)| h.clone()).collect();
     tokio::task::spawn_blocking(move || {
         maintenance::train_and_compare(&histories, active_model.as_ref(), TrainOptions::default())
@@ -347,6 +346,7 @@ async fn register(
     now: DateTime<Utc>,
     wells: &Histories,
     outcome: &maintenance::TrainOutcome,
+    compared_with: Option<i32>,
 ) -> Result<ModelRecord, ApiError> {
     let model_json =
         serde_json::to_value(&outcome.model).map_err(|e| ApiError::Internal(e.into()))?;
@@ -371,10 +371,11 @@ async fn register(
             model: model_json,
             promote: outcome.promote,
             reason: &outcome.reason,
+            compared_with,
         },
     )
     .await?;
-    if outcome.promote {
+    if record.status == "active" {
         let rows = predictions(&outcome.model, record.version, wells, now);
         sql::replace_predictions(&mut *tx, tenant, &rows).await?;
     }
@@ -389,11 +390,12 @@ pub(crate) async fn run_job(
 ) -> Result<i32, ApiError> {
     let now = Utc::now();
     let (wells, active) = histories(db, job.tenant, now.date_naive()).await?;
+    let compared_with = active.as_ref().map(|a| a.0);
     sql::training_stage(conn, job.id, "training", 0.4).await?;
     let outcome = fit(&wells, active).await?;
     sql::training_stage(conn, job.id, "registering", 0.8).await?;
     let mut tx = db.begin_tenant(job.tenant).await?;
-    let record = register(&mut tx, job.tenant, now, &wells, &outcome).await?;
+    let record = register(&mut tx, job.tenant, now, &wells, &outcome, compared_with).await?;
     crate::training::audit_trained(&mut tx, TrainedBy::Job(job), FR, &record).await?;
     tx.commit().await?;
     Ok(record.version)

@@ -663,17 +663,24 @@ struct Active<M> {
 }
 
 impl<M: serde::de::DeserializeOwned + Default> Active<M> {
-    fn of(active: Option<(i32, serde_json::Value)>, method: &str) -> Active<M> {
-        match active.and_then(|(v, doc)| Some((v, serde_json::from_value(doc).ok()?))) {
-            Some((version, model)) => Active {
-                model,
-                stamp: format!("{method}@{version}"),
+    async fn read(
+        db: &store::Db,
+        tenant: TenantId,
+        kind: ModelKind,
+        method: &str,
+    ) -> Result<Active<M>, ApiError> {
+        Ok(
+            match crate::training::active_model(db, tenant, kind).await? {
+                Some((version, model)) => Active {
+                    model,
+                    stamp: format!("{method}@{version}"),
+                },
+                None => Active {
+                    model: M::default(),
+                    stamp: method.to_owned(),
+                },
             },
-            None => Active {
-                model: M::default(),
-                stamp: method.to_owned(),
-            },
-        }
+        )
     }
 }
 
@@ -879,16 +886,10 @@ pub async fn refresh_tenant(
 ) -> Result<RefreshOutcome, ApiError> {
     let start = now.date_naive();
     let inputs = read_inputs(db, tenant, start).await?;
-    let mut tx = db.begin_tenant(tenant).await?;
-    let active: Active<EmissionsModel> = Active::of(
-        store::failure_risk::active_model(&mut tx, tenant, ModelKind::Emissions).await?,
-        emis::MODEL_VERSION,
-    );
-    let gaps: Active<GapModel> = Active::of(
-        store::failure_risk::active_model(&mut tx, tenant, ModelKind::ProductionGap).await?,
-        opt::MODEL_VERSION,
-    );
-    tx.commit().await?;
+    let active: Active<EmissionsModel> =
+        Active::read(db, tenant, ModelKind::Emissions, emis::MODEL_VERSION).await?;
+    let gaps: Active<GapModel> =
+        Active::read(db, tenant, ModelKind::ProductionGap, opt::MODEL_VERSION).await?;
     let eh = hash_emissions(&inputs, start, &active.stamp);
     let gh = hash_gaps(&inputs, start, &gaps.stamp);
     let mut tx = db.begin_tenant(tenant).await?;

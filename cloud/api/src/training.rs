@@ -18,7 +18,7 @@ use crate::{ApiError, TenantScope};
 pub struct TrainingJobDto {
     /// Id.
     pub id: i64,
-    /// The kind of model it trains: `failure_risk` or `emissions`.
+    /// The kind of model it trains: `failure_risk`, `emissions` or `production_gap`.
     pub model: String,
     /// `on_demand` or `scheduled`.
     pub trigger: String,
@@ -69,7 +69,7 @@ pub struct TrainingJobList {
     pub items: Vec<TrainingJobDto>,
 }
 
-/// A registered model of any kind (failure risk, emissions).
+/// A registered model of any kind (failure risk, emissions, production gaps).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegisteredModelDto {
     /// Version (counted per tenant across kinds), stamped on every prediction it makes.
@@ -127,6 +127,43 @@ impl From<ModelRecord> for RegisteredModelDto {
 pub struct RegisteredModelList {
     /// Models.
     pub items: Vec<RegisteredModelDto>,
+}
+
+/// The tenant's active model of a kind read from its stored document: `None` when none is
+/// active; a document this build cannot read is an error (500), never taken for "no
+/// model", which would let training replace a model it was not compared with and
+/// refreshes serve the untrained defaults under the registered version.
+pub(crate) fn read_active<M: serde::de::DeserializeOwned>(
+    kind: ModelKind,
+    active: Option<(i32, serde_json::Value)>,
+) -> Result<Option<(i32, M)>, ApiError> {
+    active
+        .map(|(version, doc)| {
+            serde_json::from_value(doc)
+                .map(|m| (version, m))
+                .map_err(|e| {
+                    ApiError::Internal(
+                        format!(
+                            "the active {} model {version} does not read: {e}",
+                            kind.name()
+                        )
+                        .into(),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// The tenant's active model of a kind, read ([`read_active`]).
+pub(crate) async fn active_model<M: serde::de::DeserializeOwned>(
+    db: &store::Db,
+    tenant: store::TenantId,
+    kind: ModelKind,
+) -> Result<Option<(i32, M)>, ApiError> {
+    let mut tx = db.begin_tenant(tenant).await?;
+    let active = sql::active_model(&mut tx, tenant, kind).await?;
+    tx.commit().await?;
+    read_active(kind, active)
 }
 
 /// Every registered model of a kind in the caller's tenant, newest first.

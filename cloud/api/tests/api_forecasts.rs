@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use store::identity::Role;
 use testkit::api::{TestApi, seed};
 use testkit::auth;
-use testkit::forecasts::{DAYS, WELLS, seed_production};
+use testkit::forecasts::{DAYS, WELLS, seed_production, seed_production_wells};
 
 fn band(v: &Value) -> (f64, f64, f64) {
     (
@@ -419,8 +419,7 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
 
     let r = api.request_as(&viewer, "POST", &models, None).await;
     assert_eq!(r.status, 403, "viewers may not train");
-    let (first, by_hand) =
-        first_model(&api, &admin, base, "emissions-forecast", "mape_30d_percent").await;
+    let first = first_model(&api, &admin, base, "emissions-forecast").await;
     assert_eq!(first["algorithm"], "decline_subpart_w_episodes_calibrated");
     assert_eq!(first["data_hash"].as_str().unwrap().len(), 64);
     assert_eq!(first["wells"], 6, "two thirds of the 8 wells: {first}");
@@ -450,14 +449,14 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
         .json();
     assert_eq!(runs["items"][0]["model_version"], stamp(&first["version"]));
 
-    // The same data again: no better on the held-out wells, a candidate, not promoted.
+    // Again: measured against the model in use, on too few held-out wells to replace it.
     let r = api.request_as(&admin, "POST", &models, None).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let second = r.json();
     assert_eq!(second["status"], "candidate", "{second}");
-    assert!(
-        second["reason"].as_str().unwrap().contains("does not beat"),
-        "{second}"
+    assert_eq!(
+        second["reason"],
+        "measured on 2 held-out wells: at least 5 are needed to replace the model in use"
     );
     assert_eq!(
         second["metrics"]["model_in_use"]["mape_30d_percent"],
@@ -531,7 +530,7 @@ async fn emissions_models_are_trained_promoted_on_held_out_wells_and_rolled_back
     // Every mutation is audited.
     assert_eq!(
         audit_counts(&api, &admin, base, "emissions").await,
-        (3, 2 + usize::from(by_hand), 1)
+        (3, 3, 1)
     );
     api.finish().await;
 }
@@ -543,11 +542,12 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
     let admin = auth::member_token(&api.db, fleet.acme, Role::TenantAdmin).await;
     let viewer = auth::member_token(&api.db, fleet.acme, Role::Viewer).await;
     let other = auth::member_token(&api.db, fleet.other, Role::TenantAdmin).await;
-    let s = seed_production(&api.db, fleet.acme).await;
+    // 15 wells: 5 held out, enough to replace the model in use.
+    let s = seed_production_wells(&api.db, fleet.acme, 15).await;
     let base = "/api/v1/tenants/acme";
     let models = format!("{base}/production-gaps/models");
     let activate = |v: &Value| format!("{models}/{v}/activate");
-    let down_well = s.wells[WELLS - 1].0;
+    let down_well = s.wells.last().unwrap().0;
     let gap_of = async |well: i64| {
         api.request_as(
             &viewer,
@@ -561,26 +561,69 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
     };
     let stamp = |v: &Value| format!("gap-decline-peers/1@{v}");
 
+    // A poor model in use: a 14-day guard and peers a month back learn every impairment
+    // away.
+    let poor = {
+        let mut tx = api.db.begin_tenant(fleet.acme).await.unwrap();
+        let day = Utc::now().date_naive();
+        let record = store::failure_risk::insert_model(
+            &mut tx,
+            fleet.acme,
+            store::failure_risk::ModelKind::ProductionGap,
+            &store::failure_risk::NewModel {
+                algorithm: "decline_peers_inverse_variance",
+                features: vec!["oil"],
+                window: (day, day),
+                data_hash: &"0".repeat(64),
+                wells: 1,
+                training_rows: 1,
+                metrics: json!({}),
+                model: json!({ "guard_days": 14, "peer_lag_days": 30, "age_factor": 1.0 }),
+                promote: true,
+                reason: "set by the test",
+                compared_with: None,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        json!(record.version)
+    };
+    let r = api
+        .request_as(&admin, "POST", &format!("{base}/forecasts/refresh"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gap_of(down_well).await["model_version"], stamp(&poor));
+
     let r = api.request_as(&viewer, "POST", &models, None).await;
     assert_eq!(r.status, 403, "viewers may not train");
-    let (first, by_hand) =
-        first_model(&api, &admin, base, "production-gaps", "score_percent").await;
+    let r = api.request_as(&admin, "POST", &models, None).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json();
+    assert_eq!(first["status"], "active", "{first}");
+    let reason = first["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("beats") && reason.contains("of the model in use"),
+        "{reason}"
+    );
     assert_eq!(first["algorithm"], "decline_peers_inverse_variance");
-    assert_eq!(first["wells"], 6, "two thirds of the 8 wells: {first}");
-    assert_eq!(first["metrics"]["held_out_wells"], 2, "{first}");
+    assert_eq!(first["wells"], 10, "two thirds of the 15 wells: {first}");
+    assert_eq!(first["metrics"]["held_out_wells"], 5, "{first}");
     assert_eq!(first["data_hash"].as_str().unwrap().len(), 64);
     let m = &first["metrics"];
     for key in ["mdape_percent", "mdape_impaired_percent", "score_percent"] {
         let v = m["model"][key].as_f64().unwrap();
         assert!(v.is_finite() && v >= 0.0, "{key}: {first}");
-        assert!(
-            m["model_in_use"][key].as_f64().unwrap().is_finite(),
-            "{first}"
-        );
     }
+    assert!(
+        m["model"]["score_percent"].as_f64().unwrap()
+            < m["model_in_use"]["score_percent"].as_f64().unwrap() - 0.1,
+        "{first}"
+    );
     assert_eq!(
-        m["model"]["wells"], 2,
-        "both held-out wells measured: {first}"
+        (&m["model"]["wells"], &m["model_in_use"]["wells"]),
+        (&json!(5), &json!(5)),
+        "both measured on the same held-out wells: {first}"
     );
     assert_eq!(m["candidates"].as_array().unwrap().len(), 27, "{first}");
     let p = &m["parameters"];
@@ -651,7 +694,8 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
         statuses,
         vec![
             (second["version"].clone(), json!("retired")),
-            (first["version"].clone(), json!("active"))
+            (first["version"].clone(), json!("active")),
+            (poor.clone(), json!("retired"))
         ]
     );
     let runs = api
@@ -702,7 +746,7 @@ async fn production_gap_models_are_trained_measured_on_held_out_wells_and_rolled
     // Every mutation is audited.
     assert_eq!(
         audit_counts(&api, &admin, base, "production_gap").await,
-        (3, 2 + usize::from(by_hand), 1)
+        (3, 2, 1)
     );
     api.finish().await;
 }
@@ -805,37 +849,22 @@ async fn audit_counts(api: &TestApi, admin: &str, base: &str, kind: &str) -> (us
     )
 }
 
-/// A registry's first model (`…/<area>/models`), trained by a tenant admin: measured by
-/// `metric` on the held-out wells against the untrained defaults (in use until then), and
-/// active only when lower by more than 0.1 point; else a candidate that leaves the
-/// forecasts as they were, then activated by hand so the test goes on with a registered
-/// model. Returns it (as it is after that) and whether it was activated by hand.
-async fn first_model(
-    api: &TestApi,
-    admin: &str,
-    base: &str,
-    area: &str,
-    metric: &str,
-) -> (Value, bool) {
+/// A registry's first model (`…/<area>/models`) on the 8 seeded wells, trained by a tenant
+/// admin: measured on the 2 held-out wells only, too few to replace the untrained defaults
+/// (in use until then), so a candidate that recomputes nothing; then activated by hand so
+/// the test goes on with a registered model. Returns it as activated.
+async fn first_model(api: &TestApi, admin: &str, base: &str, area: &str) -> Value {
     let models = format!("{base}/{area}/models");
     let runs = format!("{base}/forecasts/runs");
     let before = api.request_as(admin, "GET", &runs, None).await.json();
     let r = api.request_as(admin, "POST", &models, None).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let first = r.json();
-    let (new, old) = (
-        first["metrics"]["model"][metric].as_f64().unwrap(),
-        first["metrics"]["model_in_use"][metric].as_f64().unwrap(),
-    );
-    let reason = first["reason"].as_str().unwrap();
-    assert!(reason.contains("the untrained defaults"), "{reason}");
-    if new < old - 0.1 {
-        assert_eq!(first["status"], "active", "{first}");
-        assert!(reason.contains("beats"), "{reason}");
-        return (first, false);
-    }
     assert_eq!(first["status"], "candidate", "{first}");
-    assert!(reason.contains("does not beat"), "{reason}");
+    assert_eq!(
+        first["reason"],
+        "measured on 2 held-out wells: at least 5 are needed to replace the untrained defaults"
+    );
     let after = api.request_as(admin, "GET", &runs, None).await.json();
     assert_eq!(before, after, "a candidate recomputes nothing");
     let r = api
@@ -847,5 +876,5 @@ async fn first_model(
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    (r.json(), true)
+    r.json()
 }

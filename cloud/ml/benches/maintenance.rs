@@ -35,12 +35,14 @@ const ORACLE_DRAWS: u64 = 10;
 /// Precursor lengths of `ml::wear`, days (uniform).
 const PRECURSOR_DAYS: std::ops::RangeInclusive<usize> = 8..=40;
 
-/// What the oracle knows of a well-day: inside a failure's warning phase and for how many
-/// days, or not and the days since the last workover (10-day bins).
+/// What the oracle knows of a well-day: inside a failure's warning phase and how many days
+/// are left to the failure (the most its rollups could tell: their wear grows with the
+/// share of the precursor elapsed), or not, with the lift type and the days since the last
+/// workover (10-day bins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum State {
     Warning(usize),
-    Quiet(usize),
+    Quiet(ml::maintenance::Lift, usize),
 }
 
 /// The oracle's state of every scored day of every well, with one draw of the precursor
@@ -69,9 +71,8 @@ fn states(fleet: &WearFleet, wells: &[WellHistory], seed: u64) -> Vec<Vec<(usize
                 .into_iter()
                 .map(|i| {
                     let d = i as i64;
-                    if let Some((_, from)) = warnings.iter().find(|(o, from)| d >= *from && d < *o)
-                    {
-                        return (i, State::Warning((d - from) as usize));
+                    if let Some((o, _)) = warnings.iter().find(|(o, from)| d >= *from && d < *o) {
+                        return (i, State::Warning((o - d) as usize));
                     }
                     let day = h.start + chrono::Days::new(i as u64);
                     let age = h
@@ -81,7 +82,7 @@ fn states(fleet: &WearFleet, wells: &[WellHistory], seed: u64) -> Vec<Vec<(usize
                         .find(|w| **w <= day)
                         .map(|w| (day - *w).num_days() as usize)
                         .unwrap_or(h.age_at_start.unwrap_or(365) as usize + i);
-                    (i, State::Quiet((age / 10).min(60)))
+                    (i, State::Quiet(h.lift, (age / 10).min(60)))
                 })
                 .collect()
         })
@@ -91,8 +92,9 @@ fn states(fleet: &WearFleet, wells: &[WellHistory], seed: u64) -> Vec<Vec<(usize
 /// The ceiling of any model on daily rollups: each held-out well-day scored by the share
 /// of training well-days in the same true state that had a failure within the horizon
 /// (a state never seen in training scores the training prevalence). It reads the truth
-/// (the failure schedule and warning phases) and so is no model: the rollups carry
-/// warning signs only inside a warning phase, and a sudden failure none. Returns the
+/// (the failure schedule, the warning phases and the days each has left) and so is no
+/// model: the rollups carry warning signs only inside a warning phase, and a sudden
+/// failure none; outside one, nothing but the lift and the age tells a well's hazard. Returns the
 /// held-out AUC per horizon averaged over [`ORACLE_DRAWS`] draws, and the share of 30-day
 /// positive held-out days inside a warning phase.
 fn oracle(fleet: &WearFleet, train: &[WellHistory], test: &[WellHistory]) -> ([f64; 3], f64) {

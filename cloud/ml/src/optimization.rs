@@ -1050,7 +1050,7 @@ pub struct GapOutcome {
 /// data alone) and measures it and the model in use (`active`, else the untrained
 /// defaults, which make the gaps until then) on the other third, on the same wells, with
 /// the whole fleet as peers, as in service. It is promoted only when its held-out score is
-/// lower by more than [`PROMOTION_MARGIN`] points on at least [`crate::MIN_HELD_OUT_WELLS`] wells.
+/// lower by more than 0.1 point on at least [`crate::MIN_HELD_OUT_WELLS`] wells.
 pub fn train_and_compare(
     wells: &[WellInput],
     active: Option<&GapModel>,

@@ -137,6 +137,11 @@ pub struct NewModel<'a> {
     pub promote: bool,
     /// Why it was or was not promoted.
     pub reason: &'a str,
+    /// The active version it was measured against (`None`: none was active). A promotion
+    /// stands only while that is still the active one: a model measured against one since
+    /// replaced (a concurrent training, a rollback) is registered as a candidate, and its
+    /// reason says so.
+    pub compared_with: Option<i32>,
 }
 
 /// A registered model (without its document unless asked).
@@ -203,7 +208,25 @@ pub async fn insert_model(
         .bind(i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or(0))
         .execute(&mut *conn)
         .await?;
-    if m.promote {
+    let active: Option<i32> = sqlx::query_scalar(
+        "SELECT version FROM ml_models
+         WHERE tenant_id = $1 AND kind = $2 AND status = 'active'",
+    )
+    .bind(tenant)
+    .bind(kind.name())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let promote = m.promote && active == m.compared_with;
+    let reason = if m.promote && !promote {
+        format!(
+            "{}; not promoted: the model in use changed while it trained (active now: {})",
+            m.reason,
+            active.map_or_else(|| "none".to_owned(), |v| format!("version {v}"))
+        )
+    } else {
+        m.reason.to_owned()
+    };
+    if promote {
         sqlx::query(
             "UPDATE ml_models SET status = 'retired'
              WHERE tenant_id = $1 AND kind = $2 AND status = 'active'",
@@ -233,8 +256,8 @@ pub async fn insert_model(
     .bind(m.training_rows)
     .bind(&m.metrics)
     .bind(&m.model)
-    .bind(m.promote)
-    .bind(m.reason)
+    .bind(promote)
+    .bind(&reason)
     .bind(kind.name())
     .fetch_one(conn)
     .await?;

@@ -68,11 +68,16 @@ pub struct Seeded {
 /// other day for the last 20 days. 3 % of gas flared. A flare and a wellhead per well, a
 /// separator for the site.
 pub async fn seed_production(db: &store::Db, tenant: TenantId) -> Seeded {
+    seed_production_wells(db, tenant, WELLS).await
+}
+
+/// [`seed_production`] with `n` wells (the last one down every other day).
+pub async fn seed_production_wells(db: &store::Db, tenant: TenantId, n: usize) -> Seeded {
     let today = Utc::now().date_naive();
     let first_day = today - TimeDelta::days(DAYS);
-    let apis: Vec<String> = (0..WELLS).map(|i| format!("42-329-7{i:04}")).collect();
-    let names: Vec<String> = (0..WELLS).map(|i| format!("Forecast {i}")).collect();
-    let wells: Vec<ImportWell<'_>> = (0..WELLS)
+    let apis: Vec<String> = (0..n).map(|i| format!("42-329-7{i:04}")).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("Forecast {i}")).collect();
+    let wells: Vec<ImportWell<'_>> = (0..n)
         .map(|i| ImportWell {
             api_number: &apis[i],
             name: &names[i],
@@ -88,7 +93,7 @@ pub async fn seed_production(db: &store::Db, tenant: TenantId) -> Seeded {
         let qi = 80.0 + 10.0 * i as f64;
         for t in 0..DAYS {
             let day = first_day + TimeDelta::days(t);
-            let down = i == WELLS - 1 && t >= DAYS - 20 && t % 2 == 0;
+            let down = i == n - 1 && t >= DAYS - 20 && t % 2 == 0;
             let wiggle = 1.0 + 0.03 * (((t * 7919 + i as i64) % 17) as f64 / 17.0 - 0.5);
             let oil = if down {
                 0.0

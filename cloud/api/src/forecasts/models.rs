@@ -47,9 +47,10 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApiError
 }
 
 /// A model of either kind, trained and compared with the one in use.
+/// With the active version it was compared with (`None`: the untrained defaults).
 enum Trained {
-    Emissions(emis::EmissionsOutcome),
-    Gaps(opt::GapOutcome),
+    Emissions((emis::EmissionsOutcome, Option<i32>)),
+    Gaps((opt::GapOutcome, Option<i32>)),
 }
 
 /// Records a job's stage and progress (nothing for a caller's training).
@@ -117,14 +118,13 @@ async fn train_emissions(
     db: &store::Db,
     tenant: TenantId,
     now: DateTime<Utc>,
-) -> Result<emis::EmissionsOutcome, ApiError> {
+) -> Result<(emis::EmissionsOutcome, Option<i32>), ApiError> {
     let start = now.date_naive();
     let inputs = read_inputs(db, tenant, start).await?;
-    let mut tx = db.begin_tenant(tenant).await?;
-    let active = store::failure_risk::active_model(&mut tx, tenant, EMISSIONS).await?;
-    tx.commit().await?;
-    let active: Option<EmissionsModel> =
-        active.and_then(|(_, doc)| serde_json::from_value(doc).ok());
+    let active: Option<(i32, EmissionsModel)> =
+        training::active_model(db, tenant, EMISSIONS).await?;
+    let compared_with = active.as_ref().map(|a| a.0);
+    let active = active.map(|a| a.1);
     tokio::task::spawn_blocking(move || {
         let mut wells = Vec::new();
         for w in &inputs.wells {
@@ -149,6 +149,7 @@ async fn train_emissions(
         message: format!("cannot train an emissions model: {e}"),
         problems: Vec::new(),
     })
+    .map(|outcome| (outcome, compared_with))
 }
 
 /// Registers a trained emissions model in the caller's transaction (active only when it
@@ -156,7 +157,7 @@ async fn train_emissions(
 async fn register_emissions(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
-    outcome: &emis::EmissionsOutcome,
+    (outcome, compared_with): &(emis::EmissionsOutcome, Option<i32>),
 ) -> Result<ModelRecord, ApiError> {
     let m = &outcome.fit.model;
     let metrics = serde_json::json!({
@@ -188,6 +189,7 @@ async fn register_emissions(
             model: to_json(m)?,
             promote: outcome.promote,
             reason: &outcome.reason,
+            compared_with: *compared_with,
         },
     )
     .await?)
@@ -298,13 +300,12 @@ async fn train_gaps(
     db: &store::Db,
     tenant: TenantId,
     now: DateTime<Utc>,
-) -> Result<opt::GapOutcome, ApiError> {
+) -> Result<(opt::GapOutcome, Option<i32>), ApiError> {
     let start = now.date_naive();
     let inputs = read_inputs(db, tenant, start).await?;
-    let mut tx = db.begin_tenant(tenant).await?;
-    let active = store::failure_risk::active_model(&mut tx, tenant, GAPS).await?;
-    tx.commit().await?;
-    let active: Option<GapModel> = active.and_then(|(_, doc)| serde_json::from_value(doc).ok());
+    let active: Option<(i32, GapModel)> = training::active_model(db, tenant, GAPS).await?;
+    let compared_with = active.as_ref().map(|a| a.0);
+    let active = active.map(|a| a.1);
     tokio::task::spawn_blocking(move || {
         let wells = gap_wells(&inputs, start);
         opt::train_and_compare(
@@ -319,6 +320,7 @@ async fn train_gaps(
         message: format!("cannot train a production-gap model: {e}"),
         problems: Vec::new(),
     })
+    .map(|outcome| (outcome, compared_with))
 }
 
 /// Registers a trained gap model in the caller's transaction (active only when it beat the
@@ -326,7 +328,7 @@ async fn train_gaps(
 async fn register_gaps(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
-    outcome: &opt::GapOutcome,
+    (outcome, compared_with): &(opt::GapOutcome, Option<i32>),
 ) -> Result<ModelRecord, ApiError> {
     let metrics = serde_json::json!({
         "model": outcome.metrics,
@@ -353,6 +355,7 @@ async fn register_gaps(
             model: to_json(&outcome.fit.model)?,
             promote: outcome.promote,
             reason: &outcome.reason,
+            compared_with: *compared_with,
         },
     )
     .await?)
