@@ -68,7 +68,7 @@ async fn stage(
 
 /// Trains a model of `kind` for `tenant` on its data before `now`'s day, registers it (active
 /// only when it beat the one in use) and audits it in one transaction, then recomputes the
-/// tenant's forecasts when it was promoted. A job's stage and progress are recorded on
+/// tenant's forecasts when it was promoted (if that fails, the hourly refresh does). A job's stage and progress are recorded on
 /// `job_conn` as it goes.
 async fn train_and_register(
     db: &store::Db,
@@ -92,8 +92,13 @@ async fn train_and_register(
     };
     training::audit_trained(&mut tx, by, kind, &record).await?;
     tx.commit().await?;
-    if record.status == "active" {
-        refresh_tenant(db, tenant, now).await?;
+    // The model is registered either way: a refresh that fails now is the hourly job's to
+    // make, not a failed training.
+    if record.status == "active"
+        && let Err(e) = refresh_tenant(db, tenant, now).await
+    {
+        tracing::warn!(tenant = tenant.0, version = record.version, error = %e,
+            "forecasts not recomputed after a promotion: the hourly refresh will");
     }
     Ok(record)
 }
