@@ -1,6 +1,7 @@
 //! The scheduler against a real database: jobs run on their interval, one instance leads
-//! each run (advisory lock), failures are counted and retried, and the storage
-//! maintenance job keeps the rollups current.
+//! each run (advisory lock), failures are counted and retried, jobs starting together
+//! never starve their own work (or requests) of connections, and the storage maintenance
+//! job keeps the rollups current.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -137,5 +138,41 @@ async fn the_maintenance_job_keeps_rollups_current() {
     }
     running.abort();
     assert_rollups_match_raw(db).await;
+    test.finish().await;
+}
+
+#[tokio::test]
+async fn jobs_starting_together_leave_the_pool_to_their_work() {
+    let test = TestDb::plain("jobs_pool").await;
+    // A pool of two connections; twelve jobs start at once (as every job does at start-up),
+    // each needing one connection for its work. Their locks must not take the pool.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(test.db.pool().connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let db = store::Db::from_pool(pool, store::StorageOptions::default());
+    let metrics = JobMetrics::default();
+    let mut runs = tokio::task::JoinSet::new();
+    const NAMES: [&str; 12] = [
+        "t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9", "t10", "t11",
+    ];
+    for name in NAMES {
+        let job = Job::new(name, Duration::from_secs(3600), |db| async move {
+            let mut conn = db.pool().acquire().await?;
+            sqlx::query("SELECT pg_sleep(0.05)")
+                .execute(&mut *conn)
+                .await?;
+            Ok("worked".to_owned())
+        });
+        let (db, metrics) = (db.clone(), metrics.clone());
+        runs.spawn(async move { run_once(&db, &job, &metrics).await });
+    }
+    let outcomes: Vec<Outcome> = runs.join_all().await;
+    assert_eq!(outcomes, vec![Outcome::Ok; 12]);
+    // The pool is free again for requests.
+    sqlx::query("SELECT 1").execute(db.pool()).await.unwrap();
+    db.close().await;
     test.finish().await;
 }

@@ -385,6 +385,10 @@ impl StorageOptions {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: PgPool,
+    /// The connections that hold the periodic jobs' advisory locks ([`Db::try_job_lock`]):
+    /// a pool of their own, so running jobs never hold the connections requests and the
+    /// jobs' own work need.
+    job_locks: PgPool,
     options: Arc<StorageOptions>,
     backend: Arc<OnceLock<Backend>>,
 }
@@ -407,10 +411,19 @@ impl Db {
         Ok(Db::from_pool(pool, options))
     }
 
-    /// Wraps an existing pool (e.g. one made by `#[sqlx::test]`).
+    /// Wraps an existing pool (e.g. one made by `#[sqlx::test]`); the job locks get a
+    /// pool of their own to the same database, its connections opened when a job first
+    /// needs one and closed when idle.
     pub fn from_pool(pool: PgPool, options: StorageOptions) -> Db {
+        let job_locks = PgPoolOptions::new()
+            .max_connections(locks::MAX_RUNNING_JOBS)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(300))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
         Db {
             pool,
+            job_locks,
             options: Arc::new(options),
             backend: Arc::new(OnceLock::new()),
         }
@@ -434,6 +447,12 @@ impl Db {
             .ok_or(DbError::NotMigrated)?;
         let _ = self.backend.set(backend);
         Ok(backend)
+    }
+
+    /// Closes every connection: the pool's and the job locks'.
+    pub async fn close(&self) {
+        self.job_locks.close().await;
+        self.pool.close().await;
     }
 
     /// The connection pool.

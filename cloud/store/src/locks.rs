@@ -1,5 +1,11 @@
 //! Leader election for periodic jobs: a session-level PostgreSQL advisory lock per job
-//! name, held on a dedicated pooled connection for the length of one run.
+//! name, held on a dedicated connection for the length of one run.
+//!
+//! Those connections come from a pool of their own (at most [`MAX_RUNNING_JOBS`]), not the
+//! pool requests and the jobs' work use. When they came from that pool, a dozen jobs
+//! ticking together (at start-up, and whenever their intervals met) took every connection
+//! for their locks and then waited on each other for one to work with: the API stalled
+//! for the pool's acquire timeout and the jobs failed.
 //!
 //! Whoever holds the lock runs the job; other instances skip that run. If the process
 //! dies or its connection drops, PostgreSQL releases the lock at once, so a job never
@@ -18,10 +24,13 @@ pub struct JobLock {
     name: String,
 }
 
+/// Most job runs in progress at once in one process (connections of the job-lock pool).
+pub const MAX_RUNNING_JOBS: u32 = 32;
+
 impl Db {
     /// Takes the advisory lock of job `name` if no other session holds it.
     pub async fn try_job_lock(&self, name: &str) -> Result<Option<JobLock>, DbError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.job_locks.acquire().await?;
         let taken: bool = sqlx::query_scalar(
             "SELECT pg_try_advisory_lock(hashtextextended('wellpulse.job.' || $1, 0))",
         )

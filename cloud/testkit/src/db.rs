@@ -62,7 +62,7 @@ impl TestDb {
 
     /// Closes the pool and drops the database.
     pub async fn finish(self) {
-        self.db.pool().close().await;
+        self.db.close().await;
         self.scratch.drop_db().await.expect("drop scratch database");
     }
 }
