@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 
 use ml::maintenance::{
     AGE_FEATURES, FEATURES, HORIZONS, Metrics, Model, TrainOptions, WellHistory, WellScores,
-    evaluate_scores, label, scored_days,
+    days_since_workover, evaluate_scores, label, scored_days,
 };
 use ml::wear::{WearFleet, WearOptions};
 
@@ -74,14 +74,7 @@ fn states(fleet: &WearFleet, wells: &[WellHistory], seed: u64) -> Vec<Vec<(usize
                     if let Some((o, _)) = warnings.iter().find(|(o, from)| d >= *from && d < *o) {
                         return (i, State::Warning((o - d) as usize));
                     }
-                    let day = h.start + chrono::Days::new(i as u64);
-                    let age = h
-                        .workovers
-                        .iter()
-                        .rev()
-                        .find(|w| **w <= day)
-                        .map(|w| (day - *w).num_days() as usize)
-                        .unwrap_or(h.age_at_start.unwrap_or(365) as usize + i);
+                    let age = days_since_workover(h, i) as usize;
                     (i, State::Quiet(h.lift, (age / 10).min(60)))
                 })
                 .collect()

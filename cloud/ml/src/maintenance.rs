@@ -217,6 +217,18 @@ fn window(
     days[from..=end].iter().map(get)
 }
 
+/// Days since the well's last workover on its day `i` (before any in the history: its age
+/// at the start plus `i`, a year when unknown).
+pub fn days_since_workover(h: &WellHistory, i: usize) -> f64 {
+    let day = h.start + chrono::Days::new(i as u64);
+    h.workovers
+        .iter()
+        .rev()
+        .find(|w| **w <= day)
+        .map(|w| (day - *w).num_days() as f64)
+        .unwrap_or_else(|| f64::from(h.age_at_start.unwrap_or(365)) + i as f64)
+}
+
 /// Indices (day offsets) of a history that are scored: enough history, and the well not
 /// down between a failure and its repair.
 pub fn scored_days(h: &WellHistory) -> Vec<usize> {
@@ -295,14 +307,7 @@ pub fn features_at(h: &WellHistory, i: usize) -> [f64; FEATURES.len()] {
         (Some(b), Some(a)) => b - a,
         _ => 0.0,
     };
-    let day = h.start + chrono::Days::new(i as u64);
-    let age = h
-        .workovers
-        .iter()
-        .rev()
-        .find(|w| **w <= day)
-        .map(|w| (day - *w).num_days() as f64)
-        .unwrap_or_else(|| f64::from(h.age_at_start.unwrap_or(365)) + i as f64);
+    let age = days_since_workover(h, i);
     [
         trend,
         drop,
