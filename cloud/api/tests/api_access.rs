@@ -231,6 +231,7 @@ async fn a_suspended_tenant_answers_403_to_its_people_at_once_and_keeps_its_data
     assert_eq!(log["items"][1]["after"]["status"], "suspended");
     assert_eq!(log["items"][1]["actor"], "user:1 admin@wellpulse.test");
     assert!(log["items"][1]["request_id"].is_string());
+    drop(kicks);
     api.finish().await;
 }
 

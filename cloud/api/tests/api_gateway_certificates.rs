@@ -228,6 +228,7 @@ async fn certificates_are_issued_once_listed_and_revoked_with_a_kick() {
             .unwrap(),
         store::certificates::CertificateStatus::Valid { .. }
     ));
+    drop(kicks);
     api.finish().await;
 }
 

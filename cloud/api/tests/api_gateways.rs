@@ -220,5 +220,6 @@ async fn a_gateway_is_provisioned_rotated_and_revoked() {
     let r = create("gw-5").await;
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.error_code(), "quota_exceeded");
+    drop(kicks);
     api.finish().await;
 }
