@@ -1377,8 +1377,8 @@ fn held_out(
 /// Trains on all but every third well (in the given order) with [`fit`], measures the new
 /// model and the one in use — `active`, else the untrained defaults, which make the
 /// tenant's forecasts until then — on those held-out wells (their own last 30 days,
-/// forecast from the days before), and promotes the new one only when its MAPE is lower by more than
-/// 0.1 percentage point on at least [`crate::MIN_HELD_OUT_WELLS`] wells. Only days before `start` are used.
+/// forecast from the days before), and promotes the new one by [`crate::promotion`]. Only
+/// days before `start` are used.
 pub fn train_and_compare(
     wells: &[TrainingWell<'_>],
     active: Option<&EmissionsModel>,
@@ -1410,26 +1410,13 @@ pub fn train_and_compare(
     // the tenant's forecasts until a trained model beats them.
     let default = EmissionsModel::default();
     let active_metrics = held_out(&held, active.unwrap_or(&default), start, gwp)?;
-    let (new, old) = (metrics.mape_30d_percent, active_metrics.mape_30d_percent);
-    let what = if active.is_some() {
-        "the model in use"
-    } else {
-        "the untrained defaults"
-    };
-    let enough = metrics.wells >= crate::MIN_HELD_OUT_WELLS;
-    let promote = enough && new < old - 0.1;
-    let reason = if enough {
-        format!(
-            "held-out 30-day MAPE {new:.2} % {} {old:.2} % of {what}",
-            if promote { "beats" } else { "does not beat" }
-        )
-    } else {
-        format!(
-            "measured on {} held-out wells: at least {} are needed to replace {what}",
-            metrics.wells,
-            crate::MIN_HELD_OUT_WELLS
-        )
-    };
+    let (promote, reason) = crate::promotion(
+        "30-day MAPE",
+        metrics.mape_30d_percent,
+        active_metrics.mape_30d_percent,
+        metrics.wells,
+        active.is_some(),
+    );
     let mut hasher = Sha256::new();
     let (mut first, mut rows) = (start, 0);
     for w in &train {

@@ -23,6 +23,41 @@
 /// Fewest held-out wells a registry's promotion may rest on (emissions, production gaps):
 /// a median or mean of fewer is noise, and the model in use stays.
 pub const MIN_HELD_OUT_WELLS: usize = 5;
+/// Least improvement of a held-out error, in percentage points, that promotes a model.
+pub const PROMOTION_MARGIN: f64 = 0.1;
+
+/// The registries' promotion rule for a held-out error (lower is better; emissions,
+/// production gaps): the new model replaces the one in use when it was measured on at
+/// least [`MIN_HELD_OUT_WELLS`] wells and its `metric` is lower by more than
+/// [`PROMOTION_MARGIN`]. `registered`: the model in use is a registered one (else the
+/// untrained defaults). Returns the decision and its reason in words.
+pub fn promotion(
+    metric: &str,
+    new: f64,
+    old: f64,
+    held_out_wells: usize,
+    registered: bool,
+) -> (bool, String) {
+    let what = if registered {
+        "the model in use"
+    } else {
+        "the untrained defaults"
+    };
+    if held_out_wells < MIN_HELD_OUT_WELLS {
+        return (
+            false,
+            format!(
+                "measured on {held_out_wells} held-out wells: at least {MIN_HELD_OUT_WELLS} are needed to replace {what}"
+            ),
+        );
+    }
+    let promote = new < old - PROMOTION_MARGIN;
+    let verb = if promote { "beats" } else { "does not beat" };
+    (
+        promote,
+        format!("held-out {metric} {new:.2} % {verb} {old:.2} % of {what}"),
+    )
+}
 
 pub mod emissions;
 pub mod fleet;

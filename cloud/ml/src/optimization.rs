@@ -782,8 +782,6 @@ pub const INPUTS: [&str; 5] = [
 
 /// Share of oil the impairment [`fit`] injects takes away.
 const INJECTED_LOSS: f64 = 0.3;
-/// Least improvement of the held-out score that promotes a model, points.
-const PROMOTION_MARGIN: f64 = 0.1;
 
 /// How well a model's expectations match what wells made: each well's expected potential
 /// over the recent window (from the data before it and its peers) against the median
@@ -1049,8 +1047,8 @@ pub struct GapOutcome {
 /// Trains a gap model on two thirds of the wells (every well but each third, on their own
 /// data alone) and measures it and the model in use (`active`, else the untrained
 /// defaults, which make the gaps until then) on the other third, on the same wells, with
-/// the whole fleet as peers, as in service. It is promoted only when its held-out score is
-/// lower by more than 0.1 point on at least [`crate::MIN_HELD_OUT_WELLS`] wells.
+/// the whole fleet as peers, as in service. It is promoted by [`crate::promotion`] on the
+/// held-out score.
 pub fn train_and_compare(
     wells: &[WellInput],
     active: Option<&GapModel>,
@@ -1075,25 +1073,13 @@ pub fn train_and_compare(
             "no held-out well has both an expected and a recent potential".into(),
         ));
     }
-    let (new, old) = (metrics.score_percent, active_metrics.score_percent);
-    let what = if active.is_some() {
-        "the model in use"
-    } else {
-        "the untrained defaults"
-    };
-    let promote = metrics.wells >= crate::MIN_HELD_OUT_WELLS && new < old - PROMOTION_MARGIN;
-    let reason = if metrics.wells < crate::MIN_HELD_OUT_WELLS {
-        format!(
-            "measured on {} held-out wells: at least {} are needed to replace {what}",
-            metrics.wells,
-            crate::MIN_HELD_OUT_WELLS
-        )
-    } else {
-        format!(
-            "held-out error of the expected potential (as is and impaired) {new:.2} % {} {old:.2} % of {what}",
-            if promote { "beats" } else { "does not beat" }
-        )
-    };
+    let (promote, reason) = crate::promotion(
+        "error of the expected potential (as is and impaired)",
+        metrics.score_percent,
+        active_metrics.score_percent,
+        metrics.wells,
+        active.is_some(),
+    );
     let mut hasher = Sha256::new();
     let (mut first, mut rows) = (o.as_of, 0);
     for w in &training {
